@@ -1,0 +1,71 @@
+"""verify_gradients and numerical_grad: they pass on the real gradient and fail on a broken one."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import mfjax
+import mfjax.gradcheck as gc
+from test_core import make_problem
+
+
+def test_numerical_grad_on_a_pytree():
+    tree = {"a": jnp.arange(3.0), "b": jnp.array([[1.0, -2.0]])}
+    f = lambda t: jnp.sum(t["a"] ** 3) + jnp.prod(t["b"])
+    g = mfjax.numerical_grad(f, tree, eps=1e-5)
+    np.testing.assert_allclose(g["a"], 3 * np.arange(3.0) ** 2, atol=1e-8)
+    np.testing.assert_allclose(g["b"], [[-2.0, 1.0]], atol=1e-8)
+
+
+@pytest.mark.parametrize("shape", [(6, 9, 4, 50), (3, 3, 1, 1), (5, 4, 2, 30)])
+@pytest.mark.parametrize("reg", [0.0, 0.25])
+def test_verify_gradients_passes(shape, reg):
+    p, u, i, r = make_problem(*shape)
+    report = mfjax.verify_gradients(p, u, i, r, reg=reg, order=2)
+    assert report.ok, str(report)
+    assert report.manual_vs_numerical is not None
+    assert all(err < 1e-10 for _, err in report.manual_vs_autodiff.values())
+    assert all(v is None for v in report.check_grads.values())
+    assert "OK" in str(report) and "check_grads" in str(report)
+
+
+def test_verify_gradients_float32():
+    p, u, i, r = make_problem(6, 9, 4, 50, dtype=jnp.float32)
+    report = mfjax.verify_gradients(p, u, i, r, reg=0.1)
+    assert report.ok, str(report)
+    assert report.dtype == "float32"
+
+
+def _sign_flipped_item_grad(*args, **kwargs):
+    g = mfjax.manual_grad(*args, **kwargs)
+    return g._replace(item_factors=-g.item_factors)
+
+
+def _missing_bias_reg(p, u, i, r, *, reg=0.0, bias_reg=None):
+    return mfjax.manual_grad(p, u, i, r, reg=reg, bias_reg=0.0)
+
+
+@pytest.mark.parametrize("broken", [_sign_flipped_item_grad, _missing_bias_reg])
+def test_verify_gradients_catches_a_broken_manual_grad(monkeypatch, broken):
+    p, u, i, r = make_problem(6, 9, 4, 50)
+    monkeypatch.setattr(gc, "manual_grad", broken)
+    report = mfjax.verify_gradients(p, u, i, r, reg=0.3)
+    assert not report.ok
+    assert "FAIL" in str(report)
+    assert report.check_grads["manual_grad as VJP, rev, order 1"] is not None
+
+
+def test_large_problem_skips_finite_differences():
+    p, u, i, r = make_problem(40, 30, 8, 100)
+    report = mfjax.verify_gradients(p, u, i, r, reg=0.1, order=1, max_numerical=100)
+    assert report.ok and report.manual_vs_numerical is None
+    assert "skipped" in str(report)
+
+
+def test_verify_gradients_rejects_out_of_range_indices():
+    p, u, i, r = make_problem(6, 9, 4, 50)
+    u = u.copy()
+    u[3] = 6
+    with pytest.raises(ValueError, match=r"users\[3\] = 6"):
+        mfjax.verify_gradients(p, u, i, r)
