@@ -156,11 +156,14 @@ def loss(
     *,
     reg: float = 0.0,
     bias_reg: float | None = None,
+    weights: jax.Array | None = None,
 ) -> jax.Array:
     """The regularized squared-error objective over the given ratings.
 
     ``L = ½ Σ (r̂ − r)² + ½ Σ [λ (‖p_u‖² + ‖q_i‖²) + λ_b (b_u² + b_i²)]``, both
-    sums over the ratings passed in (see the module docstring).
+    sums over the ratings passed in (see the module docstring). With
+    ``weights`` w, each rating's whole term (error and penalty) is scaled by
+    its w; the training loop pads minibatches with w = 0.
 
     Args:
         params: model parameters.
@@ -168,6 +171,7 @@ def loss(
         ratings: observed ratings [n].
         reg: λ, the L2 weight on the factors.
         bias_reg: λ_b, the L2 weight on the biases; ``None`` means ``reg``.
+        weights: optional per-rating weights [n]; ``None`` means all 1.
 
     Returns:
         The scalar loss.
@@ -178,19 +182,20 @@ def loss(
     bu = params.user_bias[users]
     bi = params.item_bias[items]
     err = params.global_bias + bu + bi + jnp.sum(p * q, axis=-1) - ratings
-    penalty = reg * (jnp.sum(p * p) + jnp.sum(q * q)) + bias_reg * (
-        jnp.sum(bu * bu) + jnp.sum(bi * bi)
-    )
-    return 0.5 * jnp.sum(err * err) + 0.5 * penalty
+    per_rating = err * err + reg * jnp.sum(p * p + q * q, axis=-1) + bias_reg * (bu * bu + bi * bi)
+    if weights is not None:
+        per_rating = weights * per_rating
+    return 0.5 * jnp.sum(per_rating)
 
 
-def _rating_grad(p, q, bu, bi, mu, r, reg, bias_reg):
-    """Gradient of one rating's term of the loss (all arguments for ONE rating).
+def _rating_grad(p, q, bu, bi, mu, r, w, reg, bias_reg):
+    """Gradient of one rating's (weighted) term of the loss, for ONE rating.
 
     Returns (∂p_u [k], ∂q_i [k], ∂b_u [], ∂b_i [], ∂μ []).
     """
     e = mu + bu + bi + jnp.dot(p, q) - r
-    return e * q + reg * p, e * p + reg * q, e + bias_reg * bu, e + bias_reg * bi, e
+    return w * (e * q + reg * p), w * (e * p + reg * q), w * (e + bias_reg * bu), \
+        w * (e + bias_reg * bi), w * e
 
 
 def manual_grad(
@@ -201,6 +206,7 @@ def manual_grad(
     *,
     reg: float = 0.0,
     bias_reg: float | None = None,
+    weights: jax.Array | None = None,
 ) -> Params:
     """The gradient of :func:`loss`, written by hand (no autodiff).
 
@@ -215,19 +221,23 @@ def manual_grad(
         ratings: observed ratings [n].
         reg: λ, the L2 weight on the factors.
         bias_reg: λ_b, the L2 weight on the biases; ``None`` means ``reg``.
+        weights: optional per-rating weights [n], as in :func:`loss`.
 
     Returns:
         A :class:`Params` with the same shapes as ``params``.
     """
     bias_reg = _bias_reg(reg, bias_reg)
-    per_rating = jax.vmap(_rating_grad, in_axes=(0, 0, 0, 0, None, 0, None, None))
+    dtype = params.global_bias.dtype
+    w = jnp.ones(users.shape, dtype) if weights is None else weights.astype(dtype)
+    per_rating = jax.vmap(_rating_grad, in_axes=(0, 0, 0, 0, None, 0, 0, None, None))
     dp, dq, dbu, dbi, dmu = per_rating(
         params.user_factors[users],
         params.item_factors[items],
         params.user_bias[users],
         params.item_bias[items],
         params.global_bias,
-        ratings.astype(params.global_bias.dtype),
+        ratings.astype(dtype),
+        w,
         reg,
         bias_reg,
     )

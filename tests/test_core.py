@@ -147,3 +147,21 @@ def test_everything_jits(dtype, rtol):
 def test_validate_ratings_rejects_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         mfjax.validate_ratings(**kwargs, n_users=3, n_items=4)
+
+
+def test_weights_scale_each_rating_and_zero_drops_it():
+    p, u, i, r = make_problem(6, 9, 4, 30)
+    w = np.random.default_rng(5).uniform(0, 2, 30)
+    w[:7] = 0.0
+    g_auto = jax.grad(mfjax.loss)(p, u, i, r, reg=0.2, bias_reg=0.05, weights=w)
+    g_man = mfjax.manual_grad(p, u, i, r, reg=0.2, bias_reg=0.05, weights=w)
+    for a, b in zip(g_auto, g_man):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    # Weight 0 is the same as leaving the rating out; weight 1 everywhere is no weights.
+    g_drop = mfjax.manual_grad(p, u[7:], i[7:], r[7:], reg=0.2, bias_reg=0.05, weights=w[7:])
+    for a, b in zip(g_man, g_drop):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(mfjax.loss(p, u, i, r, reg=0.2, weights=np.ones(30)),
+                               mfjax.loss(p, u, i, r, reg=0.2), rtol=1e-12)
+    want = sum(wj * numpy_loss(p, u[j:j + 1], i[j:j + 1], r[j:j + 1], 0.2, 0.05) for j, wj in enumerate(w))
+    np.testing.assert_allclose(mfjax.loss(p, u, i, r, reg=0.2, bias_reg=0.05, weights=w), want, rtol=1e-12)
