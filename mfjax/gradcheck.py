@@ -27,7 +27,7 @@ from jax.test_util import check_grads
 
 from .core import Params, loss, manual_grad, validate_ratings
 
-__all__ = ["numerical_grad", "verify_gradients", "GradientReport"]
+__all__ = ["numerical_grad", "verify_gradients", "GradientReport", "sample_problem"]
 
 # Relative tolerances by dtype: (manual vs autodiff, finite differences).
 _TOL = {
@@ -225,3 +225,32 @@ def verify_gradients(
         check_grads=checks,
         tol=(tol_exact, tol_num),
     )
+
+
+def sample_problem(ratings, sample: int = 300, *, rank: int = 4, seed: int = 0, dtype=np.float32):
+    """A small gradient-check problem from real ratings.
+
+    Draws ``sample`` ratings at random, re-indexes the users and items they
+    touch to contiguous rows (so finite differences stay cheap), and draws
+    initial parameters around the sample's mean.
+
+    Args:
+        ratings: an :class:`mfjax.Ratings`.
+        sample: how many ratings to draw.
+        rank: the rank of the parameters.
+        seed: seeds the draw and the parameters.
+        dtype: float dtype of the parameters.
+
+    Returns:
+        ``(params, users, items, ratings)`` for :func:`verify_gradients`.
+    """
+    from .core import init_params
+
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(ratings), size=min(sample, len(ratings)), replace=False)
+    _, users = np.unique(ratings.users[idx], return_inverse=True)
+    _, items = np.unique(ratings.items[idx], return_inverse=True)
+    r = ratings.ratings[idx].astype(dtype)
+    params = init_params(jax.random.PRNGKey(seed), int(users.max()) + 1, int(items.max()) + 1,
+                         rank, init_scale=0.3, global_bias=float(r.mean()), dtype=dtype)
+    return params, users.astype(np.int32), items.astype(np.int32), r

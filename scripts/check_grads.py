@@ -42,20 +42,6 @@ def random_problem(n_users, n_items, rank, n, seed, dtype):
     return p, users, items, rng.uniform(1, 5, n)
 
 
-def real_problem(ratings, sample, rank, seed, dtype):
-    """A random sample of real ratings, re-indexed to the rows it touches."""
-    import mfjax
-
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(len(ratings), size=min(sample, len(ratings)), replace=False)
-    _, users = np.unique(ratings.users[idx], return_inverse=True)
-    _, items = np.unique(ratings.items[idx], return_inverse=True)
-    p = mfjax.init_params(jax.random.PRNGKey(seed), int(users.max()) + 1, int(items.max()) + 1,
-                          rank, init_scale=0.3, global_bias=float(ratings.ratings.mean()),
-                          dtype=dtype)
-    return p, users, items, ratings.ratings[idx].astype(np.float64)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -78,10 +64,12 @@ def main(argv=None) -> int:
     try:
         if args.data:
             r = mfjax.load_ratings(args.data)
-            problems.append((f"{args.data} sample", real_problem(r, args.sample, 4, args.seed, dtype)))
+            problems.append((f"{args.data} sample",
+                             mfjax.gradcheck.sample_problem(r, args.sample, seed=args.seed, dtype=dtype)))
         if args.movielens:
             r = mfjax.datasets.movielens("100k")
-            problems.append(("ML-100K sample", real_problem(r, args.sample, 4, args.seed, dtype)))
+            problems.append(("ML-100K sample",
+                             mfjax.gradcheck.sample_problem(r, args.sample, seed=args.seed, dtype=dtype)))
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         print(f"error: could not load real ratings: {e}", file=sys.stderr)
         return 2

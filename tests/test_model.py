@@ -1,0 +1,123 @@
+"""Model: predict with fallbacks, evaluate across ID spaces, save/load."""
+
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+import mfjax
+from mfjax import split
+
+
+@pytest.fixture(scope="module")
+def trained():
+    rng = np.random.default_rng(0)
+    users = np.array([f"u{j}" for j in rng.integers(0, 80, 4000)])
+    items = rng.integers(1000, 1060, 4000)
+    ratings = rng.integers(1, 6, 4000).astype(float)
+    with pytest.warns(UserWarning):  # random pairs repeat
+        r = mfjax.Ratings.from_arrays(users, items, ratings)
+    train, test = split.holdout(r, 0.2, seed=0)
+    model = mfjax.fit(train, rank=4, epochs=3, progress=False)
+    return model, train, test
+
+
+def test_predict_is_clipped_and_matches_the_core(trained):
+    model, train, _ = trained
+    u, i = train.user_ids[train.users[:50]], train.item_ids[train.items[:50]]
+    got = model.predict(u, i, clip=False)
+    want = mfjax.predict(model.params, train.users[:50], train.items[:50])
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    big = model.params._replace(global_bias=model.params.global_bias + 100)
+    clipped = mfjax.Model(big, model.user_ids, model.item_ids, model.rating_range).predict(u, i)
+    assert np.all(clipped == model.rating_range[1])
+    assert isinstance(model.predict(u[0], i[0]), float)
+
+
+def test_unknown_ids_fall_back_to_known_biases(trained):
+    model, train, _ = trained
+    p = model.params
+    known_u, known_i = train.user_ids[0], train.item_ids[0]
+    pred, counts = model.predict(["nobody", known_u, "nobody"], [known_i, 99999, 99999],
+                                 clip=False, return_fallbacks=True)
+    mu = float(p.global_bias)
+    np.testing.assert_allclose(pred, [mu + float(p.item_bias[0]), mu + float(p.user_bias[0]), mu],
+                               rtol=1e-6)
+    assert counts == {"n_unknown_users": 2, "n_unknown_items": 2}
+    with pytest.raises(KeyError, match="nobody"):
+        model.index_users("nobody")
+
+
+def test_evaluate_in_the_same_and_in_a_raw_id_space(trained):
+    model, _, test = trained
+    same = mfjax.evaluate(model, test)
+    df = test.to_frame()
+    extra = {"user": ["ghost"], "item": [1000], "rating": [3.0]}
+    raw = mfjax.Ratings.from_arrays(list(df["user"]) + extra["user"],
+                                    list(df["item"]) + extra["item"],
+                                    list(df["rating"]) + extra["rating"])
+    other = mfjax.evaluate(model, raw)
+    assert other["n"] == same["n"] + 1 and other["n_unknown_users"] == 1
+    assert same["n_unknown_users"] == 0 and same["n_unknown_items"] == 0
+    pred = model.predict(df["user"].to_numpy(), df["item"].to_numpy())
+    rmse = float(np.sqrt(np.mean((pred - df["rating"].to_numpy()) ** 2)))
+    assert abs(same["rmse"] - rmse) < 1e-6 and same["mae"] > 0
+
+
+def test_save_load_round_trip(trained, tmp_path):
+    model, train, _ = trained
+    path = tmp_path / "sub" / "model.npz"
+    model.save(path)
+    loaded = mfjax.load_model(path)
+    u, i = train.user_ids[train.users[:100]], train.item_ids[train.items[:100]]
+    np.testing.assert_array_equal(loaded.predict(u, i), model.predict(u, i))
+    assert loaded.config == model.config and loaded.history == model.history
+    assert loaded.rating_range == model.rating_range
+    np.testing.assert_array_equal(loaded.seen_items, model.seen_items)
+    assert list(loaded.user_ids) == list(model.user_ids)
+    assert [p for p in os.listdir(path.parent)] == ["model.npz"]  # no temp files left
+
+
+def test_int_ids_survive_a_round_trip(tmp_path):
+    r, _ = mfjax.datasets.synthetic(30, 20, 500, seed=0)
+    model = mfjax.fit(r, rank=2, epochs=1, progress=False)
+    model.save(tmp_path / "m.npz")
+    loaded = mfjax.load_model(tmp_path / "m.npz")
+    assert loaded.user_ids.dtype == np.int64
+    assert loaded.predict(r.user_ids[3], r.item_ids[2]) == model.predict(r.user_ids[3], r.item_ids[2])
+
+
+def test_corrupt_or_foreign_files_raise_value_error(trained, tmp_path):
+    model, _, _ = trained
+    good = tmp_path / "good.npz"
+    model.save(good)
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good.read_bytes()[:1000])
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, x=np.arange(3))
+    tagged = tmp_path / "tagged.npz"
+    np.savez(tagged, meta=np.frombuffer(json.dumps({"format": "other"}).encode(), np.uint8))
+    text = tmp_path / "text.npz"
+    text.write_text("hello")
+    for path in (truncated, foreign, tagged, text):
+        with pytest.raises(ValueError, match=str(path.name)):
+            mfjax.load_model(path)
+    with pytest.raises(FileNotFoundError):
+        mfjax.load_model(tmp_path / "missing.npz")
+
+
+def test_a_failed_save_leaves_nothing_behind(trained, tmp_path, monkeypatch):
+    model, _, _ = trained
+    path = tmp_path / "model.npz"
+    model.save(path)
+    before = path.read_bytes()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", boom)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(path)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["model.npz"]

@@ -1,0 +1,158 @@
+"""fit: convergence, gradient routes, resume, early stopping, failures."""
+
+import math
+
+import numpy as np
+import optax
+import pytest
+
+import mfjax
+from mfjax import split
+
+
+@pytest.fixture(scope="module")
+def planted():
+    ratings, truth = mfjax.datasets.synthetic(300, 200, 30_000, rank=4, noise=0.5, seed=1)
+    train, test = split.holdout(ratings, 0.2, seed=0)
+    return train, test
+
+
+FAST = dict(rank=8, reg=0.02, bias_reg=0.0, epochs=12, batch_size=1024, progress=False)
+
+
+def test_fit_reaches_the_noise_floor(planted):
+    train, test = planted
+    model = mfjax.fit(train, validation=test, **FAST)
+    rmse = mfjax.evaluate(model, test)["rmse"]
+    assert rmse <= 1.15 * 0.5, rmse
+    hist = model.history
+    assert len(hist) == 12 and hist[-1]["val_rmse"] < hist[0]["val_rmse"]
+    assert hist[-1]["loss"] < hist[0]["loss"]
+    assert all(set(h) >= {"epoch", "loss", "val_rmse", "val_mae", "seconds"} for h in hist)
+    assert math.isclose(hist[-1]["val_rmse"], rmse, rel_tol=1e-4)
+
+
+def test_global_bias_starts_at_the_training_mean(planted):
+    train, _ = planted
+    model = mfjax.fit(train, **{**FAST, "epochs": 1}, learning_rate=1e-12)
+    assert abs(float(model.params.global_bias) - train.mean) < 1e-4
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adagrad", "rmsprop"])
+def test_autodiff_and_manual_gradients_give_the_same_trajectory(planted, optimizer):
+    train, _ = planted
+    kw = {**FAST, "epochs": 3, "optimizer": optimizer}
+    if optimizer == "sgd":
+        kw["learning_rate"] = 1e-4
+    a = mfjax.fit(train, gradient="autodiff", **kw)
+    m = mfjax.fit(train, gradient="manual", **kw)
+    for x, y in zip(a.params, m.params):
+        np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-5)
+    for ha, hm in zip(a.history, m.history):
+        assert math.isclose(ha["loss"], hm["loss"], rel_tol=1e-5)
+
+
+def test_same_seed_same_result_other_seed_differs(planted):
+    train, _ = planted
+    a = mfjax.fit(train, seed=3, **{**FAST, "epochs": 2})
+    b = mfjax.fit(train, seed=3, **{**FAST, "epochs": 2})
+    c = mfjax.fit(train, seed=4, **{**FAST, "epochs": 2})
+    np.testing.assert_array_equal(a.params.user_factors, b.params.user_factors)
+    assert not np.allclose(a.params.user_factors, c.params.user_factors)
+
+
+def test_batch_size_not_dividing_the_data_uses_every_rating(planted):
+    # With one epoch of plain SGD at a tiny rate, the total update is the full-batch
+    # gradient; padding (weight 0) must neither add nor drop ratings.
+    train, _ = planted
+    n = len(train)
+    lr = 1e-7
+    model = mfjax.fit(train, optimizer="sgd", learning_rate=lr, batch_size=n // 3 + 7, epochs=1,
+                      rank=4, reg=0.1, init_scale=0.1, progress=False)
+    init = mfjax.fit(train, optimizer="sgd", learning_rate=1e-30, batch_size=n, epochs=1, rank=4,
+                     reg=0.1, init_scale=0.1, progress=False).params
+    g = mfjax.manual_grad(init, train.users, train.items, train.ratings, reg=0.1, bias_reg=0.1)
+    step = np.asarray(init.item_bias) - np.asarray(model.params.item_bias)
+    np.testing.assert_allclose(step, lr * np.asarray(g.item_bias), rtol=2e-2, atol=1e-9)
+
+
+def test_any_optax_transformation_and_schedule(planted):
+    train, test = planted
+    m1 = mfjax.fit(train, optimizer=optax.chain(optax.clip_by_global_norm(10.0), optax.adam(0.01)),
+                   validation=test, **FAST)
+    m2 = mfjax.fit(train, schedule=optax.cosine_decay_schedule(0.02, 12 * 24), validation=test, **FAST)
+    for m in (m1, m2):
+        assert m.history[-1]["val_rmse"] < 0.6
+
+
+def test_resume_matches_an_uninterrupted_run(planted, tmp_path):
+    train, test = planted
+    kw = {**FAST, "epochs": 4, "validation": test}
+    full = mfjax.fit(train, **kw)
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(epoch, metrics, params):
+        if epoch == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        mfjax.fit(train, checkpoint_dir=tmp_path, callbacks=[interrupt], **kw)
+    resumed = mfjax.fit(train, checkpoint_dir=tmp_path, resume=True, **kw)
+    for a, b in zip(full.params, resumed.params):
+        np.testing.assert_array_equal(a, b)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
+
+
+def test_resume_refuses_a_different_run(planted, tmp_path):
+    train, _ = planted
+    mfjax.fit(train, checkpoint_dir=tmp_path, **{**FAST, "epochs": 1})
+    with pytest.raises(ValueError, match="rank"):
+        mfjax.fit(train, checkpoint_dir=tmp_path, resume=True, **{**FAST, "epochs": 2, "rank": 4})
+
+
+def test_early_stopping_restores_the_best_epoch(planted):
+    train, test = planted
+    # A rate this high overfits/oscillates quickly, so validation RMSE worsens.
+    model = mfjax.fit(train, validation=test, patience=2, **{**FAST, "epochs": 40, "reg": 0.0,
+                                                             "rank": 32, "learning_rate": 0.05})
+    rmses = [h["val_rmse"] for h in model.history]
+    best = int(np.argmin(rmses))
+    assert len(rmses) < 40 and len(rmses) == best + 1 + 2
+    assert model.config["best_epoch"] == best + 1
+    assert math.isclose(mfjax.evaluate(model, test)["rmse"], rmses[best], rel_tol=1e-4)
+
+
+def test_divergence_names_the_epoch_and_keeps_the_checkpoint(planted, tmp_path):
+    train, _ = planted
+    with pytest.raises(FloatingPointError, match=r"epoch \d+.*smaller learning_rate"):
+        mfjax.fit(train, optimizer="sgd", learning_rate=10.0, checkpoint_dir=tmp_path,
+                  **{**FAST, "epochs": 5})
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(rank=0), "rank"),
+        (dict(epochs=0), "epochs"),
+        (dict(reg=-1.0), "reg"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(optimizer="adamax2"), "unknown optimizer"),
+        (dict(gradient="numeric"), "gradient"),
+        (dict(patience=2), "patience"),
+        (dict(resume=True), "checkpoint_dir"),
+        (dict(learning_rate=-0.1), "learning_rate"),
+    ],
+)
+def test_bad_arguments(planted, kwargs, match):
+    train, _ = planted
+    with pytest.raises(ValueError, match=match):
+        mfjax.fit(train, **{**FAST, **kwargs})
+
+
+def test_auto_batch_size_scales_with_data():
+    assert mfjax.auto_batch_size(80_000, 943, 1682) == 4096
+    assert mfjax.auto_batch_size(20_000_000, 138_493, 26_744) == 1 << 20
+    assert mfjax.auto_batch_size(500, 10, 10) == 500
