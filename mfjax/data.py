@@ -19,10 +19,11 @@ import csv
 import dataclasses
 import io
 import os
+import sys
 import warnings
 import zipfile
 from functools import cached_property
-from typing import IO, Callable
+from typing import IO
 
 import numpy as np
 import pandas as pd
@@ -279,10 +280,9 @@ class Ratings:
         keep = _dedup_keep(u_idx, i_idx, len(item_ids), t)
         if keep is not None:
             n_drop = len(r) - int(keep.sum())
-            warnings.warn(
+            _warn(
                 f"dropped {n_drop:,} duplicate (user, item) ratings, keeping the "
-                f"{'latest by timestamp' if t is not None else 'last occurrence'} of each",
-                stacklevel=2,
+                f"{'latest by timestamp' if t is not None else 'last occurrence'} of each"
             )
             u_idx, i_idx, r = u_idx[keep], i_idx[keep], r[keep]
             t = None if t is None else t[keep]
@@ -291,6 +291,19 @@ class Ratings:
 
 # ---------------------------------------------------------------------------
 # from_arrays helpers
+
+
+def _warn(msg: str) -> None:
+    """warnings.warn attributed to the first caller outside this module."""
+    level, f = 2, sys._getframe(1)
+    while f is not None and f.f_code.co_filename == __file__:
+        f, level = f.f_back, level + 1
+    warnings.warn(msg, UserWarning, stacklevel=level)
+
+
+def _show(x):
+    """A NumPy scalar as the plain Python value, for readable messages."""
+    return x.item() if isinstance(x, np.generic) else x
 
 
 def _as_1d(x, name) -> np.ndarray:
@@ -308,7 +321,7 @@ def _numeric_ratings(r: np.ndarray) -> np.ndarray:
             bad = pd.to_numeric(pd.Series(r), errors="coerce").isna().to_numpy()
             j = int(np.flatnonzero(bad)[0])
             raise ValueError(
-                f"Ratings.from_arrays: ratings must be numeric; ratings[{j}] = {r[j]!r}"
+                f"Ratings.from_arrays: ratings must be numeric; ratings[{j}] = {_show(r[j])!r}"
             ) from None
     bad = np.flatnonzero(~np.isfinite(r))
     if bad.size:
@@ -404,7 +417,8 @@ def _lookup(index: pd.Index, raw, missing: str, what: str):
         j = int(np.flatnonzero(idx < 0)[0])
         n_bad = int((idx < 0).sum())
         raise KeyError(
-            f"unknown {what} ID {keys[j]!r} ({n_bad} unknown); pass missing='ignore' to get -1"
+            f"unknown {what} ID {_show(keys[j])!r} ({n_bad} unknown); "
+            f"pass missing='ignore' to get -1"
         )
     if shape is not None:
         idx = idx.reshape(shape)
@@ -427,21 +441,10 @@ class _Source:
     def open(self) -> IO[bytes]:
         if self.member is None:
             return open(self.path, "rb")
-        zf = zipfile.ZipFile(self.path)
-        try:
-            f = zf.open(self.member)
-        except BaseException:
-            zf.close()
-            raise
-        # Close the archive together with the member stream.
-        close = f.close
-
-        def _close():
-            close()
-            zf.close()
-
-        f.close = _close
-        return f
+        # The member stream keeps the archive's file open after the ZipFile
+        # object is closed (zipfile reference-counts it), so this is safe.
+        with zipfile.ZipFile(self.path) as zf:
+            return zf.open(self.member)
 
 
 def _pick_member(path: str, names: list[str]) -> str:
@@ -585,8 +588,11 @@ def load_ratings(
     if member is not None or zipfile.is_zipfile(path) and not path.lower().endswith(
         (".parquet", ".pq")
     ):
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+        except zipfile.BadZipFile as e:
+            raise ValueError(f"{path}: member= needs a zip archive ({e})") from None
         if member is None:
             member = _pick_member(path, names)
         elif member not in names:
@@ -677,7 +683,7 @@ def _read_headerless(src: _Source, fmt: str, sep: str, encoding: str) -> Ratings
     n = len(fields)
     if n not in (3, 4):
         raise ValueError(
-            f"{src.name}, line 1: expected 3 or 4 fields (user, item, rating[, timestamp]) "
+            f"{src.name}, first line: expected 3 or 4 fields (user, item, rating[, timestamp]) "
             f"separated by {sep!r}, found {n}: {_clip(line)}"
         )
     names = ["user", "item", "rating", "time"][:n]
@@ -765,8 +771,10 @@ def _read_parquet(src: _Source, named: dict):
         raise ImportError(
             "reading Parquet needs pyarrow: pip install 'mfjax[parquet]'"
         ) from e
-    with src.open() as f:
-        data = f.read() if src.member else None
+    data = None
+    if src.member:
+        with src.open() as f:
+            data = f.read()
     target = io.BytesIO(data) if data is not None else src.path
     try:
         header = pq.read_schema(target).names
@@ -784,13 +792,21 @@ def _read_parquet(src: _Source, named: dict):
 
 
 def _parse(src: _Source, spec: _Spec, kw: dict) -> pd.DataFrame:
+    # index_col=False: when every line has one field more than the header,
+    # pandas would otherwise quietly use the first column as the index; with
+    # it, pandas drops the extra field but warns, and we turn that into an error.
     try:
-        with (spec.opener or src.open)() as f:
-            df = pd.read_csv(f, **kw)
+        with (spec.opener or src.open)() as f, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            df = pd.read_csv(f, index_col=False, **kw)
     except pd.errors.EmptyDataError:
         raise ValueError(f"{src.name}: file is empty (no ratings)") from None
     except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as e:
         _raise_bad_line(src, spec, e)
+    for w in caught:
+        if issubclass(w.category, pd.errors.ParserWarning):
+            _raise_bad_line(src, spec, f"lines have more fields than the header ({w.message})")
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if not len(df):
         raise ValueError(f"{src.name}: header but no rows (no ratings)")
     return df
@@ -803,7 +819,7 @@ def _finish(src: _Source, df: pd.DataFrame, cols: dict, spec: _Spec | None) -> R
     for role in need:
         s = df[role]
         if s.isna().any():
-            problem = f"missing {role} values"
+            problem = "missing or NaN rating" if role == "rating" else f"missing {role} values"
             break
     if problem is None and not pd.api.types.is_numeric_dtype(df["rating"]):
         problem = "non-numeric rating"
@@ -859,20 +875,19 @@ def _find_bad_line(src: _Source, spec: _Spec):
         else:
             rows = _split_rows(text, spec.sep)
         seen_header = not spec.header
-        try:
-            for lineno, fields, line in rows:
-                if not line.strip():
-                    continue
-                if "\ufffd" in line:
-                    return lineno, f"not valid {spec.encoding} text", line
-                if not seen_header:
-                    seen_header = True
-                    continue
-                bad = _check_fields(fields, spec)
-                if bad:
-                    return lineno, bad, line
-        except csv.Error as e:
-            return getattr(e, "lineno", 0) or 0, f"CSV error: {e}", ""
+        for lineno, fields, line in rows:
+            if fields is None:  # the csv module gave up on this record
+                return lineno, line, ""
+            if not line.strip():
+                continue
+            if "\ufffd" in line:
+                return lineno, f"not valid {spec.encoding} text", line
+            if not seen_header:
+                seen_header = True
+                continue
+            bad = _check_fields(fields, spec)
+            if bad:
+                return lineno, bad, line
     return None
 
 
@@ -880,7 +895,14 @@ def _csv_rows(text, sep, quoting):
     """csv.reader records as (first physical line number, fields, text)."""
     reader = csv.reader(text, delimiter=sep, quoting=quoting)
     prev = 0
-    for fields in reader:
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            yield prev + 1, None, f"CSV error: {e}"
+            return
         # line_num counts physical lines, so a record spanning lines (a quoted
         # newline) starts right after the previous record ended.
         yield prev + 1, fields, sep.join(fields)

@@ -1,0 +1,351 @@
+"""MovieLens fetching (network replaced by fakes), the offline wheel route, synthetic data."""
+
+import hashlib
+import io
+import os
+import urllib.error
+import zipfile
+
+import numpy as np
+import pytest
+
+from mfjax import datasets
+from mfjax.core import Params, predict
+from mfjax.data import Ratings
+
+U_DATA = "196\t242\t3\t881250949\n186\t302\t3\t891717742\n22\t377\t1\t878887116\n"
+U_ITEM = ("242|Kolya (1996)|24-Jan-1997||http://x|0|0|0|0|0|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n"
+          "302|L.A. Confidential (1997)|01-Jan-1997||http://x|0|0|0|0|0|0|1|0|0|0|1|0|0|1|0|0|1|0|0\n"
+          "377|Misérables, Les (1995)|01-Jan-1995||http://x|0|0|0|0|0|0|0|0|1|0|0|0|1|0|0|0|0|0|0\n")
+INTER = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n" + U_DATA
+ITEM = ("item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n"
+        "242\tKolya\t1996\tComedy\n302\tL.A. Confidential\t1997\tCrime Film-Noir Mystery Thriller\n"
+        "377\tMisérables, Les\t1995\tDrama Musical\n267\tunkonwn\tunkonwn\tunknown\n")
+
+
+def sha256(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+def zip_bytes(members: dict) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+ML100K_ZIP = zip_bytes({
+    "ml-100k/u.data": U_DATA,
+    "ml-100k/u.item": U_ITEM.encode("latin-1"),
+    "ml-100k/README": "fake",
+})
+WHEEL = zip_bytes({
+    datasets.RECBOLE_INTER: INTER,
+    datasets.RECBOLE_ITEM: ITEM.encode("utf-8"),
+    "recbole/__init__.py": "",
+})
+
+
+class FakeResponse(io.BytesIO):
+    def __init__(self, data, length=None):
+        super().__init__(data)
+        self.headers = {"Content-Length": str(len(data) if length is None else length)}
+
+
+class Net:
+    """Stands in for the network: serves fixed bytes per URL and counts calls."""
+
+    def __init__(self, files=None, down=False, length=None):
+        self.files = files or {}
+        self.down = down
+        self.length = length
+        self.calls = []
+
+    def urlopen(self, url, timeout):
+        self.calls.append(url)
+        assert timeout <= 30  # short, so an unreachable host fails fast
+        if self.down or url not in self.files:
+            raise urllib.error.URLError("Name or service not known")
+        return FakeResponse(self.files[url], self.length)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """An empty cache, the fake archives' checksums installed, and no real network or pip."""
+    monkeypatch.setitem(datasets.CHECKSUMS, "ml-100k.zip", ("sha256", sha256(ML100K_ZIP)))
+    monkeypatch.setattr(datasets, "RECBOLE_WHEEL_SHA256", sha256(WHEEL))
+    monkeypatch.setattr(datasets, "RECBOLE_MEMBER_SHA256", {
+        datasets.RECBOLE_INTER: sha256(INTER.encode()),
+        datasets.RECBOLE_ITEM: sha256(ITEM.encode()),
+    })
+
+    def no_pip(requirement, dest_dir):
+        raise OSError("pip is not reachable in this test")
+
+    monkeypatch.setattr(datasets, "_pip_download", no_pip)
+    monkeypatch.setattr(datasets, "_urlopen", Net(down=True).urlopen)
+    return tmp_path / "cache"
+
+
+def serve(monkeypatch, **kw):
+    net = Net(**kw)
+    monkeypatch.setattr(datasets, "_urlopen", net.urlopen)
+    return net
+
+
+def fake_pip(monkeypatch, wheel=WHEEL):
+    calls = []
+
+    def pip_download(requirement, dest_dir):
+        calls.append(requirement)
+        path = os.path.join(dest_dir, datasets.RECBOLE_WHEEL)
+        with open(path, "wb") as f:
+            f.write(wheel)
+        return path
+
+    monkeypatch.setattr(datasets, "_pip_download", pip_download)
+    return calls
+
+
+URL_100K = datasets.GROUPLENS_URL + "ml-100k.zip"
+
+
+def check_small(r):
+    assert isinstance(r, Ratings)
+    assert (len(r), r.n_users, r.n_items) == (3, 3, 3)
+    assert r.user_ids.tolist() == [22, 186, 196]
+    assert r.to_frame()["timestamp"].tolist() == [881250949, 891717742, 878887116]
+
+
+def no_partial_files(home):
+    return [p for p in os.listdir(home) if ".part" in p or p.startswith(".pip-")] == []
+
+
+def test_download_verify_and_cache(home, monkeypatch):
+    net = serve(monkeypatch, files={URL_100K: ML100K_ZIP})
+    check_small(datasets.movielens("100k", data_home=home))
+    assert net.calls == [URL_100K]
+    assert (home / "ml-100k.zip").read_bytes() == ML100K_ZIP
+    check_small(datasets.movielens("100k", data_home=home))
+    assert net.calls == [URL_100K]  # second load is from the cache
+    assert no_partial_files(home)
+
+
+def test_data_home_from_environment(home, monkeypatch):
+    serve(monkeypatch, files={URL_100K: ML100K_ZIP})
+    monkeypatch.setenv("MFJAX_DATA", str(home))
+    datasets.movielens("100k")
+    assert (home / "ml-100k.zip").exists()
+    assert datasets.data_home() == str(home)
+
+
+@pytest.mark.parametrize("bad", [b"", b"garbage", ML100K_ZIP[:-10]])
+def test_corrupt_cache_is_removed_and_fetched_again(home, monkeypatch, bad):
+    home.mkdir()
+    (home / "ml-100k.zip").write_bytes(bad)
+    net = serve(monkeypatch, files={URL_100K: ML100K_ZIP})
+    check_small(datasets.movielens("100k", data_home=home))
+    assert net.calls == [URL_100K]
+    assert (home / "ml-100k.zip").read_bytes() == ML100K_ZIP
+
+
+def test_corrupt_cache_without_download_is_removed(home):
+    home.mkdir()
+    (home / "ml-100k.zip").write_bytes(b"truncated")
+    with pytest.raises(datasets.DatasetUnavailable, match="sha256.*removed"):
+        datasets.movielens("100k", data_home=home, download=False)
+    assert not (home / "ml-100k.zip").exists()
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(files={URL_100K: ML100K_ZIP[:100]}, length=len(ML100K_ZIP)), "truncated"),
+        (dict(files={URL_100K: b"x" + ML100K_ZIP[1:]}), "expected"),
+    ],
+)
+def test_bad_download_leaves_no_file(home, monkeypatch, kw, match):
+    serve(monkeypatch, **kw)
+    with pytest.raises(datasets.DatasetUnavailable, match=match):
+        datasets.movielens("100k", data_home=home)
+    assert os.listdir(home) == []  # neither ml-100k.zip nor a .part file
+
+
+def test_offline_route_through_the_recbole_wheel(home, monkeypatch):
+    net = serve(monkeypatch, down=True)
+    pip = fake_pip(monkeypatch)
+    r = datasets.movielens("100k", data_home=home)
+    check_small(r)
+    assert net.calls == [URL_100K] and pip == ["recbole==1.2.1"]
+    assert (home / datasets.RECBOLE_WHEEL).read_bytes() == WHEEL
+    assert no_partial_files(home)
+    # Cached now: neither network nor pip again.
+    check_small(datasets.movielens("100k", data_home=home, download=False))
+    assert len(net.calls) == 1 and len(pip) == 1
+    items = datasets.movielens_items("100k", data_home=home)
+    assert items.columns.tolist() == ["item_id", "title", "genres"]
+    by_id = items.set_index("item_id")
+    assert by_id.loc[377, "title"] == "Misérables, Les (1995)"
+    assert by_id.loc[302, "genres"] == "Crime|Film-Noir|Mystery|Thriller"
+    assert by_id.loc[267, "title"] == "unknown"
+
+
+def test_corrupt_cached_wheel_is_fetched_again(home, monkeypatch):
+    home.mkdir()
+    (home / datasets.RECBOLE_WHEEL).write_bytes(WHEEL[: len(WHEEL) // 2])
+    pip = fake_pip(monkeypatch)
+    check_small(datasets.movielens("100k", data_home=home))
+    assert len(pip) == 1
+    assert (home / datasets.RECBOLE_WHEEL).read_bytes() == WHEEL
+
+
+def test_wrong_wheel_is_rejected(home, monkeypatch):
+    fake_pip(monkeypatch, wheel=zip_bytes({"recbole/__init__.py": ""}))
+    with pytest.raises(datasets.DatasetUnavailable, match="pip download.*sha256"):
+        datasets.movielens("100k", data_home=home)
+    assert os.listdir(home) == []
+
+
+def test_wheel_with_altered_member_is_rejected(home, monkeypatch):
+    bad = zip_bytes({datasets.RECBOLE_INTER: INTER + "1\t2\t3\t4\n", datasets.RECBOLE_ITEM: ITEM})
+    monkeypatch.setattr(datasets, "RECBOLE_WHEEL_SHA256", sha256(bad))
+    fake_pip(monkeypatch, wheel=bad)
+    with pytest.raises(datasets.DatasetUnavailable, match="ml-100k.inter has sha256"):
+        datasets.movielens("100k", data_home=home)
+
+
+def test_every_route_failing_explains(home):
+    with pytest.raises(datasets.DatasetUnavailable) as e:
+        datasets.movielens("100k", data_home=home)
+    msg = str(e.value)
+    assert "download https://files.grouplens.org/datasets/movielens/ml-100k.zip" in msg
+    assert "pip download --no-deps recbole==1.2.1" in msg
+    assert str(home / "ml-100k.zip") in msg  # where to put it by hand
+
+
+def test_no_download_touches_nothing(home, monkeypatch):
+    net = serve(monkeypatch, files={URL_100K: ML100K_ZIP})
+    with pytest.raises(datasets.DatasetUnavailable, match="download=False"):
+        datasets.movielens("1m", data_home=home, download=False)
+    assert net.calls == []
+
+
+def test_unknown_variant():
+    with pytest.raises(ValueError, match="unknown MovieLens variant '5m'"):
+        datasets.movielens("5m")
+
+
+def test_items_from_u_item(home, monkeypatch):
+    serve(monkeypatch, files={URL_100K: ML100K_ZIP})
+    items = datasets.movielens_items("100k", data_home=home).set_index("item_id")
+    assert items.loc[377, "title"] == "Misérables, Les (1995)"  # Latin-1 decoded
+    assert items.loc[242, "genres"] == "Comedy"
+    assert items.loc[302, "genres"] == "Crime|Film-Noir|Mystery|Thriller"
+
+
+def test_1m_dat_archive(home, monkeypatch):
+    data = zip_bytes({
+        "ml-1m/ratings.dat": "1::1193::5::978300760\n1::661::3::978302109\n",
+        "ml-1m/movies.dat": "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n"
+                            "661::James and the Giant Peach (1996)::Animation|Children's|Musical\n"
+                            "3::Café (1999)::Comedy\n".encode("latin-1"),
+    })
+    monkeypatch.setitem(datasets.CHECKSUMS, "ml-1m.zip", ("sha256", sha256(data)))
+    serve(monkeypatch, files={datasets.GROUPLENS_URL + "ml-1m.zip": data})
+    r = datasets.movielens("1m", data_home=home)
+    assert (len(r), r.n_users, r.n_items) == (2, 1, 2)
+    items = datasets.movielens_items("1m", data_home=home).set_index("item_id")
+    assert items.loc[3, "title"] == "Café (1999)"
+    assert items.loc[661, "genres"] == "Animation|Children's|Musical"
+
+
+def test_unknown_checksum_is_recorded_on_first_use(home, monkeypatch):
+    data = zip_bytes({
+        "ml-32m/ratings.csv": "userId,movieId,rating,timestamp\n1,17,4.0,944249077\n2,25,1.0,944250228\n",
+        "ml-32m/movies.csv": 'movieId,title,genres\n17,"Sense and Sensibility (1995)",Drama|Romance\n25,x,Drama\n',
+    })
+    assert datasets.CHECKSUMS["ml-32m.zip"] is None
+    net = serve(monkeypatch, files={datasets.GROUPLENS_URL + "ml-32m.zip": data})
+    r = datasets.movielens("32m", data_home=home)
+    assert len(r) == 2 and r.rating_range == (1.0, 4.0)
+    assert (home / "ml-32m.zip.sha256").read_text().split()[0] == sha256(data)
+    items = datasets.movielens_items("32m", data_home=home)
+    assert items.loc[0, "title"] == "Sense and Sensibility (1995)"
+    assert len(net.calls) == 1
+    # Later corruption is caught against the recorded digest.
+    (home / "ml-32m.zip").write_bytes(data[:-5])
+    datasets.movielens("32m", data_home=home)
+    assert len(net.calls) == 2
+
+
+def test_md5_checksum(home, monkeypatch):
+    data = zip_bytes({"ml-10M100K/ratings.dat": "1::122::5::838985046\n"})
+    monkeypatch.setitem(datasets.CHECKSUMS, "ml-10m.zip", ("md5", hashlib.md5(data).hexdigest()))
+    serve(monkeypatch, files={datasets.GROUPLENS_URL + "ml-10m.zip": data})
+    assert len(datasets.movielens("10m", data_home=home)) == 1
+
+
+@pytest.mark.slow
+def test_real_ml100k_from_cache():
+    """The real data, if a previous run (or `scripts/fetch_movielens.py`) cached it."""
+    try:
+        r = datasets.movielens("100k", download=False)
+    except datasets.DatasetUnavailable:
+        pytest.skip(f"ML-100K is not cached in {datasets.data_home()}")
+    assert (len(r), r.n_users, r.n_items) == (100_000, 943, 1_682)
+    assert r.rating_range == (1.0, 5.0)
+    assert r.timestamps is not None
+    items = datasets.movielens_items("100k", download=False)
+    assert len(items) == 1_682 and items["item_id"].is_unique
+
+
+# ------------------------------------------------------------------ synthetic
+
+
+def test_synthetic_shapes_and_noise_floor():
+    r, p = datasets.synthetic(300, 200, 200_000, rank=4, noise=0.5, seed=1)
+    assert isinstance(p, Params)
+    assert (len(r), r.n_users, r.n_items) == (200_000, 300, 200)
+    assert p.user_factors.shape == (300, 4) and p.item_factors.shape == (200, 4)
+    assert p.user_bias.shape == (300,) and p.global_bias.shape == ()
+    assert all(x.dtype == np.float32 for x in p)
+    pred = np.asarray(predict(p, r.users, r.items))
+    rmse = float(np.sqrt(np.mean((pred - r.ratings) ** 2)))
+    assert rmse == pytest.approx(0.5, abs=0.01)
+    assert 3.0 < r.mean < 4.0
+    signal = pred - float(p.global_bias)
+    assert 0.3 < float(np.var(signal)) < 2.0  # O(1) signal
+
+
+def test_synthetic_popularity():
+    r, _ = datasets.synthetic(1000, 1000, 100_000, popularity="zipf", seed=0)
+    counts = np.sort(np.bincount(r.items, minlength=1000))[::-1]
+    assert counts[:10].sum() > 0.2 * len(r)  # a heavy head
+    r, _ = datasets.synthetic(1000, 1000, 100_000, popularity="uniform", seed=0)
+    counts = np.sort(np.bincount(r.items, minlength=1000))[::-1]
+    assert counts[:10].sum() < 0.02 * len(r)
+
+
+def test_synthetic_is_deterministic():
+    a, pa = datasets.synthetic(50, 60, 1000, seed=7)
+    b, pb = datasets.synthetic(50, 60, 1000, seed=7)
+    c, _ = datasets.synthetic(50, 60, 1000, seed=8)
+    np.testing.assert_array_equal(a.ratings, b.ratings)
+    np.testing.assert_array_equal(np.asarray(pa.item_factors), np.asarray(pb.item_factors))
+    assert not np.array_equal(a.ratings, c.ratings)
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, match",
+    [
+        ((0, 5, 10), {}, "n_users"),
+        ((5, 5, 0), {}, "n_ratings"),
+        ((5, 5, 10), dict(rank=0), "rank"),
+        ((5, 5, 10), dict(noise=-1.0), "noise"),
+        ((5, 5, 10), dict(popularity="pareto"), "popularity"),
+    ],
+)
+def test_synthetic_validates(args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        datasets.synthetic(*args, **kwargs)
