@@ -23,7 +23,8 @@ For one rating with residual e = r̂(u,i) − r the gradient is
 
 and the full gradient is the sum of these per-rating terms, accumulated into
 the rows they touch. :func:`manual_grad` computes exactly that, by hand, with
-``jax.vmap`` over ratings and ``segment_sum`` per row.
+``jax.vmap`` over ratings and ``segment_sum`` per row (the λ p_u terms of a
+row's ratings are added at once, as λ c_u p_u with c_u its rating count).
 
 Note on the seed notebook: it wrote the regularizer as ``reg * np.sum(U) / 2``
 (a typo for the squared norm, whose gradient would be a constant, not
@@ -148,6 +149,31 @@ def _bias_reg(reg, bias_reg):
     return reg if bias_reg is None else bias_reg
 
 
+#: Accepted values of ``sorted_by`` in :func:`loss` and :func:`manual_grad`.
+SORTED_BY = (None, "users", "items")
+
+
+def _check_sorted_by(sorted_by):
+    if sorted_by not in SORTED_BY:
+        raise ValueError(f"sorted_by must be one of {SORTED_BY}, got {sorted_by!r}")
+    return sorted_by == "users", sorted_by == "items"
+
+
+def _rows(table, idx, is_sorted: bool):
+    """``table[idx]``, telling XLA when ``idx`` is sorted (a cheaper sorted gather,
+    and a transposed scatter-add that GPUs can pre-reduce instead of contending
+    on atomics)."""
+    return table.at[idx].get(indices_are_sorted=True) if is_sorted else table[idx]
+
+
+def _segment_sum(x, idx, n, is_sorted: bool):
+    return jax.ops.segment_sum(x, idx, num_segments=n, indices_are_sorted=is_sorted)
+
+
+def _weights(weights, users, dtype):
+    return jnp.ones(users.shape, dtype) if weights is None else weights.astype(dtype)
+
+
 def loss(
     params: Params,
     users: jax.Array,
@@ -157,6 +183,7 @@ def loss(
     reg: float = 0.0,
     bias_reg: float | None = None,
     weights: jax.Array | None = None,
+    sorted_by: str | None = None,
 ) -> jax.Array:
     """The regularized squared-error objective over the given ratings.
 
@@ -165,6 +192,14 @@ def loss(
     ``weights`` w, each rating's whole term (error and penalty) is scaled by
     its w; the training loop pads minibatches with w = 0.
 
+    The penalty is evaluated per row, not per rating: with c_u = Σ_{r: u_r = u} w_r
+    the (weighted) number of ratings of user u in the batch,
+    ``Σ_r w_r ‖p_{u_r}‖² = Σ_u c_u ‖p_u‖²`` (the same for items and biases).
+    That is the same number, but it reads each table row once instead of once
+    per rating, and its gradient ``λ c_u p_u`` is a dense [n_users, k] update
+    rather than one more per-rating term to scatter (a third fewer bytes moved
+    per step in training).
+
     Args:
         params: model parameters.
         users, items: indices [n].
@@ -172,30 +207,41 @@ def loss(
         reg: λ, the L2 weight on the factors.
         bias_reg: λ_b, the L2 weight on the biases; ``None`` means ``reg``.
         weights: optional per-rating weights [n]; ``None`` means all 1.
+        sorted_by: ``"users"`` or ``"items"`` promises that that index array is
+            sorted (non-decreasing), which lets XLA use sorted gathers and
+            scatters; a false promise gives wrong results. ``None``: no promise.
 
     Returns:
         The scalar loss.
     """
     bias_reg = _bias_reg(reg, bias_reg)
-    p = params.user_factors[users]
-    q = params.item_factors[items]
-    bu = params.user_bias[users]
-    bi = params.item_bias[items]
+    su, si = _check_sorted_by(sorted_by)
+    dtype = params.global_bias.dtype
+    w = _weights(weights, users, dtype)
+    p = _rows(params.user_factors, users, su)
+    q = _rows(params.item_factors, items, si)
+    bu = _rows(params.user_bias, users, su)
+    bi = _rows(params.item_bias, items, si)
     err = params.global_bias + bu + bi + jnp.sum(p * q, axis=-1) - ratings
-    per_rating = err * err + reg * jnp.sum(p * p + q * q, axis=-1) + bias_reg * (bu * bu + bi * bi)
-    if weights is not None:
-        per_rating = weights * per_rating
-    return 0.5 * jnp.sum(per_rating)
+    # Ratings per row; no gradient flows through the counts (w is data).
+    cu = _segment_sum(w, users, params.n_users, su)
+    ci = _segment_sum(w, items, params.n_items, si)
+    penalty = (reg * (jnp.sum(cu * jnp.sum(params.user_factors ** 2, axis=-1))
+                      + jnp.sum(ci * jnp.sum(params.item_factors ** 2, axis=-1)))
+               + bias_reg * (jnp.sum(cu * params.user_bias ** 2)
+                             + jnp.sum(ci * params.item_bias ** 2)))
+    return 0.5 * (jnp.sum(w * err * err) + penalty)
 
 
-def _rating_grad(p, q, bu, bi, mu, r, w, reg, bias_reg):
-    """Gradient of one rating's (weighted) term of the loss, for ONE rating.
+def _rating_grad(p, q, bu, bi, mu, r, w):
+    """Gradient of one rating's (weighted) squared error, for ONE rating.
 
-    Returns (∂p_u [k], ∂q_i [k], ∂b_u [], ∂b_i [], ∂μ []).
+    Returns (∂p_u [k], ∂q_i [k], ∂b_u [], ∂b_i [], ∂μ []) of ½ w e², e = r̂ − r.
+    The penalty's part, w λ p_u per rating, is summed per row in
+    :func:`manual_grad` as λ c_u p_u.
     """
-    e = mu + bu + bi + jnp.dot(p, q) - r
-    return w * (e * q + reg * p), w * (e * p + reg * q), w * (e + bias_reg * bu), \
-        w * (e + bias_reg * bi), w * e
+    we = w * (mu + bu + bi + jnp.dot(p, q) - r)
+    return we * q, we * p, we, we, we
 
 
 def manual_grad(
@@ -207,13 +253,17 @@ def manual_grad(
     reg: float = 0.0,
     bias_reg: float | None = None,
     weights: jax.Array | None = None,
+    sorted_by: str | None = None,
 ) -> Params:
     """The gradient of :func:`loss`, written by hand (no autodiff).
 
-    The per-rating gradient (module docstring) is written for a single rating,
-    ``jax.vmap``-ed over the ratings, and summed into rows with
-    ``jax.ops.segment_sum``. Repeated (user, item) pairs contribute once per
-    occurrence, exactly as in the loss; rows with no ratings get zero.
+    The per-rating gradient of the error term (module docstring) is written
+    for a single rating, ``jax.vmap``-ed over the ratings, and summed into
+    rows with ``jax.ops.segment_sum``. The penalty's per-rating terms
+    ``w λ p_u`` sum to ``λ c_u p_u`` per row, with c_u = Σ_{r: u_r = u} w_r, and
+    are added densely (as in :func:`loss`). Repeated (user, item) pairs
+    contribute once per occurrence, exactly as in the loss; rows with no
+    ratings get zero.
 
     Args:
         params: model parameters.
@@ -222,32 +272,34 @@ def manual_grad(
         reg: λ, the L2 weight on the factors.
         bias_reg: λ_b, the L2 weight on the biases; ``None`` means ``reg``.
         weights: optional per-rating weights [n], as in :func:`loss`.
+        sorted_by: ``"users"``/``"items"``: that index array is sorted, as in
+            :func:`loss`.
 
     Returns:
         A :class:`Params` with the same shapes as ``params``.
     """
     bias_reg = _bias_reg(reg, bias_reg)
+    su, si = _check_sorted_by(sorted_by)
     dtype = params.global_bias.dtype
-    w = jnp.ones(users.shape, dtype) if weights is None else weights.astype(dtype)
-    per_rating = jax.vmap(_rating_grad, in_axes=(0, 0, 0, 0, None, 0, 0, None, None))
+    w = _weights(weights, users, dtype)
+    per_rating = jax.vmap(_rating_grad, in_axes=(0, 0, 0, 0, None, 0, 0))
     dp, dq, dbu, dbi, dmu = per_rating(
-        params.user_factors[users],
-        params.item_factors[items],
-        params.user_bias[users],
-        params.item_bias[items],
+        _rows(params.user_factors, users, su),
+        _rows(params.item_factors, items, si),
+        _rows(params.user_bias, users, su),
+        _rows(params.item_bias, items, si),
         params.global_bias,
         ratings.astype(dtype),
         w,
-        reg,
-        bias_reg,
     )
     nu, ni = params.n_users, params.n_items
-    seg = jax.ops.segment_sum
+    cu = _segment_sum(w, users, nu, su)
+    ci = _segment_sum(w, items, ni, si)
     return Params(
-        user_factors=seg(dp, users, num_segments=nu),
-        item_factors=seg(dq, items, num_segments=ni),
-        user_bias=seg(dbu, users, num_segments=nu),
-        item_bias=seg(dbi, items, num_segments=ni),
+        user_factors=_segment_sum(dp, users, nu, su) + reg * cu[:, None] * params.user_factors,
+        item_factors=_segment_sum(dq, items, ni, si) + reg * ci[:, None] * params.item_factors,
+        user_bias=_segment_sum(dbu, users, nu, su) + bias_reg * cu * params.user_bias,
+        item_bias=_segment_sum(dbi, items, ni, si) + bias_reg * ci * params.item_bias,
         global_bias=jnp.sum(dmu),
     )
 
