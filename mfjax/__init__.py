@@ -9,6 +9,7 @@ from . import datasets, dense, gradcheck, split
 from .core import Params, init_params, loss, manual_grad, predict, validate_ratings
 from .data import Ratings, load_ratings
 from .gradcheck import GradientReport, numerical_grad, verify_gradients
+from .metrics import evaluate_ranking
 from .model import Model, evaluate, load_model
 from .train import DEFAULTS, OPTIMIZERS, auto_batch_size, fit, make_optimizer
 
@@ -19,5 +20,5 @@ __all__ = [
     "dense", "numerical_grad", "verify_gradients", "GradientReport", "gradcheck",
     "Ratings", "load_ratings", "datasets", "split",
     "fit", "make_optimizer", "auto_batch_size", "DEFAULTS", "OPTIMIZERS",
-    "Model", "load_model", "evaluate",
+    "Model", "load_model", "evaluate", "evaluate_ranking",
 ]

@@ -65,3 +65,112 @@ def test_check_grads_script_passes():
     p = run("check_grads.py", "--order", "1")
     assert p.returncode == 0, p.stdout + p.stderr
     assert "4 passed, 0 failed" in p.stdout and "backend cpu" in p.stdout
+
+
+# --------------------------------------------------------------- scripts/recommend.py
+
+def _recommend_main():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "recommend_script", os.path.join(ROOT, "scripts", "recommend.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    import mfjax
+
+    out = tmp_path_factory.mktemp("rec")
+    ratings, _ = mfjax.datasets.synthetic(50, 30, 1500, rank=3, seed=0)
+    model = mfjax.fit(ratings, rank=3, epochs=3, progress=False)
+    model.save(out / "model.npz")
+    (out / "metrics.json").write_text(json.dumps({"config": {"data": "synthetic"}}))
+    return out / "model.npz", model
+
+
+def test_recommend_script_lists_unseen_items_for_a_user(saved_model, capsys):
+    path, model = saved_model
+    assert _recommend_main()(["--model", str(path), "--user", "3", "-n", "4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("top 4 for user 3") and "title" not in lines[1]
+    rows = [l.split() for l in lines[2:]]
+    assert [int(r[0]) for r in rows] == [1, 2, 3, 4]
+    want_ids, want_scores = model.recommend(3, n=4)
+    assert [int(r[1]) for r in rows] == want_ids.tolist()
+    assert [float(r[2]) for r in rows] == pytest.approx(want_scores.tolist(), abs=1e-3)
+
+
+def test_recommend_script_similar_items(saved_model, capsys):
+    path, model = saved_model
+    assert _recommend_main()(["--model", str(path), "--similar-to", "7", "-n", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "similar to item 7" in lines[0] and len(lines) == 5
+    assert [int(l.split()[1]) for l in lines[2:]] == model.similar_items(7, n=3)[0].tolist()
+
+
+def test_recommend_script_shows_movielens_titles(tmp_path, capsys):
+    import jax.numpy as jnp
+    import numpy as np
+
+    import mfjax
+
+    try:
+        titles = mfjax.datasets.movielens_items("100k", download=False)
+    except OSError:
+        pytest.skip("ML-100K is not cached here")
+    # Item bias alone ranks the items: raw ID 1 first (Toy Story in ML-100K).
+    params = mfjax.Params(jnp.zeros((2, 2)), jnp.zeros((5, 2)), jnp.zeros(2),
+                          jnp.array([0.5, 0.4, 0.3, 0.2, 0.1]), jnp.asarray(3.0))
+    model = mfjax.Model(params, np.array([10, 11]), np.arange(1, 6), (1.0, 5.0), {}, [],
+                        np.array([0, 0, 0]), np.zeros(0, np.int32))
+    model.save(tmp_path / "model.npz")
+    (tmp_path / "metrics.json").write_text(json.dumps({"config": {"data": "movielens-100k"}}))
+    assert _recommend_main()(["--model", str(tmp_path / "model.npz"), "--user", "10",
+                              "-n", "2"]) == 0
+    out = capsys.readouterr().out
+    first = titles.loc[titles["item_id"] == 1, "title"].item()
+    assert first in out.splitlines()[2] and "title" in out.splitlines()[1]
+    assert _recommend_main()(["--model", str(tmp_path / "model.npz"), "--user", "10",
+                              "--titles", "none"]) == 0
+    assert first not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--user", "99999"], "unknown user 99999"),
+    (["--user", "abc"], "'abc'"),
+    (["--similar-to", "4242"], "unknown item 4242"),
+    (["--model", "/nonexistent/model.npz", "--user", "1"], "/nonexistent/model.npz"),
+])
+def test_recommend_script_bad_input_is_one_line_exit_2(saved_model, capsys, args, match):
+    path, _ = saved_model
+    argv = args if "--model" in args else ["--model", str(path), *args]
+    assert _recommend_main()(argv) == 2
+    err = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
+    assert len(err) == 1 and err[0].startswith("recommend.py: error:") and match in err[0], err
+
+
+def test_recommend_script_subprocess_unknown_user_has_no_traceback(saved_model):
+    path, _ = saved_model
+    p = run("recommend.py", "--model", str(path), "--user", "99999")
+    assert p.returncode == 2 and "unknown user 99999" in p.stderr
+    assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_train_reports_ranking_metrics(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_script",
+                                                  os.path.join(ROOT, "scripts", "train.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "run"
+    assert module.main(["--dataset", "synthetic", "--synthetic-size", "100", "60", "3000",
+                        "--epochs", "2", "--rank", "3", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "precision@10" in printed and "recall@10" in printed and "ndcg@10" in printed
+    test = json.loads((out / "metrics.json").read_text())["test"]
+    assert {"rmse", "precision@10", "recall@10", "ndcg@10", "n_users"} <= set(test)
+    assert 0 <= test["ndcg@10"] <= 1 and test["n_users"] > 0
