@@ -123,8 +123,9 @@ def main(argv=None):
     ap.add_argument("--rank", type=int, default=64)
     ap.add_argument("-n", type=int, default=10)
     ap.add_argument("--seen-per-user", type=float, default=144.0)
-    ap.add_argument("--batch-sizes", type=int, nargs="*", default=[None],
-                    help="users per chunk to try (default: the library's auto choice)")
+    ap.add_argument("--batch-sizes", type=lambda t: None if t == "auto" else int(t), nargs="*",
+                    default=[None],
+                    help="users per chunk to try; 'auto' is the library's choice")
     ap.add_argument("--append-results", action="store_true",
                     help="append a section to benchmarks/RESULTS.md")
     args = ap.parse_args(argv)
@@ -179,6 +180,8 @@ def main(argv=None):
             f"- problem: {args.users:,} users x {args.items:,} items, rank {args.rank}, "
             f"{len(items):,} seen pairs excluded (synthetic, random float32 parameters)",
             "- targets: <= 30 s, <= 2 GB extra memory",
+            f"- load average at the end: {os.getloadavg()[0]:.1f} (other jobs shared the "
+            "machine)" if os.getloadavg()[0] > 1.5 else "- machine otherwise idle",
             "",
             *table,
             "",
