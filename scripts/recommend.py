@@ -10,17 +10,17 @@ Examples (model from ``python scripts/train.py --out runs/ml100k``, defaults):
     python scripts/recommend.py --model runs/ml100k/model.npz --user 196 -n 5
         top 5 for user 196 (items rated in training excluded):
          rank  item  score  title
-            1    64  4.771  Shawshank Redemption, The (1994)
-            2   313  4.636  Titanic (1997)
-            3   134  4.609  Citizen Kane (1941)
-            4   483  4.605  Casablanca (1942)
-            5   178  4.604  12 Angry Men (1957)
+            1    64  4.725  Shawshank Redemption, The (1994)
+            2   313  4.632  Titanic (1997)
+            3   197  4.620  Graduate, The (1967)
+            4   178  4.567  12 Angry Men (1957)
+            5   478  4.566  Philadelphia Story, The (1940)
     python scripts/recommend.py --model runs/ml100k/model.npz --similar-to 50 -n 3
         3 items most similar to item 50, Star Wars (1977) (cosine on item factors):
          rank  item  cosine  title
-            1   172   0.863  Empire Strikes Back, The (1980)
-            2   181   0.772  Return of the Jedi (1983)
-            3   174   0.564  Raiders of the Lost Ark (1981)
+            1   172   0.856  Empire Strikes Back, The (1980)
+            2   181   0.785  Return of the Jedi (1983)
+            3   174   0.569  Raiders of the Lost Ark (1981)
     python scripts/recommend.py --model runs/ml100k/model.npz --user 99999
         recommend.py: error: unknown user 99999: the model has 943 users (IDs 1 ... 943)
         (exit code 2)
