@@ -61,8 +61,55 @@ def _id_array(ids) -> np.ndarray:
     return a
 
 
+class IdSpace:
+    """Raw-ID lookups shared by :class:`Ratings` and :class:`mfjax.Model`.
+
+    Subclasses have ``user_ids`` [n_users] and ``item_ids`` [n_items]: the raw
+    ID of each index.
+    """
+
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+
+    @property
+    def n_users(self) -> int:
+        """Size of the user ID space (the parent's, for subsets)."""
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        """Size of the item ID space (the parent's, for subsets)."""
+        return len(self.item_ids)
+
+    @cached_property
+    def _user_index(self) -> pd.Index:
+        return pd.Index(self.user_ids)
+
+    @cached_property
+    def _item_index(self) -> pd.Index:
+        return pd.Index(self.item_ids)
+
+    def index_users(self, raw, missing: str = "raise"):
+        """Map raw user IDs to indices.
+
+        Args:
+            raw: one raw ID or an array-like of them. Matching is by value and
+                type: ``5`` and ``np.int64(5)`` match an int ID, ``"5"`` does not.
+            missing: ``"raise"`` (KeyError naming the first unknown ID) or
+                ``"ignore"`` (unknown IDs map to -1, e.g. for cold-start users).
+
+        Returns:
+            np.int32 indices shaped like ``raw`` (a scalar for a scalar).
+        """
+        return _lookup(self._user_index, raw, missing, "user")
+
+    def index_items(self, raw, missing: str = "raise"):
+        """Map raw item IDs to indices; see :meth:`index_users`."""
+        return _lookup(self._item_index, raw, missing, "item")
+
+
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
-class Ratings:
+class Ratings(IdSpace):
     """An immutable set of (user, item, rating[, timestamp]) observations.
 
     Construct it with :meth:`from_arrays` (raw IDs) or :func:`load_ratings`;
@@ -139,17 +186,6 @@ class Ratings:
         object.__setattr__(self, "user_ids", _readonly(user_ids))
         object.__setattr__(self, "item_ids", _readonly(item_ids))
 
-    # ------------------------------------------------------------------ sizes
-    @property
-    def n_users(self) -> int:
-        """Size of the user ID space (the parent's, for subsets)."""
-        return len(self.user_ids)
-
-    @property
-    def n_items(self) -> int:
-        """Size of the item ID space (the parent's, for subsets)."""
-        return len(self.item_ids)
-
     def __len__(self) -> int:
         return len(self.ratings)
 
@@ -174,33 +210,6 @@ class Ratings:
         if not len(self):
             raise ValueError("mean of an empty Ratings is undefined")
         return float(np.mean(self.ratings, dtype=np.float64))
-
-    # ------------------------------------------------------------ ID mapping
-    @cached_property
-    def _user_index(self) -> pd.Index:
-        return pd.Index(self.user_ids)
-
-    @cached_property
-    def _item_index(self) -> pd.Index:
-        return pd.Index(self.item_ids)
-
-    def index_users(self, raw, missing: str = "raise"):
-        """Map raw user IDs to indices.
-
-        Args:
-            raw: one raw ID or an array-like of them. Matching is by value and
-                type: ``5`` and ``np.int64(5)`` match an int ID, ``"5"`` does not.
-            missing: ``"raise"`` (KeyError naming the first unknown ID) or
-                ``"ignore"`` (unknown IDs map to -1, e.g. for cold-start users).
-
-        Returns:
-            np.int32 indices shaped like ``raw`` (a scalar for a scalar).
-        """
-        return _lookup(self._user_index, raw, missing, "user")
-
-    def index_items(self, raw, missing: str = "raise"):
-        """Map raw item IDs to indices; see :meth:`index_users`."""
-        return _lookup(self._item_index, raw, missing, "item")
 
     # ------------------------------------------------------------- subsetting
     def subset(self, index_or_mask) -> "Ratings":
@@ -401,7 +410,13 @@ def _lookup(index: pd.Index, raw, missing: str, what: str):
     if missing not in ("raise", "ignore"):
         raise ValueError(f"missing must be 'raise' or 'ignore', got {missing!r}")
     scalar = np.ndim(raw) == 0
-    keys = np.atleast_1d(np.asarray(raw, dtype=object) if isinstance(raw, str) else np.asarray(raw))
+    if isinstance(raw, str):
+        keys = np.asarray([raw], dtype=object)
+    elif isinstance(raw, (list, tuple)) and len({type(x) for x in raw}) > 1:
+        keys = np.empty(len(raw), dtype=object)  # np.asarray(["a", 4]) would make 4 a str
+        keys[:] = list(raw)
+    else:
+        keys = np.atleast_1d(np.asarray(raw))
     if keys.ndim != 1:
         shape = keys.shape
         keys = keys.ravel()

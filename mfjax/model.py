@@ -12,15 +12,13 @@ import json
 import os
 import tempfile
 import zipfile
-from functools import cached_property
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 
 from .core import Params, predict
-from .data import Ratings, _lookup
+from .data import IdSpace, Ratings
 
 __all__ = ["Model", "load_model", "evaluate"]
 
@@ -38,8 +36,8 @@ def seen_index(r: Ratings) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclasses.dataclass(eq=False)
-class Model:
-    """A trained MF model with its ID maps.
+class Model(IdSpace):
+    """A trained MF model with its ID maps (``index_users``/``index_items`` map raw IDs).
 
     Attributes:
         params: the :class:`~mfjax.core.Params`.
@@ -60,30 +58,6 @@ class Model:
     history: list = dataclasses.field(default_factory=list)
     seen_indptr: np.ndarray | None = None
     seen_items: np.ndarray | None = None
-
-    @property
-    def n_users(self) -> int:
-        return len(self.user_ids)
-
-    @property
-    def n_items(self) -> int:
-        return len(self.item_ids)
-
-    @cached_property
-    def _user_index(self) -> pd.Index:
-        return pd.Index(self.user_ids)
-
-    @cached_property
-    def _item_index(self) -> pd.Index:
-        return pd.Index(self.item_ids)
-
-    def index_users(self, raw, missing: str = "raise"):
-        """Raw user IDs -> row indices (KeyError, or -1 with ``missing="ignore"``)."""
-        return _lookup(self._user_index, raw, missing, "user")
-
-    def index_items(self, raw, missing: str = "raise"):
-        """Raw item IDs -> row indices (KeyError, or -1 with ``missing="ignore"``)."""
-        return _lookup(self._item_index, raw, missing, "item")
 
     def predict(self, raw_users, raw_items, *, clip: bool = True, return_fallbacks: bool = False):
         """Predicted ratings for pairs of raw IDs.

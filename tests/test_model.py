@@ -121,3 +121,12 @@ def test_a_failed_save_leaves_nothing_behind(trained, tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         model.save(path)
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["model.npz"]
+
+
+def test_lookup_of_a_mixed_type_list_keeps_each_ids_type(trained):
+    model, train, _ = trained
+    known = train.user_ids[0]
+    idx = model.index_users([known, 4, "ghost"], missing="ignore")
+    assert idx[0] == 0 and idx[1] == -1 and idx[2] == -1
+    ints = mfjax.Ratings.from_arrays([3, 4, 5], [1, 2, 3], [1.0, 2.0, 3.0])
+    assert list(ints.index_users(["ghost", 4], missing="ignore")) == [-1, 1]
