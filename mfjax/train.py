@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from . import distributed
 from .core import Params, blocked_value_and_grad, loss, make_blocks, manual_grad
 from .data import Ratings
 from .model import Model, _model_indices, _predict_with_fallback, atomic_savez, read_npz
@@ -109,10 +110,13 @@ def auto_batch_size(n_ratings: int, n_users: int, n_items: int) -> int:
     """A batch size that keeps per-step overhead small at any data size.
 
     About 1/20 of the data per step, but never below 1024, and at most 2^20
-    so one step's gathers stay well inside memory (20M ratings -> 2^20). A
-    power of two.
+    (20M ratings -> 2^20) unless that would take more than 64 steps: every
+    step also makes one dense optimizer pass over the tables, so very large
+    data (Netflix's 100M -> 2^21) gets larger steps, up to 2^22 ratings (a
+    step's [batch, k] temporaries stay near 1 GB at rank 64). A power of two.
     """
-    target = max(1024, min(n_ratings // 20, 1 << 20))
+    cap = min(max(1 << 20, n_ratings // 64), 1 << 22)
+    target = max(1024, min(n_ratings // 20, cap))
     return min(1 << int(round(math.log2(target))), max(n_ratings, 1))
 
 
@@ -336,8 +340,8 @@ def _remix(seed: int, epoch: int, n_rows: int, n_batches: int):
     and without a random-number program to compile into the epoch.
     """
     rng = np.random.default_rng([seed, 1, epoch])
-    return (jnp.asarray(rng.permutation(n_batches).astype(np.int32)),
-            jnp.asarray(rng.integers(0, n_batches, n_rows, dtype=np.int32)))
+    return (rng.permutation(n_batches).astype(np.int32),
+            rng.integers(0, n_batches, n_rows, dtype=np.int32))
 
 
 def _make_epoch(opt, grad_fn, n_rows: int, n_batches: int):
@@ -474,6 +478,8 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     callbacks: Sequence[Callable] = (),
+    mesh=None,
+    table_sharding: str = "auto",
 ) -> Model:
     """Train a biased MF model on ``train`` with an Optax optimizer.
 
@@ -520,6 +526,14 @@ def fit(
         progress: show a tqdm bar with the loss and validation RMSE.
         callbacks: called as ``cb(epoch, metrics, params)`` after each epoch
             (after its checkpoint); an exception stops training.
+        mesh: ``None`` (one device), ``"auto"`` (every device; see
+            :func:`mfjax.distributed.resolve_mesh`) or a ``jax.sharding.Mesh``
+            with axes ``("data", "model")`` (:func:`mfjax.distributed.make_mesh`).
+            Each minibatch is split over ``data``; the result matches
+            single-device training to float tolerance for the same seed.
+        table_sharding: ``"replicated"`` tables on every device, ``"sharded"``
+            rows split over ``model``, or ``"auto"`` (sharded when the mesh's
+            model axis is larger than 1).
 
     Returns:
         A :class:`mfjax.Model`. ``model.history`` has one dict per epoch:
@@ -558,6 +572,10 @@ def fit(
     # The routes take the member axis as is (see mfjax.Params): the members'
     # objectives add and their gradients do not mix.
     grad_fn = _grad_fn(gradient, reg, bias_reg, sort_by)
+    if table_sharding not in ("auto", "replicated", "sharded"):
+        raise ValueError(f"fit: table_sharding must be 'auto', 'replicated' or 'sharded', "
+                         f"got {table_sharding!r}")
+    mesh = distributed.resolve_mesh(mesh, train.n_users, train.n_items, int(rank))
 
     config = dict(
         rank=int(rank), reg=float(reg), bias_reg=bias_reg,
@@ -569,6 +587,7 @@ def fit(
         sort_by=sort_by, ensemble=members,
         init_scale=float(init_scale), patience=patience,
         n_ratings=n, n_users=train.n_users, n_items=train.n_items,
+        mesh=distributed.describe(mesh),
     )
 
     run_epoch = None
@@ -595,7 +614,22 @@ def fit(
     val = None
     if validation is not None:
         vu, vi = _model_indices(model, validation)
-        val = (jnp.asarray(vu), jnp.asarray(vi), jnp.asarray(validation.ratings), len(validation))
+        val = (vu, vi, validation.ratings, len(validation))
+    place, n_real_rows = None, n_rows
+    if mesh is not None:
+        shard = table_sharding == "sharded" or (table_sharding == "auto"
+                                                and mesh.shape[distributed.MODEL] > 1)
+        config["table_sharding"] = "sharded" if shard else "replicated"
+        place = distributed.Placement(mesh, train.n_users, train.n_items, shard)
+        grid = _place_grid(grid, n_batches, place)
+        n_rows = int(grid.keys.shape[0])
+        config["mesh_padding_rows"] = n_rows - n_real_rows
+        params = place.put_tree(place.pad_params(params))
+        opt_state = place.put_tree(_opt_init(opt)(params))
+        run_epoch = _make_epoch(opt, grad_fn, n_rows, n_batches)  # the padded grid's shape
+    put = jnp.asarray if place is None else place.put_replicated
+    if val is not None:
+        val = tuple(put(x) for x in val[:3]) + (val[3],)
     lo, hi = train.rating_range
 
     start, history, best = 0, [], _Best()
@@ -604,14 +638,18 @@ def fit(
     if resume and os.path.exists(ckpt_path):
         params, opt_state, start, history, best = _load_checkpoint(ckpt_path, config, params,
                                                                    opt_state)
+        if place is not None:
+            params, opt_state = place.put_tree(params), place.put_tree(opt_state)
     if run_epoch is None:
         run_epoch = _make_epoch(opt, grad_fn, n_rows, n_batches)
 
     bar = _progress(range(start, epochs), progress, start, epochs)
     for epoch in bar:
         t0 = time.perf_counter()
-        params, opt_state, total = run_epoch(params, opt_state, grid,
-                                             *_remix(seed, epoch, n_rows, n_batches))
+        order, offsets = _remix(seed, epoch, n_real_rows, n_batches)
+        if n_rows > n_real_rows:
+            offsets = np.pad(offsets, (0, n_rows - n_real_rows))  # mesh padding rows
+        params, opt_state, total = run_epoch(params, opt_state, grid, put(order), put(offsets))
         epoch_loss = float(total) / (n * members)  # per rating, averaged over members
         if not math.isfinite(epoch_loss):
             where = f"; the last good checkpoint is {ckpt_path}" if ckpt_path and history else ""
@@ -626,7 +664,8 @@ def fit(
             row["val_mae"] = float(ab) / val[3]
             if row["val_rmse"] < best.rmse:
                 best = _Best(row["val_rmse"], epoch + 1, 0,
-                             {k: np.array(v) for k, v in combined._asdict().items()})
+                             {k: np.array(v) for k, v in
+                              distributed.to_host(combined)._asdict().items()})
             else:
                 best.bad_epochs += 1
         row["seconds"] = time.perf_counter() - t0
@@ -634,7 +673,9 @@ def fit(
         if hasattr(bar, "set_postfix"):
             bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k in ("loss", "val_rmse")})
         if ckpt_path and ((epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs):
-            _save_checkpoint(ckpt_path, config, params, opt_state, epoch + 1, history, best)
+            state = distributed.to_host((params, opt_state))  # a collective on several hosts
+            if jax.process_index() == 0:
+                _save_checkpoint(ckpt_path, config, *state, epoch + 1, history, best)
         for cb in callbacks:
             cb(epoch + 1, dict(row), combined)
         del combined
@@ -648,9 +689,29 @@ def fit(
         config["best_epoch"] = best.epoch
     else:
         params = _combine(params)
+    if place is not None:
+        params = place.unpad_params(jax.tree.map(jnp.asarray, distributed.to_host(params)))
     model.params = params
     model.history = history
     return model
+
+
+def _place_grid(grid: _Grid, n_batches: int, place: distributed.Placement) -> _Grid:
+    """Pad the grid to a multiple of the data axis in rows and split it over the mesh.
+
+    Padding rows repeat the last key (the rows stay sorted) and hold only NaN
+    ratings (weight 0); the epoch gives them offset 0, and the real rows get
+    the same offsets as on one device, so the minibatches are unchanged.
+    """
+    keys, others, ratings = (np.asarray(x) for x in grid[:3])
+    pad = -len(keys) % place.data_size
+    if pad:
+        keys = np.concatenate([keys, np.full(pad, keys[-1], keys.dtype)])
+        others = np.concatenate([others, np.zeros(pad * n_batches, others.dtype)])
+        ratings = np.concatenate([ratings, np.full(pad * n_batches, np.nan, ratings.dtype)])
+    blocks = tuple((place.put_replicated(k), place.put_replicated(p))
+                   for k, p in make_blocks(keys, MAX_BLOCK)) if grid.blocks else ()
+    return _Grid(place.put_data(keys), place.put_data(others), place.put_data(ratings), blocks)
 
 
 def _progress(it, progress: bool, start: int, total: int):

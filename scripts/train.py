@@ -18,6 +18,12 @@ Examples (2-core CPU; results from runs recorded in benchmarks/RESULTS.md):
         # planted rank-8 model, noise 0.5: RMSE ~0.52
     python scripts/train.py --data ratings.csv --user-col uid --item-col iid --rating-col stars
     python scripts/train.py --check-grads --platform gpu
+    python scripts/train.py --mesh auto
+        # data-parallel over every local device (tables sharded when they are large)
+    python scripts/train.py --mesh 2x2 --table-sharding sharded
+    # two hosts (run one line on each; process 0 writes the outputs):
+    python scripts/train.py --coordinator host0:1234 --num-processes 2 --process-id 0
+    python scripts/train.py --coordinator host0:1234 --num-processes 2 --process-id 1
 """
 
 from __future__ import annotations
@@ -108,6 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="early stopping on a validation split of the training data")
     fit.add_argument("--seed", type=int, default=0)
 
+    dist = ap.add_argument_group("devices and hosts")
+    dist.add_argument("--mesh", default=None, metavar="auto|DxM",
+                      help="train on a data x model device mesh, e.g. 'auto' or '4x1'; "
+                           "default: one device (all devices with --coordinator)")
+    dist.add_argument("--table-sharding", choices=["auto", "replicated", "sharded"], default="auto",
+                      help="replicate the tables or row-shard them over the model axis")
+    dist.add_argument("--coordinator", metavar="HOST:PORT",
+                      help="multi-host: address of process 0 (jax.distributed.initialize)")
+    dist.add_argument("--num-processes", type=_positive(int), default=1)
+    dist.add_argument("--process-id", type=int, default=0)
+    dist.add_argument("--local-devices", type=_positive(int), default=None,
+                      help="CPU only: devices each process exposes (for testing on one machine)")
+
     run = ap.add_argument_group("run")
     run.add_argument("--platform", choices=["cpu", "gpu", "tpu"], default=None,
                      help="fail unless this JAX platform is present; default: JAX's choice")
@@ -174,6 +193,21 @@ def select_platform(platform):
     jax.config.update("jax_default_device", devices[0])
 
 
+def parse_mesh(text, multihost: bool):
+    """'auto', 'DxM' or None -> what fit(mesh=) takes."""
+    from mfjax import distributed
+
+    if text is None:
+        return distributed.make_mesh() if multihost else None
+    if text == "auto":
+        return "auto"
+    try:
+        data, model = (int(x) for x in text.lower().split("x"))
+        return distributed.make_mesh(data, model)
+    except ValueError as e:
+        raise UsageError(f"--mesh {text}: {e if 'mesh needs' in str(e) else 'expected auto or DxM, e.g. 4x1'}")
+
+
 def plot_curve(history, path) -> bool:
     try:
         import matplotlib
@@ -202,10 +236,21 @@ def plot_curve(history, path) -> bool:
     return True
 
 
+def _finite(obj):
+    """NaN/inf -> None, so metrics.json stays strict JSON (e.g. NaN ranking metrics)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def write_json(obj, path):
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
+        json.dump(_finite(obj), f, indent=2, allow_nan=False)
     os.replace(tmp, path)
 
 
@@ -214,8 +259,19 @@ def run(args) -> int:
 
     import mfjax
 
+    multihost = args.coordinator is not None
+    if multihost:
+        mfjax.distributed.initialize(args.coordinator, args.num_processes, args.process_id,
+                                     args.local_devices)
+    elif args.num_processes > 1:
+        raise UsageError("--num-processes > 1 needs --coordinator HOST:PORT")
+    elif args.local_devices:
+        jax.config.update("jax_num_cpu_devices", args.local_devices)
+    lead = jax.process_index() == 0  # only process 0 prints progress and writes files
     select_platform(args.platform)
-    print(f"JAX {jax.__version__} on {jax.default_backend()}: {jax.devices()}")
+    mesh = parse_mesh(args.mesh, multihost)
+    print(f"JAX {jax.__version__} on {jax.default_backend()}: {jax.devices()}"
+          f"{'' if not multihost else f' (process {jax.process_index()} of {jax.process_count()})'}")
     if args.resume and not args.out:
         raise UsageError("--resume needs --out DIR, the folder of the run to continue")
     out = args.out or os.path.join("runs", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
@@ -247,8 +303,11 @@ def run(args) -> int:
         schedule=make_schedule(args, n_steps), epochs=args.epochs, batch_size=batch_size,
         seed=args.seed, gradient=args.gradient, validation=monitor, patience=args.patience,
         init_scale=args.init_scale, checkpoint_dir=os.path.join(out, "checkpoints"),
-        checkpoint_every=args.checkpoint_every, resume=args.resume, progress=not args.quiet,
+        checkpoint_every=args.checkpoint_every, resume=args.resume,
+        progress=lead and not args.quiet, mesh=mesh, table_sharding=args.table_sharding,
     )
+    if not lead:
+        return 0
     metrics = mfjax.evaluate(model, test)
     seconds = time.perf_counter() - t0
     print(f"test RMSE {metrics['rmse']:.4f}  MAE {metrics['mae']:.4f}  "
@@ -264,6 +323,7 @@ def run(args) -> int:
         "config": {**model.config, "data": args.data or args.dataset, "split": args.split,
                    "test_fraction": args.test_fraction},
         "devices": [str(d) for d in jax.devices()],
+        "mesh": model.config.get("mesh"),
         "backend": jax.default_backend(),
         "history": model.history,
         "test": metrics,
