@@ -296,6 +296,39 @@ def _layout(train: Ratings, sort_by: str, n_batches: int, order: np.ndarray,
     return _Grid(jnp.asarray(row_keys), jnp.asarray(grid_others), jnp.asarray(grid_ratings), blocks)
 
 
+#: jaxlib versions whose GPU f32 scatter-add is a compare-and-swap loop (jax issue 38806).
+SCATTER_CAS_JAXLIB = ((0, 10, 2), (0, 11, 0))
+
+
+def _jaxlib_version() -> tuple[int, ...]:
+    import jaxlib
+
+    return tuple(int(x) for x in jaxlib.__version__.split(".")[:3] if x.isdigit())
+
+
+def scatter_add_is_slow() -> bool:
+    """Whether this jaxlib compiles GPU f32 scatter-add to a CAS loop (jax issue 38806).
+
+    jaxlib 0.10.2 to 0.11.0 ship an LLVM that lowers the float atomic add of a
+    scatter to a compare-and-swap retry loop unless the kernel flushes
+    denormals, catastrophic when many updates hit one row (a popular item).
+    """
+    lo, hi = SCATTER_CAS_JAXLIB
+    return lo <= _jaxlib_version() <= hi
+
+
+def _compiler_options() -> dict | None:
+    """XLA options for the epoch: on an affected GPU, flush denormals (``xla_gpu_ftz``).
+
+    With flushing kernels LLVM keeps the native ``atom.add.f32`` (which
+    flushes anyway) instead of the CAS loop; MF training does not notice
+    denormal gradients going to zero.
+    """
+    if jax.default_backend() == "gpu" and scatter_add_is_slow():
+        return {"xla_gpu_ftz": True}
+    return None
+
+
 @functools.lru_cache(maxsize=8)
 def _cached_epoch(optimizer: str, learning_rate, gradient: str, reg: float, bias_reg,
                   sort_by: str, n_rows: int, n_batches: int):
@@ -370,6 +403,9 @@ def _make_epoch(opt, grad_fn, n_rows: int, n_batches: int):
         (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), order)
         return params, opt_state, jnp.sum(losses)
 
+    options = _compiler_options()
+    if options:
+        return jax.jit(epoch, donate_argnums=(0, 1), compiler_options=options)
     return jax.jit(epoch, donate_argnums=(0, 1))
 
 
