@@ -15,6 +15,7 @@
 #   3. scenario b, ML-20M shape (benchmarks/bench_ml20m.py; target on an H200: <= 50 ms/epoch);
 #   4. scenario c, Netflix shape (benchmarks/bench_netflix.py);
 #   5. the recommend benchmark (benchmarks/bench_recommend.py), when present;
+#   6. the sharded code path on a 1x1 mesh against the plain path (benchmarks/bench_mesh.py);
 # then prints one table (benchmarks/gpu_summary.py). Environment:
 #   GPU_BENCH_SMALL=1        tiny shapes (~1 minute on a 2-core CPU)
 #   GPU_BENCH_OUT=DIR        keep the step outputs here (default: a temporary folder)
@@ -34,20 +35,22 @@ START=$SECONDS
 
 if [[ "$SMALL" == "1" ]]; then
   # name           timeout (s)
-  T_PROBE=60; T_GRADS=120; T_B=120; T_C=120; T_REC=90
+  T_PROBE=60; T_GRADS=120; T_B=120; T_C=120; T_REC=90; T_MESH=90
   PROBE_ARGS=(--small)
   GRADS_ARGS=(--dtype float32 --order 1)
   SHAPE_B=(--users 3000 --items 1500 --ratings 300000 --test 20000 --epochs 3 --plain-epochs 2)
   SHAPE_C=(--users 6000 --items 800 --ratings 500000 --test 20000 --epochs 2)
   REC_ARGS=(--users 3000 --items 1500 --seen-per-user 40)
+  MESH_ARGS=(--users 3000 --items 1500 --ratings 300000 --epochs 3)
 else
-  # 5 minutes in all, worst case 30 + 40 + 75 + 110 + 40 = 295 s; b runs before c.
-  T_PROBE=30; T_GRADS=40; T_B=75; T_C=110; T_REC=40
+  # 5 minutes in all, worst case 30 + 40 + 65 + 100 + 35 + 30 = 300 s; b runs before c.
+  T_PROBE=30; T_GRADS=40; T_B=65; T_C=100; T_REC=35; T_MESH=30
   PROBE_ARGS=()
   GRADS_ARGS=(--order 1)
   SHAPE_B=(--epochs 10 --plain-epochs 3)
   SHAPE_C=(--epochs 2)
   REC_ARGS=()
+  MESH_ARGS=(--ratings 5000000 --epochs 4)
 fi
 
 # step NAME TIMEOUT LOGFILE CMD...: run CMD under a timeout, tee its output, record the status.
@@ -90,6 +93,8 @@ if [[ -f benchmarks/bench_recommend.py ]]; then
 else
   skip recommend "benchmarks/bench_recommend.py not found"
 fi
+
+step mesh_1x1 "$T_MESH" "$OUT/mesh.txt" "$PYTHON" benchmarks/bench_mesh.py "${MESH_ARGS[@]}" --no-record
 
 APPEND=(--append)
 if [[ "$SMALL" == "1" || "${GPU_BENCH_NO_RESULTS:-0}" == "1" ]]; then APPEND=(); fi
