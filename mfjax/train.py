@@ -6,23 +6,34 @@ gradient of the minibatch's slice of the objective (see :mod:`mfjax.core`),
     g = ∇θ ½ Σ_(u,i,r)∈B [(r̂(u,i) − r)² + λ(‖p_u‖² + ‖q_i‖²) + λ_b(b_u² + b_i²)]
     (updates, state) = optimizer.update(g, state, θ);   θ ← θ + updates
 
-with ``g`` from ``jax.grad(mfjax.loss)`` (``gradient="autodiff"``) or from the
-hand-written :func:`mfjax.manual_grad` (``gradient="manual"``): both drive the
-same jitted step. Note the gradient is a *sum* over the batch; Adam-type
+with ``g`` from ``jax.grad(mfjax.loss)`` (``gradient="autodiff"``), from the
+hand-written :func:`mfjax.manual_grad` (``gradient="manual"``) or from
+:func:`mfjax.core.blocked_value_and_grad` (``gradient="blocked"``, the same
+numbers per block of a user's ratings): all drive the same jitted step on the
+same minibatches. Note the gradient is a *sum* over the batch; Adam-type
 optimizers are invariant to that scale, plain SGD is not (its learning rate is
 per rating, as in Surprise).
 
-Hot path: the ratings go to the device once, shuffled once on the host. An
-epoch is one jitted ``lax.scan`` over minibatches with donated parameter and
-optimizer buffers. The per-epoch reshuffle is cheap and happens inside the
-jit: viewing the (pre-shuffled, padded) ratings as a [B, n_batches] grid,
-batch b takes from row j the entry in column ``(π(b) + o_j) mod n_batches``,
-with a fresh random offset o_j per row and a random batch order π each epoch.
-Every epoch therefore mixes different ratings into each batch at O(B) random
-numbers, instead of a 20M-element sort (``jax.random.permutation`` of 20M
-indices costs ~17 s on a 2-core CPU). Padding entries carry weight 0.
-"""
+Hot path (profiled at the ML-20M shape on a 2-core CPU; see benchmarks/):
 
+- The ratings are sorted once on the host (a radix sort by user, then item,
+  that also yields the model's seen-item index) and put on the device once,
+  as the grid of :func:`_layout`: each user owns ⌈c_u / n_batches⌉ rows and a
+  minibatch takes one slot of every row. So every minibatch is sorted by
+  user, has the same shape and the same per-user blocks, and the per-epoch
+  reshuffle (a batch order π and an offset o_j per row, drawn with NumPy from
+  (seed, epoch)) costs O(rows), not a permutation of all ratings
+  (``jax.random.permutation`` of 20M indices costs ~17 s on a 2-core CPU).
+  Padding slots hold NaN and carry weight 0.
+- An epoch is one jitted ``lax.scan`` over minibatches with donated parameter
+  and optimizer buffers, data and parameters passed as arguments. Epochs of
+  hashable configurations are cached, so k folds of one shape compile once.
+- On a GPU the grid is by item (the contended side) and, on jaxlib
+  0.10.2-0.11.0, the epoch is compiled with ``xla_gpu_ftz`` so f32 scatter-add
+  keeps its native atomic (jax issue 38806).
+- ``ensemble``: members of rank k/K trained side by side (a member axis in
+  :class:`mfjax.Params`) and averaged into one rank-k model.
+"""
 from __future__ import annotations
 
 import dataclasses

@@ -178,3 +178,21 @@ def test_auto_route_and_ensemble_reach_the_noise_floor(planted):
     assert m.config["gradient"] == "autodiff" and m.config["ensemble"] == 2  # small data, rank 16
     assert m.params.user_factors.shape == (train.n_users, 16)
     assert mfjax.evaluate(m, test)["rmse"] <= 1.15 * 0.5
+
+
+def test_auto_batch_size_takes_larger_steps_on_very_large_data():
+    assert mfjax.auto_batch_size(20_000_000, 138_493, 26_744) == 1 << 20
+    assert mfjax.auto_batch_size(100_000_000, 480_189, 17_770) == 1 << 21   # 48 steps, not 96
+    assert mfjax.auto_batch_size(10 ** 10, 10, 10) == 1 << 22
+
+
+def test_gpu_compiler_options_only_on_an_affected_gpu(monkeypatch):
+    monkeypatch.setattr(T, "_jaxlib_version", lambda: (0, 10, 2))
+    assert T.scatter_add_is_slow()
+    monkeypatch.setattr(T.jax, "default_backend", lambda: "gpu")
+    assert T._compiler_options() == {"xla_gpu_ftz": True}
+    monkeypatch.setattr(T, "_jaxlib_version", lambda: (0, 11, 1))
+    assert not T.scatter_add_is_slow() and T._compiler_options() is None
+    monkeypatch.setattr(T.jax, "default_backend", lambda: "cpu")
+    monkeypatch.setattr(T, "_jaxlib_version", lambda: (0, 10, 2))
+    assert T._compiler_options() is None
