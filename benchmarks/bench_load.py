@@ -17,13 +17,14 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+
+import _common as C  # noqa: E402  (machine and version lines shared by the benchmarks)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -78,39 +79,6 @@ def _write_chunk(f, u, i, r, t) -> None:
     pc.write_csv(table, f, pc.WriteOptions(include_header=False, quoting_style="none"))
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        with open("/proc/meminfo") as f:
-            kb = int(f.readline().split()[1])
-        mem = f", {kb / 1024**2:.0f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    return f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} CPUs{mem}"
-
-
-def versions() -> str:
-    import pandas as pd
-
-    parts = [f"Python {platform.python_version()}", f"numpy {np.__version__}", f"pandas {pd.__version__}"]
-    try:
-        import pyarrow
-
-        parts.append(f"pyarrow {pyarrow.__version__}")
-    except ImportError:
-        pass
-    return ", ".join(parts)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=20_000_000)
@@ -155,7 +123,7 @@ def main() -> None:
         section = (
             f"\n## load_ratings: {args.lines:,}-line ratings.csv "
             f"({datetime.date.today().isoformat()})\n\n"
-            f"- command: `{command}`\n- versions: {versions()}\n- machine: {machine()}\n\n"
+            f"- command: `{command}`\n- versions: {C.versions(extra=('pandas', 'pyarrow'))}\n- machine: {C.machine()}\n\n"
             f"{header}\n{table}\n"
         )
         results = os.path.join(HERE, "RESULTS.md")
