@@ -136,19 +136,17 @@ def traffic_bytes(n_ratings: int, n_users: int, n_items: int, rank: int, n_batch
 
 def planted(n_users: int, n_items: int, rank: int = 8, seed: int = 0):
     """The planted model of :func:`mfjax.datasets.synthetic` (same distributions)."""
+    from mfjax.datasets import planted_params
+
     rng = np.random.default_rng(seed)
-    scale = (0.5 / rank) ** 0.25
-    P = (scale * rng.standard_normal((n_users, rank), dtype=np.float32)).astype(np.float32)
-    Q = (scale * rng.standard_normal((n_items, rank), dtype=np.float32)).astype(np.float32)
-    bu = (0.3 * rng.standard_normal(n_users, dtype=np.float32)).astype(np.float32)
-    bi = (0.5 * rng.standard_normal(n_items, dtype=np.float32)).astype(np.float32)
+    P, Q, bu, bi, mu = planted_params(rng, n_users, n_items, rank)
     # Popularity: weight 1/j^a for the j-th most active user / popular item,
     # ranks shuffled over the IDs (as mfjax.datasets.synthetic's "zipf").
     pops = []
     for n, a in ((n_users, 0.7), (n_items, 1.0)):
         cdf = np.cumsum(1.0 / np.arange(1, n + 1, dtype=np.float64) ** a)
         pops.append((cdf / cdf[-1], rng.permutation(n).astype(np.int32)))
-    return {"P": P, "Q": Q, "bu": bu, "bi": bi, "mu": np.float32(3.5), "pop": pops}
+    return {"P": P, "Q": Q, "bu": bu, "bi": bi, "mu": mu, "pop": pops}
 
 
 def sample(model: dict, n: int, noise: float = 0.5, seed: int = 1, chunk: int = 1 << 22):

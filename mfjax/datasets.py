@@ -499,12 +499,7 @@ def synthetic(
         raise ValueError("synthetic: n_users and n_items must fit in int32")
 
     rng = np.random.default_rng(seed)
-    scale = (0.5 / rank) ** 0.25
-    P = (scale * rng.standard_normal((n_users, rank), dtype=np.float32)).astype(np.float32)
-    Q = (scale * rng.standard_normal((n_items, rank), dtype=np.float32)).astype(np.float32)
-    bu = (0.3 * rng.standard_normal(n_users, dtype=np.float32)).astype(np.float32)
-    bi = (0.5 * rng.standard_normal(n_items, dtype=np.float32)).astype(np.float32)
-    mu = np.float32(3.5)
+    P, Q, bu, bi, mu = planted_params(rng, n_users, n_items, rank)
 
     users = _sample(rng, n_users, n_ratings, popularity, exponent=0.7)
     items = _sample(rng, n_items, n_ratings, popularity, exponent=1.0)
@@ -527,6 +522,21 @@ def synthetic(
         global_bias=jnp.asarray(mu, jnp.float32),
     )
     return r, params
+
+
+def planted_params(rng, n_users: int, n_items: int, rank: int):
+    """The planted model's parameters as float32 NumPy arrays ``(P, Q, b_u, b_i, μ)``.
+
+    Factors ~ N(0, sqrt(0.5 / rank)) so ``<p_u, q_i>`` has variance 0.5 at any
+    rank; b_u ~ N(0, 0.3²), b_i ~ N(0, 0.5²), μ = 3.5. Draws from ``rng`` in
+    that order (benchmarks rebuild the same model without the ratings).
+    """
+    scale = (0.5 / rank) ** 0.25
+    P = (scale * rng.standard_normal((n_users, rank), dtype=np.float32)).astype(np.float32)
+    Q = (scale * rng.standard_normal((n_items, rank), dtype=np.float32)).astype(np.float32)
+    bu = (0.3 * rng.standard_normal(n_users, dtype=np.float32)).astype(np.float32)
+    bi = (0.5 * rng.standard_normal(n_items, dtype=np.float32)).astype(np.float32)
+    return P, Q, bu, bi, np.float32(3.5)
 
 
 def _sample(rng, n: int, size: int, popularity: str, exponent: float) -> np.ndarray:
