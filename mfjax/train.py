@@ -7,10 +7,11 @@ gradient of the minibatch's slice of the objective (see :mod:`mfjax.core`),
     (updates, state) = optimizer.update(g, state, θ);   θ ← θ + updates
 
 with ``g`` from ``jax.grad(mfjax.loss)`` (``gradient="autodiff"``), from the
-hand-written :func:`mfjax.manual_grad` (``gradient="manual"``) or from
+hand-written :func:`mfjax.manual_grad` (``gradient="manual"``), from
 :func:`mfjax.core.blocked_value_and_grad` (``gradient="blocked"``, the same
-numbers per block of a user's ratings): all drive the same jitted step on the
-same minibatches. Note the gradient is a *sum* over the batch; Adam-type
+numbers per block of a user's ratings) or from :func:`mfjax.fused.value_and_grad`
+(``gradient="fused"``, the same numbers again from one C++ pass per minibatch, CPU
+only). All of them drive the same jitted step on the same minibatches. Note the gradient is a *sum* over the batch; Adam-type
 optimizers are invariant to that scale, plain SGD is not (its learning rate is
 per rating, as in Surprise).
 
@@ -28,6 +29,11 @@ Hot path (profiled at the ML-20M shape on a 2-core CPU; see benchmarks/):
 - An epoch is one jitted ``lax.scan`` over minibatches with donated parameter
   and optimizer buffers, data and parameters passed as arguments. Epochs of
   hashable configurations are cached, so k folds of one shape compile once.
+- On one CPU device, from 2^20 ratings on, the gradient comes from the fused C++
+  kernel of :mod:`mfjax.fused` (``gradient="fused"``). It makes one pass over the
+  sorted grid rows per minibatch, where XLA's gathers and scatters make three to
+  five. That is 1.8x the blocked route's epoch at the ML-20M shape
+  (benchmarks/RESULTS.md).
 - On a GPU the grid is by item (the contended side) and, on jaxlib
   0.10.2-0.11.0, the epoch is compiled with ``xla_gpu_ftz`` so f32 scatter-add
   keeps its native atomic (jax issue 38806).
@@ -49,7 +55,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import distributed
+from . import distributed, fused
 from .core import Params, blocked_value_and_grad, loss, make_blocks, manual_grad
 from .data import Ratings
 from .model import Model, _model_indices, _predict_with_fallback, atomic_savez, read_npz
@@ -132,7 +138,7 @@ def auto_batch_size(n_ratings: int, n_users: int, n_items: int) -> int:
 
 
 #: Gradient routes accepted by ``fit``; all give the same trajectory to float tolerance.
-GRADIENTS = ("auto", "blocked", "autodiff", "manual")
+GRADIENTS = ("auto", "fused", "blocked", "autodiff", "manual")
 
 #: ``gradient="auto"`` takes the ``"blocked"`` route from this many ratings on:
 #: it compiles ~1.5 s longer and saves about half of every epoch.
@@ -140,6 +146,31 @@ AUTO_BLOCKED_MIN_RATINGS = 1 << 20
 
 #: Longest per-key block of the ``"blocked"`` route (:func:`mfjax.core.make_blocks`).
 MAX_BLOCK = 32
+
+
+def _resolve_gradient(gradient: str, n_ratings: int, mesh) -> str:
+    """The gradient route for ``fit``'s ``gradient=`` (see its docstring).
+
+    ``"auto"``: below :data:`AUTO_BLOCKED_MIN_RATINGS` ratings ``"autodiff"`` (its
+    compile is the cheapest, and the epoch is short anyway); above, on one CPU
+    device, ``"fused"`` when the kernel is available, else ``"blocked"``.
+    """
+    if gradient not in GRADIENTS:
+        raise ValueError(f"fit: gradient must be one of {GRADIENTS}, got {gradient!r}")
+    on_cpu = jax.default_backend() == "cpu" and mesh is None
+    if gradient == "auto":
+        if n_ratings < AUTO_BLOCKED_MIN_RATINGS:
+            return "autodiff"
+        return "fused" if on_cpu and fused.available() else "blocked"
+    if gradient == "fused":
+        if not on_cpu:
+            raise ValueError("fit: gradient='fused' runs on a single CPU device only "
+                             f"(backend {jax.default_backend()!r}, mesh {distributed.describe(mesh)}); "
+                             "use 'blocked' there")
+        if not fused.available():
+            raise RuntimeError(f"fit: gradient='fused' is not available here: {fused.unavailable_reason()}. "
+                               "Use gradient='blocked' (the same numbers through XLA).")
+    return gradient
 
 
 def _grad_fn(gradient: str, reg: float, bias_reg, sort_by: str):
@@ -153,6 +184,9 @@ def _grad_fn(gradient: str, reg: float, bias_reg, sort_by: str):
     def split(b):  # (users, items) of the minibatch
         return (b.keys, b.others) if sort_by == "users" else (b.others, b.keys)
 
+    if gradient == "fused":
+        return lambda p, b: fused.value_and_grad(p, b.keys, b.others, b.ratings, b.weights,
+                                                 by=sort_by, **kw)
     if gradient == "blocked":
         return lambda p, b: blocked_value_and_grad(p, b.blocks, b.others, b.ratings,
                                                    weights=b.weights, by=sort_by, **kw)
@@ -184,7 +218,7 @@ class _Grid(NamedTuple):
     blocks: tuple
 
 
-def _resolve_sort_by(sort_by: str, train: Ratings, n_batches: int) -> str:
+def _resolve_sort_by(sort_by: str, train: Ratings, n_batches: int, gradient: str = "blocked") -> str:
     """The key the grid is sorted and padded by (see :func:`_layout`).
 
     ``"auto"``: users on a CPU (the bigger table: its rows then move once per
@@ -192,12 +226,17 @@ def _resolve_sort_by(sort_by: str, train: Ratings, n_batches: int) -> str:
     the most updates per batch; blocks sum those densely instead of with
     contended f32 atomics). The other key is taken when the preferred one
     would pad the grid by over 25% (many users with fewer ratings than
-    ``n_batches``) and it pads less.
+    ``n_batches``) and it pads less. The ``"fused"`` kernel skips padding
+    almost for free but keeps a private copy of the other side's table per
+    thread and reads it at random, so for it the key is simply the side with
+    more rows.
     """
     if sort_by not in ("auto", "users", "items"):
         raise ValueError(f"fit: sort_by must be 'auto', 'users' or 'items', got {sort_by!r}")
     if sort_by != "auto":
         return sort_by
+    if gradient == "fused":
+        return "users" if train.n_users >= train.n_items else "items"
     pref, other = ("items", "users") if jax.default_backend() == "gpu" else ("users", "items")
     pad = {k: _padding(train, k, n_batches) for k in (pref, other)}
     return other if pad[pref] > 0.25 and pad[other] < pad[pref] else pref
@@ -543,11 +582,15 @@ def fit(
         seed: seeds the initialization and every shuffle; the same seed gives
             the same result on the same backend.
         gradient: ``"autodiff"`` (``jax.grad(mfjax.loss)``), ``"manual"``
-            (:func:`mfjax.manual_grad`) or ``"blocked"``
-            (:func:`mfjax.core.blocked_value_and_grad`, the fastest epochs on a
-            CPU, ~2x at ML-20M size, but ~1.5 s more to compile): the same
-            minibatches and, to float tolerance, the same trajectory.
-            ``"auto"``: blocked from 2^20 ratings on, else autodiff.
+            (:func:`mfjax.manual_grad`), ``"blocked"``
+            (:func:`mfjax.core.blocked_value_and_grad`, XLA's fastest route at
+            scale, but ~1.5 s more to compile) or ``"fused"``
+            (:func:`mfjax.fused.value_and_grad`, a C++ kernel compiled on first
+            use; single CPU device only; 1.8x the blocked route's speed at the
+            ML-20M shape). All give the same minibatches and, to float
+            tolerance, the same trajectory. ``"auto"``: autodiff below 2^20
+            ratings. From 2^20 on, fused on one CPU device when the kernel is
+            available, otherwise blocked.
         sort_by: the key the ratings are grouped by: ``"users"``, ``"items"``,
             or ``"auto"`` (users on a CPU, items on a GPU). It changes speed,
             not the objective; see :func:`_layout`.
@@ -612,17 +655,16 @@ def fit(
     batch_size = int(min(batch_size, n))
     n_batches = -(-n // batch_size)
     opt = make_optimizer(optimizer, learning_rate, schedule)
-    sort_by = _resolve_sort_by(sort_by, train, n_batches)
     members = _n_members(int(rank), ensemble)
-    if gradient == "auto":
-        gradient = "blocked" if n >= AUTO_BLOCKED_MIN_RATINGS else "autodiff"
-    # The routes take the member axis as is (see mfjax.Params): the members'
-    # objectives add and their gradients do not mix.
-    grad_fn = _grad_fn(gradient, reg, bias_reg, sort_by)
     if table_sharding not in ("auto", "replicated", "sharded"):
         raise ValueError(f"fit: table_sharding must be 'auto', 'replicated' or 'sharded', "
                          f"got {table_sharding!r}")
     mesh = distributed.resolve_mesh(mesh, train.n_users, train.n_items, int(rank))
+    gradient = _resolve_gradient(gradient, n, mesh)
+    sort_by = _resolve_sort_by(sort_by, train, n_batches, gradient)
+    # The routes take the member axis as is (see mfjax.Params): the members'
+    # objectives add and their gradients do not mix.
+    grad_fn = _grad_fn(gradient, reg, bias_reg, sort_by)
 
     config = dict(
         rank=int(rank), reg=float(reg), bias_reg=bias_reg,

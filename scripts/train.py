@@ -77,7 +77,7 @@ def _fraction(text):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mfjax.train import DEFAULTS, OPTIMIZERS
+    from mfjax.train import DEFAULTS, GRADIENTS, OPTIMIZERS
 
     ap = OneLineParser(description="Train a matrix-factorization recommender with mfjax.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -107,9 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="learning-rate schedule over all steps")
     fit.add_argument("--epochs", type=_positive(int), default=DEFAULTS["epochs"])
     fit.add_argument("--batch-size", type=_positive(int), default=None,
-                     help="default: about 1/20 of the ratings, within [1024, 2^20]")
+                     help="default: about 1/20 of the ratings, within [1024, 2^22]")
     fit.add_argument("--init-scale", type=_positive(float), default=DEFAULTS["init_scale"])
-    fit.add_argument("--gradient", choices=["autodiff", "manual"], default="autodiff")
+    fit.add_argument("--gradient", choices=GRADIENTS, default="auto",
+                     help="auto: jax.grad below 2^20 ratings; above, the fused C++ kernel on one "
+                          "CPU device, else the blocked XLA route")
     fit.add_argument("--patience", type=_positive(int), default=None,
                      help="early stopping on a validation split of the training data")
     fit.add_argument("--seed", type=int, default=0)

@@ -1,0 +1,205 @@
+"""The ``"fused"`` gradient route: one C++ pass per minibatch on a CPU (an XLA FFI call).
+
+:func:`value_and_grad` returns the same ``(loss, grads)`` as
+:func:`mfjax.core.blocked_value_and_grad` and ``(loss, manual_grad)``. That is, for a
+minibatch of ratings sorted by key, with weights w (0 on padding),
+
+    e = μ + b_u + b_i + p_u·q_i − r,       L = ½ Σ w e² + ½ Σ_u c_u (λ‖p_u‖² + λ_b b_u²) + (items alike)
+    ∂p_u = Σ_{r∋u} w e q_i + λ c_u p_u,    ∂q_i = Σ_{r∋i} w e p_u + λ c_i q_i,    ∂μ = Σ w e
+
+(per member when the tables carry a member axis). The difference is how the work is
+done. XLA:CPU's gathers and scatters move each rating's rows three to five times per
+step at about 0.5-0.8 ns per float; see the profile in ``benchmarks/RESULTS.md``. The
+kernel (``fused_cpu.cc``) walks the sorted rows once. It keeps the key's row in
+registers, reads the other side's row once per rating, and accumulates the other
+side's gradient in a private copy per thread.
+
+The kernel is compiled on first use with the system C++ compiler (``$CXX``, else
+``c++``/``g++``) against the XLA FFI headers that jaxlib ships. It is built with
+``-march=native`` and cached under ``$MFJAX_DATA`` or ``~/.cache/mfjax``/kernels, keyed
+by the source, the jaxlib version and the CPU. If no compiler is available or the build
+fails, :func:`available` is False: ``fit(gradient="auto")`` then takes the
+``"blocked"`` XLA route, and ``gradient="fused"`` raises an error that says why. Set
+``MFJAX_FUSED=0`` to turn the kernel off.
+
+Results are deterministic for a given thread count: the per-thread sums are added in a
+fixed order. The thread count is ``$MFJAX_FUSED_THREADS``, else the CPUs this
+process may use, at most 8.
+Out-of-range indices raise an error naming the minibatch row; they are never clamped.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .core import Params, _bias_reg
+
+__all__ = ["available", "unavailable_reason", "value_and_grad", "threads"]
+
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fused_cpu.cc")
+_TARGETS = {np.dtype(np.float32): ("mfjax_fused_f32", "MfjaxFusedF32"),
+            np.dtype(np.float64): ("mfjax_fused_f64", "MfjaxFusedF64")}
+#: Most threads the kernel uses (each holds a private copy of the other side's table).
+MAX_THREADS = 8
+
+
+def threads() -> int:
+    """Threads per call: ``$MFJAX_FUSED_THREADS``, else the CPUs this process may run on,
+    at most :data:`MAX_THREADS`."""
+    env = os.environ.get("MFJAX_FUSED_THREADS", "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"MFJAX_FUSED_THREADS must be a positive integer, got {env!r}")
+        return int(env)
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, min(n, MAX_THREADS))
+
+
+def _compiler() -> str | None:
+    for c in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+        if c and shutil.which(c):
+            return c
+    return None
+
+
+def _cpu_tag() -> str:
+    """The CPU model and feature flags (a ``-march=native`` build is only valid on the same kind)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = [l for l in f if l.startswith(("model name", "flags", "Features"))]
+        return "".join(sorted(set(lines)))
+    except OSError:
+        return platform.processor()
+
+
+def _cache_dir() -> str:
+    root = os.environ.get("MFJAX_DATA") or os.path.join(os.path.expanduser("~"), ".cache", "mfjax")
+    return os.path.join(os.path.expanduser(root), "kernels")
+
+
+def _build() -> str:
+    """Path of the compiled kernel, building it (atomically) if it is not cached."""
+    import jaxlib
+
+    cxx = _compiler()
+    if cxx is None:
+        raise RuntimeError("no C++ compiler found (set $CXX, or install g++)")
+    with open(SOURCE, "rb") as f:
+        src = f.read()
+    version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
+    key = hashlib.sha256(b"\0".join(x.encode() if isinstance(x, str) else x for x in (
+        src, jaxlib.__version__, version, platform.machine(), _cpu_tag()))).hexdigest()[:16]
+    out_dir = _cache_dir()
+    path = os.path.join(out_dir, f"mfjax_fused_{key}.so")
+    if os.path.exists(path):
+        return path
+    os.makedirs(out_dir, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out_dir)
+    os.close(fd)
+    cmd = [cxx, "-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w",
+           "-I", jax.ffi.include_dir(), SOURCE, "-o", tmp, "-lpthread"]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(f"compiling {SOURCE} failed ({' '.join(cmd)}):\n{res.stderr[-2000:]}")
+        os.replace(tmp, path)  # atomic: a concurrent build or reader never sees half a file
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def _register() -> str | None:
+    """Build, load and register the kernel (once per process); the reason it failed, or None."""
+    try:
+        lib = ctypes.cdll.LoadLibrary(_build())
+        for target, symbol in _TARGETS.values():
+            jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)),
+                                        platform="cpu")
+    except Exception as exc:  # noqa: BLE001 - any failure means: use the XLA route
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _load() -> str | None:
+    """None when the kernel is usable, else why not (``MFJAX_FUSED=0``, or the build)."""
+    if os.environ.get("MFJAX_FUSED", "1").strip().lower() in ("0", "false", "no", "off"):
+        return "turned off by MFJAX_FUSED=0"
+    return _register()
+
+
+def available() -> bool:
+    """Whether the fused kernel can run here (builds it on the first call)."""
+    return _load() is None
+
+
+def unavailable_reason() -> str | None:
+    """Why :func:`available` is False (None when it is True)."""
+    return _load()
+
+
+def value_and_grad(
+    params: Params,
+    keys: jax.Array,
+    others: jax.Array,
+    ratings: jax.Array,
+    weights: jax.Array,
+    *,
+    reg: float = 0.0,
+    bias_reg: float | None = None,
+    by: str = "users",
+) -> tuple[jax.Array, Params]:
+    """``(loss, grads)`` of a key-sorted minibatch, from the fused CPU kernel.
+
+    Args:
+        params: model parameters (float32 or float64; with or without a member axis).
+        keys: the key of each row [n], sorted (non-decreasing): users when
+            ``by="users"``, else items. Unsorted keys give wrong results.
+        others: the other index of each row [n].
+        ratings: observed ratings [n].
+        weights: per-rating weights [n] (0 on padding rows).
+        reg, bias_reg: λ and λ_b, as in :func:`mfjax.loss`.
+        by: ``"users"`` or ``"items"``.
+
+    Returns:
+        ``(loss, grads)``, grads a :class:`Params` shaped like ``params``.
+
+    Raises:
+        RuntimeError: the kernel is not available (see :func:`unavailable_reason`).
+    """
+    if by not in ("users", "items"):
+        raise ValueError(f"by must be 'users' or 'items', got {by!r}")
+    reason = _load()
+    if reason is not None:
+        raise RuntimeError(f"the fused CPU kernel is not available: {reason}")
+    dtype = np.dtype(params.global_bias.dtype)
+    if dtype not in _TARGETS:
+        raise ValueError(f"the fused kernel takes float32 or float64 parameters, got {dtype}")
+    bias_reg = _bias_reg(reg, bias_reg)
+    K, O, kb, ob = params.user_factors, params.item_factors, params.user_bias, params.item_bias
+    if by == "items":
+        K, O, kb, ob = O, K, ob, kb
+    outs = [jax.ShapeDtypeStruct((), dtype)] + [jax.ShapeDtypeStruct(x.shape, dtype)
+                                                for x in (K, O, kb, ob, params.global_bias)]
+    loss, dK, dO, dkb, dob, dmu = jax.ffi.ffi_call(_TARGETS[dtype][0], outs)(
+        K, O, kb, ob, jnp.reshape(params.global_bias, (-1,)),
+        keys.astype(jnp.int32), others.astype(jnp.int32), ratings.astype(dtype), weights.astype(dtype),
+        reg=np.float64(reg), bias_reg=np.float64(bias_reg), threads=np.int64(threads()))
+    if by == "items":
+        dK, dO, dkb, dob = dO, dK, dob, dkb
+    return loss, Params(dK, dO, dkb, dob, dmu)

@@ -1,0 +1,159 @@
+"""The fused CPU kernel (mfjax.fused) equals the reference routes, and fit falls back
+cleanly when it cannot be built. Float64 (conftest) unless a test says otherwise."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import mfjax
+import mfjax.train as T
+from mfjax import fused
+from mfjax.core import blocked_value_and_grad, make_blocks
+from test_core import make_problem
+from test_fast_paths import FAST, members_problem
+
+REG = dict(reg=0.3, bias_reg=0.05)
+
+pytestmark = pytest.mark.skipif(not fused.available(),
+                                reason=f"fused kernel unavailable: {fused.unavailable_reason()}")
+
+
+def sorted_batch(keys, others, r, w):
+    order = np.argsort(keys, kind="stable")
+    return (jnp.asarray(keys[order], jnp.int32), jnp.asarray(others[order], jnp.int32),
+            jnp.asarray(r[order]), jnp.asarray(w[order]))
+
+
+@pytest.mark.parametrize("by", ["users", "items"])
+@pytest.mark.parametrize("shape", [(6, 9, 4, 50), (3, 3, 1, 1), (20, 7, 5, 400), (50, 40, 64, 3000)])
+def test_fused_equals_loss_and_manual_grad(by, shape):
+    p, u, i, r = make_problem(*shape)
+    w = np.random.default_rng(1).uniform(0, 1, len(u))
+    w[::7] = 0.0  # padding-like rows
+    keys, others = (u, i) if by == "users" else (i, u)
+    k, o, rr, ww = sorted_batch(keys, others, r, w)
+    value, grads = jax.jit(lambda p: fused.value_and_grad(p, k, o, rr, ww, by=by, **REG))(p)
+    uu, ii = (k, o) if by == "users" else (o, k)
+    ref_value = mfjax.loss(p, uu, ii, rr, weights=ww, **REG)
+    ref_grads = mfjax.manual_grad(p, uu, ii, rr, weights=ww, **REG)
+    assert value.dtype == jnp.float64
+    np.testing.assert_allclose(value, ref_value, rtol=1e-12)
+    for name, g, ref in zip(ref_grads._fields, grads, ref_grads):
+        assert g.shape == ref.shape and g.dtype == ref.dtype, name
+        np.testing.assert_allclose(g, ref, rtol=1e-11, atol=1e-11, err_msg=name)
+
+
+@pytest.mark.parametrize("by", ["users", "items"])
+def test_fused_member_axis_equals_the_blocked_route(by):
+    _, stacked, u, i, r = members_problem(12, 8, 8, 300, members=4)  # factors [n, 4, 8]
+    w = np.ones(len(u))
+    keys, others = (u, i) if by == "users" else (i, u)
+    k, o, rr, ww = sorted_batch(keys, others, r, w)
+    value, grads = fused.value_and_grad(stacked, k, o, rr, ww, by=by, **REG)
+    ref_value, ref_grads = blocked_value_and_grad(stacked, make_blocks(np.asarray(k), 4), o, rr,
+                                                  weights=ww, by=by, **REG)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-12)
+    for name, g, ref in zip(ref_grads._fields, grads, ref_grads):
+        np.testing.assert_allclose(g, ref, rtol=1e-11, atol=1e-11, err_msg=name)
+
+
+@pytest.mark.parametrize("n_threads", [1, 3, 8])
+def test_fused_thread_count_changes_only_rounding(monkeypatch, n_threads):
+    p, u, i, r = make_problem(300, 40, 16, 40_000, seed=3)  # enough rows to split
+    k, o, rr, ww = sorted_batch(u, i, r, np.ones(len(u)))
+    monkeypatch.setattr(fused, "threads", lambda: 1)
+    v1, g1 = fused.value_and_grad(p, k, o, rr, ww, **REG)
+    monkeypatch.setattr(fused, "threads", lambda: n_threads)
+    vn, gn = fused.value_and_grad(p, k, o, rr, ww, **REG)
+    np.testing.assert_allclose(vn, v1, rtol=1e-13)
+    for a, b in zip(gn, g1):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_fused_float32_matches_float64():
+    p, u, i, r = make_problem(30, 20, 8, 2000, seed=4)
+    k, o, rr, ww = sorted_batch(u, i, r, np.ones(len(u)))
+    v64, g64 = fused.value_and_grad(p, k, o, rr, ww, **REG)
+    p32 = jax.tree.map(lambda x: x.astype(jnp.float32), p)
+    v32, g32 = fused.value_and_grad(p32, k, o, rr.astype(jnp.float32), ww.astype(jnp.float32), **REG)
+    assert v32.dtype == jnp.float32 and all(g.dtype == jnp.float32 for g in g32)
+    np.testing.assert_allclose(v32, v64, rtol=1e-5)
+    for a, b in zip(g32, g64):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_fused_rejects_out_of_range_indices():
+    p, u, i, r = make_problem(6, 9, 4, 50)
+    k, o, rr, ww = sorted_batch(u, i, r, np.ones(len(u)))
+    bad = o.at[10].set(9)  # n_items == 9
+    with pytest.raises(Exception, match="out of range .* at minibatch row 10"):
+        jax.block_until_ready(fused.value_and_grad(p, k, bad, rr, ww, **REG))
+    unsorted = k.at[20].set(0)
+    with pytest.raises(Exception, match="keys not sorted"):
+        jax.block_until_ready(fused.value_and_grad(p, unsorted, o, rr, ww, **REG))
+
+
+@pytest.mark.parametrize("sort_by,ensemble", [("users", 1), ("items", 2)])
+def test_fit_fused_gives_the_manual_trajectory(planted, sort_by, ensemble):
+    train, _ = planted
+    kw = dict(FAST, sort_by=sort_by, ensemble=ensemble)
+    m, ref = (mfjax.fit(train, gradient=g, **kw) for g in ("fused", "manual"))
+    assert m.config["gradient"] == "fused" and m.config["sort_by"] == sort_by
+    for x, y in zip(m.params, ref.params):
+        np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-5)
+    for a, b in zip(m.history, ref.history):
+        assert math.isclose(a["loss"], b["loss"], rel_tol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def planted():
+    ratings, _ = mfjax.datasets.synthetic(300, 200, 30_000, rank=4, noise=0.5, seed=1)
+    return mfjax.split.holdout(ratings, 0.2, seed=0)
+
+
+def test_auto_takes_fused_on_large_data_and_falls_back_without_it(monkeypatch):
+    big = T.AUTO_BLOCKED_MIN_RATINGS
+    assert T._resolve_gradient("auto", big - 1, None) == "autodiff"
+    assert T._resolve_gradient("auto", big, None) == "fused"
+    monkeypatch.setattr(fused, "_load", lambda: "no C++ compiler found")
+    assert T._resolve_gradient("auto", big, None) == "blocked"
+    with pytest.raises(RuntimeError, match="not available here: no C\\+\\+ compiler"):
+        T._resolve_gradient("fused", 10, None)
+    with pytest.raises(ValueError, match="gradient must be one of"):
+        T._resolve_gradient("fast", 10, None)
+
+
+def test_fused_needs_one_cpu_device():
+    mesh = mfjax.distributed.make_mesh(1, 1)
+    with pytest.raises(ValueError, match="single CPU device"):
+        T._resolve_gradient("fused", 10, mesh)
+    assert T._resolve_gradient("auto", T.AUTO_BLOCKED_MIN_RATINGS, mesh) == "blocked"
+
+
+def test_fused_sorts_by_the_bigger_side(planted):
+    train, _ = planted  # 300 users, 200 items
+    assert T._resolve_sort_by("auto", train, 30, "fused") == "users"
+    assert T._resolve_sort_by("items", train, 30, "fused") == "items"
+
+
+def test_switch_off_and_missing_compiler(monkeypatch):
+    monkeypatch.setenv("MFJAX_FUSED", "0")
+    assert not fused.available() and "MFJAX_FUSED=0" in fused.unavailable_reason()
+    monkeypatch.delenv("MFJAX_FUSED")
+    assert fused.available()
+    monkeypatch.setattr(fused, "_compiler", lambda: None)
+    with pytest.raises(RuntimeError, match="no C\\+\\+ compiler"):
+        fused._build()
+
+
+def test_build_is_cached_and_atomic(tmp_path, monkeypatch):
+    monkeypatch.setenv("MFJAX_DATA", str(tmp_path))
+    path = fused._build()
+    assert path.startswith(str(tmp_path)) and path.endswith(".so")
+    mtime = (tmp_path / "kernels").stat().st_mtime_ns
+    assert fused._build() == path  # cached: same file, no rebuild
+    assert sorted(p.name for p in (tmp_path / "kernels").iterdir()) == [path.rsplit("/", 1)[1]]
+    assert (tmp_path / "kernels").stat().st_mtime_ns == mtime
