@@ -11,13 +11,16 @@ more than the epoch's wall time.
     python benchmarks/profile_epoch.py                       # ML-20M shape, ~2 min
     python benchmarks/profile_epoch.py --ensemble 1          # plain MF
     python benchmarks/profile_epoch.py --ratings 2000000 --no-results
+    python benchmarks/profile_epoch.py --gradient blocked   # the XLA route
 
-On the 2-core CPU (2026-11-28, RESULTS.md), the ML-20M-shape epoch took 3.9 s
-(ensemble of 8, the default) and 3.0 s (plain MF). Of the summed op time,
+On the 2-core CPU (2026-11-28, RESULTS.md), the XLA route's ML-20M-shape epoch
+took 3.9 s (ensemble of 8, the default) and 3.0 s (plain MF). Of the summed op time,
 materialised gathers of item rows and of the batch's indices were 24% / 30%,
 the member-axis transposes ahead of the batched dots 23% / 9%, dots and
 library fusions 21% / 23%, scatter-adds 16% / 20%, and everything else (the
-dense Adam passes included) 17% / 17%.
+dense Adam passes included) 17% / 17%. That profile is why the fused route
+(``mfjax.fused``, now the default there) exists. Under it, the kernel shows up as one
+``ffi_call`` operation.
 """
 
 from __future__ import annotations
@@ -95,6 +98,7 @@ def main() -> None:
     ap.add_argument("--ratings", type=int, default=20_000_000)
     ap.add_argument("--rank", type=int, default=64)
     ap.add_argument("--ensemble", default="auto", help="fit's ensemble= ('auto' or a member count)")
+    ap.add_argument("--gradient", default="auto", help="fit's gradient= route")
     ap.add_argument("--top", type=int, default=12, help="operations listed one by one")
     ap.add_argument("--no-results", action="store_true", help="do not append to RESULTS.md")
     args = ap.parse_args()
@@ -109,7 +113,7 @@ def main() -> None:
         tracer = TraceEpoch(tmp, which=2)
         t = time.perf_counter()
         m = mfjax.fit(train, rank=args.rank, epochs=2, reg=0.01, learning_rate=0.03,
-                      ensemble=ensemble, progress=False, callbacks=[tracer])
+                      ensemble=ensemble, gradient=args.gradient, progress=False, callbacks=[tracer])
         total = time.perf_counter() - t
         if not tracer.done:
             raise RuntimeError("the traced epoch did not run")
