@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <thread>
 #include <vector>
@@ -154,8 +155,10 @@ ffi::Error Impl(ffi::Buffer<DT> K, ffi::Buffer<DT> O, ffi::Buffer<DT> kb, ffi::B
   P.kk = P.M ? P.D / P.M : 0;
   P.reg = T(reg); P.breg = T(bias_reg);
   if (others.element_count() != P.R || ratings.element_count() != P.R ||
-      weights.element_count() != P.R || P.M * P.kk != P.D)
-    return ffi::Error::InvalidArgument("mfjax_fused: inconsistent shapes");
+      weights.element_count() != P.R || P.M < 1 || P.kk < 1 || P.M * P.kk != P.D ||
+      kb.element_count() != P.nK * P.M || ob.element_count() != P.nO * P.M ||
+      O.element_count() != P.nO * P.D)
+    return ffi::Error::InvalidArgument("mfjax_fused: inconsistent shapes (rank must be >= 1)");
   const int64_t nO = P.nO, D = P.D, M = P.M;
   T* dKp = dK->typed_data(); T* dkbp = dkb->typed_data();
   // Split the rows into nt chunks that end at key boundaries.
@@ -171,21 +174,31 @@ ffi::Error Impl(ffi::Buffer<DT> K, ffi::Buffer<DT> O, ffi::Buffer<DT> kb, ffi::B
   // fewer cache lines; every thread accumulates [dq, db_o, c_o] rows privately.
   T* dOp = dO->typed_data(); T* dobp = dob->typed_data();
   const int64_t W = D + M, A = D + M + 1;
-  std::vector<T> pk(nO * W);
-  for (int64_t i = 0; i < nO; ++i) {
-    std::memcpy(&pk[i * W], P.O + i * D, sizeof(T) * D);
-    std::memcpy(&pk[i * W + D], P.ob + i * M, sizeof(T) * M);
-  }
-  std::vector<std::vector<T>> pacc(nt, std::vector<T>(nO * A));
-  std::vector<std::vector<double>> pmu(nt, std::vector<double>(M));
+  std::vector<T> pk;
+  std::vector<std::vector<T>> pacc;
+  std::vector<std::vector<double>> pmu;
   std::vector<Partial> part(nt);
-  auto work = [&](int64_t t) {
-    Dispatch<T>(P, cut[t], cut[t + 1], dKp, dkbp, pk.data(), pacc[t].data(), pmu[t].data(), &part[t]);
-  };
   std::vector<std::thread> pool;
-  for (int64_t t = 1; t < nt; ++t) pool.emplace_back(work, t);
-  work(0);
-  for (auto& th : pool) th.join();
+  try {  // allocations and thread starts may throw; no exception may cross the FFI boundary
+    pk.resize(nO * W);
+    for (int64_t i = 0; i < nO; ++i) {
+      std::memcpy(&pk[i * W], P.O + i * D, sizeof(T) * D);
+      std::memcpy(&pk[i * W + D], P.ob + i * M, sizeof(T) * M);
+    }
+    pacc.assign(nt, std::vector<T>(nO * A));
+    pmu.assign(nt, std::vector<double>(M));
+    auto work = [&](int64_t t) {
+      Dispatch<T>(P, cut[t], cut[t + 1], dKp, dkbp, pk.data(), pacc[t].data(), pmu[t].data(),
+                  &part[t]);
+    };
+    for (int64_t t = 1; t < nt; ++t) pool.emplace_back(work, t);
+    work(0);
+    for (auto& th : pool) th.join();
+  } catch (const std::exception& e) {
+    for (auto& th : pool)
+      if (th.joinable()) th.join();
+    return ffi::Error::Internal(std::string("mfjax_fused: ") + e.what());
+  }
   for (int64_t t = 0; t < nt; ++t)
     if (part[t].bad >= 0)
       return ffi::Error::InvalidArgument(

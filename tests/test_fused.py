@@ -157,3 +157,10 @@ def test_build_is_cached_and_atomic(tmp_path, monkeypatch):
     assert fused._build() == path  # cached: same file, no rebuild
     assert sorted(p.name for p in (tmp_path / "kernels").iterdir()) == [path.rsplit("/", 1)[1]]
     assert (tmp_path / "kernels").stat().st_mtime_ns == mtime
+
+
+def test_fused_rejects_inconsistent_shapes():
+    p, u, i, r = make_problem(6, 9, 4, 50)
+    k, o, rr, ww = sorted_batch(u, i, r, np.ones(len(u)))
+    with pytest.raises(Exception, match="inconsistent shapes"):
+        jax.block_until_ready(fused.value_and_grad(p, k, o[:-1], rr, ww, **REG))
