@@ -51,10 +51,17 @@ void Segment(const Problem<T>& P, int64_t lo, int64_t hi, T* dK, T* dkb, const T
   const int64_t D = DC ? DC : P.D, kk = KC ? KC : P.kk, M = D / kk;
   const int64_t W = D + M, A = D + M + 1;  // packed row widths: [q, b_o] and [dq, db_o, c_o]
   constexpr int kAhead = 8;  // prefetch distance, in ratings
-  std::vector<T> gp_(D), prod_(D), ee_(D), e(M), gb(M);
-  T* __restrict gp = gp_.data();
-  T* __restrict prod = prod_.data();
-  T* __restrict ee = ee_.data();
+  // Scratch rows, and the sums kept in locals (not behind pointers that may alias the
+  // tables) so the compiler keeps them in registers across the rating loop.
+  std::vector<T> scratch(3 * D + 2 * M);
+  T* __restrict gp = scratch.data();
+  T* __restrict prod = gp + D;
+  T* __restrict ee = prod + D;
+  T* __restrict e = ee + D;
+  T* __restrict gb = e + M;
+  std::vector<double> mu_sum(M, 0.0);
+  double* __restrict musum = mu_sum.data();
+  double sq = 0;
   int64_t j = lo;
   // Rows of keys with no ratings in the batch get zero; each thread zeroes the keys
   // between the key before its first row and each of its own keys (no full memset).
@@ -63,7 +70,7 @@ void Segment(const Problem<T>& P, int64_t lo, int64_t hi, T* dK, T* dkb, const T
     const int32_t u = P.keys[j];
     int64_t end = j;
     while (end < hi && P.keys[end] == u) ++end;
-    if (u < 0 || u >= P.nK || u < prev) { out->bad = j; return; }
+    if (u < 0 || u >= P.nK || u < prev) { out->bad = j; break; }
     if (u > prev + 1) {
       std::memset(dK + (prev + 1) * D, 0, sizeof(T) * (u - prev - 1) * D);
       std::memset(dkb + (prev + 1) * M, 0, sizeof(T) * (u - prev - 1) * M);
@@ -72,7 +79,7 @@ void Segment(const Problem<T>& P, int64_t lo, int64_t hi, T* dK, T* dkb, const T
     const T* __restrict p = P.K + u * D;
     const T* bu = P.kb + u * M;
     for (int64_t d = 0; d < D; ++d) gp[d] = T(0);
-    std::fill(gb.begin(), gb.end(), T(0));
+    for (int64_t m = 0; m < M; ++m) gb[m] = T(0);
     T cnt = 0;
     for (; j < end; ++j) {
       if (j + kAhead < hi) {
@@ -85,7 +92,7 @@ void Segment(const Problem<T>& P, int64_t lo, int64_t hi, T* dK, T* dkb, const T
       const T wj = P.w[j];
       if (wj == T(0)) continue;
       const int32_t i = P.others[j];
-      if (i < 0 || i >= P.nO) { out->bad = j; return; }
+      if (i < 0 || i >= P.nO) { out->bad = j; break; }
       const T* __restrict q = pk + int64_t(i) * W;
       const T* bi = q + D;
       for (int64_t d = 0; d < D; ++d) prod[d] = p[d] * q[d];
@@ -93,8 +100,8 @@ void Segment(const Problem<T>& P, int64_t lo, int64_t hi, T* dK, T* dkb, const T
         T s = P.mu[m] + bu[m] + bi[m] - P.r[j];
         for (int64_t t = 0; t < kk; ++t) s += prod[m * kk + t];
         const T we = wj * s;
-        out->sq += double(we) * double(s);
-        dmu[m] += we;
+        sq += double(we) * double(s);
+        musum[m] += we;
         gb[m] += we;
         e[m] = we;
         for (int64_t t = 0; t < kk; ++t) ee[m * kk + t] = we;
@@ -108,6 +115,7 @@ void Segment(const Problem<T>& P, int64_t lo, int64_t hi, T* dK, T* dkb, const T
       dq[D + M] += wj;
       cnt += wj;
     }
+    if (out->bad >= 0) break;
     T* dk = dK + int64_t(u) * D;
     double sp = 0, sb = 0;
     for (int64_t d = 0; d < D; ++d) {
@@ -120,6 +128,8 @@ void Segment(const Problem<T>& P, int64_t lo, int64_t hi, T* dK, T* dkb, const T
     }
     out->pen += double(cnt) * (double(P.reg) * sp + double(P.breg) * sb);
   }
+  out->sq += sq;
+  for (int64_t m = 0; m < M; ++m) dmu[m] += musum[m];
 }
 
 template <typename T>
