@@ -32,7 +32,7 @@ Hot path (profiled at the ML-20M shape on a 2-core CPU; see benchmarks/):
 - On one CPU device, from 2^20 ratings on, the gradient comes from the fused C++
   kernel of :mod:`mfjax.fused` (``gradient="fused"``). It makes one pass over the
   sorted grid rows per minibatch, where XLA's gathers and scatters make three to
-  five. That is 1.8x the blocked route's epoch at the ML-20M shape
+  five. That is 2.5x the blocked route's epoch at the ML-20M shape
   (benchmarks/RESULTS.md).
 - On a GPU the grid is by item (the contended side) and, on jaxlib
   0.10.2-0.11.0, the epoch is compiled with ``xla_gpu_ftz`` so f32 scatter-add
@@ -586,7 +586,7 @@ def fit(
             (:func:`mfjax.core.blocked_value_and_grad`, XLA's fastest route at
             scale, but ~1.5 s more to compile) or ``"fused"``
             (:func:`mfjax.fused.value_and_grad`, a C++ kernel compiled on first
-            use; single CPU device only; 1.8x the blocked route's speed at the
+            use; single CPU device only; 2.5x the blocked route's speed at the
             ML-20M shape). All give the same minibatches and, to float
             tolerance, the same trajectory. ``"auto"``: autodiff below 2^20
             ratings. From 2^20 on, fused on one CPU device when the kernel is
