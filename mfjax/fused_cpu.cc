@@ -39,7 +39,7 @@ struct Problem {
 
 struct Partial {
   double sq = 0, pen = 0;
-  int64_t bad = -1;  // first row with an out-of-range index
+  int64_t bad = -1;  // first row with an out-of-range index or an unsorted key
 };
 
 // Rows [lo, hi) (whole key segments). Writes dK/dkb rows of its keys; accumulates the

@@ -11,9 +11,9 @@ hand-written :func:`mfjax.manual_grad` (``gradient="manual"``), from
 :func:`mfjax.core.blocked_value_and_grad` (``gradient="blocked"``, the same
 numbers per block of a user's ratings) or from :func:`mfjax.fused.value_and_grad`
 (``gradient="fused"``, the same numbers again from one C++ pass per minibatch, CPU
-only). All of them drive the same jitted step on the same minibatches. Note the gradient is a *sum* over the batch; Adam-type
-optimizers are invariant to that scale, plain SGD is not (its learning rate is
-per rating, as in Surprise).
+only). All of them drive the same jitted step on the same minibatches. Note the
+gradient is a *sum* over the batch; Adam-type optimizers are invariant to that
+scale, plain SGD is not (its learning rate is per rating, as in Surprise).
 
 Hot path (profiled at the ML-20M shape on a 2-core CPU; see benchmarks/):
 
@@ -140,8 +140,8 @@ def auto_batch_size(n_ratings: int, n_users: int, n_items: int) -> int:
 #: Gradient routes accepted by ``fit``; all give the same trajectory to float tolerance.
 GRADIENTS = ("auto", "fused", "blocked", "autodiff", "manual")
 
-#: ``gradient="auto"`` takes the ``"blocked"`` route from this many ratings on:
-#: it compiles ~1.5 s longer and saves about half of every epoch.
+#: ``gradient="auto"`` leaves ``jax.grad`` from this many ratings on, for ``"fused"``
+#: (one CPU device) or ``"blocked"``: they compile longer and save most of every epoch.
 AUTO_BLOCKED_MIN_RATINGS = 1 << 20
 
 #: Longest per-key block of the ``"blocked"`` route (:func:`mfjax.core.make_blocks`).

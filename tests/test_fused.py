@@ -13,7 +13,7 @@ import mfjax.train as T
 from mfjax import fused
 from mfjax.core import blocked_value_and_grad, make_blocks
 from test_core import make_problem
-from test_fast_paths import FAST, members_problem
+from test_fast_paths import FAST, members_problem, planted  # noqa: F401 (fixture)
 
 REG = dict(reg=0.3, bias_reg=0.05)
 
@@ -106,12 +106,6 @@ def test_fit_fused_gives_the_manual_trajectory(planted, sort_by, ensemble):
         np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-5)
     for a, b in zip(m.history, ref.history):
         assert math.isclose(a["loss"], b["loss"], rel_tol=1e-5)
-
-
-@pytest.fixture(scope="module")
-def planted():
-    ratings, _ = mfjax.datasets.synthetic(300, 200, 30_000, rank=4, noise=0.5, seed=1)
-    return mfjax.split.holdout(ratings, 0.2, seed=0)
 
 
 def test_auto_takes_fused_on_large_data_and_falls_back_without_it(monkeypatch):
