@@ -50,9 +50,9 @@ def run_mfjax(train, test, cold: bool = False) -> dict:
     import mfjax
 
     if cold:  # forget mfjax's compiled training programs, so this fit compiles them again
-        mfjax.train._cached_epoch.cache_clear()
-        mfjax.train._opt_init.cache_clear()
-        mfjax.train._combine_members.clear_cache()
+        mfjax.training.epoch.cached_epoch.cache_clear()
+        mfjax.training.optimizers.opt_init.cache_clear()
+        mfjax.training.ensemble.combine_members.clear_cache()
     t = time.perf_counter()
     model = mfjax.fit(train, progress=False)
     seconds = time.perf_counter() - t

@@ -79,7 +79,7 @@ def main() -> None:
     import jax
     import jaxlib
 
-    import mfjax.train as T
+    from mfjax.training import config as T
 
     env = {
         "backend": jax.default_backend(),
@@ -88,7 +88,7 @@ def main() -> None:
         "jax": jax.__version__, "jaxlib": jaxlib.__version__,
         "versions": C.versions(),
         "affected_38806": T.scatter_add_is_slow(),
-        "fit_compiler_options": T._compiler_options(),
+        "fit_compiler_options": T.detect_hardware(want_fused=False).compiler_options,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
     print(f"JAX {env['jax']} / jaxlib {env['jaxlib']} on {env['backend']}: {env['devices']}")

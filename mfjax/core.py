@@ -40,14 +40,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .plumbing import check_index
+
 __all__ = [
     "Params",
     "init_params",
     "predict",
+    "predict_with_fallback",
     "loss",
     "manual_grad",
-    "make_blocks",
-    "blocked_value_and_grad",
     "validate_ratings",
 ]
 
@@ -153,18 +154,46 @@ def predict(params: Params, users: jax.Array, items: jax.Array) -> jax.Array:
     )
 
 
-def _bias_reg(reg, bias_reg):
+@jax.jit
+def predict_with_fallback(params: Params, users: jax.Array, items: jax.Array) -> jax.Array:
+    """:func:`predict` where index -1 means unknown: its bias and factor count as 0.
+
+    An unknown user gets ``μ + b_i``, an unknown item ``μ + b_u``, both unknown ``μ``.
+
+    Args:
+        params: model parameters (plain, no member axis).
+        users, items: indices [n], -1 for unknown.
+
+    Returns:
+        Predictions [n].
+    """
+    ku, ki = users >= 0, items >= 0
+    uu, ii = jnp.where(ku, users, 0), jnp.where(ki, items, 0)
+    dot = jnp.sum(params.user_factors[uu] * params.item_factors[ii], axis=-1)
+    return (params.global_bias
+            + jnp.where(ku, params.user_bias[uu], 0.0)
+            + jnp.where(ki, params.item_bias[ii], 0.0)
+            + jnp.where(ku & ki, dot, 0.0))
+
+
+def resolve_bias_reg(reg, bias_reg):
+    """λ_b: ``bias_reg``, or ``reg`` when it is None."""
     return reg if bias_reg is None else bias_reg
 
 
-#: Accepted values of ``sorted_by`` in :func:`loss` and :func:`manual_grad`.
-SORTED_BY = (None, "users", "items")
+#: Accepted values of ``sort_by`` in :func:`loss` and :func:`manual_grad`: the index
+#: array promised sorted (the one name for the sort key across mfjax).
+SORT_BY = (None, "users", "items")
 
 
-def _check_sorted_by(sorted_by):
-    if sorted_by not in SORTED_BY:
-        raise ValueError(f"sorted_by must be one of {SORTED_BY}, got {sorted_by!r}")
-    return sorted_by == "users", sorted_by == "items"
+def _check_sort_by(sort_by, sorted_by=None):
+    if sorted_by is not None:  # the keyword's name before 0.2; same meaning
+        if sort_by is not None and sort_by != sorted_by:
+            raise ValueError(f"sort_by={sort_by!r} and its old name sorted_by={sorted_by!r} disagree")
+        sort_by = sorted_by
+    if sort_by not in SORT_BY:
+        raise ValueError(f"sort_by must be one of {SORT_BY}, got {sort_by!r}")
+    return sort_by == "users", sort_by == "items"
 
 
 def _rows(table, idx, is_sorted: bool):
@@ -178,24 +207,25 @@ def _segment_sum(x, idx, n, is_sorted: bool):
     return jax.ops.segment_sum(x, idx, num_segments=n, indices_are_sorted=is_sorted)
 
 
-def _weights(weights, users, dtype):
+def rating_weights(weights, users, dtype):
+    """The per-rating weights [n] in ``dtype``: ``weights``, or ones shaped like ``users``."""
     return jnp.ones(users.shape, dtype) if weights is None else weights.astype(dtype)
 
 
-def _col(x, ndim: int):
+def trailing_axes(x, ndim: int):
     """``x`` with trailing unit axes up to ``ndim`` (explicit broadcasting over members/k)."""
     return x.reshape(x.shape + (1,) * (ndim - x.ndim))
 
 
-def _row_sq(t):
+def row_sq_norms(t):
     """Σ of squares over all but the row axis: ‖p_u‖² (summed over members) [n]."""
     return jnp.sum(t * t, axis=tuple(range(1, t.ndim)))
 
 
-def _penalty(params: Params, cu, ci, reg, bias_reg):
+def row_penalty(params: Params, cu, ci, reg, bias_reg):
     """``Σ_u c_u (λ‖p_u‖² + λ_b b_u²) + Σ_i c_i (λ‖q_i‖² + λ_b b_i²)``."""
-    return (reg * (jnp.sum(cu * _row_sq(params.user_factors)) + jnp.sum(ci * _row_sq(params.item_factors)))
-            + bias_reg * (jnp.sum(cu * _row_sq(params.user_bias)) + jnp.sum(ci * _row_sq(params.item_bias))))
+    return (reg * (jnp.sum(cu * row_sq_norms(params.user_factors)) + jnp.sum(ci * row_sq_norms(params.item_factors)))
+            + bias_reg * (jnp.sum(cu * row_sq_norms(params.user_bias)) + jnp.sum(ci * row_sq_norms(params.item_bias))))
 
 
 def loss(
@@ -207,6 +237,7 @@ def loss(
     reg: float = 0.0,
     bias_reg: float | None = None,
     weights: jax.Array | None = None,
+    sort_by: str | None = None,
     sorted_by: str | None = None,
 ) -> jax.Array:
     """The regularized squared-error objective over the given ratings.
@@ -231,27 +262,28 @@ def loss(
         reg: λ, the L2 weight on the factors.
         bias_reg: λ_b, the L2 weight on the biases; ``None`` means ``reg``.
         weights: optional per-rating weights [n]; ``None`` means all 1.
-        sorted_by: ``"users"`` or ``"items"`` promises that that index array is
+        sort_by: ``"users"`` or ``"items"`` promises that that index array is
             sorted (non-decreasing), which lets XLA use sorted gathers and
             scatters; a false promise gives wrong results. ``None``: no promise.
+        sorted_by: the old name of ``sort_by`` (still accepted).
 
     Returns:
         The scalar loss.
     """
-    bias_reg = _bias_reg(reg, bias_reg)
-    su, si = _check_sorted_by(sorted_by)
+    bias_reg = resolve_bias_reg(reg, bias_reg)
+    su, si = _check_sort_by(sort_by, sorted_by)
     dtype = params.global_bias.dtype
-    w = _weights(weights, users, dtype)
+    w = rating_weights(weights, users, dtype)
     p = _rows(params.user_factors, users, su)
     q = _rows(params.item_factors, items, si)
     bu = _rows(params.user_bias, users, su)
     bi = _rows(params.item_bias, items, si)
     nd = bu.ndim  # 1, or 2 with a member axis
-    err = params.global_bias[None] + bu + bi + jnp.sum(p * q, axis=-1) - _col(ratings, nd)
+    err = params.global_bias[None] + bu + bi + jnp.sum(p * q, axis=-1) - trailing_axes(ratings, nd)
     # Ratings per row; no gradient flows through the counts (w is data).
     cu = _segment_sum(w, users, params.n_users, su)
     ci = _segment_sum(w, items, params.n_items, si)
-    return 0.5 * (jnp.sum(_col(w, nd) * err * err) + _penalty(params, cu, ci, reg, bias_reg))
+    return 0.5 * (jnp.sum(trailing_axes(w, nd) * err * err) + row_penalty(params, cu, ci, reg, bias_reg))
 
 
 def _rating_grad(p, q, bu, bi, mu, r, w):
@@ -275,6 +307,7 @@ def manual_grad(
     reg: float = 0.0,
     bias_reg: float | None = None,
     weights: jax.Array | None = None,
+    sort_by: str | None = None,
     sorted_by: str | None = None,
 ) -> Params:
     """The gradient of :func:`loss`, written by hand (no autodiff).
@@ -294,16 +327,17 @@ def manual_grad(
         reg: λ, the L2 weight on the factors.
         bias_reg: λ_b, the L2 weight on the biases; ``None`` means ``reg``.
         weights: optional per-rating weights [n], as in :func:`loss`.
-        sorted_by: ``"users"``/``"items"``: that index array is sorted, as in
+        sort_by: ``"users"``/``"items"``: that index array is sorted, as in
             :func:`loss`.
+        sorted_by: the old name of ``sort_by`` (still accepted).
 
     Returns:
         A :class:`Params` with the same shapes as ``params``.
     """
-    bias_reg = _bias_reg(reg, bias_reg)
-    su, si = _check_sorted_by(sorted_by)
+    bias_reg = resolve_bias_reg(reg, bias_reg)
+    su, si = _check_sort_by(sort_by, sorted_by)
     dtype = params.global_bias.dtype
-    w = _weights(weights, users, dtype)
+    w = rating_weights(weights, users, dtype)
     per_rating = jax.vmap(_rating_grad, in_axes=(0, 0, 0, 0, None, 0, 0))
     dp, dq, dbu, dbi, dmu = per_rating(
         _rows(params.user_factors, users, su),
@@ -319,153 +353,12 @@ def manual_grad(
     ci = _segment_sum(w, items, ni, si)
     P, Q, bu, bi = params.user_factors, params.item_factors, params.user_bias, params.item_bias
     return Params(
-        user_factors=_segment_sum(dp, users, nu, su) + reg * _col(cu, P.ndim) * P,
-        item_factors=_segment_sum(dq, items, ni, si) + reg * _col(ci, Q.ndim) * Q,
-        user_bias=_segment_sum(dbu, users, nu, su) + bias_reg * _col(cu, bu.ndim) * bu,
-        item_bias=_segment_sum(dbi, items, ni, si) + bias_reg * _col(ci, bi.ndim) * bi,
+        user_factors=_segment_sum(dp, users, nu, su) + reg * trailing_axes(cu, P.ndim) * P,
+        item_factors=_segment_sum(dq, items, ni, si) + reg * trailing_axes(ci, Q.ndim) * Q,
+        user_bias=_segment_sum(dbu, users, nu, su) + bias_reg * trailing_axes(cu, bu.ndim) * bu,
+        item_bias=_segment_sum(dbi, items, ni, si) + bias_reg * trailing_axes(ci, bi.ndim) * bi,
         global_bias=jnp.sum(dmu, axis=0),
     )
-
-
-def make_blocks(keys, max_block: int = 32) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
-    """Partition positions 0..n-1 into blocks of one key each, for :func:`blocked_value_and_grad`.
-
-    The c positions of key u are cut into ``c // max_block`` blocks of length
-    ``max_block`` and one block for each set bit of ``c % max_block`` (so
-    lengths are powers of two and nothing is padded). Blocks of one length
-    form a group, ordered by key.
-
-    Args:
-        keys: the key (user or item index) of each position [n], ints >= 0.
-        max_block: the longest block, a power of two.
-
-    Returns:
-        One ``(block_keys [V], positions [V * s])`` pair per block length s
-        that occurs, shortest first: block v holds positions
-        ``positions[v*s:(v+1)*s]``, all with key ``block_keys[v]``, and
-        ``block_keys`` is sorted. Every position is in exactly one block.
-    """
-    if max_block < 1 or max_block & (max_block - 1):
-        raise ValueError(f"make_blocks: max_block must be a power of two, got {max_block}")
-    keys = np.asarray(keys)
-    if keys.ndim != 1 or (keys.size and keys.min() < 0):
-        raise ValueError("make_blocks: keys must be a 1-D array of non-negative ints")
-    order = np.argsort(keys, kind="stable")
-    counts = np.bincount(keys, minlength=1).astype(np.int64)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    present = np.flatnonzero(counts)
-    c, s0 = counts[present], starts[present]
-    out = []
-    for j in range(max_block.bit_length() - 1):  # bit j of c % max_block: one block of 2^j
-        size = 1 << j
-        has = (c & size) != 0
-        # Larger blocks come first within a key, so this one starts after the bits above j.
-        first = s0[has] + (c[has] & ~np.int64(2 * size - 1))
-        out.append((size, present[has], first))
-    n_full = c // max_block
-    owners = np.repeat(np.arange(len(present)), n_full)
-    nth = np.arange(len(owners)) - np.repeat(np.cumsum(n_full) - n_full, n_full)
-    out.append((max_block, present[owners], s0[owners] + nth * max_block))
-    blocks = []
-    for size, bkeys, first in out:
-        if len(bkeys):
-            pos = order[(first[:, None] + np.arange(size)).reshape(-1)]
-            blocks.append((bkeys.astype(np.int32), pos.astype(np.int32)))
-    return tuple(blocks)
-
-
-def blocked_value_and_grad(
-    params: Params,
-    blocks,
-    others: jax.Array,
-    ratings: jax.Array,
-    *,
-    reg: float = 0.0,
-    bias_reg: float | None = None,
-    weights: jax.Array | None = None,
-    by: str = "users",
-) -> tuple[jax.Array, Params]:
-    """:func:`loss` and its gradient, computed block by block (a third route).
-
-    The same numbers as ``(loss, manual_grad)`` on the same ratings (tested to
-    float tolerance), but with the ratings grouped by ``by`` (users, say) into
-    the equal-length blocks of :func:`make_blocks`. A group of V blocks of s
-    ratings is dense: with P [V, k] the blocks' user rows and Q [V, s, k] their
-    items' rows,
-
-        e = μ + b_u + b_i + einsum("vk,vsk->vs", P, Q) − r        [V, s]
-        ∂P = einsum("vs,vsk->vk", w e, Q) + λ c ⊙ P               [V, k]
-        ∂Q_i += w e P  (scatter-add over the items)               [V·s, k]
-
-    so each user row is gathered and scattered once per block rather than once
-    per rating, and the per-rating work is one gather of Q, two batched
-    contractions and one scatter-add: about half the [n, k]-sized passes of
-    the other routes, which is what bounds an epoch on a CPU. It is written by
-    hand like :func:`manual_grad` (no autodiff).
-
-    Args:
-        params: model parameters.
-        blocks: ``((block_keys [V], positions [V*s]), ...)`` from
-            :func:`make_blocks`; every position 0..n-1 in exactly one block and
-            ``block_keys`` sorted within a group.
-        others: the other index of each position [n] (items when ``by="users"``).
-        ratings: observed ratings [n].
-        reg, bias_reg, weights: as in :func:`loss`.
-        by: ``"users"`` (block keys are users) or ``"items"``.
-
-    Returns:
-        ``(loss, grads)``, grads a :class:`Params` shaped like ``params``.
-    """
-    if by not in ("users", "items"):
-        raise ValueError(f"by must be 'users' or 'items', got {by!r}")
-    bias_reg = _bias_reg(reg, bias_reg)
-    dtype = params.global_bias.dtype
-    w_all = _weights(weights, others, dtype)
-    r_all = ratings.astype(dtype)
-    # Written for blocks of users; blocks of items swap the two sides.
-    K, O, kb, ob = params.user_factors, params.item_factors, params.user_bias, params.item_bias
-    if by == "items":
-        K, O, kb, ob = O, K, ob, kb
-    mu = params.global_bias[None, None]
-    row = K.shape[1:]           # (k,) or (members, k)
-    nb = kb.ndim                # 1, or 2 with a member axis
-    dK, dO = jnp.zeros_like(K), jnp.zeros_like(O)
-    dkb, dob = jnp.zeros_like(kb), jnp.zeros_like(ob)
-    ck, co = jnp.zeros(kb.shape[:1], dtype), jnp.zeros(ob.shape[:1], dtype)
-    sq = jnp.zeros((), dtype)
-    dmu = jnp.zeros_like(params.global_bias)
-    for bkeys, pos in blocks:
-        V = bkeys.shape[0]
-        s = pos.shape[0] // V
-        o = others[pos]
-        r, w = r_all[pos].reshape(V, s), w_all[pos].reshape(V, s)
-        p = K.at[bkeys].get(indices_are_sorted=True)                  # [V, (K,) k]
-        q = O[o].reshape((V, s) + row)                                # [V, s, (K,) k]
-        if s == 1:  # a plain row-wise product; a batched dot of length 1 costs more
-            dot = jnp.sum(p * q[:, 0], axis=-1)[:, None]
-        else:
-            dot = jnp.einsum("v...k,vs...k->vs...", p, q)
-        e = (mu + kb.at[bkeys].get(indices_are_sorted=True)[:, None] + ob[o].reshape((V, s) + row[:-1])
-             + dot - _col(r, nb + 1))                                 # [V, s, (K)]
-        we = _col(w, nb + 1) * e
-        sq = sq + jnp.sum(we * e)
-        dmu = dmu + jnp.sum(we, axis=(0, 1))
-        gp = we[:, 0, ..., None] * q[:, 0] if s == 1 else jnp.einsum("vs...,vs...k->v...k", we, q)
-        dK = dK.at[bkeys].add(gp, indices_are_sorted=True)
-        dkb = dkb.at[bkeys].add(jnp.sum(we, axis=1), indices_are_sorted=True)
-        ck = ck.at[bkeys].add(jnp.sum(w, axis=1), indices_are_sorted=True)
-        dO = dO.at[o].add((we[..., None] * p[:, None]).reshape((V * s,) + row))
-        dob = dob.at[o].add(we.reshape((V * s,) + row[:-1]))
-        co = co.at[o].add(w.reshape(-1))
-    swapped = Params(K, O, kb, ob, params.global_bias)
-    penalty = _penalty(swapped, ck, co, reg, bias_reg)
-    dK = dK + reg * _col(ck, K.ndim) * K
-    dO = dO + reg * _col(co, O.ndim) * O
-    dkb, dob = dkb + bias_reg * _col(ck, nb) * kb, dob + bias_reg * _col(co, nb) * ob
-    if by == "items":
-        dK, dO, dkb, dob = dO, dK, dob, dkb
-    grads = Params(user_factors=dK, item_factors=dO, user_bias=dkb, item_bias=dob, global_bias=dmu)
-    return 0.5 * (sq + penalty), grads
 
 
 def validate_ratings(users, items, ratings=None, *, n_users: int, n_items: int,
@@ -495,16 +388,7 @@ def validate_ratings(users, items, ratings=None, *, n_users: int, n_items: int,
     if len(set(lengths.values())) > 1:
         raise ValueError(f"{where}: array lengths differ: {lengths}")
     for name, n in (("users", n_users), ("items", n_items)):
-        a = arrays[name]
-        if a.size and not np.issubdtype(a.dtype, np.integer):
-            raise ValueError(f"{where}: {name} must be integer indices, got dtype {a.dtype}")
-        bad = np.flatnonzero((a < 0) | (a >= n))
-        if bad.size:
-            j = int(bad[0])
-            raise ValueError(
-                f"{where}: {name}[{j}] = {int(a[j])} is outside [0, {n}) "
-                f"({bad.size} out-of-range entries)"
-            )
+        check_index(arrays[name], n, name=name, where=where)
     if ratings is not None:
         r = arrays["ratings"]
         if r.size and not np.issubdtype(r.dtype, np.number):

@@ -31,11 +31,85 @@ import math
 import numpy as np
 import pandas as pd
 
+import jax
+import jax.numpy as jnp
+
+from .core import Params, predict_with_fallback
 from .data import Ratings
-from .model import Model, _positive_int, _same_ids
+from .model import Model, model_indices, same_ids
+from .plumbing import check_positive_int
 from .recommend import recommend_indices
 
-__all__ = ["evaluate_ranking"]
+__all__ = ["evaluate", "error_sums", "evaluate_ranking"]
+
+
+@jax.jit
+def error_sums(params: Params, users, items, ratings, lo, hi):
+    """``(Σ e², Σ |e|)`` of clipped predictions, e = clip(r̂, lo, hi) − r, in chunks.
+
+    The one RMSE/MAE kernel: :func:`evaluate` and ``fit``'s validation pass both
+    use it. Index -1 marks an unknown user or item (the fallbacks of
+    :func:`mfjax.core.predict_with_fallback`). Chunks of 2^16 ratings bound memory.
+
+    Args:
+        params: a plain model.
+        users, items: indices [n] (-1 = unknown).
+        ratings: the observed ratings [n].
+        lo, hi: the rating range predictions are clipped to.
+    """
+    chunk = 1 << 16
+    pad = (-users.shape[0]) % chunk
+    valid = jnp.pad(jnp.ones(users.shape, ratings.dtype), (0, pad)).reshape(-1, chunk)
+    u, i, r = (jnp.pad(x, (0, pad)).reshape(-1, chunk) for x in (users, items, ratings))
+
+    def body(acc, x):
+        uu, ii, rr, vv = x
+        e = jnp.clip(predict_with_fallback(params, uu, ii), lo, hi) - rr
+        return (acc[0] + jnp.sum(vv * e * e), acc[1] + jnp.sum(vv * jnp.abs(e))), None
+
+    zero = jnp.zeros((), ratings.dtype)
+    (sq, ab), _ = jax.lax.scan(body, (zero, zero), (u, i, r, valid))
+    return sq, ab
+
+
+def evaluate(model: Model, test: Ratings, *, batch_size: int = 1 << 20) -> dict:
+    """RMSE and MAE of clipped predictions on held-out ratings.
+
+    ``RMSE = sqrt(mean e²)``, ``MAE = mean |e|`` with ``e = clip(r̂, lo, hi) − r``
+    and (lo, hi) the training rating range. ``test`` may share the model's ID
+    space (a split of the same data) or have its own (e.g. loaded from another
+    file): raw IDs are matched either way. Unknown users/items use the fallbacks
+    of :meth:`Model.predict` and are counted.
+
+    Args:
+        model: a trained model.
+        test: the held-out ratings.
+        batch_size: ratings sent to the device at a time.
+
+    Returns:
+        ``{"rmse", "mae", "n", "n_unknown_users", "n_unknown_items"}``.
+    """
+    if not isinstance(test, Ratings):
+        raise TypeError(f"evaluate: test must be an mfjax.Ratings, got {type(test).__name__}")
+    if len(test) == 0:
+        raise ValueError("evaluate: the test set is empty")
+    batch_size = check_positive_int(batch_size, "evaluate: batch_size")
+    u, i = model_indices(model, test)
+    lo, hi = model.rating_range
+    sq = ab = 0.0
+    for s in range(0, len(u), batch_size):
+        a, b = error_sums(model.params, jnp.asarray(u[s:s + batch_size]), jnp.asarray(i[s:s + batch_size]),
+                          jnp.asarray(test.ratings[s:s + batch_size], model.params.global_bias.dtype),
+                          lo, hi)
+        sq, ab = sq + float(a), ab + float(b)
+    n = len(test)
+    return {
+        "rmse": math.sqrt(sq / n),
+        "mae": ab / n,
+        "n": int(n),
+        "n_unknown_users": int(np.sum(u < 0)),
+        "n_unknown_items": int(np.sum(i < 0)),
+    }
 
 
 def evaluate_ranking(model: Model, train: Ratings, test: Ratings, *, k: int = 10,
@@ -87,7 +161,7 @@ def evaluate_ranking(model: Model, train: Ratings, test: Ratings, *, k: int = 10
                             f"got {type(r).__name__}")
     if len(test) == 0:
         raise ValueError("evaluate_ranking: the test set is empty")
-    k = _positive_int(k, "evaluate_ranking: k")
+    k = check_positive_int(k, "evaluate_ranking: k")
     if not isinstance(threshold, (int, float, np.number)) or not math.isfinite(threshold):
         raise ValueError(f"evaluate_ranking: threshold must be a finite number, got {threshold!r}")
 
@@ -114,7 +188,7 @@ def evaluate_ranking(model: Model, train: Ratings, test: Ratings, *, k: int = 10
     rel_keys = np.unique(ru[known] * n_items + rel_model_items[known])
 
     # Each evaluated user's train items (model indices), as a CSR over positions.
-    if _same_ids(train.user_ids, test.user_ids):
+    if same_ids(train.user_ids, test.user_ids):
         train_pos = pos_of_test_user[train.users]
     else:
         train_pos = pd.Index(raw_users).get_indexer(train.user_ids)[train.users]
@@ -150,13 +224,13 @@ def evaluate_ranking(model: Model, train: Ratings, test: Ratings, *, k: int = 10
 
 def _to_model(index, model_ids, raw, local, local_ids) -> np.ndarray:
     """Model row indices (-1 where unknown) of IDs given as local indices and raw IDs."""
-    if _same_ids(local_ids, model_ids):
+    if same_ids(local_ids, model_ids):
         return np.asarray(local, np.int64)
     return np.asarray(index(raw, missing="ignore"), np.int64).reshape(-1)
 
 
 def _items_to_model(model: Model, r: Ratings) -> np.ndarray:
     """Model item index of each of ``r``'s item IDs [r.n_items], -1 where unknown."""
-    if _same_ids(r.item_ids, model.item_ids):
+    if same_ids(r.item_ids, model.item_ids):
         return np.arange(r.n_items, dtype=np.int64)
     return np.asarray(model.index_items(r.item_ids, missing="ignore"), np.int64).reshape(-1)

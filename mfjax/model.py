@@ -10,29 +10,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import zipfile
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .core import Params, predict
+from .core import Params, predict, predict_with_fallback
 from .data import IdSpace, Ratings
+from .plumbing import atomic_savez, check_positive_int
 
-__all__ = ["Model", "load_model", "evaluate"]
+__all__ = ["Model", "load_model", "read_npz", "model_indices", "same_ids"]
 
 FORMAT = "mfjax-model"
 FORMAT_VERSION = 1
-
-
-def seen_index(r: Ratings) -> tuple[np.ndarray, np.ndarray]:
-    """CSR index of the items each user rated: ``(indptr [n_users + 1], items [nnz])``."""
-    order = np.lexsort((r.items, r.users))
-    counts = np.bincount(r.users, minlength=r.n_users)
-    indptr = np.zeros(r.n_users + 1, np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    return indptr, r.items[order].astype(np.int32)
 
 
 @dataclasses.dataclass(eq=False)
@@ -91,7 +82,7 @@ class Model(IdSpace):
 
     def _predict_indices(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         """Unclipped predictions for row indices, where -1 marks an unknown ID."""
-        return np.asarray(_predict_with_fallback(self.params, jnp.asarray(u, jnp.int32),
+        return np.asarray(predict_with_fallback(self.params, jnp.asarray(u, jnp.int32),
                                                  jnp.asarray(i, jnp.int32)), np.float64)
 
     # -------------------------------------------------------- recommendation
@@ -133,7 +124,7 @@ class Model(IdSpace):
         """
         from .recommend import csr_rows, recommend_indices
 
-        n = _positive_int(n, "recommend: n")
+        n = check_positive_int(n, "recommend: n")
         scalar = np.ndim(raw_user_ids) == 0
         if isinstance(raw_user_ids, (list, tuple)):
             # np.asarray(["ghost", 4]) would turn 4 into "4"; keep each ID's own type.
@@ -170,7 +161,7 @@ class Model(IdSpace):
         """
         from .recommend import recommend_indices
 
-        n = _positive_int(n, "recommend_for_ratings: n")
+        n = check_positive_int(n, "recommend_for_ratings: n")
         p, b, rated = self._fold_in(raw_item_ids, ratings, reg, bias_reg, missing,
                                     "recommend_for_ratings")
         rated = np.unique(rated)
@@ -247,7 +238,7 @@ class Model(IdSpace):
     def _similar(self, factors, idx, n, ids, where):
         from .recommend import similar
 
-        n = _positive_int(n, f"{where}: n")
+        n = check_positive_int(n, f"{where}: n")
         if factors.shape[0] < 2:
             raise ValueError(f"{where}: the model has only one row; nothing to compare with")
         q = np.atleast_1d(idx)
@@ -355,29 +346,6 @@ class Model(IdSpace):
         atomic_savez(path, arrays)
 
 
-def atomic_savez(path, arrays: dict) -> None:
-    """``np.savez`` to a temporary file beside ``path``, then rename over it."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; match a normal file
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def read_npz(path, kind: str) -> tuple[dict, dict]:
     """Read an npz written by :func:`atomic_savez` with a JSON ``meta`` entry.
 
@@ -438,66 +406,22 @@ def _ids_from_npz(a: np.ndarray, kind: str) -> np.ndarray:
     return a.astype(np.int64) if kind == "int" else a.astype(object)
 
 
-@jax.jit
-def _predict_with_fallback(params: Params, u: jax.Array, i: jax.Array) -> jax.Array:
-    """``predict`` where index -1 means unknown: its bias and factor count as 0."""
-    ku, ki = u >= 0, i >= 0
-    uu, ii = jnp.where(ku, u, 0), jnp.where(ki, i, 0)
-    dot = jnp.sum(params.user_factors[uu] * params.item_factors[ii], axis=-1)
-    return (params.global_bias
-            + jnp.where(ku, params.user_bias[uu], 0.0)
-            + jnp.where(ki, params.item_bias[ii], 0.0)
-            + jnp.where(ku & ki, dot, 0.0))
-
-
-def evaluate(model: Model, test: Ratings, *, batch_size: int = 1 << 20) -> dict:
-    """RMSE and MAE of clipped predictions on held-out ratings.
-
-    ``test`` may share the model's ID space (a split of the same data) or have
-    its own (e.g. loaded from another file): raw IDs are matched either way.
-    Unknown users/items use the fallbacks of :meth:`Model.predict` and are counted.
-
-    Returns:
-        ``{"rmse", "mae", "n", "n_unknown_users", "n_unknown_items"}``.
-    """
-    if len(test) == 0:
-        raise ValueError("evaluate: the test set is empty")
-    u, i = _model_indices(model, test)
-    pred = np.concatenate([
-        model._predict_indices(u[s:s + batch_size], i[s:s + batch_size])
-        for s in range(0, len(u), batch_size)
-    ])
-    err = np.clip(pred, *model.rating_range) - test.ratings.astype(np.float64)
-    return {
-        "rmse": float(np.sqrt(np.mean(err * err))),
-        "mae": float(np.mean(np.abs(err))),
-        "n": int(len(test)),
-        "n_unknown_users": int(np.sum(u < 0)),
-        "n_unknown_items": int(np.sum(i < 0)),
-    }
-
-
-def _same_ids(a: np.ndarray, b: np.ndarray) -> bool:
+def same_ids(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two ID arrays are the same object or equal element by element."""
     return a is b or (len(a) == len(b) and np.array_equal(a, b))
 
 
-def _model_indices(model: Model, r: Ratings) -> tuple[np.ndarray, np.ndarray]:
+def model_indices(model: Model, r: Ratings) -> tuple[np.ndarray, np.ndarray]:
     """Indices of ``r``'s ratings in the model's ID space (-1 where unknown)."""
-    if _same_ids(r.user_ids, model.user_ids):
+    if same_ids(r.user_ids, model.user_ids):
         u = r.users
     else:
         u = model.index_users(r.user_ids, missing="ignore")[r.users]
-    if _same_ids(r.item_ids, model.item_ids):
+    if same_ids(r.item_ids, model.item_ids):
         i = r.items
     else:
         i = model.index_items(r.item_ids, missing="ignore")[r.items]
     return np.asarray(u, np.int32), np.asarray(i, np.int32)
-
-
-def _positive_int(n, what: str) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"{what} must be a positive integer, got {n!r}")
-    return int(n)
 
 
 def _finite(x) -> bool:

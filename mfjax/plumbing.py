@@ -18,7 +18,7 @@ import tempfile
 import numpy as np
 
 __all__ = ["cache_dir", "atomic_write", "atomic_write_bytes", "atomic_write_text",
-           "atomic_savez", "check_index", "TMP_PREFIX"]
+           "atomic_savez", "check_index", "check_positive_int", "TMP_PREFIX"]
 
 #: Prefix of every temporary file this module creates (so stale ones can be recognised).
 TMP_PREFIX = ".tmp-mfjax-"
@@ -86,14 +86,15 @@ def atomic_savez(path, arrays: dict) -> None:
         np.savez(f, **arrays)
 
 
-def check_index(a, n: int, *, name: str, where: str) -> np.ndarray:
-    """A 1-D integer index array with every entry in ``[0, n)``, or ValueError naming it.
+def check_index(a, n: int, *, name: str, where: str, lo: int = 0) -> np.ndarray:
+    """A 1-D integer index array with every entry in ``[lo, n)``, or ValueError naming it.
 
     Args:
         a: the indices.
         n: the size of the table they index.
         name: the argument's name, for the message (``"users"``).
         where: who is checking, for the message (``"recommend"``).
+        lo: the smallest valid index (-1 where -1 means "unknown").
 
     Returns:
         ``a`` as a NumPy array.
@@ -108,9 +109,16 @@ def check_index(a, n: int, *, name: str, where: str) -> np.ndarray:
     if a.size and not np.issubdtype(a.dtype, np.integer):
         raise ValueError(f"{where}: {name} must be integer indices, got dtype {a.dtype}")
     if a.size:
-        bad = np.flatnonzero((a < 0) | (a >= n))
+        bad = np.flatnonzero((a < lo) | (a >= n))
         if bad.size:
             j = int(bad[0])
-            raise ValueError(f"{where}: {name}[{j}] = {int(a[j])} is outside [0, {n}) "
+            raise ValueError(f"{where}: {name}[{j}] = {int(a[j])} is outside [{lo}, {n}) "
                              f"({bad.size} out-of-range entries)")
     return a
+
+
+def check_positive_int(value, what: str) -> int:
+    """``value`` as an int if it is a positive integer (not a bool), else ValueError naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)

@@ -55,6 +55,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .core import Params
+from .plumbing import check_index
 
 __all__ = [
     "scores",
@@ -295,7 +296,7 @@ def recommend_indices(params: Params, users, n: int, *, exclude=None, candidates
     """
     n_items = params.n_items
     if user_factors is None:
-        users = _checked("users", users, -1, params.n_users)
+        users = check_index(users, params.n_users, name="users", where="recommend", lo=-1)
         b = len(users)
     else:
         b = user_factors.shape[0]
@@ -310,7 +311,7 @@ def recommend_indices(params: Params, users, n: int, *, exclude=None, candidates
         m = n_items
         q, bi = params.item_factors, params.item_bias
     else:
-        candidates = _checked("candidates", candidates, 0, n_items)
+        candidates = check_index(candidates, n_items, name="candidates", where="recommend")
         if len(np.unique(candidates)) != len(candidates):
             raise ValueError("recommend: candidates must be distinct item indices")
         m = len(candidates)
@@ -336,7 +337,7 @@ def recommend_indices(params: Params, users, n: int, *, exclude=None, candidates
                 ptr[-1] != len(cols):
             raise ValueError(f"recommend: exclude must be a CSR (indptr [{b + 1}] from 0, "
                              f"non-decreasing, ending at len(items) = {len(cols)})")
-        cols = _checked("exclude items", cols, 0, n_items)
+        cols = check_index(cols, n_items, name="exclude items", where="recommend")
         if candidates is not None:
             # Item index -> position among the candidates; non-candidates need no mask.
             pos = np.full(n_items, -1, np.int64)
@@ -386,21 +387,6 @@ def recommend_indices(params: Params, users, n: int, *, exclude=None, candidates
         idx = candidates[idx]
     idx[empty] = -1
     return idx, val
-
-
-def _checked(name: str, a, lo: int, hi: int) -> np.ndarray:
-    """A 1-D integer index array with every entry in [lo, hi), or ValueError naming it.
-
-    Out-of-range indices must not reach jit, where gathers clamp them silently.
-    """
-    a = np.asarray(a)
-    if a.ndim != 1 or (a.size and not np.issubdtype(a.dtype, np.integer)):
-        raise ValueError(f"recommend: {name} must be a 1-D integer index array, got "
-                         f"shape {a.shape} dtype {a.dtype}")
-    if a.size and (a.min() < lo or a.max() >= hi):
-        j = int(np.flatnonzero((a < lo) | (a >= hi))[0])
-        raise ValueError(f"recommend: {name}[{j}] = {int(a[j])} is outside [{lo}, {hi})")
-    return a
 
 
 @jax.jit

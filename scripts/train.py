@@ -77,7 +77,7 @@ def _fraction(text):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mfjax.train import DEFAULTS, GRADIENTS, OPTIMIZERS
+    from mfjax.training import DEFAULTS, GRADIENTS, OPTIMIZERS
 
     ap = OneLineParser(description="Train a matrix-factorization recommender with mfjax.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -171,7 +171,7 @@ def split_data(args, ratings):
 
 def make_schedule(args, n_steps):
     import optax
-    from mfjax.train import OPTIMIZERS
+    from mfjax.training import OPTIMIZERS
 
     if args.schedule == "constant":
         return None

@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 
 import mfjax
-import mfjax.train as T
-from mfjax.core import Params, blocked_value_and_grad, make_blocks
+from mfjax.core import Params
+from mfjax.gradients import blocked_value_and_grad, make_blocks
+from mfjax.training import config as C
+from mfjax.training import ensemble as E
+from mfjax.training import layout as L
 from test_core import make_problem
 
 REG = dict(reg=0.3, bias_reg=0.05)
@@ -57,25 +60,28 @@ def test_blocked_route_equals_loss_and_manual_grad(by, max_block, shape):
     w = np.random.default_rng(1).uniform(0, 1, len(u))
     keys, others = (u, i) if by == "users" else (i, u)
     value, grads = blocked_value_and_grad(p, make_blocks(keys, max_block), others, r, weights=w,
-                                          by=by, **REG)
+                                          sort_by=by, **REG)
     np.testing.assert_allclose(value, mfjax.loss(p, u, i, r, weights=w, **REG), rtol=1e-12)
     want = mfjax.manual_grad(p, u, i, r, weights=w, **REG)
     for name, a, b in zip(Params._fields, grads, want):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=name)
 
 
-@pytest.mark.parametrize("sorted_by", ["users", "items"])
-def test_sorted_by_is_only_a_promise(sorted_by):
+@pytest.mark.parametrize("sort_by", ["users", "items"])
+def test_sort_by_is_only_a_promise(sort_by):
     p, u, i, r = make_problem(7, 6, 3, 60)
-    order = np.argsort(u if sorted_by == "users" else i, kind="stable")
+    order = np.argsort(u if sort_by == "users" else i, kind="stable")
     u, i, r = u[order], i[order], r[order]
     for f in (mfjax.loss, mfjax.manual_grad):
-        a = f(p, u, i, r, sorted_by=sorted_by, **REG)
+        a = f(p, u, i, r, sort_by=sort_by, **REG)
         b = f(p, u, i, r, **REG)
         for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
             np.testing.assert_allclose(x, y, rtol=1e-12)
-    with pytest.raises(ValueError, match="sorted_by"):
-        mfjax.loss(p, u, i, r, sorted_by="ratings")
+    with pytest.raises(ValueError, match="sort_by"):
+        mfjax.loss(p, u, i, r, sort_by="ratings")
+    # the keyword's old name still works
+    np.testing.assert_array_equal(mfjax.loss(p, u, i, r, sorted_by=sort_by, **REG),
+                                  mfjax.loss(p, u, i, r, sort_by=sort_by, **REG))
 
 
 def test_member_axis_is_a_sum_of_independent_models():
@@ -89,7 +95,7 @@ def test_member_axis_is_a_sum_of_independent_models():
         "autodiff": jax.grad(mfjax.loss)(stacked, u, i, r, **kw),
         "manual": mfjax.manual_grad(stacked, u, i, r, **kw),
         "blocked": blocked_value_and_grad(stacked, make_blocks(u, 4), i, r, **kw)[1],
-        "blocked_items": blocked_value_and_grad(stacked, make_blocks(i, 2), u, r, by="items", **kw)[1],
+        "blocked_items": blocked_value_and_grad(stacked, make_blocks(i, 2), u, r, sort_by="items", **kw)[1],
     }
     for route, g in routes.items():
         for j in range(3):
@@ -100,20 +106,20 @@ def test_member_axis_is_a_sum_of_independent_models():
 
 def test_combined_members_predict_their_average():
     ps, stacked, u, i, _ = members_problem(5, 4, 2, 30, members=4)
-    combined = T._combine(stacked)
+    combined = E.combine(stacked)
     assert combined.user_factors.shape == (5, 8) and combined.global_bias.shape == ()
     avg = np.mean([mfjax.predict(p, u, i) for p in ps], axis=0)
     np.testing.assert_allclose(mfjax.predict(combined, u, i), avg, rtol=1e-12)
-    one = T._split_members(ps[0], 1)
-    assert one is ps[0] and T._combine(one) is one
+    one = E.split_members(ps[0], 1)
+    assert one is ps[0] and E.combine(one) is one
 
 
 def test_n_members():
-    assert [T._n_members(r, "auto") for r in (128, 64, 100, 8, 4, 24)] == [16, 8, 10, 1, 1, 3]
-    assert T._n_members(64, 4) == 4
+    assert [E.n_members(r, "auto") for r in (128, 64, 100, 8, 4, 24)] == [16, 8, 10, 1, 1, 3]
+    assert E.n_members(64, 4) == 4
     for bad in (3, 0, "two"):
         with pytest.raises(ValueError, match="ensemble"):
-            T._n_members(64, bad)
+            E.n_members(64, bad)
 
 
 @pytest.mark.parametrize("sort_by", ["users", "items"])
@@ -121,8 +127,8 @@ def test_layout_holds_every_rating_once_and_batches_come_out_sorted(sort_by):
     r, _ = mfjax.datasets.synthetic(40, 30, 2_000, seed=3)
     n_batches = 7
     keys, others = (r.users, r.items) if sort_by == "users" else (r.items, r.users)
-    order = T._radix_order(keys, others)
-    grid = T._layout(r, sort_by, n_batches, order)
+    order = L.radix_order(keys, others)
+    grid = L.build_grid(r, sort_by, n_batches, order)
     gk, go, gr = (np.asarray(x) for x in (grid.keys, grid.others, grid.ratings))
     real = ~np.isnan(gr)
     assert real.sum() == len(r)
@@ -132,19 +138,19 @@ def test_layout_holds_every_rating_once_and_batches_come_out_sorted(sort_by):
     assert np.all(np.diff(gk) >= 0)  # rows (= batch positions) in key order
     # A key's padding is less than one row, but for the last key's rows that
     # round the row count up to a multiple of ROW_QUANTUM.
-    assert len(gk) % T.ROW_QUANTUM == 0
+    assert len(gk) % L.ROW_QUANTUM == 0
     rows = np.bincount(gk, minlength=keys.max() + 1)
     pad = rows * n_batches - np.bincount(keys, minlength=len(rows))
-    assert np.all(pad[:-1] < n_batches) and pad[-1] < n_batches * T.ROW_QUANTUM
+    assert np.all(pad[:-1] < n_batches) and pad[-1] < n_batches * L.ROW_QUANTUM
 
 
 def test_seen_index_from_the_radix_order():
-    from mfjax.model import seen_index
-
     for shape in ((300, 200), (70_000, 70_000)):
         r, _ = mfjax.datasets.synthetic(*shape, 5_000, seed=1)
-        want = seen_index(r)
-        got = T._seen_from_order(r, T._radix_order(r.users, r.items))
+        order = np.lexsort((r.items, r.users))  # the reference: NumPy's sort
+        counts = np.bincount(r.users, minlength=r.n_users)
+        want = (np.concatenate([[0], np.cumsum(counts)]), r.items[order])
+        got = L.seen_index(r)
         assert np.array_equal(want[0], got[0]) and np.array_equal(want[1], got[1])
 
 
@@ -187,12 +193,12 @@ def test_auto_batch_size_takes_larger_steps_on_very_large_data():
 
 
 def test_gpu_compiler_options_only_on_an_affected_gpu(monkeypatch):
-    monkeypatch.setattr(T, "_jaxlib_version", lambda: (0, 10, 2))
-    assert T.scatter_add_is_slow()
-    monkeypatch.setattr(T.jax, "default_backend", lambda: "gpu")
-    assert T._compiler_options() == {"xla_gpu_ftz": True}
-    monkeypatch.setattr(T, "_jaxlib_version", lambda: (0, 11, 1))
-    assert not T.scatter_add_is_slow() and T._compiler_options() is None
-    monkeypatch.setattr(T.jax, "default_backend", lambda: "cpu")
-    monkeypatch.setattr(T, "_jaxlib_version", lambda: (0, 10, 2))
-    assert T._compiler_options() is None
+    monkeypatch.setattr(C, "jaxlib_version", lambda: (0, 10, 2))
+    assert C.scatter_add_is_slow()
+    monkeypatch.setattr(C.jax, "default_backend", lambda: "gpu")
+    assert C.detect_hardware().compiler_options == {"xla_gpu_ftz": True}
+    monkeypatch.setattr(C, "jaxlib_version", lambda: (0, 11, 1))
+    assert not C.scatter_add_is_slow() and C.detect_hardware().compiler_options is None
+    monkeypatch.setattr(C.jax, "default_backend", lambda: "cpu")
+    monkeypatch.setattr(C, "jaxlib_version", lambda: (0, 10, 2))
+    assert C.detect_hardware(want_fused=False).compiler_options is None

@@ -1,4 +1,4 @@
-"""The fused CPU kernel (mfjax.fused) equals the reference routes, and fit falls back
+"""The fused CPU kernel (mfjax.gradients.fused) equals the reference routes, and fit falls back
 cleanly when it cannot be built. Float64 (conftest) unless a test says otherwise."""
 
 import math
@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 import mfjax
-import mfjax.train as T
-from mfjax import fused
-from mfjax.core import blocked_value_and_grad, make_blocks
+from mfjax.gradients import blocked_value_and_grad, fused, make_blocks
+from mfjax.training import config as C
 from test_core import make_problem
 from test_fast_paths import FAST, members_problem, planted  # noqa: F401 (fixture)
 
@@ -35,7 +34,7 @@ def test_fused_equals_loss_and_manual_grad(by, shape):
     w[::7] = 0.0  # padding-like rows
     keys, others = (u, i) if by == "users" else (i, u)
     k, o, rr, ww = sorted_batch(keys, others, r, w)
-    value, grads = jax.jit(lambda p: fused.value_and_grad(p, k, o, rr, ww, by=by, **REG))(p)
+    value, grads = jax.jit(lambda p: fused.value_and_grad(p, k, o, rr, ww, sort_by=by, **REG))(p)
     uu, ii = (k, o) if by == "users" else (o, k)
     ref_value = mfjax.loss(p, uu, ii, rr, weights=ww, **REG)
     ref_grads = mfjax.manual_grad(p, uu, ii, rr, weights=ww, **REG)
@@ -52,9 +51,9 @@ def test_fused_member_axis_equals_the_blocked_route(by):
     w = np.ones(len(u))
     keys, others = (u, i) if by == "users" else (i, u)
     k, o, rr, ww = sorted_batch(keys, others, r, w)
-    value, grads = fused.value_and_grad(stacked, k, o, rr, ww, by=by, **REG)
+    value, grads = fused.value_and_grad(stacked, k, o, rr, ww, sort_by=by, **REG)
     ref_value, ref_grads = blocked_value_and_grad(stacked, make_blocks(np.asarray(k), 4), o, rr,
-                                                  weights=ww, by=by, **REG)
+                                                  weights=ww, sort_by=by, **REG)
     np.testing.assert_allclose(value, ref_value, rtol=1e-12)
     for name, g, ref in zip(ref_grads._fields, grads, ref_grads):
         np.testing.assert_allclose(g, ref, rtol=1e-11, atol=1e-11, err_msg=name)
@@ -108,29 +107,32 @@ def test_fit_fused_gives_the_manual_trajectory(planted, sort_by, ensemble):
         assert math.isclose(a["loss"], b["loss"], rel_tol=1e-5)
 
 
-def test_auto_takes_fused_on_large_data_and_falls_back_without_it(monkeypatch):
-    big = T.AUTO_BLOCKED_MIN_RATINGS
-    assert T._resolve_gradient("auto", big - 1, None) == "autodiff"
-    assert T._resolve_gradient("auto", big, None) == "fused"
-    monkeypatch.setattr(fused, "_load", lambda: "no C++ compiler found")
-    assert T._resolve_gradient("auto", big, None) == "blocked"
+def test_auto_takes_fused_on_large_data_and_falls_back_without_it():
+    big = C.AUTO_BLOCKED_MIN_RATINGS
+    hw = C.detect_hardware()
+    assert hw.fused_reason is None
+    assert C.resolve_gradient("auto", big - 1, hw) == "autodiff"
+    assert C.resolve_gradient("auto", big, hw) == "fused"
+    no_cxx = C.Hardware("cpu", None, "no C++ compiler found")
+    assert C.resolve_gradient("auto", big, no_cxx) == "blocked"
     with pytest.raises(RuntimeError, match="not available here: no C\\+\\+ compiler"):
-        T._resolve_gradient("fused", 10, None)
+        C.resolve_gradient("fused", 10, no_cxx)
     with pytest.raises(ValueError, match="gradient must be one of"):
-        T._resolve_gradient("fast", 10, None)
+        C.resolve_gradient("fast", 10, hw)
 
 
 def test_fused_needs_one_cpu_device():
-    mesh = mfjax.distributed.make_mesh(1, 1)
+    hw = C.detect_hardware(mfjax.distributed.make_mesh(1, 1))
     with pytest.raises(ValueError, match="single CPU device"):
-        T._resolve_gradient("fused", 10, mesh)
-    assert T._resolve_gradient("auto", T.AUTO_BLOCKED_MIN_RATINGS, mesh) == "blocked"
+        C.resolve_gradient("fused", 10, hw)
+    assert C.resolve_gradient("auto", C.AUTO_BLOCKED_MIN_RATINGS, hw) == "blocked"
 
 
 def test_fused_sorts_by_the_bigger_side(planted):
     train, _ = planted  # 300 users, 200 items
-    assert T._resolve_sort_by("auto", train, 30, "fused") == "users"
-    assert T._resolve_sort_by("items", train, 30, "fused") == "items"
+    hw = C.detect_hardware()
+    assert C.resolve_sort_by("auto", train, 30, "fused", hw) == "users"
+    assert C.resolve_sort_by("items", train, 30, "fused", hw) == "items"
 
 
 def test_switch_off_and_missing_compiler(monkeypatch):
@@ -138,17 +140,17 @@ def test_switch_off_and_missing_compiler(monkeypatch):
     assert not fused.available() and "MFJAX_FUSED=0" in fused.unavailable_reason()
     monkeypatch.delenv("MFJAX_FUSED")
     assert fused.available()
-    monkeypatch.setattr(fused, "_compiler", lambda: None)
+    monkeypatch.setattr(fused, "find_compiler", lambda: None)
     with pytest.raises(RuntimeError, match="no C\\+\\+ compiler"):
-        fused._build()
+        fused.build_kernel()
 
 
 def test_build_is_cached_and_atomic(tmp_path, monkeypatch):
     monkeypatch.setenv("MFJAX_DATA", str(tmp_path))
-    path = fused._build()
+    path = fused.build_kernel()
     assert path.startswith(str(tmp_path)) and path.endswith(".so")
     mtime = (tmp_path / "kernels").stat().st_mtime_ns
-    assert fused._build() == path  # cached: same file, no rebuild
+    assert fused.build_kernel() == path  # cached: same file, no rebuild
     assert sorted(p.name for p in (tmp_path / "kernels").iterdir()) == [path.rsplit("/", 1)[1]]
     assert (tmp_path / "kernels").stat().st_mtime_ns == mtime
 

@@ -14,16 +14,13 @@ import pytest
 
 import mfjax
 from mfjax import split
+from mfjax.gradients import fused
 
 PIN = os.path.join(os.path.dirname(__file__), "data", "trajectory_pin.json")
 ROUTES = ["autodiff", "manual", "blocked", "fused"]
 
 
 def FUSED_AVAILABLE():
-    try:
-        from mfjax.gradients import fused
-    except ImportError:  # before the re-layout of #11
-        from mfjax import fused
     return fused.available()
 
 

@@ -1,7 +1,7 @@
 """The ``"fused"`` gradient route: one C++ pass per minibatch on a CPU (an XLA FFI call).
 
 :func:`value_and_grad` returns the same ``(loss, grads)`` as
-:func:`mfjax.core.blocked_value_and_grad` and ``(loss, manual_grad)``. That is, for a
+:func:`mfjax.gradients.blocked.blocked_value_and_grad` and ``(loss, manual_grad)``. That is, for a
 minibatch of ratings sorted by key, with weights w (0 on padding),
 
     e = μ + b_u + b_i + p_u·q_i − r,       L = ½ Σ w e² + ½ Σ_u c_u (λ‖p_u‖² + λ_b b_u²) + (items alike)
@@ -43,9 +43,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .core import Params, _bias_reg
+from ..core import Params, resolve_bias_reg
+from ..plumbing import cache_dir
 
-__all__ = ["available", "unavailable_reason", "value_and_grad", "threads"]
+__all__ = ["available", "unavailable_reason", "value_and_grad", "threads", "build_kernel", "find_compiler"]
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fused_cpu.cc")
 _TARGETS = {np.dtype(np.float32): ("mfjax_fused_f32", "MfjaxFusedF32"),
@@ -69,7 +70,7 @@ def threads() -> int:
     return max(1, min(n, MAX_THREADS))
 
 
-def _compiler() -> str | None:
+def find_compiler() -> str | None:
     for c in (os.environ.get("CXX"), "c++", "g++", "clang++"):
         if c and shutil.which(c):
             return c
@@ -87,15 +88,14 @@ def _cpu_tag() -> str:
 
 
 def _cache_dir() -> str:
-    root = os.environ.get("MFJAX_DATA") or os.path.join(os.path.expanduser("~"), ".cache", "mfjax")
-    return os.path.join(os.path.expanduser(root), "kernels")
+    return cache_dir("kernels")
 
 
-def _build() -> str:
+def build_kernel() -> str:
     """Path of the compiled kernel, building it (atomically) if it is not cached."""
     import jaxlib
 
-    cxx = _compiler()
+    cxx = find_compiler()
     if cxx is None:
         raise RuntimeError("no C++ compiler found (set $CXX, or install g++)")
     with open(SOURCE, "rb") as f:
@@ -127,7 +127,7 @@ def _build() -> str:
 def _register() -> str | None:
     """Build, load and register the kernel (once per process); the reason it failed, or None."""
     try:
-        lib = ctypes.cdll.LoadLibrary(_build())
+        lib = ctypes.cdll.LoadLibrary(build_kernel())
         for target, symbol in _TARGETS.values():
             jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)),
                                         platform="cpu")
@@ -162,19 +162,19 @@ def value_and_grad(
     *,
     reg: float = 0.0,
     bias_reg: float | None = None,
-    by: str = "users",
+    sort_by: str = "users",
 ) -> tuple[jax.Array, Params]:
     """``(loss, grads)`` of a key-sorted minibatch, from the fused CPU kernel.
 
     Args:
         params: model parameters (float32 or float64; with or without a member axis).
         keys: the key of each row [n], sorted (non-decreasing): users when
-            ``by="users"``, else items. Unsorted keys give wrong results.
+            ``sort_by="users"``, else items. Unsorted keys give wrong results.
         others: the other index of each row [n].
         ratings: observed ratings [n].
         weights: per-rating weights [n] (0 on padding rows).
         reg, bias_reg: λ and λ_b, as in :func:`mfjax.loss`.
-        by: ``"users"`` or ``"items"``.
+        sort_by: ``"users"`` or ``"items"``.
 
     Returns:
         ``(loss, grads)``, grads a :class:`Params` shaped like ``params``.
@@ -182,17 +182,17 @@ def value_and_grad(
     Raises:
         RuntimeError: the kernel is not available (see :func:`unavailable_reason`).
     """
-    if by not in ("users", "items"):
-        raise ValueError(f"by must be 'users' or 'items', got {by!r}")
+    if sort_by not in ("users", "items"):
+        raise ValueError(f"sort_by must be 'users' or 'items', got {sort_by!r}")
     reason = _load()
     if reason is not None:
         raise RuntimeError(f"the fused CPU kernel is not available: {reason}")
     dtype = np.dtype(params.global_bias.dtype)
     if dtype not in _TARGETS:
         raise ValueError(f"the fused kernel takes float32 or float64 parameters, got {dtype}")
-    bias_reg = _bias_reg(reg, bias_reg)
+    bias_reg = resolve_bias_reg(reg, bias_reg)
     K, O, kb, ob = params.user_factors, params.item_factors, params.user_bias, params.item_bias
-    if by == "items":
+    if sort_by == "items":
         K, O, kb, ob = O, K, ob, kb
     outs = [jax.ShapeDtypeStruct((), dtype)] + [jax.ShapeDtypeStruct(x.shape, dtype)
                                                 for x in (K, O, kb, ob, params.global_bias)]
@@ -200,6 +200,6 @@ def value_and_grad(
         K, O, kb, ob, jnp.reshape(params.global_bias, (-1,)),
         keys.astype(jnp.int32), others.astype(jnp.int32), ratings.astype(dtype), weights.astype(dtype),
         reg=np.float64(reg), bias_reg=np.float64(bias_reg), threads=np.int64(threads()))
-    if by == "items":
+    if sort_by == "items":
         dK, dO, dkb, dob = dO, dK, dob, dkb
     return loss, Params(dK, dO, dkb, dob, dmu)

@@ -1,0 +1,292 @@
+"""``fit``'s configuration step: check every argument once and resolve every ``"auto"``.
+
+:func:`resolve` turns ``fit``'s keyword arguments into a :class:`FitConfig`. The
+hardware is decided once, in :func:`detect_hardware` (backend, mesh, whether the
+fused CPU kernel is usable, XLA options for affected jaxlib versions), and passed
+down, so nothing below asks ``jax.default_backend()`` again. The rules for the
+``"auto"`` settings:
+
+- ``batch_size``: :func:`auto_batch_size` (about 1/20 of the data, a power of two).
+- ``gradient``: ``jax.grad`` below :data:`AUTO_BLOCKED_MIN_RATINGS` ratings (its
+  compile is the cheapest); from there ``"fused"`` on one CPU device when the kernel
+  builds, else ``"blocked"`` (accelerators, meshes, no compiler).
+- ``sort_by``: users on a CPU, items on a GPU, unless that pads the grid by > 25%
+  and the other pads less; for ``"fused"`` the side with more rows.
+- ``ensemble``: members of rank >= 8, at most 16 (:func:`mfjax.training.ensemble.n_members`).
+- ``mesh``: :func:`mfjax.distributed.resolve_mesh`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from .. import distributed
+from ..data import Ratings
+from ..gradients import ROUTES, fused
+from . import ensemble as E
+from .layout import padding_share
+from .optimizers import OPTIMIZERS, make_optimizer
+
+__all__ = ["DEFAULTS", "GRADIENTS", "AUTO_BLOCKED_MIN_RATINGS", "SCATTER_CAS_JAXLIB", "Hardware",
+           "FitConfig", "auto_batch_size", "detect_hardware", "resolve", "resolve_gradient",
+           "resolve_sort_by", "scatter_add_is_slow"]
+
+# Tuned on ML-100K (scripts/train.py and benchmarks/ record the runs).
+DEFAULTS = dict(
+    rank=128,
+    reg=0.1,
+    bias_reg=0.01,
+    optimizer="adam",
+    learning_rate=None,
+    epochs=25,
+    batch_size=None,
+    init_scale=0.1,
+    ensemble="auto",
+)
+
+#: Gradient routes accepted by ``fit``; all give the same trajectory to float tolerance.
+GRADIENTS = ("auto",) + ROUTES
+
+#: ``gradient="auto"`` leaves ``jax.grad`` from this many ratings on, for ``"fused"``
+#: (one CPU device) or ``"blocked"``: they compile longer and save most of every epoch.
+AUTO_BLOCKED_MIN_RATINGS = 1 << 20
+
+#: jaxlib versions whose GPU f32 scatter-add is a compare-and-swap loop (jax issue 38806).
+SCATTER_CAS_JAXLIB = ((0, 10, 2), (0, 11, 0))
+
+
+def auto_batch_size(n_ratings: int, n_users: int, n_items: int) -> int:
+    """A batch size that keeps per-step overhead small at any data size.
+
+    About 1/20 of the data per step, but never below 1024, and at most 2^20
+    (20M ratings -> 2^20) unless that would take more than 64 steps: every
+    step also makes one dense optimizer pass over the tables, so very large
+    data (Netflix's 100M -> 2^21) gets larger steps, up to 2^22 ratings (a
+    step's [batch, k] temporaries stay near 1 GB at rank 64). A power of two.
+    """
+    cap = min(max(1 << 20, n_ratings // 64), 1 << 22)
+    target = max(1024, min(n_ratings // 20, cap))
+    return min(1 << int(round(math.log2(target))), max(n_ratings, 1))
+
+
+def jaxlib_version() -> tuple[int, ...]:
+    """jaxlib's (major, minor, patch)."""
+    import jaxlib
+
+    return tuple(int(x) for x in jaxlib.__version__.split(".")[:3] if x.isdigit())
+
+
+def scatter_add_is_slow() -> bool:
+    """Whether this jaxlib compiles GPU f32 scatter-add to a CAS loop (jax issue 38806).
+
+    jaxlib 0.10.2 to 0.11.0 ship an LLVM that lowers the float atomic add of a
+    scatter to a compare-and-swap retry loop unless the kernel flushes
+    denormals, catastrophic when many updates hit one row (a popular item).
+    """
+    lo, hi = SCATTER_CAS_JAXLIB
+    return lo <= jaxlib_version() <= hi
+
+
+@dataclasses.dataclass(frozen=True)
+class Hardware:
+    """Where ``fit`` runs, decided once.
+
+    Attributes:
+        backend: ``jax.default_backend()`` (``"cpu"``, ``"gpu"``, ``"tpu"``).
+        mesh: the device mesh, or None for one device.
+        fused_reason: None when the fused CPU kernel is usable here, else why not.
+        compiler_options: XLA options for the compiled epoch (``xla_gpu_ftz`` on a
+            GPU whose jaxlib has the slow scatter-add), or None.
+    """
+
+    backend: str
+    mesh: Any = None
+    fused_reason: str | None = "not checked"
+    compiler_options: dict | None = None
+
+    @property
+    def single_cpu(self) -> bool:
+        """One CPU device, no mesh: where the fused kernel may run."""
+        return self.backend == "cpu" and self.mesh is None
+
+
+def detect_hardware(mesh=None, *, n_users: int = 1, n_items: int = 1, rank: int = 1,
+                    want_fused: bool = True) -> Hardware:
+    """The :class:`Hardware` for ``fit(mesh=...)``.
+
+    Args:
+        mesh: ``fit``'s ``mesh`` argument (None, ``"auto"`` or a Mesh).
+        n_users, n_items, rank: the table sizes (``mesh="auto"`` sizes the model axis).
+        want_fused: whether to check (and so build, once per machine) the fused kernel.
+    """
+    backend = jax.default_backend()
+    mesh = distributed.resolve_mesh(mesh, n_users, n_items, rank)
+    reason = "not checked"
+    if backend != "cpu" or mesh is not None:
+        reason = f"it runs on one CPU device only (backend {backend!r}, mesh {distributed.describe(mesh)})"
+    elif want_fused:
+        reason = fused.unavailable_reason()
+    options = {"xla_gpu_ftz": True} if backend == "gpu" and scatter_add_is_slow() else None
+    return Hardware(backend, mesh, reason, options)
+
+
+def resolve_gradient(gradient: str, n_ratings: int, hw: Hardware) -> str:
+    """The gradient route for ``fit``'s ``gradient=`` (rules in the module docstring)."""
+    if gradient not in GRADIENTS:
+        raise ValueError(f"fit: gradient must be one of {GRADIENTS}, got {gradient!r}")
+    if gradient == "auto":
+        if n_ratings < AUTO_BLOCKED_MIN_RATINGS:
+            return "autodiff"
+        return "fused" if hw.single_cpu and hw.fused_reason is None else "blocked"
+    if gradient == "fused":
+        if not hw.single_cpu:
+            raise ValueError(f"fit: gradient='fused' runs on a single CPU device only (backend "
+                             f"{hw.backend!r}, mesh {distributed.describe(hw.mesh)}); use 'blocked' there")
+        if hw.fused_reason is not None:
+            raise RuntimeError(f"fit: gradient='fused' is not available here: {hw.fused_reason}. "
+                               "Use gradient='blocked' (the same numbers through XLA).")
+    return gradient
+
+
+def resolve_sort_by(sort_by: str, train: Ratings, n_batches: int, gradient: str, hw: Hardware) -> str:
+    """The key the training grid is sorted and padded by (rules in the module docstring).
+
+    Users on a CPU: the bigger table's rows then move once per block instead of
+    once per rating. Items on a GPU: their popular rows take the most updates per
+    batch, and blocks sum those densely instead of with contended f32 atomics. The
+    fused kernel skips padding almost for free but keeps a private copy of the
+    other side's table per thread, so for it the key is the side with more rows.
+    """
+    if sort_by not in ("auto", "users", "items"):
+        raise ValueError(f"fit: sort_by must be 'auto', 'users' or 'items', got {sort_by!r}")
+    if sort_by != "auto":
+        return sort_by
+    if gradient == "fused":
+        return "users" if train.n_users >= train.n_items else "items"
+    pref, other = ("items", "users") if hw.backend == "gpu" else ("users", "items")
+    pad = {k: padding_share(train, k, n_batches) for k in (pref, other)}
+    return other if pad[pref] > 0.25 and pad[other] < pad[pref] else pref
+
+
+@dataclasses.dataclass
+class FitConfig:
+    """Every setting of one ``fit`` call, checked and with each ``"auto"`` resolved.
+
+    ``record`` is what the model and checkpoints store (JSON-able); solvers may add
+    facts about their layout to it (e.g. ``batch_slots``).
+    """
+
+    rank: int
+    reg: float
+    bias_reg: float | None
+    epochs: int
+    seed: int
+    init_scale: float
+    members: int
+    hardware: Hardware
+    objective: str = "explicit"
+    solver: str = "optax"
+    optimizer: Any = "adam"
+    opt: optax.GradientTransformation | None = None
+    learning_rate: float | None = None
+    schedule: Callable | None = None
+    batch_size: int = 0
+    n_batches: int = 0
+    gradient: str = "autodiff"
+    sort_by: str = "users"
+    table_sharding: str = "replicated"
+    patience: int | None = None
+    checkpoint_every: int = 1
+    options: dict = dataclasses.field(default_factory=dict)
+    record: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def mesh(self):
+        return self.hardware.mesh
+
+
+def _positive_int(name: str, v) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"fit: {name} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def _non_negative(name: str, v) -> float:
+    if isinstance(v, bool) or not (isinstance(v, (int, float, np.floating, np.integer))
+                                   and v >= 0 and math.isfinite(v)):
+        raise ValueError(f"fit: {name} must be a non-negative number, got {v!r}")
+    return float(v)
+
+
+def resolve(train: Ratings, *, rank, reg, bias_reg, optimizer, learning_rate, epochs, batch_size,
+            seed, gradient, sort_by, validation, patience, schedule, init_scale, ensemble,
+            checkpoint_dir, checkpoint_every, resume, mesh, table_sharding,
+            objective: str = "explicit", solver: str = "optax", options: dict | None = None,
+            ) -> FitConfig:
+    """Check ``fit``'s arguments and resolve them into a :class:`FitConfig`.
+
+    Raises:
+        TypeError: ``train`` is not a :class:`mfjax.Ratings`.
+        ValueError: naming the first bad argument.
+    """
+    if not isinstance(train, Ratings):
+        raise TypeError(f"train must be an mfjax.Ratings, got {type(train).__name__}")
+    n = len(train)
+    if n == 0:
+        raise ValueError("fit: the training set is empty")
+    rank, epochs = _positive_int("rank", rank), _positive_int("epochs", epochs)
+    checkpoint_every = _positive_int("checkpoint_every", checkpoint_every)
+    reg = _non_negative("reg", reg)
+    if bias_reg is not None:
+        bias_reg = _non_negative("bias_reg", bias_reg)
+    if patience is not None and (validation is None or patience < 1):
+        raise ValueError("fit: patience needs a validation set and must be >= 1")
+    if resume and checkpoint_dir is None:
+        raise ValueError("fit: resume=True needs checkpoint_dir")
+    if table_sharding not in ("auto", "replicated", "sharded"):
+        raise ValueError(f"fit: table_sharding must be 'auto', 'replicated' or 'sharded', "
+                         f"got {table_sharding!r}")
+    if batch_size is None:
+        batch_size = auto_batch_size(n, train.n_users, train.n_items)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"fit: batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = int(min(batch_size, n))
+    n_batches = -(-n // batch_size)
+    opt = make_optimizer(optimizer, learning_rate, schedule)
+    members = E.n_members(rank, ensemble)
+    hw = detect_hardware(mesh, n_users=train.n_users, n_items=train.n_items, rank=rank,
+                         want_fused=gradient in ("auto", "fused") and n >= AUTO_BLOCKED_MIN_RATINGS
+                         or gradient == "fused")
+    gradient = resolve_gradient(gradient, n, hw)
+    sort_by = resolve_sort_by(sort_by, train, n_batches, gradient, hw)
+    if hw.mesh is not None:
+        shard = table_sharding == "sharded" or (table_sharding == "auto"
+                                                and hw.mesh.shape[distributed.MODEL] > 1)
+        table_sharding = "sharded" if shard else "replicated"
+    cfg = FitConfig(rank=rank, reg=reg, bias_reg=bias_reg, epochs=epochs, seed=int(seed),
+                    init_scale=float(init_scale), members=members, hardware=hw,
+                    objective=objective, solver=solver, optimizer=optimizer, opt=opt,
+                    learning_rate=learning_rate, schedule=schedule, batch_size=batch_size,
+                    n_batches=n_batches, gradient=gradient, sort_by=sort_by,
+                    table_sharding=table_sharding, patience=patience,
+                    checkpoint_every=checkpoint_every, options=dict(options or {}))
+    cfg.record.update(
+        rank=rank, reg=reg, bias_reg=bias_reg,
+        optimizer=optimizer if isinstance(optimizer, str) else repr(optimizer),
+        learning_rate=(OPTIMIZERS[optimizer][1] if isinstance(optimizer, str) and learning_rate is None
+                       and schedule is None else learning_rate),
+        schedule=None if schedule is None else repr(schedule),
+        epochs=epochs, batch_size=batch_size, seed=int(seed), gradient=gradient,
+        sort_by=sort_by, ensemble=members, init_scale=float(init_scale), patience=patience,
+        n_ratings=n, n_users=train.n_users, n_items=train.n_items,
+        mesh=distributed.describe(hw.mesh),
+    )
+    if hw.mesh is not None:
+        cfg.record["table_sharding"] = table_sharding
+    return cfg
