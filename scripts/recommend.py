@@ -38,28 +38,9 @@ import json
 import os
 import sys
 
+from mfjax.cli import OneLineParser, UsageError, positive_int, run_main
+
 TITLE_CHOICES = ["auto", "none", "100k", "1m", "10m", "20m", "25m", "32m", "latest-small"]
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse whose errors are one line and exit code 2."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-class UsageError(Exception):
-    """A problem with the command line or the files: printed as one line, exit 2."""
-
-
-def _positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return v
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     what = ap.add_mutually_exclusive_group(required=True)
     what.add_argument("--user", metavar="ID", help="recommend for this raw user ID")
     what.add_argument("--similar-to", metavar="ITEM", help="list items similar to this raw item ID")
-    ap.add_argument("-n", type=_positive_int, default=10, help="list length")
+    ap.add_argument("-n", type=positive_int, default=10, help="list length")
     ap.add_argument("--include-seen", action="store_true",
                     help="also rank the items the user rated in training")
     ap.add_argument("--titles", choices=TITLE_CHOICES, default="auto",
@@ -166,13 +147,7 @@ def run(args) -> int:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (UsageError, OSError, ValueError, KeyError) as e:
-        text = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        msg = str(text).strip().splitlines()[0] if str(text).strip() else type(e).__name__
-        print(f"recommend.py: error: {msg}", file=sys.stderr)
-        return 2
+    return run_main("recommend.py", lambda: run(args), (UsageError, OSError, ValueError, KeyError))
 
 
 if __name__ == "__main__":

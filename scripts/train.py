@@ -36,44 +36,11 @@ import os
 import sys
 import time
 
+from mfjax.cli import OneLineParser, UsageError, fraction, non_negative, positive, run_main
+from mfjax.plumbing import atomic_write, atomic_write_text
+
 DATASETS = ["movielens-100k", "movielens-1m", "movielens-10m", "movielens-20m",
             "movielens-25m", "movielens-32m", "movielens-latest-small", "synthetic"]
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse whose errors are one line and exit code 2."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _positive(cast):
-    def check(text):
-        try:
-            v = cast(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {cast.__name__}") from None
-        if not (v > 0 and math.isfinite(v)):
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return v
-    return check
-
-
-def _non_negative(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (v >= 0 and math.isfinite(v)):
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return v
-
-
-def _fraction(text):
-    v = _non_negative(text)
-    if not 0 < v < 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {text}")
-    return v
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,31 +55,31 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--format", default="auto", help="format of --data")
     for col in ("user", "item", "rating", "time"):
         data.add_argument(f"--{col}-col", help=f"name of the {col} column in --data")
-    data.add_argument("--synthetic-size", type=_positive(int), nargs=3, default=[2000, 1000, 200_000],
+    data.add_argument("--synthetic-size", type=positive(int), nargs=3, default=[2000, 1000, 200_000],
                       metavar=("USERS", "ITEMS", "RATINGS"), help="shape of --dataset synthetic")
-    data.add_argument("--synthetic-noise", type=_non_negative, default=0.5)
+    data.add_argument("--synthetic-noise", type=non_negative, default=0.5)
     data.add_argument("--split", choices=["holdout", "per-user", "temporal"], default="holdout")
-    data.add_argument("--test-fraction", type=_fraction, default=0.2)
-    data.add_argument("--val-fraction", type=_fraction, default=0.1,
+    data.add_argument("--test-fraction", type=fraction, default=0.2)
+    data.add_argument("--val-fraction", type=fraction, default=0.1,
                       help="share of the training data held out for --patience")
 
     fit = ap.add_argument_group("model and optimizer (mfjax.fit)")
-    fit.add_argument("--rank", type=_positive(int), default=DEFAULTS["rank"])
-    fit.add_argument("--reg", type=_non_negative, default=DEFAULTS["reg"])
-    fit.add_argument("--bias-reg", type=_non_negative, default=DEFAULTS["bias_reg"])
+    fit.add_argument("--rank", type=positive(int), default=DEFAULTS["rank"])
+    fit.add_argument("--reg", type=non_negative, default=DEFAULTS["reg"])
+    fit.add_argument("--bias-reg", type=non_negative, default=DEFAULTS["bias_reg"])
     fit.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=DEFAULTS["optimizer"])
-    fit.add_argument("--learning-rate", type=_positive(float), default=None,
+    fit.add_argument("--learning-rate", type=positive(float), default=None,
                      help="default: the optimizer's (adam 0.01)")
     fit.add_argument("--schedule", choices=["constant", "cosine", "exponential"], default="constant",
                      help="learning-rate schedule over all steps")
-    fit.add_argument("--epochs", type=_positive(int), default=DEFAULTS["epochs"])
-    fit.add_argument("--batch-size", type=_positive(int), default=None,
+    fit.add_argument("--epochs", type=positive(int), default=DEFAULTS["epochs"])
+    fit.add_argument("--batch-size", type=positive(int), default=None,
                      help="default: about 1/20 of the ratings, within [1024, 2^22]")
-    fit.add_argument("--init-scale", type=_positive(float), default=DEFAULTS["init_scale"])
+    fit.add_argument("--init-scale", type=positive(float), default=DEFAULTS["init_scale"])
     fit.add_argument("--gradient", choices=GRADIENTS, default="auto",
                      help="auto: jax.grad below 2^20 ratings; above, the fused C++ kernel on one "
                           "CPU device, else the blocked XLA route")
-    fit.add_argument("--patience", type=_positive(int), default=None,
+    fit.add_argument("--patience", type=positive(int), default=None,
                      help="early stopping on a validation split of the training data")
     fit.add_argument("--seed", type=int, default=0)
 
@@ -124,9 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="replicate the tables or row-shard them over the model axis")
     dist.add_argument("--coordinator", metavar="HOST:PORT",
                       help="multi-host: address of process 0 (jax.distributed.initialize)")
-    dist.add_argument("--num-processes", type=_positive(int), default=1)
+    dist.add_argument("--num-processes", type=positive(int), default=1)
     dist.add_argument("--process-id", type=int, default=0)
-    dist.add_argument("--local-devices", type=_positive(int), default=None,
+    dist.add_argument("--local-devices", type=positive(int), default=None,
                       help="CPU only: devices each process exposes (for testing on one machine)")
 
     run = ap.add_argument_group("run")
@@ -136,13 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="verify gradients on a sample of the data before training")
     run.add_argument("--out", metavar="DIR", help="output folder (default runs/<timestamp>)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    run.add_argument("--checkpoint-every", type=_positive(int), default=1)
+    run.add_argument("--checkpoint-every", type=positive(int), default=1)
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap
-
-
-class UsageError(Exception):
-    """A problem with the command line or the data: printed as one line, exit 2."""
 
 
 def load_data(args):
@@ -231,10 +194,9 @@ def plot_curve(history, path) -> bool:
         ax2.set_ylabel("validation RMSE", color="C1")
     ax.set_title("mfjax learning curve")
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
     return True
 
 
@@ -250,10 +212,7 @@ def _finite(obj):
 
 
 def write_json(obj, path):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(_finite(obj), f, indent=2, allow_nan=False)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(_finite(obj), indent=2, allow_nan=False))
 
 
 def run(args) -> int:
@@ -338,15 +297,7 @@ def run(args) -> int:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (UsageError, OSError, ValueError, KeyError, RuntimeError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"train.py: error: {msg}", file=sys.stderr)
-        return 2
-    except FloatingPointError as e:
-        print(f"train.py: error: {e}", file=sys.stderr)
-        return 1
+    return run_main("train.py", lambda: run(args))
 
 
 if __name__ == "__main__":
