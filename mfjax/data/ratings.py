@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .columns import as_1d, dedup_keep, int_timestamps, numeric_ratings, warn
-from .ids import IdSpace, factorize, id_array
+from .ids import IdSpace, factorize, id_array, show
 
 __all__ = ["Ratings", "IdSpace"]
 
@@ -322,7 +322,7 @@ class Ratings(IdSpace):
                 j = int(np.flatnonzero(~keep)[0])
                 raise ValueError(
                     f"to_csr: {int((~keep).sum()):,} repeated (user, item) pairs, e.g. "
-                    f"({self.user_ids[self.users[j]]!r}, {self.item_ids[self.items[j]]!r}); "
+                    f"({show(self.user_ids[self.users[j]])!r}, {show(self.item_ids[self.items[j]])!r}); "
                     f"pass duplicates='sum', or de-duplicate with "
                     f"Ratings.from_frame(r.to_frame())"
                 )
