@@ -359,31 +359,22 @@ def test_md5_checksum(home, monkeypatch):
 
 
 @pytest.mark.slow
-def test_real_ml100k_from_cache():
-    """The real data, if a previous run (or `scripts/fetch_movielens.py`) cached it."""
+@pytest.mark.parametrize("variant, shape, n_movies", [
+    ("100k", (100_000, 943, 1_682), 1_682),
+    ("1m", (1_000_209, 6_040, 3_706), 3_883),  # movies.dat lists movies nobody rated
+])
+def test_real_movielens_from_cache(variant, shape, n_movies):
+    """The real data, if `scripts/fetch_movielens.py VARIANT` cached it (any route)."""
     try:
-        r = datasets.movielens("100k", download=False)
+        r = datasets.movielens(variant, download=False)
     except datasets.DatasetUnavailable:
-        pytest.skip(f"ML-100K is not cached in {datasets.data_home()}")
-    assert (len(r), r.n_users, r.n_items) == (100_000, 943, 1_682)
+        pytest.skip(f"MovieLens {variant} is not cached in {datasets.data_home()}")
+    assert (len(r), r.n_users, r.n_items) == shape
+    assert r.user_ids.tolist() == list(range(1, shape[1] + 1))  # GroupLens' user IDs
     assert r.rating_range == (1.0, 5.0)
     assert r.timestamps is not None
-    items = datasets.movielens_items("100k", download=False)
-    assert len(items) == 1_682 and items["item_id"].is_unique
-
-
-@pytest.mark.slow
-def test_real_ml1m_from_cache():
-    """The real data, if `scripts/fetch_movielens.py 1m` cached it (either route)."""
-    try:
-        r = datasets.movielens("1m", download=False)
-    except datasets.DatasetUnavailable:
-        pytest.skip(f"ML-1M is not cached in {datasets.data_home()}")
-    assert (len(r), r.n_users, r.n_items) == (1_000_209, 6_040, 3_706)
-    assert r.user_ids.tolist() == list(range(1, 6_041))
-    assert r.rating_range == (1.0, 5.0)
-    items = datasets.movielens_items("1m", download=False)
-    assert len(items) == 3_883 and items["item_id"].is_unique
+    items = datasets.movielens_items(variant, download=False)
+    assert len(items) == n_movies and items["item_id"].is_unique
     assert set(r.item_ids) <= set(items["item_id"])
 
 

@@ -50,7 +50,8 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 class Ratings(IdSpace):
     """An immutable set of (user, item, rating[, timestamp]) observations.
 
-    Construct it with :meth:`from_arrays` (raw IDs) or :func:`load_ratings`;
+    Construct it with :meth:`from_arrays` (raw IDs), :meth:`from_frame`,
+    :meth:`from_csr` or :func:`~mfjax.data.load_ratings`;
     the direct constructor takes indices that are already contiguous and
     checks that they are in range, because out-of-range indices reaching jit
     are clamped silently by JAX.
@@ -280,9 +281,7 @@ class Ratings(IdSpace):
         for role, col in roles.items():
             if col is not None and col not in df.columns:
                 found = ", ".join(repr(c) for c in df.columns)
-                raise ValueError(
-                    f"Ratings.from_frame: no column {col!r} ({role}=); found columns: {found}"
-                )
+                raise ValueError(f"Ratings.from_frame: no column {col!r} ({role}=); found columns: {found}")
         r = df[rating] if rating is not None else np.ones(len(df), dtype=np.float32)
         t = df[timestamp] if timestamp is not None else None
         return cls.from_arrays(df[user], df[item], r, t)
@@ -326,11 +325,8 @@ class Ratings(IdSpace):
                     f"pass duplicates='sum', or de-duplicate with "
                     f"Ratings.from_frame(r.to_frame())"
                 )
-        m = sp.csr_matrix(
-            (self.ratings, (self.users, self.items)),
-            shape=(self.n_users, self.n_items),
-            dtype=np.float32,
-        )
+        m = sp.csr_matrix((self.ratings, (self.users, self.items)),
+                          shape=(self.n_users, self.n_items), dtype=np.float32)
         m.sort_indices()
         return m
 
@@ -389,10 +385,8 @@ class Ratings(IdSpace):
             tables.append(ids)
         coo = sp.coo_matrix(matrix, copy=True)
         coo.sum_duplicates()  # canonical: row-major, one entry per cell
-        data = np.asarray(coo.data)
-        if data.size and not np.issubdtype(data.dtype, np.number) and data.dtype != bool:
-            raise ValueError(f"Ratings.from_csr: values must be numeric, got dtype {data.dtype}")
-        bad = np.flatnonzero(~np.isfinite(data.astype(np.float64)))
+        data = np.asarray(coo.data, dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(data))
         if bad.size:
             j = int(bad[0])
             raise ValueError(
@@ -408,7 +402,5 @@ def _scipy_sparse():
     try:
         import scipy.sparse
     except ImportError as e:
-        raise ImportError(
-            "sparse-matrix conversions need SciPy: pip install 'mfjax[sparse]'"
-        ) from e
+        raise ImportError("sparse-matrix conversions need SciPy: pip install 'mfjax[sparse]'") from e
     return scipy.sparse
