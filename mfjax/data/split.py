@@ -1,0 +1,163 @@
+"""Train/test splits of :class:`~mfjax.data.Ratings`.
+
+Every split returns Ratings that share the parent's ``user_ids``/``item_ids``
+(so a user index means the same in train and test), keeps the parent's order
+within each part, and is deterministic for a given seed. Test users or items
+with no training ratings are possible (cold start); the evaluation code
+decides what to do with them.
+
+Example:
+    >>> from mfjax import datasets, split
+    >>> ratings, _ = datasets.synthetic(100, 50, 2_000, seed=0)
+    >>> train, test = split.holdout(ratings, test_fraction=0.2, seed=0)
+    >>> (len(train), len(test))
+    (1600, 400)
+
+References:
+    G. Shani, A. Gunawardana, "Evaluating Recommendation Systems",
+    Recommender Systems Handbook, Springer, 2011 (random, per-user and
+    temporal splits).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .ratings import Ratings
+
+__all__ = ["holdout", "kfold", "per_user", "temporal"]
+
+
+def _check_fraction(test_fraction) -> float:
+    f = float(test_fraction)
+    if not 0.0 < f < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    return f
+
+
+def _n_test(n: int, fraction: float, what: str) -> int:
+    if n < 2:
+        raise ValueError(f"{what}: need at least 2 ratings to split, got {n}")
+    # At least one rating on each side.
+    return min(max(int(round(fraction * n)), 1), n - 1)
+
+
+def _parts(r: Ratings, test_mask: np.ndarray) -> tuple[Ratings, Ratings]:
+    return r.subset(~test_mask), r.subset(test_mask)
+
+
+def holdout(r: Ratings, test_fraction: float = 0.2, seed: int = 0) -> tuple[Ratings, Ratings]:
+    """A uniformly random test set of ``round(test_fraction * n)`` ratings.
+
+    Args:
+        r: the ratings.
+        test_fraction: share of ratings in the test set, in (0, 1).
+        seed: seed for the permutation.
+
+    Returns:
+        ``(train, test)``.
+    """
+    f = _check_fraction(test_fraction)
+    n_test = _n_test(len(r), f, "holdout")
+    perm = np.random.default_rng(seed).permutation(len(r))
+    mask = np.zeros(len(r), dtype=bool)
+    mask[perm[:n_test]] = True
+    return _parts(r, mask)
+
+
+def kfold(r: Ratings, k: int = 5, seed: int = 0) -> list[tuple[Ratings, Ratings]]:
+    """k-fold cross-validation splits.
+
+    A seeded permutation deals the ratings into k folds of sizes differing by
+    at most one; fold j is the test set of the j-th pair. The test sets are
+    disjoint and together cover every rating once.
+
+    Args:
+        r: the ratings.
+        k: number of folds, >= 2 and <= len(r).
+        seed: seed for the permutation.
+
+    Returns:
+        A list of k ``(train, test)`` pairs.
+    """
+    if int(k) != k or k < 2:
+        raise ValueError(f"kfold: k must be an integer >= 2, got {k!r}")
+    k = int(k)
+    if len(r) < k:
+        raise ValueError(f"kfold: need at least k={k} ratings, got {len(r)}")
+    perm = np.random.default_rng(seed).permutation(len(r))
+    fold = np.empty(len(r), dtype=np.int32)
+    fold[perm] = np.arange(len(r)) % k
+    return [_parts(r, fold == j) for j in range(k)]
+
+
+def per_user(
+    r: Ratings, test_fraction: float = 0.2, seed: int = 0, min_train: int = 1
+) -> tuple[Ratings, Ratings]:
+    """Hold out a random share of each user's ratings.
+
+    User u with c ratings puts ``min(round(test_fraction * c), c - min_train)``
+    of them (at least 0) in the test set, so every user keeps ``min_train``
+    training ratings where it has them, and users with ``c <= min_train``
+    stay entirely in train. Vectorized: one sort by (user, random key).
+
+    Args:
+        r: the ratings.
+        test_fraction: share of each user's ratings to test on, in (0, 1).
+        seed: seed for the random keys.
+        min_train: ratings each user keeps in train, >= 0.
+
+    Returns:
+        ``(train, test)``.
+    """
+    f = _check_fraction(test_fraction)
+    if int(min_train) != min_train or min_train < 0:
+        raise ValueError(f"per_user: min_train must be an integer >= 0, got {min_train!r}")
+    n = len(r)
+    if n == 0:
+        raise ValueError("per_user: no ratings to split")
+    counts = np.bincount(r.users, minlength=r.n_users)
+    n_test = np.clip(np.floor(f * counts + 0.5).astype(np.int64), 0, np.maximum(counts - int(min_train), 0))
+    key = np.random.default_rng(seed).random(n)
+    order = np.lexsort((key, r.users))  # by user, random within user
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    u_sorted = r.users[order]
+    rank_in_user = np.arange(n) - starts[u_sorted]
+    mask = np.zeros(n, dtype=bool)
+    mask[order[rank_in_user < n_test[u_sorted]]] = True
+    return _parts(r, mask)
+
+
+def temporal(r: Ratings, test_fraction: float = 0.2) -> tuple[Ratings, Ratings]:
+    """A global time cut: the latest ratings are the test set.
+
+    The cut time t is the timestamp of the rating at position
+    ``n - round(test_fraction * n)`` in time order; test holds every rating
+    at or after t, train every rating before it. So no training rating is
+    later than any test rating, and the test share can exceed
+    ``test_fraction`` when many ratings share the cut time.
+
+    Args:
+        r: ratings with timestamps.
+        test_fraction: target share of ratings in the test set, in (0, 1).
+
+    Returns:
+        ``(train, test)``.
+
+    Raises:
+        ValueError: no timestamps, or all ratings share one timestamp.
+    """
+    f = _check_fraction(test_fraction)
+    if r.timestamps is None:
+        raise ValueError("temporal: these ratings have no timestamps; use holdout or per_user")
+    n_test = _n_test(len(r), f, "temporal")
+    ts = r.timestamps
+    cut = np.partition(ts, len(r) - n_test)[len(r) - n_test]
+    mask = ts >= cut
+    if mask.all():
+        # The cut landed on the earliest time; move it to the next distinct time.
+        later = ts[ts > cut]
+        if not later.size:
+            raise ValueError("temporal: all ratings have the same timestamp, so no time cut exists")
+        mask = ts >= later.min()
+    return _parts(r, mask)
