@@ -85,34 +85,6 @@ def test_any_optax_transformation_and_schedule(planted):
         assert m.history[-1]["val_rmse"] < 0.6
 
 
-def test_resume_matches_an_uninterrupted_run(planted, tmp_path):
-    train, test = planted
-    kw = {**FAST, "epochs": 4, "validation": test}
-    full = mfjax.fit(train, **kw)
-
-    class Stop(Exception):
-        pass
-
-    def interrupt(epoch, metrics, params):
-        if epoch == 2:
-            raise Stop
-
-    with pytest.raises(Stop):
-        mfjax.fit(train, checkpoint_dir=tmp_path, callbacks=[interrupt], **kw)
-    resumed = mfjax.fit(train, checkpoint_dir=tmp_path, resume=True, **kw)
-    for a, b in zip(full.params, resumed.params):
-        np.testing.assert_array_equal(a, b)
-    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
-    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
-
-
-def test_resume_refuses_a_different_run(planted, tmp_path):
-    train, _ = planted
-    mfjax.fit(train, checkpoint_dir=tmp_path, **{**FAST, "epochs": 1})
-    with pytest.raises(ValueError, match="rank"):
-        mfjax.fit(train, checkpoint_dir=tmp_path, resume=True, **{**FAST, "epochs": 2, "rank": 4})
-
-
 def test_early_stopping_restores_the_best_epoch(planted):
     train, test = planted
     # A rate this high overfits/oscillates quickly, so validation RMSE worsens.
@@ -123,13 +95,6 @@ def test_early_stopping_restores_the_best_epoch(planted):
     assert len(rmses) < 40 and len(rmses) == best + 1 + 2
     assert model.config["best_epoch"] == best + 1
     assert math.isclose(mfjax.evaluate(model, test)["rmse"], rmses[best], rel_tol=1e-4)
-
-
-def test_divergence_names_the_epoch_and_keeps_the_checkpoint(planted, tmp_path):
-    train, _ = planted
-    with pytest.raises(FloatingPointError, match=r"epoch \d+.*smaller learning_rate"):
-        mfjax.fit(train, optimizer="sgd", learning_rate=10.0, checkpoint_dir=tmp_path,
-                  **{**FAST, "epochs": 5})
 
 
 @pytest.mark.parametrize(
@@ -144,12 +109,34 @@ def test_divergence_names_the_epoch_and_keeps_the_checkpoint(planted, tmp_path):
         (dict(patience=2), "patience"),
         (dict(resume=True), "checkpoint_dir"),
         (dict(learning_rate=-0.1), "learning_rate"),
+        (dict(seed=-1), "seed"),
+        (dict(seed=1.5), "seed"),
+        (dict(init_scale=float("nan")), "init_scale"),
+        (dict(init_scale=0.0), "init_scale"),
+        (dict(learning_rate=0.1, schedule=optax.constant_schedule(0.1)), "both given"),
+        (dict(validation=[("u", "i", 3.0)]), "validation must be an mfjax.Ratings"),
+        (dict(objective="clicks"), "objective"),
+        (dict(solver="newton"), "no solver 'newton'"),
     ],
 )
 def test_bad_arguments(planted, kwargs, match):
     train, _ = planted
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, TypeError), match=match):
         mfjax.fit(train, **{**FAST, **kwargs})
+
+
+def test_empty_validation_set_is_refused_before_training(planted):
+    train, test = planted
+    empty = test.subset(np.zeros(len(test), bool))
+    with pytest.raises(ValueError, match="validation set is empty"):
+        mfjax.fit(train, validation=empty, **FAST)
+
+
+def test_numpy_scalars_are_accepted_as_hyperparameters(planted):
+    train, _ = planted
+    m = mfjax.fit(train, **{**FAST, "epochs": 1, "reg": np.float32(0.02),
+                            "learning_rate": np.float32(0.01), "rank": np.int64(8)})
+    assert m.config["reg"] == pytest.approx(0.02) and m.config["rank"] == 8
 
 
 def test_auto_batch_size_scales_with_data():

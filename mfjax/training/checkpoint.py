@@ -23,9 +23,12 @@ __all__ = ["CHECKPOINT", "COMPAT_KEYS", "Best", "save_checkpoint", "load_checkpo
 #: Format tag of checkpoint files.
 CHECKPOINT = "mfjax-checkpoint"
 
-#: Configuration keys a resumed run must share with its checkpoint.
-COMPAT_KEYS = ("rank", "n_ratings", "n_users", "n_items", "batch_size", "optimizer", "gradient",
-               "seed", "reg", "bias_reg", "sort_by", "ensemble", "objective", "solver")
+#: Configuration keys a resumed run must share with its checkpoint: the data (its
+#: SHA-256) and every hyperparameter. ``epochs`` may grow (to extend a finished run);
+#: the mesh may change (results then match to float tolerance).
+COMPAT_KEYS = ("data_sha256", "rank", "n_ratings", "n_users", "n_items", "batch_size", "optimizer",
+               "learning_rate", "schedule", "gradient", "seed", "reg", "bias_reg", "sort_by",
+               "ensemble", "init_scale", "patience", "objective", "solver", "options")
 
 
 @dataclasses.dataclass
@@ -36,6 +39,7 @@ class Best:
     epoch: int = 0
     bad_epochs: int = 0
     params: dict | None = None  # host copies of the best params
+    stopped: bool = False       # early stopping ended the run
 
 
 def save_checkpoint(path, record: dict, leaves: list, epoch: int, history: list, best: Best) -> None:
@@ -55,7 +59,7 @@ def save_checkpoint(path, record: dict, leaves: list, epoch: int, history: list,
     meta = {"format": CHECKPOINT, "epoch": epoch, "history": history, "config": record,
             "n_leaves": len(leaves),
             "best": {"score": best.score if math.isfinite(best.score) else None,
-                     "epoch": best.epoch, "bad_epochs": best.bad_epochs}}
+                     "epoch": best.epoch, "bad_epochs": best.bad_epochs, "stopped": best.stopped}}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     atomic_savez(path, arrays)
 
@@ -84,5 +88,5 @@ def load_checkpoint(path, record: dict) -> tuple[list, int, list, Best]:
     best_params = ({k: arrays[f"best/{k}"] for k in Params._fields}
                    if f"best/{Params._fields[0]}" in arrays else None)
     best = Best(b.get("score") if b.get("score") is not None else math.inf, b.get("epoch", 0),
-                b.get("bad_epochs", 0), best_params)
+                b.get("bad_epochs", 0), best_params, bool(b.get("stopped", False)))
     return leaves, int(meta["epoch"]), list(meta.get("history", [])), best

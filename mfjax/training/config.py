@@ -18,6 +18,7 @@ down, so nothing below asks ``jax.default_backend()`` again. The rules for the
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from typing import Any, Callable, Sequence
 
@@ -34,7 +35,7 @@ from .layout import padding_share
 from .optimizers import OPTIMIZERS, make_optimizer
 
 __all__ = ["DEFAULTS", "GRADIENTS", "AUTO_BLOCKED_MIN_RATINGS", "SCATTER_CAS_JAXLIB", "Hardware",
-           "FitConfig", "auto_batch_size", "detect_hardware", "resolve", "resolve_gradient",
+           "FitConfig", "auto_batch_size", "data_fingerprint", "detect_hardware", "resolve", "resolve_gradient",
            "resolve_sort_by", "scatter_add_is_slow"]
 
 # Tuned on ML-100K (scripts/train.py and benchmarks/ record the runs).
@@ -224,11 +225,46 @@ def _non_negative(name: str, v) -> float:
     return float(v)
 
 
+def data_fingerprint(train: Ratings) -> str:
+    """SHA-256 of the training data (indices, ratings, timestamps and ID tables), for checkpoints.
+
+    A resumed run must train on exactly the data its checkpoint was trained on;
+    equal counts are not enough.
+    """
+    h = hashlib.sha256()
+    for a in (train.users, train.items, train.ratings):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(memoryview(a).cast("B"))
+    for ids in (train.user_ids, train.item_ids):
+        ids = np.asarray(ids)
+        if ids.dtype == object:
+            h.update("\x1f".join(f"{type(x).__name__}:{x}" for x in ids).encode("utf-8", "surrogatepass"))
+        else:
+            h.update(ids.dtype.str.encode() + np.ascontiguousarray(ids).tobytes())
+    return h.hexdigest()
+
+
+def _optimizer_record(optimizer, schedule, optimizer_name, resume: bool):
+    """How the optimizer and schedule are named in the record (checkpoints compare names)."""
+    if optimizer_name is not None and (not isinstance(optimizer_name, str) or not optimizer_name):
+        raise ValueError(f"fit: optimizer_name must be a non-empty string, got {optimizer_name!r}")
+    custom = not isinstance(optimizer, str) or schedule is not None
+    if custom and resume and optimizer_name is None:
+        raise ValueError("fit: resume=True with an optax.GradientTransformation or a schedule needs "
+                         "optimizer_name= (a name you choose for that optimizer and schedule): "
+                         "their repr holds memory addresses, so runs cannot be told apart without it")
+    if optimizer_name is not None:
+        return optimizer_name, (None if schedule is None else optimizer_name)
+    return (optimizer if isinstance(optimizer, str) else repr(optimizer),
+            None if schedule is None else repr(schedule))
+
+
 def resolve(train: Ratings, *, rank, reg, bias_reg, optimizer, learning_rate, epochs, batch_size,
             seed, gradient, sort_by, validation, patience, schedule, init_scale, ensemble,
             checkpoint_dir, checkpoint_every, resume, mesh, table_sharding,
             objective: str = "explicit", solver: str = "optax", options: dict | None = None,
-            ) -> FitConfig:
+            optimizer_name: str | None = None) -> FitConfig:
     """Check ``fit``'s arguments and resolve them into a :class:`FitConfig`.
 
     Raises:
@@ -243,6 +279,13 @@ def resolve(train: Ratings, *, rank, reg, bias_reg, optimizer, learning_rate, ep
     rank, epochs = _positive_int("rank", rank), _positive_int("epochs", epochs)
     checkpoint_every = _positive_int("checkpoint_every", checkpoint_every)
     reg = _non_negative("reg", reg)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"fit: seed must be a non-negative integer, got {seed!r}")
+    init_scale = _non_negative("init_scale", init_scale)
+    if init_scale == 0:
+        raise ValueError("fit: init_scale must be > 0 (all-zero factors get zero gradients)")
+    if patience is not None and (isinstance(patience, bool) or not isinstance(patience, (int, np.integer))):
+        raise ValueError(f"fit: patience must be a positive integer or None, got {patience!r}")
     if bias_reg is not None:
         bias_reg = _non_negative("bias_reg", bias_reg)
     if patience is not None and (validation is None or patience < 1):
@@ -259,6 +302,7 @@ def resolve(train: Ratings, *, rank, reg, bias_reg, optimizer, learning_rate, ep
     batch_size = int(min(batch_size, n))
     n_batches = -(-n // batch_size)
     opt = make_optimizer(optimizer, learning_rate, schedule)
+    opt_name, schedule_name = _optimizer_record(optimizer, schedule, optimizer_name, resume)
     members = E.n_members(rank, ensemble)
     hw = detect_hardware(mesh, n_users=train.n_users, n_items=train.n_items, rank=rank,
                          want_fused=gradient in ("auto", "fused") and n >= AUTO_BLOCKED_MIN_RATINGS
@@ -278,15 +322,18 @@ def resolve(train: Ratings, *, rank, reg, bias_reg, optimizer, learning_rate, ep
                     checkpoint_every=checkpoint_every, options=dict(options or {}))
     cfg.record.update(
         rank=rank, reg=reg, bias_reg=bias_reg,
-        optimizer=optimizer if isinstance(optimizer, str) else repr(optimizer),
+        optimizer=opt_name,
         learning_rate=(OPTIMIZERS[optimizer][1] if isinstance(optimizer, str) and learning_rate is None
-                       and schedule is None else learning_rate),
-        schedule=None if schedule is None else repr(schedule),
+                       and schedule is None else None if learning_rate is None else float(learning_rate)),
+        schedule=schedule_name,
         epochs=epochs, batch_size=batch_size, seed=int(seed), gradient=gradient,
         sort_by=sort_by, ensemble=members, init_scale=float(init_scale), patience=patience,
         n_ratings=n, n_users=train.n_users, n_items=train.n_items,
-        mesh=distributed.describe(hw.mesh),
+        mesh=distributed.describe(hw.mesh), objective=objective, solver=solver,
+        options=dict(options or {}),
     )
+    if checkpoint_dir is not None:
+        cfg.record["data_sha256"] = data_fingerprint(train)
     if hw.mesh is not None:
         cfg.record["table_sharding"] = table_sharding
     return cfg

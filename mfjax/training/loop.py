@@ -60,6 +60,7 @@ def fit(
     table_sharding: str = "auto",
     objective: str = "explicit",
     solver: str = "auto",
+    optimizer_name: str | None = None,
 ) -> Model:
     """Train a biased MF model on ``train``.
 
@@ -126,6 +127,9 @@ def fit(
         table_sharding: ``"replicated"`` tables on every device, ``"sharded"``
             rows split over ``model``, or ``"auto"`` (sharded when the mesh's
             model axis is larger than 1).
+        optimizer_name: a name for a custom ``optimizer``/``schedule``, stored in
+            the model and checkpoints; resuming with a custom one needs it (their
+            repr holds memory addresses).
         objective: ``"explicit"``: the squared error of :func:`mfjax.loss` on ratings.
         solver: ``"optax"`` (minibatches with ``optimizer``); ``"auto"`` picks
             the objective's default. Solvers plug in through
@@ -149,7 +153,7 @@ def fit(
                      schedule=schedule, init_scale=init_scale, ensemble=ensemble,
                      checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume,
                      mesh=mesh, table_sharding=table_sharding, objective=objective,
-                     solver=solver_name)
+                     solver=solver_name, optimizer_name=optimizer_name)
     state = solv.init(train, config)
     indptr, seen = solv.seen if solv.seen is not None else seen_index(train)
     model = Model(None, train.user_ids, train.item_ids, train.rating_range, config.record, [],
@@ -162,14 +166,18 @@ def fit(
     if resume and os.path.exists(ckpt_path):
         leaves, start, history, best = load_checkpoint(ckpt_path, config.record)
         state = solv.restore(state, leaves)
+    saved = start  # the epoch of the checkpoint on disk, if any
 
-    bar = _progress(range(start, config.epochs), progress, start, config.epochs)
+    # A run that early stopping ended stays ended: resuming returns its model.
+    todo = range(start, start if best.stopped else config.epochs)
+    bar = _progress(todo, progress, start, config.epochs)
     for epoch in bar:
         t0 = time.perf_counter()
         state, metrics = solv.step(state)
         epoch_loss = metrics["loss"]
         if not math.isfinite(epoch_loss):
-            where = f"; the last good checkpoint is {ckpt_path}" if ckpt_path and history else ""
+            where = (f"; the last good checkpoint is {ckpt_path} (epoch {saved})"
+                     if ckpt_path and saved and os.path.exists(ckpt_path) else "")
             raise FloatingPointError(
                 f"training diverged in epoch {epoch + 1}: the loss is {epoch_loss}. "
                 f"Try a smaller learning_rate (now {config.record['learning_rate']}){where}")
@@ -186,14 +194,17 @@ def fit(
         history.append(row)
         if hasattr(bar, "set_postfix"):
             bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k in ("loss", "val_rmse")})
-        if ckpt_path and ((epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs):
+        best.stopped = patience is not None and best.bad_epochs >= patience
+        if ckpt_path and ((epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs
+                          or best.stopped):
             leaves = distributed.to_host(jax.tree.leaves(state))  # a collective on several hosts
             if jax.process_index() == 0:
                 save_checkpoint(ckpt_path, config.record, leaves, epoch + 1, history, best)
+            saved = epoch + 1
         for cb in callbacks:
             cb(epoch + 1, dict(row), params)
         del params
-        if patience is not None and best.bad_epochs >= patience:
+        if best.stopped:
             break
     if hasattr(bar, "close"):
         bar.close()

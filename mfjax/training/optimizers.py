@@ -12,6 +12,7 @@ import math
 from typing import Callable
 
 import jax
+import numpy as np
 import optax
 
 __all__ = ["OPTIMIZERS", "make_optimizer", "opt_init"]
@@ -43,7 +44,11 @@ def make_optimizer(optimizer="adam", learning_rate=None, schedule=None):
         optimizer: a name in :data:`OPTIMIZERS` or a ``GradientTransformation``.
         learning_rate: the step size; ``None`` takes the name's default.
         schedule: an optax schedule (step -> learning rate) used instead of
-            ``learning_rate``; steps count minibatches.
+            ``learning_rate``; steps count minibatches. Giving both is an error.
+
+    Raises:
+        ValueError: an unknown name, a bad learning rate, or both a learning rate
+            and a schedule.
     """
     if isinstance(optimizer, optax.GradientTransformation):
         if learning_rate is not None or schedule is not None:
@@ -55,11 +60,18 @@ def make_optimizer(optimizer="adam", learning_rate=None, schedule=None):
                          "or pass an optax.GradientTransformation")
     factory, default_lr = OPTIMIZERS[optimizer]
     if schedule is not None:
+        if learning_rate is not None:
+            raise ValueError(f"learning_rate={learning_rate!r} and schedule= were both given; the "
+                             "schedule sets every step's learning rate, so pass only one")
+        if not callable(schedule):
+            raise ValueError(f"schedule must be an optax schedule (step -> learning rate), "
+                             f"got {schedule!r}")
         return factory(schedule)
     lr = default_lr if learning_rate is None else learning_rate
-    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+    if (isinstance(lr, bool) or not isinstance(lr, (int, float, np.integer, np.floating))
+            or not (lr > 0 and math.isfinite(lr))):
         raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
-    return factory(lr)
+    return factory(float(lr))
 
 
 @functools.lru_cache(maxsize=8)

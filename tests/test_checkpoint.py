@@ -1,0 +1,146 @@
+"""Checkpoints and resume: a resumed run ends with the uninterrupted run's model, and
+refuses to continue a different run (other data, any other hyperparameter)."""
+
+import math
+
+import numpy as np
+import optax
+import pytest
+
+import mfjax
+from mfjax import split
+from test_train import FAST, planted  # noqa: F401 (fixture)
+
+
+class Stop(Exception):
+    pass
+
+
+def stop_at(n):
+    def interrupt(epoch, metrics, params):
+        if epoch == n:
+            raise Stop
+    return interrupt
+
+
+def test_resume_matches_an_uninterrupted_run(planted, tmp_path):
+    train, test = planted
+    kw = {**FAST, "epochs": 4, "validation": test}
+    full = mfjax.fit(train, **kw)
+
+    with pytest.raises(Stop):
+        mfjax.fit(train, checkpoint_dir=tmp_path, callbacks=[stop_at(2)], **kw)
+    resumed = mfjax.fit(train, checkpoint_dir=tmp_path, resume=True, **kw)
+    for a, b in zip(full.params, resumed.params):
+        np.testing.assert_array_equal(a, b)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
+
+
+def test_resume_refuses_a_different_run(planted, tmp_path):
+    train, _ = planted
+    mfjax.fit(train, checkpoint_dir=tmp_path, **{**FAST, "epochs": 1})
+    with pytest.raises(ValueError, match="rank"):
+        mfjax.fit(train, checkpoint_dir=tmp_path, resume=True, **{**FAST, "epochs": 2, "rank": 4})
+
+
+def test_divergence_names_the_epoch_and_keeps_the_checkpoint(planted, tmp_path):
+    train, _ = planted
+    with pytest.raises(FloatingPointError, match=r"epoch \d+.*smaller learning_rate"):
+        mfjax.fit(train, optimizer="sgd", learning_rate=10.0, checkpoint_dir=tmp_path,
+                  **{**FAST, "epochs": 5})
+
+
+EARLY = {**FAST, "epochs": 40, "reg": 0.0, "rank": 32, "learning_rate": 0.05, "patience": 1}
+
+
+def test_a_finished_early_stopped_run_resumes_to_the_same_model(planted, tmp_path):
+    train, test = planted
+    first = mfjax.fit(train, validation=test, checkpoint_dir=tmp_path, **EARLY)
+    assert len(first.history) < 40  # it stopped early
+    again = mfjax.fit(train, validation=test, checkpoint_dir=tmp_path, resume=True, **EARLY)
+    assert len(again.history) == len(first.history)
+    assert again.config["best_epoch"] == first.config["best_epoch"]
+    for a, b in zip(first.params, again.params):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_interrupted_runs_with_patience_resume_to_the_uninterrupted_model(planted, tmp_path, every):
+    train, test = planted
+    full = mfjax.fit(train, validation=test, **EARLY)
+    n = len(full.history)
+    for k in range(1, n + 1):
+        d = tmp_path / f"k{k}"
+        with pytest.raises(Stop):
+            mfjax.fit(train, validation=test, checkpoint_dir=d, checkpoint_every=every,
+                      callbacks=[stop_at(k)], **EARLY)
+        resumed = mfjax.fit(train, validation=test, checkpoint_dir=d, checkpoint_every=every,
+                            resume=True, **EARLY)
+        assert len(resumed.history) == n, k
+        for a, b in zip(full.params, resumed.params):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("change", [
+    dict(learning_rate=0.02),
+    dict(init_scale=0.05),
+    dict(reg=0.03),
+    dict(bias_reg=0.5),
+    dict(seed=1),
+    dict(optimizer="adamw"),
+    dict(patience=3),
+])
+def test_resume_refuses_a_changed_hyperparameter(planted, tmp_path, change):
+    train, test = planted
+    kw = {**FAST, "epochs": 2, "learning_rate": 0.01, "patience": 2}
+    mfjax.fit(train, validation=test, checkpoint_dir=tmp_path, **kw)
+    key = next(iter(change))
+    with pytest.raises(ValueError, match=f"cannot resume.*{key}"):
+        mfjax.fit(train, validation=test, checkpoint_dir=tmp_path, resume=True, **{**kw, **change})
+
+
+def test_resume_refuses_other_ratings_with_the_same_counts(planted, tmp_path):
+    u, i, r = (np.arange(600) % 30, np.arange(600) // 30, np.arange(600) % 5 + 1.0)
+    train = mfjax.Ratings.from_arrays(u, i, r)
+    mfjax.fit(train, checkpoint_dir=tmp_path, **{**FAST, "epochs": 1})
+    other = mfjax.Ratings.from_arrays(u, i, r[::-1].copy())
+    assert (len(other), other.n_users, other.n_items) == (len(train), train.n_users, train.n_items)
+    with pytest.raises(ValueError, match="cannot resume.*data_sha256"):
+        mfjax.fit(other, checkpoint_dir=tmp_path, resume=True, **{**FAST, "epochs": 2})
+
+
+def test_a_longer_run_extends_a_finished_one(planted, tmp_path):
+    train, _ = planted
+    full = mfjax.fit(train, **{**FAST, "epochs": 3})
+    mfjax.fit(train, checkpoint_dir=tmp_path, **{**FAST, "epochs": 2})
+    longer = mfjax.fit(train, checkpoint_dir=tmp_path, resume=True, **{**FAST, "epochs": 3})
+    for a, b in zip(full.params, longer.params):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_custom_optimizers_resume_only_by_name(planted, tmp_path):
+    train, _ = planted
+    kw = {**FAST, "epochs": 2}
+    with pytest.raises(ValueError, match="optimizer_name"):
+        mfjax.fit(train, optimizer=optax.adam(0.01), checkpoint_dir=tmp_path, resume=True, **kw)
+    full = mfjax.fit(train, optimizer=optax.adam(0.01), **kw)
+    with pytest.raises(Stop):
+        mfjax.fit(train, optimizer=optax.adam(0.01), optimizer_name="adam-0.01",
+                  checkpoint_dir=tmp_path, callbacks=[stop_at(1)], **kw)
+    resumed = mfjax.fit(train, optimizer=optax.adam(0.01), optimizer_name="adam-0.01",
+                        checkpoint_dir=tmp_path, resume=True, **kw)
+    assert resumed.config["optimizer"] == "adam-0.01"
+    for a, b in zip(full.params, resumed.params):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="cannot resume.*optimizer"):
+        mfjax.fit(train, optimizer=optax.sgd(0.01), optimizer_name="sgd-0.01",
+                  checkpoint_dir=tmp_path, resume=True, **kw)
+
+
+def test_divergence_names_only_a_checkpoint_that_exists(planted, tmp_path):
+    train, _ = planted
+    with pytest.raises(FloatingPointError) as e:
+        mfjax.fit(train, optimizer="sgd", learning_rate=10.0, checkpoint_dir=tmp_path,
+                  checkpoint_every=50, **{**FAST, "epochs": 5})
+    assert "checkpoint" not in str(e.value)
