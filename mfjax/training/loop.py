@@ -7,6 +7,7 @@ checkpoints, callbacks, the progress bar) and nothing solver-specific: see
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -158,7 +159,7 @@ def fit(
     indptr, seen = solv.seen if solv.seen is not None else seen_index(train)
     model = Model(None, train.user_ids, train.item_ids, train.rating_range, config.record, [],
                   indptr, seen)
-    validate = _validator(model, validation, solv.put, train.rating_range)
+    validate = _validator(model, train, validation, solv.put, objective)
 
     start, history, best = 0, [], Best()
     ckpt_path = None if checkpoint_dir is None else os.path.join(os.fspath(checkpoint_dir),
@@ -184,16 +185,18 @@ def fit(
         row = {"epoch": epoch + 1, **metrics}
         params = solv.params(state)
         if validate is not None:
-            row.update(validate(params))
-            if row["val_rmse"] < best.score:
-                best = Best(row["val_rmse"], epoch + 1, 0,
+            metrics, score = validate(params)
+            row.update(metrics)
+            if score < best.score:
+                best = Best(score, epoch + 1, 0,
                             {k: np.array(v) for k, v in distributed.to_host(params)._asdict().items()})
             else:
                 best.bad_epochs += 1
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
         if hasattr(bar, "set_postfix"):
-            bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k in ("loss", "val_rmse")})
+            bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k in ("loss", "val_rmse",
+                                                                           "val_ndcg@10")})
         best.stopped = patience is not None and best.bad_epochs >= patience
         if ckpt_path and ((epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs
                           or best.stopped):
@@ -219,22 +222,41 @@ def fit(
     return model
 
 
-def _validator(model: Model, validation: Ratings | None, put: Callable, rating_range):
-    """``params -> {"val_rmse", "val_mae"}`` on ``validation`` (clipped predictions), or None."""
+def _validator(model: Model, train: Ratings, validation: Ratings | None, put: Callable,
+               objective: str):
+    """``params -> (metrics, score)`` on ``validation``, or None; lower scores are better.
+
+    Explicit ratings: ``val_rmse``/``val_mae`` of clipped predictions, score the
+    RMSE. Implicit feedback: ``val_ndcg@10``, ``val_recall@20`` of top-N lists that
+    exclude each user's training items, every validation interaction relevant;
+    score −NDCG@10.
+    """
     if validation is None:
         return None
     if not isinstance(validation, Ratings):
         raise TypeError(f"fit: validation must be an mfjax.Ratings, got {type(validation).__name__}")
     if len(validation) == 0:
         raise ValueError("fit: the validation set is empty")
+    if objective != "explicit":
+        from ..metrics import evaluate_ranking
+
+        def validate_ranking(params: Params):
+            m = dataclasses.replace(model, params=params)
+            a = evaluate_ranking(m, train, validation, k=10, threshold=-math.inf)
+            b = evaluate_ranking(m, train, validation, k=20, threshold=-math.inf)
+            out = {"val_ndcg@10": a["ndcg@10"], "val_recall@20": b["recall@20"]}
+            return out, -out["val_ndcg@10"]
+
+        return validate_ranking
     vu, vi = model_indices(model, validation)
     u, i, r = put(vu), put(vi), put(validation.ratings)
-    lo, hi = rating_range
+    lo, hi = train.rating_range
     n = len(validation)
 
-    def validate(params: Params) -> dict:
+    def validate(params: Params):
         sq, ab = error_sums(params, u, i, r, lo, hi)
-        return {"val_rmse": math.sqrt(float(sq) / n), "val_mae": float(ab) / n}
+        rmse = math.sqrt(float(sq) / n)
+        return {"val_rmse": rmse, "val_mae": float(ab) / n}, rmse
 
     return validate
 
