@@ -8,22 +8,17 @@ unknown users and items, and saves to npz + JSON (no pickle).
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import zipfile
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .core import Params, predict, predict_with_fallback
 from .data import IdSpace, Ratings
-from .plumbing import atomic_savez, check_positive_int
+from .persistence import read_model, read_npz, write_model
+from .plumbing import check_positive_int
 
+# read_npz is re-exported for callers that read other npz kinds (training checkpoints).
 __all__ = ["Model", "load_model", "read_npz", "model_indices", "same_ids"]
-
-FORMAT = "mfjax-model"
-FORMAT_VERSION = 1
 
 
 @dataclasses.dataclass(eq=False)
@@ -325,85 +320,28 @@ class Model(IdSpace):
         """Write the model to ``path`` (npz arrays + a JSON header), atomically.
 
         The file is written to a temporary name in the same folder and renamed,
-        so a crash never leaves a half-written model behind.
+        so a crash never leaves a half-written model behind. The format is
+        described in :mod:`mfjax.persistence`; :func:`load_model` gives back
+        exactly these IDs (type and value).
+
+        Raises:
+            ValueError: an ID cannot be saved exactly (a type other than int,
+                float, bool or str), or a field would not load back.
         """
-        meta = {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "rating_range": list(self.rating_range),
-            "config": self.config,
-            "history": self.history,
-            "user_id_kind": _id_kind(self.user_ids),
-            "item_id_kind": _id_kind(self.item_ids),
-        }
-        arrays = {f"params/{k}": np.asarray(v) for k, v in self.params._asdict().items()}
-        arrays["user_ids"] = _ids_for_npz(self.user_ids)
-        arrays["item_ids"] = _ids_for_npz(self.item_ids)
-        if self.seen_indptr is not None:
-            arrays["seen_indptr"] = self.seen_indptr
-            arrays["seen_items"] = self.seen_items
-        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
-        atomic_savez(path, arrays)
-
-
-def read_npz(path, kind: str) -> tuple[dict, dict]:
-    """Read an npz written by :func:`atomic_savez` with a JSON ``meta`` entry.
-
-    Returns ``(meta, arrays)``; a file that is not a readable npz with
-    ``meta["format"] == kind`` raises ValueError naming the path.
-    """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no such file: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        meta = json.loads(bytes(arrays.pop("meta")).decode())
-    except (zipfile.BadZipFile, OSError, KeyError, ValueError, EOFError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not a readable {kind} file ({type(e).__name__}: {e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != kind:
-        raise ValueError(f"{path} is not a {kind} file (format tag {meta.get('format')!r})"
-                         if isinstance(meta, dict) else f"{path} is not a {kind} file")
-    return meta, arrays
+        write_model(path, self)
 
 
 def load_model(path) -> Model:
-    """Load a model written by :meth:`Model.save`.
+    """Load a model written by :meth:`Model.save` (format versions 1 and 2).
+
+    Every array and header field is validated (see :mod:`mfjax.persistence`).
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
-        ValueError: if the file is corrupt, truncated or not an mfjax model.
+        ValueError: naming ``path``, if the file is corrupt, truncated, tampered
+            with or not an mfjax model.
     """
-    meta, arrays = read_npz(path, FORMAT)
-    if meta.get("version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{path}: model format version {meta['version']} is newer than this "
-                         f"mfjax understands ({FORMAT_VERSION}); upgrade mfjax")
-    try:
-        params = Params(**{k: jnp.asarray(arrays[f"params/{k}"]) for k in Params._fields})
-        user_ids = _ids_from_npz(arrays["user_ids"], meta["user_id_kind"])
-        item_ids = _ids_from_npz(arrays["item_ids"], meta["item_id_kind"])
-        rating_range = tuple(float(x) for x in meta["rating_range"])
-    except KeyError as e:
-        raise ValueError(f"{path}: mfjax model file is missing {e}") from None
-    if params.user_factors.shape[0] != len(user_ids) or params.item_factors.shape[0] != len(item_ids):
-        raise ValueError(f"{path}: parameter shapes do not match the ID tables")
-    return Model(params, user_ids, item_ids, rating_range, meta.get("config", {}),
-                 meta.get("history", []), arrays.get("seen_indptr"), arrays.get("seen_items"))
-
-
-def _id_kind(ids: np.ndarray) -> str:
-    return "int" if np.issubdtype(np.asarray(ids).dtype, np.integer) else "str"
-
-
-def _ids_for_npz(ids: np.ndarray) -> np.ndarray:
-    ids = np.asarray(ids)
-    if _id_kind(ids) == "int":
-        return ids.astype(np.int64)
-    return ids.astype(str)  # fixed-width unicode: loadable without pickle
-
-
-def _ids_from_npz(a: np.ndarray, kind: str) -> np.ndarray:
-    return a.astype(np.int64) if kind == "int" else a.astype(object)
+    return Model(**read_model(path))
 
 
 def same_ids(a: np.ndarray, b: np.ndarray) -> bool:
