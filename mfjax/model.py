@@ -8,6 +8,7 @@ unknown users and items, and saves to npz + JSON (no pickle).
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import jax.numpy as jnp
 import numpy as np
@@ -63,8 +64,8 @@ class Model(IdSpace):
             fallback counts when asked.
         """
         scalar = np.ndim(raw_users) == 0 and np.ndim(raw_items) == 0
-        u = np.atleast_1d(self.index_users(raw_users, missing="ignore"))
-        i = np.atleast_1d(self.index_items(raw_items, missing="ignore"))
+        u = np.atleast_1d(self._index("user", raw_users, "predict", "raw_users", "ignore"))
+        i = np.atleast_1d(self._index("item", raw_items, "predict", "raw_items", "ignore"))
         if u.shape != i.shape:
             raise ValueError(f"predict: {u.size} users but {i.size} items; pass equal-length arrays")
         pred = self._predict_indices(u, i)
@@ -124,7 +125,7 @@ class Model(IdSpace):
         if isinstance(raw_user_ids, (list, tuple)):
             # np.asarray(["ghost", 4]) would turn 4 into "4"; keep each ID's own type.
             raw_user_ids = np.array(raw_user_ids, dtype=object)
-        users = np.atleast_1d(self.index_users(raw_user_ids, missing="ignore"))
+        users = np.atleast_1d(self._index("user", raw_user_ids, "recommend", "raw_user_ids", "ignore"))
         if users.ndim != 1:
             raise ValueError(f"recommend: raw_user_ids must be a scalar or 1-D, got shape "
                              f"{np.shape(raw_user_ids)}")
@@ -218,7 +219,7 @@ class Model(IdSpace):
         Raises:
             KeyError: the item is unknown.
         """
-        idx = self.index_items(raw_item_id)  # KeyError naming an unknown ID
+        idx = self._index("item", raw_item_id, "similar_items", "raw_item_id")  # KeyError if unknown
         return self._similar(self.params.item_factors, idx, n, self.item_ids, "similar_items")
 
     def similar_users(self, raw_user_id, n: int = 10):
@@ -227,7 +228,7 @@ class Model(IdSpace):
         As :meth:`similar_items`, on the user factors p_u. An unknown user
         raises KeyError.
         """
-        idx = self.index_users(raw_user_id)
+        idx = self._index("user", raw_user_id, "similar_users", "raw_user_id")
         return self._similar(self.params.user_factors, idx, n, self.user_ids, "similar_users")
 
     def _similar(self, factors, idx, n, ids, where):
@@ -243,6 +244,15 @@ class Model(IdSpace):
         out_ids, sims = np.asarray(ids)[np.asarray(nn)], np.asarray(sims)
         return (out_ids[0], sims[0]) if np.ndim(idx) == 0 else (out_ids, sims)
 
+    def _index(self, side, raw, where, name, missing="raise"):
+        """index_users/index_items, with a TypeError naming the argument for unusable IDs."""
+        lookup = self.index_users if side == "user" else self.index_items
+        try:
+            return lookup(raw, missing=missing)
+        except TypeError as e:
+            raise TypeError(f"{where}: {name} must be raw {side} IDs (a hashable scalar or a "
+                            f"1-D list), got {type(raw).__name__} ({e})") from None
+
     def _seen(self, where):
         if self.seen_indptr is None or self.seen_items is None:
             raise ValueError(f"{where}: this model has no index of seen items (it was not made "
@@ -252,7 +262,7 @@ class Model(IdSpace):
     def _candidates(self, items, where):
         if items is None:
             return None
-        idx = np.atleast_1d(self.index_items(items))  # KeyError naming an unknown ID
+        idx = np.atleast_1d(self._index("item", items, where, "items"))  # KeyError if unknown
         if idx.ndim != 1 or idx.size == 0:
             raise ValueError(f"{where}: items must be a non-empty 1-D list of raw item IDs")
         return np.unique(idx)  # sorted, so ties still go to the lower item index
@@ -281,10 +291,14 @@ class Model(IdSpace):
         if raw.ndim != 1 or r.ndim != 1 or len(raw) != len(r):
             raise ValueError(f"{where}: raw_item_ids and ratings must be 1-D and of equal length, "
                              f"got shapes {raw.shape} and {r.shape}")
-        if r.size and (not np.issubdtype(r.dtype, np.number) or not np.isfinite(r).all()):
-            bad = [j for j, x in enumerate(r) if not _finite(x)][0]
-            raise ValueError(f"{where}: ratings[{bad}] = {r[bad]!r} is not a finite number")
-        idx = np.asarray(self.index_items(raw, missing="ignore"), np.int64).reshape(-1)
+        if r.size and r.dtype.kind not in "iuf":
+            bad = next((j for j, x in enumerate(r) if not _real(x)), 0)
+            raise ValueError(f"{where}: ratings must be real numbers (not bool, str or complex); "
+                             f"ratings[{bad}] = {_plain(r[bad])!r} has dtype {r.dtype}")
+        if r.size and not np.isfinite(r).all():
+            bad = int(np.flatnonzero(~np.isfinite(r))[0])
+            raise ValueError(f"{where}: ratings[{bad}] = {_plain(r[bad])!r} is not a finite number")
+        idx = np.asarray(self._index("item", raw, where, "raw_item_ids", "ignore"), np.int64).reshape(-1)
         unknown = idx < 0
         if unknown.any() and missing == "raise":
             names = ", ".join(repr(_plain(x)) for x in raw[unknown][:5])
@@ -328,7 +342,7 @@ class Model(IdSpace):
             ValueError: an ID cannot be saved exactly (a type other than int,
                 float, bool or str), or a field would not load back.
         """
-        write_model(path, self)
+        write_model(_check_path(path, "Model.save"), self)
 
 
 def load_model(path) -> Model:
@@ -341,7 +355,7 @@ def load_model(path) -> Model:
         ValueError: naming ``path``, if the file is corrupt, truncated, tampered
             with or not an mfjax model.
     """
-    return Model(**read_model(path))
+    return Model(**read_model(_check_path(path, "load_model")))
 
 
 def same_ids(a: np.ndarray, b: np.ndarray) -> bool:
@@ -362,11 +376,14 @@ def model_indices(model: Model, r: Ratings) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(u, np.int32), np.asarray(i, np.int32)
 
 
-def _finite(x) -> bool:
-    try:
-        return bool(np.isfinite(float(x)))
-    except (TypeError, ValueError):
-        return False
+def _real(x) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+
+
+def _check_path(path, where: str):
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"{where}: path must be a str or os.PathLike, got {type(path).__name__}")
+    return path
 
 
 def _plain(x):
