@@ -89,6 +89,8 @@ def evaluate(model: Model, test: Ratings, *, batch_size: int = 1 << 20) -> dict:
     Returns:
         ``{"rmse", "mae", "n", "n_unknown_users", "n_unknown_items"}``.
     """
+    if not isinstance(model, Model):
+        raise TypeError(f"evaluate: model must be an mfjax.Model, got {type(model).__name__}")
     if not isinstance(test, Ratings):
         raise TypeError(f"evaluate: test must be an mfjax.Ratings, got {type(test).__name__}")
     if len(test) == 0:
@@ -152,9 +154,11 @@ def evaluate_ranking(model: Model, train: Ratings, test: Ratings, *, k: int = 10
         metrics are NaN and ``n_users`` is 0.
 
     Raises:
-        TypeError: ``train`` or ``test`` is not a :class:`~mfjax.Ratings`.
+        TypeError: ``model`` is not a Model, or ``train``/``test`` not a :class:`~mfjax.Ratings`.
         ValueError: ``test`` is empty, or ``k``/``threshold`` is invalid.
     """
+    if not isinstance(model, Model):
+        raise TypeError(f"evaluate_ranking: model must be an mfjax.Model, got {type(model).__name__}")
     for name, r in (("train", train), ("test", test)):
         if not isinstance(r, Ratings):
             raise TypeError(f"evaluate_ranking: {name} must be an mfjax.Ratings, "
@@ -162,7 +166,10 @@ def evaluate_ranking(model: Model, train: Ratings, test: Ratings, *, k: int = 10
     if len(test) == 0:
         raise ValueError("evaluate_ranking: the test set is empty")
     k = check_positive_int(k, "evaluate_ranking: k")
-    if not isinstance(threshold, (int, float, np.number)) or not math.isfinite(threshold):
+    if batch_size is not None:
+        batch_size = check_positive_int(batch_size, "evaluate_ranking: batch_size")
+    if (not isinstance(threshold, (int, float, np.integer, np.floating))
+            or isinstance(threshold, (bool, np.bool_)) or not math.isfinite(threshold)):
         raise ValueError(f"evaluate_ranking: threshold must be a finite number, got {threshold!r}")
 
     # Evaluated users, as test-space user indices, and their position 0..U-1.

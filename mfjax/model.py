@@ -8,22 +8,18 @@ unknown users and items, and saves to npz + JSON (no pickle).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import zipfile
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .core import Params, predict, predict_with_fallback
 from .data import IdSpace, Ratings
-from .plumbing import atomic_savez, check_positive_int
+from .persistence import read_model, read_npz, write_model
+from .plumbing import check_positive_int
 
+# read_npz is re-exported for callers that read other npz kinds (training checkpoints).
 __all__ = ["Model", "load_model", "read_npz", "model_indices", "same_ids"]
-
-FORMAT = "mfjax-model"
-FORMAT_VERSION = 1
 
 
 @dataclasses.dataclass(eq=False)
@@ -68,8 +64,8 @@ class Model(IdSpace):
             fallback counts when asked.
         """
         scalar = np.ndim(raw_users) == 0 and np.ndim(raw_items) == 0
-        u = np.atleast_1d(self.index_users(raw_users, missing="ignore"))
-        i = np.atleast_1d(self.index_items(raw_items, missing="ignore"))
+        u = np.atleast_1d(self._index("user", raw_users, "predict", "raw_users", "ignore"))
+        i = np.atleast_1d(self._index("item", raw_items, "predict", "raw_items", "ignore"))
         if u.shape != i.shape:
             raise ValueError(f"predict: {u.size} users but {i.size} items; pass equal-length arrays")
         pred = self._predict_indices(u, i)
@@ -129,7 +125,7 @@ class Model(IdSpace):
         if isinstance(raw_user_ids, (list, tuple)):
             # np.asarray(["ghost", 4]) would turn 4 into "4"; keep each ID's own type.
             raw_user_ids = np.array(raw_user_ids, dtype=object)
-        users = np.atleast_1d(self.index_users(raw_user_ids, missing="ignore"))
+        users = np.atleast_1d(self._index("user", raw_user_ids, "recommend", "raw_user_ids", "ignore"))
         if users.ndim != 1:
             raise ValueError(f"recommend: raw_user_ids must be a scalar or 1-D, got shape "
                              f"{np.shape(raw_user_ids)}")
@@ -223,7 +219,7 @@ class Model(IdSpace):
         Raises:
             KeyError: the item is unknown.
         """
-        idx = self.index_items(raw_item_id)  # KeyError naming an unknown ID
+        idx = self._index("item", raw_item_id, "similar_items", "raw_item_id")  # KeyError if unknown
         return self._similar(self.params.item_factors, idx, n, self.item_ids, "similar_items")
 
     def similar_users(self, raw_user_id, n: int = 10):
@@ -232,7 +228,7 @@ class Model(IdSpace):
         As :meth:`similar_items`, on the user factors p_u. An unknown user
         raises KeyError.
         """
-        idx = self.index_users(raw_user_id)
+        idx = self._index("user", raw_user_id, "similar_users", "raw_user_id")
         return self._similar(self.params.user_factors, idx, n, self.user_ids, "similar_users")
 
     def _similar(self, factors, idx, n, ids, where):
@@ -248,6 +244,15 @@ class Model(IdSpace):
         out_ids, sims = np.asarray(ids)[np.asarray(nn)], np.asarray(sims)
         return (out_ids[0], sims[0]) if np.ndim(idx) == 0 else (out_ids, sims)
 
+    def _index(self, side, raw, where, name, missing="raise"):
+        """index_users/index_items, with a TypeError naming the argument for unusable IDs."""
+        lookup = self.index_users if side == "user" else self.index_items
+        try:
+            return lookup(raw, missing=missing)
+        except TypeError as e:
+            raise TypeError(f"{where}: {name} must be raw {side} IDs (a hashable scalar or a "
+                            f"1-D list), got {type(raw).__name__} ({e})") from None
+
     def _seen(self, where):
         if self.seen_indptr is None or self.seen_items is None:
             raise ValueError(f"{where}: this model has no index of seen items (it was not made "
@@ -257,7 +262,7 @@ class Model(IdSpace):
     def _candidates(self, items, where):
         if items is None:
             return None
-        idx = np.atleast_1d(self.index_items(items))  # KeyError naming an unknown ID
+        idx = np.atleast_1d(self._index("item", items, where, "items"))  # KeyError if unknown
         if idx.ndim != 1 or idx.size == 0:
             raise ValueError(f"{where}: items must be a non-empty 1-D list of raw item IDs")
         return np.unique(idx)  # sorted, so ties still go to the lower item index
@@ -286,10 +291,14 @@ class Model(IdSpace):
         if raw.ndim != 1 or r.ndim != 1 or len(raw) != len(r):
             raise ValueError(f"{where}: raw_item_ids and ratings must be 1-D and of equal length, "
                              f"got shapes {raw.shape} and {r.shape}")
-        if r.size and (not np.issubdtype(r.dtype, np.number) or not np.isfinite(r).all()):
-            bad = [j for j, x in enumerate(r) if not _finite(x)][0]
-            raise ValueError(f"{where}: ratings[{bad}] = {r[bad]!r} is not a finite number")
-        idx = np.asarray(self.index_items(raw, missing="ignore"), np.int64).reshape(-1)
+        if r.size and r.dtype.kind not in "iuf":
+            bad = next((j for j, x in enumerate(r) if not _real(x)), 0)
+            raise ValueError(f"{where}: ratings must be real numbers (not bool, str or complex); "
+                             f"ratings[{bad}] = {_plain(r[bad])!r} has dtype {r.dtype}")
+        if r.size and not np.isfinite(r).all():
+            bad = int(np.flatnonzero(~np.isfinite(r))[0])
+            raise ValueError(f"{where}: ratings[{bad}] = {_plain(r[bad])!r} is not a finite number")
+        idx = np.asarray(self._index("item", raw, where, "raw_item_ids", "ignore"), np.int64).reshape(-1)
         unknown = idx < 0
         if unknown.any() and missing == "raise":
             names = ", ".join(repr(_plain(x)) for x in raw[unknown][:5])
@@ -325,85 +334,28 @@ class Model(IdSpace):
         """Write the model to ``path`` (npz arrays + a JSON header), atomically.
 
         The file is written to a temporary name in the same folder and renamed,
-        so a crash never leaves a half-written model behind.
+        so a crash never leaves a half-written model behind. The format is
+        described in :mod:`mfjax.persistence`; :func:`load_model` gives back
+        exactly these IDs (type and value).
+
+        Raises:
+            ValueError: an ID cannot be saved exactly (a type other than int,
+                float, bool or str), or a field would not load back.
         """
-        meta = {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "rating_range": list(self.rating_range),
-            "config": self.config,
-            "history": self.history,
-            "user_id_kind": _id_kind(self.user_ids),
-            "item_id_kind": _id_kind(self.item_ids),
-        }
-        arrays = {f"params/{k}": np.asarray(v) for k, v in self.params._asdict().items()}
-        arrays["user_ids"] = _ids_for_npz(self.user_ids)
-        arrays["item_ids"] = _ids_for_npz(self.item_ids)
-        if self.seen_indptr is not None:
-            arrays["seen_indptr"] = self.seen_indptr
-            arrays["seen_items"] = self.seen_items
-        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
-        atomic_savez(path, arrays)
-
-
-def read_npz(path, kind: str) -> tuple[dict, dict]:
-    """Read an npz written by :func:`atomic_savez` with a JSON ``meta`` entry.
-
-    Returns ``(meta, arrays)``; a file that is not a readable npz with
-    ``meta["format"] == kind`` raises ValueError naming the path.
-    """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no such file: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        meta = json.loads(bytes(arrays.pop("meta")).decode())
-    except (zipfile.BadZipFile, OSError, KeyError, ValueError, EOFError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not a readable {kind} file ({type(e).__name__}: {e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != kind:
-        raise ValueError(f"{path} is not a {kind} file (format tag {meta.get('format')!r})"
-                         if isinstance(meta, dict) else f"{path} is not a {kind} file")
-    return meta, arrays
+        write_model(_check_path(path, "Model.save"), self)
 
 
 def load_model(path) -> Model:
-    """Load a model written by :meth:`Model.save`.
+    """Load a model written by :meth:`Model.save` (format versions 1 and 2).
+
+    Every array and header field is validated (see :mod:`mfjax.persistence`).
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
-        ValueError: if the file is corrupt, truncated or not an mfjax model.
+        ValueError: naming ``path``, if the file is corrupt, truncated, tampered
+            with or not an mfjax model.
     """
-    meta, arrays = read_npz(path, FORMAT)
-    if meta.get("version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{path}: model format version {meta['version']} is newer than this "
-                         f"mfjax understands ({FORMAT_VERSION}); upgrade mfjax")
-    try:
-        params = Params(**{k: jnp.asarray(arrays[f"params/{k}"]) for k in Params._fields})
-        user_ids = _ids_from_npz(arrays["user_ids"], meta["user_id_kind"])
-        item_ids = _ids_from_npz(arrays["item_ids"], meta["item_id_kind"])
-        rating_range = tuple(float(x) for x in meta["rating_range"])
-    except KeyError as e:
-        raise ValueError(f"{path}: mfjax model file is missing {e}") from None
-    if params.user_factors.shape[0] != len(user_ids) or params.item_factors.shape[0] != len(item_ids):
-        raise ValueError(f"{path}: parameter shapes do not match the ID tables")
-    return Model(params, user_ids, item_ids, rating_range, meta.get("config", {}),
-                 meta.get("history", []), arrays.get("seen_indptr"), arrays.get("seen_items"))
-
-
-def _id_kind(ids: np.ndarray) -> str:
-    return "int" if np.issubdtype(np.asarray(ids).dtype, np.integer) else "str"
-
-
-def _ids_for_npz(ids: np.ndarray) -> np.ndarray:
-    ids = np.asarray(ids)
-    if _id_kind(ids) == "int":
-        return ids.astype(np.int64)
-    return ids.astype(str)  # fixed-width unicode: loadable without pickle
-
-
-def _ids_from_npz(a: np.ndarray, kind: str) -> np.ndarray:
-    return a.astype(np.int64) if kind == "int" else a.astype(object)
+    return Model(**read_model(_check_path(path, "load_model")))
 
 
 def same_ids(a: np.ndarray, b: np.ndarray) -> bool:
@@ -424,11 +376,14 @@ def model_indices(model: Model, r: Ratings) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(u, np.int32), np.asarray(i, np.int32)
 
 
-def _finite(x) -> bool:
-    try:
-        return bool(np.isfinite(float(x)))
-    except (TypeError, ValueError):
-        return False
+def _real(x) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+
+
+def _check_path(path, where: str):
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"{where}: path must be a str or os.PathLike, got {type(path).__name__}")
+    return path
 
 
 def _plain(x):

@@ -5,23 +5,127 @@ goes through here, so each of these rules has one implementation:
 
 - a file the user asked for appears whole or not at all (write to a temporary
   file in the same folder, fsync, ``os.replace``);
-- the cache folder is ``$MFJAX_DATA`` or ``~/.cache/mfjax``;
+- the cache folder is ``$MFJAX_DATA`` or ``~/.cache/mfjax``; a folder that will
+  hold code (compiled kernels) is private (:func:`private_dir`: 0700, ours, no symlink);
+- a temporary file is named ``TMP_PREFIX + "<pid>@<host>-" + random + suffix``, so the
+  next write into its folder can remove it once it is stale (its writer on this host
+  is dead, or it is over an hour old: :func:`clean_stale_temporaries`);
 - indices are checked on the host before they reach jit, where gathers clamp
   and ``segment_sum`` drops out-of-range ids silently.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
+import shutil
+import socket
+import stat
 import tempfile
+import time
 
 import numpy as np
 
-__all__ = ["cache_dir", "atomic_write", "atomic_write_bytes", "atomic_write_text",
-           "atomic_savez", "check_index", "check_positive_int", "TMP_PREFIX"]
+__all__ = ["cache_dir", "private_dir", "atomic_write", "atomic_write_bytes", "atomic_write_text",
+           "atomic_savez", "check_index", "check_positive_int", "TMP_PREFIX", "temp_prefix",
+           "clean_stale_temporaries", "STALE_SECONDS"]
 
 #: Prefix of every temporary file this module creates (so stale ones can be recognised).
 TMP_PREFIX = ".tmp-mfjax-"
+#: A temporary older than this (seconds) is stale even if a process with its pid lives.
+STALE_SECONDS = 3600
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+_TMP_NAME = re.compile(re.escape(TMP_PREFIX) + r"(\d+)@([0-9a-f]{8})-")
+
+
+def temp_prefix() -> str:
+    """``TMP_PREFIX + "<pid>@<host>-"``: the start of this process's temporary names."""
+    return f"{TMP_PREFIX}{os.getpid()}@{_HOST}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # exists but not ours (or unparseable): assume alive
+    return True
+
+
+def clean_stale_temporaries(folder, *, max_age: float = STALE_SECONDS, dirs: bool = False) -> list:
+    """Remove stale temporaries (``TMP_PREFIX...``) left in ``folder`` by killed writers.
+
+    A temporary is stale when its name records a pid on this host that is no
+    longer running, or when it is older than ``max_age`` seconds (pids get reused;
+    other hosts' pids cannot be checked; names without a pid are from older mfjax).
+    Only our own regular files (and, with ``dirs``, our own folders, removed without
+    following symlinks) are touched; errors are ignored (another process may be
+    cleaning too). Returns the removed paths.
+    """
+    folder = os.fspath(folder)
+    removed = []
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(TMP_PREFIX)]
+    except OSError:
+        return removed
+    now, uid = time.time(), getattr(os, "getuid", lambda: None)()
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            st = os.lstat(path)
+            if (uid is not None and st.st_uid != uid) or not (
+                    stat.S_ISREG(st.st_mode) or (dirs and stat.S_ISDIR(st.st_mode))):
+                continue
+            m = _TMP_NAME.match(name)
+            dead = m is not None and m.group(2) == _HOST and not _pid_alive(int(m.group(1)))
+            if not dead and now - st.st_mtime < max_age:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+            removed.append(path)
+        except OSError:
+            continue
+    return removed
+
+
+def private_dir(path) -> str:
+    """Create ``path`` (and any missing parents) with mode 0700, and check it is safe for code.
+
+    Folders that this call creates get mode 0700. The folder itself must then be
+    a real directory (not a symlink) owned by this user; if its mode lets others
+    in, it is tightened to 0700.
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        PermissionError: ``path`` is a symlink, not a directory, or owned by someone else.
+    """
+    path = os.path.abspath(os.fspath(path))
+    missing = []
+    p = path
+    while not os.path.lexists(p) and os.path.dirname(p) != p:
+        missing.append(p)
+        p = os.path.dirname(p)
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(d, 0o700)
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise PermissionError(f"{path} is a symlink; refusing to keep code there")
+    if not stat.S_ISDIR(st.st_mode):
+        raise PermissionError(f"{path} is not a directory")
+    uid = getattr(os, "getuid", lambda: None)()
+    if uid is not None and st.st_uid != uid:
+        raise PermissionError(f"{path} is owned by uid {st.st_uid}, not by this user ({uid}); "
+                              "refusing to keep code there")
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return path
 
 
 def cache_dir(*parts: str, override: str | os.PathLike | None = None) -> str:
@@ -39,7 +143,9 @@ def cache_dir(*parts: str, override: str | os.PathLike | None = None) -> str:
 def atomic_write(path, mode: str = "wb", *, file_mode: int | None = None):
     """Open a temporary file beside ``path``; on success fsync and rename it over ``path``.
 
-    On any exception the temporary file is removed and ``path`` is untouched.
+    On any exception the temporary file is removed and ``path`` is untouched. A
+    process killed mid-write (SIGKILL) leaves its temporary behind; the next
+    write into the folder removes it (see :func:`clean_stale_temporaries`).
 
     Args:
         path: the destination.
@@ -51,7 +157,8 @@ def atomic_write(path, mode: str = "wb", *, file_mode: int | None = None):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=suffix, dir=folder)
+    clean_stale_temporaries(folder)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(), suffix=suffix, dir=folder)
     try:
         if file_mode is None:
             umask = os.umask(0)

@@ -39,6 +39,9 @@ import time
 from mfjax.cli import OneLineParser, UsageError, fraction, non_negative, positive, run_main
 from mfjax.plumbing import atomic_write, atomic_write_text
 
+#: What a run writes into --out; their presence means --out holds a previous run.
+RUN_FILES = ("model.npz", "metrics.json", "learning_curve.png", "checkpoints")
+
 DATASETS = ["movielens-100k", "movielens-1m", "movielens-10m", "movielens-20m",
             "movielens-25m", "movielens-32m", "movielens-latest-small", "synthetic"]
 
@@ -103,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="verify gradients on a sample of the data before training")
     run.add_argument("--out", metavar="DIR", help="output folder (default runs/<timestamp>)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace the model, metrics and checkpoints of a previous run in --out")
     run.add_argument("--checkpoint-every", type=positive(int), default=1)
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap
@@ -235,7 +240,13 @@ def run(args) -> int:
           f"{'' if not multihost else f' (process {jax.process_index()} of {jax.process_count()})'}")
     if args.resume and not args.out:
         raise UsageError("--resume needs --out DIR, the folder of the run to continue")
+    if args.resume and args.overwrite:
+        raise UsageError("--resume continues the run in --out and --overwrite replaces it; pick one")
     out = args.out or os.path.join("runs", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    previous = [n for n in RUN_FILES if os.path.lexists(os.path.join(out, n))]
+    if previous and not (args.resume or args.overwrite):
+        raise UsageError(f"--out {out} already holds a run ({', '.join(previous)}); pass --resume "
+                         "to continue it or --overwrite to replace it")
     os.makedirs(out, exist_ok=True)
 
     t0 = time.perf_counter()

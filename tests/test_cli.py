@@ -54,6 +54,22 @@ def test_train_bad_input_exits_2_with_one_line(tmp_path, args, match):
     assert "Traceback" not in p.stderr
 
 
+def test_train_refuses_to_overwrite_a_previous_run_without_overwrite(tmp_path):
+    out = tmp_path / "run"
+    args = ("--dataset", "synthetic", "--synthetic-size", "50", "40", "800", "--epochs", "1",
+            "--rank", "2", "--out", str(out), "--quiet")
+    assert run("train.py", *args).returncode == 0
+    before = {n: (out / n).read_bytes() for n in ("model.npz", "metrics.json")}
+    p = run("train.py", *args, "--seed", "1")
+    assert p.returncode == 2, p.stderr
+    lines = [l for l in p.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and "--overwrite" in lines[0] and "Traceback" not in p.stderr
+    assert {n: (out / n).read_bytes() for n in before} == before  # nothing touched
+    p = run("train.py", *args, "--seed", "1", "--overwrite")
+    assert p.returncode == 0, p.stderr
+    assert (out / "model.npz").read_bytes() != before["model.npz"]
+
+
 def test_train_unreadable_data_file(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("user,item,rating\n1,2,3\n1,2\n")

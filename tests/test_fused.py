@@ -151,7 +151,8 @@ def test_build_is_cached_and_atomic(tmp_path, monkeypatch):
     assert path.startswith(str(tmp_path)) and path.endswith(".so")
     mtime = (tmp_path / "kernels").stat().st_mtime_ns
     assert fused.build_kernel() == path  # cached: same file, no rebuild
-    assert sorted(p.name for p in (tmp_path / "kernels").iterdir()) == [path.rsplit("/", 1)[1]]
+    name = path.rsplit("/", 1)[1]
+    assert sorted(p.name for p in (tmp_path / "kernels").iterdir()) == [".lock", name, name + ".sha256"]
     assert (tmp_path / "kernels").stat().st_mtime_ns == mtime
 
 

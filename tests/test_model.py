@@ -130,3 +130,42 @@ def test_lookup_of_a_mixed_type_list_keeps_each_ids_type(trained):
     assert idx[0] == 0 and idx[1] == -1 and idx[2] == -1
     ints = mfjax.Ratings.from_arrays([3, 4, 5], [1, 2, 3], [1.0, 2.0, 3.0])
     assert list(ints.index_users(["ghost", 4], missing="ignore")) == [-1, 1]
+
+
+@pytest.fixture(scope="module")
+def small():
+    import jax
+
+    p = mfjax.init_params(jax.random.PRNGKey(0), 3, 3, 2)
+    model = mfjax.Model(p, np.array([0, 1, 2]), np.array([0, 1, 2]), (1.0, 5.0), {"reg": 0.1},
+                        [], np.array([0, 1, 2, 3]), np.array([0, 1, 2], np.int32))
+    return model, mfjax.Ratings.from_arrays([0, 1], [0, 1], [4.0, 5.0])
+
+
+BAD_CALLS = {
+    "fold_in string ratings": (lambda m, r: m.fold_in([0, 1], ["5", "1"]), ValueError, "fold_in: ratings"),
+    "fold_in bool ratings": (lambda m, r: m.fold_in([0, 1], [True, False]), ValueError, "fold_in: ratings"),
+    "fold_in complex ratings": (lambda m, r: m.fold_in([0, 1], [1j, 2]), ValueError, "fold_in: ratings"),
+    "recommend_for_ratings string ratings": (lambda m, r: m.recommend_for_ratings([0], ["x"]),
+                                             ValueError, "recommend_for_ratings: ratings"),
+    "evaluate with a list as test": (lambda m, r: mfjax.evaluate(m, [(0, 0, 1.0)]), TypeError, "test"),
+    "evaluate with a list as model": (lambda m, r: mfjax.evaluate([m], r), TypeError, "evaluate: model"),
+    "evaluate_ranking with a str model": (lambda m, r: mfjax.evaluate_ranking("m", r, r), TypeError,
+                                          "evaluate_ranking: model"),
+    "evaluate_ranking bad batch_size": (lambda m, r: mfjax.evaluate_ranking(m, r, r, batch_size="x"),
+                                        ValueError, "evaluate_ranking: batch_size"),
+    "evaluate_ranking bool threshold": (lambda m, r: mfjax.evaluate_ranking(m, r, r, threshold=True),
+                                        ValueError, "threshold"),
+    "predict unhashable user": (lambda m, r: m.predict({"a": 1}, 0), TypeError, "predict: raw_users"),
+    "recommend unhashable user": (lambda m, r: m.recommend({"a": 1}), TypeError, "recommend: raw_user_ids"),
+    "similar_items unhashable": (lambda m, r: m.similar_items({"a": 1}), TypeError, "similar_items"),
+    "save to None": (lambda m, r: m.save(None), TypeError, "Model.save: path"),
+    "load_model of a float": (lambda m, r: mfjax.load_model(3.5), TypeError, "load_model: path"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_CALLS))
+def test_bad_arguments_raise_errors_naming_the_argument(small, name):
+    call, exc, match = BAD_CALLS[name]
+    with pytest.raises(exc, match=match):
+        call(*small)

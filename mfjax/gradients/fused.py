@@ -16,8 +16,10 @@ side's gradient in a private copy per thread.
 
 The kernel is compiled on first use with the system C++ compiler (``$CXX``, else
 ``c++``/``g++``) against the XLA FFI headers that jaxlib ships. It is built with
-``-march=native`` and cached under ``$MFJAX_DATA`` or ``~/.cache/mfjax``/kernels, keyed
-by the source, the jaxlib version and the CPU. If no compiler is available or the build
+``-march=native`` and cached under ``$MFJAX_DATA`` or ``~/.cache/mfjax``/kernels (a private
+0700 folder), keyed by the source, the jaxlib version and the CPU, with the SHA-256 each
+build recorded beside it; only a library matching its record is loaded (see
+:func:`build_kernel`). If no compiler is available or the build
 fails, :func:`available` is False: ``fit(gradient="auto")`` then takes the
 ``"blocked"`` XLA route, and ``gradient="fused"`` raises an error that says why. Set
 ``MFJAX_FUSED=0`` to turn the kernel off.
@@ -30,27 +32,35 @@ Out-of-range indices raise an error naming the minibatch row; they are never cla
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
+import math
 import os
 import platform
 import shutil
+import signal
+import stat
 import subprocess
 import tempfile
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..core import Params, resolve_bias_reg
-from ..plumbing import cache_dir
+from ..plumbing import (atomic_write_text, cache_dir, clean_stale_temporaries, private_dir,
+                        temp_prefix)
 
 __all__ = ["available", "unavailable_reason", "value_and_grad", "threads", "build_kernel", "find_compiler"]
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fused_cpu.cc")
 _TARGETS = {np.dtype(np.float32): ("mfjax_fused_f32", "MfjaxFusedF32"),
             np.dtype(np.float64): ("mfjax_fused_f64", "MfjaxFusedF64")}
+#: Default limit (seconds) of one kernel build; ``$MFJAX_BUILD_TIMEOUT`` overrides it.
+BUILD_TIMEOUT = 600.0
 #: Most threads the kernel uses (each holds a private copy of the other side's table).
 MAX_THREADS = 8
 
@@ -88,51 +98,192 @@ def _cpu_tag() -> str:
 
 
 def _cache_dir() -> str:
-    return cache_dir("kernels")
+    """The kernel folder, created private (0700, ours, not a symlink): it holds code we load."""
+    return private_dir(cache_dir("kernels"))
+
+
+def _build_timeout() -> float:
+    env = os.environ.get("MFJAX_BUILD_TIMEOUT", "").strip()
+    try:
+        return float(env) if env else BUILD_TIMEOUT
+    except ValueError:
+        raise ValueError(f"MFJAX_BUILD_TIMEOUT must be a number of seconds, got {env!r}") from None
+
+
+def _key(cxx: str) -> str:
+    import jaxlib
+
+    with open(SOURCE, "rb") as f:
+        src = f.read()
+    version = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60).stdout
+    return hashlib.sha256(b"\0".join(x.encode() if isinstance(x, str) else x for x in (
+        src, jaxlib.__version__, version, platform.machine(), _cpu_tag()))).hexdigest()[:16]
+
+
+def _owned_regular(st) -> bool:
+    uid = getattr(os, "getuid", lambda: None)()
+    return stat.S_ISREG(st.st_mode) and (uid is None or st.st_uid == uid) and not st.st_mode & 0o022
+
+
+def _read_verified(path: str) -> tuple[int, str | None]:
+    """Open the library ``path`` and check it against the SHA-256 its build recorded.
+
+    Returns ``(fd, None)`` with ``fd`` open on exactly the bytes that were hashed,
+    or ``(-1, reason)``. Symlinks are not followed; the file and its record must be
+    regular files owned by this user and writable by no one else.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return -1, "not built yet"
+    except OSError as e:
+        return -1, f"cannot open it ({e.strerror or e}; a symlink or a folder?)"
+    try:
+        if not _owned_regular(os.fstat(fd)):
+            raise ValueError("it is not a regular file of ours, writable only by us")
+        with open(path + ".sha256", "rb", opener=lambda p, f: os.open(
+                p, f | getattr(os, "O_NOFOLLOW", 0))) as rec:
+            if not _owned_regular(os.fstat(rec.fileno())):
+                raise ValueError("its hash record is not a regular file of ours")
+            want = rec.read(200).decode("ascii", "replace").split()
+        h = hashlib.sha256()
+        with os.fdopen(os.dup(fd), "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        if not want or want[0] != h.hexdigest():
+            raise ValueError("its SHA-256 does not match the one its build recorded "
+                             "(truncated, corrupted or replaced)")
+    except (OSError, ValueError) as e:
+        os.close(fd)
+        reason = str(e) if isinstance(e, ValueError) else f"it has no readable hash record ({e.strerror})"
+        return -1, reason
+    return fd, None
+
+
+def _remove(path: str) -> None:
+    """Remove whatever is at ``path`` (a file, a symlink itself, or a folder), if anything."""
+    with contextlib.suppress(FileNotFoundError):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
 
 
 def build_kernel() -> str:
-    """Path of the compiled kernel, building it (atomically) if it is not cached."""
-    import jaxlib
+    """Path of the compiled kernel, building it if no verified copy is cached.
 
+    The kernel lives in :func:`~mfjax.plumbing.private_dir` ``cache_dir("kernels")``
+    beside ``<name>.so.sha256``, the SHA-256 its build recorded. A cached library
+    that fails verification (truncated, replaced, a symlink, a folder, no record)
+    is removed and rebuilt, with a warning saying why. Builds take a lock, compile
+    into a private temporary folder (removed on any failure) and publish with an
+    atomic rename, record first.
+
+    The compiler runs in its own process group, killed (the whole group) on a
+    timeout (``$MFJAX_BUILD_TIMEOUT`` seconds, default 600) or any exception, incl.
+    KeyboardInterrupt. When coreutils ``timeout`` exists it wraps the compiler, so
+    even if this process is SIGKILLed the compiler dies within the same limit;
+    otherwise it may run on until it finishes. A build folder left by a killed
+    process is removed by the next build.
+    """
     cxx = find_compiler()
     if cxx is None:
         raise RuntimeError("no C++ compiler found (set $CXX, or install g++)")
-    with open(SOURCE, "rb") as f:
-        src = f.read()
-    version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
-    key = hashlib.sha256(b"\0".join(x.encode() if isinstance(x, str) else x for x in (
-        src, jaxlib.__version__, version, platform.machine(), _cpu_tag()))).hexdigest()[:16]
     out_dir = _cache_dir()
-    path = os.path.join(out_dir, f"mfjax_fused_{key}.so")
-    if os.path.exists(path):
-        return path
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out_dir)
-    os.close(fd)
-    cmd = [cxx, "-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w",
-           "-I", jax.ffi.include_dir(), SOURCE, "-o", tmp, "-lpthread"]
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode != 0:
-            raise RuntimeError(f"compiling {SOURCE} failed ({' '.join(cmd)}):\n{res.stderr[-2000:]}")
-        os.replace(tmp, path)  # atomic: a concurrent build or reader never sees half a file
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    path = os.path.join(out_dir, f"mfjax_fused_{_key(cxx)}.so")
+    with _locked(out_dir):
+        fd, reason = _read_verified(path)
+        if fd >= 0:
+            os.close(fd)
+            return path
+        if reason != "not built yet":
+            warnings.warn(f"mfjax: rebuilding the fused kernel {path}: {reason}", stacklevel=2)
+        _remove(path)
+        _remove(path + ".sha256")
+        clean_stale_temporaries(out_dir, dirs=True)
+        _compile(cxx, path, out_dir)
     return path
+
+
+@contextlib.contextmanager
+def _locked(folder: str):
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock; concurrent builds still publish atomically
+        yield
+        return
+    fd = os.open(os.path.join(folder, ".lock"), os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
+                 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _compile(cxx: str, path: str, out_dir: str) -> None:
+    tmp_dir = tempfile.mkdtemp(prefix=temp_prefix() + "build-", dir=out_dir)
+    try:
+        tmp = os.path.join(tmp_dir, "kernel.so")
+        limit = _build_timeout()
+        cmd = [cxx, "-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w",
+               "-I", jax.ffi.include_dir(), SOURCE, "-o", tmp, "-lpthread"]
+        wrapper = shutil.which("timeout")
+        full = ([wrapper, "-s", "KILL", f"{max(1, math.ceil(limit)) + 5}"] if wrapper else []) + cmd
+        proc = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        try:
+            _, err = proc.communicate(timeout=limit)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            if isinstance(exc, subprocess.TimeoutExpired):
+                raise RuntimeError(f"compiling {SOURCE} took over {limit:g} s "
+                                   "($MFJAX_BUILD_TIMEOUT); killed") from None
+            raise
+        if proc.returncode != 0:
+            raise RuntimeError(f"compiling {SOURCE} failed ({' '.join(cmd)}):\n{err[-2000:]}")
+        with open(tmp, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        os.chmod(tmp, 0o700)
+        atomic_write_text(path + ".sha256", f"{digest}  {os.path.basename(path)}\n")
+        os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _dlopen_verified(path: str):
+    """Load the library at ``path`` only if it matches its recorded hash (re-checked here)."""
+    fd, reason = _read_verified(path)
+    if fd < 0:
+        raise RuntimeError(f"refusing to load {path}: {reason}")
+    try:
+        proc_path = f"/proc/self/fd/{fd}"
+        # Load the very file that was hashed, not whatever the name points to by now.
+        return ctypes.CDLL(proc_path if os.path.exists(proc_path) else path)
+    finally:
+        os.close(fd)
 
 
 @functools.lru_cache(maxsize=1)
 def _register() -> str | None:
-    """Build, load and register the kernel (once per process); the reason it failed, or None."""
+    """Build, load and register the kernel (once per process); the reason it failed, or None.
+
+    A failure is also reported once as a warning, since ``gradient="auto"`` then
+    silently takes the slower XLA route.
+    """
     try:
-        lib = ctypes.cdll.LoadLibrary(build_kernel())
+        lib = _dlopen_verified(build_kernel())
         for target, symbol in _TARGETS.values():
             jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)),
                                         platform="cpu")
     except Exception as exc:  # noqa: BLE001 - any failure means: use the XLA route
-        return f"{type(exc).__name__}: {exc}"
+        reason = f"{type(exc).__name__}: {exc}"
+        first = reason.splitlines()[0] if reason.strip() else type(exc).__name__
+        warnings.warn(f"mfjax: the fused CPU kernel is unavailable, using the XLA routes: {first}",
+                      stacklevel=2)
+        return reason
     return None
 
 

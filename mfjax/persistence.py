@@ -1,0 +1,393 @@
+"""The model file format: npz arrays plus a JSON header, no pickle, validated on load.
+
+A model file is an ``.npz`` (written atomically by :func:`mfjax.plumbing.atomic_savez`) with
+
+- ``params/<field>`` for each field of :class:`~mfjax.core.Params`;
+- ``user_ids`` and ``item_ids`` (see "IDs" below);
+- optionally ``seen_indptr`` and ``seen_items`` (a CSR of each user's training items);
+- ``meta``: the UTF-8 bytes of a JSON object with ``format`` (``"mfjax-model"``),
+  ``version``, ``rating_range``, ``config``, ``history`` and, from version 2, ``ids``.
+
+IDs (version 2). A saved model gives back exactly the IDs it was trained with, type
+and value, or :meth:`~mfjax.Model.save` refuses with a ValueError:
+
+- a numeric or boolean ID table (NumPy dtype kind ``b``, ``i``, ``u`` or ``f``) is
+  stored as it is, with its dtype recorded (``meta["ids"][side]["dtype"]``);
+- a string table (dtype ``U``) or an object table (str, int of any size, float,
+  bool, and NumPy scalars of those) is stored as a JSON list (a ``uint8`` blob):
+  plain strings for a ``U`` table, ``[tag, value]`` pairs for an object table, with
+  ints as decimal text and floats as ``float.hex`` so both round-trip exactly.
+  (JSON keeps trailing NULs, which a fixed-width NumPy ``U`` array would strip.)
+
+Version 1 files (ints as int64, everything else as a ``U`` array) still load.
+
+Loading validates every entry: array shapes, dtypes and finiteness, the ID tables
+(unique, matching the parameter rows), the seen-items CSR, ``rating_range`` and the
+known ``config`` fields. Anything wrong raises ValueError naming the file.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import zipfile
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from .core import Params
+from .plumbing import atomic_savez
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "read_npz", "write_model", "read_model",
+           "encode_ids", "decode_ids"]
+
+FORMAT = "mfjax-model"
+#: Version written by :func:`write_model`; :func:`read_model` reads 1 and 2.
+FORMAT_VERSION = 2
+
+_NUMERIC_KINDS = "biuf"
+_NP_TAG = "np:"
+
+
+def read_npz(path, kind: str) -> tuple[dict, dict]:
+    """Read an npz written by :func:`~mfjax.plumbing.atomic_savez` with a JSON ``meta`` entry.
+
+    Returns ``(meta, arrays)``. A file that is not a readable npz whose
+    ``meta`` is a JSON object with ``meta["format"] == kind`` raises ValueError
+    naming the path (a missing file: FileNotFoundError).
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such file: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        raw = arrays.pop("meta")
+        if raw.dtype != np.uint8 or raw.ndim != 1:
+            raise ValueError(f"meta is a {raw.dtype} array of shape {raw.shape}, not uint8 bytes")
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (zipfile.BadZipFile, OSError, KeyError, ValueError, EOFError, UnicodeDecodeError,
+            RecursionError, MemoryError, AttributeError, TypeError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        text = str(e)[:200] if not isinstance(e, RecursionError) else "JSON nested too deeply"
+        raise ValueError(f"{path} is not a readable {kind} file ({type(e).__name__}: {text})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path} is not a {kind} file (its meta is a JSON {type(meta).__name__}, "
+                         "not an object)")
+    if meta.get("format") != kind:
+        raise ValueError(f"{path} is not a {kind} file (format tag {_short(meta.get('format'))})")
+    return meta, arrays
+
+
+# ------------------------------------------------------------------------------- IDs
+def encode_ids(ids, what: str) -> tuple[np.ndarray, dict]:
+    """An ID table -> ``(array to store, header)``, exactly reversible by :func:`decode_ids`.
+
+    Raises:
+        ValueError: naming ``what`` and the first ID that cannot be stored exactly
+            (a type other than int, float, bool, str or their NumPy scalars).
+    """
+    ids = np.asarray(ids)
+    if ids.ndim != 1:
+        raise ValueError(f"{what} must be 1-D, got shape {ids.shape}")
+    if ids.dtype.kind in _NUMERIC_KINDS:
+        return ids, {"encoding": "array", "dtype": ids.dtype.str}
+    if ids.dtype.kind == "U":
+        values = [str(x) for x in ids.tolist()]
+    elif ids.dtype.kind == "O":
+        values = [_tag(x, what, j) for j, x in enumerate(ids)]
+    else:
+        raise ValueError(f"{what}: cannot save IDs of dtype {ids.dtype}; use int, uint, float, "
+                         "bool or str IDs")
+    blob = json.dumps(values, ensure_ascii=True, allow_nan=False).encode("ascii")
+    return np.frombuffer(blob, np.uint8), {"encoding": "json", "dtype": ids.dtype.str}
+
+
+def decode_ids(stored: np.ndarray, header) -> np.ndarray:
+    """The ID table :func:`encode_ids` encoded. Raises ValueError if inconsistent."""
+    if not isinstance(header, dict):
+        raise ValueError(f"the ID header is a {type(header).__name__}, not an object")
+    enc, dtype = header.get("encoding"), header.get("dtype")
+    try:
+        dtype = np.dtype(dtype) if isinstance(dtype, str) else None
+    except TypeError:
+        dtype = None
+    if dtype is None:
+        raise ValueError(f"bad ID dtype {_short(header.get('dtype'))}")
+    if enc == "array":
+        if dtype.kind not in _NUMERIC_KINDS or stored.dtype != dtype or stored.ndim != 1:
+            raise ValueError(f"the stored IDs ({stored.dtype}, shape {stored.shape}) do not match "
+                             f"their header (1-D {dtype})")
+        if dtype.kind == "f" and not np.isfinite(stored).all():
+            raise ValueError("the IDs hold NaN or infinity")
+        return stored
+    if enc != "json" or dtype.kind not in "UO":
+        raise ValueError(f"unknown ID encoding {_short(enc)} for dtype {dtype}")
+    if stored.dtype != np.uint8 or stored.ndim != 1:
+        raise ValueError(f"the stored IDs are {stored.dtype} of shape {stored.shape}, not bytes")
+    try:
+        values = json.loads(stored.tobytes().decode("ascii"))
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise ValueError(f"the stored IDs are not a JSON list ({type(e).__name__})") from None
+    if not isinstance(values, list):
+        raise ValueError("the stored IDs are not a JSON list")
+    if dtype.kind == "U":
+        if not all(isinstance(x, str) for x in values):
+            raise ValueError("a string ID table holds a non-string")
+        out = np.array(values, dtype=dtype) if values else np.zeros(0, dtype)
+        if [str(x) for x in out.tolist()] != values:
+            raise ValueError(f"the string IDs do not fit dtype {dtype}")
+        return out
+    out = np.empty(len(values), dtype=object)
+    for j, v in enumerate(values):
+        out[j] = _untag(v, j)
+    return out
+
+
+def _tag(x, what, j):
+    """One object-table ID -> a JSON-able ``[tag, value]`` that :func:`_untag` reverses exactly."""
+    if type(x) is str:
+        return ["str", x]
+    if type(x) is bool:
+        return ["bool", x]
+    if type(x) is int:
+        return ["int", str(x)]
+    if type(x) is float:
+        return ["float", x.hex()]
+    if isinstance(x, np.generic) and (x.dtype.kind in _NUMERIC_KINDS or x.dtype.kind == "U"):
+        kind = x.dtype.kind
+        value = (str(x) if kind == "U" else bool(x) if kind == "b" else x.item().hex() if kind == "f"
+                 else str(int(x)))
+        return [_NP_TAG + x.dtype.str, value]
+    raise ValueError(f"{what}[{j}] = {x!r} has type {type(x).__name__}; mfjax saves int, float, "
+                     "bool and str IDs (and NumPy scalars of those) exactly, nothing else")
+
+
+def _untag(v, j):
+    if not (isinstance(v, list) and len(v) == 2 and isinstance(v[0], str)):
+        raise ValueError(f"ID {j} is not a [type, value] pair")
+    tag, value = v
+    try:
+        if tag == "str" and isinstance(value, str):
+            return value
+        if tag == "bool" and isinstance(value, bool):
+            return value
+        if tag == "int" and isinstance(value, str):
+            return int(value)
+        if tag == "float" and isinstance(value, str):
+            return float.fromhex(value)
+        if tag.startswith(_NP_TAG):
+            dtype = np.dtype(tag[len(_NP_TAG):])
+            kind = dtype.kind
+            if kind == "U" and isinstance(value, str):
+                return np.str_(value)
+            if kind == "b" and isinstance(value, bool):
+                return np.bool_(value)
+            if kind in "iu" and isinstance(value, str):
+                n = int(value)
+                info = np.iinfo(dtype)
+                if info.min <= n <= info.max:
+                    return dtype.type(n)
+            if kind == "f" and isinstance(value, str):
+                return dtype.type(float.fromhex(value))
+    except (ValueError, TypeError, OverflowError):
+        pass
+    raise ValueError(f"ID {j} has an unreadable [type, value] pair {_short(v)}")
+
+
+# ------------------------------------------------------------------------ writing
+def write_model(path, model) -> None:
+    """Write ``model`` (anything with :class:`~mfjax.Model`'s fields) to ``path``, atomically.
+
+    The arrays are validated exactly as :func:`read_model` would validate them,
+    so a file that would not load is never written.
+
+    Raises:
+        ValueError: an ID cannot be stored exactly, or a field is invalid
+            (e.g. non-finite parameters, a config that is not JSON).
+    """
+    where = "Model.save"
+    if model.params is None:
+        raise ValueError(f"{where}: the model has no parameters")
+    arrays = {f"params/{k}": np.asarray(v) for k, v in model.params._asdict().items()}
+    ids = {}
+    for side in ("user", "item"):
+        arrays[f"{side}_ids"], ids[side] = encode_ids(getattr(model, f"{side}_ids"),
+                                                      f"{where}: {side}_ids")
+    if model.seen_indptr is not None or model.seen_items is not None:
+        arrays["seen_indptr"] = np.asarray(model.seen_indptr)
+        arrays["seen_items"] = np.asarray(model.seen_items)
+    try:
+        rating_range = [float(x) for x in model.rating_range]
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: rating_range must be two numbers, got "
+                         f"{_short(model.rating_range)}") from None
+    meta = {"format": FORMAT, "version": FORMAT_VERSION, "rating_range": rating_range,
+            "config": model.config, "history": model.history, "ids": ids}
+    try:
+        text = json.dumps(meta)
+    except (TypeError, ValueError, RecursionError) as e:
+        raise ValueError(f"{where}: config and history must be JSON-serializable ({e})") from None
+    _decode(json.loads(text), dict(arrays), where)  # refuse what load_model would refuse
+    arrays["meta"] = np.frombuffer(text.encode(), np.uint8)
+    atomic_savez(path, arrays)
+
+
+# ------------------------------------------------------------------------ reading
+def read_model(path) -> dict:
+    """The fields of the model saved at ``path``, validated: ``Model(**read_model(path))``.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: naming the file, if it is corrupt, truncated, tampered with,
+            of a newer format version, or not an mfjax model.
+    """
+    path = os.fspath(path)
+    meta, arrays = read_npz(path, FORMAT)
+    return _decode(meta, arrays, path)
+
+
+def _decode(meta: dict, arrays: dict, where: str) -> dict:
+    version = meta.get("version")
+    if type(version) is not int or not 1 <= version <= FORMAT_VERSION:
+        if type(version) is int and version > FORMAT_VERSION:
+            raise ValueError(f"{where}: model format version {version} is newer than this mfjax "
+                             f"understands ({FORMAT_VERSION}); upgrade mfjax")
+        raise ValueError(f"{where}: bad model format version {_short(version)}")
+    missing = [k for k in [f"params/{f}" for f in Params._fields] + ["user_ids", "item_ids"]
+               if k not in arrays]
+    missing += [k for k in ("rating_range",) + (("ids",) if version >= 2 else ("user_id_kind",
+                                                                                "item_id_kind"))
+                if k not in meta]
+    if missing:
+        raise ValueError(f"{where}: mfjax model file is missing {', '.join(missing)}")
+    params = _check_params({k: arrays[f"params/{k}"] for k in Params._fields}, where)
+    n_users, n_items = params.user_factors.shape[0], params.item_factors.shape[0]
+    out = {"params": params}
+    for side, n in (("user", n_users), ("item", n_items)):
+        try:
+            if version == 1:
+                ids = _v1_ids(arrays[f"{side}_ids"], meta[f"{side}_id_kind"])
+            else:
+                headers = meta["ids"]
+                if not isinstance(headers, dict) or side not in headers:
+                    raise ValueError(f"no header for the {side} IDs")
+                ids = decode_ids(arrays[f"{side}_ids"], headers[side])
+        except ValueError as e:
+            raise ValueError(f"{where}: {side}_ids: {e}") from None
+        if len(ids) != n:
+            raise ValueError(f"{where}: {len(ids)} {side} IDs but {n} rows of {side} parameters")
+        if not pd.Index(ids, dtype=ids.dtype if ids.dtype.kind in "biuf" else object).is_unique:
+            raise ValueError(f"{where}: the {side} IDs are not unique")
+        out[f"{side}_ids"] = ids
+    out["rating_range"] = _check_range(meta["rating_range"], where)
+    out["config"] = _check_config(meta.get("config", {}), params, where)
+    history = meta.get("history", [])
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise ValueError(f"{where}: history must be a list of objects")
+    out["history"] = history
+    out["seen_indptr"], out["seen_items"] = _check_seen(arrays, n_users, n_items, where)
+    return out
+
+
+def _check_params(p: dict, where: str) -> Params:
+    dtype = p["global_bias"].dtype
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"{where}: params/global_bias has dtype {dtype}; expected float32/float64")
+    for k, a in p.items():
+        if a.dtype != dtype:
+            raise ValueError(f"{where}: params/{k} has dtype {a.dtype}, params/global_bias {dtype}")
+        if not np.isfinite(a).all():
+            raise ValueError(f"{where}: params/{k} holds NaN or infinity")
+    uf, itf = p["user_factors"], p["item_factors"]
+    want = {"user_factors": 2, "item_factors": 2, "user_bias": 1, "item_bias": 1, "global_bias": 0}
+    for k, nd in want.items():
+        if p[k].ndim != nd:
+            raise ValueError(f"{where}: params/{k} must be {nd}-D, got shape {p[k].shape}")
+    if uf.shape[1] != itf.shape[1] or uf.shape[1] < 1:
+        raise ValueError(f"{where}: user_factors {uf.shape} and item_factors {itf.shape} must "
+                         "share a rank >= 1")
+    for side, f in (("user", uf), ("item", itf)):
+        if p[f"{side}_bias"].shape != (f.shape[0],):
+            raise ValueError(f"{where}: params/{side}_bias has shape {p[f'{side}_bias'].shape}; "
+                             f"expected ({f.shape[0]},), one per row of {side}_factors")
+    return Params(**{k: jnp.asarray(v) for k, v in p.items()})
+
+
+def _check_range(rr, where: str) -> tuple[float, float]:
+    ok = (isinstance(rr, list) and len(rr) == 2 and all(_is_number(x) for x in rr)
+          and all(math.isfinite(x) for x in rr) and rr[0] <= rr[1])
+    if not ok:
+        raise ValueError(f"{where}: rating_range must be [min, max], finite with min <= max, got "
+                         f"{_short(rr)}")
+    return float(rr[0]), float(rr[1])
+
+
+#: config fields Model uses or reports, and what each may be (None is always allowed).
+_CONFIG_FIELDS = {
+    "reg": "number>=0", "bias_reg": "number>=0", "learning_rate": "number>0",
+    "init_scale": "number>=0", "padding": "number>=0",
+    "rank": "int>0", "epochs": "int>0", "batch_size": "int>0", "ensemble": "int>0",
+    "patience": "int>0", "batch_slots": "int>0", "n_ratings": "int>=0", "n_users": "int>=0",
+    "n_items": "int>=0", "seed": "int",
+    "optimizer": "str", "schedule": "str", "gradient": "str", "sort_by": "str", "mesh": "str",
+    "table_sharding": "str",
+}
+
+
+def _check_config(config, params: Params, where: str) -> dict:
+    if not isinstance(config, dict):
+        raise ValueError(f"{where}: config must be an object, got {type(config).__name__}")
+    for key, rule in _CONFIG_FIELDS.items():
+        v = config.get(key)
+        if v is None:
+            continue
+        kind, _, bound = rule.partition(">")
+        if kind == "str":
+            ok = isinstance(v, str)
+        elif kind == "int":
+            ok = type(v) is int and (not bound or (v > 0 if bound == "0" else v >= 0))
+        else:
+            ok = _is_number(v) and math.isfinite(v) and (v > 0 if bound == "0" else v >= 0)
+        if not ok:
+            raise ValueError(f"{where}: config[{key!r}] = {_short(v)} is not a valid "
+                             f"{rule.replace('>', ' > ').replace('> =', '>=')}")
+    return config
+
+
+def _check_seen(arrays: dict, n_users: int, n_items: int, where: str):
+    indptr, items = arrays.get("seen_indptr"), arrays.get("seen_items")
+    if indptr is None and items is None:
+        return None, None
+    if indptr is None or items is None:
+        raise ValueError(f"{where}: seen_indptr and seen_items must come together")
+    for name, a in (("seen_indptr", indptr), ("seen_items", items)):
+        if a.ndim != 1 or a.dtype.kind not in "iu":
+            raise ValueError(f"{where}: {name} must be a 1-D integer array, got {a.dtype} {a.shape}")
+    ok = (len(indptr) == n_users + 1 and indptr[0] == 0 and indptr[-1] == len(items)
+          and (np.diff(indptr) >= 0).all())
+    if not ok:
+        raise ValueError(f"{where}: seen_indptr is not a CSR row pointer for {n_users} users "
+                         f"over {len(items)} seen items")
+    if items.size and (items.min() < 0 or items.max() >= n_items):
+        raise ValueError(f"{where}: seen_items holds indices outside [0, {n_items})")
+    return indptr, items
+
+
+def _v1_ids(a: np.ndarray, kind) -> np.ndarray:
+    if kind == "int" and a.ndim == 1 and a.dtype.kind in "iu":
+        return a.astype(np.int64)
+    if kind == "str" and a.ndim == 1 and a.dtype.kind == "U":
+        return a.astype(object)
+    raise ValueError(f"version-1 IDs of kind {_short(kind)} stored as {a.dtype} {a.shape}")
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _short(x, n: int = 60) -> str:
+    text = repr(x)
+    return text if len(text) <= n else text[:n] + "..."

@@ -1,0 +1,204 @@
+"""Model files: IDs come back exactly, and tampered files raise ValueError naming the file."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+import mfjax
+
+
+def make_model(user_ids, item_ids=None, rank=3):
+    item_ids = np.array([10, 20, 30]) if item_ids is None else item_ids
+    p = mfjax.init_params(jax.random.PRNGKey(0), len(user_ids), len(item_ids), rank)
+    seen_indptr = np.arange(len(user_ids) + 1, dtype=np.int64)
+    seen_items = (np.arange(len(user_ids)) % len(item_ids)).astype(np.int32)
+    return mfjax.Model(p, user_ids, item_ids, (1.0, 5.0), {"reg": 0.1, "bias_reg": 0.01, "rank": rank},
+                       [{"epoch": 1, "loss": 0.5}], seen_indptr, seen_items)
+
+
+def obj(*xs):
+    a = np.empty(len(xs), dtype=object)
+    a[:] = list(xs)
+    return a
+
+
+ID_TABLES = {
+    "uint64-max": np.array([1, 2**64 - 1], np.uint64),
+    "int64-extremes": np.array([-2**63, 0, 2**63 - 1], np.int64),
+    "int32": np.array([7, -3], np.int32),
+    "float": np.array([1.0, 2.5, -0.0]),
+    "float32": np.array([1.5, 3.25], np.float32),
+    "bool": np.array([True, False]),
+    "big-int": obj(2**70, 3),
+    "mixed": obj(2, "1", 1.5, True),
+    "trailing-nul": obj("a\x00", "a", "\x00"),
+    "unicode": obj("é", "日本", "a b", ""),
+    "numpy-scalars": obj(np.int64(5), np.uint64(2**64 - 1), np.float32(0.5), np.str_("s"), np.bool_(True)),
+    "fixed-width-str": np.array(["ab", "c"]),
+}
+
+
+@pytest.mark.parametrize("name", list(ID_TABLES))
+def test_saved_ids_come_back_with_their_type_and_value(name, tmp_path):
+    ids = ID_TABLES[name]
+    model = make_model(ids)
+    model.save(tmp_path / "m.npz")
+    loaded = mfjax.load_model(tmp_path / "m.npz")
+    assert loaded.user_ids.dtype == ids.dtype
+    assert [(type(x), x) for x in loaded.user_ids.tolist()] == [(type(x), x) for x in ids.tolist()]
+    if ids.dtype == object:
+        assert [type(x) for x in loaded.user_ids] == [type(x) for x in ids]
+    for raw in ids:
+        assert loaded.predict(raw, 20) == model.predict(raw, 20)
+        assert loaded.index_users(raw) == model.index_users(raw)
+
+
+@pytest.mark.parametrize("bad", [obj("a", None), obj("a", (1, 2)), obj(b"x", "y"),
+                                 np.array(["2020-01-01", "2021-01-01"], "datetime64[D]")])
+def test_ids_that_cannot_be_saved_exactly_refuse_to_save(bad, tmp_path):
+    with pytest.raises(ValueError, match="user_ids"):
+        make_model(bad).save(tmp_path / "m.npz")
+    assert not list(tmp_path.iterdir())
+
+
+def test_version_1_files_still_load(tmp_path):
+    model = make_model(obj("u1", "u2"))
+    meta = {"format": "mfjax-model", "version": 1, "rating_range": [1.0, 5.0],
+            "config": model.config, "history": model.history,
+            "user_id_kind": "str", "item_id_kind": "int"}
+    arrays = {f"params/{k}": np.asarray(v) for k, v in model.params._asdict().items()}
+    arrays.update(user_ids=np.array(["u1", "u2"]), item_ids=np.array([10, 20, 30], np.int64),
+                  seen_indptr=model.seen_indptr, seen_items=model.seen_items,
+                  meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+    np.savez(tmp_path / "v1.npz", **arrays)
+    loaded = mfjax.load_model(tmp_path / "v1.npz")
+    assert list(loaded.user_ids) == ["u1", "u2"] and loaded.item_ids.dtype == np.int64
+    assert loaded.predict("u2", 30) == model.predict("u2", 30)
+
+
+# ------------------------------------------------------------------ tampered files
+def _set(key, value):
+    def f(arrays, meta):
+        arrays[key] = value(arrays[key]) if callable(value) else value
+    return f
+
+
+def _drop(key):
+    return lambda arrays, meta: arrays.pop(key)
+
+
+def _meta(**kw):
+    def f(arrays, meta):
+        meta.update(kw)
+    return f
+
+
+def _meta_drop(key):
+    return lambda arrays, meta: meta.pop(key)
+
+
+def _raw_meta(text):
+    def f(arrays, meta):
+        meta.clear()
+        meta["__raw__"] = text
+    return f
+
+
+DEEP = '{"format": "mfjax-model", "version": 2, "config": ' + "[" * 100_000 + "]" * 100_000 + "}"
+
+TAMPERINGS = {
+    "user_bias shorter than the ID table": _set("params/user_bias", lambda a: a[:-1]),
+    "item_bias longer": _set("params/item_bias", lambda a: np.concatenate([a, a])),
+    "item_factors of another rank": _set("params/item_factors", lambda a: a[:, :-1]),
+    "user_factors 1-D": _set("params/user_factors", lambda a: a[:, 0]),
+    "user_factors 3-D": _set("params/user_factors", lambda a: a[:, :, None]),
+    "global_bias a vector": _set("params/global_bias", np.zeros(2, np.float32)),
+    "int params": _set("params/user_bias", lambda a: a.astype(np.int64)),
+    "string params": _set("params/item_bias", lambda a: a.astype(str)),
+    "complex params": _set("params/global_bias", lambda a: a.astype(np.complex64)),
+    "mixed float dtypes": _set("params/user_factors", lambda a: a.astype(np.float16)),
+    "NaN factor": _set("params/user_factors", lambda a: np.where(np.arange(a.size).reshape(a.shape) == 1,
+                                                                 np.nan, a).astype(a.dtype)),
+    "inf global bias": _set("params/global_bias", lambda a: np.asarray(np.inf, a.dtype)),
+    "missing item_bias": _drop("params/item_bias"),
+    "missing user_ids": _drop("user_ids"),
+    "missing seen_items only": _drop("seen_items"),
+    "meta is a list": _raw_meta("[1, 2]"),
+    "meta is a string": _raw_meta('"mfjax-model"'),
+    "meta is null": _raw_meta("null"),
+    "meta is not JSON": _raw_meta("{format: mfjax"),
+    "meta nested too deep": _raw_meta(DEEP),
+    "meta not UTF-8": _raw_meta(b"\xff\xfe{}"),
+    "meta as float array": lambda arrays, meta: meta.update(__array__=np.zeros(4)),
+    "reversed rating_range": _meta(rating_range=[5.0, 1.0]),
+    "NaN rating_range": _meta(rating_range=[float("nan"), 5.0]),
+    "infinite rating_range": _meta(rating_range=[1.0, float("inf")]),
+    "rating_range of three": _meta(rating_range=[1, 2, 3]),
+    "rating_range a string": _meta(rating_range="1-5"),
+    "rating_range of strings": _meta(rating_range=["1", "5"]),
+    "rating_range of bools": _meta(rating_range=[False, True]),
+    "rating_range nested": _meta(rating_range=[[1], {"a": 5}]),
+    "missing rating_range": _meta_drop("rating_range"),
+    "config a string": _meta(config="reg=0.1"),
+    "config a list": _meta(config=[["reg", 0.1]]),
+    "config reg a string": _meta(config={"reg": "0.1"}),
+    "config reg negative": _meta(config={"reg": -1}),
+    "config reg nested garbage": _meta(config={"reg": {"a": [1, {"b": None}]}}),
+    "config bias_reg NaN": _meta(config={"reg": 0.1, "bias_reg": float("nan")}),
+    "config rank a float": _meta(config={"rank": 2.5}),
+    "config rank bool": _meta(config={"rank": True}),
+    "history a dict": _meta(history={"loss": 1}),
+    "history of numbers": _meta(history=[1, 2]),
+    "version a string": _meta(version="2"),
+    "version from the future": _meta(version=99),
+    "version zero": _meta(version=0),
+    "version null": _meta(version=None),
+    "format tag a dict": _meta(format={"a": 1}),
+    "ids header missing": _meta_drop("ids"),
+    "ids header a list": _meta(ids=[1, 2]),
+    "ids header wrong dtype": _meta(ids={"user": {"encoding": "array", "dtype": "<f8"},
+                                         "item": {"encoding": "array", "dtype": "<i8"}}),
+    "ids header garbage dtype": _meta(ids={"user": {"encoding": "array", "dtype": "zz"},
+                                           "item": {"encoding": "array", "dtype": [1]}}),
+    "ids header unknown encoding": _meta(ids={"user": {"encoding": "pickle", "dtype": "|O"},
+                                              "item": {"encoding": "array", "dtype": "<i8"}}),
+    "duplicate user IDs": _set("user_ids", lambda a: np.full_like(a, a[0])),
+    "fewer user IDs": _set("user_ids", lambda a: a[:-1]),
+    "2-D user IDs": _set("user_ids", lambda a: a.reshape(1, -1)),
+    "user IDs as strings": _set("user_ids", lambda a: a.astype(str)),
+    "object user IDs": _set("user_ids", np.array([1, "a", 3, 4], dtype=object)),
+    "seen_indptr too short": _set("seen_indptr", lambda a: a[:-1]),
+    "seen_indptr decreasing": _set("seen_indptr", lambda a: a[::-1].copy()),
+    "seen_items out of range": _set("seen_items", lambda a: a + 100),
+    "seen_items negative": _set("seen_items", lambda a: a - 5),
+    "seen_items floats": _set("seen_items", lambda a: a.astype(float)),
+}
+
+
+@pytest.fixture(scope="module")
+def good_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("good") / "good.npz"
+    make_model(np.array([1, 2, 3, 4], np.int64)).save(path)
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    return arrays, json.loads(bytes(arrays.pop("meta")).decode())
+
+
+@pytest.mark.parametrize("name", list(TAMPERINGS))
+def test_tampered_model_files_raise_value_error_naming_the_file(name, good_file, tmp_path):
+    arrays, meta = good_file
+    arrays, meta = dict(arrays), json.loads(json.dumps(meta))
+    TAMPERINGS[name](arrays, meta)
+    if "__raw__" in meta:
+        raw = meta["__raw__"]
+        arrays["meta"] = np.frombuffer(raw if isinstance(raw, bytes) else raw.encode(), np.uint8)
+    elif "__array__" in meta:
+        arrays["meta"] = meta["__array__"]
+    else:
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    path = tmp_path / "tampered-model.npz"
+    np.savez(path, **arrays)  # allow_pickle: the "object" tampering writes a pickled array
+    with pytest.raises(ValueError, match="tampered-model.npz"):
+        mfjax.load_model(path)
