@@ -1,0 +1,73 @@
+"""Seconds per iALS sweep (users + items), Cholesky vs CG, at the ML-1M shape.
+
+Synthetic data: 6,040 users, 3,706 items, 575,000 distinct pairs with
+Zipf-like item popularity and user activity (the ML-1M ratings>=4 shape),
+float32, jitted, CPU. Run from the repository root::
+
+    python benchmarks/bench_ials.py [--ranks 64 128] [--repeats 3]
+
+Prints one line per (rank, method): compile+first sweep and the median of
+``--repeats`` further sweeps.
+"""
+
+import argparse
+import time
+
+import jax
+import numpy as np
+
+import _common  # noqa: F401  (puts the repository root on sys.path)
+from mfjax import init_params
+from mfjax import implicit as im
+
+
+def synthetic(n_users=6040, n_items=3706, nnz=575_000, seed=0):
+    rng = np.random.default_rng(seed)
+    pu = 1.0 / np.arange(1, n_users + 1) ** 0.6
+    pi = 1.0 / np.arange(1, n_items + 1) ** 0.9
+    keys = set()
+    u_all, i_all = [], []
+    while len(keys) < nnz:
+        m = 2 * (nnz - len(keys))
+        u = rng.choice(n_users, m, p=pu / pu.sum())
+        i = rng.choice(n_items, m, p=pi / pi.sum())
+        k = u.astype(np.int64) * n_items + i
+        k = np.setdiff1d(np.unique(k), np.fromiter(keys, np.int64, len(keys)))[: nnz - len(keys)]
+        keys.update(k.tolist())
+    k = np.fromiter(keys, np.int64, len(keys))
+    return k // n_items, k % n_items, rng.integers(1, 6, k.size).astype(np.float32)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ranks", type=int, nargs="+", default=[64, 128])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--methods", nargs="+", default=["cholesky", "cg"])
+    ap.add_argument("--cg-steps", type=int, default=3)
+    ap.add_argument("--chunk-rows", type=int, default=256)
+    ap.add_argument("--chunk-nnz", type=int, default=2048)
+    a = ap.parse_args()
+    u, i, v = synthetic()
+    data = im.build_implicit_data(u, i, v, n_users=6040, n_items=3706)
+    print(f"{jax.devices()[0]}  nnz={len(u)}", flush=True)
+    hp = dict(alpha=1.0, unobserved_weight=0.1, reg=0.01, nu=1.0)
+    for k in a.ranks:
+        params = init_params(jax.random.PRNGKey(0), 6040, 3706, k, init_scale=0.1)
+        for m in a.methods:
+            kw = dict(hp, method=m, cg_steps=a.cg_steps, chunk_rows=a.chunk_rows,
+                      chunk_nnz=a.chunk_nnz)
+            t0 = time.perf_counter()
+            p = jax.block_until_ready(im.als_sweep(params, data, **kw))
+            first = time.perf_counter() - t0
+            ts = []
+            for _ in range(a.repeats):
+                t0 = time.perf_counter()
+                p = jax.block_until_ready(im.als_sweep(p, data, **kw))
+                ts.append(time.perf_counter() - t0)
+            obj = float(im.loss(p, data.user_rows, data.user_items, data.user_values, **hp))
+            print(f"k={k:4d} {m:9s} first={first:7.2f}s  sweep median={np.median(ts):7.2f}s "
+                  f"(all {', '.join(f'{t:.2f}' for t in ts)})  loss={obj:.6g}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
