@@ -46,16 +46,17 @@ def main():
     ap.add_argument("--cg-steps", type=int, default=3)
     ap.add_argument("--chunk-rows", type=int, default=256)
     ap.add_argument("--chunk-nnz", type=int, default=2048)
+    ap.add_argument("--block", type=int, default=32)
     a = ap.parse_args()
     u, i, v = synthetic()
     data = im.build_implicit_data(u, i, v, n_users=6040, n_items=3706)
-    print(f"{jax.devices()[0]}  nnz={len(u)}", flush=True)
+    print(f"{jax.devices()[0]}  nnz={len(u)}  {vars(a)}", flush=True)
     hp = dict(alpha=1.0, unobserved_weight=0.1, reg=0.01, nu=1.0)
     for k in a.ranks:
         params = init_params(jax.random.PRNGKey(0), 6040, 3706, k, init_scale=0.1)
         for m in a.methods:
             kw = dict(hp, method=m, cg_steps=a.cg_steps, chunk_rows=a.chunk_rows,
-                      chunk_nnz=a.chunk_nnz)
+                      chunk_nnz=a.chunk_nnz, block=a.block)
             t0 = time.perf_counter()
             p = jax.block_until_ready(im.als_sweep(params, data, **kw))
             first = time.perf_counter() - t0
