@@ -40,9 +40,12 @@ Q fixed; ∂L/∂p_u = 0 gives, after dividing by 2::
 observed pairs, an observed pair's quadratic weight is c_ui + α0 (the
 "c − α0" form of Hu et al. comes from summing α0 over the unobserved pairs
 only, which is a different objective). :func:`solve_users` builds the
-per-row k×k systems with ``segment_sum`` over user-sorted interactions, in
-fixed-size row chunks (``lax.map``) and fixed-size interaction sub-chunks, so
-memory is O(chunk_rows k² + chunk_nnz k²), and solves them with batched
+per-row k×k systems from the user-sorted interactions, in fixed-size row
+chunks (``lax.map``); within a chunk each row's list is cut into blocks of
+``block`` interactions whose Gram ``Σ c q qᵀ`` is one small matmul, and the
+per-block [k, k] results are ``segment_sum``-ed into rows, a fixed number of
+blocks per inner step. Memory is O((chunk_rows + chunk_nnz / block) k² +
+chunk_nnz k), independent of n_users. The systems are solved by batched
 Cholesky. ``method="cg"`` instead runs a few conjugate-gradient steps per
 row, warm-started from the current factors, with the matvec
 ``α0 G_Q p + Σ_i c_ui q_i (q_iᵀ p) + λ λ̃_u p`` (no k×k per row), as

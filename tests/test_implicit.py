@@ -322,3 +322,24 @@ def test_sample_triples_are_valid():
         assert (wt == 0) == (a == 1)
         if wt:
             assert c not in mine
+
+
+@pytest.mark.timeout(120)
+def test_float32_sweeps_stay_finite_and_descend():
+    """The library default dtype: blocked Cholesky and CG in float32 on a larger, skewed problem."""
+    rng = np.random.default_rng(5)
+    n_users, n_items, n = 80, 60, 900
+    u = rng.zipf(1.5, n) % n_users
+    i = rng.zipf(1.3, n) % n_items
+    data = im.build_implicit_data(u, i, rng.integers(1, 5, n), n_users=n_users, n_items=n_items,
+                                  dtype=np.float32)
+    hp = HPARAMS["rendle"]
+    for method in ("cholesky", "cg"):
+        p = mfjax.init_params(jax.random.PRNGKey(0), n_users, n_items, 8, dtype=jnp.float32)
+        prev = float(LOSS(p, *triples(data), **hp))
+        for _ in range(3):
+            p = im.als_sweep(p, data, **hp, method=method, chunk_rows=16, chunk_nnz=64, block=8)
+            assert p.user_factors.dtype == jnp.float32
+            cur = float(LOSS(p, *triples(data), **hp))
+            assert np.isfinite(cur) and cur <= prev * (1 + 1e-5)
+            prev = cur
