@@ -15,12 +15,15 @@ float32, seconds per sweep (median of 3), chunk_rows=256, chunk_nnz=2048:
     method                          k=64    k=128
     cholesky, block=32 (default)    0.40    1.42
     cholesky, block=16              0.40     -
-    cholesky, block=1 (one outer    1.32*   36.1**
+    cholesky, block=1 (one outer    1.32    25.8*
       product per interaction)
     cg, 3 steps (warm start)        1.39    2.55
     cg, 1 step                      0.59    1.34
 
-    * 1.84 in a quieter first run of the pre-block code;  ** under load 7-8.
+    * noisy (19.2 and 32.4 s; load rose to 5). The pre-block code (2048
+      outer products [2048, k, k] scatter-added per inner step) took 1.84 s
+      at k=64 in a quiet run and 36.1 s at k=128 under load 7-8: at k=128
+      the per-interaction outer products are memory-bound, which blocks fix.
 
 Cholesky is exact (the sweep's loss after 4 sweeps at k=64: 474015 vs
 476032 for 3-step CG) and faster from k=64 on this CPU, so it is the
