@@ -303,44 +303,74 @@ def _solve_cholesky(other, indptr, rows, cols, vals, *, alpha, unobserved_weight
     return out.reshape(n_chunks * R, k)[:n]
 
 
-def _solve_cg(other, indptr, rows, cols, vals, x0, *, alpha, unobserved_weight, reg, nu, steps):
-    """``steps`` conjugate-gradient iterations per row from x0, all rows at once.
+def _solve_cg(other, indptr, rows, cols, vals, x0, *, alpha, unobserved_weight, reg, nu, steps,
+              chunk_rows, chunk_nnz):
+    """``steps`` conjugate-gradient iterations per row from x0.
 
-    Memory is O(nnz k) (the gathered q_i of every interaction).
+    Rows go in chunks of R = ``chunk_rows`` (``lax.map``); each matvec
+    ``α0 G x + Σ_i c q (qᵀ x) + λ λ̃ x`` walks the chunk's interactions
+    ``chunk_nnz`` at a time, so memory is O((chunk_rows + chunk_nnz) k) and no
+    k×k matrix per row is formed.
     """
-    n = indptr.shape[0] - 1
+    n, nnz = indptr.shape[0] - 1, cols.shape[0]
     n_other, k = other.shape
     dtype = other.dtype
+    R, C = max(1, min(chunk_rows, n)), max(1, chunk_nnz)
+    n_chunks = -(-n // R)
     G = unobserved_weight * (other.T @ other)
-    q = other[cols]
-    c = 1.0 + alpha * vals.astype(dtype)
-    counts = (indptr[1:] - indptr[:-1]).astype(dtype)
-    lam = reg * _row_reg(counts, n_other, unobserved_weight, nu)
+    indptr_p = jnp.concatenate([indptr, jnp.full((n_chunks * R - n,), nnz, indptr.dtype)])
+    rows_p = jnp.concatenate([rows, jnp.zeros((C,), rows.dtype)])
+    cols_p = jnp.concatenate([cols, jnp.zeros((C,), cols.dtype)])
+    conf_p = jnp.concatenate([1.0 + alpha * vals.astype(dtype), jnp.zeros((C,), dtype)])
+    x0_p = jnp.concatenate([x0.astype(dtype), jnp.zeros((n_chunks * R - n, k), dtype)])
 
-    def seg(x):
-        return jax.ops.segment_sum(x, rows, num_segments=n, indices_are_sorted=True)
+    def chunk(r0):
+        ptr = lax.dynamic_slice(indptr_p, (r0,), (R + 1,))
+        start, end = ptr[0], ptr[R]
+        counts = ptr[1:] - ptr[:-1]
+        lam = reg * _row_reg(counts.astype(dtype), n_other, unobserved_weight, nu)
+        n_sub = (end - start + C - 1) // C
 
-    def matvec(x):
-        return x @ G + seg((c * jnp.sum(x[rows] * q, axis=1))[:, None] * q) + lam[:, None] * x
+        def observed(x):
+            """(Σ_i c q (qᵀ x_row), Σ_i c q) over the chunk's rows [R, k]; x None: only the 2nd."""
+            def body(j, acc):
+                s = start + j * C
+                valid = s + jnp.arange(C) < end
+                c = jnp.where(valid, lax.dynamic_slice(conf_p, (s,), (C,)), 0.0)
+                local = jnp.where(valid, lax.dynamic_slice(rows_p, (s,), (C,)) - r0, 0)
+                q = other[lax.dynamic_slice(cols_p, (s,), (C,))]
+                seg = jnp.where(valid, local, R)  # R: dropped
+                if x is None:
+                    t = c[:, None] * q
+                else:
+                    t = (c * jnp.sum(q * x[local], axis=1))[:, None] * q
+                return acc + jax.ops.segment_sum(t, seg, num_segments=R, indices_are_sorted=True)
+            return lax.fori_loop(0, n_sub, body, jnp.zeros((R, k), dtype))
 
-    b = seg(c[:, None] * q)
-    x = jnp.where((counts == 0)[:, None], 0.0, x0.astype(dtype))
-    r = b - matvec(x)
-    rs = jnp.sum(r * r, axis=1)
+        def matvec(x):
+            return x @ G + observed(x) + lam[:, None] * x
 
-    def step(_, carry):
-        x, r, p, rs = carry
-        Ap = matvec(p)
-        pAp = jnp.sum(p * Ap, axis=1)
-        a = jnp.where(pAp > 0, rs / jnp.where(pAp > 0, pAp, 1.0), 0.0)
-        x = x + a[:, None] * p
-        r = r - a[:, None] * Ap
-        rs_new = jnp.sum(r * r, axis=1)
-        beta = jnp.where(rs > 0, rs_new / jnp.where(rs > 0, rs, 1.0), 0.0)
-        return x, r, r + beta[:, None] * p, rs_new
+        b = observed(None)
+        x = jnp.where((counts == 0)[:, None], 0.0, lax.dynamic_slice(x0_p, (r0, jnp.zeros_like(r0)), (R, k)))
+        r = b - matvec(x)
+        rs = jnp.sum(r * r, axis=1)
 
-    x, *_ = lax.fori_loop(0, steps, step, (x, r, r, rs))
-    return x
+        def step(_, carry):
+            x, r, p, rs = carry
+            Ap = matvec(p)
+            pAp = jnp.sum(p * Ap, axis=1)
+            a = jnp.where(pAp > 0, rs / jnp.where(pAp > 0, pAp, 1.0), 0.0)
+            x = x + a[:, None] * p
+            r = r - a[:, None] * Ap
+            rs_new = jnp.sum(r * r, axis=1)
+            beta = jnp.where(rs > 0, rs_new / jnp.where(rs > 0, rs, 1.0), 0.0)
+            return x, r, r + beta[:, None] * p, rs_new
+
+        x, *_ = lax.fori_loop(0, steps, step, (x, r, r, rs))
+        return x
+
+    out = lax.map(chunk, jnp.arange(n_chunks, dtype=indptr.dtype) * R)
+    return out.reshape(n_chunks * R, k)[:n]
 
 
 _STATIC = ("method", "cg_steps", "chunk_rows", "chunk_nnz", "block")
@@ -356,7 +386,8 @@ def _solve(other, indptr, rows, cols, vals, init, *, alpha, unobserved_weight, r
         if init is None:
             init = jnp.zeros((indptr.shape[0] - 1, other.shape[1]), other.dtype)
         return _solve_cg(other, indptr, rows, cols, vals, init, alpha=alpha,
-                         unobserved_weight=unobserved_weight, reg=reg, nu=nu, steps=cg_steps)
+                         unobserved_weight=unobserved_weight, reg=reg, nu=nu, steps=cg_steps,
+                         chunk_rows=chunk_rows, chunk_nnz=chunk_nnz)
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
 
@@ -378,9 +409,10 @@ def solve_users(item_factors, data: ImplicitData, *, alpha, unobserved_weight, r
         init: the current P [n_users, k], the CG warm start (``None``: zeros).
             Ignored by Cholesky.
         cg_steps: CG iterations.
-        chunk_rows, chunk_nnz, block: Cholesky chunking: rows per ``lax.map`` step,
-            interactions per inner step, and the block length L of one per-row
-            Gram matmul (memory ~ (chunk_rows + chunk_nnz / block) k² + chunk_nnz k).
+        chunk_rows, chunk_nnz, block: chunking: rows per ``lax.map`` step and
+            interactions per inner step (both methods), and Cholesky's block length
+            L of one per-row Gram matmul (Cholesky memory ~ (chunk_rows + chunk_nnz /
+            block) k² + chunk_nnz k; CG ~ (chunk_rows + chunk_nnz) k).
 
     Returns:
         P [n_users, k].

@@ -129,6 +129,7 @@ SOLVES = {
     "cholesky": dict(method="cholesky"),
     "cholesky_tiny_chunks": dict(method="cholesky", chunk_rows=2, chunk_nnz=3, block=2),
     "cg": dict(method="cg", cg_steps=30),
+    "cg_tiny_chunks": dict(method="cg", cg_steps=30, chunk_rows=2, chunk_nnz=3),
 }
 
 
@@ -156,6 +157,11 @@ def test_cholesky_chunking_does_not_change_the_solution():
         got = im.solve_users(p.item_factors, data, **hp, chunk_rows=rows, chunk_nnz=nnz,
                              block=block)
         np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
+    # CG: same iterates whatever the chunking (only summation order differs).
+    cg = dict(hp, method="cg", cg_steps=3, init=p.user_factors)
+    ref = im.solve_users(p.item_factors, data, **cg, chunk_rows=1000, chunk_nnz=1000)
+    got = im.solve_users(p.item_factors, data, **cg, chunk_rows=3, chunk_nnz=5)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
 
 
 @pytest.mark.timeout(120)
