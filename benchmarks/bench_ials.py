@@ -9,27 +9,33 @@ float32, jitted, CPU. Run from the repository root::
 Prints one line per (rank, method): compile+first sweep and the median of
 ``--repeats`` further sweeps.
 
-Measured 2026-12-01 on the shared 2-core CPU (other jobs running, load 3-6),
-float32, seconds per sweep (median of 3), chunk_rows=256, chunk_nnz=2048:
+Measured 2026-12-01 on the shared 2-core CPU (other jobs running, load 2-8,
+so +-30 % and worse for Cholesky at k=128), float32, seconds per sweep
+(median of 3-5), chunk_rows=256, chunk_nnz=2048:
 
-    method                          k=64    k=128
-    cholesky, block=32 (default)    0.40    1.42
-    cholesky, block=16              0.40     -
-    cholesky, block=1 (one outer    1.32    25.8*
-      product per interaction)
-    cg, 3 steps (warm start)        1.39    2.55
-    cg, 1 step                      0.59    1.34
+    method                                  k=64        k=128
+    cholesky, block=32 (default of solve_*) 0.40-0.65   1.4-3.0
+    cholesky, block=16                      0.40         -
+    cholesky, block=1 (an outer product     1.32        25.8 (19-32)
+      per interaction)
+    cg, 3 steps, row-chunked                0.37-0.45   0.67-0.72
+      (default of als_sweep)
+    cg, 3 steps, unchunked (earlier code,   1.39        2.55
+      whole [nnz, k] gathers)
+    cg, 1 step, unchunked                   0.59        1.34
 
-    * noisy (19.2 and 32.4 s; load rose to 5). The pre-block code (2048
-      outer products [2048, k, k] scatter-added per inner step) took 1.84 s
-      at k=64 in a quiet run and 36.1 s at k=128 under load 7-8: at k=128
-      the per-interaction outer products are memory-bound, which blocks fix.
+Quality per time (/tmp script, same data and hyperparameters; L after n
+sweeps, time of sweeps 2..n):
 
-Cholesky is exact (the sweep's loss after 4 sweeps at k=64: 474015 vs
-476032 for 3-step CG) and faster from k=64 on this CPU, so it is the
-default. CG's matvec gathers and scatter-adds an [nnz, k] array per step;
-it would win where k is large and Cholesky's O(n k³) dominates, or on
-accelerators (untested here).
+    k=64   cholesky  6 sweeps  2.20 s  L=465576
+           cg        6 sweeps  2.04 s  L=466695   12 sweeps 4.47 s  L=456377
+    k=128  cholesky  6 sweeps 15.25 s  L=412258
+           cg        6 sweeps  3.56 s  L=414963   12 sweeps 7.38 s  L=401273
+
+Cholesky is exact per half-step; 3-step warm-started CG is as fast at k=64
+and 2-4x faster at k=128, slightly less progress per sweep, more per second.
+The pre-block Cholesky (2048 outer products [2048, k, k] scatter-added per
+inner step) took 1.84 s at k=64 (quiet) and 36.1 s at k=128 (load 7-8).
 """
 
 import argparse
