@@ -128,7 +128,6 @@ def grad_norm(p, data, hp, field):
 SOLVES = {
     "cholesky": dict(method="cholesky"),
     "cholesky_tiny_chunks": dict(method="cholesky", chunk_rows=2, chunk_nnz=3, block=2),
-    "cg": dict(method="cg", cg_steps=30),
     "cg_tiny_chunks": dict(method="cg", cg_steps=30, chunk_rows=2, chunk_nnz=3),
 }
 
@@ -153,7 +152,7 @@ def test_cholesky_chunking_does_not_change_the_solution():
     p, data = make_problem(13, 11, 4, 70, skip_user=5)
     hp = HPARAMS["rendle"]
     ref = im.solve_users(p.item_factors, data, **hp, chunk_rows=1000, chunk_nnz=1000, block=1)
-    for rows, nnz, block in [(1, 1, 1), (3, 5, 2), (16, 8, 3), (4, 64, 32)]:
+    for rows, nnz, block in [(1, 1, 1), (3, 5, 2), (4, 64, 32)]:
         got = im.solve_users(p.item_factors, data, **hp, chunk_rows=rows, chunk_nnz=nnz,
                              block=block)
         np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
