@@ -117,6 +117,7 @@ def test_early_stopping_restores_the_best_epoch(planted):
         (dict(validation=[("u", "i", 3.0)]), "validation must be an mfjax.Ratings"),
         (dict(objective="clicks"), "objective"),
         (dict(solver="newton"), "no solver 'newton'"),
+        (dict(alpha=2.0), "alpha do"),
     ],
 )
 def test_bad_arguments(planted, kwargs, match):

@@ -31,7 +31,7 @@ from .solver import make_solver
 __all__ = ["fit", "DEFAULT_SOLVERS"]
 
 #: ``solver="auto"`` per objective.
-DEFAULT_SOLVERS = {"explicit": "optax"}
+DEFAULT_SOLVERS = {"explicit": "optax", "ials": "als", "bpr": "optax"}
 
 
 def fit(
@@ -62,6 +62,11 @@ def fit(
     objective: str = "explicit",
     solver: str = "auto",
     optimizer_name: str | None = None,
+    alpha: float | None = None,
+    unobserved_weight: float | None = None,
+    nu: float | None = None,
+    burn_in: int | None = None,
+    samples: int | None = None,
 ) -> Model:
     """Train a biased MF model on ``train``.
 
@@ -131,10 +136,18 @@ def fit(
         optimizer_name: a name for a custom ``optimizer``/``schedule``, stored in
             the model and checkpoints; resuming with a custom one needs it (their
             repr holds memory addresses).
-        objective: ``"explicit"``: the squared error of :func:`mfjax.loss` on ratings.
-        solver: ``"optax"`` (minibatches with ``optimizer``); ``"auto"`` picks
-            the objective's default. Solvers plug in through
-            :func:`mfjax.training.register_solver`.
+        objective: ``"explicit"``: the squared error of :func:`mfjax.loss` on
+            ratings; ``"ials"``: implicit-feedback ALS (:mod:`mfjax.implicit`);
+            ``"bpr"``: Bayesian personalized ranking (:mod:`mfjax.implicit_bpr`).
+        solver: ``"optax"`` (minibatches with ``optimizer``), ``"als"`` (exact
+            alternating solves) or ``"gibbs"`` (Bayesian MF by Gibbs sampling);
+            ``"auto"`` picks the objective's default (:data:`DEFAULT_SOLVERS`).
+            Solvers plug in through :func:`mfjax.training.register_solver`.
+        alpha, unobserved_weight, nu: iALS' confidence ``c = 1 + alpha * value``,
+            the weight α0 of all unobserved pairs and the exponent ν of the
+            frequency-scaled regularization (``None``: the solver's default).
+        burn_in, samples: Gibbs sampling's discarded sweeps and kept samples
+            (``None``: the solver's default).
 
     Returns:
         A :class:`mfjax.Model`. ``model.history`` has one dict per epoch:
@@ -144,17 +157,23 @@ def fit(
         ValueError: on bad arguments or empty data.
         FloatingPointError: when the loss becomes non-finite (names the epoch).
     """
+    options = {k: v for k, v in dict(alpha=alpha, unobserved_weight=unobserved_weight, nu=nu,
+                                     burn_in=burn_in, samples=samples).items() if v is not None}
     if objective not in DEFAULT_SOLVERS:
         raise ValueError(f"fit: objective must be one of {sorted(DEFAULT_SOLVERS)}, got {objective!r}")
     solver_name = DEFAULT_SOLVERS[objective] if solver == "auto" else solver
     solv = make_solver(objective, solver_name)
+    unused = sorted(set(options) - set(getattr(solv, "OPTIONS", ())))
+    if unused:
+        raise ValueError(f"fit: {', '.join(unused)} do(es) not apply to objective={objective!r} "
+                         f"with solver={solver_name!r}")
     config = resolve(train, rank=rank, reg=reg, bias_reg=bias_reg, optimizer=optimizer,
                      learning_rate=learning_rate, epochs=epochs, batch_size=batch_size, seed=seed,
                      gradient=gradient, sort_by=sort_by, validation=validation, patience=patience,
                      schedule=schedule, init_scale=init_scale, ensemble=ensemble,
                      checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume,
                      mesh=mesh, table_sharding=table_sharding, objective=objective,
-                     solver=solver_name, optimizer_name=optimizer_name)
+                     solver=solver_name, optimizer_name=optimizer_name, options=options)
     state = solv.init(train, config)
     indptr, seen = solv.seen if solv.seen is not None else seen_index(train)
     model = Model(None, train.user_ids, train.item_ids, train.rating_range, config.record, [],

@@ -52,6 +52,7 @@ class OptaxSolver:
     """``solver="optax"``: minibatch training with any Optax optimizer (see module docstring)."""
 
     name = "optax"
+    OPTIONS: tuple[str, ...] = ()
 
     def __init__(self):
         self.seen = None

@@ -33,11 +33,15 @@ class Solver(Protocol):
     """One training algorithm behind ``fit``.
 
     Attributes:
+        OPTIONS: the names of ``fit``'s solver-specific keyword arguments it takes
+            (e.g. ``("alpha", "unobserved_weight", "nu")``); ``config.options`` holds
+            the ones given. Any other given option is an error.
         seen: after :meth:`init`, the seen-item CSR index ``(indptr, items)`` of the
             training data if the solver built it on the way (else None; the loop
             builds it).
     """
 
+    OPTIONS: tuple[str, ...]
     seen: tuple[np.ndarray, np.ndarray] | None
 
     def init(self, train: Ratings, config) -> Any:
