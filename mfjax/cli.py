@@ -26,28 +26,23 @@ class UsageError(Exception):
     """A problem with the command line or the files: printed as one line, exit 2."""
 
 
-def positive(cast):
-    """An argparse type: ``cast(text)``, finite and > 0."""
+def positive(cast, minimum=None):
+    """An argparse type: ``cast(text)``, finite and > 0 (or >= ``minimum``)."""
     def check(text):
         try:
             v = cast(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a valid {cast.__name__}") from None
-        if not (v > 0 and math.isfinite(v)):
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        ok = v >= minimum if minimum is not None else v > 0
+        if not (ok and math.isfinite(v)):
+            raise argparse.ArgumentTypeError(
+                f"must be {'>= ' + str(minimum) if minimum is not None else '> 0'}, got {text}")
         return v
     return check
 
 
-def positive_int(text):
-    """An argparse type: an integer >= 1."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return v
+#: An argparse type: an integer >= 1.
+positive_int = positive(int, 1)
 
 
 def non_negative(text):
