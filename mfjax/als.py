@@ -1,0 +1,329 @@
+"""Exact alternating least squares (ALS-WR with biases) for :func:`mfjax.loss`.
+
+The objective is the one of :mod:`mfjax.core`,
+
+    L = ½ Σ_(u,i,r) w [(μ + b_u + b_i + ⟨p_u, q_i⟩ − r)² + λ(‖p_u‖² + ‖q_i‖²) + λ_b(b_u² + b_i²)]
+
+(penalty per rating, optional weights w). With the items and μ fixed, L is a
+quadratic in each user's x_u = [p_u; b_u] separately. With z_i = [q_i; 1] and
+the target t = r − μ − b_i, its exact minimiser solves the (k+1)×(k+1) system
+
+    (Σ_{i∈I_u} w z_i z_iᵀ + c_u Λ) x_u = Σ_{i∈I_u} w t z_i,   Λ = diag(λ,…,λ, λ_b),
+
+with c_u = Σ_{i∈I_u} w (the per-rating penalty makes the ridge c_u Λ; this
+is ALS-WR). Items are symmetric (z_u = [p_u; 1], t = r − μ − b_u). A row
+without ratings (c_u = 0) has the system 0·x = 0; its minimiser is taken to
+be x = 0 (the loss does not depend on it) and it is set to 0.
+
+μ is updated too, as its own exact step after the items: L is an
+unregularised quadratic in μ, minimised by μ = μ_old + Σ w e / Σ w with e the
+residuals r − r̂. So :func:`als_sweep` is exact block-coordinate descent on
+(users, items, μ) and L never increases across its steps (up to rounding),
+provided every system is positive definite (λ > 0, λ_b > 0, or rows with at
+least k+1 ratings in general position). The μ step costs nothing extra: for
+item i, Σ_u w e = rhs_i[-1] − G_i[-1]·x_i (the last row of z z^T is z), so it
+comes out of the item half-step's own statistics.
+
+Computation. :func:`make_layout` sorts the ratings by user and by item once
+on the host. A half-step processes rows in chunks of ``rows_per_chunk``
+consecutive rows (``lax.map``); a chunk's ratings are a contiguous slice of
+the sorted arrays, consumed in windows of ``window`` ratings (a
+``while_loop``: a chunk holding a very popular item just takes more windows).
+Each window's outer products w z zᵀ [window, D, D] (D = k+1) are reduced into
+the chunk's Gram matrices with ``segment_sum`` on the sorted keys. Memory is
+O(window·D² + rows_per_chunk·D²) whatever the data size; no Python loop over
+rows and no [n_ratings, D, D] or [n_rows, D, D] array.
+
+The solves are Cholesky (``jax.scipy.linalg.cho_factor``/``cho_solve``), one
+row at a time under ``lax.map`` by default (``solver="rowwise"``). That is a
+workaround: on jaxlib 0.10.x CPU, a *batched* LAPACK call (``vmap`` of
+``cho_factor``) splits its batch over XLA's intra-op thread pool with
+``jax::ParallelBatchMap`` and blocks the calling pool thread until the pieces
+finish; when as many such calls run at once as the pool has threads (2 on a
+2-core machine), every pool thread waits for work only a pool thread could do
+and the process hangs forever (seen with gdb: both ``tf_XLAEigen`` threads in
+``lapack_strsm_ffi → ParallelBatchMap → BlockingCounter::Wait``). A batch of
+one never takes that path. ``solver="vmap"`` keeps the batched call (faster
+where the hang cannot happen, e.g. accelerators or newer jaxlib).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from .core import Params
+
+__all__ = [
+    "SideLayout",
+    "Layout",
+    "make_layout",
+    "default_window",
+    "side_stats",
+    "solve_spd",
+    "als_half_step",
+    "als_sweep",
+]
+
+SOLVERS = ("rowwise", "vmap")
+
+
+@partial(jax.tree_util.register_dataclass,
+         data_fields=["keys", "others", "ratings", "weights", "chunk_lo", "chunk_hi"],
+         meta_fields=["n_rows", "rows_per_chunk"])
+@dataclasses.dataclass(frozen=True)
+class SideLayout:
+    """The ratings sorted by one side's index (users, or items), with row chunks.
+
+    Attributes:
+        keys: the sorted row index of each rating [nnz], int32.
+        others: the other side's index of each rating [nnz], int32.
+        ratings: ratings [nnz].
+        weights: per-rating weights [nnz] (all 1 unless given).
+        chunk_lo, chunk_hi: [n_chunks] the slice ``[lo, hi)`` of the sorted
+            arrays holding the ratings of rows ``[c·R, (c+1)·R)``.
+        n_rows: the number of rows of this side.
+        rows_per_chunk: R.
+    """
+
+    keys: jax.Array
+    others: jax.Array
+    ratings: jax.Array
+    weights: jax.Array
+    chunk_lo: jax.Array
+    chunk_hi: jax.Array
+    n_rows: int
+    rows_per_chunk: int
+
+
+@partial(jax.tree_util.register_dataclass, data_fields=["users", "items"], meta_fields=[])
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Both sorted views of one set of ratings (a pytree; pass it through jit)."""
+
+    users: SideLayout
+    items: SideLayout
+
+    @property
+    def n_users(self) -> int:
+        return self.users.n_rows
+
+    @property
+    def n_items(self) -> int:
+        return self.items.n_rows
+
+
+def _side(keys, others, ratings, weights, n_rows, rows_per_chunk, dtype):
+    order = np.argsort(keys, kind="stable")
+    k = keys[order]
+    n_chunks = max(1, -(-n_rows // rows_per_chunk))
+    bounds = np.searchsorted(k, np.arange(n_chunks + 1) * rows_per_chunk, side="left")
+    return SideLayout(
+        keys=jnp.asarray(k, jnp.int32),
+        others=jnp.asarray(others[order], jnp.int32),
+        ratings=jnp.asarray(ratings[order], dtype),
+        weights=jnp.asarray(weights[order], dtype),
+        chunk_lo=jnp.asarray(bounds[:-1], jnp.int32),
+        chunk_hi=jnp.asarray(bounds[1:], jnp.int32),
+        n_rows=int(n_rows),
+        rows_per_chunk=int(rows_per_chunk),
+    )
+
+
+def make_layout(users, items, ratings, *, n_users: int, n_items: int, weights=None,
+                rows_per_chunk: int = 256, dtype=None) -> Layout:
+    """Sort the ratings by user and by item, once, on the host.
+
+    Args:
+        users, items: indices [n] in [0, n_users) and [0, n_items) (checked).
+        ratings: ratings [n].
+        n_users, n_items: table sizes (rows without ratings are allowed).
+        weights: optional per-rating weights [n] (as in :func:`mfjax.loss`).
+        rows_per_chunk: rows solved per ``lax.map`` step; bounds the Gram
+            matrices held at once to rows_per_chunk·(k+1)² numbers.
+        dtype: float dtype of ratings and weights; default float64 when x64 is
+            enabled, else float32.
+
+    Returns:
+        A :class:`Layout`.
+    """
+    from .core import validate_ratings
+
+    validate_ratings(users, items, ratings, n_users=n_users, n_items=n_items, where="make_layout")
+    if rows_per_chunk < 1:
+        raise ValueError(f"rows_per_chunk must be >= 1, got {rows_per_chunk}")
+    u = np.asarray(users, np.int64)
+    i = np.asarray(items, np.int64)
+    r = np.asarray(ratings, np.float64)
+    w = np.ones_like(r) if weights is None else np.asarray(weights, np.float64)
+    if w.shape != r.shape:
+        raise ValueError(f"make_layout: weights shape {w.shape} != ratings shape {r.shape}")
+    if dtype is None:
+        dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    return Layout(
+        users=_side(u, i, r, w, n_users, rows_per_chunk, dtype),
+        items=_side(i, u, r, w, n_items, rows_per_chunk, dtype),
+    )
+
+
+def default_window(rank: int, budget_bytes: int = 32 << 20, itemsize: int = 8) -> int:
+    """Ratings per window so that the window's outer products fit ``budget_bytes``."""
+    d = rank + 1
+    return int(max(64, min(1 << 16, budget_bytes // (d * d * itemsize))))
+
+
+def side_stats(side: SideLayout, other_factors, other_bias, offset, *, window: int,
+               with_sq: bool = False):
+    """Per-row sufficient statistics of one side, chunk by chunk.
+
+    For each row u of the side (user, say): with z_i = [q_i; 1] and
+    t = r − offset − b_i,
+
+        G_u = Σ w z_i z_iᵀ [D, D],  h_u = Σ w t z_i [D],  c_u = Σ w [],
+        s_u = Σ w t² [] (only with ``with_sq``).
+
+    Returns ``(G [n, D, D], h [n, D], c [n], s [n])`` for all n rows at once,
+    so it holds n·D² numbers: for tests and small problems. The solvers
+    compute the same statistics one chunk at a time instead.
+    """
+    def per_chunk(c):
+        return _chunk_stats(side, other_factors, other_bias, offset, c, window, with_sq)
+    n_chunks = side.chunk_lo.shape[0]
+    out = lax.map(per_chunk, jnp.arange(n_chunks))
+    R = side.rows_per_chunk
+    return tuple(x.reshape((n_chunks * R,) + x.shape[2:])[: side.n_rows] for x in out)
+
+
+def _chunk_stats(side: SideLayout, other_factors, other_bias, offset, c, window, with_sq):
+    """Statistics (G [R,D,D], h [R,D], cnt [R], sq [R]) of chunk c's rows."""
+    dtype = other_factors.dtype
+    k = other_factors.shape[1]
+    D = k + 1
+    R = side.rows_per_chunk
+    lo, hi = side.chunk_lo[c], side.chunk_hi[c]
+    first_row = c * R
+    n_win = (hi - lo + window - 1) // window
+    nnz = side.keys.shape[0]
+
+    def body(j, acc):
+        G, h, cnt, sq = acc
+        pos = lo + j * window + jnp.arange(window, dtype=lo.dtype)
+        valid = pos < hi
+        pos = jnp.minimum(pos, max(nnz - 1, 0))
+        o = side.others.at[pos].get(indices_are_sorted=True)
+        seg = jnp.where(valid, side.keys.at[pos].get(indices_are_sorted=True) - first_row, R)
+        w = jnp.where(valid, side.weights.at[pos].get(indices_are_sorted=True).astype(dtype), 0)
+        t = side.ratings.at[pos].get(indices_are_sorted=True).astype(dtype) - offset - other_bias[o]
+        z = jnp.concatenate([other_factors[o], jnp.ones((window, 1), dtype)], axis=1)   # [W, D]
+        wz = w[:, None] * z
+        ss = partial(jax.ops.segment_sum, segment_ids=seg, num_segments=R, indices_are_sorted=True)
+        G = G + ss(wz[:, :, None] * z[:, None, :])
+        h = h + ss(wz * t[:, None])
+        cnt = cnt + ss(w)
+        if with_sq:
+            sq = sq + ss(w * t * t)
+        return G, h, cnt, sq
+
+    init = (jnp.zeros((R, D, D), dtype), jnp.zeros((R, D), dtype),
+            jnp.zeros((R,), dtype), jnp.zeros((R,), dtype))
+    if nnz == 0:
+        return init
+    return lax.fori_loop(0, n_win, body, init)
+
+
+def solve_spd(A, b, *, solver: str = "rowwise"):
+    """Solve the SPD systems A x = b for a batch: A [B, D, D], b [B, D] -> x [B, D].
+
+    ``solver="rowwise"`` factors one matrix per ``lax.map`` step (avoids the
+    jaxlib 0.10.x CPU batched-LAPACK deadlock, see the module docstring);
+    ``"vmap"`` makes one batched LAPACK call.
+    """
+    def one(ab):
+        a, v = ab
+        return jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(a, lower=True), v)
+
+    if solver == "rowwise":
+        return lax.map(one, (A, b))
+    if solver == "vmap":
+        return jax.vmap(one)((A, b))
+    raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+
+
+def _reg_diag(k, reg, bias_reg, dtype):
+    return jnp.concatenate([jnp.full((k,), reg, dtype), jnp.full((1,), bias_reg, dtype)])
+
+
+def als_half_step(side: SideLayout, own_factors, own_bias, other_factors, other_bias, mu, *,
+                  reg: float, bias_reg: float, window: int, solver: str = "rowwise"):
+    """Exact minimiser of :func:`mfjax.loss` over every row of one side.
+
+    Returns ``(factors [n, k], bias [n], resid_sum [])`` where resid_sum is
+    Σ w (r − r̂) over all ratings at the new rows (for the μ step).
+    """
+    dtype = other_factors.dtype
+    k = other_factors.shape[1]
+    R = side.rows_per_chunk
+    lam = _reg_diag(k, reg, bias_reg, dtype)
+    eye = jnp.eye(k + 1, dtype=dtype)
+
+    def per_chunk(c):
+        G, h, cnt, _ = _chunk_stats(side, other_factors, other_bias, mu, c, window, False)
+        empty = cnt <= 0
+        A = G + cnt[:, None, None] * jnp.diag(lam)[None]
+        A = jnp.where(empty[:, None, None], eye[None], A)
+        x = solve_spd(A, jnp.where(empty[:, None], 0, h), solver=solver)
+        x = jnp.where(empty[:, None], 0, x)
+        resid = jnp.sum(h[:, -1] - jnp.sum(G[:, -1, :] * x, axis=1))
+        return x, resid
+
+    n_chunks = side.chunk_lo.shape[0]
+    x, resid = lax.map(per_chunk, jnp.arange(n_chunks))
+    x = x.reshape(n_chunks * R, k + 1)[: side.n_rows]
+    return x[:, :k], x[:, k], jnp.sum(resid)
+
+
+@partial(jax.jit, static_argnames=("window", "solver", "update_mean"))
+def als_sweep(params: Params, layout: Layout, *, reg: float, bias_reg: float | None = None,
+              window: int | None = None, solver: str = "rowwise",
+              update_mean: bool = True) -> Params:
+    """One ALS sweep: exact user rows, then exact item rows, then exact μ.
+
+    Each step minimises :func:`mfjax.loss` (with the layout's ratings and
+    weights, ``reg`` = λ, ``bias_reg`` = λ_b, default λ) over its block with
+    the others fixed, so the loss is non-increasing. Rows without ratings
+    are set to 0.
+
+    Args:
+        params: current parameters (plain rank-k; no member axis).
+        layout: from :func:`make_layout`.
+        reg, bias_reg: λ and λ_b (traced; changing them does not recompile).
+        window: ratings per Gram window (static); default
+            :func:`default_window` for the rank.
+        solver: "rowwise" (default; safe on jaxlib 0.10 CPU) or "vmap".
+        update_mean: also take the exact μ step (else μ is kept).
+
+    Returns:
+        The new :class:`Params`.
+    """
+    if params.user_factors.ndim != 2:
+        raise ValueError("als_sweep handles plain rank-k Params (no member axis)")
+    bias_reg = reg if bias_reg is None else bias_reg
+    k = params.rank
+    if window is None:
+        window = default_window(k, itemsize=params.user_factors.dtype.itemsize)
+    mu = params.global_bias
+    P, bu, _ = als_half_step(layout.users, params.user_factors, params.user_bias,
+                             params.item_factors, params.item_bias, mu,
+                             reg=reg, bias_reg=bias_reg, window=window, solver=solver)
+    Q, bi, resid = als_half_step(layout.items, params.item_factors, params.item_bias,
+                                 P, bu, mu, reg=reg, bias_reg=bias_reg, window=window,
+                                 solver=solver)
+    if update_mean:
+        total_w = jnp.sum(layout.items.weights.astype(mu.dtype))
+        mu = mu + jnp.where(total_w > 0, resid / jnp.where(total_w > 0, total_w, 1), 0)
+    return Params(P, Q, bu, bi, mu)
