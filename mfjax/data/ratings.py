@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .columns import as_1d, dedup_keep, int_timestamps, numeric_ratings, warn
-from .ids import IdSpace, factorize, id_array, show
+from .ids import IdSpace, factorize, id_array, id_column, show
 
 __all__ = ["Ratings", "IdSpace"]
 
@@ -198,7 +198,8 @@ class Ratings(IdSpace):
         occurrence, with a warning saying how many were dropped.
 
         Args:
-            raw_users, raw_items: raw IDs [n] (ints or strings).
+            raw_users, raw_items: raw IDs [n], one type per column (ints or
+                strings; a mix such as ``1`` and ``"1"`` is an error).
             ratings: numeric ratings [n]; must be finite.
             timestamps: optional times [n]: integers (Unix seconds), integral
                 floats, or datetimes.
@@ -207,8 +208,8 @@ class Ratings(IdSpace):
             ValueError: on empty input, unequal lengths, missing IDs,
                 non-numeric or non-finite ratings, or bad timestamps.
         """
-        users = as_1d(raw_users, "raw_users")
-        items = as_1d(raw_items, "raw_items")
+        users = id_column(raw_users, "raw_users")
+        items = id_column(raw_items, "raw_items")
         r = as_1d(ratings, "ratings")
         lengths = {"raw_users": len(users), "raw_items": len(items), "ratings": len(r)}
         t = None
