@@ -233,3 +233,158 @@ def small():
 def test_arguments_are_named(small, call, match):
     with pytest.raises(ValueError, match=match):
         call(small)
+
+
+# ------------------------------------------------------------------ fuzz pass
+#
+# Small valid files of each format are mutated (a byte replaced, the file cut
+# short, a '"' inserted) and read. Every outcome must be one of
+#   exact: the original ratings (same IDs, ratings, timestamps; any order);
+#   valid: what the mutated text says, by an independent line-by-line reading
+#          (a digit flipped to another digit is a different, valid file);
+#   error: a ValueError whose message holds the file's path.
+# Anything else (another exception, or ratings that neither match) is a bug.
+# Header lines are not mutated (column detection has its own tests); zip
+# archives are mutated anywhere and must give the original or an error.
+
+FUZZ_ROWS = [(1, 10, 4.0, 881250949), (1, 20, 3.5, 881250950), (2, 10, 5.0, 881250951),
+             (3, 30, 1.0, 881250952), (3, 40, 2.5, 881250953), (4, 20, 4.5, 881250954),
+             (5, 50, 3.0, 881250955), (12, 10, 2.0, 881250956)]
+FUZZ_FORMATS = {
+    # name: (file name, header, separator)
+    "csv": ("r.csv", "userId,movieId,rating,timestamp", ","),
+    "tsv": ("r.tsv", "user_id\titem_id\trating\ttimestamp", "\t"),
+    "dat": ("ratings.dat", None, "::"),
+    "udata": ("u.data", None, "\t"),
+    "inter": ("r.inter", "user_id:token\titem_id:token\trating:float\ttimestamp:float", "\t"),
+    "zip": ("ml-1m.zip", None, "::"),
+}
+_NUM = __import__("re").compile(r"[ \t\v\f]*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?[ \t\v\f]*")
+
+
+def fuzz_text(fmt: str) -> str:
+    _, header, sep = FUZZ_FORMATS[fmt]
+    body = "".join(f"{u}{sep}{i}{sep}{r:g}{sep}{t}\n" for u, i, r, t in FUZZ_ROWS)
+    return (header + "\n" + body) if header else body
+
+
+def _reference(raw: bytes, fmt: str):
+    """The ratings the bytes hold, read independently of mfjax, or None where invalid."""
+    import csv
+    import re
+
+    _, header, sep = FUZZ_FORMATS[fmt]
+    if b"\x00" in raw:
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if fmt == "csv":
+        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=","))
+    else:
+        lines = re.split(r"\r\n|\r|\n", text)
+        if fmt == "udata":
+            records = [re.split(r"[ \t]+", ln.strip(" \t")) if ln.strip(" \t") else [] for ln in lines]
+        else:
+            records = [ln.replace("::", "\t").split("\t") if ln else [] for ln in lines]
+    records = [r for r in records if r != [] and r != [""]]
+    if header:
+        if not records or records[0] != header.split(sep):
+            return None
+        records = records[1:]
+    if not records:
+        return None
+    out = {}
+    width = 3 if not header and len(records[0]) == 3 else 4  # u.data/.dat may lack timestamps
+    for rec in records:
+        if header and len(rec) == 5 and rec[4] == "":
+            rec = rec[:4]  # a trailing separator is tolerated
+        if len(rec) != width:
+            return None
+        u, i, r, t = rec if width == 4 else rec + ["0"]
+        if not u or not i or any(c in u + i for c in "\r\n"):
+            return None
+        if not _NUM.fullmatch(r) or not _NUM.fullmatch(t):
+            return None
+        r, t = float(r), float(t)
+        if not (np.isfinite(r) and abs(r) < 3.4e38 and abs(t) < 2.0**63):
+            return None
+        t = int(np.rint(t))
+        if (u, i) not in out or t >= out[(u, i)][1]:
+            out.pop((u, i), None)
+            out[(u, i)] = (float(np.float32(r)), t)
+    ids = {}
+    for col in (0, 1):
+        vals = {k[col] for k in out}
+        plain = all(__import__("re").fullmatch(r"-?(0|[1-9][0-9]{0,17})", v) for v in vals)
+        ids[col] = (lambda v: str(int(v))) if plain else (lambda v: v)
+    return sorted((ids[0](u), ids[1](i), r, t) for (u, i), (r, t) in out.items())
+
+
+def _loaded(r: Ratings):
+    f = r.to_frame()
+    t = f["timestamp"] if "timestamp" in f else [0] * len(f)
+    return sorted(zip(map(str, f["user"]), map(str, f["item"]), map(float, f["rating"]), map(int, t)))
+
+
+def fuzz_case(rng, fmt: str, folder) -> tuple[str, str]:
+    """One mutated file read by load_ratings: (outcome, detail); outcome in exact/valid/error/other."""
+    import warnings
+
+    name, header, _ = FUZZ_FORMATS[fmt]
+    text = fuzz_text(fmt)
+    if fmt == "zip":
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("ml-1m/ratings.dat", text)
+            zf.writestr("ml-1m/README", "x")
+        raw, lo = bytearray(buf.getvalue()), 0
+    else:
+        raw = bytearray(text.encode())
+        lo = len(header) + 1 if header else 0
+    kind = rng.choice(["flip", "cut", "quote", "flip2"])
+    if kind == "flip" or kind == "flip2":
+        for _ in range(1 if kind == "flip" else 2):
+            raw[int(rng.integers(lo, len(raw)))] = int(rng.integers(0, 256))
+    elif kind == "cut":
+        raw = raw[: int(rng.integers(max(lo, 1), len(raw)))]
+    else:
+        p = int(rng.integers(lo, len(raw) + 1))
+        raw[p:p] = b'"'
+    path = os.path.join(str(folder), name)
+    with open(path, "wb") as f:
+        f.write(bytes(raw))
+    original = sorted((str(u), str(i), r, t) for u, i, r, t in FUZZ_ROWS)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            got = _loaded(load_ratings(path))
+    except ValueError as e:
+        return ("error", str(e)[:200]) if path in str(e) else ("other", f"no path: {e}")
+    except Exception as e:  # noqa: BLE001 - any other exception is the bug being looked for
+        return "other", f"{kind} {type(e).__name__}: {e}"[:300]
+    if got == original:
+        return "exact", ""
+    if fmt != "zip" and got == _reference(bytes(raw), fmt):
+        return "valid", ""
+    return "other", f"{kind}: {bytes(raw)!r} read as {got} (reference {_reference(bytes(raw), fmt)})"[:600]
+
+
+def run_fuzz(n_cases: int, seed: int, folder) -> dict:
+    rng = np.random.default_rng(seed)
+    counts = {"exact": 0, "valid": 0, "error": 0, "other": 0}
+    others = []
+    fmts = list(FUZZ_FORMATS)
+    for j in range(n_cases):
+        outcome, detail = fuzz_case(rng, fmts[j % len(fmts)], folder)
+        counts[outcome] += 1
+        if outcome == "other":
+            others.append(detail)
+    return {"counts": counts, "others": others}
+
+
+def test_fuzz_readers(tmp_path):
+    res = run_fuzz(240, seed=14, folder=tmp_path)
+    assert res["counts"]["other"] == 0, "\n".join(res["others"][:5])
+    assert res["counts"]["error"] > 20 and res["counts"]["exact"] + res["counts"]["valid"] > 20

@@ -106,8 +106,10 @@ def parse_frame(src: Source, spec: Spec, kw: dict) -> pd.DataFrame:
     names = kw["names"]
     ids = [names[spec.cols[role]] for role in ("user", "item")]
     df = _read(src, spec, kw)
-    guard = src.last_guard
-    odd = guard is None or guard.odd_integers
+    g = src.last_guard
+    # Spaces (tabs) next to digits matter where they are not separators.
+    odd = g is None or g.odd_integers or (not spec.whitespace and (
+        g.space_digit or (g.tab_digit and spec.sep not in ("\t", "::"))))
     again = [c for c in ids if not (df[c].dtype.kind == "i" and not odd or df[c].dtype == object)]
     if again:
         df = _read(src, spec, dict(kw, dtype={c: str for c in again}))

@@ -24,11 +24,10 @@ import csv
 import io
 import os
 import zipfile
-import zlib
 
 from .parsing import Spec, clip, first_line, parse_frame, text_encoding, to_ratings
 from .ratings import Ratings
-from .streams import ReplaceStream, Source, sniff_binary
+from .streams import ZIP_ERRORS, ReplaceStream, Source, is_zip_error, sniff_binary
 
 __all__ = ["load_ratings", "FORMATS"]
 
@@ -187,7 +186,9 @@ def load_ratings(
         try:
             with zipfile.ZipFile(path) as zf:
                 names = zf.namelist()
-        except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+        except ZIP_ERRORS as e:
+            if not is_zip_error(e):
+                raise
             raise ValueError(f"{path}: not a valid zip archive ({e})") from None
         if member is None:
             member = _pick_member(path, names)

@@ -24,20 +24,35 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import struct
 import zipfile
 import zlib
 from typing import IO
 
 import numpy as np
 
-__all__ = ["MAX_LINE", "CorruptInput", "Source", "GuardStream", "ReplaceStream", "sniff_binary"]
+__all__ = ["MAX_LINE", "ZIP_ERRORS", "is_zip_error", "CorruptInput", "Source", "GuardStream", "ReplaceStream", "sniff_binary"]
 
 #: The longest line (in bytes, without its newline) any reader accepts: 1 MiB.
 MAX_LINE = 1 << 20
 
-_CORRUPT = (zipfile.BadZipFile, zlib.error, EOFError)
+# What zipfile raises on damaged archives: bad CRC or headers, deflate
+# errors, truncation, flag bits read as "encrypted" (RuntimeError) or an
+# unknown method (NotImplementedError), a seek to a negative offset (OSError
+# EINVAL), a header too short to unpack (struct.error).
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError,
+              struct.error, OSError)
+_CORRUPT = ZIP_ERRORS
+
+
+def is_zip_error(e: BaseException) -> bool:
+    """Whether ``e`` (one of :data:`ZIP_ERRORS`) means a damaged archive rather than an I/O failure."""
+    if isinstance(e, OSError) and not isinstance(e, zipfile.BadZipFile):
+        return e.errno == errno.EINVAL
+    return True
 
 
 class CorruptInput(ValueError):
@@ -65,6 +80,8 @@ class Source:
                 with zipfile.ZipFile(self.path) as zf:
                     raw = zf.open(self.member)
             except _CORRUPT as e:
+                if not is_zip_error(e):
+                    raise
                 raise CorruptInput(f"{self.name}: the archive is corrupt ({e})") from None
         self.last_guard = GuardStream(raw, self.name)
         return io.BufferedReader(self.last_guard, buffer_size=1 << 16)
@@ -74,9 +91,12 @@ class GuardStream(io.RawIOBase):
     """A read-only byte stream that enforces :data:`MAX_LINE` and translates archive errors.
 
     Attributes:
-        odd_integers: True once a ``+`` or a ``0`` that starts a longer run of
-            digits (a leading zero) has been seen; False means every integer
-            in the bytes read so far is written canonically.
+        odd_integers: True once a ``+``, a vertical tab or form feed, or a
+            ``0`` that starts a longer run of digits (a leading zero) has been
+            seen; False means every integer read so far is written canonically.
+        space_digit, tab_digit: True once a space (tab) has been seen next to
+            a digit: pandas reads ``" 7"`` as the integer 7, so where spaces
+            (tabs) are not separators, integer IDs must be re-read as text.
     """
 
     def __init__(self, f: IO[bytes], name: str, chunk: int = 1 << 20):
@@ -86,6 +106,8 @@ class GuardStream(io.RawIOBase):
         self._lines = 0  # newlines seen
         self._prev = 10  # the byte before the current chunk (as if after a newline)
         self.odd_integers = False
+        self.space_digit = False
+        self.tab_digit = False
 
     def readable(self) -> bool:
         return True
@@ -94,6 +116,8 @@ class GuardStream(io.RawIOBase):
         try:
             data = self._f.read(self._chunk)
         except _CORRUPT as e:
+            if not is_zip_error(e) or self._name == getattr(self._f, "name", None):
+                raise
             raise CorruptInput(f"{self._name}: the archive is corrupt ({e})") from None
         if not data:
             return False
@@ -113,6 +137,10 @@ class GuardStream(io.RawIOBase):
             self._too_long(self._lines + 1)
         if not self.odd_integers:
             self.odd_integers = bool(_odd_integers(a, self._prev))
+        if not self.space_digit:
+            self.space_digit = _next_to_digit(a, 32, self._prev)
+        if not self.tab_digit:
+            self.tab_digit = _next_to_digit(a, 9, self._prev)
         self._prev = int(a[-1])
         self._buf = memoryview(data)
         return True
@@ -136,9 +164,20 @@ class GuardStream(io.RawIOBase):
         super().close()
 
 
+def _next_to_digit(a: np.ndarray, byte: int, prev: int) -> bool:
+    """Whether ``byte`` occurs right before or after an ASCII digit in ``a`` (``prev`` precedes ``a``)."""
+    at = np.flatnonzero(a == byte)
+    if not at.size:
+        return False
+    digit = (a >= 48) & (a <= 57)
+    after = digit[np.minimum(at + 1, len(a) - 1)] & (at + 1 < len(a))
+    before = np.where(at > 0, digit[np.maximum(at - 1, 0)], 48 <= prev <= 57)
+    return bool((after | before).any())
+
+
 def _odd_integers(a: np.ndarray, prev: int) -> bool:
-    """Whether bytes ``a`` hold a ``+`` or a leading zero (``0`` + digit, not after a digit or ``.``)."""
-    if (a == ord("+")).any():
+    """Whether bytes ``a`` hold ``+``, ``\\v``, ``\\f`` or a leading zero (``0`` + digit, not after a digit or ``.``)."""
+    if (a == ord("+")).any() or (a == 11).any() or (a == 12).any():
         return True
     zero = np.flatnonzero(a[:-1] == ord("0"))
     if not zero.size:
