@@ -86,6 +86,16 @@ def test_leading_zeros_keep_ids_as_strings(tmp_path):
     assert r.item_ids.tolist() == [1, 2]  # plain integers stay ints
 
 
+def test_spaced_or_signed_integers_keep_ids_as_strings(tmp_path):
+    # pandas reads " 7" and "+7" as the integer 7 (found by the fuzz pass).
+    path = tmp_path / "r.csv"
+    path.write_text("user,item,rating\n 7,1,3\n7,2,4\n+7,3,5\n")
+    assert sorted(load_ratings(path).user_ids.tolist()) == [" 7", "+7", "7"]
+    path = tmp_path / "r.tsv"
+    path.write_text("user\titem\trating\n7\t1\t3\n7 \t2\t4\n")
+    assert sorted(load_ratings(path).user_ids.tolist()) == ["7", "7 "]
+
+
 # ------------------------------------------------------------------ #9 timestamps
 
 

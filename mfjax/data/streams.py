@@ -99,8 +99,8 @@ class GuardStream(io.RawIOBase):
             (tabs) are not separators, integer IDs must be re-read as text.
     """
 
-    def __init__(self, f: IO[bytes], name: str, chunk: int = 1 << 20):
-        self._f, self._name, self._chunk = f, name, chunk
+    def __init__(self, f: IO[bytes], name: str, chunk: int = MAX_LINE):
+        self._f, self._name, self._chunk = f, name, min(chunk, MAX_LINE)
         self._buf = memoryview(b"")
         self._since_newline = 0  # bytes since the last b"\n"
         self._lines = 0  # newlines seen
@@ -121,25 +121,25 @@ class GuardStream(io.RawIOBase):
             raise CorruptInput(f"{self._name}: the archive is corrupt ({e})") from None
         if not data:
             return False
-        a = np.frombuffer(data, dtype=np.uint8)
-        nl = np.flatnonzero(a == 10)
-        if nl.size:
-            gaps = np.diff(nl, prepend=-1) - 1
-            gaps[0] += self._since_newline
-            worst = int(np.argmax(gaps))
-            if gaps[worst] > MAX_LINE:
-                self._too_long(self._lines + worst + 1)
-            self._since_newline = len(data) - int(nl[-1]) - 1
-            self._lines += nl.size
-        else:
+        # A chunk is at most MAX_LINE bytes, so a line between two newlines
+        # inside it is short enough: only the line running into it can be long.
+        first = data.find(b"\n")
+        if first < 0:
             self._since_newline += len(data)
+        else:
+            if self._since_newline + first > MAX_LINE:
+                self._too_long(self._lines + 1)
+            self._lines += data.count(b"\n")
+            self._since_newline = len(data) - data.rfind(b"\n") - 1
         if self._since_newline > MAX_LINE:
             self._too_long(self._lines + 1)
+        a = np.frombuffer(data, dtype=np.uint8)
         if not self.odd_integers:
-            self.odd_integers = bool(_odd_integers(a, self._prev))
-        if not self.space_digit:
+            self.odd_integers = (b"+" in data or b"\x0b" in data or b"\x0c" in data
+                                 or _leading_zero(a, self._prev))
+        if not self.space_digit and b" " in data:
             self.space_digit = _next_to_digit(a, 32, self._prev)
-        if not self.tab_digit:
+        if not self.tab_digit and b"\t" in data:
             self.tab_digit = _next_to_digit(a, 9, self._prev)
         self._prev = int(a[-1])
         self._buf = memoryview(data)
@@ -175,18 +175,16 @@ def _next_to_digit(a: np.ndarray, byte: int, prev: int) -> bool:
     return bool((after | before).any())
 
 
-def _odd_integers(a: np.ndarray, prev: int) -> bool:
-    """Whether bytes ``a`` hold ``+``, ``\\v``, ``\\f`` or a leading zero (``0`` + digit, not after a digit or ``.``)."""
-    if (a == ord("+")).any() or (a == 11).any() or (a == 12).any():
-        return True
-    zero = np.flatnonzero(a[:-1] == ord("0"))
-    if not zero.size:
+def _leading_zero(a: np.ndarray, prev: int) -> bool:
+    """Whether bytes ``a`` hold a leading zero: ``0`` + digit, not after a digit or ``.``."""
+    if len(a) < 2:
         return False
-    nxt = a[zero + 1]
-    before = np.where(zero > 0, a[np.maximum(zero - 1, 0)], prev)
-    digit_next = (nxt >= 48) & (nxt <= 57)
-    starts = ~(((before >= 48) & (before <= 57)) | (before == ord(".")))
-    return bool((digit_next & starts).any())
+    digit = (a >= 48) & (a <= 57)
+    zero = (a[:-1] == 48) & digit[1:]
+    starts = np.empty(len(a) - 1, dtype=bool)
+    starts[0] = not (48 <= prev <= 57 or prev == 46)
+    starts[1:] = ~(digit[:-2] | (a[:-2] == 46))
+    return bool((zero & starts).any())
 
 
 class ReplaceStream(io.RawIOBase):
