@@ -198,14 +198,13 @@ class Ratings(IdSpace):
         occurrence, with a warning saying how many were dropped.
 
         Args:
-            raw_users, raw_items: raw IDs [n], one type per column (ints or
-                strings; a mix such as ``1`` and ``"1"`` is an error).
+            raw_users, raw_items: raw IDs [n], one type per column (ints or strings).
             ratings: numeric ratings [n]; must be finite.
             timestamps: optional times [n]: integers (Unix seconds), integral
                 floats, or datetimes.
 
         Raises:
-            ValueError: on empty input, unequal lengths, missing IDs,
+            ValueError: on empty input, unequal lengths, missing or mixed-type IDs,
                 non-numeric or non-finite ratings, or bad timestamps.
         """
         users = id_column(raw_users, "raw_users")
@@ -298,8 +297,8 @@ class Ratings(IdSpace):
 
         Args:
             duplicates: what to do with repeated (user, item) pairs, which
-                :class:`Ratings` built directly (e.g. by
-                :func:`mfjax.datasets.synthetic`) may hold: ``"raise"``
+                :class:`Ratings` built directly (by the constructor, e.g.
+                from a click log with repeats) may hold: ``"raise"``
                 (ValueError) or ``"sum"`` (add them up, e.g. for click counts).
 
         Returns:
