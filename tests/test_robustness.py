@@ -14,7 +14,6 @@ import pytest
 
 from mfjax import datasets, split
 from mfjax.data import Ratings, load_ratings
-from mfjax.data import movielens
 MAX_LINE = 1 << 20  # mfjax.data.parsing.MAX_LINE, once it exists
 
 # ------------------------------------------------------------------ #1 quotes
