@@ -100,7 +100,7 @@ def saved_model(tmp_path_factory):
     import mfjax
 
     out = tmp_path_factory.mktemp("rec")
-    ratings, _ = mfjax.datasets.synthetic(50, 30, 1500, rank=3, seed=0)
+    ratings, _ = mfjax.datasets.synthetic(50, 60, 1500, rank=3, seed=0)
     model = mfjax.fit(ratings, rank=3, epochs=3, progress=False)
     model.save(out / "model.npz")
     (out / "metrics.json").write_text(json.dumps({"config": {"data": "synthetic"}}))

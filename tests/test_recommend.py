@@ -285,7 +285,7 @@ def test_fold_in_recovers_a_trained_users_vector():
         # Solving with the penalty not scaled by n_u (reg / n_u) is visibly different.
         p_wrong, _ = model.fold_in(ratings.item_ids[ratings.items[sel]], ratings.ratings[sel],
                                    reg=0.1 / sel.sum(), bias_reg=0.05 / sel.sum())
-        assert np.max(np.abs(p_wrong - trained_p)) > 0.1
+        assert np.max(np.abs(p_wrong - trained_p)) > 0.05  # vs 1e-4 for the right penalty
 
 
 def test_fold_in_defaults_to_the_models_regularization(trained):

@@ -5,10 +5,12 @@ Modules, one concept each:
 - :mod:`~mfjax.data.ratings`: :class:`Ratings` (with :mod:`~mfjax.data.ids`
   for raw IDs and :mod:`~mfjax.data.columns` for column checks);
 - :mod:`~mfjax.data.readers`: :func:`load_ratings` and format detection
-  (with :mod:`~mfjax.data.parsing` for the parser and its error reports);
+  (with :mod:`~mfjax.data.parsing` for the parser and its error reports,
+  and :mod:`~mfjax.data.streams` for sources, input guards and sniffing);
 - :mod:`~mfjax.data.movielens` and :mod:`~mfjax.data.synthetic`: dataset
   sources, gathered in :mod:`~mfjax.data.datasets` (``mfjax.datasets``), with
-  :mod:`~mfjax.data.download` for verified downloads;
+  :mod:`~mfjax.data.download` for verified downloads and
+  :mod:`~mfjax.data.items` for MovieLens title/genre files;
 - :mod:`~mfjax.data.split`: train/test splits (``mfjax.split``).
 
 Example:

@@ -66,23 +66,46 @@ def numeric_ratings(r: np.ndarray) -> np.ndarray:
     return r.astype(np.float32, copy=False)
 
 
+def _in_range(t: np.ndarray) -> np.ndarray:
+    """Finite float or uint64 times [n] that fit int64 seconds, as given; else ValueError."""
+    bad = np.flatnonzero(t >= 2**63) if t.dtype.kind == "u" else np.flatnonzero(
+        (t >= 2.0**63) | (t < -(2.0**63)))
+    if bad.size:
+        j = int(bad[0])
+        raise ValueError(f"Ratings.from_arrays: timestamps[{j}] = {show(t[j])!r} is out of range "
+                         f"(Unix seconds must fit int64; {bad.size} such timestamps)")
+    return t
+
+
 def int_timestamps(t: np.ndarray) -> np.ndarray:
-    """Times [n] (ints, integral floats, datetimes, or text of either) as int64 Unix seconds."""
-    if t.dtype.kind in "iu":
+    """Times [n] (ints, integral floats, datetimes, or text of either) as int64 Unix seconds.
+
+    Raises:
+        ValueError: a time is missing, not finite or outside the int64 range
+            (NumPy would turn 1e30 into INT64_MIN with only a warning).
+    """
+    if t.dtype.kind == "i":
         return t.astype(np.int64, copy=False)
+    if t.dtype.kind == "u":
+        return _in_range(t).astype(np.int64)
     if t.dtype.kind == "f":
         bad = np.flatnonzero(~np.isfinite(t))
         if bad.size:
             j = int(bad[0])
             raise ValueError(f"Ratings.from_arrays: timestamps[{j}] = {t[j]} is not finite")
-        return np.rint(t).astype(np.int64)
+        return np.rint(_in_range(t)).astype(np.int64)
     if t.dtype.kind == "M":
         return t.astype("datetime64[s]").astype(np.int64)
     try:
         # Strings such as "2021-03-04 10:00:00" (or numbers stored as text).
         num = pd.to_numeric(pd.Series(t), errors="coerce")
         if not num.isna().any():
-            return np.rint(num.to_numpy(np.float64)).astype(np.int64)
+            f = num.to_numpy(np.float64)
+            if not np.isfinite(f).all():
+                j = int(np.flatnonzero(~np.isfinite(f))[0])
+                raise ValueError(f"Ratings.from_arrays: timestamps[{j}] = {show(t[j])!r} is not finite")
+            _in_range(f)
+            return np.rint(f).astype(np.int64)
         dt = pd.to_datetime(pd.Series(t), utc=True)
     except (TypeError, ValueError) as e:
         raise ValueError(f"Ratings.from_arrays: cannot read timestamps as times: {e}") from None

@@ -6,8 +6,10 @@ The rules every dataset source relies on:
   streamed into a temporary file beside the destination, hashed on the way,
   and renamed into place only once complete and matching
   (:func:`mfjax.plumbing.atomic_write`);
-- a cached file is re-checked on every use (:func:`verify`); a corrupt one is
-  removed, so the next use fetches it again instead of tripping over it;
+- a cached file is re-checked on every use (:func:`verify`); one whose digest
+  differs is reported and **kept**: it may be a copy the user placed there
+  (a newer release, say), and mfjax never deletes a file it did not just
+  write (callers can skip the check, e.g. ``movielens(verify=False)``);
 - a file with no published digest records its own SHA-256 on first use in
   ``<file>.sha256`` (trust on first use), so later corruption is still caught.
 
@@ -88,15 +90,18 @@ def _record(path: str, hexdigest: str) -> None:
     plumbing.atomic_write_text(path + ".sha256", f"{hexdigest}  {os.path.basename(path)}\n")
 
 
-def verify(path: str, expected: tuple[str, str] | None) -> None:
+def verify(path: str, expected: tuple[str, str] | None, *, remove: bool = False) -> None:
     """Check ``path`` against ``expected`` (algorithm, hex), or the recorded first-use digest.
 
     With ``expected=None`` and no ``<path>.sha256`` yet, this copy's SHA-256
     is recorded there and the file is accepted.
 
+    Args:
+        remove: delete the file when the digest differs; only for a file
+            mfjax itself has just written. A file found in the cache is kept.
+
     Raises:
-        ChecksumError: the digest differs; the file has been removed, so the
-            next use fetches it again rather than tripping over it forever.
+        ChecksumError: the digest differs (the message says whether the file was kept).
     """
     sidecar = path + ".sha256"
     if expected is None and os.path.exists(sidecar):
@@ -108,10 +113,13 @@ def verify(path: str, expected: tuple[str, str] | None) -> None:
     algorithm, want = expected
     got = digest(path, algorithm)
     if got != want.lower():
-        os.remove(path)
+        if remove:
+            os.remove(path)
+            raise ChecksumError(f"{path} has {algorithm} {got}, expected {want}; removed it")
         raise ChecksumError(
-            f"{path} has {algorithm} {got}, expected {want}; the file was corrupt or "
-            f"truncated and has been removed"
+            f"{path} has {algorithm} {got}, which differs from the expected {want}; "
+            f"the file was kept (a different release, or corrupt). To use it anyway pass "
+            f"verify=False; to fetch the expected file, delete it"
         )
 
 

@@ -23,7 +23,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-__all__ = ["IdSpace", "factorize", "id_array", "show"]
+__all__ = ["IdSpace", "factorize", "id_array", "id_column", "show"]
 
 
 def show(x):
@@ -42,6 +42,51 @@ def id_array(ids) -> np.ndarray:
         raise ValueError(f"ID tables must be 1-D, got shape {a.shape}")
     if a.dtype.kind == "U":
         a = a.astype(object)
+    return a
+
+
+def _kind(x) -> str:
+    if isinstance(x, (bool, np.bool_)):
+        return "bool"
+    if isinstance(x, (int, np.integer)):
+        return "int"
+    if isinstance(x, (float, np.floating)):
+        return "float"
+    return type(x).__name__
+
+
+def id_column(x, name: str) -> np.ndarray:
+    """A column of raw IDs [n] as a 1-D array, refusing a mix of ID types.
+
+    ``1``, ``"1"`` and ``1.0`` are different IDs to a user but would be merged
+    (or, through ``np.asarray``, all turned into text), so a column must hold
+    one type: all ints, all strings, all floats, ... (missing values aside).
+
+    Raises:
+        ValueError: not 1-D, or mixed types (naming the first two that differ).
+    """
+    if isinstance(x, (pd.Series, pd.Index)):
+        a = x.to_numpy()
+    else:
+        a = np.asarray(x)
+        if a.ndim == 1 and a.dtype.kind in "USO" and not isinstance(x, np.ndarray):
+            a = np.empty(len(a), dtype=object)  # np.asarray([1, "a"]) makes 1 a str
+            a[:] = list(x)
+    if a.ndim != 1:
+        raise ValueError(f"Ratings.from_arrays: {name} must be 1-D, got shape {a.shape}")
+    if a.dtype == object and pd.api.types.infer_dtype(a, skipna=True).startswith("mixed"):
+        seen = {}
+        for j, v in enumerate(a):
+            if v is None or isinstance(v, float) and v != v:
+                continue
+            k = seen.setdefault(_kind(v), j)
+            if len(seen) > 1:
+                (k0, j0), (k1, j1) = list(seen.items())[:2]
+                raise ValueError(
+                    f"Ratings.from_arrays: {name} mixes ID types: {k0} {show(a[j0])!r} at "
+                    f"position {j0} and {k1} {show(a[j1])!r} at position {j1}; use one type "
+                    f"for all IDs (e.g. all str), so that lookups match"
+                )
     return a
 
 

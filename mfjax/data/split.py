@@ -1,6 +1,7 @@
 """Train/test splits of :class:`~mfjax.data.Ratings`.
 
-Every split returns Ratings that share the parent's ``user_ids``/``item_ids``
+Every split checks its arguments (``r``, ``test_fraction``, ``seed``, ...)
+and names the function and the argument in the ValueError. Every split returns Ratings that share the parent's ``user_ids``/``item_ids``
 (so a user index means the same in train and test), keeps the parent's order
 within each part, and is deterministic for a given seed. Test users or items
 with no training ratings are possible (cold start); the evaluation code
@@ -28,11 +29,23 @@ from .ratings import Ratings
 __all__ = ["holdout", "kfold", "per_user", "temporal"]
 
 
-def _check_fraction(test_fraction) -> float:
-    f = float(test_fraction)
-    if not 0.0 < f < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
-    return f
+def _check_ratings(r, where: str) -> None:
+    if not isinstance(r, Ratings):
+        raise ValueError(f"{where}: r must be a Ratings, got {type(r).__name__}")
+
+
+def _check_fraction(test_fraction, where: str = "split") -> float:
+    ok = isinstance(test_fraction, (int, float, np.integer, np.floating)) and not isinstance(
+        test_fraction, (bool, np.bool_))
+    if not ok or not 0.0 < float(test_fraction) < 1.0:
+        raise ValueError(f"{where}: test_fraction must be in (0, 1), a number, got {test_fraction!r}")
+    return float(test_fraction)
+
+
+def _check_seed(seed, where: str) -> int:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"{where}: seed must be an integer >= 0, got {seed!r}")
+    return int(seed)
 
 
 def _n_test(n: int, fraction: float, what: str) -> int:
@@ -57,9 +70,10 @@ def holdout(r: Ratings, test_fraction: float = 0.2, seed: int = 0) -> tuple[Rati
     Returns:
         ``(train, test)``.
     """
-    f = _check_fraction(test_fraction)
+    _check_ratings(r, "holdout")
+    f = _check_fraction(test_fraction, "holdout")
     n_test = _n_test(len(r), f, "holdout")
-    perm = np.random.default_rng(seed).permutation(len(r))
+    perm = np.random.default_rng(_check_seed(seed, "holdout")).permutation(len(r))
     mask = np.zeros(len(r), dtype=bool)
     mask[perm[:n_test]] = True
     return _parts(r, mask)
@@ -80,12 +94,13 @@ def kfold(r: Ratings, k: int = 5, seed: int = 0) -> list[tuple[Ratings, Ratings]
     Returns:
         A list of k ``(train, test)`` pairs.
     """
-    if int(k) != k or k < 2:
+    _check_ratings(r, "kfold")
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer, float)) or int(k) != k or k < 2:
         raise ValueError(f"kfold: k must be an integer >= 2, got {k!r}")
     k = int(k)
     if len(r) < k:
         raise ValueError(f"kfold: need at least k={k} ratings, got {len(r)}")
-    perm = np.random.default_rng(seed).permutation(len(r))
+    perm = np.random.default_rng(_check_seed(seed, "kfold")).permutation(len(r))
     fold = np.empty(len(r), dtype=np.int32)
     fold[perm] = np.arange(len(r)) % k
     return [_parts(r, fold == j) for j in range(k)]
@@ -110,8 +125,11 @@ def per_user(
     Returns:
         ``(train, test)``.
     """
-    f = _check_fraction(test_fraction)
-    if int(min_train) != min_train or min_train < 0:
+    _check_ratings(r, "per_user")
+    f = _check_fraction(test_fraction, "per_user")
+    seed = _check_seed(seed, "per_user")
+    if (isinstance(min_train, (bool, np.bool_)) or not isinstance(min_train, (int, np.integer))
+            or min_train < 0):
         raise ValueError(f"per_user: min_train must be an integer >= 0, got {min_train!r}")
     n = len(r)
     if n == 0:
@@ -147,7 +165,8 @@ def temporal(r: Ratings, test_fraction: float = 0.2) -> tuple[Ratings, Ratings]:
     Raises:
         ValueError: no timestamps, or all ratings share one timestamp.
     """
-    f = _check_fraction(test_fraction)
+    _check_ratings(r, "temporal")
+    f = _check_fraction(test_fraction, "temporal")
     if r.timestamps is None:
         raise ValueError("temporal: these ratings have no timestamps; use holdout or per_user")
     n_test = _n_test(len(r), f, "temporal")

@@ -47,15 +47,19 @@ def synthetic(
     Who rates what follows a power law like real logs (``popularity="zipf"``:
     the j-th most active user/popular item has weight ``1/j^0.7`` resp.
     ``1/j``, with ranks shuffled over the IDs), or is uniform
-    (``popularity="uniform"``). Pairs are sampled independently, so a
-    (user, item) pair can repeat, as a re-rating would; the Ratings are built
-    directly (no de-duplication), which the objective handles by counting the
-    pair twice. Users or items that draw no rating keep their ID and
-    parameters, so indices match ``Params`` rows exactly.
+    (``popularity="uniform"``). A pair's weight is the product of its user's
+    and its item's, and the ``n_ratings`` pairs are **distinct**, drawn by
+    weight without replacement (successive sampling: draw by weight, skip a
+    pair already drawn), so no pair is in both parts of a split and a file
+    round trip keeps every row. Where a head user or item would want more
+    ratings than there are partners, it is capped at all of them, so the
+    counts are flatter at the very top than the weights. Users or items that
+    draw no rating keep their ID and parameters, so indices match ``Params``
+    rows exactly.
 
     Args:
         n_users, n_items: ID space sizes; IDs are ``0..n-1``.
-        n_ratings: number of ratings.
+        n_ratings: number of ratings, at most ``n_users * n_items``.
         rank: k, the planted rank.
         noise: standard deviation of ε.
         popularity: "zipf" or "uniform".
@@ -64,6 +68,9 @@ def synthetic(
     Returns:
         ``(ratings, params)``: :class:`Ratings` with random timestamps over one
         year, and the true :class:`mfjax.core.Params` (float32).
+
+    Raises:
+        ValueError: a bad argument, or more ratings than (user, item) pairs.
     """
     import jax.numpy as jnp
 
@@ -78,12 +85,16 @@ def synthetic(
         raise ValueError(f"synthetic: popularity must be 'zipf' or 'uniform', got {popularity!r}")
     if n_users > np.iinfo(np.int32).max or n_items > np.iinfo(np.int32).max:
         raise ValueError("synthetic: n_users and n_items must fit in int32")
+    if n_ratings > n_users * n_items:
+        raise ValueError(
+            f"synthetic: n_ratings={n_ratings:,} is more than the {n_users * n_items:,} "
+            f"distinct (user, item) pairs of {n_users:,} users x {n_items:,} items"
+        )
 
     rng = np.random.default_rng(seed)
     P, Q, bu, bi, mu = planted_params(rng, n_users, n_items, rank)
 
-    users = _sample(rng, n_users, n_ratings, popularity, exponent=0.7)
-    items = _sample(rng, n_items, n_ratings, popularity, exponent=1.0)
+    users, items = _distinct_pairs(rng, n_users, n_items, n_ratings, popularity)
 
     ratings = np.empty(n_ratings, dtype=np.float32)
     chunk = 1 << 20  # bounds the [chunk, k] gathers to a few tens of MB
@@ -120,13 +131,58 @@ def planted_params(rng, n_users: int, n_items: int, rank: int):
     return P, Q, bu, bi, np.float32(3.5)
 
 
-def _sample(rng, n: int, size: int, popularity: str, exponent: float) -> np.ndarray:
-    """``size`` int32 draws from 0..n-1, uniform or with power-law weights."""
+def _weights(rng, n: int, popularity: str, exponent: float) -> np.ndarray:
+    """Draw probabilities [n]: uniform, or 1/rank^a with the ranks shuffled over the IDs."""
     if popularity == "uniform":
-        return rng.integers(0, n, size, dtype=np.int32)
-    # Inverse CDF: weight 1/rank^a, ranks shuffled so popularity is not ID order.
-    cdf = np.cumsum(1.0 / np.arange(1, n + 1, dtype=np.float64) ** exponent)
-    cdf /= cdf[-1]
-    ranks = np.searchsorted(cdf, rng.random(size), side="right")
-    np.minimum(ranks, n - 1, out=ranks)  # guards u == cdf[-1] rounding
-    return rng.permutation(n).astype(np.int32)[ranks]
+        return np.full(n, 1.0 / n)
+    w = 1.0 / np.arange(1, n + 1, dtype=np.float64) ** exponent
+    return (w / w.sum())[rng.permutation(n)]
+
+
+def _distinct_pairs(rng, n_users: int, n_items: int, n: int, popularity: str):
+    """``n`` distinct (user, item) pairs as int32 arrays, by weight without replacement, shuffled.
+
+    Sparse requests draw pairs with replacement in vectorised rounds (user
+    and item counts from a multinomial, so no per-draw search) and keep the
+    pairs not drawn in an earlier round (successive sampling), topping up
+    until ``n``; each round is sized by the last round's share of new pairs.
+    Where a round overshoots, the new pairs kept are those drawn first: a
+    pair drawn c times in the round first appears at a Beta(1, c) time.
+    Dense requests (at least a quarter of all pairs, or under 2^20 pairs)
+    use the equivalent Efraimidis-Spirakis keys over every pair, so asking
+    for all pairs does not wait on the rarest ones.
+    """
+    wu = _weights(rng, n_users, popularity, 0.7)
+    wi = _weights(rng, n_items, popularity, 1.0)
+    n_pairs = n_users * n_items
+    if n_pairs <= max(4 * n, 1 << 20):
+        # Key E/w with E ~ Exp(1): the n smallest are a successive weighted sample.
+        key = rng.standard_exponential(n_pairs, dtype=np.float32)
+        key /= np.outer(wu.astype(np.float32), wi.astype(np.float32)).ravel()
+        pick = np.argpartition(key, n - 1)[:n] if n < n_pairs else np.arange(n_pairs)
+        del key
+    else:
+        taken = np.empty(0, dtype=np.int64)  # sorted pairs drawn so far
+        share = 1.0
+        while len(taken) < n:
+            need = n - len(taken)
+            m = int(min(need / max(share, 1e-3) * 1.1, 1 << 26)) + 1024
+            u = np.repeat(np.arange(n_users, dtype=np.int64), rng.multinomial(m, wu))
+            i = np.repeat(np.arange(n_items, dtype=np.int64), rng.multinomial(m, wi))
+            k = np.sort(u * n_items + rng.permutation(i))
+            del u, i
+            start = np.flatnonzero(np.concatenate(([True], k[1:] != k[:-1])))
+            counts = np.diff(np.append(start, m))
+            k = k[start]
+            if len(taken):
+                pos = np.minimum(np.searchsorted(taken, k), len(taken) - 1)
+                new = taken[pos] != k
+                k, counts = k[new], counts[new]
+            share = max(len(k) / m, 1e-6)
+            if len(k) > need:
+                first = 1.0 - rng.random(len(k)) ** (1.0 / counts)  # Beta(1, c)
+                k = np.sort(k[np.argpartition(first, need - 1)[:need]])
+            taken = np.sort(np.concatenate((taken, k)))
+        pick = taken
+    pick = pick[rng.permutation(n)]
+    return (pick // n_items).astype(np.int32), (pick % n_items).astype(np.int32)
