@@ -42,7 +42,7 @@ __all__ = ["IALS_OPTIONS", "ALSState", "ALSSolver", "IALSOptaxSolver", "implicit
 
 #: iALS' option defaults (``fit``'s ``alpha``, ``unobserved_weight``, ``nu``), tuned with
 #: ``OBJECTIVE_DEFAULTS["ials"]`` (see :mod:`mfjax.training.config`).
-IALS_OPTIONS = dict(alpha=1.0, unobserved_weight=0.1, nu=1.0)
+IALS_OPTIONS = dict(alpha=1.0, unobserved_weight=0.3, nu=1.0)
 
 
 def implicit_values(train: Ratings, where: str) -> np.ndarray:
