@@ -59,7 +59,7 @@ DEFAULTS = dict(
 #: ``benchmarks/bench_implicit.py --tune``), never on its test positives.
 OBJECTIVE_DEFAULTS = {
     "ials": dict(rank=64, reg=0.01, epochs=8, init_scale=0.01),
-    "bpr": dict(rank=64, reg=0.0025, epochs=25, batch_size=4096, learning_rate=0.005,
+    "bpr": dict(rank=64, reg=0.001, epochs=25, batch_size=8192, learning_rate=0.01,
                 init_scale=0.01),
 }
 
