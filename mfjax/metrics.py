@@ -9,6 +9,7 @@ let ``Rel_u`` be u's relevant items: the distinct items u rated ≥ threshold in
 
     precision@k = h_u / k
     recall@k    = h_u / |Rel_u|
+    truncated_recall@k = h_u / min(k, |Rel_u|)
     hit_rate@k  = 1 if h_u > 0 else 0
     ndcg@k      = DCG / IDCG,   DCG = Σ_{j=1..k} rel_j / log2(j + 1),
                                 IDCG = Σ_{j=1..min(k, |Rel_u|)} 1 / log2(j + 1)
@@ -19,7 +20,10 @@ user weighs the same. These are the usual definitions: recall divides by
 |Rel_u| (not min(k, |Rel_u|), which some libraries call "normalized recall"),
 precision always divides by k (even if fewer than k candidates remain), NDCG
 uses binary gains, and AP@k normalizes by min(k, |Rel_u|), as in
-``ml_metrics.apk`` and RecBole's MAP@k. ``coverage`` is a catalogue measure:
+``ml_metrics.apk`` and RecBole's MAP@k. ``truncated_recall@k`` is the recall of
+the implicit-feedback literature (Liang et al. 2018, "Recall@R"; Steck's and
+Rendle's iALS papers): it divides by min(k, |Rel_u|), so a perfect list scores 1
+even when |Rel_u| > k. ``coverage`` is a catalogue measure:
 the share of the model's items that appear in at least one evaluated user's
 top-k list.
 """
@@ -40,7 +44,7 @@ from .model import Model, model_indices, same_ids
 from .plumbing import check_positive_int
 from .recommend import recommend_indices
 
-__all__ = ["evaluate", "error_sums", "evaluate_ranking"]
+__all__ = ["evaluate", "error_sums", "evaluate_ranking", "evaluate_fold_in"]
 
 
 @jax.jit
@@ -115,7 +119,8 @@ def evaluate(model: Model, test: Ratings, *, batch_size: int = 1 << 20) -> dict:
 
 
 def evaluate_ranking(model: Model, train: Ratings, test: Ratings, *, k: int = 10,
-                     threshold: float = 4.0, batch_size: int | None = None) -> dict:
+                     threshold: float | None = 4.0, batch_size: int | None = None,
+                     vectors: dict | None = None) -> dict:
     """Precision, recall, NDCG, MAP and hit rate at k, and catalogue coverage.
 
     Definitions are in the module docstring. The top-k lists of all evaluated
@@ -143,13 +148,17 @@ def evaluate_ranking(model: Model, train: Ratings, test: Ratings, *, k: int = 10
             model's training data).
         test: held-out ratings.
         k: list length (≥ 1).
-        threshold: a test rating ≥ threshold is relevant.
+        threshold: a test rating ≥ threshold is relevant; ``None``: every test
+            interaction is (implicit feedback).
         batch_size: users per chunk (``None``: see
             :func:`mfjax.recommend.auto_batch_size`).
+        vectors: ``{"user_factors": [U, k], "user_bias": [U]}`` for the evaluated
+            users in the order of their test-space indices (as
+            :func:`evaluate_fold_in` passes them), instead of the model's rows.
 
     Returns:
-        ``{"precision@k", "recall@k", "ndcg@k", "map@k", "hit_rate@k",
-        "coverage", "n_users", "n_skipped", "n_unknown_users"}`` with the
+        ``{"precision@k", "recall@k", "truncated_recall@k", "ndcg@k", "map@k",
+        "hit_rate@k", "coverage", "n_users", "n_skipped", "n_unknown_users"}`` with the
         actual k in the names (e.g. ``"ndcg@10"``). With no evaluable user the
         metrics are NaN and ``n_users`` is 0.
 
@@ -168,18 +177,19 @@ def evaluate_ranking(model: Model, train: Ratings, test: Ratings, *, k: int = 10
     k = check_positive_int(k, "evaluate_ranking: k")
     if batch_size is not None:
         batch_size = check_positive_int(batch_size, "evaluate_ranking: batch_size")
-    if (not isinstance(threshold, (int, float, np.integer, np.floating))
-            or isinstance(threshold, (bool, np.bool_)) or not math.isfinite(threshold)):
-        raise ValueError(f"evaluate_ranking: threshold must be a finite number, got {threshold!r}")
+    _check_threshold(threshold, "evaluate_ranking")
+    if threshold is not None and threshold == -math.inf:
+        threshold = None
 
     # Evaluated users, as test-space user indices, and their position 0..U-1.
-    relevant = test.ratings >= threshold
+    relevant = np.ones(len(test), bool) if threshold is None else test.ratings >= threshold
     test_users = np.unique(test.users)
     users = np.unique(test.users[relevant])
     n_eval, n_skipped = len(users), len(test_users) - len(users)
     pos_of_test_user = np.full(test.n_users, -1, np.int64)
     pos_of_test_user[users] = np.arange(n_eval)
-    names = [f"{m}@{k}" for m in ("precision", "recall", "ndcg", "map", "hit_rate")]
+    names = [f"{m}@{k}" for m in ("precision", "recall", "truncated_recall", "ndcg", "map",
+                                  "hit_rate")]
     if n_eval == 0:
         return {**dict.fromkeys(names, math.nan), "coverage": math.nan, "n_users": 0,
                 "n_skipped": n_skipped, "n_unknown_users": 0}
@@ -207,7 +217,7 @@ def evaluate_ranking(model: Model, train: Ratings, test: Ratings, *, k: int = 10
     np.cumsum(np.bincount(tp, minlength=n_eval), out=indptr[1:])
 
     top, _ = recommend_indices(model.params, model_users, k, exclude=(indptr, ti[order]),
-                               batch_size=batch_size)
+                               batch_size=batch_size, **(vectors or {}))
     rows = np.arange(n_eval, dtype=np.int64)[:, None]
     hits = (top >= 0) & np.isin(rows * n_items + top, rel_keys)  # [U, k'], k' = min(k, n_items)
     hits = hits.astype(np.float64)
@@ -219,7 +229,8 @@ def evaluate_ranking(model: Model, train: Ratings, test: Ratings, *, k: int = 10
     precision_at_j = np.cumsum(hits, axis=1) / np.arange(1, hits.shape[1] + 1)
     ap = (precision_at_j * hits).sum(axis=1) / np.minimum(n_rel, k)
     listed = np.unique(top[top >= 0])
-    values = [h / k, h / n_rel, dcg / idcg, ap, (h > 0).astype(np.float64)]
+    values = [h / k, h / n_rel, h / np.minimum(n_rel, k), dcg / idcg, ap,
+              (h > 0).astype(np.float64)]
     return {
         **{name: float(np.mean(v)) for name, v in zip(names, values)},
         "coverage": len(listed) / n_items,
@@ -241,3 +252,65 @@ def _items_to_model(model: Model, r: Ratings) -> np.ndarray:
     if same_ids(r.item_ids, model.item_ids):
         return np.arange(r.n_items, dtype=np.int64)
     return np.asarray(model.index_items(r.item_ids, missing="ignore"), np.int64).reshape(-1)
+
+
+def _check_threshold(threshold, where):
+    if threshold is None:
+        return
+    if (not isinstance(threshold, (int, float, np.integer, np.floating))
+            or isinstance(threshold, (bool, np.bool_)) or math.isnan(threshold)
+            or threshold == math.inf):
+        raise ValueError(f"{where}: threshold must be a finite number or None, got {threshold!r}")
+
+
+def evaluate_fold_in(model: Model, fold_in: Ratings, test: Ratings, *, k: int = 10,
+                     threshold: float | None = None, batch_size: int | None = None) -> dict:
+    """Ranking metrics for users the model never saw (strong generalization).
+
+    Each user of ``test`` is folded in from their interactions in ``fold_in``
+    (:meth:`mfjax.Model.fold_in`: the iALS row solve, BPR Newton steps or the
+    explicit ridge solve, by the model's objective; items the model does not know
+    are dropped), their top-k list ranks every model item except their fold-in
+    items, and the metrics are those of :func:`evaluate_ranking` (same names,
+    same definitions), against their ``test`` interactions. Made for
+    :func:`mfjax.split.users`' ``(train, fold_in, test)``.
+
+    Args:
+        model: the trained model.
+        fold_in: the given interactions of the evaluated users (raw IDs as in ``test``).
+        test: their held-out interactions.
+        k, threshold, batch_size: as in :func:`evaluate_ranking` (``threshold``
+            None: every test interaction is relevant).
+
+    Returns:
+        As :func:`evaluate_ranking`; ``n_unknown_users`` counts evaluated users
+        with no fold-in interaction (they get p = 0).
+    """
+    for name, r in (("fold_in", fold_in), ("test", test)):
+        if not isinstance(r, Ratings):
+            raise TypeError(f"evaluate_fold_in: {name} must be an mfjax.Ratings, "
+                            f"got {type(r).__name__}")
+    if len(test) == 0:
+        raise ValueError("evaluate_fold_in: the test set is empty")
+    _check_threshold(threshold, "evaluate_fold_in")
+    relevant = np.ones(len(test), bool) if threshold is None else test.ratings >= threshold
+    users = np.unique(test.users[relevant])  # the evaluated users, in evaluate_ranking's order
+    raw_users = test.user_ids[users]
+    pos = pd.Index(fold_in.user_ids).get_indexer(raw_users)
+    order = np.argsort(fold_in.users, kind="stable")
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(fold_in.users, minlength=fold_in.n_users))])
+    vecs, biases = [], []
+    for p in pos:
+        rows = order[indptr[p]:indptr[p + 1]] if p >= 0 else order[:0]
+        v, b = model.fold_in(fold_in.item_ids[fold_in.items[rows]], fold_in.ratings[rows],
+                             missing="ignore")
+        vecs.append(np.asarray(v))
+        biases.append(b)
+    dtype = model.params.item_factors.dtype
+    vectors = {"user_factors": jnp.asarray(np.stack(vecs) if vecs else
+                                           np.zeros((0, model.params.rank)), dtype),
+               "user_bias": jnp.asarray(np.asarray(biases), dtype)}
+    out = evaluate_ranking(model, fold_in, test, k=k, threshold=threshold,
+                           batch_size=batch_size, vectors=vectors)
+    out["n_unknown_users"] = int(np.sum(pos < 0))
+    return out

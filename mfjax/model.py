@@ -142,7 +142,8 @@ class Model(IdSpace):
                               missing: str = "raise"):
         """The n best items for a new user given their ratings, without retraining.
 
-        Folds the user in (:meth:`fold_in`) and ranks every candidate by
+        Folds the user in (:meth:`fold_in`; for an implicit model ``ratings``
+        are interaction values, ``None`` all 1) and ranks every candidate by
         ``μ + b + b_i + <p, q_i>``, leaving out the items they rated.
 
         Args:
@@ -182,6 +183,12 @@ class Model(IdSpace):
         their own training ratings gets back their trained (p_u, b_u), up to
         how far training was from convergence. No ratings give p = 0, b = 0,
         which scores like an unknown user.
+
+        Implicit models (``config["objective"]`` ``"ials"``/``"bpr"``): ``ratings``
+        are interaction values (``None``: all 1), b = 0, and p is the closed-form
+        iALS row solve against the fixed items (exactly the trained vector for a
+        training user's own interactions) or a few Newton steps on the user's BPR
+        objective (:mod:`mfjax.implicit_fold`).
 
         Args:
             raw_item_ids: raw IDs of the rated items [n_u] (repeats count twice).
@@ -287,7 +294,7 @@ class Model(IdSpace):
             raise ValueError(f"{where}: missing must be 'raise' or 'ignore', got {missing!r}")
         raw = np.asarray(raw_item_ids, dtype=object) if isinstance(raw_item_ids, str) \
             else np.asarray(raw_item_ids)
-        r = np.asarray(ratings)
+        r = np.ones(len(raw)) if ratings is None else np.asarray(ratings)
         if raw.ndim != 1 or r.ndim != 1 or len(raw) != len(r):
             raise ValueError(f"{where}: raw_item_ids and ratings must be 1-D and of equal length, "
                              f"got shapes {raw.shape} and {r.shape}")
@@ -306,6 +313,12 @@ class Model(IdSpace):
             raise KeyError(f"{where}: unknown item IDs {names}{more}; pass missing='ignore' "
                            "to drop their ratings")
         idx, r = idx[~unknown], r[~unknown]
+        if self.config.get("objective", "explicit") != "explicit":  # ials/bpr: no user bias
+            from .implicit_fold import fold_in_for
+
+            if r.size and (r < 0).any():
+                raise ValueError(f"{where}: implicit values must be >= 0")
+            return fold_in_for(self.params, self.config, idx, r, reg), 0.0, idx
         reg, bias_reg = self._fold_in_regs(reg, bias_reg, where)
         dtype = self.params.item_factors.dtype
         p, b = fold_in(self.params.item_factors, self.params.item_bias, self.params.global_bias,

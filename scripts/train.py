@@ -67,18 +67,29 @@ def build_parser() -> argparse.ArgumentParser:
                       help="share of the training data held out for --patience")
 
     fit = ap.add_argument_group("model and optimizer (mfjax.fit)")
-    fit.add_argument("--rank", type=positive(int), default=DEFAULTS["rank"])
-    fit.add_argument("--reg", type=non_negative, default=DEFAULTS["reg"])
+    fit.add_argument("--objective", choices=["explicit", "ials", "bpr"], default="explicit",
+                     help="ials/bpr: implicit feedback (rank/reg/epochs default per objective)")
+    fit.add_argument("--alpha", type=non_negative, default=None, help="iALS confidence 1 + alpha*v")
+    fit.add_argument("--unobserved-weight", type=non_negative, default=None, help="iALS alpha0")
+    fit.add_argument("--nu", type=non_negative, default=None, help="iALS regularization exponent")
+    fit.add_argument("--min-rating", type=float, default=None,
+                     help="implicit objectives: keep ratings >= this as interactions of value 1")
+    fit.add_argument("--rank", type=positive(int), default=None,
+                     help=f"default: {DEFAULTS['rank']} (explicit), per objective otherwise")
+    fit.add_argument("--reg", type=non_negative, default=None,
+                     help=f"default: {DEFAULTS['reg']} (explicit), per objective otherwise")
     fit.add_argument("--bias-reg", type=non_negative, default=DEFAULTS["bias_reg"])
     fit.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=DEFAULTS["optimizer"])
     fit.add_argument("--learning-rate", type=positive(float), default=None,
                      help="default: the optimizer's (adam 0.01)")
     fit.add_argument("--schedule", choices=["constant", "cosine", "exponential"], default="constant",
                      help="learning-rate schedule over all steps")
-    fit.add_argument("--epochs", type=positive(int), default=DEFAULTS["epochs"])
+    fit.add_argument("--epochs", type=positive(int), default=None,
+                     help=f"default: {DEFAULTS['epochs']} (explicit), per objective otherwise")
     fit.add_argument("--batch-size", type=positive(int), default=None,
                      help="default: about 1/20 of the ratings, within [1024, 2^22]")
-    fit.add_argument("--init-scale", type=positive(float), default=DEFAULTS["init_scale"])
+    fit.add_argument("--init-scale", type=positive(float), default=None,
+                     help=f"default: {DEFAULTS['init_scale']} (explicit), per objective otherwise")
     fit.add_argument("--gradient", choices=GRADIENTS, default="auto",
                      help="auto: jax.grad below 2^20 ratings; above, the fused C++ kernel on one "
                           "CPU device, else the blocked XLA route")
@@ -224,6 +235,7 @@ def run(args) -> int:
     import jax
 
     import mfjax
+    import numpy as np
 
     multihost = args.coordinator is not None
     if multihost:
@@ -251,11 +263,16 @@ def run(args) -> int:
 
     t0 = time.perf_counter()
     ratings = load_data(args)
+    if args.min_rating is not None:
+        kept = ratings.subset(ratings.ratings >= args.min_rating)
+        ratings = mfjax.Ratings(kept.users, kept.items, np.ones(len(kept)), kept.timestamps,
+                                kept.user_ids, kept.item_ids)
     train, test = split_data(args, ratings)
     print(f"data: {ratings!r}; train {len(train):,}, test {len(test):,} ({args.split})")
     if args.check_grads:
         params, u, i, r = mfjax.gradcheck.sample_problem(train, 300, seed=args.seed)
-        report = mfjax.verify_gradients(params, u, i, r, reg=args.reg, bias_reg=args.bias_reg)
+        report = mfjax.verify_gradients(params, u, i, r, reg=args.reg if args.reg is not None else DEFAULTS["reg"],
+                                            bias_reg=args.bias_reg)
         print(report)
         if not report.ok:
             print("error: gradient check failed; not training", file=sys.stderr)
@@ -266,9 +283,14 @@ def run(args) -> int:
         fit_set, monitor = mfjax.split.holdout(train, args.val_fraction, seed=args.seed)
     else:
         fit_set = train
-    batch_size = args.batch_size or mfjax.auto_batch_size(len(fit_set), fit_set.n_users,
-                                                          fit_set.n_items)
-    n_steps = args.epochs * -(-len(fit_set) // batch_size)
+    from mfjax.training import DEFAULTS
+
+    implicit = args.objective != "explicit"
+    batch_size = args.batch_size or (None if implicit else mfjax.auto_batch_size(
+        len(fit_set), fit_set.n_users, fit_set.n_items))
+    n_steps = (args.epochs or DEFAULTS["epochs"]) * -(-len(fit_set) // (batch_size or 8192))
+    options = {k: getattr(args, k) for k in ("alpha", "unobserved_weight", "nu")
+               if getattr(args, k) is not None}
     model = mfjax.fit(
         fit_set, rank=args.rank, reg=args.reg, bias_reg=args.bias_reg, optimizer=args.optimizer,
         learning_rate=None if args.schedule != "constant" else args.learning_rate,
@@ -277,9 +299,12 @@ def run(args) -> int:
         init_scale=args.init_scale, checkpoint_dir=os.path.join(out, "checkpoints"),
         checkpoint_every=args.checkpoint_every, resume=args.resume,
         progress=lead and not args.quiet, mesh=mesh, table_sharding=args.table_sharding,
+        objective=args.objective, **options,
     )
     if not lead:
         return 0
+    if implicit:
+        return report_implicit(args, model, train, test, out, t0)
     metrics = mfjax.evaluate(model, test)
     seconds = time.perf_counter() - t0
     print(f"test RMSE {metrics['rmse']:.4f}  MAE {metrics['mae']:.4f}  "
@@ -303,6 +328,26 @@ def run(args) -> int:
     }, os.path.join(out, "metrics.json"))
     plot_curve(model.history, os.path.join(out, "learning_curve.png"))
     print(f"wrote {out}/model.npz, metrics.json, learning_curve.png")
+    return 0
+
+
+def report_implicit(args, model, train, test, out, t0) -> int:
+    """Ranking metrics of an implicit model (every test interaction relevant)."""
+    import jax
+    import mfjax
+
+    metrics = {}
+    for k in (10, 20):
+        metrics.update(mfjax.evaluate_ranking(model, train, test, k=k, threshold=None))
+    seconds = time.perf_counter() - t0
+    print(f"test precision@10 {metrics['precision@10']:.4f}  recall@20 {metrics['recall@20']:.4f}  "
+          f"ndcg@10 {metrics['ndcg@10']:.4f}  ({metrics['n_users']:,} users, "
+          f"{len(model.history)} epochs, {seconds:.1f} s)")
+    model.save(os.path.join(out, "model.npz"))
+    write_json({"config": model.config, "backend": jax.default_backend(),
+                "history": model.history, "test": metrics, "seconds": seconds},
+               os.path.join(out, "metrics.json"))
+    print(f"wrote {out}/model.npz, metrics.json")
     return 0
 
 

@@ -45,6 +45,7 @@ TEST = [
 EXPECTED = {
     "precision@3": (1 / 3 + 2 / 3 + 1 / 3 + 0) / 4,          # 1/3
     "recall@3": (0.5 + 1.0 + 0.5 + 0) / 4,                  # 0.5
+    "truncated_recall@3": (0.5 + 1.0 + 0.5 + 0) / 4,        # |Rel| = 2 <= k: as recall
     "ndcg@3": (0.3868528 + 0.9197208 + 0.3065736 + 0) / 4,  # 0.4032868
     "map@3": (1 / 4 + 5 / 6 + 1 / 6 + 0) / 4,               # 0.3125
     "hit_rate@3": 3 / 4,
@@ -149,6 +150,7 @@ def test_k_smaller_than_the_relevant_set():
     model = hand_model()
     got = mfjax.evaluate_ranking(model, ratings([("u2", "b", 3.0), ("u2", "c", 5.0)]),
                                  ratings([("u2", "a", 4.0), ("u2", "e", 4.5)]), k=1)
-    check(got, {"precision@1": 1.0, "recall@1": 0.5, "ndcg@1": 1.0, "map@1": 1.0,
+    check(got, {"precision@1": 1.0, "recall@1": 0.5, "truncated_recall@1": 1.0, "ndcg@1": 1.0,
+                "map@1": 1.0,
                 "hit_rate@1": 1.0, "coverage": 1 / 6, "n_users": 1, "n_skipped": 0,
                 "n_unknown_users": 0})

@@ -26,7 +26,7 @@ import numpy as np
 
 from .ratings import Ratings
 
-__all__ = ["holdout", "kfold", "per_user", "temporal"]
+__all__ = ["holdout", "kfold", "per_user", "temporal", "leave_k_out", "users"]
 
 
 def _check_ratings(r, where: str) -> None:
@@ -180,3 +180,83 @@ def temporal(r: Ratings, test_fraction: float = 0.2) -> tuple[Ratings, Ratings]:
             raise ValueError("temporal: all ratings have the same timestamp, so no time cut exists")
         mask = ts >= later.min()
     return _parts(r, mask)
+
+
+def leave_k_out(r: Ratings, k: int = 1, seed: int = 0) -> tuple[Ratings, Ratings]:
+    """Hold out k interactions of every user who has more than k.
+
+    With timestamps the held-out ones are each user's k latest (ties broken by a
+    seeded random key, so the split is deterministic); without, k chosen at
+    random (seeded). A user with c <= k interactions stays entirely in train, so
+    every test user has at least one training interaction.
+
+    Args:
+        r: the ratings or interactions.
+        k: interactions held out per user, >= 1.
+        seed: seed of the random keys.
+
+    Returns:
+        ``(train, test)``; test has exactly ``min(k, c_u)`` rows of every user
+        with ``c_u > k``, none of the others.
+    """
+    if isinstance(k, bool) or int(k) != k or k < 1:
+        raise ValueError(f"leave_k_out: k must be an integer >= 1, got {k!r}")
+    k, n = int(k), len(r)
+    if n == 0:
+        raise ValueError("leave_k_out: no ratings to split")
+    counts = np.bincount(r.users, minlength=r.n_users)
+    key = np.random.default_rng(seed).random(n)
+    latest = -r.timestamps.astype(np.float64) if r.timestamps is not None else np.zeros(n)
+    order = np.lexsort((key, latest, r.users))  # by user, latest first, then random
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    u_sorted = r.users[order]
+    rank_in_user = np.arange(n) - starts[u_sorted]
+    mask = np.zeros(n, dtype=bool)
+    mask[order[(rank_in_user < k) & (counts[u_sorted] > k)]] = True
+    return _parts(r, mask)
+
+
+def users(r: Ratings, n_test_users: int, fold_in_fraction: float = 0.8,
+          seed: int = 0) -> tuple[Ratings, Ratings, Ratings]:
+    """Strong generalization (Liang et al. 2018): held-out users, each split in two.
+
+    ``n_test_users`` users drawn at random (seeded) leave the training data
+    entirely. Of each such user's c interactions, ``round(fold_in_fraction c)``
+    (at least 1, and at most c − 1 when c >= 2) are the fold-in part, given to
+    the model at evaluation time (:func:`mfjax.metrics.evaluate_fold_in`), and
+    the rest are the evaluated part. A held-out user with one interaction has
+    only a fold-in part.
+
+    Args:
+        r: the interactions.
+        n_test_users: users to hold out, in [1, n_users with interactions − 1].
+        fold_in_fraction: share of a held-out user's interactions given, in (0, 1).
+        seed: seed of the user draw and of the per-user split.
+
+    Returns:
+        ``(train, fold_in, test)``: disjoint, together ``r``; fold_in and test
+        hold only the held-out users, train none of them.
+
+    References:
+        D. Liang, R. G. Krishnan, M. D. Hoffman, T. Jebara, "Variational
+        Autoencoders for Collaborative Filtering", WWW 2018.
+    """
+    f = _check_fraction(fold_in_fraction)
+    active = np.flatnonzero(np.bincount(r.users, minlength=r.n_users))
+    if isinstance(n_test_users, bool) or int(n_test_users) != n_test_users \
+            or not 1 <= n_test_users < len(active):
+        raise ValueError(f"users: n_test_users must be an integer in [1, {len(active) - 1}] "
+                         f"(users with interactions − 1), got {n_test_users!r}")
+    rng = np.random.default_rng(seed)
+    held = np.zeros(r.n_users, bool)
+    held[rng.choice(active, int(n_test_users), replace=False)] = True
+    n = len(r)
+    counts = np.bincount(r.users, minlength=r.n_users)
+    n_fold = np.clip(np.floor(f * counts + 0.5).astype(np.int64), 1, np.maximum(counts - 1, 1))
+    order = np.lexsort((rng.random(n), r.users))
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    u_sorted = r.users[order]
+    in_fold = np.zeros(n, bool)
+    in_fold[order[np.arange(n) - starts[u_sorted] < n_fold[u_sorted]]] = True
+    is_held = held[r.users]
+    return r.subset(~is_held), r.subset(is_held & in_fold), r.subset(is_held & ~in_fold)

@@ -34,7 +34,7 @@ from . import ensemble as E
 from .layout import padding_share
 from .optimizers import OPTIMIZERS, make_optimizer
 
-__all__ = ["DEFAULTS", "GRADIENTS", "AUTO_BLOCKED_MIN_RATINGS", "SCATTER_CAS_JAXLIB", "Hardware",
+__all__ = ["DEFAULTS", "OBJECTIVE_DEFAULTS", "objective_default", "GRADIENTS", "AUTO_BLOCKED_MIN_RATINGS", "SCATTER_CAS_JAXLIB", "Hardware",
            "FitConfig", "auto_batch_size", "data_fingerprint", "detect_hardware", "resolve", "resolve_gradient",
            "resolve_sort_by", "scatter_add_is_slow"]
 
@@ -50,6 +50,30 @@ DEFAULTS = dict(
     init_scale=0.1,
     ensemble="auto",
 )
+
+#: ``fit``'s defaults per implicit objective, where they differ from :data:`DEFAULTS`
+#: (which are tuned on explicit ratings). ``rank``/``reg``/``epochs``/``batch_size``/
+#: ``learning_rate``/``init_scale`` given as ``None`` resolve here; the solver options
+#: (``alpha``, ``unobserved_weight``, ``nu``) resolve in the solver. Tuned on a
+#: validation split carved from the training part of ML-1M (ratings >= 4 positive,
+#: ``benchmarks/bench_implicit.py --tune``), never on its test positives.
+OBJECTIVE_DEFAULTS = {
+    "ials": dict(rank=64, reg=0.01, epochs=8, init_scale=0.01),
+    "bpr": dict(rank=64, reg=0.001, epochs=25, batch_size=8192, learning_rate=0.01,
+                init_scale=0.01),
+}
+
+
+def objective_default(objective: str, name: str, value):
+    """``value``, or where it is ``None`` the default of ``name`` for ``objective``.
+
+    Explicit objectives get :data:`DEFAULTS` (``batch_size``/``learning_rate`` stay
+    ``None``: they resolve later, from the data and the optimizer).
+    """
+    if value is not None:
+        return value
+    return OBJECTIVE_DEFAULTS.get(objective, {}).get(name, DEFAULTS.get(name))
+
 
 #: Gradient routes accepted by ``fit``; all give the same trajectory to float tolerance.
 GRADIENTS = ("auto",) + ROUTES
@@ -273,6 +297,10 @@ def resolve(train: Ratings, *, rank, reg, bias_reg, optimizer, learning_rate, ep
     """
     if not isinstance(train, Ratings):
         raise TypeError(f"train must be an mfjax.Ratings, got {type(train).__name__}")
+    rank, reg, epochs, batch_size, learning_rate, init_scale = (
+        objective_default(objective, name, v) for name, v in (
+            ("rank", rank), ("reg", reg), ("epochs", epochs), ("batch_size", batch_size),
+            ("learning_rate", learning_rate), ("init_scale", init_scale)))
     n = len(train)
     if n == 0:
         raise ValueError("fit: the training set is empty")

@@ -22,7 +22,7 @@ from ..core import Params
 from ..data import Ratings
 from ..metrics import error_sums
 from ..model import Model, model_indices
-from . import minibatch  # noqa: F401  (registers the optax solver)
+from . import bpr, ials, minibatch  # noqa: F401  (register the solvers)
 from .checkpoint import Best, load_checkpoint, save_checkpoint
 from .config import DEFAULTS, resolve
 from .layout import seen_index
@@ -37,12 +37,12 @@ DEFAULT_SOLVERS = {"explicit": "optax", "ials": "als", "bpr": "optax"}
 def fit(
     train: Ratings,
     *,
-    rank: int = DEFAULTS["rank"],
-    reg: float = DEFAULTS["reg"],
+    rank: int | None = None,
+    reg: float | None = None,
     bias_reg: float | None = DEFAULTS["bias_reg"],
     optimizer="adam",
     learning_rate: float | None = DEFAULTS["learning_rate"],
-    epochs: int = DEFAULTS["epochs"],
+    epochs: int | None = None,
     batch_size: int | None = DEFAULTS["batch_size"],
     seed: int = 0,
     gradient: str = "auto",
@@ -50,7 +50,7 @@ def fit(
     validation: Ratings | None = None,
     patience: int | None = None,
     schedule=None,
-    init_scale: float = DEFAULTS["init_scale"],
+    init_scale: float | None = None,
     ensemble=DEFAULTS["ensemble"],
     checkpoint_dir=None,
     checkpoint_every: int = 1,
@@ -80,12 +80,15 @@ def fit(
 
     Args:
         train: the training ratings.
-        rank: number of latent factors k.
+        rank: number of latent factors k. ``rank``, ``reg``, ``epochs``, ``init_scale``
+            (and ``batch_size``, ``learning_rate``) given as ``None`` take the
+            objective's default: :data:`mfjax.training.DEFAULTS` for explicit ratings
+            (rank 128, reg 0.1, 25 epochs), ``OBJECTIVE_DEFAULTS`` for ials/bpr.
         reg: λ, L2 weight on factors (per rating, see :func:`mfjax.loss`).
         bias_reg: λ_b, L2 weight on biases; ``None`` means ``reg``.
         optimizer: a name in :data:`OPTIMIZERS` or an ``optax.GradientTransformation``.
         learning_rate: step size for a named optimizer; ``None`` = its default.
-        epochs: passes over the data.
+        epochs: passes over the data (ALS: sweeps).
         batch_size: ratings per step (the data makes ``ceil(n / batch_size)``
             minibatches); ``None`` = :func:`auto_batch_size`.
         seed: seeds the initialization and every shuffle; the same seed gives

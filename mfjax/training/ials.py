@@ -1,0 +1,221 @@
+"""iALS solvers: ``fit(objective="ials")`` by exact alternating solves or by Optax.
+
+Each training row (u, i, v) is an interaction; v sets its confidence
+``c_ui = 1 + α v`` (a :class:`~mfjax.Ratings` without values has v = 1; repeated
+pairs are merged, values summed). The objective is :func:`mfjax.implicit.loss`::
+
+    L = Σ_(u,i)∈S c_ui (1 − <p_u, q_i>)² + α0 Σ_u Σ_i <p_u, q_i>²
+        + λ [Σ_u λ̃_u ‖p_u‖² + Σ_i λ̃_i ‖q_i‖²],   λ̃_u = (|I_u| + α0 n_items)^ν
+
+(α ``alpha``, α0 ``unobserved_weight``, ν ``nu``, λ ``reg``). The history's ``loss``
+is L / |S|.
+
+- ``solver="als"`` (:class:`ALSSolver`): each step is one sweep of
+  :func:`mfjax.implicit.als_sweep` (users, then items). The returned model's user
+  factors are re-solved exactly (Cholesky) against its final item factors, so
+  ``P = argmin_P L(P, Q)`` holds for the model and :meth:`mfjax.Model.fold_in` of a
+  training user with their own interactions gives back their vector.
+- ``solver="optax"`` (:class:`IALSOptaxSolver`): the same L by full-batch gradient
+  (:func:`mfjax.implicit.manual_grad`) and ``fit``'s optimizer, ``STEPS`` updates
+  per epoch; slow, for checking the ALS solver.
+
+Both run on one device: ``mesh=`` other than None raises ValueError.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from .. import implicit as im
+from ..core import Params
+from ..data import Ratings
+from .epoch import host_init
+from .solver import register_solver, restore_leaves
+
+__all__ = ["IALS_OPTIONS", "ALSState", "ALSSolver", "IALSOptaxSolver", "implicit_values",
+           "ials_options", "single_device"]
+
+#: iALS' option defaults (``fit``'s ``alpha``, ``unobserved_weight``, ``nu``), tuned with
+#: ``OBJECTIVE_DEFAULTS["ials"]`` (see :mod:`mfjax.training.config`).
+IALS_OPTIONS = dict(alpha=1.0, unobserved_weight=0.3, nu=1.0)
+
+
+def implicit_values(train: Ratings, where: str) -> np.ndarray:
+    """The interaction values v [n] of ``train`` (its ratings); they must be finite and >= 0."""
+    v = np.asarray(train.ratings, np.float64)
+    if not np.isfinite(v).all() or (v < 0).any():
+        raise ValueError(f"fit(objective={where!r}): interaction values set the confidence "
+                         "1 + alpha * value and must be finite and >= 0")
+    return v
+
+
+def ials_options(config) -> dict:
+    """``alpha``, ``unobserved_weight``, ``nu`` for this fit (given or default), checked."""
+    o = {k: float(config.options.get(k, v)) for k, v in IALS_OPTIONS.items()}
+    for k, v in o.items():
+        if not (np.isfinite(v) and v >= 0):
+            raise ValueError(f"fit: {k} must be a non-negative number, got {v!r}")
+    if o["nu"] > 1:
+        raise ValueError(f"fit: nu must be in [0, 1], got {o['nu']!r}")
+    return o
+
+
+def single_device(config, what: str) -> None:
+    """Raise a clear error for ``mesh=`` on a solver that runs on one device."""
+    if config.mesh is not None:
+        raise ValueError(f"fit: {what} runs on one device; mesh= is not supported for it "
+                         "(pass mesh=None)")
+
+
+class ALSState(NamedTuple):
+    """An iALS solver's state.
+
+    Attributes:
+        params: the model (biases 0).
+        opt_state: the optimizer's state (``()`` for ALS).
+        epoch: sweeps or epochs done.
+    """
+
+    params: Params
+    opt_state: Any
+    epoch: int
+
+
+@functools.partial(jax.jit, static_argnames=("method", "cg_steps"), donate_argnums=(0,))
+def _sweep(params, data, hp, *, method, cg_steps):
+    """One sweep and L / nnz after it."""
+    params = im.als_sweep(params, data, method=method, cg_steps=cg_steps, **hp)
+    return params, _loss(params, data, hp)
+
+
+def _loss(params, data, hp):
+    return im.loss(params, data.user_rows, data.user_items, data.user_values,
+                   **hp) / data.user_items.shape[0]
+
+
+@jax.jit
+def _resolve_users(params, data, hp):
+    """P = argmin_P L(P, Q) exactly (Cholesky), Q fixed."""
+    return params._replace(user_factors=im.solve_users(params.item_factors, data,
+                                                       method="cholesky", **hp))
+
+
+class _IALSBase:
+    OPTIONS: tuple[str, ...] = ("alpha", "unobserved_weight", "nu")
+
+    def __init__(self):
+        self.seen = None
+
+    def _setup(self, train: Ratings, config, what):
+        single_device(config, what)
+        o = ials_options(config)
+        config.record["options"] = {**config.record.get("options", {}), **o}
+        self.config = config
+        self.data = im.build_implicit_data(train.users, train.items,
+                                           implicit_values(train, "ials"),
+                                           n_users=train.n_users, n_items=train.n_items)
+        self.seen = (np.asarray(self.data.user_indptr, np.int64), np.asarray(self.data.user_items))
+        self.hp = dict(o, reg=float(config.reg))
+        p = host_init(config.seed, train.n_users, train.n_items, config.rank, 1,
+                      config.init_scale, 0.0)
+        return p
+
+    def put(self, x):
+        """A host array on the device."""
+        return jnp.asarray(x)
+
+    def params(self, state: ALSState) -> Params:
+        """The model the state holds (biases and global bias 0)."""
+        return state.params
+
+    def restore(self, state: ALSState, leaves: list) -> ALSState:
+        """The state from a checkpoint's host leaves."""
+        return restore_leaves(state, leaves)
+
+    def finalize(self, params: Params) -> Params:
+        """User factors re-solved exactly against the item factors (module docstring)."""
+        return _resolve_users(params, self.data, self.hp)
+
+
+class ALSSolver(_IALSBase):
+    """``objective="ials", solver="als"``: one exact-or-CG ALS sweep per step.
+
+    Args:
+        method: ``"cg"`` (warm-started conjugate gradient, ``cg_steps`` per row) or
+            ``"cholesky"`` (each half-step exact); see :mod:`mfjax.implicit`.
+        cg_steps: CG iterations per row and half-step.
+    """
+
+    name = "als"
+
+    def __init__(self, method: str = "cg", cg_steps: int = 3):
+        super().__init__()
+        if method not in im.METHODS:
+            raise ValueError(f"ALSSolver: method must be one of {im.METHODS}, got {method!r}")
+        self.method, self.cg_steps = method, int(cg_steps)
+
+    def init(self, train: Ratings, config) -> ALSState:
+        """Lay out the interactions (CSR both ways) and draw the initial factors."""
+        p = self._setup(train, config, "objective='ials' with solver='als'")
+        config.record["als_method"] = self.method
+        if self.method == "cg":
+            config.record["cg_steps"] = self.cg_steps
+        return ALSState(p, (), 0)
+
+    def step(self, state: ALSState) -> tuple[ALSState, dict]:
+        """One sweep: users, then items."""
+        params, value = _sweep(state.params, self.data, self.hp, method=self.method,
+                               cg_steps=self.cg_steps)
+        return ALSState(params, (), state.epoch + 1), {"loss": float(value)}
+
+
+class IALSOptaxSolver(_IALSBase):
+    """``objective="ials", solver="optax"``: full-batch gradient steps on the iALS L.
+
+    Each epoch is ``STEPS`` updates of ``fit``'s optimizer on L / |S| (one jitted
+    ``lax.scan``). Meant for checking :class:`ALSSolver` on small data.
+    """
+
+    name = "optax"
+    STEPS = 10
+
+    def init(self, train: Ratings, config) -> ALSState:
+        """Lay out the interactions and initialise the factors and the optimizer."""
+        p = self._setup(train, config, "objective='ials' with solver='optax'")
+        if config.schedule is not None:
+            raise ValueError("fit: objective='ials' with solver='optax' takes no schedule")
+        self.opt = config.opt
+        self.run = jax.jit(functools.partial(_ials_epoch, self.opt, self.STEPS))
+        return ALSState(p, self.opt.init(p), 0)
+
+    def step(self, state: ALSState) -> tuple[ALSState, dict]:
+        """``STEPS`` full-batch optimizer updates."""
+        params, opt_state, value = self.run(state.params, state.opt_state, self.data, self.hp)
+        return ALSState(params, opt_state, state.epoch + 1), {"loss": float(value)}
+
+    def finalize(self, params: Params) -> Params:
+        """The parameters as trained (no exact re-solve: this solver is the check)."""
+        return params
+
+
+def _ials_epoch(opt, steps, params, opt_state, data, hp):
+    n = data.user_items.shape[0]
+
+    def body(carry, _):
+        params, opt_state = carry
+        g = im.manual_grad(params, data.user_rows, data.user_items, data.user_values, **hp)
+        g = jax.tree.map(lambda x: x / n, g)  # bias fields are 0
+        updates, opt_state = opt.update(g, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), None
+
+    (params, opt_state), _ = jax.lax.scan(body, (params, opt_state), None, length=steps)
+    return params, opt_state, _loss(params, data, hp)
+
+
+register_solver("ials", "als", ALSSolver)
+register_solver("ials", "optax", IALSOptaxSolver)
