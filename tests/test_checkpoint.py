@@ -144,3 +144,44 @@ def test_divergence_names_only_a_checkpoint_that_exists(planted, tmp_path):
         mfjax.fit(train, optimizer="sgd", learning_rate=10.0, checkpoint_dir=tmp_path,
                   checkpoint_every=50, **{**FAST, "epochs": 5})
     assert "checkpoint" not in str(e.value)
+
+
+KILLED_RUN = r'''
+import os, signal, sys
+import jax
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+import mfjax
+from mfjax import split
+ratings, _ = mfjax.datasets.synthetic(300, 200, 30_000, rank=4, noise=0.5, seed=1)
+train, test = split.holdout(ratings, 0.2, seed=0)
+kill_at = int(sys.argv[2])
+
+def die(epoch, metrics, params):
+    if epoch == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+mfjax.fit(train, validation=test, checkpoint_dir=sys.argv[1], callbacks=[die],
+          rank=32, reg=0.0, bias_reg=0.0, epochs=40, batch_size=1024, learning_rate=0.05,
+          patience=1, progress=False)
+'''
+
+
+@pytest.mark.timeout(600)
+def test_kill_9_then_resume_gives_the_uninterrupted_model(planted, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    train, test = planted
+    full = mfjax.fit(train, validation=test, **EARLY)
+    for k in sorted({1, max(1, len(full.history) // 2), len(full.history)}):
+        d = tmp_path / f"kill{k}"
+        out = subprocess.run([sys.executable, "-c", KILLED_RUN, str(d), str(k)],
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == -signal.SIGKILL, out.stderr[-2000:]
+        assert not [p for p in d.iterdir() if p.name.startswith(".tmp")]
+        resumed = mfjax.fit(train, validation=test, checkpoint_dir=d, resume=True, **EARLY)
+        assert len(resumed.history) == len(full.history), k
+        for a, b in zip(full.params, resumed.params):
+            np.testing.assert_array_equal(a, b)
