@@ -164,6 +164,24 @@ def test_cholesky_chunking_does_not_change_the_solution():
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("solve", [dict(method="cg", cg_steps=2),
+                                   dict(method="cholesky", chunk_rows=2, chunk_nnz=3, block=2)],
+                         ids=["cg_2_steps", "cholesky_tiny_chunks"])
+@pytest.mark.parametrize("shape", [SHAPES["plain"], SHAPES["empty_rows"]], ids=["plain", "empty_rows"])
+def test_exact_user_sweep_loss_and_users(shape, solve):
+    """als_sweep_exact_users: its L (from the solve's sums) equals loss(), and its users
+    are the exact minimiser for its items (what fit's model relies on for fold-in)."""
+    p, data = make_problem(**shape)
+    hp = HPARAMS["rendle"]
+    for _ in range(2):
+        p, value = im.als_sweep_exact_users(p, data, **hp, **solve)
+        np.testing.assert_allclose(float(value), float(LOSS(p, *triples(data), **hp)),
+                                   rtol=1e-10)
+        P = im.solve_users(p.item_factors, data, **hp)
+        np.testing.assert_allclose(p.user_factors, P, rtol=0, atol=1e-10)
+
+
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize("solve", [dict(method="cholesky"), dict(method="cg", cg_steps=2)],
                          ids=["cholesky", "cg_2_steps"])
 def test_objective_never_increases_across_sweeps(solve):

@@ -11,10 +11,12 @@ pairs are merged, values summed). The objective is :func:`mfjax.implicit.loss`::
 is L / |S|.
 
 - ``solver="als"`` (:class:`ALSSolver`): each step is one sweep of
-  :func:`mfjax.implicit.als_sweep` (users, then items). The returned model's user
-  factors are re-solved exactly (Cholesky) against its final item factors, so
-  ``P = argmin_P L(P, Q)`` holds for the model and :meth:`mfjax.Model.fold_in` of a
-  training user with their own interactions gives back their vector.
+  :func:`mfjax.implicit.als_sweep_exact_users`: the items by warm-started CG (or
+  Cholesky), then the users exactly (Cholesky), and L from the user solve's own
+  sums (no extra pass over the interactions). Since every step ends with the exact
+  user half-step, ``P = argmin_P L(P, Q)`` holds for the model without a separate
+  re-solve, and :meth:`mfjax.Model.fold_in` of a training user with their own
+  interactions gives back their vector.
 - ``solver="optax"`` (:class:`IALSOptaxSolver`): the same L by full-batch gradient
   (:func:`mfjax.implicit.manual_grad`) and ``fit``'s optimizer, ``STEPS`` updates
   per epoch; slow, for checking the ALS solver.
@@ -88,9 +90,9 @@ class ALSState(NamedTuple):
 
 @functools.partial(jax.jit, static_argnames=("method", "cg_steps"), donate_argnums=(0,))
 def _sweep(params, data, hp, *, method, cg_steps):
-    """One sweep and L / nnz after it."""
-    params = im.als_sweep(params, data, method=method, cg_steps=cg_steps, **hp)
-    return params, _loss(params, data, hp)
+    """One sweep (items by ``method``, then users exactly) and L / nnz after it."""
+    params, value = im.als_sweep_exact_users(params, data, method=method, cg_steps=cg_steps, **hp)
+    return params, value / data.user_items.shape[0]
 
 
 def _loss(params, data, hp):
@@ -165,13 +167,26 @@ class ALSSolver(_IALSBase):
         config.record["als_method"] = self.method
         if self.method == "cg":
             config.record["cg_steps"] = self.cg_steps
+        self._exact = False  # whether the state's users are exact for its items
         return ALSState(p, (), 0)
 
     def step(self, state: ALSState) -> tuple[ALSState, dict]:
-        """One sweep: users, then items."""
+        """One sweep: items (``method``), then users (exact)."""
         params, value = _sweep(state.params, self.data, self.hp, method=self.method,
                                cg_steps=self.cg_steps)
+        self._exact = True
         return ALSState(params, (), state.epoch + 1), {"loss": float(value)}
+
+    def restore(self, state: ALSState, leaves: list) -> ALSState:
+        """The state from a checkpoint's host leaves (saved after a step: users exact)."""
+        self._exact = True
+        return restore_leaves(state, leaves)
+
+    def finalize(self, params: Params) -> Params:
+        """Unchanged after a step (its user half-step is already exact; ``fit`` returns
+        the last state or, with patience, the best one, both from steps); with no step
+        run, the initial factors get the exact user re-solve."""
+        return params if self._exact else super().finalize(params)
 
 
 class IALSOptaxSolver(_IALSBase):
