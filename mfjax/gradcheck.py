@@ -1,9 +1,13 @@
 """Gradient verification: hand-written vs autodiff vs finite differences.
 
-Three independent witnesses for the gradient of :func:`mfjax.loss`:
+For each objective (``"explicit"``: :func:`mfjax.loss`; ``"ials"``:
+:func:`mfjax.implicit.loss`; ``"bpr"``: :func:`mfjax.implicit_bpr.bpr_loss`), three
+independent witnesses for its gradient:
 
 1. ``jax.grad(loss)`` (reverse-mode autodiff);
-2. :func:`mfjax.manual_grad` (the hand-derived formula, vmapped over ratings);
+2. the hand-derived gradient (:func:`mfjax.manual_grad`,
+   :func:`mfjax.implicit.manual_grad`, :func:`mfjax.implicit_bpr.bpr_manual_grad`),
+   vmapped over ratings, interactions or triples;
 3. central differences, ``(f(θ + ε e_j) − f(θ − ε e_j)) / 2ε`` for every entry j
    (:func:`numerical_grad`, the seed's ``compute_num_grad`` generalized to
    pytrees).
@@ -11,8 +15,7 @@ Three independent witnesses for the gradient of :func:`mfjax.loss`:
 On top of these, ``jax.test_util.check_grads`` checks the loss in forward and
 reverse mode up to ``order`` (a random-direction finite-difference test of
 the JVP/VJP, and of their derivatives for order 2), and checks a copy of the
-loss whose VJP is :func:`manual_grad`, so JAX's own checker vouches for the
-hand-written gradient too.
+loss whose VJP is the hand-written gradient, so JAX's own checker vouches for it too.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jax.test_util import check_grads
 
+from . import implicit, implicit_bpr
 from .core import Params, loss, manual_grad, validate_ratings
 
-__all__ = ["numerical_grad", "verify_gradients", "GradientReport", "sample_problem"]
+__all__ = ["numerical_grad", "verify_gradients", "GradientReport", "sample_problem", "OBJECTIVES"]
 
 # Relative tolerances by dtype: (manual vs autodiff, finite differences).
 _TOL = {
@@ -63,22 +67,41 @@ def numerical_grad(f, tree, *, eps: float = 1e-5, chunk: int = 1024):
     return unravel(jnp.concatenate(out) if out else flat)
 
 
-def _loss_with_manual_vjp(users, items, ratings, reg, bias_reg):
-    """The loss as a function of params whose reverse pass is ``manual_grad``."""
+def _with_manual_vjp(f, grad_fn):
+    """``f`` (a loss of params) whose reverse pass is the hand-written ``grad_fn``."""
 
     @jax.custom_vjp
-    def f(params):
-        return loss(params, users, items, ratings, reg=reg, bias_reg=bias_reg)
+    def g(params):
+        return f(params)
 
     def fwd(params):
-        return f(params), params
+        return g(params), params
 
-    def bwd(params, g):
-        grad = manual_grad(params, users, items, ratings, reg=reg, bias_reg=bias_reg)
-        return (jax.tree.map(lambda x: g * x, grad),)
+    def bwd(params, ct):
+        return (jax.tree.map(lambda x: ct * x, grad_fn(params)),)
 
-    f.defvjp(fwd, bwd)
-    return f
+    g.defvjp(fwd, bwd)
+    return g
+
+
+#: Objectives :func:`verify_gradients` checks.
+OBJECTIVES = ("explicit", "ials", "bpr")
+
+
+def _objective(objective, users, items, ratings, negatives, reg, bias_reg, alpha,
+               unobserved_weight, nu):
+    """``(loss(params), manual_grad(params))`` closures for one objective."""
+    if objective == "explicit":
+        kw = dict(reg=reg, bias_reg=bias_reg)
+        return (lambda p: loss(p, users, items, ratings, **kw),
+                lambda p: manual_grad(p, users, items, ratings, **kw))
+    if objective == "ials":
+        kw = dict(alpha=alpha, unobserved_weight=unobserved_weight, reg=reg, nu=nu)
+        return (lambda p: implicit.loss(p, users, items, ratings, **kw),
+                lambda p: implicit.manual_grad(p, users, items, ratings, **kw))
+    kw = dict(reg=reg, bias_reg=bias_reg)
+    return (lambda p: implicit_bpr.bpr_loss(p, users, items, negatives, **kw),
+            lambda p: implicit_bpr.bpr_manual_grad(p, users, items, negatives, **kw))
 
 
 def _field_errors(a: Params, b: Params) -> dict[str, tuple[float, float]]:
@@ -151,20 +174,31 @@ def verify_gradients(
     bias_reg: float | None = None,
     order: int = 2,
     max_numerical: int = 20_000,
+    objective: str = "explicit",
+    negatives=None,
+    alpha: float = 1.0,
+    unobserved_weight: float = 0.1,
+    nu: float = 0.5,
 ) -> GradientReport:
-    """Check ``manual_grad`` and ``jax.grad(loss)`` against each other and against
-    finite differences, and run ``jax.test_util.check_grads``.
+    """Check the hand-written gradient and ``jax.grad(loss)`` against each other and
+    against finite differences, and run ``jax.test_util.check_grads``.
 
     All checks run in the dtype of ``params`` (float64 needs ``jax_enable_x64``;
     float32 gets looser tolerances, see ``GradientReport.tol``).
 
     Args:
         params: the point at which to check.
-        users, items, ratings: the ratings defining the loss [n].
-        reg, bias_reg: as in :func:`mfjax.loss`.
+        users, items, ratings: the ratings defining the loss [n] (``"ials"``: the
+            interactions and their values; ``"bpr"``: users and positive items,
+            ``ratings`` unused).
+        reg, bias_reg: as in :func:`mfjax.loss` (``"ials"`` uses ``reg`` only).
         order: the highest derivative order for ``check_grads`` (1 or 2).
         max_numerical: finite differences run only when the number of
             parameters is at most this.
+        objective: ``"explicit"``, ``"ials"`` or ``"bpr"``.
+        negatives: ``"bpr"``: the negative item of each triple [n].
+        alpha, unobserved_weight, nu: ``"ials"``'s confidence weight, weight of
+            the unobserved pairs and regularization exponent.
 
     Returns:
         A :class:`GradientReport`; ``report.ok`` says whether all passed.
@@ -172,19 +206,26 @@ def verify_gradients(
     dtype = np.dtype(params.user_factors.dtype)
     if dtype not in _TOL:
         raise ValueError(f"verify_gradients needs float32 or float64 params, got {dtype}")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"verify_gradients: objective must be one of {OBJECTIVES}, got {objective!r}")
+    if objective == "bpr":
+        if negatives is None:
+            raise ValueError("verify_gradients: objective='bpr' needs negatives= (one item per triple)")
+        ratings = np.zeros(len(np.asarray(users)))
+        validate_ratings(users, negatives, ratings, n_users=params.n_users, n_items=params.n_items,
+                         where="verify_gradients (negatives)")
+        negatives = jnp.asarray(negatives, jnp.int32)
     validate_ratings(users, items, ratings, n_users=params.n_users, n_items=params.n_items,
                      where="verify_gradients")
     users = jnp.asarray(users, jnp.int32)
     items = jnp.asarray(items, jnp.int32)
     ratings = jnp.asarray(ratings, dtype)
     tol_exact, tol_num = _TOL[dtype]
-
-    def f(p):
-        return loss(p, users, items, ratings, reg=reg, bias_reg=bias_reg)
+    f, grad_fn = _objective(objective, users, items, ratings, negatives, reg, bias_reg, alpha,
+                            unobserved_weight, nu)
 
     g_auto = jax.jit(jax.grad(f))(params)
-    g_manual = jax.jit(lambda p: manual_grad(p, users, items, ratings, reg=reg,
-                                             bias_reg=bias_reg))(params)
+    g_manual = jax.jit(grad_fn)(params)
     m_vs_a = _field_errors(g_manual, g_auto)
 
     n_params = ravel_pytree(params)[0].size
@@ -200,8 +241,7 @@ def verify_gradients(
     cg_tol = None if dtype == np.float64 else 5e-2
     targets = {
         f"loss, fwd+rev, order {order}": (f, order, ("fwd", "rev")),
-        "manual_grad as VJP, rev, order 1": (
-            _loss_with_manual_vjp(users, items, ratings, reg, bias_reg), 1, ("rev",)),
+        "manual_grad as VJP, rev, order 1": (_with_manual_vjp(f, grad_fn), 1, ("rev",)),
     }
     for name, (fn, o, modes) in targets.items():
         try:

@@ -2,12 +2,13 @@
 
 Runs :func:`mfjax.verify_gradients` (hand-written vs autodiff vs finite
 differences, plus ``jax.test_util.check_grads``) on random problems of several
-shapes, and on a sample of real ratings when ``--data`` or ``--movielens`` is
-given. Prints one table per problem, the backend and devices, and exits 1 if
+shapes for every objective (explicit ratings, iALS, BPR), and on a sample of real
+ratings when ``--data`` or ``--movielens`` is given. Prints one table per problem, the backend and devices, and exits 1 if
 any check fails. This is how to vet a new accelerator.
 
 Examples:
-    python scripts/check_grads.py                  # float64, 4 random shapes: all OK
+    python scripts/check_grads.py                  # float64, 4 shapes x 3 objectives: 12 OK
+    python scripts/check_grads.py --objective ials # one objective
     python scripts/check_grads.py --dtype float32  # looser float32 tolerances: all OK
     python scripts/check_grads.py --movielens      # adds 300 ML-100K ratings (cached or fetched)
     python scripts/check_grads.py --data ratings.csv --sample 500
@@ -52,6 +53,8 @@ def main(argv=None) -> int:
     ap.add_argument("--movielens", action="store_true", help="also check on ML-100K ratings")
     ap.add_argument("--sample", type=int, default=300, help="ratings sampled from real data")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--objective", choices=["all", "explicit", "ials", "bpr"], default="all")
+    ap.add_argument("--shapes", type=int, default=len(SHAPES), help="use the first N random shapes")
     args = ap.parse_args(argv)
 
     if args.dtype == "float64":
@@ -60,7 +63,8 @@ def main(argv=None) -> int:
 
     dtype = np.dtype(args.dtype)
     print(f"JAX {jax.__version__}, backend {jax.default_backend()}, devices {jax.devices()}")
-    problems = [(f"random {s}", random_problem(*s, args.seed + j, dtype)) for j, s in enumerate(SHAPES)]
+    objectives = mfjax.gradcheck.OBJECTIVES if args.objective == "all" else (args.objective,)
+    problems = [(f"random {s}", random_problem(*s, args.seed + j, dtype)) for j, s in enumerate(SHAPES[:args.shapes])]
     try:
         if args.data:
             r = mfjax.load_ratings(args.data)
@@ -74,13 +78,18 @@ def main(argv=None) -> int:
         print(f"error: could not load real ratings: {e}", file=sys.stderr)
         return 2
 
-    failed = []
+    failed, n = [], 0
     for name, (p, u, i, r) in problems:
-        report = mfjax.verify_gradients(p, u, i, r, reg=args.reg, order=args.order)
-        print(f"\n== {name}\n{report}")
-        if not report.ok:
-            failed.append(name)
-    print(f"\n{len(problems) - len(failed)} passed, {len(failed)} failed")
+        for objective in objectives:
+            # ials: the ratings act as interaction values; bpr: a random negative per triple.
+            neg = np.random.default_rng(args.seed).integers(0, p.n_items, len(u))
+            report = mfjax.verify_gradients(p, u, i, r, reg=args.reg, order=args.order,
+                                            objective=objective, negatives=neg)
+            print(f"\n== {name}, {objective}\n{report}")
+            n += 1
+            if not report.ok:
+                failed.append(f"{name}, {objective}")
+    print(f"\n{n - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
 
 

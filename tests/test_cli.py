@@ -78,9 +78,10 @@ def test_train_unreadable_data_file(tmp_path):
 
 
 def test_check_grads_script_passes():
-    p = run("check_grads.py", "--order", "1")
+    p = run("check_grads.py", "--order", "1", "--shapes", "2")
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "4 passed, 0 failed" in p.stdout and "backend cpu" in p.stdout
+    assert "6 passed, 0 failed" in p.stdout and "backend cpu" in p.stdout  # 2 shapes x 3 objectives
+    assert all(f", {o}\n" in p.stdout for o in ("explicit", "ials", "bpr"))
 
 
 # --------------------------------------------------------------- scripts/recommend.py

@@ -69,3 +69,49 @@ def test_verify_gradients_rejects_out_of_range_indices():
     u[3] = 6
     with pytest.raises(ValueError, match=r"users\[3\] = 6"):
         mfjax.verify_gradients(p, u, i, r)
+
+
+def implicit_problem(objective, n_users=7, n_items=9, rank=3, n=40, seed=0):
+    """float64 params (random biases too) and interactions/triples for the implicit objectives."""
+    p, u, i, r = make_problem(n_users, n_items, rank, n, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    neg = rng.integers(0, n_items, n) if objective == "bpr" else None
+    values = rng.integers(1, 5, n).astype(np.float64)
+    return p, u, i, values, neg
+
+
+@pytest.mark.parametrize("objective", ["ials", "bpr"])
+def test_verify_gradients_passes_on_implicit_objectives(objective):
+    p, u, i, v, neg = implicit_problem(objective)
+    report = mfjax.verify_gradients(p, u, i, v, reg=0.2, bias_reg=0.1, objective=objective,
+                                    negatives=neg, alpha=2.0, unobserved_weight=0.3, nu=0.5)
+    assert report.ok, str(report)
+    assert report.manual_vs_numerical is not None
+    assert all(err < 1e-10 for _, err in report.manual_vs_autodiff.values())
+
+
+def _drop_first_factor_term(module, name):
+    real = getattr(module, name)
+
+    def broken(p, *args, **kwargs):
+        g = real(p, *args, **kwargs)
+        return g._replace(user_factors=-g.user_factors)
+    return broken
+
+
+@pytest.mark.parametrize("objective,module,name", [
+    ("ials", "implicit", "manual_grad"),
+    ("bpr", "implicit_bpr", "bpr_manual_grad"),
+])
+def test_verify_gradients_catches_a_broken_implicit_gradient(monkeypatch, objective, module, name):
+    mod = getattr(mfjax, module)
+    monkeypatch.setattr(mod, name, _drop_first_factor_term(mod, name))
+    p, u, i, v, neg = implicit_problem(objective)
+    report = mfjax.verify_gradients(p, u, i, v, reg=0.2, objective=objective, negatives=neg)
+    assert not report.ok and "FAIL" in str(report)
+
+
+def test_verify_gradients_bpr_needs_negatives():
+    p, u, i, v, _ = implicit_problem("bpr")
+    with pytest.raises(ValueError, match="negatives"):
+        mfjax.verify_gradients(p, u, i, v, objective="bpr")
