@@ -163,13 +163,17 @@ def build_implicit_data(users, items, values=None, *, n_users: int, n_items: int
     vals = np.bincount(inv.reshape(-1), weights=values, minlength=uniq.size)
     u, i = uniq // n_items, uniq % n_items
 
-    def csr(rows, cols, v, n):
-        order = np.lexsort((cols, rows))
+    def csr(rows, cols, v, n, order):
         indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
-        return (jnp.asarray(indptr, jnp.int32), jnp.asarray(rows[order], jnp.int32),
-                jnp.asarray(cols[order], jnp.int32), jnp.asarray(v[order], dtype))
+        if order is not None:
+            rows, cols, v = rows[order], cols[order], v[order]
+        return (jnp.asarray(indptr, jnp.int32), jnp.asarray(rows, jnp.int32),
+                jnp.asarray(cols, jnp.int32), jnp.asarray(v, dtype))
 
-    return ImplicitData(*csr(u, i, vals, n_users), *csr(i, u, vals, n_items))
+    # ``uniq`` is already in (user, item) order; the (item, user) order is one argsort of
+    # the (distinct) transposed keys, ~4x faster than a lexsort on ML-1M.
+    return ImplicitData(*csr(u, i, vals, n_users, None),
+                        *csr(i, u, vals, n_items, np.argsort(i * n_users + u)))
 
 
 # --------------------------------------------------------------------------- objective
