@@ -90,6 +90,8 @@ __all__ = [
     "bucket",
     "shared_layouts",
     "half_step_exact",
+    "CPU_COMPILER_OPTIONS",
+    "cpu_jit",
     "METHODS",
 ]
 
@@ -590,7 +592,31 @@ def shared_layouts(data: ImplicitData, *, chunk_rows: int = 256) -> tuple[SideLa
             side(data.item_indptr, data.item_users, data.item_values, n_i, n_u))
 
 
-@functools.partial(jax.jit, static_argnames=("chunk_rows", "chunk_nnz", "block"))
+#: XLA options for the iALS programs on the CPU backend. On ML-1M (rank 64) they cut the
+#: half-step's XLA compile from ~0.80 to ~0.35 s (CPU time, same run) and leave its run
+#: time unchanged (0.21 / 0.17 s users / items): the legacy loop emitters instead of the
+#: fusion emitters, and LLVM -O1 (the programs' time is in gathers, small matmuls and
+#: LAPACK calls, which -O2/-O3 do not speed up). Compile options only: nothing is cached.
+CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 1}
+
+
+def cpu_jit(fun, **kw):
+    """``jax.jit(fun, **kw)``, compiled with :data:`CPU_COMPILER_OPTIONS` when the default
+    backend is the CPU (other backends get XLA's defaults). The choice is made per call,
+    so a process that changes its default device still gets the right options."""
+    plain = jax.jit(fun, **kw)
+    cpu = jax.jit(fun, compiler_options=CPU_COMPILER_OPTIONS, **kw)
+
+    @functools.wraps(fun)
+    def call(*args, **kwargs):
+        return (cpu if jax.default_backend() == "cpu" else plain)(*args, **kwargs)
+
+    call.plain, call.cpu = plain, cpu
+    call.lower = lambda *a, **k: (cpu if jax.default_backend() == "cpu" else plain).lower(*a, **k)
+    return call
+
+
+@functools.partial(cpu_jit, static_argnames=("chunk_rows", "chunk_nnz", "block"))
 def half_step_exact(other, side: SideLayout, *, alpha, unobserved_weight, reg, nu,
                     chunk_rows: int = 256, chunk_nnz: int = 2048, block: int = 32):
     """One exact (Cholesky) half-step on padded shapes; the same executable for both sides.

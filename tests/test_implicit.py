@@ -203,10 +203,11 @@ def test_shared_half_step_is_exact_on_both_sides(shape, hp, chunks):
     n_pad = users.indptr.shape[0] - 1
     assert items.indptr.shape == users.indptr.shape and items.cols.shape == users.cols.shape
     pad = lambda x: jnp.zeros((n_pad, x.shape[1]), x.dtype).at[:x.shape[0]].set(x)
-    im.half_step_exact.clear_cache()
+    step = im.half_step_exact.cpu if jax.default_backend() == "cpu" else im.half_step_exact.plain
+    step.clear_cache()
     Qp, _, pen_q = im.half_step_exact(pad(p.user_factors), items, **hp, **chunks)
     Pp, value, _ = im.half_step_exact(Qp, users, **hp, **chunks)
-    assert im.half_step_exact._cache_size() == 1
+    assert step._cache_size() == 1
     Q, P = Qp[:data.n_items], Pp[:data.n_users]
     assert not np.any(np.asarray(Qp[data.n_items:])) and not np.any(np.asarray(Pp[data.n_users:]))
     np.testing.assert_allclose(Q, im.solve_items(p.user_factors, data, **hp), rtol=0, atol=1e-10)

@@ -88,7 +88,7 @@ class ALSState(NamedTuple):
     epoch: int
 
 
-@functools.partial(jax.jit, static_argnames=("method", "cg_steps"), donate_argnums=(0,))
+@functools.partial(im.cpu_jit, static_argnames=("method", "cg_steps"), donate_argnums=(0,))
 def _sweep(params, data, hp, *, method, cg_steps):
     """One sweep (items by ``method``, then users exactly) and L / nnz after it."""
     params, value = im.als_sweep_exact_users(params, data, method=method, cg_steps=cg_steps, **hp)
