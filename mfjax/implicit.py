@@ -332,7 +332,9 @@ def _solve_cholesky(other, indptr, rows, cols, vals, *, alpha, unobserved_weight
         A = A + base[None] + lam[:, None, None] * eye[None]
         empty = counts == 0
         A = jnp.where(empty[:, None, None], eye[None], A)  # keep the factorization finite
-        Lc = jnp.linalg.cholesky(A)
+        # A is symmetric by construction and LAPACK reads only its lower triangle, so
+        # skip jnp.linalg.cholesky's symmetrization pass over [R, k, k] (~3 % of a sweep).
+        Lc = lax.linalg.cholesky(A, symmetrize_input=False)
         y = lax.linalg.triangular_solve(Lc, b[:, :, None], left_side=True, lower=True)
         x = lax.linalg.triangular_solve(Lc, y, left_side=True, lower=True, transpose_a=True)
         x = jnp.where(empty[:, None], 0.0, x[:, :, 0])
