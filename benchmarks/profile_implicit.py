@@ -1,8 +1,9 @@
 """Where a ``fit(objective="ials"|"bpr")`` spends its time on the bench_implicit ML-1M split.
 
-Splits one fit into host prep (layout/sort), compile, per-step run, the per-step loss,
-the final exact re-solve and what is left (Python, transfers), then times a whole first
-fit and a second fit of the same shape in the same process (compile caches). Run from the
+iALS: host prep (layout/sort, padded shared layouts), XLA compile of the shared
+half-step and of the earlier CG-items sweep (with the CPU compile options and with XLA's
+defaults), the per-sweep run of both, then a whole first fit and a second fit of the same
+shape in the same process (compile caches). BPR: a first and a second fit. Run from the
 repository root::
 
     PYTHONPATH=$PWD python benchmarks/profile_implicit.py [ials|bpr|both]
@@ -29,32 +30,49 @@ def t(f, *a, **k):
     return out, time.perf_counter() - t0
 
 
+def compile_time(f, *a, **k):
+    """(wall s, process CPU s) of lowering + XLA-compiling f for these arguments."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    f.lower(*a, **k).compile()
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
 def prof_ials(train):
     hp = dict(tials.IALS_OPTIONS, reg=0.01)
     data, s_prep = t(im.build_implicit_data, train.users, train.items, np.ones(len(train)),
                      n_users=train.n_users, n_items=train.n_items)
+    sides, s_sides = t(im.shared_layouts, data)
+    users, items = sides
+    n_pad = int(users.indptr.shape[0]) - 1
     p0 = mfjax.training.epoch.host_init(0, train.n_users, train.n_items, 64, 1, 0.01, 0.0)
     p0 = jax.tree.map(jnp.asarray, p0)
-    t0 = time.perf_counter()
-    c_sweep = tials._sweep.lower(p0, data, hp, method="cg", cg_steps=3).compile()
-    s_c_sweep = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    c_res = tials._resolve_users.lower(p0, data, hp).compile()
-    s_c_res = time.perf_counter() - t0
-    loss_only = jax.jit(tials._loss)
-    _, s_c_loss = t(loss_only, p0, data, hp)
-    _, s_loss = t(loss_only, p0, data, hp)
-    sweep_only = jax.jit(lambda p, d, h: im.als_sweep(p, d, method="cg", cg_steps=3, **h))
-    _, s_c_sw = t(sweep_only, p0, data, hp)
-    sw = []
+    chunks = tials.ALSSolver.CHUNKS
+    Pp = tials._pad_rows(p0.user_factors, n_pad)
+    # Warm the compiler (LAPACK init imports scipy.linalg on the first Cholesky lowering).
+    jax.jit(lambda a: jnp.linalg.cholesky(a @ a.T)).lower(Pp[:8, :8]).compile()
+    # Compile: the shared half-step (now) and the CG-items + Cholesky-users sweep (before),
+    # each with the CPU compile options and with XLA's defaults (before this change).
+    rows = [("half_step_exact (cpu options)", im.half_step_exact.cpu, (Pp, items), dict(hp, **chunks)),
+            ("half_step_exact (XLA defaults)", im.half_step_exact.plain, (Pp, items), dict(hp, **chunks)),
+            ("_sweep cg (cpu options)", tials._sweep.cpu, (p0, data, hp), dict(method="cg", cg_steps=3)),
+            ("_sweep cg (XLA defaults)", tials._sweep.plain, (p0, data, hp), dict(method="cg", cg_steps=3))]
+    for name, f, a, k in rows:
+        wall, cpu = compile_time(f, *a, **k)
+        print(f"iALS compile {name}: {wall:.2f}s wall, {cpu:.2f}s CPU", flush=True)
+    sw_new, sw_old = [], []
     p = p0
+    old = jax.jit(lambda p, d, h: im.als_sweep_exact_users(p, d, method="cg", cg_steps=3, **h))
+    jax.block_until_ready(old(p0, data, hp))
     for _ in range(3):
-        p, s = t(sweep_only, p, data, hp)
-        sw.append(s)
-    _, s_res = t(c_res, p, data, hp)
-    print(f"iALS: host prep {s_prep:.2f}s | compile _sweep {s_c_sweep:.2f}s, _resolve_users "
-          f"{s_c_res:.2f}s | sweep (no loss) {np.median(sw):.3f}s/it | loss {s_loss:.3f}s | "
-          f"exact re-solve {s_res:.3f}s", flush=True)
+        t0 = time.perf_counter()
+        Qp, _, _ = im.half_step_exact(Pp, items, **hp, **chunks)
+        Pp, _, _ = jax.block_until_ready(im.half_step_exact(Qp, users, **hp, **chunks))
+        sw_new.append(time.perf_counter() - t0)
+        (p, _), s = t(old, p, data, hp)
+        sw_old.append(s)
+    print(f"iALS: host prep {s_prep:.2f}s + shared layouts {s_sides:.2f}s | sweep: exact/exact "
+          f"(shared program) {np.median(sw_new):.3f}s, cg/exact (before) {np.median(sw_old):.3f}s",
+          flush=True)
     for name in ("first", "second"):
         t0 = time.perf_counter()
         m = mfjax.fit(train, objective="ials", progress=False)

@@ -181,6 +181,42 @@ def test_exact_user_sweep_loss_and_users(shape, solve):
         np.testing.assert_allclose(p.user_factors, P, rtol=0, atol=1e-10)
 
 
+def test_bucket_rounds_up_to_few_shapes():
+    assert [im.bucket(n) for n in (1, 7, 8, 15, 16, 17, 460256)] == [1, 7, 8, 15, 16, 18, 491520]
+    assert im.bucket(6040, 256) == 6144 and im.bucket(3706, 256) == 3840
+    for n in range(1, 3000, 7):
+        b = im.bucket(n, 4)
+        assert n <= b <= max(n * 1.125 + 4, 8) and b % 4 == 0
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("chunks", [dict(), dict(chunk_rows=2, chunk_nnz=3, block=2)],
+                         ids=["default", "tiny_chunks"])
+@pytest.mark.parametrize("hp", HPARAMS.values(), ids=HPARAMS.keys())
+@pytest.mark.parametrize("shape", [SHAPES["plain"], SHAPES["empty_rows"]], ids=["plain", "empty_rows"])
+def test_shared_half_step_is_exact_on_both_sides(shape, hp, chunks):
+    """half_step_exact on the padded layouts: items then users are the exact minimisers
+    (solve_items/solve_users), padding rows stay 0, L = value_users + penalty_items equals
+    loss(), and both sides ran ONE executable."""
+    p, data = make_problem(**shape)
+    users, items = im.shared_layouts(data, chunk_rows=chunks.get("chunk_rows", 256))
+    n_pad = users.indptr.shape[0] - 1
+    assert items.indptr.shape == users.indptr.shape and items.cols.shape == users.cols.shape
+    pad = lambda x: jnp.zeros((n_pad, x.shape[1]), x.dtype).at[:x.shape[0]].set(x)
+    step = im.half_step_exact.cpu if jax.default_backend() == "cpu" else im.half_step_exact.plain
+    step.clear_cache()
+    Qp, _, pen_q = im.half_step_exact(pad(p.user_factors), items, **hp, **chunks)
+    Pp, value, _ = im.half_step_exact(Qp, users, **hp, **chunks)
+    assert step._cache_size() == 1
+    Q, P = Qp[:data.n_items], Pp[:data.n_users]
+    assert not np.any(np.asarray(Qp[data.n_items:])) and not np.any(np.asarray(Pp[data.n_users:]))
+    np.testing.assert_allclose(Q, im.solve_items(p.user_factors, data, **hp), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(P, im.solve_users(Q, data, **hp), rtol=0, atol=1e-10)
+    p = p._replace(user_factors=P, item_factors=Q)
+    np.testing.assert_allclose(float(value) + float(pen_q), float(LOSS(p, *triples(data), **hp)),
+                               rtol=1e-10)
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("solve", [dict(method="cholesky"), dict(method="cg", cg_steps=2)],
                          ids=["cholesky", "cg_2_steps"])

@@ -59,7 +59,8 @@ DEFAULTS = dict(
 #: ``benchmarks/bench_implicit.py --tune``), never on its test positives.
 OBJECTIVE_DEFAULTS = {
     # epochs: on that validation split iALS' NDCG@10 is 0.211 after 4 sweeps and 0.215
-    # after 8 (each sweep ~0.4 s); BPR's peaks at 0.164 near epoch 8-9 and falls to 0.145
+    # after 8 (each sweep ~0.4 s; with both half-steps exact, the default since the
+    # shared half-step program, 0.210 and 0.215, and 0.209 after 3); BPR's peaks at 0.164 near epoch 8-9 and falls to 0.145
     # by epoch 25 (overfitting), so fewer epochs are both faster and better there.
     "ials": dict(rank=64, reg=0.01, epochs=4, init_scale=0.01),
     "bpr": dict(rank=64, reg=0.001, epochs=8, batch_size=8192, learning_rate=0.01,
