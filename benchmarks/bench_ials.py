@@ -47,6 +47,7 @@ import numpy as np
 import _common  # noqa: F401  (puts the repository root on sys.path)
 from mfjax import init_params
 from mfjax import implicit as im
+from mfjax import implicit_als as ia
 
 
 def synthetic(n_users=6040, n_items=3706, nnz=575_000, seed=0):
@@ -86,12 +87,12 @@ def main():
             kw = dict(hp, method=m, cg_steps=a.cg_steps, chunk_rows=a.chunk_rows,
                       chunk_nnz=a.chunk_nnz, block=a.block)
             t0 = time.perf_counter()
-            p = jax.block_until_ready(im.als_sweep(params, data, **kw))
+            p = jax.block_until_ready(ia.als_sweep(params, data, **kw))
             first = time.perf_counter() - t0
             ts = []
             for _ in range(a.repeats):
                 t0 = time.perf_counter()
-                p = jax.block_until_ready(im.als_sweep(p, data, **kw))
+                p = jax.block_until_ready(ia.als_sweep(p, data, **kw))
                 ts.append(time.perf_counter() - t0)
             obj = float(im.loss(p, data.user_rows, data.user_items, data.user_values, **hp))
             print(f"k={k:4d} {m:9s} first={first:7.2f}s  sweep median={np.median(ts):7.2f}s "

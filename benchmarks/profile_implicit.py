@@ -20,6 +20,7 @@ import numpy as np
 import bench_implicit as B
 import mfjax
 from mfjax import implicit as im
+from mfjax import implicit_als as ia
 from mfjax.training import ials as tials
 from mfjax.training import bpr as tbpr
 
@@ -41,7 +42,7 @@ def prof_ials(train):
     hp = dict(tials.IALS_OPTIONS, reg=0.01)
     data, s_prep = t(im.build_implicit_data, train.users, train.items, np.ones(len(train)),
                      n_users=train.n_users, n_items=train.n_items)
-    sides, s_sides = t(im.shared_layouts, data)
+    sides, s_sides = t(ia.shared_layouts, data)
     users, items = sides
     n_pad = int(users.indptr.shape[0]) - 1
     p0 = mfjax.training.epoch.host_init(0, train.n_users, train.n_items, 64, 1, 0.01, 0.0)
@@ -52,8 +53,8 @@ def prof_ials(train):
     jax.jit(lambda a: jnp.linalg.cholesky(a @ a.T)).lower(Pp[:8, :8]).compile()
     # Compile: the shared half-step (now) and the CG-items + Cholesky-users sweep (before),
     # each with the CPU compile options and with XLA's defaults (before this change).
-    rows = [("half_step_exact (cpu options)", im.half_step_exact.cpu, (Pp, items), dict(hp, **chunks)),
-            ("half_step_exact (XLA defaults)", im.half_step_exact.plain, (Pp, items), dict(hp, **chunks)),
+    rows = [("half_step_exact (cpu options)", ia.half_step_exact.cpu, (Pp, items), dict(hp, **chunks)),
+            ("half_step_exact (XLA defaults)", ia.half_step_exact.plain, (Pp, items), dict(hp, **chunks)),
             ("_sweep cg (cpu options)", tials._sweep.cpu, (p0, data, hp), dict(method="cg", cg_steps=3)),
             ("_sweep cg (XLA defaults)", tials._sweep.plain, (p0, data, hp), dict(method="cg", cg_steps=3))]
     for name, f, a, k in rows:
@@ -61,12 +62,12 @@ def prof_ials(train):
         print(f"iALS compile {name}: {wall:.2f}s wall, {cpu:.2f}s CPU", flush=True)
     sw_new, sw_old = [], []
     p = p0
-    old = jax.jit(lambda p, d, h: im.als_sweep_exact_users(p, d, method="cg", cg_steps=3, **h))
+    old = jax.jit(lambda p, d, h: ia.als_sweep_exact_users(p, d, method="cg", cg_steps=3, **h))
     jax.block_until_ready(old(p0, data, hp))
     for _ in range(3):
         t0 = time.perf_counter()
-        Qp, _, _ = im.half_step_exact(Pp, items, **hp, **chunks)
-        Pp, _, _ = jax.block_until_ready(im.half_step_exact(Qp, users, **hp, **chunks))
+        Qp, _, _ = ia.half_step_exact(Pp, items, **hp, **chunks)
+        Pp, _, _ = jax.block_until_ready(ia.half_step_exact(Qp, users, **hp, **chunks))
         sw_new.append(time.perf_counter() - t0)
         (p, _), s = t(old, p, data, hp)
         sw_old.append(s)

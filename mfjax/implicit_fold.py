@@ -6,7 +6,7 @@ iALS (:func:`ials_fold_in`): the user's row of the iALS objective
     (Σ_{i∈I} c_i q_i q_iᵀ + α0 QᵀQ + λ (|I| + α0 n_items)^ν I_k) p = Σ_{i∈I} c_i q_i    [k, k] [k] = [k]
 
 with c_i = 1 + α v_i (repeated items merged, values summed), exactly the ALS user
-half-step (:func:`mfjax.implicit.solve_users`, Cholesky). A training user folded in
+half-step (:func:`mfjax.implicit_als.solve_users`, Cholesky). A training user folded in
 from their own interactions gets back their trained vector, since ``fit``'s iALS
 model holds P = argmin_P L(P, Q) (:mod:`mfjax.training.ials`).
 
@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import implicit as im
+from . import implicit_als as ia
 from .implicit_bpr import sample_negatives
 
 __all__ = ["ials_fold_in", "bpr_fold_in", "fold_in_for"]
@@ -81,7 +82,7 @@ def ials_fold_in(item_factors, items, values=None, *, alpha, unobserved_weight, 
     rows, its, vals = cat(d.user_rows, 1), cat(d.user_items, 0), cat(d.user_values, 0)
     indptr = jnp.asarray([0, nnz, nnz + pad], jnp.int32)
     data = im.ImplicitData(indptr, rows, its, vals, indptr, rows, its, vals)
-    P = im.solve_users(jnp.asarray(item_factors), data, alpha=alpha,
+    P = ia.solve_users(jnp.asarray(item_factors), data, alpha=alpha,
                        unobserved_weight=unobserved_weight, reg=reg, nu=nu, method="cholesky")
     return P[0]
 

@@ -8,6 +8,7 @@ from jax.test_util import check_grads
 
 import mfjax
 from mfjax import implicit as im
+from mfjax import implicit_als as ia
 from mfjax import implicit_bpr as bpr
 from mfjax.core import Params
 from mfjax.gradcheck import numerical_grad
@@ -139,10 +140,10 @@ SOLVES = {
 def test_half_steps_are_exact_minimisers(shape, hp, solve):
     p, data = make_problem(**shape)
     g0 = grad_norm(p, data, hp, "user_factors")
-    P = im.solve_users(p.item_factors, data, init=p.user_factors, **hp, **solve)
+    P = ia.solve_users(p.item_factors, data, init=p.user_factors, **hp, **solve)
     p = p._replace(user_factors=P)
     assert grad_norm(p, data, hp, "user_factors") < 1e-10 * max(g0, 1.0)
-    Q = im.solve_items(p.user_factors, data, init=p.item_factors, **hp, **solve)
+    Q = ia.solve_items(p.user_factors, data, init=p.item_factors, **hp, **solve)
     p = p._replace(item_factors=Q)
     assert grad_norm(p, data, hp, "item_factors") < 1e-10 * max(g0, 1.0)
 
@@ -151,15 +152,15 @@ def test_half_steps_are_exact_minimisers(shape, hp, solve):
 def test_cholesky_chunking_does_not_change_the_solution():
     p, data = make_problem(13, 11, 4, 70, skip_user=5)
     hp = HPARAMS["rendle"]
-    ref = im.solve_users(p.item_factors, data, **hp, chunk_rows=1000, chunk_nnz=1000, block=1)
+    ref = ia.solve_users(p.item_factors, data, **hp, chunk_rows=1000, chunk_nnz=1000, block=1)
     for rows, nnz, block in [(1, 1, 1), (3, 5, 2), (4, 64, 32)]:
-        got = im.solve_users(p.item_factors, data, **hp, chunk_rows=rows, chunk_nnz=nnz,
+        got = ia.solve_users(p.item_factors, data, **hp, chunk_rows=rows, chunk_nnz=nnz,
                              block=block)
         np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
     # CG: same iterates whatever the chunking (only summation order differs).
     cg = dict(hp, method="cg", cg_steps=3, init=p.user_factors)
-    ref = im.solve_users(p.item_factors, data, **cg, chunk_rows=1000, chunk_nnz=1000)
-    got = im.solve_users(p.item_factors, data, **cg, chunk_rows=3, chunk_nnz=5)
+    ref = ia.solve_users(p.item_factors, data, **cg, chunk_rows=1000, chunk_nnz=1000)
+    got = ia.solve_users(p.item_factors, data, **cg, chunk_rows=3, chunk_nnz=5)
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
 
 
@@ -174,18 +175,18 @@ def test_exact_user_sweep_loss_and_users(shape, solve):
     p, data = make_problem(**shape)
     hp = HPARAMS["rendle"]
     for _ in range(2):
-        p, value = im.als_sweep_exact_users(p, data, **hp, **solve)
+        p, value = ia.als_sweep_exact_users(p, data, **hp, **solve)
         np.testing.assert_allclose(float(value), float(LOSS(p, *triples(data), **hp)),
                                    rtol=1e-10)
-        P = im.solve_users(p.item_factors, data, **hp)
+        P = ia.solve_users(p.item_factors, data, **hp)
         np.testing.assert_allclose(p.user_factors, P, rtol=0, atol=1e-10)
 
 
 def test_bucket_rounds_up_to_few_shapes():
-    assert [im.bucket(n) for n in (1, 7, 8, 15, 16, 17, 460256)] == [1, 7, 8, 15, 16, 18, 491520]
-    assert im.bucket(6040, 256) == 6144 and im.bucket(3706, 256) == 3840
+    assert [ia.bucket(n) for n in (1, 7, 8, 15, 16, 17, 460256)] == [1, 7, 8, 15, 16, 18, 491520]
+    assert ia.bucket(6040, 256) == 6144 and ia.bucket(3706, 256) == 3840
     for n in range(1, 3000, 7):
-        b = im.bucket(n, 4)
+        b = ia.bucket(n, 4)
         assert n <= b <= max(n * 1.125 + 4, 8) and b % 4 == 0
 
 
@@ -199,19 +200,19 @@ def test_shared_half_step_is_exact_on_both_sides(shape, hp, chunks):
     (solve_items/solve_users), padding rows stay 0, L = value_users + penalty_items equals
     loss(), and both sides ran ONE executable."""
     p, data = make_problem(**shape)
-    users, items = im.shared_layouts(data, chunk_rows=chunks.get("chunk_rows", 256))
+    users, items = ia.shared_layouts(data, chunk_rows=chunks.get("chunk_rows", 256))
     n_pad = users.indptr.shape[0] - 1
     assert items.indptr.shape == users.indptr.shape and items.cols.shape == users.cols.shape
     pad = lambda x: jnp.zeros((n_pad, x.shape[1]), x.dtype).at[:x.shape[0]].set(x)
-    step = im.half_step_exact.cpu if jax.default_backend() == "cpu" else im.half_step_exact.plain
+    step = ia.half_step_exact.cpu if jax.default_backend() == "cpu" else ia.half_step_exact.plain
     step.clear_cache()
-    Qp, _, pen_q = im.half_step_exact(pad(p.user_factors), items, **hp, **chunks)
-    Pp, value, _ = im.half_step_exact(Qp, users, **hp, **chunks)
+    Qp, _, pen_q = ia.half_step_exact(pad(p.user_factors), items, **hp, **chunks)
+    Pp, value, _ = ia.half_step_exact(Qp, users, **hp, **chunks)
     assert step._cache_size() == 1
     Q, P = Qp[:data.n_items], Pp[:data.n_users]
     assert not np.any(np.asarray(Qp[data.n_items:])) and not np.any(np.asarray(Pp[data.n_users:]))
-    np.testing.assert_allclose(Q, im.solve_items(p.user_factors, data, **hp), rtol=0, atol=1e-10)
-    np.testing.assert_allclose(P, im.solve_users(Q, data, **hp), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(Q, ia.solve_items(p.user_factors, data, **hp), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(P, ia.solve_users(Q, data, **hp), rtol=0, atol=1e-10)
     p = p._replace(user_factors=P, item_factors=Q)
     np.testing.assert_allclose(float(value) + float(pen_q), float(LOSS(p, *triples(data), **hp)),
                                rtol=1e-10)
@@ -225,12 +226,12 @@ def test_objective_never_increases_across_sweeps(solve):
     hp = HPARAMS["rendle"]
     prev = float(LOSS(p, *triples(data), **hp))
     for _ in range(4):
-        P = im.solve_users(p.item_factors, data, init=p.user_factors, **hp, **solve)
+        P = ia.solve_users(p.item_factors, data, init=p.user_factors, **hp, **solve)
         p = p._replace(user_factors=P)
         cur = float(LOSS(p, *triples(data), **hp))
         assert cur <= prev * (1 + 1e-12)
         prev = cur
-        p = im.als_sweep(p, data, **hp, **solve)  # the sweep also descends
+        p = ia.als_sweep(p, data, **hp, **solve)  # the sweep also descends
         cur = float(LOSS(p, *triples(data), **hp))
         assert cur <= prev * (1 + 1e-12)
         prev = cur
@@ -253,7 +254,7 @@ def test_planted_groups_never_cross_in_top_n(method):
                           dtype=jnp.float64)
     hp = dict(alpha=5.0, unobserved_weight=0.1, reg=0.05, nu=0.0)
     for _ in range(5):
-        p = im.als_sweep(p, data, **hp, method=method, cg_steps=4)
+        p = ia.als_sweep(p, data, **hp, method=method, cg_steps=4)
     scores = np.asarray(p.user_factors @ p.item_factors.T)
     top = np.argsort(-scores, axis=1)[:, :5]
     group_u = np.arange(2 * n_per)[:, None] // n_per
@@ -397,7 +398,7 @@ def test_float32_sweeps_stay_finite_and_descend():
         p = mfjax.init_params(jax.random.PRNGKey(0), n_users, n_items, 8, dtype=jnp.float32)
         prev = float(LOSS(p, *triples(data), **hp))
         for _ in range(3):
-            p = im.als_sweep(p, data, **hp, method=method, chunk_rows=16, chunk_nnz=64, block=8)
+            p = ia.als_sweep(p, data, **hp, method=method, chunk_rows=16, chunk_nnz=64, block=8)
             assert p.user_factors.dtype == jnp.float32
             cur = float(LOSS(p, *triples(data), **hp))
             assert np.isfinite(cur) and cur <= prev * (1 + 1e-5)

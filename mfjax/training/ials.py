@@ -13,13 +13,13 @@ is L / |S|.
 - ``solver="als"`` (:class:`ALSSolver`): each step is one sweep, the items then the
   users, both exactly (Cholesky) by default, and L from the user solve's own sums (no
   extra pass over the interactions). The two half-steps run ONE compiled program,
-  :func:`mfjax.implicit.half_step_exact`: both sides' CSR views are zero-padded to
-  common bucketed shapes (:func:`mfjax.implicit.shared_layouts`) and the true row
+  :func:`mfjax.implicit_als.half_step_exact`: both sides' CSR views are zero-padded to
+  common bucketed shapes (:func:`mfjax.implicit_als.shared_layouts`) and the true row
   counts are traced values, so a fit compiles one solve body (and a later fit whose
   sizes fall in the same buckets compiles nothing). ``method="cg"`` instead solves the
   items by warm-started CG in one program per sweep
-  (:func:`mfjax.implicit.als_sweep_exact_users`). On the CPU these programs compile
-  with :data:`mfjax.implicit.CPU_COMPILER_OPTIONS`. Since every step ends with the
+  (:func:`mfjax.implicit_als.als_sweep_exact_users`). On the CPU these programs compile
+  with :data:`mfjax.implicit_als.CPU_COMPILER_OPTIONS`. Since every step ends with the
   exact user half-step, ``P = argmin_P L(P, Q)`` holds for the model without a
   separate re-solve, and :meth:`mfjax.Model.fold_in` of a training user with their
   own interactions gives back their vector.
@@ -40,6 +40,7 @@ import numpy as np
 import optax
 
 from .. import implicit as im
+from .. import implicit_als as ia
 from ..core import Params
 from ..data import Ratings
 from .epoch import host_init
@@ -94,10 +95,10 @@ class ALSState(NamedTuple):
     epoch: int
 
 
-@functools.partial(im.cpu_jit, static_argnames=("method", "cg_steps"), donate_argnums=(0,))
+@functools.partial(ia.cpu_jit, static_argnames=("method", "cg_steps"), donate_argnums=(0,))
 def _sweep(params, data, hp, *, method, cg_steps):
     """One sweep (items by ``method``, then users exactly) and L / nnz after it."""
-    params, value = im.als_sweep_exact_users(params, data, method=method, cg_steps=cg_steps, **hp)
+    params, value = ia.als_sweep_exact_users(params, data, method=method, cg_steps=cg_steps, **hp)
     return params, value / data.user_items.shape[0]
 
 
@@ -124,7 +125,7 @@ def _rows(x, n):
 @jax.jit
 def _resolve_users(params, data, hp):
     """P = argmin_P L(P, Q) exactly (Cholesky), Q fixed."""
-    return params._replace(user_factors=im.solve_users(params.item_factors, data,
+    return params._replace(user_factors=ia.solve_users(params.item_factors, data,
                                                        method="cholesky", **hp))
 
 
@@ -170,10 +171,10 @@ class ALSSolver(_IALSBase):
 
     Args:
         method: ``"cholesky"`` (default: both half-steps exact, through ONE compiled
-            program, :func:`mfjax.implicit.half_step_exact`, on padded shapes shared by
+            program, :func:`mfjax.implicit_als.half_step_exact`, on padded shapes shared by
             the two sides) or ``"cg"`` (items by ``cg_steps`` warm-started conjugate-
             gradient steps, users exactly, one program per sweep:
-            :func:`mfjax.implicit.als_sweep_exact_users`); see :mod:`mfjax.implicit`.
+            :func:`mfjax.implicit_als.als_sweep_exact_users`); see :mod:`mfjax.implicit`.
         cg_steps: CG iterations per row (``"cg"`` only).
     """
 
@@ -184,8 +185,8 @@ class ALSSolver(_IALSBase):
 
     def __init__(self, method: str = "cholesky", cg_steps: int = 3):
         super().__init__()
-        if method not in im.METHODS:
-            raise ValueError(f"ALSSolver: method must be one of {im.METHODS}, got {method!r}")
+        if method not in ia.METHODS:
+            raise ValueError(f"ALSSolver: method must be one of {ia.METHODS}, got {method!r}")
         self.method, self.cg_steps = method, int(cg_steps)
 
     def init(self, train: Ratings, config) -> ALSState:
@@ -195,7 +196,7 @@ class ALSSolver(_IALSBase):
         if self.method == "cg":
             config.record["cg_steps"] = self.cg_steps
         else:  # both half-steps run ONE executable on padded shapes
-            self.sides = im.shared_layouts(self.data)
+            self.sides = ia.shared_layouts(self.data)
             self.n_pad = int(self.sides[0].indptr.shape[0]) - 1
         self._padded = None  # (P, P zero-padded to n_pad rows) of the last step
         self._exact = False  # whether the state's users are exact for its items
@@ -214,8 +215,8 @@ class ALSSolver(_IALSBase):
             else:
                 Pp = _pad_rows(P, self.n_pad)
             users, items = self.sides
-            Qp, _, penalty_items = im.half_step_exact(Pp, items, **self.hp, **self.CHUNKS)
-            Pp, value_users, _ = im.half_step_exact(Qp, users, **self.hp, **self.CHUNKS)
+            Qp, _, penalty_items = ia.half_step_exact(Pp, items, **self.hp, **self.CHUNKS)
+            Pp, value_users, _ = ia.half_step_exact(Qp, users, **self.hp, **self.CHUNKS)
             P, Q = _rows(Pp, self.data.n_users), _rows(Qp, self.data.n_items)
             self._padded = (P, Pp)
             params = state.params._replace(user_factors=P, item_factors=Q)
