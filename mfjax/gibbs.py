@@ -62,7 +62,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .als import Layout, SideLayout, _chunk_stats, default_window, side_stats, solve_spd
+from .als import (Layout, SideLayout, chunk_stats, default_window, side_stats, solve_spd,
+                  squared_error)
 from .core import Params
 
 __all__ = [
@@ -201,7 +202,7 @@ def _sample_side(key, side: SideLayout, other_factors, other_bias, mu, tau, prio
         return m + jax.scipy.linalg.solve_triangular(L.T, eps, lower=False)
 
     def per_chunk(c):
-        G, h, _, sq = _chunk_stats(side, other_factors, other_bias, mu, c, window, with_sse)
+        G, h, _, sq = chunk_stats(side, other_factors, other_bias, mu, c, window, with_sse)
         P = prior_prec[None] + tau * G
         rhs = prior_rhs[None] + tau * h
         eps = jax.random.normal(jax.random.fold_in(key, c), (R, D), dtype)
@@ -225,24 +226,6 @@ def _sample_side(key, side: SideLayout, other_factors, other_bias, mu, tau, prio
     return x[:, :k], x[:, k], jnp.sum(sse)
 
 
-def _sse(params: Params, layout: Layout, window: int):
-    """Σ w e² at params, from the item side's statistics (chunk by chunk)."""
-    side = layout.items
-    R = side.rows_per_chunk
-    k = params.rank
-    Y = jnp.concatenate([params.item_factors, params.item_bias[:, None]], 1)
-    n_chunks = side.chunk_lo.shape[0]
-    Yp = jnp.zeros((n_chunks * R, k + 1), Y.dtype).at[: side.n_rows].set(Y)
-
-    def per_chunk(c):
-        G, h, _, sq = _chunk_stats(side, params.user_factors, params.user_bias, params.global_bias,
-                                   c, window, True)
-        y = lax.dynamic_slice_in_dim(Yp, c * R, R)
-        return jnp.sum(sq - 2 * jnp.sum(y * h, 1) + jnp.einsum("rd,rde,re->r", y, G, y))
-
-    return jnp.sum(lax.map(per_chunk, jnp.arange(n_chunks)))
-
-
 def gibbs_init(params: Params, layout: Layout, *, tau: float = 1.0, mean: float | None = None,
                window: int | None = None) -> GibbsState:
     """A chain state starting at ``params`` (e.g. random, or an ALS fit).
@@ -258,7 +241,7 @@ def gibbs_init(params: Params, layout: Layout, *, tau: float = 1.0, mean: float 
         mean = float(np.sum(w * r) / max(np.sum(w), 1e-300))
     params = params._replace(global_bias=jnp.asarray(mean, dtype))
     window = default_window(params.rank, itemsize=dtype.itemsize) if window is None else window
-    sse = jax.jit(_sse, static_argnames="window")(params, layout, window=window)
+    sse = jax.jit(squared_error, static_argnames="window")(params, layout, window=window)
     d = params.rank + 1
     eye = jnp.eye(d, dtype=dtype)
     zero = jnp.zeros((d,), dtype)
