@@ -22,7 +22,7 @@ from ..core import Params
 from ..data import Ratings
 from ..metrics import error_sums
 from ..model import Model, model_indices
-from . import minibatch  # noqa: F401  (registers the optax solver)
+from . import explicit, minibatch  # noqa: F401  (register the als/gibbs and optax solvers)
 from .checkpoint import Best, load_checkpoint, save_checkpoint
 from .config import DEFAULTS, resolve
 from .layout import seen_index
@@ -237,6 +237,8 @@ def fit(
     else:
         params = solv.params(state)
     model.params = solv.finalize(params)
+    if hasattr(solv, "posterior"):  # Gibbs: per-sample arrays behind Model.predict(return_std=True)
+        model.posterior = solv.posterior(state, model.params)
     model.history = history
     return model
 
