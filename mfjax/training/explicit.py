@@ -43,10 +43,11 @@ from ..als import als_sweep, default_window, make_layout, objective
 from ..core import Params
 from ..data import Ratings
 from ..gibbs import GibbsState, gibbs_init, gibbs_sweep, host_gammas
+from .config import DEFAULTS
 from .solver import register_solver, restore_leaves
 
 __all__ = ["ALSState", "ALSSolver", "GibbsFitState", "GibbsSolver", "SAMPLE_BUDGET_BYTES",
-           "GIBBS_DEFAULTS"]
+           "GIBBS_DEFAULTS", "SOLVER_DEFAULTS", "GIBBS_MAX_RATINGS", "explicit_defaults", "sample_plan"]
 
 #: Device memory allowed for the kept Gibbs samples (and so for the returned model).
 SAMPLE_BUDGET_BYTES = 1 << 30
@@ -264,6 +265,34 @@ class GibbsSolver(_Exact):
             return None
         return {k: np.asarray(getattr(state, k)[:S])
                 for k in ("user_bias", "item_bias", "global_bias", "tau")}
+
+
+#: ``fit``'s rank, reg and epochs per explicit solver when not given (benchmarks/RESULTS.md,
+#: "explicit solvers"); optax keeps the values it always had (mfjax.training.config.DEFAULTS).
+SOLVER_DEFAULTS = {
+    "optax": dict(rank=DEFAULTS["rank"], reg=DEFAULTS["reg"], epochs=DEFAULTS["epochs"]),
+    "als": dict(rank=10, reg=0.05, epochs=15),
+    "gibbs": dict(rank=10, reg=DEFAULTS["reg"], epochs=1),  # reg unused; epochs = burn_in + samples
+}
+
+#: ``solver="auto"`` for explicit ratings: Gibbs up to this many ratings (ML-100K, ML-1M: the most
+#: accurate, in seconds), the Optax minibatch solver above (ML-10M/20M: a Gibbs run of 100 sweeps
+#: would take minutes there, Optax's 25 epochs well under one).
+GIBBS_MAX_RATINGS = 2_000_000
+
+
+def explicit_defaults(n_ratings: int, solver: str, rank, reg, epochs, optax_args: bool = False):
+    """``(solver, rank, reg, epochs)`` for ``fit(objective="explicit")`` with ``None`` filled in.
+
+    ``solver="auto"`` is ``"gibbs"`` for at most :data:`GIBBS_MAX_RATINGS` ratings unless
+    ``optax_args`` (the caller set an argument only the Optax solver uses), else
+    ``"optax"``; each ``None`` takes that solver's :data:`SOLVER_DEFAULTS`.
+    """
+    if solver == "auto":
+        solver = "gibbs" if n_ratings <= GIBBS_MAX_RATINGS and not optax_args else "optax"
+    d = SOLVER_DEFAULTS.get(solver, SOLVER_DEFAULTS["optax"])
+    pick = lambda v, k: d[k] if v is None else v
+    return solver, pick(rank, "rank"), pick(reg, "reg"), pick(epochs, "epochs")
 
 
 register_solver("explicit", "als", ALSSolver)

@@ -25,24 +25,26 @@ from ..model import Model, model_indices
 from . import explicit, minibatch  # noqa: F401  (register the als/gibbs and optax solvers)
 from .checkpoint import Best, load_checkpoint, save_checkpoint
 from .config import DEFAULTS, resolve
+from .explicit import explicit_defaults
 from .layout import seen_index
 from .solver import make_solver
 
 __all__ = ["fit", "DEFAULT_SOLVERS"]
 
 #: ``solver="auto"`` per objective.
-DEFAULT_SOLVERS = {"explicit": "optax", "ials": "als", "bpr": "optax"}
+#: (explicit: "auto" means by data size, see :func:`mfjax.training.explicit.explicit_defaults`).
+DEFAULT_SOLVERS = {"explicit": "auto", "ials": "als", "bpr": "optax"}
 
 
 def fit(
     train: Ratings,
     *,
-    rank: int = DEFAULTS["rank"],
-    reg: float = DEFAULTS["reg"],
+    rank: int | None = None,
+    reg: float | None = None,
     bias_reg: float | None = DEFAULTS["bias_reg"],
     optimizer="adam",
     learning_rate: float | None = DEFAULTS["learning_rate"],
-    epochs: int = DEFAULTS["epochs"],
+    epochs: int | None = None,
     batch_size: int | None = DEFAULTS["batch_size"],
     seed: int = 0,
     gradient: str = "auto",
@@ -80,12 +82,16 @@ def fit(
 
     Args:
         train: the training ratings.
-        rank: number of latent factors k.
-        reg: λ, L2 weight on factors (per rating, see :func:`mfjax.loss`).
+        rank: number of latent factors k (of each Gibbs sample). ``None``: the
+            solver's default (explicit: :data:`mfjax.training.explicit.SOLVER_DEFAULTS`;
+            optax 128, als and gibbs 10), else ``DEFAULTS["rank"]``.
+        reg: λ, L2 weight on factors (per rating, see :func:`mfjax.loss`); ``None``:
+            the solver's default (optax 0.1, als 0.05). Gibbs learns it (unused).
         bias_reg: λ_b, L2 weight on biases; ``None`` means ``reg``.
         optimizer: a name in :data:`OPTIMIZERS` or an ``optax.GradientTransformation``.
         learning_rate: step size for a named optimizer; ``None`` = its default.
-        epochs: passes over the data.
+        epochs: passes over the data (sweeps for als); ``None``: the solver's
+            default (optax 25, als 15). Gibbs runs ``burn_in + samples`` sweeps instead.
         batch_size: ratings per step (the data makes ``ceil(n / batch_size)``
             minibatches); ``None`` = :func:`auto_batch_size`.
         seed: seeds the initialization and every shuffle; the same seed gives
@@ -141,7 +147,12 @@ def fit(
             ``"bpr"``: Bayesian personalized ranking (:mod:`mfjax.implicit_bpr`).
         solver: ``"optax"`` (minibatches with ``optimizer``), ``"als"`` (exact
             alternating solves) or ``"gibbs"`` (Bayesian MF by Gibbs sampling);
-            ``"auto"`` picks the objective's default (:data:`DEFAULT_SOLVERS`).
+            ``"auto"`` picks the objective's default (:data:`DEFAULT_SOLVERS`); for
+            explicit ratings by size: ``"gibbs"`` up to 2M ratings, ``"optax"`` above,
+            and ``"optax"`` whenever an argument only it uses is given (``epochs``,
+            ``reg``, ``optimizer``, ``learning_rate``, ``batch_size``, ``schedule``,
+            ``gradient``, ``patience``, ``mesh``, ``ensemble``), so such calls keep
+            their meaning (:func:`mfjax.training.explicit.explicit_defaults`).
             Solvers plug in through :func:`mfjax.training.register_solver`.
         alpha, unobserved_weight, nu: iALS' confidence ``c = 1 + alpha * value``,
             the weight α0 of all unobserved pairs and the exponent ν of the
@@ -162,6 +173,16 @@ def fit(
     if objective not in DEFAULT_SOLVERS:
         raise ValueError(f"fit: objective must be one of {sorted(DEFAULT_SOLVERS)}, got {objective!r}")
     solver_name = DEFAULT_SOLVERS[objective] if solver == "auto" else solver
+    if objective == "explicit":  # solver and rank/reg/epochs by data size and solver
+        optax_args = (epochs is not None or reg is not None or optimizer != "adam"
+                      or learning_rate is not None or batch_size is not None or schedule is not None
+                      or gradient != "auto" or patience is not None or mesh is not None
+                      or not (isinstance(ensemble, str) and ensemble == "auto"))
+        solver_name, rank, reg, epochs = explicit_defaults(
+            len(train) if isinstance(train, Ratings) else 0, solver, rank, reg, epochs, optax_args)
+    rank = DEFAULTS["rank"] if rank is None else rank
+    reg = DEFAULTS["reg"] if reg is None else reg
+    epochs = DEFAULTS["epochs"] if epochs is None else epochs
     solv = make_solver(objective, solver_name)
     unused = sorted(set(options) - set(getattr(solv, "OPTIONS", ())))
     if unused:
