@@ -178,16 +178,18 @@ def gibbs_init(params: Params, layout: Layout, *, tau: float = 1.0, mean: float 
 
 
 def host_gammas(rng: np.random.Generator, layout: Layout, rank: int,
-                hyper: GibbsHyper = GibbsHyper()):
+                hyper: GibbsHyper = GibbsHyper(), n_eff: float | None = None):
     """One sweep's Gamma draws on the host, for :func:`gibbs_sweep`'s ``gammas``.
 
     ``(g, chi2_users [D], chi2_items [D])``: g ~ Gamma(a0 + ½ Σ w, 1) (then
     τ = g / (b0 + ½ SSE)) and the Bartlett χ²(ν0 + N − j) draws of each side.
-    Drawing them here keeps ``jax.random.gamma`` out of the compiled sweep.
+    Drawing them here keeps ``jax.random.gamma`` out of the compiled sweep. ``n_eff``:
+    Σ w if known (else read from the layout, a device-to-host copy).
     """
     d = rank + 1
     nu0 = d if hyper.nu0 is None else hyper.nu0
-    n_eff = float(np.sum(np.asarray(layout.items.weights, np.float64)))
+    if n_eff is None:
+        n_eff = float(np.sum(np.asarray(layout.items.weights, np.float64)))
     g = rng.gamma(hyper.tau_shape + 0.5 * n_eff)
     chi = lambda n: rng.chisquare(bartlett_chi2_df(nu0 + n, d))
     return np.float64(g), chi(layout.n_users), chi(layout.n_items)

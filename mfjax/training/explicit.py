@@ -33,6 +33,7 @@ model as many). The solver keeps at most ``budget // bytes_per_sample`` samples
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -158,13 +159,12 @@ class GibbsFitState(NamedTuple):
     tau: jax.Array
 
 
-@jax.jit
-def _keep(state: GibbsFitState, j):
-    p = state.chain.params
-    put = lambda a, x: jax.lax.dynamic_update_index_in_dim(a, x, j, 0)
-    return (put(state.user_factors, p.user_factors), put(state.item_factors, p.item_factors),
-            put(state.user_bias, p.user_bias), put(state.item_bias, p.item_bias),
-            put(state.global_bias, p.global_bias), put(state.tau, state.chain.tau))
+@partial(jax.jit, donate_argnums=0)
+def _keep(slots: tuple, chain: GibbsState, j):
+    """Write the chain's sample into slot j of the kept arrays (updated in place)."""
+    p = chain.params
+    new = (p.user_factors, p.item_factors, p.user_bias, p.item_bias, p.global_bias, chain.tau)
+    return tuple(jax.lax.dynamic_update_index_in_dim(a, x, j, 0) for a, x in zip(slots, new))
 
 
 @jax.jit
@@ -211,6 +211,7 @@ class GibbsSolver(_Exact):
         c.epochs = self.burn_in + samples
         c.record.update(epochs=c.epochs, gibbs_thin=self.thin, gibbs_kept=n_keep)
         self.key = jax.random.PRNGKey(c.seed)
+        self.n_eff = float(len(train))  # Σ w: fit's ratings are unweighted
         chain = gibbs_init(_init_params(train, c, dtype), self.layout, window=self.window)
         z = lambda *s: jnp.zeros((n_keep,) + s, dtype)
         return GibbsFitState(chain, 0, 0, z(train.n_users, c.rank), z(train.n_items, c.rank),
@@ -218,13 +219,13 @@ class GibbsSolver(_Exact):
 
     def step(self, state: GibbsFitState):
         gammas = host_gammas(np.random.default_rng([self.config.seed, state.sweep]), self.layout,
-                             self.config.rank)
+                             self.config.rank, n_eff=self.n_eff)
         chain = gibbs_sweep(state.chain, self.layout, self.key, state.sweep, window=self.window,
                             gammas=gammas)
         state = state._replace(chain=chain, sweep=state.sweep + 1)
         j = state.sweep - 1 - self.burn_in
         if j >= 0 and j % self.thin == 0 and state.kept < state.tau.shape[0]:
-            arrays = _keep(state, state.kept)
+            arrays = _keep(tuple(state[3:]), chain, state.kept)
             state = state._replace(kept=state.kept + 1, **dict(zip(GibbsFitState._fields[3:], arrays)))
         return state, {"loss": 0.5 * float(chain.sse) / self.n, "tau": float(chain.tau)}
 
@@ -271,7 +272,7 @@ class GibbsSolver(_Exact):
 #: "explicit solvers"); optax keeps the values it always had (mfjax.training.config.DEFAULTS).
 SOLVER_DEFAULTS = {
     "optax": dict(rank=DEFAULTS["rank"], reg=DEFAULTS["reg"], epochs=DEFAULTS["epochs"]),
-    "als": dict(rank=10, reg=0.05, epochs=15),
+    "als": dict(rank=10, reg=0.05, epochs=10),
     "gibbs": dict(rank=10, reg=DEFAULTS["reg"], epochs=1),  # reg unused; epochs = burn_in + samples
 }
 
