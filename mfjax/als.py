@@ -70,7 +70,6 @@ __all__ = [
     "als_half_step",
     "als_sweep",
     "squared_error",
-    "objective",
 ]
 
 SOLVERS = ("rowwise", "vmap")
@@ -300,11 +299,14 @@ def _reg_diag(k, reg, bias_reg, dtype):
 
 
 def als_half_step(side: SideLayout, own_factors, own_bias, other_factors, other_bias, mu, *,
-                  reg: float, bias_reg: float, window: int, solver: str = "rowwise"):
+                  reg: float, bias_reg: float, window: int, solver: str = "rowwise",
+                  with_sse: bool = False):
     """Exact minimiser of :func:`mfjax.loss` over every row of one side.
 
     Returns ``(factors [n, k], bias [n], resid_sum [])`` where resid_sum is
-    Σ w (r − r̂) over all ratings at the new rows (for the μ step).
+    Σ w (r − r̂) over all ratings at the new rows (for the μ step); with
+    ``with_sse`` also Σ w (r − r̂)² [] there, from the same statistics
+    (s − 2 xᵀh + xᵀGx per row, so no second pass).
     """
     dtype = other_factors.dtype
     k = other_factors.shape[1]
@@ -313,18 +315,22 @@ def als_half_step(side: SideLayout, own_factors, own_bias, other_factors, other_
     eye = jnp.eye(k + 1, dtype=dtype)
 
     def per_chunk(c):
-        G, h, cnt, _ = chunk_stats(side, other_factors, other_bias, mu, c, window, False)
+        G, h, cnt, sq = chunk_stats(side, other_factors, other_bias, mu, c, window, with_sse)
         empty = cnt <= 0
         A = G + cnt[:, None, None] * jnp.diag(lam)[None]
         A = jnp.where(empty[:, None, None], eye[None], A)
         x = solve_spd(A, jnp.where(empty[:, None], 0, h), solver=solver)
         x = jnp.where(empty[:, None], 0, x)
         resid = jnp.sum(h[:, -1] - jnp.sum(G[:, -1, :] * x, axis=1))
-        return x, resid
+        sse = jnp.sum(sq - 2 * jnp.sum(x * h, 1) + jnp.einsum("rd,rde,re->r", x, G, x)) \
+            if with_sse else jnp.zeros((), dtype)
+        return x, resid, sse
 
     n_chunks = side.chunk_lo.shape[0]
-    x, resid = lax.map(per_chunk, jnp.arange(n_chunks))
+    x, resid, sse = lax.map(per_chunk, jnp.arange(n_chunks))
     x = x.reshape(n_chunks * R, k + 1)[: side.n_rows]
+    if with_sse:
+        return x[:, :k], x[:, k], jnp.sum(resid), jnp.sum(sse)
     return x[:, :k], x[:, k], jnp.sum(resid)
 
 
@@ -390,20 +396,3 @@ def squared_error(params: Params, layout: Layout, window: int):
         return jnp.sum(sq - 2 * jnp.sum(y * h, 1) + jnp.einsum("rd,rde,re->r", y, G, y))
 
     return jnp.sum(lax.map(per_chunk, jnp.arange(n_chunks)))
-
-
-@partial(jax.jit, static_argnames=("window",))
-def objective(params: Params, layout: Layout, *, reg, bias_reg, window: int):
-    """:func:`mfjax.loss` over the layout's ratings, divided by Σ w (the objective per rating).
-
-    L = ½ [Σ w e² + Σ_u c_u (λ‖p_u‖² + λ_b b_u²) + Σ_i c_i (λ‖q_i‖² + λ_b b_i²)],
-    c the per-row weight sums; computed chunk by chunk (:func:`squared_error`).
-    """
-    def pen(side, F, b):
-        c = jax.ops.segment_sum(side.weights.astype(F.dtype), side.keys, num_segments=side.n_rows)
-        return jnp.sum(c * (reg * jnp.sum(F * F, 1) + bias_reg * b * b))
-
-    total = (squared_error(params, layout, window)
-             + pen(layout.users, params.user_factors, params.user_bias)
-             + pen(layout.items, params.item_factors, params.item_bias))
-    return 0.5 * total / jnp.maximum(jnp.sum(layout.items.weights.astype(total.dtype)), 1e-30)

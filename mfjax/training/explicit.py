@@ -40,14 +40,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..als import als_sweep, default_window, make_layout, objective
+from ..als import als_half_step, default_window, make_layout
 from ..core import Params
 from ..data import Ratings
 from ..gibbs import GibbsState, gibbs_init, gibbs_sweep, host_gammas
 from .config import DEFAULTS
 from .solver import register_solver, restore_leaves
 
-__all__ = ["ALSState", "ALSSolver", "GibbsFitState", "GibbsSolver", "SAMPLE_BUDGET_BYTES",
+__all__ = ["als_step", "ALSState", "ALSSolver", "GibbsFitState", "GibbsSolver", "SAMPLE_BUDGET_BYTES",
            "GIBBS_DEFAULTS", "SOLVER_DEFAULTS", "GIBBS_MAX_RATINGS", "explicit_defaults", "sample_plan"]
 
 #: Device memory allowed for the kept Gibbs samples (and so for the returned model).
@@ -105,6 +105,31 @@ class _Exact:
         return params
 
 
+@partial(jax.jit, static_argnames=("window",))
+def als_step(p: Params, layout, reg, bias_reg, *, window: int):
+    """:func:`mfjax.als.als_sweep` (users, items, μ) and :func:`mfjax.loss` per rating after it.
+
+    The loss costs no extra pass: the item half-step also returns SSE = Σ w e², and
+    the μ step μ += Δ with Δ = Σ w e / Σ w lowers it to SSE − (Σ w e)²/Σ w exactly;
+    the penalty is Σ_u c_u (λ‖p_u‖² + λ_b b_u²) + Σ_i c_i (…), c the per-row Σ w.
+    """
+    kw = dict(reg=reg, bias_reg=bias_reg, window=window)
+    P, bu, _ = als_half_step(layout.users, p.user_factors, p.user_bias, p.item_factors,
+                             p.item_bias, p.global_bias, **kw)
+    Q, bi, resid, sse = als_half_step(layout.items, p.item_factors, p.item_bias, P, bu,
+                                      p.global_bias, with_sse=True, **kw)
+    total_w = jnp.sum(layout.items.weights.astype(P.dtype))
+    delta = resid / total_w
+    sse = sse - resid * delta
+
+    def pen(side, F, b):
+        c = jax.ops.segment_sum(side.weights.astype(F.dtype), side.keys, num_segments=side.n_rows)
+        return jnp.sum(c * (reg * jnp.sum(F * F, 1) + bias_reg * b * b))
+
+    loss = 0.5 * (sse + pen(layout.users, P, bu) + pen(layout.items, Q, bi)) / total_w
+    return Params(P, Q, bu, bi, p.global_bias + delta), loss
+
+
 class ALSState(NamedTuple):
     """``params``: the current model; ``sweep``: sweeps done."""
 
@@ -128,9 +153,7 @@ class ALSSolver(_Exact):
         return ALSState(_init_params(train, c, _dtype()), 0)
 
     def step(self, state: ALSState):
-        p = als_sweep(state.params, self.layout, reg=self.reg, bias_reg=self.bias_reg,
-                      window=self.window)
-        loss = objective(p, self.layout, reg=self.reg, bias_reg=self.bias_reg, window=self.window)
+        p, loss = als_step(state.params, self.layout, self.reg, self.bias_reg, window=self.window)
         return ALSState(p, state.sweep + 1), {"loss": float(loss)}
 
     def params(self, state: ALSState) -> Params:
