@@ -21,7 +21,10 @@ nu, ni, nr, k = (int(a) for a in sys.argv[1:5])
 what = sys.argv[5] if len(sys.argv) > 5 else "both"
 reps = int(sys.argv[6]) if len(sys.argv) > 6 else 2
 t = time.time()
-data, _ = mfjax.datasets.synthetic(nu, ni, nr, rank=8, noise=0.5, seed=0)
+if nr > 2_000_000:  # _common's chunked planted generator (no [n] float64 temporaries)
+    data = C.sample(C.planted(nu, ni, rank=8, seed=0), nr, noise=0.5, seed=1)
+else:
+    data, _ = mfjax.datasets.synthetic(nu, ni, nr, rank=8, noise=0.5, seed=0)
 lay = make_layout(data.users, data.items, data.ratings, n_users=nu, n_items=ni, rows_per_chunk=1024)
 print(f"data+layout {time.time() - t:.1f}s", flush=True)
 p = mfjax.init_params(jax.random.PRNGKey(0), nu, ni, k, global_bias=float(np.mean(data.ratings)))

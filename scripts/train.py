@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--rank", type=positive(int), default=None,
                      help=f"default: optax {DEFAULTS['rank']}, als and gibbs 10")
     fit.add_argument("--reg", type=non_negative, default=None,
-                     help=f"default: optax {DEFAULTS['reg']}, als 0.05 (gibbs: unused)")
+                     help=f"default: optax {DEFAULTS['reg']}, als 0.08 (gibbs: unused)")
     fit.add_argument("--bias-reg", type=non_negative, default=DEFAULTS["bias_reg"])
     fit.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=DEFAULTS["optimizer"])
     fit.add_argument("--learning-rate", type=positive(float), default=None,
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--schedule", choices=["constant", "cosine", "exponential"], default="constant",
                      help="learning-rate schedule over all steps")
     fit.add_argument("--epochs", type=positive(int), default=None,
-                     help=f"default: optax {DEFAULTS['epochs']}, als 10 (gibbs: --burn-in + --samples)")
+                     help=f"default: optax {DEFAULTS['epochs']}, als 6 (gibbs: --burn-in + --samples)")
     fit.add_argument("--burn-in", type=int, default=None,
                      help="gibbs: sweeps discarded first (default 20)")
     fit.add_argument("--samples", type=positive(int), default=None,

@@ -295,7 +295,7 @@ class GibbsSolver(_Exact):
 #: "explicit solvers"); optax keeps the values it always had (mfjax.training.config.DEFAULTS).
 SOLVER_DEFAULTS = {
     "optax": dict(rank=DEFAULTS["rank"], reg=DEFAULTS["reg"], epochs=DEFAULTS["epochs"]),
-    "als": dict(rank=10, reg=0.05, epochs=10),
+    "als": dict(rank=10, reg=0.08, epochs=6),
     "gibbs": dict(rank=10, reg=DEFAULTS["reg"], epochs=1),  # reg unused; epochs = burn_in + samples
 }
 

@@ -86,12 +86,12 @@ def fit(
             solver's default (explicit: :data:`mfjax.training.explicit.SOLVER_DEFAULTS`;
             optax 128, als and gibbs 10), else ``DEFAULTS["rank"]``.
         reg: λ, L2 weight on factors (per rating, see :func:`mfjax.loss`); ``None``:
-            the solver's default (optax 0.1, als 0.05). Gibbs learns it (unused).
+            the solver's default (optax 0.1, als 0.08). Gibbs learns it (unused).
         bias_reg: λ_b, L2 weight on biases; ``None`` means ``reg``.
         optimizer: a name in :data:`OPTIMIZERS` or an ``optax.GradientTransformation``.
         learning_rate: step size for a named optimizer; ``None`` = its default.
         epochs: passes over the data (sweeps for als); ``None``: the solver's
-            default (optax 25, als 15). Gibbs runs ``burn_in + samples`` sweeps instead.
+            default (optax 25, als 6). Gibbs runs ``burn_in + samples`` sweeps instead.
         batch_size: ratings per step (the data makes ``ceil(n / batch_size)``
             minibatches); ``None`` = :func:`auto_batch_size`.
         seed: seeds the initialization and every shuffle; the same seed gives
