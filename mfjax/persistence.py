@@ -41,6 +41,7 @@ import pandas as pd
 
 from .core import Params
 from .plumbing import atomic_savez
+from .posterior import check_posterior
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "read_npz", "write_model", "read_model",
            "encode_ids", "decode_ids"]
@@ -294,37 +295,10 @@ def _decode(meta: dict, arrays: dict, where: str) -> dict:
         raise ValueError(f"{where}: history must be a list of objects")
     out["history"] = history
     out["seen_indptr"], out["seen_items"] = _check_seen(arrays, n_users, n_items, where)
-    posterior = _check_posterior(arrays, params, where)
+    posterior = check_posterior(arrays, params, where)
     if posterior is not None:
         out["posterior"] = posterior
     return out
-
-
-_POSTERIOR = ("user_bias", "item_bias", "global_bias", "tau")  # mfjax.posterior.POSTERIOR_FIELDS
-
-
-def _check_posterior(arrays: dict, params: Params, where: str) -> dict | None:
-    """A Gibbs model's per-sample arrays, checked against ``params``; None if absent."""
-    got = {k: arrays[f"posterior/{k}"] for k in _POSTERIOR if f"posterior/{k}" in arrays}
-    extra = sorted(k for k in arrays if k.startswith("posterior/") and k[10:] not in _POSTERIOR)
-    if not got and not extra:
-        return None
-    if extra or len(got) != len(_POSTERIOR):
-        raise ValueError(f"{where}: posterior arrays must be exactly "
-                         f"{', '.join('posterior/' + k for k in _POSTERIOR)}")
-    S = got["tau"].shape[0] if got["tau"].ndim == 1 else 0
-    n_users, n_items = params.user_factors.shape[0], params.item_factors.shape[0]
-    want = {"user_bias": (S, n_users), "item_bias": (S, n_items), "global_bias": (S,), "tau": (S,)}
-    dtype = np.asarray(params.global_bias).dtype
-    for k, shape in want.items():
-        a = got[k]
-        if a.shape != shape or a.dtype != dtype or not np.isfinite(a).all():
-            raise ValueError(f"{where}: posterior/{k} must be finite {dtype} of shape {shape}, "
-                             f"got {a.dtype} {a.shape}")
-    if S < 1 or params.user_factors.shape[1] % S or not (got["tau"] > 0).all():
-        raise ValueError(f"{where}: posterior holds {S} samples for rank "
-                         f"{params.user_factors.shape[1]} (S must divide it) and τ must be > 0")
-    return got
 
 
 def _check_params(p: dict, where: str) -> Params:

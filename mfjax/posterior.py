@@ -22,7 +22,7 @@ import numpy as np
 
 from .core import Params
 
-__all__ = ["POSTERIOR_FIELDS", "sample_predictions", "predictive_std"]
+__all__ = ["POSTERIOR_FIELDS", "sample_predictions", "predictive_std", "check_posterior"]
 
 #: The arrays of ``Model.posterior``: per-sample biases [S, n], μ [S] and noise precisions τ [S].
 POSTERIOR_FIELDS = ("user_bias", "item_bias", "global_bias", "tau")
@@ -60,3 +60,32 @@ def predictive_std(params: Params, posterior: dict, users, items, *, chunk: int 
         pred = sample_predictions(params, posterior, u[a:a + chunk], i[a:a + chunk]).astype(np.float64)
         out[a:a + chunk] = np.sqrt(pred.var(axis=0) + noise)
     return out
+
+
+def check_posterior(arrays: dict, params: Params, where: str) -> dict | None:
+    """A model file's ``posterior/<field>`` arrays, checked against ``params``; None if absent.
+
+    Raises:
+        ValueError: naming ``where``, if a field is missing or extra, of the wrong shape,
+            dtype or not finite, τ ≤ 0, or the sample count S does not divide the rank.
+    """
+    got = {k: arrays[f"posterior/{k}"] for k in POSTERIOR_FIELDS if f"posterior/{k}" in arrays}
+    extra = sorted(k for k in arrays if k.startswith("posterior/") and k[10:] not in POSTERIOR_FIELDS)
+    if not got and not extra:
+        return None
+    if extra or len(got) != len(POSTERIOR_FIELDS):
+        raise ValueError(f"{where}: posterior arrays must be exactly "
+                         f"{', '.join('posterior/' + k for k in POSTERIOR_FIELDS)}")
+    S = got["tau"].shape[0] if got["tau"].ndim == 1 else 0
+    n_users, n_items = params.user_factors.shape[0], params.item_factors.shape[0]
+    want = {"user_bias": (S, n_users), "item_bias": (S, n_items), "global_bias": (S,), "tau": (S,)}
+    dtype = np.asarray(params.global_bias).dtype
+    for k, shape in want.items():
+        a = got[k]
+        if a.shape != shape or a.dtype != dtype or not np.isfinite(a).all():
+            raise ValueError(f"{where}: posterior/{k} must be finite {dtype} of shape {shape}, "
+                             f"got {a.dtype} {a.shape}")
+    if S < 1 or params.user_factors.shape[1] % S or not (got["tau"] > 0).all():
+        raise ValueError(f"{where}: posterior holds {S} samples for rank "
+                         f"{params.user_factors.shape[1]} (S must divide it) and τ must be > 0")
+    return got

@@ -157,8 +157,11 @@ def fit(
         alpha, unobserved_weight, nu: iALS' confidence ``c = 1 + alpha * value``,
             the weight α0 of all unobserved pairs and the exponent ν of the
             frequency-scaled regularization (``None``: the solver's default).
-        burn_in, samples: Gibbs sampling's discarded sweeps and kept samples
-            (``None``: the solver's default).
+        burn_in, samples: Gibbs sampling's discarded sweeps and averaged sweeps
+            (``None``: 20 and 80). The model is the posterior mean of the samples as
+            one rank ``rank``·S model and keeps their biases and noise precisions for
+            ``model.predict(..., return_std=True)`` (:mod:`mfjax.training.explicit`,
+            which also says how S is capped by memory).
 
     Returns:
         A :class:`mfjax.Model`. ``model.history`` has one dict per epoch:
