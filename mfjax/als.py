@@ -29,10 +29,13 @@ on the host. A half-step processes rows in chunks of ``rows_per_chunk``
 consecutive rows (``lax.map``); a chunk's ratings are a contiguous slice of
 the sorted arrays, consumed in windows of ``window`` ratings (a
 ``while_loop``: a chunk holding a very popular item just takes more windows).
-Each window's outer products w z zᵀ [window, D, D] (D = k+1) are reduced into
-the chunk's Gram matrices with ``segment_sum`` on the sorted keys. Memory is
-O(window·D² + rows_per_chunk·D²) whatever the data size; no Python loop over
-rows and no [n_ratings, D, D] or [n_rows, D, D] array.
+Every row's ratings are padded (weight 0) to whole blocks of b = 16, so a window
+is [window/b, b] blocks of one row each: a block's outer products w z zᵀ (D = k+1)
+are summed first and one [D, D] per block goes into the chunk's Gram matrices with
+``segment_sum`` (a scatter per rating was the sweep's main cost; see
+``benchmarks/RESULTS.md``). Memory is O(window·D² / b + rows_per_chunk·D²)
+whatever the data size; no Python loop over rows and no [n_ratings, D, D] or
+[n_rows, D, D] array.
 
 The solves are Cholesky (``jax.scipy.linalg.cho_factor``/``cho_solve``), one
 row at a time under ``lax.map`` by default (``solver="rowwise"``). That is a

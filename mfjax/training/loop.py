@@ -152,7 +152,8 @@ def fit(
             and ``"optax"`` whenever an argument only it uses is given (``epochs``,
             ``reg``, ``optimizer``, ``learning_rate``, ``batch_size``, ``schedule``,
             ``gradient``, ``patience``, ``mesh``, ``ensemble``), so such calls keep
-            their meaning (:func:`mfjax.training.explicit.explicit_defaults`).
+            their meaning, and ``"gibbs"`` when ``burn_in`` or ``samples`` is given
+            (:func:`mfjax.training.explicit.explicit_defaults`).
             Solvers plug in through :func:`mfjax.training.register_solver`.
         alpha, unobserved_weight, nu: iALS' confidence ``c = 1 + alpha * value``,
             the weight α0 of all unobserved pairs and the exponent ν of the
@@ -181,6 +182,8 @@ def fit(
                       or learning_rate is not None or batch_size is not None or schedule is not None
                       or gradient != "auto" or patience is not None or mesh is not None
                       or not (isinstance(ensemble, str) and ensemble == "auto"))
+        if solver == "auto" and (burn_in is not None or samples is not None):
+            solver = "gibbs"  # only Gibbs takes them
         solver_name, rank, reg, epochs = explicit_defaults(
             len(train) if isinstance(train, Ratings) else 0, solver, rank, reg, epochs, optax_args)
     rank = DEFAULTS["rank"] if rank is None else rank
