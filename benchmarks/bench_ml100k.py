@@ -10,6 +10,8 @@ alike), this trains:
   compiled epoch) and once "cold", with mfjax's compiled training programs
   (epoch, optimizer init, member averaging) dropped first, so every fold
   compiles them;
+- the explicit solvers by name (:data:`SOLVERS`: optax, als, gibbs; the defaults are
+  gibbs at this size since issue #13);
 - Surprise SVD with its defaults (k=100, 20 epochs, lr 0.005, reg 0.02);
 - Surprise SVD tuned (n_factors=200, n_epochs=100, lr_all=0.005, reg_all=0.1),
 
@@ -40,13 +42,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
 
 MFJAX = {"mfjax, fit defaults": False, "mfjax, fit defaults, cold": True}
+#: The explicit solvers by name (issue #13); "fit defaults" is gibbs at this size.
+SOLVERS = {"mfjax optax (rank 128, 25 epochs)": dict(solver="optax"),
+           "mfjax als": dict(solver="als"), "mfjax gibbs": dict(solver="gibbs")}
 SURPRISE = {
     "Surprise SVD, defaults": {},
     "Surprise SVD, tuned": dict(n_factors=200, n_epochs=100, lr_all=0.005, reg_all=0.1),
 }
 
 
-def run_mfjax(train, test, cold: bool = False) -> dict:
+def run_mfjax(train, test, cold: bool = False, kwargs=None) -> dict:
     import mfjax
 
     if cold:  # forget mfjax's compiled training programs, so this fit compiles them again
@@ -54,7 +59,7 @@ def run_mfjax(train, test, cold: bool = False) -> dict:
         mfjax.training.optimizers.opt_init.cache_clear()
         mfjax.training.ensemble.combine_members.clear_cache()
     t = time.perf_counter()
-    model = mfjax.fit(train, progress=False)
+    model = mfjax.fit(train, progress=False, **(kwargs or {}))
     seconds = time.perf_counter() - t
     ev = mfjax.evaluate(model, test)
     secs = [h["seconds"] for h in model.history]
@@ -94,15 +99,17 @@ def main() -> None:
     folds = mfjax.split.kfold(ratings, 5, seed=0)[: args.folds]
     try:
         import surprise  # noqa: F401
-        systems = [*MFJAX, *SURPRISE]
+        systems = [*MFJAX, *SOLVERS, *SURPRISE]
     except ImportError:
         print("scikit-surprise is not installed (pip install -e '.[bench]'): mfjax only; compare "
               "with ../shared/ANCHORS.md (not the same run)")
-        systems = [*MFJAX]
+        systems = [*MFJAX, *SOLVERS]
     per = {s: [] for s in systems}
     for j, (train, test) in enumerate(folds):
         for s in systems:
-            res = run_mfjax(train, test, MFJAX[s]) if s in MFJAX else run_surprise(train, test, SURPRISE[s])
+            res = (run_mfjax(train, test, MFJAX[s]) if s in MFJAX else
+                   run_mfjax(train, test, False, SOLVERS[s]) if s in SOLVERS else
+                   run_surprise(train, test, SURPRISE[s]))
             per[s].append(res)
             print(f"fold {j + 1}: {s:24s} RMSE {res['rmse']:.4f}  MAE {res['mae']:.4f}  "
                   f"fit {res['fit_s']:.2f} s", flush=True)
@@ -114,7 +121,7 @@ def main() -> None:
     for s in systems:
         x = mean[s]
         ratio = ""
-        if s not in MFJAX:
+        if s not in MFJAX and s not in SOLVERS:
             ratio = (f"RMSE {m['rmse'] / x['rmse']:.3f}x, MAE {m['mae'] / x['mae']:.3f}x, "
                      f"time {m['fit_s'] / x['fit_s']:.2f}x ({m['fit_s_no_compile'] / x['fit_s']:.2f}x "
                      "without compile)")
@@ -127,9 +134,12 @@ def main() -> None:
         [(j + 1, *(f"{per[s][j]['rmse']:.4f} / {per[s][j]['fit_s']:.2f}" for s in systems))
          for j in range(len(folds))])
     cfg = per["mfjax, fit defaults"][0]["config"]
-    setting = (f"mfjax defaults: rank {cfg['rank']} as {cfg['ensemble']} averaged members, reg {cfg['reg']}, "
-               f"bias_reg {cfg['bias_reg']}, {cfg['optimizer']} lr {cfg['learning_rate']}, "
-               f"{cfg['epochs']} epochs, batch {cfg['batch_size']}, gradient {cfg['gradient']}")
+    setting = (f"mfjax defaults: solver {cfg['solver']}, rank {cfg['rank']}, "
+               + (f"{cfg['epochs']} sweeps ({cfg['options'] or 'burn_in 20, samples 80'})"
+                  if cfg["solver"] == "gibbs" else
+                  f"as {cfg['ensemble']} averaged members, reg {cfg['reg']}, bias_reg {cfg['bias_reg']}, "
+                  f"{cfg['optimizer']} lr {cfg['learning_rate']}, {cfg['epochs']} epochs, "
+                  f"batch {cfg['batch_size']}, gradient {cfg['gradient']}"))
     verdict = ""
     if "Surprise SVD, tuned" in mean:
         tuned, cold = mean["Surprise SVD, tuned"], mean["mfjax, fit defaults, cold"]

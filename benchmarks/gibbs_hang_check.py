@@ -16,7 +16,7 @@ from mfjax.gibbs import gibbs_init, gibbs_sweep
 k, S = int(sys.argv[1]), int(sys.argv[2])
 solver = sys.argv[3] if len(sys.argv) > 3 else "rowwise"
 data, _ = mfjax.datasets.synthetic(943, 1682, 80000, rank=8, noise=0.5, seed=0)
-lay = make_layout(data.users, data.items, data.ratings, n_users=943, n_items=1682)
+lay = make_layout(data.users, data.items, data.ratings, n_users=943, n_items=1682, rows_per_chunk=1024)
 p = mfjax.init_params(jax.random.PRNGKey(0), 943, 1682, k)
 st = gibbs_init(p, lay)
 key = jax.random.PRNGKey(1)

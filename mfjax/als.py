@@ -29,10 +29,13 @@ on the host. A half-step processes rows in chunks of ``rows_per_chunk``
 consecutive rows (``lax.map``); a chunk's ratings are a contiguous slice of
 the sorted arrays, consumed in windows of ``window`` ratings (a
 ``while_loop``: a chunk holding a very popular item just takes more windows).
-Each window's outer products w z zᵀ [window, D, D] (D = k+1) are reduced into
-the chunk's Gram matrices with ``segment_sum`` on the sorted keys. Memory is
-O(window·D² + rows_per_chunk·D²) whatever the data size; no Python loop over
-rows and no [n_ratings, D, D] or [n_rows, D, D] array.
+Every row's ratings are padded (weight 0) to whole blocks of b = 16, so a window
+is [window/b, b] blocks of one row each: a block's outer products w z zᵀ (D = k+1)
+are summed first and one [D, D] per block goes into the chunk's Gram matrices with
+``segment_sum`` (a scatter per rating was the sweep's main cost; see
+``benchmarks/RESULTS.md``). Memory is O(window·D² / b + rows_per_chunk·D²)
+whatever the data size; no Python loop over rows and no [n_ratings, D, D] or
+[n_rows, D, D] array.
 
 The solves are Cholesky (``jax.scipy.linalg.cho_factor``/``cho_solve``), one
 row at a time under ``lax.map`` by default (``solver="rowwise"``). That is a
@@ -65,9 +68,11 @@ __all__ = [
     "make_layout",
     "default_window",
     "side_stats",
+    "chunk_stats",
     "solve_spd",
     "als_half_step",
     "als_sweep",
+    "squared_error",
 ]
 
 SOLVERS = ("rowwise", "vmap")
@@ -75,10 +80,13 @@ SOLVERS = ("rowwise", "vmap")
 
 @partial(jax.tree_util.register_dataclass,
          data_fields=["keys", "others", "ratings", "weights", "chunk_lo", "chunk_hi"],
-         meta_fields=["n_rows", "rows_per_chunk"])
+         meta_fields=["n_rows", "rows_per_chunk", "block"])
 @dataclasses.dataclass(frozen=True)
 class SideLayout:
     """The ratings sorted by one side's index (users, or items), with row chunks.
+
+    Each row's ratings are padded with weight-0 entries (other index 0, rating 0)
+    to a multiple of ``block``, so nnz below counts the padding.
 
     Attributes:
         keys: the sorted row index of each rating [nnz], int32.
@@ -89,6 +97,7 @@ class SideLayout:
             arrays holding the ratings of rows ``[c·R, (c+1)·R)``.
         n_rows: the number of rows of this side.
         rows_per_chunk: R.
+        block: b, the padding granule (every row's slice is whole blocks).
     """
 
     keys: jax.Array
@@ -99,6 +108,7 @@ class SideLayout:
     chunk_hi: jax.Array
     n_rows: int
     rows_per_chunk: int
+    block: int = 16
 
 
 @partial(jax.tree_util.register_dataclass, data_fields=["users", "items"], meta_fields=[])
@@ -118,25 +128,40 @@ class Layout:
         return self.items.n_rows
 
 
-def _side(keys, others, ratings, weights, n_rows, rows_per_chunk, dtype):
+def _side(keys, others, ratings, weights, n_rows, rows_per_chunk, dtype, block):
     order = np.argsort(keys, kind="stable")
     k = keys[order]
+    # Pad every row's ratings to a multiple of ``block`` (weight-0 entries), so the
+    # sorted arrays are whole blocks, each of one row: the Gram build reduces a block
+    # in registers and scatters one [D, D] per block, not one per rating.
+    counts = np.bincount(k, minlength=n_rows).astype(np.int64)
+    padded = -(-counts // block) * block
+    start = np.concatenate([[0], np.cumsum(padded)])
+    first = np.concatenate([[0], np.cumsum(counts)])[:-1]
+    total = int(start[-1])
+    dest = start[k] + (np.arange(len(k)) - first[k])
+    pk = np.repeat(np.arange(n_rows), padded)
+    po = np.zeros(total, np.int64)
+    pr = np.zeros(total, np.float64)
+    pw = np.zeros(total, np.float64)
+    po[dest], pr[dest], pw[dest] = others[order], ratings[order], weights[order]
     n_chunks = max(1, -(-n_rows // rows_per_chunk))
-    bounds = np.searchsorted(k, np.arange(n_chunks + 1) * rows_per_chunk, side="left")
+    bounds = start[np.minimum(np.arange(n_chunks + 1) * rows_per_chunk, n_rows)]
     return SideLayout(
-        keys=jnp.asarray(k, jnp.int32),
-        others=jnp.asarray(others[order], jnp.int32),
-        ratings=jnp.asarray(ratings[order], dtype),
-        weights=jnp.asarray(weights[order], dtype),
+        keys=jnp.asarray(pk, jnp.int32),
+        others=jnp.asarray(po, jnp.int32),
+        ratings=jnp.asarray(pr, dtype),
+        weights=jnp.asarray(pw, dtype),
         chunk_lo=jnp.asarray(bounds[:-1], jnp.int32),
         chunk_hi=jnp.asarray(bounds[1:], jnp.int32),
         n_rows=int(n_rows),
         rows_per_chunk=int(rows_per_chunk),
+        block=int(block),
     )
 
 
 def make_layout(users, items, ratings, *, n_users: int, n_items: int, weights=None,
-                rows_per_chunk: int = 256, dtype=None) -> Layout:
+                rows_per_chunk: int = 256, dtype=None, block: int = 16) -> Layout:
     """Sort the ratings by user and by item, once, on the host.
 
     Args:
@@ -148,6 +173,8 @@ def make_layout(users, items, ratings, *, n_users: int, n_items: int, weights=No
             matrices held at once to rows_per_chunk·(k+1)² numbers.
         dtype: float dtype of ratings and weights; default float64 when x64 is
             enabled, else float32.
+        block: pad each row's ratings (weight 0) to a multiple of this many, so
+            Gram matrices are reduced per block of one row (see :func:`chunk_stats`).
 
     Returns:
         A :class:`Layout`.
@@ -157,6 +184,8 @@ def make_layout(users, items, ratings, *, n_users: int, n_items: int, weights=No
     validate_ratings(users, items, ratings, n_users=n_users, n_items=n_items, where="make_layout")
     if rows_per_chunk < 1:
         raise ValueError(f"rows_per_chunk must be >= 1, got {rows_per_chunk}")
+    if block < 1:
+        raise ValueError(f"block must be >= 1, got {block}")
     u = np.asarray(users, np.int64)
     i = np.asarray(items, np.int64)
     r = np.asarray(ratings, np.float64)
@@ -166,8 +195,8 @@ def make_layout(users, items, ratings, *, n_users: int, n_items: int, weights=No
     if dtype is None:
         dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     return Layout(
-        users=_side(u, i, r, w, n_users, rows_per_chunk, dtype),
-        items=_side(i, u, r, w, n_items, rows_per_chunk, dtype),
+        users=_side(u, i, r, w, n_users, rows_per_chunk, dtype, block),
+        items=_side(i, u, r, w, n_items, rows_per_chunk, dtype, block),
     )
 
 
@@ -192,19 +221,29 @@ def side_stats(side: SideLayout, other_factors, other_bias, offset, *, window: i
     compute the same statistics one chunk at a time instead.
     """
     def per_chunk(c):
-        return _chunk_stats(side, other_factors, other_bias, offset, c, window, with_sq)
+        return chunk_stats(side, other_factors, other_bias, offset, c, window, with_sq)
     n_chunks = side.chunk_lo.shape[0]
     out = lax.map(per_chunk, jnp.arange(n_chunks))
     R = side.rows_per_chunk
     return tuple(x.reshape((n_chunks * R,) + x.shape[2:])[: side.n_rows] for x in out)
 
 
-def _chunk_stats(side: SideLayout, other_factors, other_bias, offset, c, window, with_sq):
-    """Statistics (G [R,D,D], h [R,D], cnt [R], sq [R]) of chunk c's rows."""
+def chunk_stats(side: SideLayout, other_factors, other_bias, offset, c, window, with_sq):
+    """Statistics ``(G [R,D,D], h [R,D], cnt [R], sq [R])`` of chunk c's rows (see :func:`side_stats`).
+
+    The chunk's slice of the sorted, block-padded arrays is read in windows of
+    ``window`` ratings (rounded up to whole blocks of b). A window is viewed as
+    [W/b, b] blocks, each of one row: the block's b outer products are summed in
+    a fused multiply-reduce (Σ_j w_j z_j z_jᵀ, never stored per rating), and one
+    ``segment_sum`` adds the [W/b, D, D] block sums into the chunk's rows.
+    """
     dtype = other_factors.dtype
     k = other_factors.shape[1]
     D = k + 1
     R = side.rows_per_chunk
+    b = side.block
+    window = max(b, -(-window // b) * b)
+    nb = window // b
     lo, hi = side.chunk_lo[c], side.chunk_hi[c]
     first_row = c * R
     n_win = (hi - lo + window - 1) // window
@@ -216,17 +255,21 @@ def _chunk_stats(side: SideLayout, other_factors, other_bias, offset, c, window,
         valid = pos < hi
         pos = jnp.minimum(pos, max(nnz - 1, 0))
         o = side.others.at[pos].get(indices_are_sorted=True)
-        seg = jnp.where(valid, side.keys.at[pos].get(indices_are_sorted=True) - first_row, R)
         w = jnp.where(valid, side.weights.at[pos].get(indices_are_sorted=True).astype(dtype), 0)
         t = side.ratings.at[pos].get(indices_are_sorted=True).astype(dtype) - offset - other_bias[o]
+        t = jnp.where(valid, t, 0)
+        seg = jnp.where(valid, side.keys.at[pos].get(indices_are_sorted=True) - first_row, R)
+        seg = seg.reshape(nb, b)[:, 0]                                   # one row per block
         z = jnp.concatenate([other_factors[o], jnp.ones((window, 1), dtype)], axis=1)   # [W, D]
-        wz = w[:, None] * z
+        z = z.reshape(nb, b, D)
+        wz = (w[:, None] * z.reshape(window, D)).reshape(nb, b, D)
+        wt = (w * t).reshape(nb, b)
         ss = partial(jax.ops.segment_sum, segment_ids=seg, num_segments=R, indices_are_sorted=True)
-        G = G + ss(wz[:, :, None] * z[:, None, :])
-        h = h + ss(wz * t[:, None])
-        cnt = cnt + ss(w)
+        G = G + ss(jnp.sum(wz[:, :, :, None] * z[:, :, None, :], axis=1))
+        h = h + ss(jnp.sum(wt[:, :, None] * z, axis=1))
+        cnt = cnt + ss(jnp.sum(w.reshape(nb, b), axis=1))
         if with_sq:
-            sq = sq + ss(w * t * t)
+            sq = sq + ss(jnp.sum(wt * t.reshape(nb, b), axis=1))
         return G, h, cnt, sq
 
     init = (jnp.zeros((R, D, D), dtype), jnp.zeros((R, D), dtype),
@@ -259,11 +302,14 @@ def _reg_diag(k, reg, bias_reg, dtype):
 
 
 def als_half_step(side: SideLayout, own_factors, own_bias, other_factors, other_bias, mu, *,
-                  reg: float, bias_reg: float, window: int, solver: str = "rowwise"):
+                  reg: float, bias_reg: float, window: int, solver: str = "rowwise",
+                  with_sse: bool = False):
     """Exact minimiser of :func:`mfjax.loss` over every row of one side.
 
     Returns ``(factors [n, k], bias [n], resid_sum [])`` where resid_sum is
-    Σ w (r − r̂) over all ratings at the new rows (for the μ step).
+    Σ w (r − r̂) over all ratings at the new rows (for the μ step); with
+    ``with_sse`` also Σ w (r − r̂)² [] there, from the same statistics
+    (s − 2 xᵀh + xᵀGx per row, so no second pass).
     """
     dtype = other_factors.dtype
     k = other_factors.shape[1]
@@ -272,18 +318,22 @@ def als_half_step(side: SideLayout, own_factors, own_bias, other_factors, other_
     eye = jnp.eye(k + 1, dtype=dtype)
 
     def per_chunk(c):
-        G, h, cnt, _ = _chunk_stats(side, other_factors, other_bias, mu, c, window, False)
+        G, h, cnt, sq = chunk_stats(side, other_factors, other_bias, mu, c, window, with_sse)
         empty = cnt <= 0
         A = G + cnt[:, None, None] * jnp.diag(lam)[None]
         A = jnp.where(empty[:, None, None], eye[None], A)
         x = solve_spd(A, jnp.where(empty[:, None], 0, h), solver=solver)
         x = jnp.where(empty[:, None], 0, x)
         resid = jnp.sum(h[:, -1] - jnp.sum(G[:, -1, :] * x, axis=1))
-        return x, resid
+        sse = jnp.sum(sq - 2 * jnp.sum(x * h, 1) + jnp.einsum("rd,rde,re->r", x, G, x)) \
+            if with_sse else jnp.zeros((), dtype)
+        return x, resid, sse
 
     n_chunks = side.chunk_lo.shape[0]
-    x, resid = lax.map(per_chunk, jnp.arange(n_chunks))
+    x, resid, sse = lax.map(per_chunk, jnp.arange(n_chunks))
     x = x.reshape(n_chunks * R, k + 1)[: side.n_rows]
+    if with_sse:
+        return x[:, :k], x[:, k], jnp.sum(resid), jnp.sum(sse)
     return x[:, :k], x[:, k], jnp.sum(resid)
 
 
@@ -327,3 +377,25 @@ def als_sweep(params: Params, layout: Layout, *, reg: float, bias_reg: float | N
         total_w = jnp.sum(layout.items.weights.astype(mu.dtype))
         mu = mu + jnp.where(total_w > 0, resid / jnp.where(total_w > 0, total_w, 1), 0)
     return Params(P, Q, bu, bi, mu)
+
+
+def squared_error(params: Params, layout: Layout, window: int):
+    """Σ w e² [] at ``params`` over the layout's ratings, chunk by chunk.
+
+    From the item side's statistics with y_i = [q_i; b_i] and t = r − μ − b_u:
+    Σ w (t − zᵀy)² = s − 2 yᵀh + yᵀ G y per item (no [nnz, k] gather is held).
+    """
+    side = layout.items
+    R = side.rows_per_chunk
+    k = params.rank
+    Y = jnp.concatenate([params.item_factors, params.item_bias[:, None]], 1)
+    n_chunks = side.chunk_lo.shape[0]
+    Yp = jnp.zeros((n_chunks * R, k + 1), Y.dtype).at[: side.n_rows].set(Y)
+
+    def per_chunk(c):
+        G, h, _, sq = chunk_stats(side, params.user_factors, params.user_bias, params.global_bias,
+                                  c, window, True)
+        y = lax.dynamic_slice_in_dim(Yp, c * R, R)
+        return jnp.sum(sq - 2 * jnp.sum(y * h, 1) + jnp.einsum("rd,rde,re->r", y, G, y))
+
+    return jnp.sum(lax.map(per_chunk, jnp.arange(n_chunks)))

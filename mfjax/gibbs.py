@@ -62,12 +62,16 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .als import Layout, SideLayout, _chunk_stats, default_window, side_stats, solve_spd
+from .als import (Layout, SideLayout, chunk_stats, default_window, side_stats, solve_spd,
+                  squared_error)
 from .core import Params
+from .wishart import GibbsHyper, bartlett_chi2_df, sample_normal_wishart, sample_wishart
 
 __all__ = [
     "GibbsHyper",
     "GibbsState",
+    "host_gammas",
+    "sample_side",
     "sample_wishart",
     "sample_normal_wishart",
     "row_conditional",
@@ -77,25 +81,6 @@ __all__ = [
     "average_params",
     "predictive_std",
 ]
-
-
-class GibbsHyper(NamedTuple):
-    """Prior hyperparameters (hashable; a static argument of the sweep).
-
-    Attributes:
-        mu0: prior mean of μ_U and μ_V (each coordinate).
-        beta0: β0, the scaling of the prior precision of μ_U given Λ_U.
-        nu0: ν0, Wishart degrees of freedom; None means D = k+1.
-        w0: W0 = w0 · I_D, the Wishart scale.
-        tau_shape, tau_rate: a0, b0 of the Gamma prior on the noise precision τ.
-    """
-
-    mu0: float = 0.0
-    beta0: float = 2.0
-    nu0: float | None = None
-    w0: float = 1.0
-    tau_shape: float = 1.0
-    tau_rate: float = 1.0
 
 
 class GibbsState(NamedTuple):
@@ -118,61 +103,6 @@ class GibbsState(NamedTuple):
     item_prec: jax.Array
 
 
-def _bartlett(key, df, d, dtype):
-    """A lower-triangular A with A Aᵀ ~ Wishart(I_d, df)."""
-    kc, kn = jax.random.split(key)
-    chi2 = 2.0 * jax.random.gamma(kc, (df - jnp.arange(d, dtype=dtype)) / 2.0, dtype=dtype)
-    A = jnp.tril(jax.random.normal(kn, (d, d), dtype), -1)
-    return A + jnp.diag(jnp.sqrt(chi2))
-
-
-def sample_wishart(key, scale, df):
-    """One draw Λ ~ Wishart(scale, df) (mean df·scale), by the Bartlett decomposition.
-
-    With scale = L Lᵀ and A lower triangular, A_jj² ~ χ²(df − j) (j = 0..D−1)
-    and A_jl ~ N(0, 1) below the diagonal, Λ = (L A)(L A)ᵀ.
-
-    Args:
-        key: PRNG key.
-        scale: SPD [D, D].
-        df: degrees of freedom (> D − 1).
-    """
-    d = scale.shape[-1]
-    L = jnp.linalg.cholesky(scale)
-    B = L @ _bartlett(key, jnp.asarray(df, scale.dtype), d, scale.dtype)
-    return B @ B.T
-
-
-def sample_normal_wishart(key, X, hyper: GibbsHyper):
-    """Draw (μ, Λ) from the Normal-Wishart posterior given rows X [N, D].
-
-    Returns (mean [D], precision [D, D]); formulas in the module docstring.
-    """
-    N, d = X.shape
-    dtype = X.dtype
-    nu0 = d if hyper.nu0 is None else hyper.nu0
-    mu0 = jnp.full((d,), hyper.mu0, dtype)
-    xbar = jnp.mean(X, axis=0)
-    Xc = X - xbar[None]
-    beta_n = hyper.beta0 + N
-    dm = xbar - mu0
-    W_inv = (jnp.eye(d, dtype=dtype) / hyper.w0 + Xc.T @ Xc
-             + (hyper.beta0 * N / beta_n) * jnp.outer(dm, dm))
-    W_inv = 0.5 * (W_inv + W_inv.T)
-    mu_n = (hyper.beta0 * mu0 + N * xbar) / beta_n
-    kw, kmu = jax.random.split(key)
-    # W* = W_inv⁻¹ = L⁻ᵀ L⁻¹ with W_inv = L Lᵀ, so M = L⁻ᵀ is a square root of W*.
-    L = jnp.linalg.cholesky(W_inv)
-    A = _bartlett(kw, jnp.asarray(nu0 + N, dtype), d, dtype)
-    B = jax.scipy.linalg.solve_triangular(L.T, A, lower=False)       # M A
-    Lam = B @ B.T
-    # μ ~ N(μ*, (β* B Bᵀ)⁻¹): μ* + B⁻ᵀ ε / √β*, and B⁻ᵀ = L A⁻ᵀ.
-    eps = jax.random.normal(kmu, (d,), dtype)
-    v = jax.scipy.linalg.solve_triangular(A.T, eps, lower=False)
-    mu = mu_n + (L @ v) / jnp.sqrt(beta_n)
-    return mu, 0.5 * (Lam + Lam.T)
-
-
 def row_conditional(side: SideLayout, other_factors, other_bias, mu, tau, prior_mean, prior_prec,
                     *, window: int = 256):
     """The Gaussian conditional of every row of one side (for tests and small problems).
@@ -186,7 +116,7 @@ def row_conditional(side: SideLayout, other_factors, other_bias, mu, tau, prior_
     return solve_spd(P, rhs, solver="rowwise"), P
 
 
-def _sample_side(key, side: SideLayout, other_factors, other_bias, mu, tau, prior_mean, prior_prec,
+def sample_side(key, side: SideLayout, other_factors, other_bias, mu, tau, prior_mean, prior_prec,
                  *, window, solver, with_sse):
     dtype = other_factors.dtype
     k = other_factors.shape[1]
@@ -201,7 +131,7 @@ def _sample_side(key, side: SideLayout, other_factors, other_bias, mu, tau, prio
         return m + jax.scipy.linalg.solve_triangular(L.T, eps, lower=False)
 
     def per_chunk(c):
-        G, h, _, sq = _chunk_stats(side, other_factors, other_bias, mu, c, window, with_sse)
+        G, h, _, sq = chunk_stats(side, other_factors, other_bias, mu, c, window, with_sse)
         P = prior_prec[None] + tau * G
         rhs = prior_rhs[None] + tau * h
         eps = jax.random.normal(jax.random.fold_in(key, c), (R, D), dtype)
@@ -225,24 +155,6 @@ def _sample_side(key, side: SideLayout, other_factors, other_bias, mu, tau, prio
     return x[:, :k], x[:, k], jnp.sum(sse)
 
 
-def _sse(params: Params, layout: Layout, window: int):
-    """Σ w e² at params, from the item side's statistics (chunk by chunk)."""
-    side = layout.items
-    R = side.rows_per_chunk
-    k = params.rank
-    Y = jnp.concatenate([params.item_factors, params.item_bias[:, None]], 1)
-    n_chunks = side.chunk_lo.shape[0]
-    Yp = jnp.zeros((n_chunks * R, k + 1), Y.dtype).at[: side.n_rows].set(Y)
-
-    def per_chunk(c):
-        G, h, _, sq = _chunk_stats(side, params.user_factors, params.user_bias, params.global_bias,
-                                   c, window, True)
-        y = lax.dynamic_slice_in_dim(Yp, c * R, R)
-        return jnp.sum(sq - 2 * jnp.sum(y * h, 1) + jnp.einsum("rd,rde,re->r", y, G, y))
-
-    return jnp.sum(lax.map(per_chunk, jnp.arange(n_chunks)))
-
-
 def gibbs_init(params: Params, layout: Layout, *, tau: float = 1.0, mean: float | None = None,
                window: int | None = None) -> GibbsState:
     """A chain state starting at ``params`` (e.g. random, or an ALS fit).
@@ -258,16 +170,34 @@ def gibbs_init(params: Params, layout: Layout, *, tau: float = 1.0, mean: float 
         mean = float(np.sum(w * r) / max(np.sum(w), 1e-300))
     params = params._replace(global_bias=jnp.asarray(mean, dtype))
     window = default_window(params.rank, itemsize=dtype.itemsize) if window is None else window
-    sse = jax.jit(_sse, static_argnames="window")(params, layout, window=window)
+    sse = jax.jit(squared_error, static_argnames="window")(params, layout, window=window)
     d = params.rank + 1
     eye = jnp.eye(d, dtype=dtype)
     zero = jnp.zeros((d,), dtype)
     return GibbsState(params, jnp.asarray(tau, dtype), sse, zero, eye, zero, eye)
 
 
+def host_gammas(rng: np.random.Generator, layout: Layout, rank: int,
+                hyper: GibbsHyper = GibbsHyper(), n_eff: float | None = None):
+    """One sweep's Gamma draws on the host, for :func:`gibbs_sweep`'s ``gammas``.
+
+    ``(g, chi2_users [D], chi2_items [D])``: g ~ Gamma(a0 + ½ Σ w, 1) (then
+    τ = g / (b0 + ½ SSE)) and the Bartlett χ²(ν0 + N − j) draws of each side.
+    Drawing them here keeps ``jax.random.gamma`` out of the compiled sweep. ``n_eff``:
+    Σ w if known (else read from the layout, a device-to-host copy).
+    """
+    d = rank + 1
+    nu0 = d if hyper.nu0 is None else hyper.nu0
+    if n_eff is None:
+        n_eff = float(np.sum(np.asarray(layout.items.weights, np.float64)))
+    g = rng.gamma(hyper.tau_shape + 0.5 * n_eff)
+    chi = lambda n: rng.chisquare(bartlett_chi2_df(nu0 + n, d))
+    return np.float64(g), chi(layout.n_users), chi(layout.n_items)
+
+
 @partial(jax.jit, static_argnames=("hyper", "window", "solver"))
 def gibbs_sweep(state: GibbsState, layout: Layout, key, sweep, *, hyper: GibbsHyper = GibbsHyper(),
-                window: int | None = None, solver: str = "rowwise") -> GibbsState:
+                window: int | None = None, solver: str = "rowwise", gammas=None) -> GibbsState:
     """One Gibbs sweep: τ, then (μ_U, Λ_U) and (μ_V, Λ_V), then all users, then all items.
 
     Args:
@@ -279,6 +209,8 @@ def gibbs_sweep(state: GibbsState, layout: Layout, key, sweep, *, hyper: GibbsHy
         hyper: prior hyperparameters (static).
         window: ratings per Gram window (static); default from the rank.
         solver: "rowwise" (default, safe on jaxlib 0.10 CPU) or "vmap".
+        gammas: optional host draws from :func:`host_gammas` (else drawn here
+            with ``jax.random.gamma``, which costs ~2 s more compile).
 
     Returns:
         The next :class:`GibbsState`.
@@ -291,14 +223,18 @@ def gibbs_sweep(state: GibbsState, layout: Layout, key, sweep, *, hyper: GibbsHy
     n_eff = jnp.sum(layout.items.weights.astype(dtype))
     shape = hyper.tau_shape + 0.5 * n_eff
     rate = hyper.tau_rate + 0.5 * jnp.maximum(state.sse, 0)
-    tau = jax.random.gamma(kt, shape, dtype=dtype) / rate
+    if gammas is None:
+        g, chi_u, chi_v = jax.random.gamma(kt, shape, dtype=dtype), None, None
+    else:
+        g, chi_u, chi_v = (jnp.asarray(x, dtype) for x in gammas)
+    tau = g / rate
     X = jnp.concatenate([p.user_factors, p.user_bias[:, None]], 1)
     Y = jnp.concatenate([p.item_factors, p.item_bias[:, None]], 1)
-    mu_u, lam_u = sample_normal_wishart(ku_h, X, hyper)
-    mu_v, lam_v = sample_normal_wishart(ki_h, Y, hyper)
-    P, bu, _ = _sample_side(ku, layout.users, p.item_factors, p.item_bias, p.global_bias, tau,
+    mu_u, lam_u = sample_normal_wishart(ku_h, X, hyper, chi_u)
+    mu_v, lam_v = sample_normal_wishart(ki_h, Y, hyper, chi_v)
+    P, bu, _ = sample_side(ku, layout.users, p.item_factors, p.item_bias, p.global_bias, tau,
                             mu_u, lam_u, window=window, solver=solver, with_sse=False)
-    Q, bi, sse = _sample_side(ki, layout.items, P, bu, p.global_bias, tau, mu_v, lam_v,
+    Q, bi, sse = sample_side(ki, layout.items, P, bu, p.global_bias, tau, mu_v, lam_v,
                               window=window, solver=solver, with_sse=True)
     return GibbsState(Params(P, Q, bu, bi, p.global_bias), tau, sse, mu_u, lam_u, mu_v, lam_v)
 

@@ -35,6 +35,10 @@ class Model(IdSpace):
         history: one dict per epoch (``loss``, ``val_rmse``, ``val_mae``, ``seconds``, ...).
         seen_indptr, seen_items: CSR of the training items of each user, used to
             exclude seen items from recommendations.
+        posterior: for a Gibbs model (``fit(solver="gibbs")``), the kept samples'
+            biases, μ and noise precisions (:data:`mfjax.posterior.POSTERIOR_FIELDS`,
+            leading axis S); ``params`` is their posterior mean as one rank k·S
+            model. ``None`` otherwise.
     """
 
     params: Params
@@ -45,8 +49,10 @@ class Model(IdSpace):
     history: list = dataclasses.field(default_factory=list)
     seen_indptr: np.ndarray | None = None
     seen_items: np.ndarray | None = None
+    posterior: dict | None = None
 
-    def predict(self, raw_users, raw_items, *, clip: bool = True, return_fallbacks: bool = False):
+    def predict(self, raw_users, raw_items, *, clip: bool = True, return_fallbacks: bool = False,
+                return_std: bool = False):
         """Predicted ratings for pairs of raw IDs.
 
         A known pair gets ``μ + b_u + b_i + <p_u, q_i>``. Unknown IDs fall back:
@@ -58,10 +64,15 @@ class Model(IdSpace):
             clip: clip to ``rating_range``.
             return_fallbacks: also return ``{"n_unknown_users", "n_unknown_items"}``,
                 counted over the pairs.
+            return_std: also return the posterior predictive standard deviation
+                of each rating, sqrt(var_s r̂_s + mean_s 1/τ_s) over the S Gibbs
+                samples (:func:`mfjax.posterior.predictive_std`); needs a Gibbs
+                model (``posterior`` set), else ValueError.
 
         Returns:
-            Predictions as a NumPy array (a float for scalar input), and the
-            fallback counts when asked.
+            Predictions as a NumPy array (a float for scalar input), then the
+            standard deviations (same shape) when asked, then the fallback
+            counts when asked.
         """
         scalar = np.ndim(raw_users) == 0 and np.ndim(raw_items) == 0
         u = np.atleast_1d(self._index("user", raw_users, "predict", "raw_users", "ignore"))
@@ -72,8 +83,17 @@ class Model(IdSpace):
         if clip:
             pred = np.clip(pred, *self.rating_range)
         out = float(pred[0]) if scalar else pred
+        if return_std:
+            if self.posterior is None:
+                raise ValueError("predict: return_std=True needs a Gibbs model "
+                                 "(fit(solver='gibbs')); this model has no posterior samples")
+            from .posterior import predictive_std
+
+            std = predictive_std(self.params, self.posterior, u, i)
+            out = (out, float(std[0]) if scalar else std)
         if return_fallbacks:
-            return out, {"n_unknown_users": int(np.sum(u < 0)), "n_unknown_items": int(np.sum(i < 0))}
+            out = out if isinstance(out, tuple) else (out,)
+            return (*out, {"n_unknown_users": int(np.sum(u < 0)), "n_unknown_items": int(np.sum(i < 0))})
         return out
 
     def _predict_indices(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:

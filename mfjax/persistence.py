@@ -5,6 +5,9 @@ A model file is an ``.npz`` (written atomically by :func:`mfjax.plumbing.atomic_
 - ``params/<field>`` for each field of :class:`~mfjax.core.Params`;
 - ``user_ids`` and ``item_ids`` (see "IDs" below);
 - optionally ``seen_indptr`` and ``seen_items`` (a CSR of each user's training items);
+- optionally ``posterior/<field>`` for a Gibbs model's per-sample arrays
+  (:data:`mfjax.posterior.POSTERIOR_FIELDS`: biases [S, n], μ [S], τ [S] > 0, with
+  S dividing the rank);
 - ``meta``: the UTF-8 bytes of a JSON object with ``format`` (``"mfjax-model"``),
   ``version``, ``rating_range``, ``config``, ``history`` and, from version 2, ``ids``.
 
@@ -38,6 +41,7 @@ import pandas as pd
 
 from .core import Params
 from .plumbing import atomic_savez
+from .posterior import check_posterior
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "read_npz", "write_model", "read_model",
            "encode_ids", "decode_ids"]
@@ -216,6 +220,8 @@ def write_model(path, model) -> None:
     for side in ("user", "item"):
         arrays[f"{side}_ids"], ids[side] = encode_ids(getattr(model, f"{side}_ids"),
                                                       f"{where}: {side}_ids")
+    for k, v in (getattr(model, "posterior", None) or {}).items():
+        arrays[f"posterior/{k}"] = np.asarray(v)
     if model.seen_indptr is not None or model.seen_items is not None:
         arrays["seen_indptr"] = np.asarray(model.seen_indptr)
         arrays["seen_items"] = np.asarray(model.seen_items)
@@ -289,6 +295,9 @@ def _decode(meta: dict, arrays: dict, where: str) -> dict:
         raise ValueError(f"{where}: history must be a list of objects")
     out["history"] = history
     out["seen_indptr"], out["seen_items"] = _check_seen(arrays, n_users, n_items, where)
+    posterior = check_posterior(arrays, params, where)
+    if posterior is not None:
+        out["posterior"] = posterior
     return out
 
 

@@ -9,6 +9,9 @@ Examples (2-core CPU; results from runs recorded in benchmarks/RESULTS.md):
     python scripts/train.py
         # ML-100K, defaults: test RMSE ~0.903, MAE ~0.710, ~5 s;
         # precision@10 ~0.055, recall@10 ~0.044, NDCG@10 ~0.060
+    python scripts/train.py --solver gibbs --dataset movielens-1m
+        # Bayesian MF (rank 10, 20 burn-in + 80 samples): see README's accuracy table
+    python scripts/train.py --solver als --rank 10 --reg 0.05 --epochs 10
     python scripts/train.py --gradient manual
         # same trajectory through the hand-written gradient: RMSE ~0.903
     python scripts/train.py --rank 64 --reg 0.05 --epochs 40 --optimizer adamw
@@ -74,10 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--nu", type=non_negative, default=None, help="iALS regularization exponent")
     fit.add_argument("--min-rating", type=float, default=None,
                      help="implicit objectives: keep ratings >= this as interactions of value 1")
+    fit.add_argument("--solver", choices=["optax", "als", "gibbs"], default="optax",
+                     help="explicit ratings: optax: minibatches with --optimizer; als: exact "
+                          "alternating least squares; gibbs: Bayesian MF by Gibbs sampling "
+                          "(learns its regularization; --burn-in + --samples sweeps)")
     fit.add_argument("--rank", type=positive(int), default=None,
-                     help=f"default: {DEFAULTS['rank']} (explicit), per objective otherwise")
+                     help=f"default: optax {DEFAULTS['rank']}, als and gibbs 10, per objective "
+                          "for ials/bpr")
     fit.add_argument("--reg", type=non_negative, default=None,
-                     help=f"default: {DEFAULTS['reg']} (explicit), per objective otherwise")
+                     help=f"default: optax {DEFAULTS['reg']}, als 0.08 (gibbs: unused), per "
+                          "objective for ials/bpr")
     fit.add_argument("--bias-reg", type=non_negative, default=DEFAULTS["bias_reg"])
     fit.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=DEFAULTS["optimizer"])
     fit.add_argument("--learning-rate", type=positive(float), default=None,
@@ -85,7 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--schedule", choices=["constant", "cosine", "exponential"], default="constant",
                      help="learning-rate schedule over all steps")
     fit.add_argument("--epochs", type=positive(int), default=None,
-                     help=f"default: {DEFAULTS['epochs']} (explicit), per objective otherwise")
+                     help=f"default: optax {DEFAULTS['epochs']}, als 6 (gibbs: --burn-in + "
+                          "--samples), per objective for ials/bpr")
+    fit.add_argument("--burn-in", type=int, default=None,
+                     help="gibbs: sweeps discarded first (default 20)")
+    fit.add_argument("--samples", type=positive(int), default=None,
+                     help="gibbs: sweeps averaged after burn-in (default 80)")
     fit.add_argument("--batch-size", type=positive(int), default=None,
                      help="default: about 1/20 of the ratings, within [1024, 2^22]")
     fit.add_argument("--init-scale", type=positive(float), default=None,
@@ -271,8 +285,8 @@ def run(args) -> int:
     print(f"data: {ratings!r}; train {len(train):,}, test {len(test):,} ({args.split})")
     if args.check_grads:
         params, u, i, r = mfjax.gradcheck.sample_problem(train, 300, seed=args.seed)
-        report = mfjax.verify_gradients(params, u, i, r, reg=args.reg if args.reg is not None else DEFAULTS["reg"],
-                                            bias_reg=args.bias_reg)
+        reg = mfjax.training.DEFAULTS["reg"] if args.reg is None else args.reg
+        report = mfjax.verify_gradients(params, u, i, r, reg=reg, bias_reg=args.bias_reg)
         print(report)
         if not report.ok:
             print("error: gradient check failed; not training", file=sys.stderr)
@@ -283,24 +297,43 @@ def run(args) -> int:
         fit_set, monitor = mfjax.split.holdout(train, args.val_fraction, seed=args.seed)
     else:
         fit_set = train
-    from mfjax.training import DEFAULTS
-
+    common = dict(bias_reg=args.bias_reg, seed=args.seed, validation=monitor,
+                  patience=args.patience, init_scale=args.init_scale,
+                  checkpoint_dir=os.path.join(out, "checkpoints"),
+                  checkpoint_every=args.checkpoint_every, resume=args.resume,
+                  progress=lead and not args.quiet, mesh=mesh)
+    if args.solver != "gibbs" and (args.burn_in is not None or args.samples is not None):
+        raise UsageError("--burn-in and --samples are for --solver gibbs")
     implicit = args.objective != "explicit"
-    batch_size = args.batch_size or (None if implicit else mfjax.auto_batch_size(
-        len(fit_set), fit_set.n_users, fit_set.n_items))
-    n_steps = (args.epochs or DEFAULTS["epochs"]) * -(-len(fit_set) // (batch_size or 8192))
     options = {k: getattr(args, k) for k in ("alpha", "unobserved_weight", "nu")
                if getattr(args, k) is not None}
-    model = mfjax.fit(
-        fit_set, rank=args.rank, reg=args.reg, bias_reg=args.bias_reg, optimizer=args.optimizer,
-        learning_rate=None if args.schedule != "constant" else args.learning_rate,
-        schedule=make_schedule(args, n_steps), epochs=args.epochs, batch_size=batch_size,
-        seed=args.seed, gradient=args.gradient, validation=monitor, patience=args.patience,
-        init_scale=args.init_scale, checkpoint_dir=os.path.join(out, "checkpoints"),
-        checkpoint_every=args.checkpoint_every, resume=args.resume,
-        progress=lead and not args.quiet, mesh=mesh, table_sharding=args.table_sharding,
-        objective=args.objective, **options,
-    )
+    if implicit:
+        if args.solver != "optax":
+            raise UsageError("--solver is for --objective explicit (ials trains by ALS, bpr by Optax)")
+        model = mfjax.fit(fit_set, objective=args.objective, rank=args.rank, reg=args.reg,
+                          epochs=args.epochs, batch_size=args.batch_size,
+                          learning_rate=args.learning_rate, **options, **common)
+    elif options:
+        raise UsageError("--alpha, --unobserved-weight and --nu are for --objective ials")
+    elif args.solver == "optax":
+        from mfjax.training import DEFAULTS
+
+        epochs = args.epochs or DEFAULTS["epochs"]
+        batch_size = args.batch_size or mfjax.auto_batch_size(len(fit_set), fit_set.n_users,
+                                                              fit_set.n_items)
+        n_steps = epochs * -(-len(fit_set) // batch_size)
+        model = mfjax.fit(
+            fit_set, rank=args.rank or DEFAULTS["rank"],
+            reg=DEFAULTS["reg"] if args.reg is None else args.reg, optimizer=args.optimizer,
+            learning_rate=None if args.schedule != "constant" else args.learning_rate,
+            schedule=make_schedule(args, n_steps), epochs=epochs, batch_size=batch_size,
+            gradient=args.gradient, table_sharding=args.table_sharding, **common)
+    elif args.solver == "als":
+        model = mfjax.fit(fit_set, solver="als", rank=args.rank, reg=args.reg, epochs=args.epochs,
+                          **common)
+    else:
+        model = mfjax.fit(fit_set, solver="gibbs", rank=args.rank, burn_in=args.burn_in,
+                          samples=args.samples, **common)
     if not lead:
         return 0
     if implicit:

@@ -8,7 +8,7 @@ import pytest
 import mfjax
 from mfjax.als import make_layout
 from mfjax.core import Params
-from mfjax.gibbs import (GibbsHyper, _sample_side, average_params, gibbs_init, gibbs_sample,
+from mfjax.gibbs import (GibbsHyper, sample_side, average_params, gibbs_init, gibbs_sample,
                          gibbs_sweep, predictive_std, row_conditional, sample_normal_wishart,
                          sample_wishart)
 
@@ -73,7 +73,7 @@ def test_row_draws_have_the_conditional_mean_and_covariance():
     m_ref, P_ref = dense_conditional(p, u, i, r, tau, m0, prec, "users")
 
     def draw(key):
-        P, b, _ = _sample_side(key, lay.users, p.item_factors, p.item_bias, p.global_bias, tau,
+        P, b, _ = sample_side(key, lay.users, p.item_factors, p.item_bias, p.global_bias, tau,
                                jnp.asarray(m0), jnp.asarray(prec), window=4, solver="rowwise",
                                with_sse=False)
         return jnp.concatenate([P, b[:, None]], 1)

@@ -46,7 +46,7 @@ def _fit(data, route, ensemble):
     train, test = data
     if route == "fused" and not FUSED_AVAILABLE():
         pytest.skip("no C++ compiler: the fused route is unavailable")
-    return mfjax.fit(train, rank=8, reg=0.05, bias_reg=0.01, epochs=3, batch_size=512,
+    return mfjax.fit(train, solver="optax", rank=8, reg=0.05, bias_reg=0.01, epochs=3, batch_size=512,
                      gradient=route, ensemble=ensemble, validation=test, progress=False, seed=7)
 
 

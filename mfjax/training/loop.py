@@ -22,16 +22,18 @@ from ..core import Params
 from ..data import Ratings
 from ..metrics import error_sums
 from ..model import Model, model_indices
-from . import bpr, ials, minibatch  # noqa: F401  (register the solvers)
+from . import bpr, explicit, ials, minibatch  # noqa: F401  (register the solvers)
 from .checkpoint import Best, load_checkpoint, save_checkpoint
 from .config import DEFAULTS, resolve
+from .explicit import explicit_defaults
 from .layout import seen_index
 from .solver import make_solver
 
 __all__ = ["fit", "DEFAULT_SOLVERS"]
 
 #: ``solver="auto"`` per objective.
-DEFAULT_SOLVERS = {"explicit": "optax", "ials": "als", "bpr": "optax"}
+#: (explicit: "auto" means by data size, see :func:`mfjax.training.explicit.explicit_defaults`).
+DEFAULT_SOLVERS = {"explicit": "auto", "ials": "als", "bpr": "optax"}
 
 
 def fit(
@@ -80,15 +82,19 @@ def fit(
 
     Args:
         train: the training ratings.
-        rank: number of latent factors k. ``rank``, ``reg``, ``epochs``, ``init_scale``
-            (and ``batch_size``, ``learning_rate``) given as ``None`` take the
-            objective's default: :data:`mfjax.training.DEFAULTS` for explicit ratings
-            (rank 128, reg 0.1, 25 epochs), ``OBJECTIVE_DEFAULTS`` for ials/bpr.
-        reg: λ, L2 weight on factors (per rating, see :func:`mfjax.loss`).
+        rank: number of latent factors k (of each Gibbs sample). ``rank``, ``reg``,
+            ``epochs``, ``init_scale`` (and ``batch_size``, ``learning_rate``) given as
+            ``None`` take the default of the objective and solver: for explicit
+            ratings :data:`mfjax.training.explicit.SOLVER_DEFAULTS` (optax: rank 128,
+            reg 0.1, 25 epochs; als: rank 10, reg 0.08, 6 sweeps; gibbs: rank 10),
+            for ials/bpr ``OBJECTIVE_DEFAULTS`` (:mod:`mfjax.training.config`).
+        reg: λ, L2 weight on factors (per rating, see :func:`mfjax.loss`); Gibbs
+            learns its regularization (unused).
         bias_reg: λ_b, L2 weight on biases; ``None`` means ``reg``.
         optimizer: a name in :data:`OPTIMIZERS` or an ``optax.GradientTransformation``.
         learning_rate: step size for a named optimizer; ``None`` = its default.
-        epochs: passes over the data (ALS: sweeps).
+        epochs: passes over the data (ALS: sweeps). Gibbs runs ``burn_in + samples``
+            sweeps instead.
         batch_size: ratings per step (the data makes ``ceil(n / batch_size)``
             minibatches); ``None`` = :func:`auto_batch_size`.
         seed: seeds the initialization and every shuffle; the same seed gives
@@ -144,13 +150,22 @@ def fit(
             ``"bpr"``: Bayesian personalized ranking (:mod:`mfjax.implicit_bpr`).
         solver: ``"optax"`` (minibatches with ``optimizer``), ``"als"`` (exact
             alternating solves) or ``"gibbs"`` (Bayesian MF by Gibbs sampling);
-            ``"auto"`` picks the objective's default (:data:`DEFAULT_SOLVERS`).
+            ``"auto"`` picks the objective's default (:data:`DEFAULT_SOLVERS`); for
+            explicit ratings by size: ``"gibbs"`` up to 2M ratings, ``"optax"`` above,
+            and ``"optax"`` whenever an argument only it uses is given (``epochs``,
+            ``reg``, ``optimizer``, ``learning_rate``, ``batch_size``, ``schedule``,
+            ``gradient``, ``patience``, ``mesh``, ``ensemble``), so such calls keep
+            their meaning, and ``"gibbs"`` when ``burn_in`` or ``samples`` is given
+            (:func:`mfjax.training.explicit.explicit_defaults`).
             Solvers plug in through :func:`mfjax.training.register_solver`.
         alpha, unobserved_weight, nu: iALS' confidence ``c = 1 + alpha * value``,
             the weight α0 of all unobserved pairs and the exponent ν of the
             frequency-scaled regularization (``None``: the solver's default).
-        burn_in, samples: Gibbs sampling's discarded sweeps and kept samples
-            (``None``: the solver's default).
+        burn_in, samples: Gibbs sampling's discarded sweeps and averaged sweeps
+            (``None``: 20 and 80). The model is the posterior mean of the samples as
+            one rank ``rank``·S model and keeps their biases and noise precisions for
+            ``model.predict(..., return_std=True)`` (:mod:`mfjax.training.explicit`,
+            which also says how S is capped by memory).
 
     Returns:
         A :class:`mfjax.Model`. ``model.history`` has one dict per epoch:
@@ -165,6 +180,15 @@ def fit(
     if objective not in DEFAULT_SOLVERS:
         raise ValueError(f"fit: objective must be one of {sorted(DEFAULT_SOLVERS)}, got {objective!r}")
     solver_name = DEFAULT_SOLVERS[objective] if solver == "auto" else solver
+    if objective == "explicit":  # solver and rank/reg/epochs by data size and solver
+        optax_args = (epochs is not None or reg is not None or optimizer != "adam"
+                      or learning_rate is not None or batch_size is not None or schedule is not None
+                      or gradient != "auto" or patience is not None or mesh is not None
+                      or not (isinstance(ensemble, str) and ensemble == "auto"))
+        if solver == "auto" and (burn_in is not None or samples is not None):
+            solver = "gibbs"  # only Gibbs takes them
+        solver_name, rank, reg, epochs = explicit_defaults(
+            len(train) if isinstance(train, Ratings) else 0, solver, rank, reg, epochs, optax_args)
     solv = make_solver(objective, solver_name)
     unused = sorted(set(options) - set(getattr(solv, "OPTIONS", ())))
     if unused:
@@ -240,6 +264,8 @@ def fit(
     else:
         params = solv.params(state)
     model.params = solv.finalize(params)
+    if hasattr(solv, "posterior"):  # Gibbs: per-sample arrays behind Model.predict(return_std=True)
+        model.posterior = solv.posterior(state, model.params)
     model.history = history
     return model
 
