@@ -30,6 +30,7 @@ import numpy as np
 from . import implicit as im
 from . import implicit_als as ia
 from .implicit_bpr import sample_negatives
+from .plumbing import check_index
 
 __all__ = ["ials_fold_in", "bpr_fold_in", "fold_in_for"]
 
@@ -116,7 +117,7 @@ def bpr_fold_in(item_factors, item_bias, items, *, reg, n_neg: int = 32, steps: 
 
     Args:
         item_factors, item_bias: Q [n_items, k], b [n_items].
-        items: item indices [n] of the user's positives (repeats merge).
+        items: item indices [n] in [0, n_items) of the user's positives (repeats merge).
         reg: λ (> 0 keeps the Newton system definite).
         n_neg: M, negatives per positive.
         steps: Newton steps.
@@ -124,8 +125,15 @@ def bpr_fold_in(item_factors, item_bias, items, *, reg, n_neg: int = 32, steps: 
 
     Returns:
         p [k] (zeros when ``items`` is empty).
+
+    Raises:
+        ValueError: an entry of ``items`` is not an integer index in [0, n_items).
     """
-    items = np.unique(np.asarray(items, np.int64).reshape(-1))
+    # Checked here: inside the jitted Newton steps an out-of-range index would be clamped
+    # (or wrapped) by the gathers and silently score another item.
+    items = np.asarray(items).reshape(-1)
+    items = np.unique(check_index(items, item_factors.shape[0], name="items",
+                                  where="bpr_fold_in").astype(np.int64))
     k = item_factors.shape[1]
     if items.size == 0:
         return jnp.zeros((k,), item_factors.dtype)

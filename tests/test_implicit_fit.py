@@ -205,3 +205,17 @@ def test_evaluate_fold_in_on_held_out_users():
     out = evaluate_fold_in(m, fold, test, k=5)
     assert out["n_users"] == len(np.unique(test.users)) and out["n_unknown_users"] == 0
     assert out["precision@5"] > 0.3  # the groups are recovered from the fold-in part alone
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("bad", [[3, 20], [3, -1], [3.0, 4.0]])
+def test_bpr_fold_in_refuses_out_of_range_items(bad):
+    """An item index outside [0, n_items) must raise, not be clamped by the jitted gathers
+    (item 20 of 20 used to give exactly item 19's answer)."""
+    from mfjax.implicit_fold import bpr_fold_in
+
+    rng = np.random.default_rng(0)
+    Q, b = rng.standard_normal((20, 4)).astype(np.float32), np.zeros(20, np.float32)
+    with pytest.raises(ValueError, match="bpr_fold_in: items"):
+        bpr_fold_in(Q, b, bad, reg=0.01)
+    assert np.isfinite(np.asarray(bpr_fold_in(Q, b, [3, 19], reg=0.01))).all()
