@@ -44,6 +44,9 @@ def test_train_end_to_end_on_tiny_synthetic_data(tmp_path):
         (["--learning-rate", "abc"], "--learning-rate"),
         (["--platform", "tpu"], "tpu"),
         (["--resume"], "--out"),
+        # --min-rating binarizes ratings to 1: an explicit fit would learn a constant (RMSE 0)
+        (["--dataset", "synthetic", "--synthetic-size", "50", "40", "600", "--epochs", "1",
+          "--min-rating", "4"], "--min-rating"),
     ],
 )
 def test_train_bad_input_exits_2_with_one_line(tmp_path, args, match):
