@@ -144,3 +144,20 @@ def test_auto_batch_size_scales_with_data():
     assert mfjax.auto_batch_size(80_000, 943, 1682) == 4096
     assert mfjax.auto_batch_size(20_000_000, 138_493, 26_744) == 1 << 20
     assert mfjax.auto_batch_size(500, 10, 10) == 500
+
+
+@pytest.mark.parametrize("kw", [dict(ensemble=1), dict(objective="bpr", epochs=3, rank=4),
+                                dict(solver="als", epochs=3, rank=4)])
+def test_callbacks_may_keep_the_params_they_are_given(planted, kw):
+    train, _ = planted
+    kept = []
+    args = {**FAST, "epochs": 3, **kw}
+    if kw.get("objective") or kw.get("solver"):
+        args = {"progress": False, **kw}
+    if kw.get("objective") == "bpr":  # interactions: value 1 each
+        train = mfjax.Ratings(train.users, train.items, np.ones(len(train), np.float32), None,
+                              train.user_ids, train.item_ids)
+    mfjax.fit(train, callbacks=[lambda e, m, p: kept.append(p)], **args)
+    assert len(kept) == 3
+    sums = [float(np.sum(p.user_factors)) for p in kept]  # raised "Array has been deleted"
+    assert all(math.isfinite(s) for s in sums) and len(set(sums)) > 1

@@ -133,7 +133,8 @@ def fit(
             The run then ends with the same parameters as an uninterrupted one.
         progress: show a tqdm bar with the loss and validation RMSE.
         callbacks: called as ``cb(epoch, metrics, params)`` after each epoch
-            (after its checkpoint); an exception stops training.
+            (after its checkpoint), ``params`` a copy the callback may keep; an
+            exception stops training.
         mesh: ``None`` (one device), ``"auto"`` (every device; see
             :func:`mfjax.distributed.resolve_mesh`) or a ``jax.sharding.Mesh``
             with axes ``("data", "model")`` (:func:`mfjax.distributed.make_mesh`).
@@ -250,8 +251,13 @@ def fit(
             if jax.process_index() == 0:
                 save_checkpoint(ckpt_path, config.record, leaves, epoch + 1, history, best)
             saved = epoch + 1
-        for cb in callbacks:
-            cb(epoch + 1, dict(row), params)
+        if callbacks:
+            # The solvers donate their buffers to the next step: callbacks get a copy
+            # they may keep.
+            kept = jax.tree.map(jnp.copy, params)
+            for cb in callbacks:
+                cb(epoch + 1, dict(row), kept)
+            del kept
         del params
         if best.stopped:
             break
