@@ -210,6 +210,11 @@ class Model(IdSpace):
         training user's own interactions) or a few Newton steps on the user's BPR
         objective (:mod:`mfjax.implicit_fold`).
 
+        Gibbs models (``config["solver"] == "gibbs"``): the same ridge solve against
+        the posterior-mean model (the S samples' factors side by side), with
+        ``reg`` (default ``config["reg"]``, which Gibbs itself did not use): a point
+        estimate, not a posterior draw for the new user.
+
         Args:
             raw_item_ids: raw IDs of the rated items [n_u] (repeats count twice).
             ratings: the ratings [n_u], finite.
