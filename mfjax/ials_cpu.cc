@@ -105,50 +105,59 @@ void Rows(const Problem<T>& P, const double* G2, int64_t lo, int64_t hi, T* x, d
         for (int64_t j = 0; j < end; ++j) Ad[j] += a0 * q0[j];
       }
     }
-    // M = a0 G + A_obs + lam I, Cholesky M = L L^T (lower, row-major, in double).
+    // M = a0 G + A_obs + lam I, Cholesky M = L L^T (lower, row-major, in double), right-
+    // looking so the inner loops are contiguous axpys that vectorize (a dot-product form
+    // is a reduction the compiler may not reorder, i.e. scalar).
     const double lam = P.reg * std::pow(double(e - s) + P.a0 * double(P.n_other), P.nu);
     for (int64_t i = 0; i < k; ++i) {
       double* Li = L + i * k;
       const double* Gi = G2 + i * k;
       const T* Ai = A + i * k;
-      for (int64_t j = 0; j <= i; ++j) {
-        double sum = Gi[j] + double(Ai[j]);
-        const double* Lj = L + j * k;
-        for (int64_t m = 0; m < j; ++m) sum -= Li[m] * Lj[m];
-        if (j == i) {
-          Li[i] = std::sqrt(sum + lam);  // NaN when not positive definite, as LAPACK's potrf
-        } else {
-          Li[j] = sum / Lj[j];
-        }
+      for (int64_t j = 0; j <= i; ++j) Li[j] = Gi[j] + double(Ai[j]);
+      Li[i] += lam;
+    }
+    for (int64_t j = 0; j < k; ++j) {
+      const double d = std::sqrt(L[j * k + j]);  // NaN when not positive definite, as potrf
+      L[j * k + j] = d;
+      const double inv = 1.0 / d;
+      for (int64_t i = j + 1; i < k; ++i) y[i] = (L[i * k + j] *= inv);  // column j, packed
+      for (int64_t i = j + 1; i < k; ++i) {
+        double* __restrict Li = L + i * k;
+        const double f = y[i];
+        for (int64_t m = j + 1; m <= i; ++m) Li[m] -= f * y[m];
       }
     }
-    for (int64_t i = 0; i < k; ++i) {  // L y = b
-      double sum = double(bt[i]);
-      const double* Li = L + i * k;
-      for (int64_t m = 0; m < i; ++m) sum -= Li[m] * y[m];
-      y[i] = sum / Li[i];
+    for (int64_t i = 0; i < k; ++i) y[i] = double(bt[i]);
+    for (int64_t i = 0; i < k; ++i) {  // L z = b, column-oriented (z kept in y)
+      const double zi = (y[i] /= L[i * k + i]);
+      for (int64_t m = i + 1; m < k; ++m) y[m] -= L[m * k + i] * zi;
     }
-    for (int64_t i = k - 1; i >= 0; --i) {  // L^T x = y (x kept in y)
-      double sum = y[i];
-      for (int64_t m = i + 1; m < k; ++m) sum -= L[m * k + i] * y[m];
-      y[i] = sum / L[i * k + i];
+    for (int64_t i = k - 1; i >= 0; --i) {  // L^T x = z: row i of L is column i of L^T
+      const double xi = (y[i] /= L[i * k + i]);
+      const double* __restrict Li = L + i * k;
+      for (int64_t m = 0; m < i; ++m) y[m] -= Li[m] * xi;
     }
     // Per-row sums at x rounded to T (what the caller gets back).
     double xb = 0, xx = 0, xAx = 0, xGx = 0;
     for (int64_t i = 0; i < k; ++i) xu[i] = T(y[i]);
+    for (int64_t i = 0; i < k; ++i) y[i] = double(xu[i]);
+    // xAx = sum_i x_i (A_ii x_i + 2 sum_{j<i} A_ij x_j); G2 is full, so xGx = x^T (G2 x).
+    std::fill(Lbuf.begin(), Lbuf.begin() + 2 * k, 0.0);  // L is free now: two k-vectors
+    double* __restrict va = L;
+    double* __restrict vg = L + k;
     for (int64_t i = 0; i < k; ++i) {
-      const double xi = double(xu[i]);
+      const double xi = y[i];
       xb += xi * double(bt[i]);
       xx += xi * xi;
-      const T* Ai = A + i * k;
-      const double* Gi = G2 + i * k;
-      double ra = 0, rg = 0;
-      for (int64_t j = 0; j < i; ++j) {
-        ra += double(Ai[j]) * double(xu[j]);
-        rg += Gi[j] * double(xu[j]);
-      }
-      xAx += xi * (2 * ra + double(Ai[i]) * xi);
-      xGx += xi * (2 * rg + Gi[i] * xi);
+      const T* __restrict Ai = A + i * k;
+      const double* __restrict Gi = G2 + i * k;
+      for (int64_t j = 0; j < i; ++j) va[j] += double(Ai[j]) * xi;
+      va[i] += 0.5 * double(Ai[i]) * xi;
+      for (int64_t j = 0; j < k; ++j) vg[j] += Gi[j] * xi;
+    }
+    for (int64_t i = 0; i < k; ++i) {
+      xAx += 2 * va[i] * y[i];
+      xGx += vg[i] * y[i];
     }
     obs[u] = csum - 2 * xb + xAx;
     pen[u] = lam * xx;
