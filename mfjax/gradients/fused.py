@@ -32,27 +32,14 @@ Out-of-range indices raise an error naming the minibatch row; they are never cla
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import functools
-import hashlib
-import math
 import os
-import platform
-import shutil
-import signal
-import stat
-import subprocess
-import tempfile
-import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import kernels
 from ..core import Params, resolve_bias_reg
-from ..plumbing import (atomic_write_text, cache_dir, clean_stale_temporaries, private_dir,
-                        temp_prefix)
 
 __all__ = ["available", "unavailable_reason", "value_and_grad", "threads", "build_kernel", "find_compiler"]
 
@@ -60,238 +47,51 @@ SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fused_cpu.cc"
 _TARGETS = {np.dtype(np.float32): ("mfjax_fused_f32", "MfjaxFusedF32"),
             np.dtype(np.float64): ("mfjax_fused_f64", "MfjaxFusedF64")}
 #: Default limit (seconds) of one kernel build; ``$MFJAX_BUILD_TIMEOUT`` overrides it.
-BUILD_TIMEOUT = 600.0
+BUILD_TIMEOUT = kernels.BUILD_TIMEOUT
 #: Most threads the kernel uses (each holds a private copy of the other side's table).
-MAX_THREADS = 8
+MAX_THREADS = kernels.MAX_THREADS
+
+# The build / verify / load machinery lives in mfjax.kernels (shared with the iALS
+# kernel); these names stay for callers and tests.
+_cpu_tag = kernels._cpu_tag
+_cache_dir = kernels.cache_folder
+_build_timeout = kernels.build_timeout
+_owned_regular = kernels._owned_regular
+_read_verified = kernels.read_verified
+_remove = kernels._remove
+_locked = kernels._locked
+_dlopen_verified = kernels.load
 
 
 def threads() -> int:
     """Threads per call: ``$MFJAX_FUSED_THREADS``, else the CPUs this process may run on,
     at most :data:`MAX_THREADS`."""
-    env = os.environ.get("MFJAX_FUSED_THREADS", "").strip()
-    if env:
-        if not env.isdigit() or int(env) < 1:
-            raise ValueError(f"MFJAX_FUSED_THREADS must be a positive integer, got {env!r}")
-        return int(env)
-    try:
-        n = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        n = os.cpu_count() or 1
-    return max(1, min(n, MAX_THREADS))
+    return kernels.threads("MFJAX_FUSED_THREADS")
 
 
 def find_compiler() -> str | None:
-    for c in (os.environ.get("CXX"), "c++", "g++", "clang++"):
-        if c and shutil.which(c):
-            return c
-    return None
-
-
-def _cpu_tag() -> str:
-    """The CPU model and feature flags (a ``-march=native`` build is only valid on the same kind)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            lines = [l for l in f if l.startswith(("model name", "flags", "Features"))]
-        return "".join(sorted(set(lines)))
-    except OSError:
-        return platform.processor()
-
-
-def _cache_dir() -> str:
-    """The kernel folder, created private (0700, ours, not a symlink): it holds code we load."""
-    return private_dir(cache_dir("kernels"))
-
-
-def _build_timeout() -> float:
-    env = os.environ.get("MFJAX_BUILD_TIMEOUT", "").strip()
-    try:
-        return float(env) if env else BUILD_TIMEOUT
-    except ValueError:
-        raise ValueError(f"MFJAX_BUILD_TIMEOUT must be a number of seconds, got {env!r}") from None
+    return kernels.find_compiler()
 
 
 def _key(cxx: str) -> str:
-    import jaxlib
-
-    with open(SOURCE, "rb") as f:
-        src = f.read()
-    version = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60).stdout
-    return hashlib.sha256(b"\0".join(x.encode() if isinstance(x, str) else x for x in (
-        src, jaxlib.__version__, version, platform.machine(), _cpu_tag()))).hexdigest()[:16]
-
-
-def _owned_regular(st) -> bool:
-    uid = getattr(os, "getuid", lambda: None)()
-    return stat.S_ISREG(st.st_mode) and (uid is None or st.st_uid == uid) and not st.st_mode & 0o022
-
-
-def _read_verified(path: str) -> tuple[int, str | None]:
-    """Open the library ``path`` and check it against the SHA-256 its build recorded.
-
-    Returns ``(fd, None)`` with ``fd`` open on exactly the bytes that were hashed,
-    or ``(-1, reason)``. Symlinks are not followed; the file and its record must be
-    regular files owned by this user and writable by no one else.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except FileNotFoundError:
-        return -1, "not built yet"
-    except OSError as e:
-        return -1, f"cannot open it ({e.strerror or e}; a symlink or a folder?)"
-    try:
-        if not _owned_regular(os.fstat(fd)):
-            raise ValueError("it is not a regular file of ours, writable only by us")
-        with open(path + ".sha256", "rb", opener=lambda p, f: os.open(
-                p, f | getattr(os, "O_NOFOLLOW", 0))) as rec:
-            if not _owned_regular(os.fstat(rec.fileno())):
-                raise ValueError("its hash record is not a regular file of ours")
-            want = rec.read(200).decode("ascii", "replace").split()
-        h = hashlib.sha256()
-        with os.fdopen(os.dup(fd), "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        if not want or want[0] != h.hexdigest():
-            raise ValueError("its SHA-256 does not match the one its build recorded "
-                             "(truncated, corrupted or replaced)")
-    except (OSError, ValueError) as e:
-        os.close(fd)
-        reason = str(e) if isinstance(e, ValueError) else f"it has no readable hash record ({e.strerror})"
-        return -1, reason
-    return fd, None
-
-
-def _remove(path: str) -> None:
-    """Remove whatever is at ``path`` (a file, a symlink itself, or a folder), if anything."""
-    with contextlib.suppress(FileNotFoundError):
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
+    return kernels.key(SOURCE, cxx)
 
 
 def build_kernel() -> str:
-    """Path of the compiled kernel, building it if no verified copy is cached.
-
-    The kernel lives in :func:`~mfjax.plumbing.private_dir` ``cache_dir("kernels")``
-    beside ``<name>.so.sha256``, the SHA-256 its build recorded. A cached library
-    that fails verification (truncated, replaced, a symlink, a folder, no record)
-    is removed and rebuilt, with a warning saying why. Builds take a lock, compile
-    into a private temporary folder (removed on any failure) and publish with an
-    atomic rename, record first.
-
-    The compiler runs in its own process group, killed (the whole group) on a
-    timeout (``$MFJAX_BUILD_TIMEOUT`` seconds, default 600) or any exception, incl.
-    KeyboardInterrupt. When coreutils ``timeout`` exists it wraps the compiler, so
-    even if this process is SIGKILLed the compiler dies within the same limit;
-    otherwise it may run on until it finishes. A build folder left by a killed
-    process is removed by the next build.
-    """
-    cxx = find_compiler()
-    if cxx is None:
-        raise RuntimeError("no C++ compiler found (set $CXX, or install g++)")
-    out_dir = _cache_dir()
-    path = os.path.join(out_dir, f"mfjax_fused_{_key(cxx)}.so")
-    with _locked(out_dir):
-        fd, reason = _read_verified(path)
-        if fd >= 0:
-            os.close(fd)
-            return path
-        if reason != "not built yet":
-            warnings.warn(f"mfjax: rebuilding the fused kernel {path}: {reason}", stacklevel=2)
-        _remove(path)
-        _remove(path + ".sha256")
-        clean_stale_temporaries(out_dir, dirs=True)
-        _compile(cxx, path, out_dir)
-    return path
+    """Path of the compiled kernel, building it if no verified copy is cached
+    (:func:`mfjax.kernels.build`: private folder, recorded SHA-256 checked before use,
+    damaged copies rebuilt with a warning, lock, compiler in its own process group with a
+    timeout)."""
+    return kernels.build(SOURCE, "mfjax_fused", what="fused kernel", cxx=find_compiler())
 
 
-@contextlib.contextmanager
-def _locked(folder: str):
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock; concurrent builds still publish atomically
-        yield
-        return
-    fd = os.open(os.path.join(folder, ".lock"), os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
-                 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _compile(cxx: str, path: str, out_dir: str) -> None:
-    tmp_dir = tempfile.mkdtemp(prefix=temp_prefix() + "build-", dir=out_dir)
-    try:
-        tmp = os.path.join(tmp_dir, "kernel.so")
-        limit = _build_timeout()
-        cmd = [cxx, "-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w",
-               "-I", jax.ffi.include_dir(), SOURCE, "-o", tmp, "-lpthread"]
-        wrapper = shutil.which("timeout")
-        full = ([wrapper, "-s", "KILL", f"{max(1, math.ceil(limit)) + 5}"] if wrapper else []) + cmd
-        proc = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
-        try:
-            _, err = proc.communicate(timeout=limit)
-        except BaseException as exc:
-            with contextlib.suppress(OSError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            if isinstance(exc, subprocess.TimeoutExpired):
-                raise RuntimeError(f"compiling {SOURCE} took over {limit:g} s "
-                                   "($MFJAX_BUILD_TIMEOUT); killed") from None
-            raise
-        if proc.returncode != 0:
-            raise RuntimeError(f"compiling {SOURCE} failed ({' '.join(cmd)}):\n{err[-2000:]}")
-        with open(tmp, "rb") as f:
-            digest = hashlib.sha256(f.read()).hexdigest()
-        os.chmod(tmp, 0o700)
-        atomic_write_text(path + ".sha256", f"{digest}  {os.path.basename(path)}\n")
-        os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-
-
-def _dlopen_verified(path: str):
-    """Load the library at ``path`` only if it matches its recorded hash (re-checked here)."""
-    fd, reason = _read_verified(path)
-    if fd < 0:
-        raise RuntimeError(f"refusing to load {path}: {reason}")
-    try:
-        proc_path = f"/proc/self/fd/{fd}"
-        # Load the very file that was hashed, not whatever the name points to by now.
-        return ctypes.CDLL(proc_path if os.path.exists(proc_path) else path)
-    finally:
-        os.close(fd)
-
-
-@functools.lru_cache(maxsize=1)
-def _register() -> str | None:
-    """Build, load and register the kernel (once per process); the reason it failed, or None.
-
-    A failure is also reported once as a warning, since ``gradient="auto"`` then
-    silently takes the slower XLA route.
-    """
-    try:
-        lib = _dlopen_verified(build_kernel())
-        for target, symbol in _TARGETS.values():
-            jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)),
-                                        platform="cpu")
-    except Exception as exc:  # noqa: BLE001 - any failure means: use the XLA route
-        reason = f"{type(exc).__name__}: {exc}"
-        first = reason.splitlines()[0] if reason.strip() else type(exc).__name__
-        warnings.warn(f"mfjax: the fused CPU kernel is unavailable, using the XLA routes: {first}",
-                      stacklevel=2)
-        return reason
-    return None
+_KERNEL = kernels.Kernel(SOURCE, "mfjax_fused", _TARGETS.values(), switch="MFJAX_FUSED",
+                         what="fused CPU kernel", builder=lambda: build_kernel())
 
 
 def _load() -> str | None:
     """None when the kernel is usable, else why not (``MFJAX_FUSED=0``, or the build)."""
-    if os.environ.get("MFJAX_FUSED", "1").strip().lower() in ("0", "false", "no", "off"):
-        return "turned off by MFJAX_FUSED=0"
-    return _register()
+    return _KERNEL.reason()
 
 
 def available() -> bool:

@@ -13,7 +13,9 @@ is L / |S|.
 - ``solver="als"`` (:class:`ALSSolver`): each step is one sweep, the items then the
   users, both exactly (Cholesky) by default, and L from the user solve's own sums (no
   extra pass over the interactions). The two half-steps run ONE compiled program,
-  :func:`mfjax.implicit_als.half_step_exact`: both sides' CSR views are zero-padded to
+  :func:`mfjax.implicit_als.half_step_exact`, or on a CPU backend the threaded C++ kernel
+  :func:`mfjax.implicit_kernel.half_step` with the same outputs (``MFJAX_IALS_KERNEL=0``
+  or ``ALSSolver(kernel=False)`` turns it off): both sides' CSR views are zero-padded to
   common bucketed shapes (:func:`mfjax.implicit_als.shared_layouts`) and the true row
   counts are traced values, so a fit compiles one solve body (and a later fit whose
   sizes fall in the same buckets compiles nothing). ``method="cg"`` instead solves the
@@ -41,6 +43,7 @@ import optax
 
 from .. import implicit as im
 from .. import implicit_als as ia
+from .. import implicit_kernel as ik
 from ..core import Params
 from ..data import Ratings
 from .epoch import host_init
@@ -176,6 +179,12 @@ class ALSSolver(_IALSBase):
             gradient steps, users exactly, one program per sweep:
             :func:`mfjax.implicit_als.als_sweep_exact_users`); see :mod:`mfjax.implicit`.
         cg_steps: CG iterations per row (``"cg"`` only).
+        kernel: run the exact half-steps by the threaded C++ kernel
+            (:func:`mfjax.implicit_kernel.half_step`, the same outputs as
+            ``half_step_exact``) instead of the XLA program: ``None`` (default) when it
+            is usable (CPU backend, float32/float64, compiler found, not turned off by
+            ``MFJAX_IALS_KERNEL=0``), ``True`` to require it, ``False`` never.
+            ``"cholesky"`` only.
     """
 
     name = "als"
@@ -183,11 +192,11 @@ class ALSSolver(_IALSBase):
     #: ~5 % faster than 32 on ML-1M (rank 64) at the same compile time.
     CHUNKS = dict(chunk_rows=256, chunk_nnz=2048, block=64)
 
-    def __init__(self, method: str = "cholesky", cg_steps: int = 3):
+    def __init__(self, method: str = "cholesky", cg_steps: int = 3, kernel: bool | None = None):
         super().__init__()
         if method not in ia.METHODS:
             raise ValueError(f"ALSSolver: method must be one of {ia.METHODS}, got {method!r}")
-        self.method, self.cg_steps = method, int(cg_steps)
+        self.method, self.cg_steps, self.kernel = method, int(cg_steps), kernel
 
     def init(self, train: Ratings, config) -> ALSState:
         """Lay out the interactions (CSR both ways) and draw the initial factors."""
@@ -198,9 +207,29 @@ class ALSSolver(_IALSBase):
         else:  # both half-steps run ONE executable on padded shapes
             self.sides = ia.shared_layouts(self.data)
             self.n_pad = int(self.sides[0].indptr.shape[0]) - 1
+            self.use_kernel = self._kernel_choice(p.user_factors.dtype)
+            config.record["als_kernel"] = self.use_kernel
         self._padded = None  # (P, P zero-padded to n_pad rows) of the last step
         self._exact = False  # whether the state's users are exact for its items
         return ALSState(p, (), 0)
+
+    def _kernel_choice(self, dtype) -> bool:
+        """Whether the exact half-steps run by the C++ kernel (see ``kernel``)."""
+        if self.kernel is False:
+            return False
+        if self.kernel is None:
+            return ik.usable_for(dtype)
+        if not ik.usable_for(dtype):
+            raise RuntimeError("ALSSolver(kernel=True): the iALS CPU kernel cannot run here: "
+                               + (ik.unavailable_reason() or f"needs the CPU backend and "
+                                  f"float32/float64 factors (backend {jax.default_backend()}, "
+                                  f"dtype {np.dtype(dtype)})"))
+        return True
+
+    def _half_step(self, other, side):
+        if self.use_kernel:
+            return ik.half_step(other, side, **self.hp)
+        return ia.half_step_exact(other, side, **self.hp, **self.CHUNKS)
 
     def step(self, state: ALSState) -> tuple[ALSState, dict]:
         """One sweep: items (``method``), then users (exact)."""
@@ -215,8 +244,8 @@ class ALSSolver(_IALSBase):
             else:
                 Pp = _pad_rows(P, self.n_pad)
             users, items = self.sides
-            Qp, _, penalty_items = ia.half_step_exact(Pp, items, **self.hp, **self.CHUNKS)
-            Pp, value_users, _ = ia.half_step_exact(Qp, users, **self.hp, **self.CHUNKS)
+            Qp, _, penalty_items = self._half_step(Pp, items)
+            Pp, value_users, _ = self._half_step(Qp, users)
             P, Q = _rows(Pp, self.data.n_users), _rows(Qp, self.data.n_items)
             self._padded = (P, Pp)
             params = state.params._replace(user_factors=P, item_factors=Q)

@@ -1,0 +1,124 @@
+"""The threaded C++ iALS half-step (mfjax.implicit_kernel) against the XLA solves."""
+
+import subprocess
+import sys
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import mfjax
+from mfjax import implicit as im
+from mfjax import implicit_als as ia
+from mfjax import implicit_kernel as ik
+from mfjax.training import ials
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.skipif(not ik.available(),
+                                reason=f"iALS kernel unavailable: {ik.unavailable_reason()}")
+HP = dict(alpha=2.0, unobserved_weight=0.3, reg=0.1, nu=0.7)
+
+
+def problem(dtype, n_users=157, n_items=93, n=2500, k=16, seed=0):
+    rng = np.random.default_rng(seed)
+    u, i = rng.integers(0, n_users - 7, n), rng.integers(0, n_items, n)  # the last users: empty
+    data = im.build_implicit_data(u, i, rng.random(n).astype(dtype), n_users=n_users,
+                                  n_items=n_items)
+    P = jnp.asarray((0.3 * rng.standard_normal((n_users, k))).astype(dtype))
+    Q = jnp.asarray((0.3 * rng.standard_normal((n_items, k))).astype(dtype))
+    return data, P, Q
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 2e-4)])
+def test_solves_equal_the_xla_cholesky(dtype, tol):
+    data, P, Q = problem(dtype)
+    for mine, ref, other in ((ik.solve_users, ia.solve_users, Q), (ik.solve_items, ia.solve_items, P)):
+        x, want = mine(other, data, **HP), ref(other, data, **HP)
+        assert x.dtype == dtype and x.shape == want.shape
+        np.testing.assert_allclose(x, want, atol=tol, rtol=tol)
+    assert np.all(np.asarray(ik.solve_users(Q, data, **HP))[-7:] == 0)  # empty rows
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 1e-4)])
+def test_half_step_outputs_equal_half_step_exact(dtype, tol):
+    data, P, _ = problem(dtype)
+    users, items = ia.shared_layouts(data)
+    n_pad = int(users.indptr.shape[0]) - 1
+    Pp = jnp.asarray(np.pad(np.asarray(P), ((0, n_pad - P.shape[0]), (0, 0))))
+    for side, other in ((items, Pp), (users, None)):
+        if other is None:
+            other = Qp
+        got = ik.half_step(other, side, **HP)
+        want = ia.half_step_exact(other, side, **HP, **ials.ALSSolver.CHUNKS)
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype and g.shape == w.shape
+            np.testing.assert_allclose(g, w, atol=tol, rtol=tol)
+        Qp = got[0]
+
+
+def test_thread_count_does_not_change_the_result(monkeypatch):
+    data, _, Q = problem(np.float64, n_users=400, n=8000)
+    monkeypatch.setenv("MFJAX_IALS_THREADS", "1")
+    one = ik.solve_users(Q, data, **HP)
+    monkeypatch.setenv("MFJAX_IALS_THREADS", "3")
+    three = ik.solve_users(Q, data, **HP)
+    assert np.array_equal(one, three)
+
+
+def test_an_out_of_range_index_is_an_error_naming_the_row():
+    data, _, Q = problem(np.float64)
+    cols = np.asarray(data.user_items).copy()
+    indptr = np.asarray(data.user_indptr)
+    row = 5
+    cols[indptr[row] + 1] = Q.shape[0]  # one past the end
+    with pytest.raises(Exception, match=f"row {row} has the out-of-range index {Q.shape[0]}"):
+        jax.block_until_ready(ik.solve(Q, data.user_indptr, jnp.asarray(cols), data.user_values,
+                                       **HP))
+    cols[indptr[row] + 1] = -1
+    with pytest.raises(Exception, match=f"row {row} has the out-of-range index -1"):
+        jax.block_until_ready(ik.solve(Q, data.user_indptr, jnp.asarray(cols), data.user_values,
+                                       **HP))
+
+
+def _fit(kernel):
+    rng = np.random.default_rng(3)
+    r = mfjax.Ratings.from_arrays(rng.integers(0, 120, 3000), rng.integers(0, 80, 3000), np.ones(3000))
+    solver = ials.ALSSolver(kernel=kernel)
+    from mfjax.training import solver as S
+    orig = S.SOLVERS[("ials", "als")]
+    S.SOLVERS[("ials", "als")] = lambda: solver
+    try:
+        return mfjax.fit(r, objective="ials", rank=8, epochs=4, seed=0, progress=False), solver
+    finally:
+        S.SOLVERS[("ials", "als")] = orig
+
+
+def test_fit_with_the_kernel_equals_fit_without():
+    (a, sa), (b, sb) = _fit(True), _fit(False)
+    assert sa.use_kernel and not sb.use_kernel
+    np.testing.assert_allclose(a.params.user_factors, b.params.user_factors, atol=2e-4)
+    np.testing.assert_allclose(a.params.item_factors, b.params.item_factors, atol=2e-4)
+    la = [h["loss"] for h in a.history]
+    lb = [h["loss"] for h in b.history]
+    np.testing.assert_allclose(la, lb, rtol=1e-5)
+
+
+def test_switch_off_and_fallback_without_a_compiler(tmp_path):
+    code = ("import mfjax, numpy as np; from mfjax import implicit_kernel as ik; "
+            "from mfjax.training import ials; print('available', ik.available()); "
+            "r = mfjax.Ratings.from_arrays(np.arange(40) % 10, np.arange(40) % 7, np.ones(40)); "
+            "s = ials.ALSSolver(); m = mfjax.fit(r, objective='ials', rank=4, epochs=2, progress=False); "
+            "print('fit ok', m.history[-1]['loss'])")
+    env = {**os.environ, "PYTHONPATH": ROOT, "MFJAX_DATA": str(tmp_path), "CXX": "",
+           "PATH": str(tmp_path)}  # no compiler on the PATH, an empty kernel cache
+    out = subprocess.run([sys.executable, "-W", "always", "-c", code], env=env, capture_output=True,
+                         text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-1500:]
+    assert "available False" in out.stdout and "fit ok" in out.stdout
+    assert "no C++ compiler" in out.stderr
+    env = {**os.environ, "PYTHONPATH": ROOT, "MFJAX_IALS_KERNEL": "0"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=240)
+    assert out.returncode == 0 and "available False" in out.stdout, out.stderr[-1500:]
