@@ -42,7 +42,7 @@ def prof_ials(train):
     hp = dict(tials.IALS_OPTIONS, reg=0.01)
     data, s_prep = t(im.build_implicit_data, train.users, train.items, np.ones(len(train)),
                      n_users=train.n_users, n_items=train.n_items)
-    sides, s_sides = t(ia.shared_layouts, data)
+    sides, s_sides = t(im.shared_layouts, data)
     users, items = sides
     n_pad = int(users.indptr.shape[0]) - 1
     p0 = mfjax.training.epoch.host_init(0, train.n_users, train.n_items, 64, 1, 0.01, 0.0)

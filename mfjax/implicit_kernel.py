@@ -1,7 +1,7 @@
 """The iALS exact half-step as one threaded C++ call on the CPU (an XLA FFI kernel).
 
 :func:`half_step` returns the same ``(x, value, penalty)`` as
-:func:`mfjax.implicit_als.half_step_exact` on the same :class:`~mfjax.implicit_als.SideLayout`;
+:func:`mfjax.implicit_als.half_step_exact` on the same :class:`~mfjax.implicit.SideLayout`;
 :func:`solve_users` / :func:`solve_items` the same factors as the Cholesky
 :func:`mfjax.implicit_als.solve_users` / :func:`~mfjax.implicit_als.solve_items`. Row u solves
 
@@ -34,7 +34,7 @@ import numpy as np
 
 from . import kernels
 from .implicit import ImplicitData
-from .implicit_als import SideLayout
+from .implicit import SideLayout
 
 __all__ = ["available", "unavailable_reason", "threads", "half_step", "solve", "solve_users",
            "solve_items", "usable_for"]
@@ -102,7 +102,7 @@ def half_step(other, side: SideLayout, *, alpha, unobserved_weight, reg, nu):
 
     Args:
         other: the other side's factors [n_pad_other, k] (rows past ``side.n_other`` zero).
-        side: this side's :class:`~mfjax.implicit_als.SideLayout`.
+        side: this side's :class:`~mfjax.implicit.SideLayout`.
         alpha, unobserved_weight, reg, nu: as in :func:`mfjax.implicit.loss`.
 
     Raises:

@@ -40,7 +40,8 @@ import jax.numpy as jnp
 
 from .core import Params, predict_with_fallback
 from .data import Ratings
-from .model import Model, model_indices, same_ids
+from .data.ids import model_indices, same_ids
+from .model import Model
 from .plumbing import check_positive_int
 from .recommend import recommend_indices
 

@@ -19,7 +19,7 @@ from .persistence import read_model, read_npz, write_model
 from .plumbing import check_positive_int
 
 # read_npz is re-exported for callers that read other npz kinds (training checkpoints).
-__all__ = ["Model", "load_model", "read_npz", "model_indices", "same_ids"]
+__all__ = ["Model", "load_model", "read_npz"]
 
 
 @dataclasses.dataclass(eq=False)
@@ -394,24 +394,6 @@ def load_model(path) -> Model:
             with or not an mfjax model.
     """
     return Model(**read_model(_check_path(path, "load_model")))
-
-
-def same_ids(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether two ID arrays are the same object or equal element by element."""
-    return a is b or (len(a) == len(b) and np.array_equal(a, b))
-
-
-def model_indices(model: Model, r: Ratings) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of ``r``'s ratings in the model's ID space (-1 where unknown)."""
-    if same_ids(r.user_ids, model.user_ids):
-        u = r.users
-    else:
-        u = model.index_users(r.user_ids, missing="ignore")[r.users]
-    if same_ids(r.item_ids, model.item_ids):
-        i = r.items
-    else:
-        i = model.index_items(r.item_ids, missing="ignore")[r.items]
-    return np.asarray(u, np.int32), np.asarray(i, np.int32)
 
 
 def _real(x) -> bool:

@@ -183,10 +183,10 @@ def test_exact_user_sweep_loss_and_users(shape, solve):
 
 
 def test_bucket_rounds_up_to_few_shapes():
-    assert [ia.bucket(n) for n in (1, 7, 8, 15, 16, 17, 460256)] == [1, 7, 8, 15, 16, 18, 491520]
-    assert ia.bucket(6040, 256) == 6144 and ia.bucket(3706, 256) == 3840
+    assert [im.bucket(n) for n in (1, 7, 8, 15, 16, 17, 460256)] == [1, 7, 8, 15, 16, 18, 491520]
+    assert im.bucket(6040, 256) == 6144 and im.bucket(3706, 256) == 3840
     for n in range(1, 3000, 7):
-        b = ia.bucket(n, 4)
+        b = im.bucket(n, 4)
         assert n <= b <= max(n * 1.125 + 4, 8) and b % 4 == 0
 
 
@@ -200,7 +200,7 @@ def test_shared_half_step_is_exact_on_both_sides(shape, hp, chunks):
     (solve_items/solve_users), padding rows stay 0, L = value_users + penalty_items equals
     loss(), and both sides ran ONE executable."""
     p, data = make_problem(**shape)
-    users, items = ia.shared_layouts(data, chunk_rows=chunks.get("chunk_rows", 256))
+    users, items = im.shared_layouts(data, chunk_rows=chunks.get("chunk_rows", 256))
     n_pad = users.indptr.shape[0] - 1
     assert items.indptr.shape == users.indptr.shape and items.cols.shape == users.cols.shape
     pad = lambda x: jnp.zeros((n_pad, x.shape[1]), x.dtype).at[:x.shape[0]].set(x)

@@ -44,7 +44,7 @@ def test_solves_equal_the_xla_cholesky(dtype, tol):
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 1e-4)])
 def test_half_step_outputs_equal_half_step_exact(dtype, tol):
     data, P, _ = problem(dtype)
-    users, items = ia.shared_layouts(data)
+    users, items = im.shared_layouts(data)
     n_pad = int(users.indptr.shape[0]) - 1
     Pp = jnp.asarray(np.pad(np.asarray(P), ((0, n_pad - P.shape[0]), (0, 0))))
     for side, other in ((items, Pp), (users, None)):

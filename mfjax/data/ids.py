@@ -23,7 +23,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-__all__ = ["IdSpace", "factorize", "id_array", "id_column", "show"]
+__all__ = ["IdSpace", "factorize", "id_array", "id_column", "show", "same_ids", "model_indices"]
 
 
 def show(x):
@@ -167,6 +167,25 @@ class IdSpace:
     def index_items(self, raw, missing: str = "raise"):
         """Map raw item IDs to indices; see :meth:`index_users`."""
         return _lookup(self._item_index, raw, missing, "item")
+
+
+def same_ids(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two ID arrays are the same object or equal element by element."""
+    return a is b or (len(a) == len(b) and np.array_equal(a, b))
+
+
+def model_indices(model: "IdSpace", r) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of ``r``'s ratings (a :class:`mfjax.Ratings`) in another ID space, e.g. a
+    :class:`mfjax.Model`'s (-1 where unknown)."""
+    if same_ids(r.user_ids, model.user_ids):
+        u = r.users
+    else:
+        u = model.index_users(r.user_ids, missing="ignore")[r.users]
+    if same_ids(r.item_ids, model.item_ids):
+        i = r.items
+    else:
+        i = model.index_items(r.item_ids, missing="ignore")[r.items]
+    return np.asarray(u, np.int32), np.asarray(i, np.int32)
 
 
 def _lookup(index: pd.Index, raw, missing: str, what: str):

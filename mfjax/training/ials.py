@@ -16,7 +16,7 @@ is L / |S|.
   :func:`mfjax.implicit_als.half_step_exact`, or on a CPU backend the threaded C++ kernel
   :func:`mfjax.implicit_kernel.half_step` with the same outputs (``MFJAX_IALS_KERNEL=0``
   or ``ALSSolver(kernel=False)`` turns it off): both sides' CSR views are zero-padded to
-  common bucketed shapes (:func:`mfjax.implicit_als.shared_layouts`) and the true row
+  common bucketed shapes (:func:`mfjax.implicit.shared_layouts`) and the true row
   counts are traced values, so a fit compiles one solve body (and a later fit whose
   sizes fall in the same buckets compiles nothing). ``method="cg"`` instead solves the
   items by warm-started CG in one program per sweep
@@ -205,7 +205,7 @@ class ALSSolver(_IALSBase):
         if self.method == "cg":
             config.record["cg_steps"] = self.cg_steps
         else:  # both half-steps run ONE executable on padded shapes
-            self.sides = ia.shared_layouts(self.data)
+            self.sides = im.shared_layouts(self.data)
             self.n_pad = int(self.sides[0].indptr.shape[0]) - 1
             self.use_kernel = self._kernel_choice(p.user_factors.dtype)
             config.record["als_kernel"] = self.use_kernel

@@ -21,7 +21,8 @@ from .. import distributed
 from ..core import Params
 from ..data import Ratings
 from ..metrics import error_sums
-from ..model import Model, model_indices
+from ..data.ids import model_indices
+from ..model import Model
 from . import bpr, explicit, ials, minibatch  # noqa: F401  (register the solvers)
 from .checkpoint import Best, load_checkpoint, save_checkpoint
 from .config import DEFAULTS, resolve
