@@ -252,12 +252,25 @@ def load(path: str) -> ctypes.CDLL:
     fd, reason = read_verified(path)
     if fd < 0:
         raise RuntimeError(f"refusing to load {path}: {reason}")
-    try:
-        proc_path = f"/proc/self/fd/{fd}"
-        # Load the very file that was hashed, not whatever the name points to by now.
-        return ctypes.CDLL(proc_path if os.path.exists(proc_path) else path)
-    finally:
+    proc_path = f"/proc/self/fd/{fd}"
+    if not os.path.exists(proc_path):
         os.close(fd)
+        return ctypes.CDLL(path)
+    # Load the very file that was hashed, not whatever the name points to by now. The
+    # descriptor stays open for the life of the process: dlopen knows a library by its
+    # path, so a reused /proc/self/fd/N would hand back the library loaded under that
+    # name before (the fused kernel instead of the iALS one).
+    try:
+        lib = ctypes.CDLL(proc_path)
+    except BaseException:
+        os.close(fd)
+        raise
+    _OPEN_FDS.append(fd)
+    return lib
+
+
+#: Descriptors of the loaded kernels (see :func:`load`).
+_OPEN_FDS: list[int] = []
 
 
 def register(lib: ctypes.CDLL, targets) -> None:

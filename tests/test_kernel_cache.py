@@ -221,3 +221,14 @@ def test_a_killed_writer_leaves_a_temporary_that_the_next_write_removes(tmp_path
     os.utime(old, (time.time() - 7200,) * 2)
     plumbing.atomic_write_bytes(tmp_path / "other.bin", b"data")
     assert sorted(os.listdir(tmp_path)) == sorted([fresh.name, "other.bin"])
+
+
+def test_both_kernels_load_in_one_process():
+    """dlopen knows a library by its path: loading two kernels through the same reused
+    /proc/self/fd/N returned the first one (the iALS symbols were then missing)."""
+    code = ("from mfjax.gradients import fused; from mfjax import implicit_kernel as ik; "
+            "assert fused.available(), fused.unavailable_reason(); "
+            "assert ik.available(), ik.unavailable_reason(); print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": ROOT})
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
