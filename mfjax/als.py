@@ -128,8 +128,19 @@ class Layout:
         return self.items.n_rows
 
 
+def _stable_order(keys) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")`` for keys in [0, 2^32), by 16-bit radix passes
+    (NumPy's stable argsort of uint16 is a counting sort: ~5x faster on ML-1M)."""
+    if keys.size and int(keys.max()) >= 1 << 32:
+        return np.argsort(keys, kind="stable")
+    order = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+    if keys.size and int(keys.max()) >> 16:
+        order = order[np.argsort((keys[order] >> 16).astype(np.uint16), kind="stable")]
+    return order
+
+
 def _side(keys, others, ratings, weights, n_rows, rows_per_chunk, dtype, block):
-    order = np.argsort(keys, kind="stable")
+    order = _stable_order(keys)
     k = keys[order]
     # Pad every row's ratings to a multiple of ``block`` (weight-0 entries), so the
     # sorted arrays are whole blocks, each of one row: the Gram build reduces a block

@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import als_kernel
 from ..als import als_half_step, default_window, make_layout
 from ..core import Params
 from ..data import Ratings
@@ -105,19 +106,27 @@ class _Exact:
         return params
 
 
-@partial(jax.jit, static_argnames=("window",))
-def als_step(p: Params, layout, reg, bias_reg, *, window: int):
+@partial(jax.jit, static_argnames=("window", "kernel_threads"))
+def als_step(p: Params, layout, reg, bias_reg, *, window: int, kernel_threads: int = 0):
     """:func:`mfjax.als.als_sweep` (users, items, μ) and :func:`mfjax.loss` per rating after it.
 
     The loss costs no extra pass: the item half-step also returns SSE = Σ w e², and
     the μ step μ += Δ with Δ = Σ w e / Σ w lowers it to SSE − (Σ w e)²/Σ w exactly;
     the penalty is Σ_u c_u (λ‖p_u‖² + λ_b b_u²) + Σ_i c_i (…), c the per-row Σ w.
+
+    ``kernel_threads`` > 0 takes both half-steps with the C++ kernel
+    (:func:`mfjax.als_kernel.call`, same outputs) on that many threads; 0: XLA.
     """
-    kw = dict(reg=reg, bias_reg=bias_reg, window=window)
-    P, bu, _ = als_half_step(layout.users, p.user_factors, p.user_bias, p.item_factors,
-                             p.item_bias, p.global_bias, **kw)
-    Q, bi, resid, sse = als_half_step(layout.items, p.item_factors, p.item_bias, P, bu,
-                                      p.global_bias, with_sse=True, **kw)
+    if kernel_threads:
+        kern = partial(als_kernel.call, reg=reg, bias_reg=bias_reg, n_threads=kernel_threads)
+        P, bu, _, _ = kern(layout.users, p.item_factors, p.item_bias, p.global_bias)
+        Q, bi, resid, sse = kern(layout.items, P, bu, p.global_bias)
+    else:
+        kw = dict(reg=reg, bias_reg=bias_reg, window=window)
+        P, bu, _ = als_half_step(layout.users, p.user_factors, p.user_bias, p.item_factors,
+                                 p.item_bias, p.global_bias, **kw)
+        Q, bi, resid, sse = als_half_step(layout.items, p.item_factors, p.item_bias, P, bu,
+                                          p.global_bias, with_sse=True, **kw)
     total_w = jnp.sum(layout.items.weights.astype(P.dtype))
     delta = resid / total_w
     sse = sse - resid * delta
@@ -150,10 +159,14 @@ class ALSSolver(_Exact):
         c = config
         self.reg = c.reg
         self.bias_reg = c.reg if c.bias_reg is None else c.bias_reg
+        # The C++ half-step on a CPU backend when it builds (MFJAX_ALS_KERNEL=0: XLA).
+        self.kernel_threads = als_kernel.threads() if als_kernel.usable_for(_dtype()) else 0
+        c.record["als_kernel"] = bool(self.kernel_threads)
         return ALSState(_init_params(train, c, _dtype()), 0)
 
     def step(self, state: ALSState):
-        p, loss = als_step(state.params, self.layout, self.reg, self.bias_reg, window=self.window)
+        p, loss = als_step(state.params, self.layout, self.reg, self.bias_reg, window=self.window,
+                           kernel_threads=self.kernel_threads)
         return ALSState(p, state.sweep + 1), {"loss": float(loss)}
 
     def params(self, state: ALSState) -> Params:
