@@ -64,15 +64,13 @@ def unavailable_reason() -> str | None:
     return _KERNEL.reason()
 
 
-def available() -> bool:
-    """Whether the kernel can run here (builds it on the first call)."""
-    return unavailable_reason() is None
+available = _KERNEL.available
 
 
 def usable_for(dtype) -> bool:
     """Whether a fit in ``dtype`` on the default backend can use the kernel: a CPU
     backend, float32/float64, and the kernel :func:`available`."""
-    return (jax.default_backend() == "cpu" and np.dtype(dtype) in _TARGETS and available())
+    return _KERNEL.usable_for(_TARGETS, dtype)
 
 
 @functools.partial(jax.jit, static_argnames=("n_threads",))

@@ -320,4 +320,13 @@ class Kernel:
         return self._register()
 
     def available(self) -> bool:
+        """Whether the kernel can run here (builds it on the first call)."""
         return self.reason() is None
+
+    def usable_for(self, dtypes, dtype) -> bool:
+        """Whether a fit in ``dtype`` on the default backend can use it: a CPU backend,
+        ``dtype`` among ``dtypes`` (those it was compiled for), and :meth:`available`."""
+        import jax
+        import numpy as np
+
+        return jax.default_backend() == "cpu" and np.dtype(dtype) in dtypes and self.available()
