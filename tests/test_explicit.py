@@ -9,6 +9,7 @@ import pytest
 
 import mfjax
 from mfjax.core import Params
+from test_checkpoint import Stop, stop_at
 from mfjax.gibbs import predictive_std
 from mfjax.training.explicit import (GIBBS_MAX_RATINGS, SOLVER_DEFAULTS, explicit_defaults,
                                      sample_plan)
@@ -122,17 +123,6 @@ def test_save_load_keeps_return_std(small, tmp_path):
     np.savez(tmp_path / "bad.npz", **z)
     with pytest.raises(ValueError, match="posterior"):
         mfjax.load_model(tmp_path / "bad.npz")
-
-
-class Stop(Exception):
-    pass
-
-
-def stop_at(n):
-    def cb(epoch, metrics, params):
-        if epoch == n:
-            raise Stop
-    return cb
 
 
 @pytest.mark.timeout(180)
