@@ -192,13 +192,17 @@ def _counts(idx, w, n):
     return jax.ops.segment_sum(w, idx, num_segments=n)
 
 
+def _sizes(P, Q, n_users, n_items):
+    return (P.shape[0] if n_users is None else n_users, Q.shape[0] if n_items is None else n_items)
+
+
 def row_reg(counts, n_other, unobserved_weight, nu):
     """λ̃ = (|I_u| + α0 n_other)^ν per row [n]."""
     return jnp.power(counts + unobserved_weight * n_other, nu)
 
 
 def loss(params: Params, users, items, values, *, alpha, unobserved_weight, reg, nu,
-         weights=None) -> jax.Array:
+         weights=None, n_users=None, n_items=None) -> jax.Array:
     """The iALS objective L of the module docstring.
 
     Args:
@@ -212,6 +216,8 @@ def loss(params: Params, users, items, values, *, alpha, unobserved_weight, reg,
         nu: ν, the exponent of the frequency-scaled regularizer.
         weights: optional [n]; scales the interaction's term and its count in
             |I_u|, |U_i| (0 marks padding). ``None`` means all 1.
+        n_users, n_items: the real row counts when the tables carry zero padding
+            rows (a mesh); λ̃ uses them. ``None``: the tables' row counts.
 
     Returns:
         The scalar loss.
@@ -223,8 +229,9 @@ def loss(params: Params, users, items, values, *, alpha, unobserved_weight, reg,
     s = jnp.sum(P[users] * Q[items], axis=-1)
     observed = jnp.sum(w * c * (1.0 - s) ** 2)
     gram = unobserved_weight * jnp.sum((P.T @ P) * (Q.T @ Q))
-    ru = row_reg(_counts(users, w, P.shape[0]), Q.shape[0], unobserved_weight, nu)
-    ri = row_reg(_counts(items, w, Q.shape[0]), P.shape[0], unobserved_weight, nu)
+    n_u, n_i = _sizes(P, Q, n_users, n_items)
+    ru = row_reg(_counts(users, w, P.shape[0]), n_i, unobserved_weight, nu)
+    ri = row_reg(_counts(items, w, Q.shape[0]), n_u, unobserved_weight, nu)
     penalty = reg * (jnp.sum(ru * jnp.sum(P * P, axis=1)) + jnp.sum(ri * jnp.sum(Q * Q, axis=1)))
     return observed + gram + penalty
 
@@ -236,7 +243,7 @@ def _interaction_grad(p, q, c, w):
 
 
 def manual_grad(params: Params, users, items, values, *, alpha, unobserved_weight, reg, nu,
-                weights=None) -> Params:
+                weights=None, n_users=None, n_items=None) -> Params:
     """The gradient of :func:`loss`, by hand (module docstring); biases get 0.
 
     Same arguments as :func:`loss`. Returns a :class:`Params` shaped like
@@ -248,8 +255,9 @@ def manual_grad(params: Params, users, items, values, *, alpha, unobserved_weigh
     w = jnp.ones(users.shape, dtype) if weights is None else weights.astype(dtype)
     c = 1.0 + alpha * values.astype(dtype)
     dp, dq = jax.vmap(_interaction_grad)(P[users], Q[items], c, w)
-    ru = row_reg(_counts(users, w, nu_), ni, unobserved_weight, nu)
-    ri = row_reg(_counts(items, w, ni), nu_, unobserved_weight, nu)
+    n_u, n_i = _sizes(P, Q, n_users, n_items)
+    ru = row_reg(_counts(users, w, nu_), n_i, unobserved_weight, nu)
+    ri = row_reg(_counts(items, w, ni), n_u, unobserved_weight, nu)
     gP = (jax.ops.segment_sum(dp, users, num_segments=nu_)
           + 2.0 * unobserved_weight * (P @ (Q.T @ Q)) + 2.0 * reg * ru[:, None] * P)
     gQ = (jax.ops.segment_sum(dq, items, num_segments=ni)

@@ -54,6 +54,8 @@ __all__ = [
     "als_sweep",
     "als_sweep_exact_users",
     "half_step_exact",
+    "cholesky_rows",
+    "cg_rows",
     "CPU_COMPILER_OPTIONS",
     "cpu_jit",
     "METHODS",
@@ -63,9 +65,12 @@ __all__ = [
 METHODS = ("cholesky", "cg")
 
 
-def _solve_cholesky(other, indptr, rows, cols, vals, *, alpha, unobserved_weight, reg, nu,
-                    chunk_rows, chunk_nnz, block, with_loss=False, n_other=None, n_live=None):
-    """Exact row solves by batched Cholesky.
+def cholesky_rows(other, indptr, rows, cols, vals, *, alpha, unobserved_weight, reg, nu,
+                  chunk_rows, chunk_nnz, block, with_loss=False, n_other=None, n_live=None):
+    """Exact row solves by batched Cholesky: x [n, k] for the rows of ``indptr`` [n + 1].
+
+    ``other`` [n_other, k] is the fixed side; ``cols``/``vals`` [nnz] the other-side
+    index and value of each position (``rows`` is unused: the pointers imply it).
 
     Rows go in chunks of R = ``chunk_rows`` (``lax.map``). Within a chunk each
     row's interaction list is cut into blocks of L = ``block`` positions (the
@@ -169,17 +174,22 @@ def _solve_cholesky(other, indptr, rows, cols, vals, *, alpha, unobserved_weight
     return (X, obs) if with_loss else X
 
 
-def _solve_cg(other, indptr, rows, cols, vals, x0, *, alpha, unobserved_weight, reg, nu, steps,
-              chunk_rows, chunk_nnz):
-    """``steps`` conjugate-gradient iterations per row from x0.
+def cg_rows(other, indptr, rows, cols, vals, x0, *, alpha, unobserved_weight, reg, nu, steps,
+            chunk_rows, chunk_nnz, n_other=None):
+    """``steps`` conjugate-gradient iterations per row from x0 [n, k].
+
+    Arguments as in :func:`cholesky_rows`, plus ``rows`` [nnz], the row of each position.
 
     Rows go in chunks of R = ``chunk_rows`` (``lax.map``); each matvec
     ``α0 G x + Σ_i c q (qᵀ x) + λ λ̃ x`` walks the chunk's interactions
     ``chunk_nnz`` at a time, so memory is O((chunk_rows + chunk_nnz) k) and no
-    k×k matrix per row is formed.
+    k×k matrix per row is formed. ``n_other`` (traced) overrides
+    ``other.shape[0]`` in λ̃ (``other`` zero-padded).
     """
     n, nnz = indptr.shape[0] - 1, cols.shape[0]
-    n_other, k = other.shape
+    k = other.shape[1]
+    if n_other is None:
+        n_other = other.shape[0]
     dtype = other.dtype
     R, C = max(1, min(chunk_rows, n)), max(1, chunk_nnz)
     n_chunks = -(-n // R)
@@ -245,15 +255,15 @@ _STATIC = ("method", "cg_steps", "chunk_rows", "chunk_nnz", "block")
 def _solve(other, indptr, rows, cols, vals, init, *, alpha, unobserved_weight, reg, nu,
            method, cg_steps, chunk_rows, chunk_nnz, block):
     if method == "cholesky":
-        return _solve_cholesky(other, indptr, rows, cols, vals, alpha=alpha,
-                               unobserved_weight=unobserved_weight, reg=reg, nu=nu,
-                               chunk_rows=chunk_rows, chunk_nnz=chunk_nnz, block=block)
+        return cholesky_rows(other, indptr, rows, cols, vals, alpha=alpha,
+                             unobserved_weight=unobserved_weight, reg=reg, nu=nu,
+                             chunk_rows=chunk_rows, chunk_nnz=chunk_nnz, block=block)
     if method == "cg":
         if init is None:
             init = jnp.zeros((indptr.shape[0] - 1, other.shape[1]), other.dtype)
-        return _solve_cg(other, indptr, rows, cols, vals, init, alpha=alpha,
-                         unobserved_weight=unobserved_weight, reg=reg, nu=nu, steps=cg_steps,
-                         chunk_rows=chunk_rows, chunk_nnz=chunk_nnz)
+        return cg_rows(other, indptr, rows, cols, vals, init, alpha=alpha,
+                       unobserved_weight=unobserved_weight, reg=reg, nu=nu, steps=cg_steps,
+                       chunk_rows=chunk_rows, chunk_nnz=chunk_nnz)
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
 
@@ -328,7 +338,7 @@ def als_sweep_exact_users(params: Params, data: ImplicitData, *, alpha, unobserv
     ``P = argmin_P L(P, Q)`` (what fold-in reproduces) without a separate re-solve.
     L is the objective of :func:`loss` at the result, without a pass over the
     interactions: the observed part comes out of the user solve (its per-row
-    ``Σ c``, b and A_obs; see :func:`_solve_cholesky`) and the rest is the Gramian
+    ``Σ c``, b and A_obs; see :func:`cholesky_rows`) and the rest is the Gramian
     trace ``α0 <PᵀP, QᵀQ>`` plus the penalties, with |I_u|, |U_i| read from the
     CSR pointers. Other arguments as in :func:`solve_users`.
     """
@@ -336,8 +346,8 @@ def als_sweep_exact_users(params: Params, data: ImplicitData, *, alpha, unobserv
     chunks = dict(chunk_rows=chunk_rows, chunk_nnz=chunk_nnz)
     Q = solve_items(params.user_factors, data, init=params.item_factors, method=method,
                     cg_steps=cg_steps, block=block, **chunks, **kw)
-    P, observed = _solve_cholesky(Q, data.user_indptr, data.user_rows, data.user_items,
-                                  data.user_values, block=block, with_loss=True, **chunks, **kw)
+    P, observed = cholesky_rows(Q, data.user_indptr, data.user_rows, data.user_items,
+                                data.user_values, block=block, with_loss=True, **chunks, **kw)
     dtype = P.dtype
     ru = row_reg(jnp.diff(data.user_indptr).astype(dtype), Q.shape[0], unobserved_weight, nu)
     ri = row_reg(jnp.diff(data.item_indptr).astype(dtype), P.shape[0], unobserved_weight, nu)
@@ -387,16 +397,16 @@ def half_step_exact(other, side: SideLayout, *, alpha, unobserved_weight, reg, n
     Returns:
         ``(x, value, penalty)``: x [n_pad, k] the exact minimiser for this side's rows
         (padding rows 0); ``penalty = λ Σ λ̃ ‖x‖²`` over this side; ``value`` this side's
-        observed sum at x (see :func:`_solve_cholesky`) + ``α0 <xᵀx, otherᵀother>`` +
+        observed sum at x (see :func:`cholesky_rows`) + ``α0 <xᵀx, otherᵀother>`` +
         ``penalty``. After the item half-step Q then the user half-step P,
         ``L(P, Q) = value_users + penalty_items``.
     """
     dtype = other.dtype
     n_other = side.n_other.astype(dtype)
     kw = dict(alpha=alpha, unobserved_weight=unobserved_weight, reg=reg, nu=nu)
-    x, observed = _solve_cholesky(other, side.indptr, None, side.cols, side.vals, block=block,
-                                  chunk_rows=chunk_rows, chunk_nnz=chunk_nnz, with_loss=True,
-                                  n_other=n_other, n_live=side.n_rows, **kw)
+    x, observed = cholesky_rows(other, side.indptr, None, side.cols, side.vals, block=block,
+                                chunk_rows=chunk_rows, chunk_nnz=chunk_nnz, with_loss=True,
+                                n_other=n_other, n_live=side.n_rows, **kw)
     lam = row_reg(jnp.diff(side.indptr).astype(dtype), n_other, unobserved_weight, nu)
     penalty = reg * jnp.sum(lam * jnp.sum(x * x, axis=1))
     value = observed + unobserved_weight * jnp.sum((x.T @ x) * (other.T @ other)) + penalty

@@ -316,7 +316,8 @@ def run(args) -> int:
             raise UsageError("--solver is for --objective explicit (ials trains by ALS, bpr by Optax)")
         model = mfjax.fit(fit_set, objective=args.objective, rank=args.rank, reg=args.reg,
                           epochs=args.epochs, batch_size=args.batch_size,
-                          learning_rate=args.learning_rate, **options, **common)
+                          learning_rate=args.learning_rate, table_sharding=args.table_sharding,
+                          **options, **common)
     elif options:
         raise UsageError("--alpha, --unobserved-weight and --nu are for --objective ials")
     elif args.solver == "optax":
@@ -382,6 +383,7 @@ def report_implicit(args, model, train, test, out, t0) -> int:
           f"{len(model.history)} epochs, {seconds:.1f} s)")
     model.save(os.path.join(out, "model.npz"))
     write_json({"config": model.config, "backend": jax.default_backend(),
+                "devices": [str(d) for d in jax.devices()], "mesh": model.config.get("mesh"),
                 "history": model.history, "test": metrics, "seconds": seconds},
                os.path.join(out, "metrics.json"))
     print(f"wrote {out}/model.npz, metrics.json")

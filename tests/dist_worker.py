@@ -1,6 +1,7 @@
 """Run in a subprocess by tests/test_distributed.py (needs a fresh JAX runtime).
 
     python tests/dist_worker.py meshes OUT.json       # 4 forced CPU devices, several mesh shapes
+    python tests/dist_worker.py implicit OUT.json     # the same for objective="ials"/"bpr"
 """
 
 import json
@@ -72,9 +73,130 @@ def meshes(out_path, tmp):
         json.dump(report, f)
 
 
+#: (objective, solver, table_sharding choices) of the implicit mesh runs; "als_cg" is
+#: ALSSolver(method="cg"), registered below.
+IMPLICIT = {"ials": ("ials", "spy_als", ["auto"]), "ials_cg": ("ials", "als_cg", ["auto"]),
+            "ials_optax": ("ials", "spy_optax", ["replicated", "sharded"]),
+            "bpr": ("bpr", "spy_optax", ["replicated", "sharded"])}
+
+
+def half_steps(train):
+    """One sharded user half-step against the one-device exact solve, per mesh shape."""
+    import jax
+    import jax.numpy as jnp
+
+    from mfjax import implicit as im, implicit_als as ia, implicit_mesh as imm
+
+    data = im.build_implicit_data(train.users, train.items, train.ratings,
+                                  n_users=train.n_users, n_items=train.n_items)
+    hp = dict(alpha=0.5, unobserved_weight=0.3, reg=0.05, nu=1.0)
+    Q = np.random.default_rng(0).normal(size=(train.n_items, 5)).astype(np.float32)
+    want = np.asarray(ia.solve_users(jnp.asarray(Q), data, **hp))
+    params = mfjax.Params(jnp.asarray(want), jnp.asarray(Q), jnp.zeros(train.n_users),
+                          jnp.zeros(train.n_items), jnp.zeros(()))
+    counts = np.diff(np.asarray(data.item_indptr)).astype(np.float64)
+    penalty_items = hp["reg"] * np.sum((counts + hp["unobserved_weight"] * train.n_users)
+                                       ** hp["nu"] * np.sum(Q.astype(np.float64) ** 2, axis=1))
+    want_value = float(im.loss(params, data.user_rows, data.user_items, data.user_values, **hp)) \
+        - penalty_items
+    out = {}
+    for shape in SHAPES + [(3, 1)]:
+        mesh = distributed.make_mesh(*shape, jax.devices()[:shape[0] * shape[1]])
+        users, items = imm.mesh_layouts(data, mesh)
+        Qn = distributed.put_global(Q, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+        x, value, _ = imm.mesh_half_step(imm.from_natural(Qn, items, mesh), users, mesh, **hp)
+        out[f"{shape[0]}x{shape[1]}"] = {
+            "diff": float(np.max(np.abs(np.asarray(imm.to_natural(x, users, mesh)) - want))),
+            "value_rel": abs(float(value) - want_value) / want_value,
+            "indptr_spec": str(users.indptr.sharding.spec),
+            "x_spec": str(x.sharding.spec),
+            "shards": len(x.addressable_shards),
+            "shard_rows": sorted({s.data.shape[0] for s in x.addressable_shards}),
+            "rows_per_device": int(users.indptr.shape[1] - 1),
+            "live": np.asarray(users.n_live).tolist(),
+            "n_users": train.n_users,
+        }
+    return out
+
+
+def implicit(out_path, tmp):
+    import jax
+
+    from mfjax.training import register_solver
+    from mfjax.training.bpr import BPRSolver
+    from mfjax.training.ials import ALSSolver, IALSOptaxSolver
+
+    register_solver("ials", "als_cg", lambda: ALSSolver(method="cg"))
+    specs = []  # the item table's sharding in the solver state after each step
+
+    def spy(base):
+        class Spy(base):
+            def step(self, state):
+                state, metrics = super().step(state)
+                specs.append(str(getattr(state.params.item_factors.sharding, "spec", None)))
+                return state, metrics
+        return Spy
+
+    for objective, base in (("ials", ALSSolver), ("ials", IALSOptaxSolver), ("bpr", BPRSolver)):
+        register_solver(objective, "spy_" + base.name, spy(base))
+    ratings, _ = mfjax.datasets.synthetic(203, 101, 6000, rank=4, noise=0.5, seed=2)
+    ratings = ratings.subset(ratings.ratings >= 3.5)
+    train, test = split.per_user(ratings, 0.2, seed=0)
+    report = {"devices": len(jax.devices()), "runs": {}}
+    users = train.user_ids[:7]
+    for case, (objective, solver, shardings) in IMPLICIT.items():
+        kw = dict(objective=objective, solver=solver, rank=6, epochs=3, validation=test,
+                  progress=False, batch_size=1001)  # 1001: uneven over 2 and 4 data devices
+        if objective == "ials":
+            kw.pop("batch_size")
+        ref = mfjax.fit(train, **kw)
+        ref_ids, _ = ref.recommend(users, 10)
+        for shape in SHAPES + [(3, 1)]:
+            devices = jax.devices()[:shape[0] * shape[1]]
+            for tables in shardings:
+                specs.clear()
+                m = mfjax.fit(train, mesh=distributed.make_mesh(*shape, devices), table_sharding=tables,
+                              **kw)
+                path = os.path.join(tmp, f"{case}{shape}{tables}.npz")
+                m.save(path)
+                loaded = mfjax.load_model(path)
+                ids, scores = m.recommend(users, 10)
+                report["runs"][f"{case}/{shape[0]}x{shape[1]}/{tables}"] = {
+                    "param_diff": max_diff(m.params, ref.params),
+                    "loss_diff": max(abs(a["loss"] - b["loss"]) / b["loss"]
+                                     for a, b in zip(m.history, ref.history)),
+                    "val_diff": max(abs(a["val_ndcg@10"] - b["val_ndcg@10"])
+                                    for a, b in zip(m.history, ref.history)),
+                    "epochs": len(m.history),
+                    "shapes_equal": [x.shape for x in m.params] == [x.shape for x in ref.params],
+                    "host_arrays": all(len(x.devices()) == 1 for x in m.params),
+                    "table_sharding": m.config.get("table_sharding"),
+                    "state_spec": specs[-1] if specs else None,
+                    "recommend_overlap": float(np.mean([len(set(a) & set(b)) / 10
+                                                        for a, b in zip(ids, ref_ids)])),
+                    "load_recommend_equal": bool(np.array_equal(loaded.recommend(users, 10)[0], ids)),
+                }
+    report["half_step"] = half_steps(train)
+    # A checkpoint written on a 2x2 mesh resumes on one device (ALS keeps the tables
+    # in row order): the same model as an uninterrupted one-device run.
+    kw = dict(objective="ials", rank=6, progress=False, seed=3)
+    ckpt = os.path.join(tmp, "ckpt")
+    mfjax.fit(train, epochs=2, checkpoint_dir=ckpt, mesh=distributed.make_mesh(2, 2), **kw)
+    resumed = mfjax.fit(train, epochs=4, checkpoint_dir=ckpt, resume=True, **kw)
+    whole = mfjax.fit(train, epochs=4, **kw)
+    report["resume"] = {"param_diff": max_diff(resumed.params, whole.params),
+                        "loss_diff": max(abs(a["loss"] - b["loss"]) / b["loss"]
+                                         for a, b in zip(resumed.history, whole.history)),
+                        "epochs": len(resumed.history)}
+    with open(out_path, "w") as f:
+        json.dump(report, f)
+
+
 if __name__ == "__main__":
     mode, out = sys.argv[1], sys.argv[2]
     if mode == "meshes":
         meshes(out, os.path.dirname(os.path.abspath(out)))
+    elif mode == "implicit":
+        implicit(out, os.path.dirname(os.path.abspath(out)))
     else:
         raise SystemExit(f"unknown mode {mode}")

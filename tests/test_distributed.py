@@ -47,16 +47,67 @@ def test_auto_mesh_matches_one_device(mesh_report):
     assert mesh_report["auto_param_diff"] < 1e-5
 
 
+@pytest.fixture(scope="module")
+def implicit_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dist_implicit") / "report.json"
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "dist_worker.py"), "implicit",
+                        str(out)], capture_output=True, text=True, env=ENV, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+IMPLICIT_RUNS = [(case, shape, tables)
+                 for case, tables_list in (("ials", ["auto"]), ("ials_cg", ["auto"]),
+                                           ("ials_optax", ["replicated", "sharded"]),
+                                           ("bpr", ["replicated", "sharded"]))
+                 for shape in ("4x1", "2x2", "1x4", "3x1") for tables in tables_list]
+
+
+@pytest.mark.parametrize("case,shape,tables", IMPLICIT_RUNS)
+def test_implicit_mesh_training_matches_one_device(implicit_report, case, shape, tables):
+    assert implicit_report["devices"] == 4
+    run = implicit_report["runs"][f"{case}/{shape}/{tables}"]
+    assert run["epochs"] == 3
+    assert run["param_diff"] < 2e-5 and run["loss_diff"] < 1e-5 and run["val_diff"] < 1e-6
+    assert run["shapes_equal"] and run["host_arrays"]
+    assert run["recommend_overlap"] == 1.0 and run["load_recommend_equal"]
+    if case.startswith("ials") and case != "ials_optax":  # ALS: rows split per half-step
+        assert run["table_sharding"].startswith("rows split")
+        assert run["state_spec"] in ("P()", None)  # tables in row order, replicated
+    else:
+        assert run["table_sharding"] == tables
+        assert ("model" in run["state_spec"]) == (tables == "sharded")
+
+
+@pytest.mark.parametrize("shape", ["4x1", "2x2", "1x4", "3x1"])
+def test_sharded_ials_half_step_is_the_exact_solve_split_over_devices(implicit_report, shape):
+    h = implicit_report["half_step"][shape]
+    assert h["diff"] < 1e-5 and h["value_rel"] < 1e-5
+    n_dev = int(shape[0]) * int(shape[2])
+    assert h["indptr_spec"] == h["x_spec"] == "P(('data', 'model'),)"
+    assert h["shards"] == n_dev and h["shard_rows"] == [h["rows_per_device"]]
+    # Round-robin rows: every user once, devices within one row of each other.
+    assert sum(h["live"]) == h["n_users"] and max(h["live"]) - min(h["live"]) <= 1
+
+
+def test_ials_checkpoint_from_a_mesh_resumes_on_one_device(implicit_report):
+    r = implicit_report["resume"]
+    assert r["epochs"] == 4 and r["param_diff"] < 1e-5 and r["loss_diff"] < 1e-5
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def test_two_processes_match_one_process(tmp_path):
+@pytest.mark.parametrize("objective", ["explicit", "ials", "bpr"])
+def test_two_processes_match_one_process(tmp_path, objective):
     args = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--dataset", "synthetic",
             "--synthetic-size", "200", "100", "6000", "--epochs", "3", "--rank", "4",
-            "--batch-size", "999", "--quiet"]
+            "--batch-size", "999", "--quiet", "--objective", objective]
+    if objective != "explicit":
+        args += ["--min-rating", "3"]
     env = {k: v for k, v in ENV.items() if k != "XLA_FLAGS"}
     single = subprocess.run(args + ["--out", str(tmp_path / "single")], capture_output=True,
                             text=True, env=env, timeout=300)

@@ -94,6 +94,26 @@ def test_loss_weights_scale_terms_and_counts():
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-10 * max(1.0, float(np.abs(b).max())))
 
 
+@pytest.mark.parametrize("hp", [HPARAMS["rendle"], HPARAMS["half_nu"]], ids=["rendle", "half_nu"])
+def test_zero_padded_tables_with_real_sizes_change_nothing(hp):
+    # A mesh pads the tables with zero rows; n_users/n_items keep λ̃ on the real sizes.
+    p, data = make_problem(6, 7, 3, 20)
+    u, i, v = triples(data)
+    pad = lambda x, n: jnp.pad(x, ((0, n), (0, 0)))  # noqa: E731
+    padded = Params(pad(p.user_factors, 2), pad(p.item_factors, 3), jnp.zeros(8), jnp.zeros(10),
+                    p.global_bias)
+    sizes = dict(n_users=6, n_items=7)
+    np.testing.assert_allclose(LOSS(padded, u, i, v, **sizes, **hp), LOSS(p, u, i, v, **hp),
+                               rtol=1e-12)
+    g, g_pad = MGRAD(p, u, i, v, **hp), MGRAD(padded, u, i, v, **sizes, **hp)
+    np.testing.assert_allclose(g_pad.user_factors[:6], g.user_factors, rtol=1e-12)
+    np.testing.assert_allclose(g_pad.item_factors[:7], g.item_factors, rtol=1e-12)
+    assert not np.any(np.asarray(g_pad.user_factors[6:]))
+    assert not np.any(np.asarray(g_pad.item_factors[7:]))
+    # Without the sizes λ̃ counts the padding rows: a different objective.
+    assert abs(float(LOSS(padded, u, i, v, **hp)) - float(LOSS(p, u, i, v, **hp))) > 1e-6
+
+
 @pytest.mark.parametrize("hp", HPARAMS.values(), ids=HPARAMS.keys())
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
 def test_manual_grad_matches_autodiff_and_finite_differences(shape, hp):

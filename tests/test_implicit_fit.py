@@ -116,12 +116,33 @@ def test_bpr_epoch_negatives_are_never_positives(seed):
     assert not any((u, j) in seen for u, j in zip(users.tolist(), neg[:n].tolist()))
 
 
-def test_implicit_mesh_gives_a_clear_error():
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("objective,solver", [("ials", "als"), ("ials", "optax"), ("bpr", "optax")])
+def test_implicit_fit_on_a_one_device_mesh_matches_no_mesh(objective, solver):
+    # Several devices: tests/test_distributed.py (a subprocess with 4 CPU devices).
     from mfjax import distributed
 
-    with pytest.raises(ValueError, match="one device"):
-        mfjax.fit(planted(), objective="ials", epochs=1, mesh=distributed.make_mesh(1, 1),
-                  progress=False)
+    kw = dict(objective=objective, solver=solver, rank=4, epochs=2, progress=False)
+    ref = mfjax.fit(planted(), **kw)
+    m = mfjax.fit(planted(), mesh=distributed.make_mesh(1, 1), **kw)
+    for a, b in zip(m.params, ref.params):
+        np.testing.assert_allclose(a, b, atol=2e-5)
+    assert m.config["mesh"].startswith("mesh data=1")
+
+
+def test_ials_kernel_required_on_a_mesh_gives_a_clear_error():
+    from mfjax import distributed
+    from mfjax.training import SOLVERS, register_solver
+    from mfjax.training.ials import ALSSolver
+
+    old = SOLVERS[("ials", "als")]
+    register_solver("ials", "als", lambda: ALSSolver(kernel=True))
+    try:
+        with pytest.raises(ValueError, match="kernel=True.*one CPU device"):
+            mfjax.fit(planted(), objective="ials", epochs=1, mesh=distributed.make_mesh(1, 1),
+                      progress=False)
+    finally:
+        register_solver("ials", "als", old)
 
 
 def test_explicit_defaults_unchanged():

@@ -14,6 +14,11 @@ over its triples of :func:`mfjax.implicit_bpr.bpr_loss`'s terms::
 
 (λ ``reg``, λ_b ``bias_reg``, None: λ). The history's ``loss`` is the epoch's mean ℓ.
 The model has item biases b_i; user and global biases stay 0.
+
+On a mesh (``fit(mesh=...)``) the tables are placed by ``table_sharding``
+(:class:`mfjax.distributed.Placement`) and each minibatch's triples are split over the
+``data`` axis; the triples are the same as on one device (``jax.random`` draws do not
+depend on the sharding), so the result matches it to float tolerance.
 """
 from __future__ import annotations
 
@@ -25,12 +30,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .. import distributed
 from .. import implicit as im
 from ..core import Params
 from ..data import Ratings
 from ..implicit_bpr import bpr_manual_grad, sample_negatives
 from .epoch import host_init
-from .ials import implicit_values, single_device
+from .ials import implicit_values
 from .optimizers import make_optimizer
 from .solver import register_solver, restore_leaves
 
@@ -52,7 +58,7 @@ class BPRState(NamedTuple):
 
 
 def bpr_epoch(opt, n_items: int, batch_size: int, reg: float, bias_reg: float, params, opt_state,
-              key, epoch, users, items, indptr):
+              key, epoch, users, items, indptr, *, sharding=None):
     """One BPR epoch (module docstring), jittable with the first five arguments static.
 
     Args:
@@ -65,6 +71,8 @@ def bpr_epoch(opt, n_items: int, batch_size: int, reg: float, bias_reg: float, p
         epoch: epochs done before this one (a traced int).
         users, items: the deduplicated interactions [nnz], sorted by (user, item).
         indptr: [n_users + 1], CSR pointers of ``items`` per user.
+        sharding: a ``jax.sharding.Sharding`` for the minibatches [n_batches, B]
+            (static; on a mesh, split over ``data``), or None.
 
     Returns:
         ``(params, opt_state, mean −log σ(x) over the triples, negatives [n_batches * B])``; padding
@@ -82,6 +90,8 @@ def bpr_epoch(opt, n_items: int, batch_size: int, reg: float, bias_reg: float, p
     w = (real & valid).astype(params.item_factors.dtype)
     j = jnp.where(real, j, -1)
     shaped = [x.reshape(n_batches, batch_size) for x in (u, i, jnp.maximum(j, 0), w)]
+    if sharding is not None:
+        shaped = [jax.lax.with_sharding_constraint(x, sharding) for x in shaped]
 
     def step(carry, batch):
         params, opt_state = carry
@@ -118,7 +128,6 @@ class BPRSolver:
     def init(self, train: Ratings, config) -> BPRState:
         """Lay out the interactions, draw the initial factors, compile (or reuse) the epoch."""
         c = self.config = config
-        single_device(c, "objective='bpr'")
         implicit_values(train, "bpr")
         if len(np.unique(train.users.astype(np.int64) * train.n_items + train.items)) \
                 == train.n_users * train.n_items:
@@ -129,39 +138,51 @@ class BPRSolver:
         self.seen = (np.asarray(self.data.user_indptr, np.int64), np.asarray(self.data.user_items))
         bias_reg = c.reg if c.bias_reg is None else c.bias_reg
         batch = int(min(c.batch_size, self.data.user_items.shape[0]))
-        if isinstance(c.optimizer, str) and c.schedule is None:
+        p = host_init(c.seed, train.n_users, train.n_items, c.rank, 1, c.init_scale, 0.0)
+        d, self.place = self.data, None
+        self.arrays = (d.user_rows, d.user_items, d.user_indptr)
+        if c.mesh is None and isinstance(c.optimizer, str) and c.schedule is None:
             opt, self.run = _cached(c.optimizer, c.learning_rate, train.n_items, batch, c.reg, bias_reg)
         else:
-            opt = c.opt
+            opt, sharding = c.opt, None
+            if c.mesh is not None:
+                self.place = pl = distributed.Placement(c.mesh, train.n_users, train.n_items,
+                                                        c.table_sharding == "sharded")
+                p = pl.put_tree(pl.pad_params(p))
+                self.arrays = tuple(pl.put_replicated(np.asarray(x)) for x in self.arrays)
+                sharding = jax.sharding.NamedSharding(
+                    c.mesh, jax.sharding.PartitionSpec(None, distributed.DATA))
             self.run = jax.jit(functools.partial(bpr_epoch, opt, train.n_items, batch, c.reg,
-                                                 bias_reg), donate_argnums=(0, 1))
+                                                 bias_reg, sharding=sharding),
+                               donate_argnums=(0, 1))
         self.key = jax.random.key(c.seed)
-        p = host_init(c.seed, train.n_users, train.n_items, c.rank, 1, c.init_scale, 0.0)
-        return BPRState(p, opt.init(p), 0)
+        opt_state = opt.init(p)
+        return BPRState(p, opt_state if self.place is None else self.place.put_tree(opt_state), 0)
 
     def put(self, x):
-        """A host array on the device."""
-        return jnp.asarray(x)
+        """A host array beside the parameters (replicated on a mesh)."""
+        return jnp.asarray(x) if self.place is None else self.place.put_replicated(x)
 
     def step(self, state: BPRState) -> tuple[BPRState, dict]:
         """One epoch: every interaction once, each with a fresh negative."""
-        d = self.data
         params, opt_state, value, _ = self.run(state.params, state.opt_state, self.key,
-                                               state.epoch, d.user_rows, d.user_items,
-                                               d.user_indptr)
+                                               state.epoch, *self.arrays)
         return BPRState(params, opt_state, state.epoch + 1), {"loss": float(value)}
 
     def params(self, state: BPRState) -> Params:
-        """The model the state holds."""
-        return state.params
+        """The model the state holds (mesh padding rows removed)."""
+        return state.params if self.place is None else self.place.unpad_params(state.params)
 
     def restore(self, state: BPRState, leaves: list) -> BPRState:
-        """The state from a checkpoint's host leaves."""
-        return restore_leaves(state, leaves)
+        """The state from a checkpoint's host leaves, placed like ``state``."""
+        return restore_leaves(state, leaves,
+                              jnp.asarray if self.place is None else self.place.put_tree)
 
     def finalize(self, params: Params) -> Params:
-        """Unchanged."""
-        return params
+        """Unchanged on one device; on a mesh, fetched to the host."""
+        if self.place is None:
+            return params
+        return jax.tree.map(jnp.asarray, distributed.to_host(params))
 
 
 register_solver("bpr", "optax", BPRSolver)

@@ -29,7 +29,12 @@ is L / |S|.
   (:func:`mfjax.implicit.manual_grad`) and ``fit``'s optimizer, ``STEPS`` updates
   per epoch; slow, for checking the ALS solver.
 
-Both run on one device: ``mesh=`` other than None raises ValueError.
+On a mesh (``fit(mesh=...)``) ALS splits each half-step's rows over every device
+(:class:`mfjax.training.ials_mesh.MeshALS`, the C++ kernel is not used) and keeps the
+tables replicated between sweeps, whatever ``table_sharding`` says; the Optax solver
+spreads the interactions over the ``data`` axis and places the tables as
+``table_sharding`` asks (:class:`mfjax.distributed.Placement`). Both match one device
+to float tolerance.
 """
 from __future__ import annotations
 
@@ -41,16 +46,18 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .. import distributed
 from .. import implicit as im
 from .. import implicit_als as ia
 from .. import implicit_kernel as ik
 from ..core import Params
 from ..data import Ratings
 from .epoch import host_init
+from .ials_mesh import MeshALS
 from .solver import register_solver, restore_leaves
 
 __all__ = ["IALS_OPTIONS", "ALSState", "ALSSolver", "IALSOptaxSolver", "implicit_values",
-           "ials_options", "single_device"]
+           "ials_options"]
 
 #: iALS' option defaults (``fit``'s ``alpha``, ``unobserved_weight``, ``nu``), tuned with
 #: ``OBJECTIVE_DEFAULTS["ials"]`` (see :mod:`mfjax.training.config`).
@@ -77,13 +84,6 @@ def ials_options(config) -> dict:
     return o
 
 
-def single_device(config, what: str) -> None:
-    """Raise a clear error for ``mesh=`` on a solver that runs on one device."""
-    if config.mesh is not None:
-        raise ValueError(f"fit: {what} runs on one device; mesh= is not supported for it "
-                         "(pass mesh=None)")
-
-
 class ALSState(NamedTuple):
     """An iALS solver's state.
 
@@ -103,11 +103,6 @@ def _sweep(params, data, hp, *, method, cg_steps):
     """One sweep (items by ``method``, then users exactly) and L / nnz after it."""
     params, value = ia.als_sweep_exact_users(params, data, method=method, cg_steps=cg_steps, **hp)
     return params, value / data.user_items.shape[0]
-
-
-def _loss(params, data, hp):
-    return im.loss(params, data.user_rows, data.user_items, data.user_values,
-                   **hp) / data.user_items.shape[0]
 
 
 def _pad_rows(x, n):
@@ -138,8 +133,7 @@ class _IALSBase:
     def __init__(self):
         self.seen = None
 
-    def _setup(self, train: Ratings, config, what):
-        single_device(config, what)
+    def _setup(self, train: Ratings, config):
         o = ials_options(config)
         config.record["options"] = {**config.record.get("options", {}), **o}
         self.config = config
@@ -200,11 +194,21 @@ class ALSSolver(_IALSBase):
 
     def init(self, train: Ratings, config) -> ALSState:
         """Lay out the interactions (CSR both ways) and draw the initial factors."""
-        p = self._setup(train, config, "objective='ials' with solver='als'")
+        p = self._setup(train, config)
         config.record["als_method"] = self.method
         if self.method == "cg":
             config.record["cg_steps"] = self.cg_steps
-        else:  # both half-steps run ONE executable on padded shapes
+        self.on_mesh = None
+        if config.mesh is not None:
+            if self.kernel:
+                raise ValueError("fit: ALSSolver(kernel=True) runs on one CPU device; "
+                                 "pass mesh=None or kernel=None")
+            self.on_mesh = MeshALS(self.data, config.mesh, self.hp, self.method,
+                                   self.cg_steps, self.CHUNKS)
+            config.record["table_sharding"] = "rows split over every device per half-step"
+            config.record["als_kernel"] = False
+            p = self.on_mesh.place(p)
+        elif self.method == "cholesky":  # both half-steps run ONE executable on padded shapes
             self.sides = im.shared_layouts(self.data)
             self.n_pad = int(self.sides[0].indptr.shape[0]) - 1
             self.use_kernel = self._kernel_choice(p.user_factors.dtype)
@@ -233,7 +237,9 @@ class ALSSolver(_IALSBase):
 
     def step(self, state: ALSState) -> tuple[ALSState, dict]:
         """One sweep: items (``method``), then users (exact)."""
-        if self.method == "cg":
+        if self.on_mesh is not None:
+            params, value = self.on_mesh.sweep(state.params)
+        elif self.method == "cg":
             params, value = _sweep(state.params, self.data, self.hp, method=self.method,
                                    cg_steps=self.cg_steps)
             value = float(value)
@@ -257,20 +263,28 @@ class ALSSolver(_IALSBase):
     def restore(self, state: ALSState, leaves: list) -> ALSState:
         """The state from a checkpoint's host leaves (saved after a step: users exact)."""
         self._exact = True
-        return restore_leaves(state, leaves)
+        put = jnp.asarray if self.on_mesh is None else self.on_mesh.place
+        return restore_leaves(state, leaves, put)
 
     def finalize(self, params: Params) -> Params:
         """Unchanged after a step (its user half-step is already exact; ``fit`` returns
         the last state or, with patience, the best one, both from steps); with no step
-        run, the initial factors get the exact user re-solve."""
-        return params if self._exact else super().finalize(params)
+        run, the initial factors get the exact user re-solve. On a mesh, fetched to
+        the host."""
+        if self.on_mesh is None:
+            return params if self._exact else super().finalize(params)
+        if not self._exact:
+            params = self.on_mesh.resolve_users(self.on_mesh.place(distributed.to_host(params)))
+        return jax.tree.map(jnp.asarray, distributed.to_host(params))
 
 
 class IALSOptaxSolver(_IALSBase):
     """``objective="ials", solver="optax"``: full-batch gradient steps on the iALS L.
 
     Each epoch is ``STEPS`` updates of ``fit``'s optimizer on L / |S| (one jitted
-    ``lax.scan``). Meant for checking :class:`ALSSolver` on small data.
+    ``lax.scan``). Meant for checking :class:`ALSSolver` on small data. On a mesh the
+    interactions are split over the ``data`` axis (weight-0 padding up to a multiple
+    of it) and the tables placed by ``table_sharding``; XLA sums the gradient's parts.
     """
 
     name = "optax"
@@ -278,35 +292,62 @@ class IALSOptaxSolver(_IALSBase):
 
     def init(self, train: Ratings, config) -> ALSState:
         """Lay out the interactions and initialise the factors and the optimizer."""
-        p = self._setup(train, config, "objective='ials' with solver='optax'")
+        p = self._setup(train, config)
         if config.schedule is not None:
             raise ValueError("fit: objective='ials' with solver='optax' takes no schedule")
-        self.opt = config.opt
-        self.run = jax.jit(functools.partial(_ials_epoch, self.opt, self.STEPS))
-        return ALSState(p, self.opt.init(p), 0)
+        self.opt, d = config.opt, self.data
+        nnz = int(d.user_items.shape[0])
+        self.place = None
+        batch = (d.user_rows, d.user_items, d.user_values, None)
+        if config.mesh is not None:
+            self.place = pl = distributed.Placement(config.mesh, train.n_users, train.n_items,
+                                                    config.table_sharding == "sharded")
+            pad = -nnz % pl.data_size
+            host = [np.pad(np.asarray(x), (0, pad)) for x in batch[:3]]
+            weights = np.pad(np.ones(nnz, host[2].dtype), (0, pad))
+            batch = tuple(pl.put_data(x) for x in (*host, weights))
+            p = pl.put_tree(pl.pad_params(p))
+        self.batch = batch
+        self.run = jax.jit(functools.partial(_ials_epoch, self.opt, self.STEPS, nnz,
+                                             (train.n_users, train.n_items)))
+        opt_state = self.opt.init(p)
+        return ALSState(p, opt_state if self.place is None else self.place.put_tree(opt_state), 0)
 
     def step(self, state: ALSState) -> tuple[ALSState, dict]:
         """``STEPS`` full-batch optimizer updates."""
-        params, opt_state, value = self.run(state.params, state.opt_state, self.data, self.hp)
+        params, opt_state, value = self.run(state.params, state.opt_state, self.batch, self.hp)
         return ALSState(params, opt_state, state.epoch + 1), {"loss": float(value)}
 
+    def params(self, state: ALSState) -> Params:
+        """The model the state holds (mesh padding rows removed)."""
+        return state.params if self.place is None else self.place.unpad_params(state.params)
+
+    def restore(self, state: ALSState, leaves: list) -> ALSState:
+        """The state from a checkpoint's host leaves, placed like ``state``."""
+        return restore_leaves(state, leaves,
+                              jnp.asarray if self.place is None else self.place.put_tree)
+
     def finalize(self, params: Params) -> Params:
-        """The parameters as trained (no exact re-solve: this solver is the check)."""
-        return params
+        """The parameters as trained (no exact re-solve: this solver is the check);
+        on a mesh, fetched to the host."""
+        if self.place is None:
+            return params
+        return jax.tree.map(jnp.asarray, distributed.to_host(params))
 
 
-def _ials_epoch(opt, steps, params, opt_state, data, hp):
-    n = data.user_items.shape[0]
+def _ials_epoch(opt, steps, n, sizes, params, opt_state, batch, hp):
+    users, items, values, weights = batch
+    kw = dict(weights=weights, n_users=sizes[0], n_items=sizes[1], **hp)
 
     def body(carry, _):
         params, opt_state = carry
-        g = im.manual_grad(params, data.user_rows, data.user_items, data.user_values, **hp)
+        g = im.manual_grad(params, users, items, values, **kw)
         g = jax.tree.map(lambda x: x / n, g)  # bias fields are 0
         updates, opt_state = opt.update(g, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), None
 
     (params, opt_state), _ = jax.lax.scan(body, (params, opt_state), None, length=steps)
-    return params, opt_state, _loss(params, data, hp)
+    return params, opt_state, im.loss(params, users, items, values, **kw) / n
 
 
 register_solver("ials", "als", ALSSolver)

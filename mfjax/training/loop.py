@@ -139,11 +139,14 @@ def fit(
         mesh: ``None`` (one device), ``"auto"`` (every device; see
             :func:`mfjax.distributed.resolve_mesh`) or a ``jax.sharding.Mesh``
             with axes ``("data", "model")`` (:func:`mfjax.distributed.make_mesh`).
-            Each minibatch is split over ``data``; the result matches
-            single-device training to float tolerance for the same seed.
+            Each minibatch is split over ``data``; iALS by ALS instead splits each
+            half-step's rows over every device (:mod:`mfjax.implicit_mesh`). The
+            result matches single-device training to float tolerance for the same
+            seed. Explicit ``"als"``/``"gibbs"`` run on one device only.
         table_sharding: ``"replicated"`` tables on every device, ``"sharded"``
             rows split over ``model``, or ``"auto"`` (sharded when the mesh's
-            model axis is larger than 1).
+            model axis is larger than 1). Minibatch (``"optax"``) solvers only: iALS
+            by ALS keeps the tables replicated between sweeps.
         optimizer_name: a name for a custom ``optimizer``/``schedule``, stored in
             the model and checkpoints; resuming with a custom one needs it (their
             repr holds memory addresses).
