@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU benchmark for mfjax: one prepared script, no network, <= 5 minutes.
+# GPU benchmark for mfjax: one prepared script, no network, <= 6.5 minutes.
 #
 # Run from the repository root on a machine with an NVIDIA GPU and JAX with CUDA:
 #
@@ -16,6 +16,8 @@
 #   4. scenario c, Netflix shape (benchmarks/bench_netflix.py);
 #   5. the recommend benchmark (benchmarks/bench_recommend.py), when present;
 #   6. the sharded code path on a 1x1 mesh against the plain path (benchmarks/bench_mesh.py);
+#   7. iALS seconds per iteration at the ML-20M binarized shape, rank 64, exact and CG
+#      (benchmarks/bench_ials_scale.py; implicit's published figure: 0.33 s on an A6000);
 # then prints one table (benchmarks/gpu_summary.py). Environment:
 #   GPU_BENCH_SMALL=1        tiny shapes (~1 minute on a 2-core CPU)
 #   GPU_BENCH_OUT=DIR        keep the step outputs here (default: a temporary folder)
@@ -35,22 +37,24 @@ START=$SECONDS
 
 if [[ "$SMALL" == "1" ]]; then
   # name           timeout (s)
-  T_PROBE=60; T_GRADS=120; T_B=120; T_C=120; T_REC=90; T_MESH=90
+  T_PROBE=60; T_GRADS=120; T_B=120; T_C=120; T_REC=90; T_MESH=90; T_IALS=120
   PROBE_ARGS=(--small)
   GRADS_ARGS=(--dtype float32 --order 1)
   SHAPE_B=(--users 3000 --items 1500 --ratings 300000 --test 20000 --epochs 3 --plain-epochs 2)
   SHAPE_C=(--users 6000 --items 800 --ratings 500000 --test 20000 --epochs 2)
   REC_ARGS=(--users 3000 --items 1500 --seen-per-user 40)
   MESH_ARGS=(--users 3000 --items 1500 --ratings 300000 --epochs 3)
+  IALS_ARGS=(--users 3000 --items 1500 --nnz 100000 --iterations 3)
 else
-  # 5 minutes in all, worst case 30 + 40 + 65 + 100 + 35 + 30 = 300 s; b runs before c.
-  T_PROBE=30; T_GRADS=40; T_B=65; T_C=100; T_REC=35; T_MESH=30
+  # 6.5 minutes in all, worst case 30 + 40 + 65 + 100 + 35 + 30 + 90 = 390 s; b runs before c.
+  T_PROBE=30; T_GRADS=40; T_B=65; T_C=100; T_REC=35; T_MESH=30; T_IALS=90
   PROBE_ARGS=()
   GRADS_ARGS=(--order 1)
   SHAPE_B=(--epochs 10 --plain-epochs 3)
   SHAPE_C=(--epochs 2)
   REC_ARGS=()
   MESH_ARGS=(--ratings 5000000 --epochs 4)
+  IALS_ARGS=(--iterations 4)
 fi
 
 # step NAME TIMEOUT LOGFILE CMD...: run CMD under a timeout, tee its output, record the status.
@@ -95,6 +99,8 @@ else
 fi
 
 step mesh_1x1 "$T_MESH" "$OUT/mesh.txt" "$PYTHON" benchmarks/bench_mesh.py "${MESH_ARGS[@]}" --no-record
+step ials_ml20m "$T_IALS" "$OUT/ials.txt" "$PYTHON" benchmarks/bench_ials_scale.py "${IALS_ARGS[@]}" \
+  --methods cholesky cg --json "$OUT/ials.json"
 
 APPEND=(--append)
 if [[ "$SMALL" == "1" || "${GPU_BENCH_NO_RESULTS:-0}" == "1" ]]; then APPEND=(); fi
