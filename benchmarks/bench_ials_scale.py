@@ -20,6 +20,7 @@ of 10M. One iteration is one sweep over the users and the items.
 
 Run from the repository root::
 
+    python benchmarks/bench_ials_scale.py --implicit --methods cholesky cg --record
     python benchmarks/bench_ials_scale.py --implicit [--iterations 4] [--json OUT]
     python benchmarks/bench_ials_scale.py --mesh auto       # every device (GPU / TPU)
 """
@@ -33,7 +34,7 @@ import time
 
 import numpy as np
 
-import _common  # noqa: F401  (puts the repository root on sys.path)
+import _common  # (also puts the repository root on sys.path)
 import mfjax
 
 
@@ -96,6 +97,7 @@ def main():
     ap.add_argument("--implicit", action="store_true", help="also time implicit's CPU ALS")
     ap.add_argument("--mesh", default=None, help="'auto': every device")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--record", action="store_true", help="append the table to RESULTS.md")
     a = ap.parse_args()
 
     import jax
@@ -124,6 +126,27 @@ def main():
     if a.json:
         with open(a.json, "w") as f:
             json.dump(report, f, indent=1)
+    if a.record:
+        record(report, a)
+
+
+def record(report, a):
+    rows = [[f"mfjax iALS, {'exact (Cholesky)' if r['method'] == 'cholesky' else '3-step CG'}"
+             f"{' (C++ kernel)' if r['kernel'] else ''}", f"{r['median_s']:.3f}",
+             f"{r['first_s']:.2f}", ", ".join(f"{s:.2f}" for s in r["sweeps_s"])]
+            for r in report["mfjax"]]
+    imp = report.get("implicit")
+    if imp:
+        rows.append([f"implicit {imp['version']} ALS (CG, 3 steps)", f"{imp['per_iteration_s']:.3f}",
+                     "-", f"fit {imp['fit_s']:.2f} s / {a.iterations}"])
+    table = _common.markdown_table(["model", "s / iteration (median)", "first s", "all"], rows)
+    nu, ni, n = report["shape"]
+    body = (f"Synthetic ML-20M binarized shape: {nu:,} users x {ni:,} items, {n:,} interactions, "
+            f"rank {a.rank}, {a.iterations} iterations each, same process; devices "
+            f"{report['devices']}.\n\n{table}\n")
+    _common.append_results("iALS seconds per iteration, ML-20M shape (bench_ials_scale.py)",
+                           _common.command_line("bench_ials_scale.py"), body,
+                           ["implicit"] if imp else [])
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Where a ``fit(objective="ials"|"bpr")`` spends its time on the bench_implicit ML-1M split.
 
-iALS: host prep (layout/sort, padded shared layouts), XLA compile of the shared
-half-step and of the earlier CG-items sweep (with the CPU compile options and with XLA's
-defaults), the per-sweep run of both, then a whole first fit and a second fit of the same
-shape in the same process (compile caches). BPR: a first and a second fit. Run from the
+iALS: host prep (layout/sort, padded shared layouts), XLA compile of the shared exact
+and CG half-steps (with the CPU compile options and with XLA's defaults), the per-sweep
+run of both, then a whole first fit and a second fit of the same shape in the same
+process (compile caches). BPR: a first and a second fit. Run from the
 repository root::
 
     PYTHONPATH=$PWD python benchmarks/profile_implicit.py [ials|bpr|both]
@@ -20,7 +20,7 @@ import numpy as np
 import bench_implicit as B
 import mfjax
 from mfjax import implicit as im
-from mfjax import implicit_als as ia
+from mfjax import implicit_steps as st
 from mfjax.training import ials as tials
 from mfjax.training import bpr as tbpr
 
@@ -51,29 +51,29 @@ def prof_ials(train):
     Pp = tials._pad_rows(p0.user_factors, n_pad)
     # Warm the compiler (LAPACK init imports scipy.linalg on the first Cholesky lowering).
     jax.jit(lambda a: jnp.linalg.cholesky(a @ a.T)).lower(Pp[:8, :8]).compile()
-    # Compile: the shared half-step (now) and the CG-items + Cholesky-users sweep (before),
-    # each with the CPU compile options and with XLA's defaults (before this change).
-    rows = [("half_step_exact (cpu options)", ia.half_step_exact.cpu, (Pp, items), dict(hp, **chunks)),
-            ("half_step_exact (XLA defaults)", ia.half_step_exact.plain, (Pp, items), dict(hp, **chunks)),
-            ("_sweep cg (cpu options)", tials._sweep.cpu, (p0, data, hp), dict(method="cg", cg_steps=3)),
-            ("_sweep cg (XLA defaults)", tials._sweep.plain, (p0, data, hp), dict(method="cg", cg_steps=3))]
+    # Compile: the shared exact and CG half-steps, each with the CPU compile options and
+    # with XLA's defaults.
+    cg = dict(hp, cg_steps=3, chunk_rows=chunks["chunk_rows"], chunk_nnz=chunks["chunk_nnz"])
+    rows = [("half_step_exact (cpu options)", st.half_step_exact.cpu, (Pp, items), dict(hp, **chunks)),
+            ("half_step_exact (XLA defaults)", st.half_step_exact.plain, (Pp, items), dict(hp, **chunks)),
+            ("half_step_cg (cpu options)", st.half_step_cg.cpu, (Pp, items, Pp), cg),
+            ("half_step_cg (XLA defaults)", st.half_step_cg.plain, (Pp, items, Pp), cg)]
     for name, f, a, k in rows:
         wall, cpu = compile_time(f, *a, **k)
         print(f"iALS compile {name}: {wall:.2f}s wall, {cpu:.2f}s CPU", flush=True)
-    sw_new, sw_old = [], []
-    p = p0
-    old = jax.jit(lambda p, d, h: ia.als_sweep_exact_users(p, d, method="cg", cg_steps=3, **h))
-    jax.block_until_ready(old(p0, data, hp))
+    sw_exact, sw_cg = [], []
+    Pc = Pp
     for _ in range(3):
         t0 = time.perf_counter()
-        Qp, _, _ = ia.half_step_exact(Pp, items, **hp, **chunks)
-        Pp, _, _ = jax.block_until_ready(ia.half_step_exact(Qp, users, **hp, **chunks))
-        sw_new.append(time.perf_counter() - t0)
-        (p, _), s = t(old, p, data, hp)
-        sw_old.append(s)
-    print(f"iALS: host prep {s_prep:.2f}s + shared layouts {s_sides:.2f}s | sweep: exact/exact "
-          f"(shared program) {np.median(sw_new):.3f}s, cg/exact (before) {np.median(sw_old):.3f}s",
-          flush=True)
+        Qp, _, _ = st.half_step_exact(Pp, items, **hp, **chunks)
+        Pp, _, _ = jax.block_until_ready(st.half_step_exact(Qp, users, **hp, **chunks))
+        sw_exact.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        Qc, _, _ = st.half_step_cg(Pc, items, Qp, **cg)
+        Pc, _, _ = jax.block_until_ready(st.half_step_cg(Qc, users, Pc, **cg))
+        sw_cg.append(time.perf_counter() - t0)
+    print(f"iALS: host prep {s_prep:.2f}s + shared layouts {s_sides:.2f}s | XLA sweep: exact "
+          f"{np.median(sw_exact):.3f}s, 3-step CG {np.median(sw_cg):.3f}s", flush=True)
     for name in ("first", "second"):
         t0 = time.perf_counter()
         m = mfjax.fit(train, objective="ials", progress=False)

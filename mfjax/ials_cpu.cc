@@ -1,6 +1,6 @@
 // mfjax iALS CPU kernel: one exact ALS half-step (every row of one side), rows over threads.
 //
-// The same numbers as mfjax.implicit_als.half_step_exact (tested in
+// The same numbers as mfjax.implicit_steps.half_step_exact (tested in
 // tests/test_implicit_kernel.py). For each row u < n_rows of this side's CSR view
 // (indptr, cols, vals), with Q = other [n_pad_other, k] and c = 1 + alpha v:
 //
@@ -17,6 +17,14 @@
 // sums are added in row order, so the results do not depend on the thread count.
 // Indices are checked: a column outside [0, n_other) or a decreasing indptr is an error
 // naming the row; nothing is clamped.
+//
+// The CG handlers (MfjaxIalsCg*) instead take a warm start x0 and run `cg_steps`
+// conjugate-gradient iterations per row on the same system, with the recurrences of
+// mfjax.implicit_als.cg_rows (arithmetic in T), matvec
+//   M v = a0 G v + lam_u v + sum_{i in I_u} c q_i (q_i^T v)      (no k x k matrix per row),
+// and return value/penalty at the result as above, the observed part summed directly,
+// sum c (1 - q_i^T x)^2 (skipped, 0, when the attribute `observed` is 0: a sweep needs
+// only the item side's penalty).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -178,6 +186,139 @@ void Dispatch(const Problem<T>& P, const double* G2, int64_t lo, int64_t hi, T* 
   Rows<T, 0>(P, G2, lo, hi, x, obs, pen, tr, bad);
 }
 
+// sum_j a[j] b[j] in eight independent lanes (a plain reduction loop would stay scalar).
+template <typename T>
+inline T Dot(const T* __restrict a, const T* __restrict b, int64_t k) {
+  T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t j = 0;
+  for (; j + 8 <= k; j += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += a[j + l] * b[j + l];
+  T s = 0;
+  for (; j < k; ++j) s += a[j] * b[j];
+  return s + (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])));
+}
+
+// out += sum_{q in [s, e)} c_q (ONE - y_q^T v) y_q with ONE = 1, or c_q (y_q^T v) y_q with
+// ONE = 0 (then the sign is +). Four interactions at a time: four dot products, then
+// one pass over out for all four (a quarter of out's loads and stores).
+template <typename T, int KC, bool ONE>
+inline void Accumulate(const Problem<T>& P, int64_t s, int64_t e, const T* __restrict v,
+                       T* __restrict out) {
+  const int64_t k = KC ? KC : P.k;
+  const T alpha = T(P.alpha);
+  auto f = [&](int64_t q, T dot) {
+    const T c = T(1) + alpha * P.vals[q];
+    return ONE ? c * (T(1) - dot) : c * dot;
+  };
+  int64_t q = s;
+  for (; q + 4 <= e; q += 4) {
+    const T* __restrict y0 = P.other + int64_t(P.cols[q]) * k;
+    const T* __restrict y1 = P.other + int64_t(P.cols[q + 1]) * k;
+    const T* __restrict y2 = P.other + int64_t(P.cols[q + 2]) * k;
+    const T* __restrict y3 = P.other + int64_t(P.cols[q + 3]) * k;
+    const T t0 = Dot(y0, v, k), t1 = Dot(y1, v, k), t2 = Dot(y2, v, k), t3 = Dot(y3, v, k);
+    const T f0 = f(q, t0), f1 = f(q + 1, t1), f2 = f(q + 2, t2), f3 = f(q + 3, t3);
+    for (int64_t j = 0; j < k; ++j) out[j] += (f0 * y0[j] + f1 * y1[j]) + (f2 * y2[j] + f3 * y3[j]);
+  }
+  for (; q < e; ++q) {
+    const T* __restrict y = P.other + int64_t(P.cols[q]) * k;
+    const T f0 = f(q, Dot(y, v, k));
+    for (int64_t j = 0; j < k; ++j) out[j] += f0 * y[j];
+  }
+}
+
+// CG rows [lo, hi): G: a0 G [k, k] in T (full); G2: the same in double (for x^T G x).
+// With `observed` false the observed part of the value is skipped (obs = 0).
+template <typename T, int KC>
+void RowsCG(const Problem<T>& P, const T* G, const double* G2, const T* x0, int64_t steps,
+            bool observed, int64_t lo, int64_t hi, T* x, double* obs, double* pen, double* tr,
+            Bad* bad) {
+  const int64_t k = KC ? KC : P.k;
+  std::vector<T> buf(3 * k);
+  T* __restrict r = buf.data();
+  T* __restrict p = r + k;
+  T* __restrict Ap = p + k;
+  const T alpha = T(P.alpha);
+  for (int64_t u = lo; u < hi; ++u) {
+    T* __restrict xu = x + u * k;
+    obs[u] = pen[u] = tr[u] = 0;
+    const int64_t s = P.indptr[u], e = P.indptr[u + 1];
+    if (e == s) {
+      std::memset(xu, 0, sizeof(T) * k);
+      continue;
+    }
+    for (int64_t q = s; q < e; ++q) {
+      const int32_t c = P.cols[q];
+      if (c < 0 || c >= P.n_other) {
+        bad->row = u; bad->pos = q; bad->col = c;
+        return;
+      }
+    }
+    const T lam = T(P.reg * std::pow(double(e - s) + P.a0 * double(P.n_other), P.nu));
+    // out = (a0 G + lam I) v, as axpys over G's rows (G symmetric).
+    auto dense = [&](const T* __restrict v, T* __restrict out) {
+      for (int64_t i = 0; i < k; ++i) out[i] = lam * v[i];
+      for (int64_t j = 0; j < k; ++j) {
+        const T vj = v[j];
+        const T* __restrict Gj = G + j * k;
+        for (int64_t i = 0; i < k; ++i) out[i] += vj * Gj[i];
+      }
+    };
+    std::memcpy(xu, x0 + u * k, sizeof(T) * k);
+    // r = b - M x0 = sum c (1 - q^T x0) q - (a0 G + lam I) x0: one pass over the interactions.
+    dense(xu, Ap);
+    for (int64_t d = 0; d < k; ++d) r[d] = -Ap[d];
+    Accumulate<T, KC, true>(P, s, e, xu, r);
+    for (int64_t d = 0; d < k; ++d) p[d] = r[d];
+    T rs = Dot(r, r, k);
+    for (int64_t it = 0; it < steps; ++it) {
+      dense(p, Ap);
+      Accumulate<T, KC, false>(P, s, e, p, Ap);
+      const T pAp = Dot(p, Ap, k);
+      const T a = pAp > 0 ? rs / pAp : T(0);
+      for (int64_t d = 0; d < k; ++d) {
+        xu[d] += a * p[d];
+        r[d] -= a * Ap[d];
+      }
+      const T rs_new = Dot(r, r, k);
+      const T beta = rs > 0 ? rs_new / rs : T(0);
+      for (int64_t d = 0; d < k; ++d) p[d] = r[d] + beta * p[d];
+      rs = rs_new;
+    }
+    double o = 0, xx = 0, xGx = 0;
+    for (int64_t q = s; observed && q < e; ++q) {
+      const T* __restrict y = P.other + int64_t(P.cols[q]) * k;
+      const double err = 1.0 - double(Dot(y, xu, k));
+      o += double(T(1) + alpha * P.vals[q]) * err * err;
+    }
+    for (int64_t i = 0; i < k; ++i) {
+      const double xi = double(xu[i]);
+      xx += xi * xi;
+      double gi = 0;
+      const double* __restrict Gi = G2 + i * k;
+      for (int64_t j = 0; j < k; ++j) gi += Gi[j] * double(xu[j]);
+      xGx += xi * gi;
+    }
+    obs[u] = o;
+    pen[u] = double(lam) * xx;
+    tr[u] = xGx;
+  }
+}
+
+template <typename T>
+void DispatchCG(const Problem<T>& P, const T* G, const double* G2, const T* x0, int64_t steps,
+                bool observed, int64_t lo, int64_t hi, T* x, double* obs, double* pen, double* tr,
+                Bad* bad) {
+#define MF_CASE(KK)                                                             \
+  if (P.k == KK) {                                                              \
+    RowsCG<T, KK>(P, G, G2, x0, steps, observed, lo, hi, x, obs, pen, tr, bad); \
+    return;                                                                     \
+  }
+  MF_CASE(8) MF_CASE(16) MF_CASE(32) MF_CASE(64) MF_CASE(128)
+#undef MF_CASE
+  RowsCG<T, 0>(P, G, G2, x0, steps, observed, lo, hi, x, obs, pen, tr, bad);
+}
+
 // Runs f(t) for t in [0, nt) on nt threads (t = 0 on the caller's); joins all.
 template <typename F>
 void Parallel(int64_t nt, F f) {
@@ -192,11 +333,13 @@ void Parallel(int64_t nt, F f) {
   for (auto& th : pool) th.join();
 }
 
+// The exact half-step (x0 == nullptr) or `steps` CG iterations from x0.
 template <ffi::DataType DT>
-ffi::Error Impl(ffi::Buffer<DT> other, ffi::Buffer<ffi::S32> indptr, ffi::Buffer<ffi::S32> cols,
-                ffi::Buffer<DT> vals, ffi::Buffer<ffi::S32> sizes, ffi::Buffer<DT> hp,
-                int64_t threads, ffi::ResultBuffer<DT> x, ffi::ResultBuffer<DT> value,
-                ffi::ResultBuffer<DT> penalty) {
+ffi::Error Run(ffi::Buffer<DT> other, ffi::Buffer<ffi::S32> indptr, ffi::Buffer<ffi::S32> cols,
+               ffi::Buffer<DT> vals, ffi::Buffer<ffi::S32> sizes, ffi::Buffer<DT> hp,
+               const ffi::NativeType<DT>* x0, int64_t steps, bool observed, int64_t threads,
+               ffi::ResultBuffer<DT> x, ffi::ResultBuffer<DT> value,
+               ffi::ResultBuffer<DT> penalty) {
   using T = ffi::NativeType<DT>;
   Problem<T> P;
   if (other.dimensions().size() != 2 || sizes.element_count() != 2 || hp.element_count() != 4 ||
@@ -262,7 +405,9 @@ ffi::Error Impl(ffi::Buffer<DT> other, ffi::Buffer<ffi::S32> indptr, ffi::Buffer
       }
     // Rows over threads, cut at equal cost (interactions + a Cholesky's worth per row).
     std::vector<double> obs(n, 0.0), pen(n, 0.0), tr(n, 0.0);
-    const double row_cost = double(k) / 6.0 + 2.0;
+    // (a CG step per row: one a0 G matvec of k^2 and two k-vector passes per interaction)
+    const double row_cost = x0 == nullptr ? double(k) / 6.0 + 2.0
+                                          : double(k) * double(steps + 1) / (2.0 * double(steps + 3)) + 2.0;
     const double total = double(P.indptr[P.n_rows] - P.indptr[0]) + row_cost * double(P.n_rows);
     std::vector<int64_t> cut(nt + 1, P.n_rows);
     cut[0] = 0;
@@ -276,9 +421,18 @@ ffi::Error Impl(ffi::Buffer<DT> other, ffi::Buffer<ffi::S32> indptr, ffi::Buffer
       }
     }
     std::vector<Bad> bad(nt);
-    Parallel(nt, [&](int64_t t) {
-      Dispatch<T>(P, G2.data(), cut[t], cut[t + 1], xp, obs.data(), pen.data(), tr.data(), &bad[t]);
-    });
+    if (x0 == nullptr) {
+      Parallel(nt, [&](int64_t t) {
+        Dispatch<T>(P, G2.data(), cut[t], cut[t + 1], xp, obs.data(), pen.data(), tr.data(),
+                    &bad[t]);
+      });
+    } else {
+      std::vector<T> G(G2.begin(), G2.end());
+      Parallel(nt, [&](int64_t t) {
+        DispatchCG<T>(P, G.data(), G2.data(), x0, steps, observed, cut[t], cut[t + 1], xp,
+                      obs.data(), pen.data(), tr.data(), &bad[t]);
+      });
+    }
     for (int64_t t = 0; t < nt; ++t)
       if (bad[t].row >= 0)
         return ffi::Error::InvalidArgument(
@@ -296,6 +450,29 @@ ffi::Error Impl(ffi::Buffer<DT> other, ffi::Buffer<ffi::S32> indptr, ffi::Buffer
   return ffi::Error::Success();
 }
 
+template <ffi::DataType DT>
+ffi::Error Impl(ffi::Buffer<DT> other, ffi::Buffer<ffi::S32> indptr, ffi::Buffer<ffi::S32> cols,
+                ffi::Buffer<DT> vals, ffi::Buffer<ffi::S32> sizes, ffi::Buffer<DT> hp,
+                int64_t threads, ffi::ResultBuffer<DT> x, ffi::ResultBuffer<DT> value,
+                ffi::ResultBuffer<DT> penalty) {
+  return Run<DT>(other, indptr, cols, vals, sizes, hp, nullptr, 0, true, threads, x, value,
+                 penalty);
+}
+
+template <ffi::DataType DT>
+ffi::Error ImplCG(ffi::Buffer<DT> other, ffi::Buffer<ffi::S32> indptr, ffi::Buffer<ffi::S32> cols,
+                  ffi::Buffer<DT> vals, ffi::Buffer<ffi::S32> sizes, ffi::Buffer<DT> hp,
+                  ffi::Buffer<DT> x0, int64_t threads, int64_t cg_steps, int64_t observed,
+                  ffi::ResultBuffer<DT> x, ffi::ResultBuffer<DT> value,
+                  ffi::ResultBuffer<DT> penalty) {
+  if (x0.dimensions().size() != 2 || x->dimensions().size() != 2 ||
+      x0.dimensions()[0] != x->dimensions()[0] || x0.dimensions()[1] != x->dimensions()[1])
+    return ffi::Error::InvalidArgument("mfjax_ials: the warm start x0 must have the shape of x");
+  if (cg_steps < 0) return ffi::Error::InvalidArgument("mfjax_ials: cg_steps must be >= 0");
+  return Run<DT>(other, indptr, cols, vals, sizes, hp, x0.typed_data(), cg_steps, observed != 0,
+                 threads, x, value, penalty);
+}
+
 }  // namespace
 
 #define MF_BIND(DT)                                                                  \
@@ -307,3 +484,14 @@ ffi::Error Impl(ffi::Buffer<DT> other, ffi::Buffer<ffi::S32> indptr, ffi::Buffer
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(MfjaxIalsF32, Impl<ffi::F32>, MF_BIND(ffi::F32));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(MfjaxIalsF64, Impl<ffi::F64>, MF_BIND(ffi::F64));
+
+#define MF_BIND_CG(DT)                                                               \
+  ffi::Ffi::Bind()                                                                   \
+      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<ffi::S32>>() \
+      .Arg<ffi::Buffer<DT>>().Arg<ffi::Buffer<ffi::S32>>().Arg<ffi::Buffer<DT>>()      \
+      .Arg<ffi::Buffer<DT>>()                                                        \
+      .Attr<int64_t>("threads").Attr<int64_t>("cg_steps").Attr<int64_t>("observed")  \
+      .Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>().Ret<ffi::Buffer<DT>>()
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(MfjaxIalsCgF32, ImplCG<ffi::F32>, MF_BIND_CG(ffi::F32));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(MfjaxIalsCgF64, ImplCG<ffi::F64>, MF_BIND_CG(ffi::F64));

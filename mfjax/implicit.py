@@ -163,7 +163,7 @@ def bucket(n: int, quantum: int = 1) -> int:
 
 
 def shared_layouts(data: ImplicitData, *, chunk_rows: int = 256) -> tuple[SideLayout, SideLayout]:
-    """(users, items) views of ``data`` padded to ONE set of shapes for :func:`half_step_exact`.
+    """(users, items) views of ``data`` padded to ONE set of shapes for :func:`mfjax.implicit_steps.half_step_exact`.
 
     Rows are padded to ``bucket(max(n_users, n_items), chunk_rows)`` and the positions to
     ``bucket(nnz)``, so the user and the item half-step (and any other data set whose

@@ -23,22 +23,15 @@ row, warm-started from the current factors, with the matvec
 right-hand side is 0, so 0 is a minimiser). The systems are positive
 definite when λ > 0 or α0 G_Q is; with λ = α0 = 0 a row may be singular.
 
-Seconds per full sweep (users + items) at the ML-1M shape (6,040 × 3,706,
-575k interactions, float32, shared 2-core CPU; ``benchmarks/bench_ials.py``):
-Cholesky 0.40-0.65 s (k = 64) and 1.4-3.0 s (k = 128); 3-step warm-started CG
-0.37-0.45 s and 0.67-0.72 s. Per sweep CG lowers L a little less (0.2-0.7 %
-higher after 6 sweeps) but per second it is ahead at k = 128 (12 CG sweeps in
-7.4 s reach a lower L than 6 Cholesky sweeps in 15 s). Defaults follow: the
-standalone half-steps :func:`solve_users`/:func:`solve_items` default to the
-exact Cholesky (their name promises the minimiser, and they may have no warm
-start), :func:`als_sweep`, which always warm-starts, defaults to 3-step CG
-(as ``implicit`` and ALX do).
+Defaults: the standalone half-steps :func:`solve_users`/:func:`solve_items` are exact
+(Cholesky; their name promises the minimiser, and they may have no warm start);
+:func:`als_sweep`, which always warm-starts, uses 3-step CG (timings of both:
+``benchmarks/bench_ials.py``, whose docstring has the measured sweeps).
 """
 
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -46,18 +39,14 @@ import numpy as np
 from jax import lax
 
 from .core import Params
-from .implicit import ImplicitData, SideLayout, row_reg
+from .implicit import ImplicitData, row_reg
 
 __all__ = [
     "solve_users",
     "solve_items",
     "als_sweep",
-    "als_sweep_exact_users",
-    "half_step_exact",
     "cholesky_rows",
     "cg_rows",
-    "CPU_COMPILER_OPTIONS",
-    "cpu_jit",
     "METHODS",
 ]
 
@@ -325,89 +314,3 @@ def als_sweep(params: Params, data: ImplicitData, *, alpha, unobserved_weight, r
     P = solve_users(params.item_factors, data, init=params.user_factors, **kw)
     Q = solve_items(P, data, init=params.item_factors, **kw)
     return params._replace(user_factors=P, item_factors=Q)
-
-
-@functools.partial(jax.jit, static_argnames=_STATIC)
-def als_sweep_exact_users(params: Params, data: ImplicitData, *, alpha, unobserved_weight, reg,
-                          nu, method: str = "cg", cg_steps: int = 3, chunk_rows: int = 256,
-                          chunk_nnz: int = 2048, block: int = 32) -> tuple[Params, jax.Array]:
-    """One sweep, items first, then an EXACT user half-step; returns ``(params, L)``.
-
-    The items are solved by ``method`` (``"cg"`` warm-started from ``params``, or
-    ``"cholesky"``); the users always by Cholesky, so the result satisfies
-    ``P = argmin_P L(P, Q)`` (what fold-in reproduces) without a separate re-solve.
-    L is the objective of :func:`loss` at the result, without a pass over the
-    interactions: the observed part comes out of the user solve (its per-row
-    ``Σ c``, b and A_obs; see :func:`cholesky_rows`) and the rest is the Gramian
-    trace ``α0 <PᵀP, QᵀQ>`` plus the penalties, with |I_u|, |U_i| read from the
-    CSR pointers. Other arguments as in :func:`solve_users`.
-    """
-    kw = dict(alpha=alpha, unobserved_weight=unobserved_weight, reg=reg, nu=nu)
-    chunks = dict(chunk_rows=chunk_rows, chunk_nnz=chunk_nnz)
-    Q = solve_items(params.user_factors, data, init=params.item_factors, method=method,
-                    cg_steps=cg_steps, block=block, **chunks, **kw)
-    P, observed = cholesky_rows(Q, data.user_indptr, data.user_rows, data.user_items,
-                                data.user_values, block=block, with_loss=True, **chunks, **kw)
-    dtype = P.dtype
-    ru = row_reg(jnp.diff(data.user_indptr).astype(dtype), Q.shape[0], unobserved_weight, nu)
-    ri = row_reg(jnp.diff(data.item_indptr).astype(dtype), P.shape[0], unobserved_weight, nu)
-    value = (observed + unobserved_weight * jnp.sum((P.T @ P) * (Q.T @ Q))
-             + reg * (jnp.sum(ru * jnp.sum(P * P, axis=1)) + jnp.sum(ri * jnp.sum(Q * Q, axis=1))))
-    return params._replace(user_factors=P, item_factors=Q), value
-
-
-# --------------------------------------------------------------------------- one shared half-step
-
-
-#: XLA options for the iALS programs on the CPU backend. On ML-1M (rank 64) they cut the
-#: half-step's XLA compile from ~0.80 to ~0.35 s (CPU time, same run) and leave its run
-#: time unchanged (0.21 / 0.17 s users / items): the legacy loop emitters instead of the
-#: fusion emitters, and LLVM -O1 (the programs' time is in gathers, small matmuls and
-#: LAPACK calls, which -O2/-O3 do not speed up). Compile options only: nothing is cached.
-CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 1}
-
-
-def cpu_jit(fun, **kw):
-    """``jax.jit(fun, **kw)``, compiled with :data:`CPU_COMPILER_OPTIONS` when the default
-    backend is the CPU (other backends get XLA's defaults). The choice is made per call,
-    so a process that changes its default device still gets the right options."""
-    plain = jax.jit(fun, **kw)
-    cpu = jax.jit(fun, compiler_options=CPU_COMPILER_OPTIONS, **kw)
-
-    @functools.wraps(fun)
-    def call(*args, **kwargs):
-        return (cpu if jax.default_backend() == "cpu" else plain)(*args, **kwargs)
-
-    call.plain, call.cpu = plain, cpu
-    call.lower = lambda *a, **k: (cpu if jax.default_backend() == "cpu" else plain).lower(*a, **k)
-    return call
-
-
-@functools.partial(cpu_jit, static_argnames=("chunk_rows", "chunk_nnz", "block"))
-def half_step_exact(other, side: SideLayout, *, alpha, unobserved_weight, reg, nu,
-                    chunk_rows: int = 256, chunk_nnz: int = 2048, block: int = 32):
-    """One exact (Cholesky) half-step on padded shapes; the same executable for both sides.
-
-    Args:
-        other: the other side's factors [n_pad, k], rows past ``side.n_other`` zero.
-        side: this side's :class:`mfjax.implicit.SideLayout` (from :func:`mfjax.implicit.shared_layouts`).
-        alpha, unobserved_weight, reg, nu: as in :func:`loss` (traced).
-        chunk_rows, chunk_nnz, block: as in :func:`solve_users`.
-
-    Returns:
-        ``(x, value, penalty)``: x [n_pad, k] the exact minimiser for this side's rows
-        (padding rows 0); ``penalty = λ Σ λ̃ ‖x‖²`` over this side; ``value`` this side's
-        observed sum at x (see :func:`cholesky_rows`) + ``α0 <xᵀx, otherᵀother>`` +
-        ``penalty``. After the item half-step Q then the user half-step P,
-        ``L(P, Q) = value_users + penalty_items``.
-    """
-    dtype = other.dtype
-    n_other = side.n_other.astype(dtype)
-    kw = dict(alpha=alpha, unobserved_weight=unobserved_weight, reg=reg, nu=nu)
-    x, observed = cholesky_rows(other, side.indptr, None, side.cols, side.vals, block=block,
-                                chunk_rows=chunk_rows, chunk_nnz=chunk_nnz, with_loss=True,
-                                n_other=n_other, n_live=side.n_rows, **kw)
-    lam = row_reg(jnp.diff(side.indptr).astype(dtype), n_other, unobserved_weight, nu)
-    penalty = reg * jnp.sum(lam * jnp.sum(x * x, axis=1))
-    value = observed + unobserved_weight * jnp.sum((x.T @ x) * (other.T @ other)) + penalty
-    return x, value, penalty

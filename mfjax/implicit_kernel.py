@@ -1,7 +1,7 @@
 """The iALS exact half-step as one threaded C++ call on the CPU (an XLA FFI kernel).
 
 :func:`half_step` returns the same ``(x, value, penalty)`` as
-:func:`mfjax.implicit_als.half_step_exact` on the same :class:`~mfjax.implicit.SideLayout`;
+:func:`mfjax.implicit_steps.half_step_exact` on the same :class:`~mfjax.implicit.SideLayout`;
 :func:`solve_users` / :func:`solve_items` the same factors as the Cholesky
 :func:`mfjax.implicit_als.solve_users` / :func:`~mfjax.implicit_als.solve_items`. Row u solves
 
@@ -36,12 +36,14 @@ from . import kernels
 from .implicit import ImplicitData
 from .implicit import SideLayout
 
-__all__ = ["available", "unavailable_reason", "threads", "half_step", "solve", "solve_users",
-           "solve_items", "usable_for"]
+__all__ = ["available", "unavailable_reason", "threads", "half_step", "half_step_cg", "solve",
+           "solve_users", "solve_items", "usable_for"]
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ials_cpu.cc")
 _TARGETS = {np.dtype(np.float32): ("mfjax_ials_f32", "MfjaxIalsF32"),
             np.dtype(np.float64): ("mfjax_ials_f64", "MfjaxIalsF64")}
+_CG_TARGETS = {np.dtype(np.float32): ("mfjax_ials_cg_f32", "MfjaxIalsCgF32"),
+               np.dtype(np.float64): ("mfjax_ials_cg_f64", "MfjaxIalsCgF64")}
 SWITCH = "MFJAX_IALS_KERNEL"
 
 
@@ -50,7 +52,8 @@ def build_kernel() -> str:
     return kernels.build(SOURCE, "mfjax_ials", what="iALS kernel")
 
 
-_KERNEL = kernels.Kernel(SOURCE, "mfjax_ials", _TARGETS.values(), switch=SWITCH,
+_KERNEL = kernels.Kernel(SOURCE, "mfjax_ials", [*_TARGETS.values(), *_CG_TARGETS.values()],
+                         switch=SWITCH,
                          what="iALS CPU kernel", builder=lambda: build_kernel())
 
 
@@ -87,6 +90,20 @@ def _call(other, indptr, cols, vals, n_rows, n_other, alpha, unobserved_weight, 
         threads=np.int64(n_threads))
 
 
+@functools.partial(jax.jit, static_argnames=("n_threads", "cg_steps", "observed"))
+def _call_cg(other, indptr, cols, vals, x0, n_rows, n_other, alpha, unobserved_weight, reg, nu, *,
+             n_threads, cg_steps, observed):
+    dtype = other.dtype
+    hp = jnp.stack([jnp.asarray(h, dtype) for h in (alpha, unobserved_weight, reg, nu)])
+    sizes = jnp.stack([jnp.asarray(n_rows, jnp.int32), jnp.asarray(n_other, jnp.int32)])
+    outs = (jax.ShapeDtypeStruct(x0.shape, dtype), jax.ShapeDtypeStruct((), dtype),
+            jax.ShapeDtypeStruct((), dtype))
+    return jax.ffi.ffi_call(_CG_TARGETS[np.dtype(dtype)][0], outs)(
+        other, indptr.astype(jnp.int32), cols.astype(jnp.int32), vals.astype(dtype), sizes, hp,
+        x0.astype(dtype), threads=np.int64(n_threads), cg_steps=np.int64(cg_steps),
+        observed=np.int64(observed))
+
+
 def _check(other):
     reason = unavailable_reason()
     if reason is not None:
@@ -96,7 +113,7 @@ def _check(other):
 
 
 def half_step(other, side: SideLayout, *, alpha, unobserved_weight, reg, nu):
-    """:func:`mfjax.implicit_als.half_step_exact` by the kernel: ``(x, value, penalty)``.
+    """:func:`mfjax.implicit_steps.half_step_exact` by the kernel: ``(x, value, penalty)``.
 
     Args:
         other: the other side's factors [n_pad_other, k] (rows past ``side.n_other`` zero).
@@ -109,6 +126,31 @@ def half_step(other, side: SideLayout, *, alpha, unobserved_weight, reg, nu):
     _check(other)
     return _call(other, side.indptr, side.cols, side.vals, side.n_rows, side.n_other, alpha,
                  unobserved_weight, reg, nu, n_threads=threads())
+
+
+def half_step_cg(other, side: SideLayout, x0, *, cg_steps: int, alpha, unobserved_weight, reg,
+                 nu, with_observed: bool = True):
+    """``cg_steps`` conjugate-gradient iterations per row from ``x0``: ``(x, value, penalty)``.
+
+    Each row runs the recurrences of :func:`mfjax.implicit_als.cg_rows` on the system
+    above with the matvec ``α0 G v + λ λ̃_u v + Σ_i c_ui q_i (q_iᵀ v)`` (no k×k matrix
+    per row: O(|I_u| k) per step instead of the exact solve's O(|I_u| k²)). ``value``
+    and ``penalty`` are :func:`half_step`'s at the returned x, the observed part summed
+    directly as ``Σ c (1 − q_iᵀ x_u)²``.
+
+    Args:
+        other: the other side's factors [n_pad_other, k] (rows past ``side.n_other`` zero).
+        side: this side's :class:`~mfjax.implicit.SideLayout`.
+        x0: the warm start [n_pad, k] (this side's current factors, zero-padded).
+        cg_steps: CG iterations per row (0 returns x0 on rows with interactions).
+        alpha, unobserved_weight, reg, nu: as in :func:`mfjax.implicit.loss`.
+        with_observed: False skips the pass for the observed part (then ``value`` lacks
+            it): a sweep needs only the item side's ``penalty``.
+    """
+    _check(other)
+    return _call_cg(other, side.indptr, side.cols, side.vals, x0, side.n_rows, side.n_other,
+                    alpha, unobserved_weight, reg, nu, n_threads=threads(), cg_steps=int(cg_steps),
+                    observed=bool(with_observed))
 
 
 def solve(other, indptr, cols, vals, *, alpha, unobserved_weight, reg, nu) -> jax.Array:

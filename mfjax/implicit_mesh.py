@@ -39,6 +39,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from .distributed import DATA, MODEL, put_global
 from .implicit import ImplicitData, row_reg
 from .implicit_als import METHODS, cg_rows, cholesky_rows
+from .implicit_steps import observed_sum
 
 __all__ = ["MeshSide", "mesh_layouts", "mesh_half_step", "to_natural", "from_natural"]
 
@@ -140,9 +141,9 @@ def _half_step(mesh: Mesh, method: str, cg_steps: int, chunk_rows: int, chunk_nn
         if method == "cholesky":
             x, observed = cholesky_rows(other, ip, rw, cl, vl, block=block, with_loss=True,
                                         n_live=n_live[0], **kw)
-        else:  # CG's value is not needed: the sweep ends with an exact (Cholesky) half-step
+        else:
             x = cg_rows(other, ip, rw, cl, vl, x0, steps=cg_steps, **kw)
-            observed = jnp.zeros((), dtype)
+            observed = observed_sum(x, other, ip, rw, cl, vl, hp["alpha"])
         lam = row_reg(jnp.diff(ip).astype(dtype), n_other, hp["unobserved_weight"], hp["nu"])
         penalty = lax.psum(hp["reg"] * jnp.sum(lam * jnp.sum(x * x, axis=1)), AXES)
         gram = lax.psum(x.T @ x, AXES)
@@ -174,9 +175,8 @@ def mesh_half_step(other, side: MeshSide, mesh: Mesh, *, alpha, unobserved_weigh
         chunk_rows, chunk_nnz, block: as in :func:`mfjax.implicit_als.solve_users`.
 
     Returns:
-        ``(x, value, penalty)`` as :func:`mfjax.implicit_als.half_step_exact` returns
-        them, x in device-major layout [D · R, k] (padding slots 0). ``value`` is 0
-        for ``"cg"``.
+        ``(x, value, penalty)`` as :func:`mfjax.implicit_steps.half_step_exact` returns
+        them, x in device-major layout [D · R, k] (padding slots 0).
     """
     if method not in METHODS:
         raise ValueError(f"mesh_half_step: method must be one of {METHODS}, got {method!r}")

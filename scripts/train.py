@@ -20,6 +20,13 @@ Examples (2-core CPU; results from runs recorded in benchmarks/RESULTS.md):
     python scripts/train.py --dataset synthetic --synthetic-size 2000 1000 200000
         # planted rank-8 model, noise 0.5: RMSE ~0.61 (reg 0.1 is ML-100K's; --reg 0.02: ~0.55)
     python scripts/train.py --data ratings.csv --user-col uid --item-col iid --rating-col stars
+    python scripts/train.py --objective ials --dataset movielens-1m --min-rating 4
+        # implicit feedback (ratings >= 4 as interactions), exact ALS: NDCG@10 ~0.320,
+        # recall@20 ~0.290, ~4 s in all (data loading included)
+    python scripts/train.py --objective ials --dataset movielens-1m --min-rating 4 --cg-steps 3
+        # 3 conjugate-gradient steps per row instead: NDCG@10 ~0.319
+    python scripts/train.py --objective bpr --dataset movielens-1m --min-rating 4
+        # BPR: NDCG@10 ~0.245, ~9 s
     python scripts/train.py --check-grads --platform gpu
     python scripts/train.py --mesh auto
         # data-parallel over every local device (tables sharded when they are large)
@@ -75,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--alpha", type=non_negative, default=None, help="iALS confidence 1 + alpha*v")
     fit.add_argument("--unobserved-weight", type=non_negative, default=None, help="iALS alpha0")
     fit.add_argument("--nu", type=non_negative, default=None, help="iALS regularization exponent")
+    fit.add_argument("--cg-steps", type=positive(int), default=None,
+                     help="iALS: conjugate-gradient steps per row instead of exact solves "
+                          "(faster per sweep at large data; default: exact)")
     fit.add_argument("--min-rating", type=float, default=None,
                      help="implicit objectives: keep ratings >= this as interactions of value 1")
     fit.add_argument("--solver", choices=["optax", "als", "gibbs"], default="optax",
@@ -309,7 +319,7 @@ def run(args) -> int:
     if args.solver != "gibbs" and (args.burn_in is not None or args.samples is not None):
         raise UsageError("--burn-in and --samples are for --solver gibbs")
     implicit = args.objective != "explicit"
-    options = {k: getattr(args, k) for k in ("alpha", "unobserved_weight", "nu")
+    options = {k: getattr(args, k) for k in ("alpha", "unobserved_weight", "nu", "cg_steps")
                if getattr(args, k) is not None}
     if implicit:
         if args.solver != "optax":
@@ -319,7 +329,7 @@ def run(args) -> int:
                           learning_rate=args.learning_rate, table_sharding=args.table_sharding,
                           **options, **common)
     elif options:
-        raise UsageError("--alpha, --unobserved-weight and --nu are for --objective ials")
+        raise UsageError("--alpha, --unobserved-weight, --nu and --cg-steps are for --objective ials")
     elif args.solver == "optax":
         from mfjax.training import DEFAULTS
 

@@ -9,6 +9,7 @@ from jax.test_util import check_grads
 import mfjax
 from mfjax import implicit as im
 from mfjax import implicit_als as ia
+from mfjax import implicit_steps as st
 from mfjax import implicit_bpr as bpr
 from mfjax.core import Params
 from mfjax.gradcheck import numerical_grad
@@ -185,21 +186,33 @@ def test_cholesky_chunking_does_not_change_the_solution():
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("solve", [dict(method="cg", cg_steps=2),
-                                   dict(method="cholesky", chunk_rows=2, chunk_nnz=3, block=2)],
-                         ids=["cg_2_steps", "cholesky_tiny_chunks"])
+@pytest.mark.parametrize("chunks", [dict(), dict(chunk_rows=2, chunk_nnz=3)], ids=["default", "tiny_chunks"])
 @pytest.mark.parametrize("shape", [SHAPES["plain"], SHAPES["empty_rows"]], ids=["plain", "empty_rows"])
-def test_exact_user_sweep_loss_and_users(shape, solve):
-    """als_sweep_exact_users: its L (from the solve's sums) equals loss(), and its users
-    are the exact minimiser for its items (what fit's model relies on for fold-in)."""
+def test_cg_half_step_matches_cg_rows_and_its_value_is_the_loss(shape, chunks):
+    """half_step_cg on the padded layouts: the iterates of solve_users(method="cg") from
+    the same start, padding rows 0, L = value_users + penalty_items equals loss(), and
+    with k steps (exact arithmetic: the exact solve) the Cholesky solution."""
     p, data = make_problem(**shape)
     hp = HPARAMS["rendle"]
-    for _ in range(2):
-        p, value = ia.als_sweep_exact_users(p, data, **hp, **solve)
-        np.testing.assert_allclose(float(value), float(LOSS(p, *triples(data), **hp)),
-                                   rtol=1e-10)
-        P = ia.solve_users(p.item_factors, data, **hp)
-        np.testing.assert_allclose(p.user_factors, P, rtol=0, atol=1e-10)
+    users, items = im.shared_layouts(data, chunk_rows=chunks.get("chunk_rows", 256))
+    n_pad = users.indptr.shape[0] - 1
+    pad = lambda x: jnp.zeros((n_pad, x.shape[1]), x.dtype).at[:x.shape[0]].set(x)  # noqa: E731
+    k = p.user_factors.shape[1]
+    Qp, _, pen_q = st.half_step_cg(pad(p.user_factors), items, pad(p.item_factors), cg_steps=2,
+                                   **hp, **chunks)
+    Pp, value, _ = st.half_step_cg(Qp, users, pad(p.user_factors), cg_steps=2, **hp, **chunks)
+    Q, P = Qp[:data.n_items], Pp[:data.n_users]
+    assert not np.any(np.asarray(Qp[data.n_items:])) and not np.any(np.asarray(Pp[data.n_users:]))
+    cg = dict(hp, method="cg", cg_steps=2)
+    np.testing.assert_allclose(Q, ia.solve_items(p.user_factors, data, init=p.item_factors, **cg),
+                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(P, ia.solve_users(Q, data, init=p.user_factors, **cg),
+                               rtol=0, atol=1e-12)
+    q = p._replace(user_factors=P, item_factors=Q)
+    np.testing.assert_allclose(float(value) + float(pen_q), float(LOSS(q, *triples(data), **hp)),
+                               rtol=1e-10)
+    Pk, _, _ = st.half_step_cg(Qp, users, pad(p.user_factors), cg_steps=k, **hp, **chunks)
+    np.testing.assert_allclose(Pk[:data.n_users], ia.solve_users(Q, data, **hp), rtol=0, atol=1e-8)
 
 
 def test_bucket_rounds_up_to_few_shapes():
@@ -224,9 +237,9 @@ def test_shared_half_step_is_exact_on_both_sides(shape, hp, chunks):
     n_pad = users.indptr.shape[0] - 1
     assert items.indptr.shape == users.indptr.shape and items.cols.shape == users.cols.shape
     pad = lambda x: jnp.zeros((n_pad, x.shape[1]), x.dtype).at[:x.shape[0]].set(x)
-    step = ia.half_step_exact.cpu if jax.default_backend() == "cpu" else ia.half_step_exact.plain
-    Qp, _, pen_q = ia.half_step_exact(pad(p.user_factors), items, **hp, **chunks)
-    Pp, value, _ = ia.half_step_exact(Qp, users, **hp, **chunks)
+    step = st.half_step_exact.cpu if jax.default_backend() == "cpu" else st.half_step_exact.plain
+    Qp, _, pen_q = st.half_step_exact(pad(p.user_factors), items, **hp, **chunks)
+    Pp, value, _ = st.half_step_exact(Qp, users, **hp, **chunks)
     # One executable: both sides lower to the very same program.
     texts = [step.lower(x, side, **hp, **chunks).as_text()
              for x, side in ((pad(p.user_factors), items), (Qp, users))]

@@ -55,6 +55,66 @@ def test_ials_history_never_increases(method):
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.parametrize("kernel", [None, False], ids=["kernel_if_usable", "xla"])
+def test_ials_cg_steps_runs_cg_both_sides_and_returns_exact_users(kernel):
+    from mfjax.training import SOLVERS, register_solver
+    from mfjax.training.ials import ALSSolver
+
+    r = planted(seed=5)
+    old = SOLVERS[("ials", "als")]
+    register_solver("ials", "als", lambda: ALSSolver(kernel=kernel))
+    try:
+        m = mfjax.fit(r, objective="ials", rank=6, epochs=5, cg_steps=2, progress=False)
+        exact = mfjax.fit(r, objective="ials", rank=6, epochs=5, progress=False)
+    finally:
+        register_solver("ials", "als", old)
+    assert m.config["als_method"] == "cg" and m.config["cg_steps"] == 2
+    loss = np.array([h["loss"] for h in m.history])
+    assert (np.diff(loss) <= 1e-6 * loss[:-1]).all(), loss
+    # Fewer CG steps than the rank: a different trajectory than the exact solver's ...
+    assert not np.allclose(m.params.item_factors, exact.params.item_factors, atol=1e-3)
+    # ... but the returned users are the exact solve against the returned items.
+    for u in (0, 25):
+        p, _ = m.fold_in(r.item_ids[r.items[r.users == u]], None)
+        np.testing.assert_allclose(p, np.asarray(m.params.user_factors[u]), atol=1e-5)
+
+
+def test_ials_cg_kernel_and_xla_fits_agree():
+    from mfjax import kernels
+    from mfjax.training import SOLVERS, register_solver
+    from mfjax.training.ials import ALSSolver
+
+    if kernels.find_compiler() is None:
+        pytest.skip("no C++ compiler")
+    r = planted(seed=6)
+    old = SOLVERS[("ials", "als")]
+    fits = {}
+    try:
+        for kernel in (True, False):
+            register_solver("ials", "als", lambda: ALSSolver(kernel=kernel))
+            fits[kernel] = mfjax.fit(r, objective="ials", rank=6, epochs=3, cg_steps=3,
+                                     progress=False)
+    finally:
+        register_solver("ials", "als", old)
+    assert fits[True].config["als_kernel"] and not fits[False].config["als_kernel"]
+    for a, b in zip(fits[True].params, fits[False].params):
+        np.testing.assert_allclose(a, b, atol=2e-5)
+    for a, b in zip(fits[True].history, fits[False].history):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("bad", [0, -2, 2.5, True])
+def test_ials_cg_steps_must_be_a_positive_int(bad):
+    with pytest.raises(ValueError, match="cg_steps"):
+        mfjax.fit(planted(), objective="ials", epochs=1, cg_steps=bad, progress=False)
+
+
+def test_cg_steps_does_not_apply_to_bpr():
+    with pytest.raises(ValueError, match="cg_steps do"):
+        mfjax.fit(planted(), objective="bpr", epochs=1, cg_steps=3, progress=False)
+
+
+@pytest.mark.timeout(300)
 def test_ials_resume_equals_uninterrupted(tmp_path):
     r = planted(seed=2)
     kw = dict(objective="ials", rank=6, progress=False, seed=3)

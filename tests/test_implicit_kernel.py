@@ -12,6 +12,7 @@ import pytest
 import mfjax
 from mfjax import implicit as im
 from mfjax import implicit_als as ia
+from mfjax import implicit_steps as st
 from mfjax import implicit_kernel as ik
 from mfjax import kernels
 from mfjax.training import ials
@@ -52,11 +53,58 @@ def test_half_step_outputs_equal_half_step_exact(dtype, tol):
         if other is None:
             other = Qp
         got = ik.half_step(other, side, **HP)
-        want = ia.half_step_exact(other, side, **HP, **ials.ALSSolver.CHUNKS)
+        want = st.half_step_exact(other, side, **HP, **ials.ALSSolver.CHUNKS)
         for g, w in zip(got, want):
             assert g.dtype == w.dtype and g.shape == w.shape
             np.testing.assert_allclose(g, w, atol=tol, rtol=tol)
         Qp = got[0]
+
+
+@pytest.mark.parametrize("steps", [0, 1, 3])
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 1e-4)])
+def test_cg_half_step_outputs_equal_the_xla_cg_half_step(dtype, tol, steps):
+    data, P, Q = problem(dtype)
+    users, items = im.shared_layouts(data)
+    n_pad = int(users.indptr.shape[0]) - 1
+    pad = lambda x: jnp.asarray(np.pad(np.asarray(x), ((0, n_pad - x.shape[0]), (0, 0))))  # noqa: E731
+    Pp, Qp = pad(P), pad(Q)
+    for side, other, x0 in ((items, Pp, Qp), (users, Qp, Pp)):
+        got = ik.half_step_cg(other, side, x0, cg_steps=steps, **HP)
+        want = st.half_step_cg(other, side, x0, cg_steps=steps, **HP)
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype and g.shape == w.shape
+            np.testing.assert_allclose(g, w, atol=tol, rtol=tol)
+        if steps == 0:  # no step: the warm start on rows with interactions, 0 elsewhere
+            n = int(side.n_rows)
+            has = np.diff(np.asarray(side.indptr))[:n] > 0
+            np.testing.assert_array_equal(np.asarray(got[0])[:n][has], np.asarray(x0)[:n][has])
+            assert not np.asarray(got[0])[:n][~has].any()
+
+
+def test_kernel_cg_without_the_observed_pass_changes_only_the_value():
+    data, P, Q = problem(np.float64)
+    users, _ = im.shared_layouts(data)
+    n_pad = int(users.indptr.shape[0]) - 1
+    Qp, Pp = (jnp.asarray(np.pad(np.asarray(x), ((0, n_pad - x.shape[0]), (0, 0)))) for x in (Q, P))
+    x, value, penalty = ik.half_step_cg(Qp, users, Pp, cg_steps=2, **HP)
+    x2, value2, penalty2 = ik.half_step_cg(Qp, users, Pp, cg_steps=2, with_observed=False, **HP)
+    assert np.array_equal(x, x2) and float(penalty) == float(penalty2)
+    xs = np.asarray(x)
+    users_of = np.repeat(np.arange(data.n_users), np.diff(np.asarray(data.user_indptr)))
+    err = 1.0 - np.sum(xs[users_of] * np.asarray(Q)[np.asarray(data.user_items)], axis=1)
+    observed = np.sum((1.0 + HP["alpha"] * np.asarray(data.user_values, np.float64)) * err ** 2)
+    np.testing.assert_allclose(float(value) - float(value2), observed, rtol=1e-10)
+
+
+def test_kernel_cg_reaches_the_exact_solve_in_k_steps():
+    data, _, Q = problem(np.float64)
+    users, _ = im.shared_layouts(data)
+    n_pad = int(users.indptr.shape[0]) - 1
+    Qp = jnp.asarray(np.pad(np.asarray(Q), ((0, n_pad - Q.shape[0]), (0, 0))))
+    x0 = jnp.zeros((n_pad, Q.shape[1]), Q.dtype)
+    x, _, _ = ik.half_step_cg(Qp, users, x0, cg_steps=Q.shape[1], **HP)
+    np.testing.assert_allclose(np.asarray(x)[:data.n_users], ik.solve_users(Q, data, **HP),
+                               rtol=0, atol=1e-8)
 
 
 def test_thread_count_does_not_change_the_result(monkeypatch):

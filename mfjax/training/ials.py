@@ -11,20 +11,22 @@ pairs are merged, values summed). The objective is :func:`mfjax.implicit.loss`::
 is L / |S|.
 
 - ``solver="als"`` (:class:`ALSSolver`): each step is one sweep, the items then the
-  users, both exactly (Cholesky) by default, and L from the user solve's own sums (no
+  users, both exactly (Cholesky) by default, and L from the half-steps' own sums (no
   extra pass over the interactions). The two half-steps run ONE compiled program,
-  :func:`mfjax.implicit_als.half_step_exact`, or on a CPU backend the threaded C++ kernel
-  :func:`mfjax.implicit_kernel.half_step` with the same outputs (``MFJAX_IALS_KERNEL=0``
-  or ``ALSSolver(kernel=False)`` turns it off): both sides' CSR views are zero-padded to
-  common bucketed shapes (:func:`mfjax.implicit.shared_layouts`) and the true row
-  counts are traced values, so a fit compiles one solve body (and a later fit whose
-  sizes fall in the same buckets compiles nothing). ``method="cg"`` instead solves the
-  items by warm-started CG in one program per sweep
-  (:func:`mfjax.implicit_als.als_sweep_exact_users`). On the CPU these programs compile
-  with :data:`mfjax.implicit_als.CPU_COMPILER_OPTIONS`. Since every step ends with the
-  exact user half-step, ``P = argmin_P L(P, Q)`` holds for the model without a
-  separate re-solve, and :meth:`mfjax.Model.fold_in` of a training user with their
-  own interactions gives back their vector.
+  :func:`mfjax.implicit_steps.half_step_exact`, or on a CPU backend the threaded C++
+  kernel :func:`mfjax.implicit_kernel.half_step` with the same outputs
+  (``MFJAX_IALS_KERNEL=0`` or ``ALSSolver(kernel=False)`` turns it off): both sides'
+  CSR views are zero-padded to common bucketed shapes
+  (:func:`mfjax.implicit.shared_layouts`) and the true row counts are traced values, so
+  a fit compiles one solve body (and a later fit whose sizes fall in the same buckets
+  compiles nothing). With ``fit(cg_steps=n)`` (or ``ALSSolver(method="cg")``) both
+  half-steps instead run n warm-started conjugate-gradient steps per row
+  (:func:`mfjax.implicit_steps.half_step_cg` / :func:`mfjax.implicit_kernel.half_step_cg`),
+  O(|I_u| k) per step instead of O(|I_u| k²). On the CPU the XLA programs compile with
+  :data:`mfjax.implicit_steps.CPU_COMPILER_OPTIONS`. The returned model always has
+  ``P = argmin_P L(P, Q)`` (exact sweeps end with an exact user half-step; after CG
+  sweeps the users are re-solved exactly once), so :meth:`mfjax.Model.fold_in` of a
+  training user with their own interactions gives back their vector.
 - ``solver="optax"`` (:class:`IALSOptaxSolver`): the same L by full-batch gradient
   (:func:`mfjax.implicit.manual_grad`) and ``fit``'s optimizer, ``STEPS`` updates
   per epoch; slow, for checking the ALS solver.
@@ -50,6 +52,7 @@ from .. import distributed
 from .. import implicit as im
 from .. import implicit_als as ia
 from .. import implicit_kernel as ik
+from .. import implicit_steps as st
 from ..core import Params
 from ..data import Ratings
 from .epoch import host_init
@@ -96,13 +99,6 @@ class ALSState(NamedTuple):
     params: Params
     opt_state: Any
     epoch: int
-
-
-@functools.partial(ia.cpu_jit, static_argnames=("method", "cg_steps"), donate_argnums=(0,))
-def _sweep(params, data, hp, *, method, cg_steps):
-    """One sweep (items by ``method``, then users exactly) and L / nnz after it."""
-    params, value = ia.als_sweep_exact_users(params, data, method=method, cg_steps=cg_steps, **hp)
-    return params, value / data.user_items.shape[0]
 
 
 def _pad_rows(x, n):
@@ -168,21 +164,22 @@ class ALSSolver(_IALSBase):
 
     Args:
         method: ``"cholesky"`` (default: both half-steps exact, through ONE compiled
-            program, :func:`mfjax.implicit_als.half_step_exact`, on padded shapes shared by
-            the two sides) or ``"cg"`` (items by ``cg_steps`` warm-started conjugate-
-            gradient steps, users exactly, one program per sweep:
-            :func:`mfjax.implicit_als.als_sweep_exact_users`); see :mod:`mfjax.implicit`.
+            program, :func:`mfjax.implicit_steps.half_step_exact`, on padded shapes shared
+            by the two sides) or ``"cg"`` (both half-steps by ``cg_steps`` warm-started
+            conjugate-gradient steps per row, :func:`mfjax.implicit_steps.half_step_cg`;
+            the users re-solved exactly once at the end). ``fit(cg_steps=n)`` selects
+            ``"cg"`` with n steps.
         cg_steps: CG iterations per row (``"cg"`` only).
-        kernel: run the exact half-steps by the threaded C++ kernel
-            (:func:`mfjax.implicit_kernel.half_step`, the same outputs as
-            ``half_step_exact``) instead of the XLA program: ``None`` (default) when it
-            is usable (CPU backend, float32/float64, compiler found, not turned off by
+        kernel: run the half-steps by the threaded C++ kernel
+            (:func:`mfjax.implicit_kernel.half_step` / ``half_step_cg``, the same
+            outputs as the XLA programs): ``None`` (default) when it is usable (CPU
+            backend, float32/float64, compiler found, not turned off by
             ``MFJAX_IALS_KERNEL=0``), ``True`` to require it, ``False`` never.
-            ``"cholesky"`` only.
     """
 
     name = "als"
-    #: Chunking of the shared half-step: blocks of 64 interactions per Gram matmul are
+    OPTIONS: tuple[str, ...] = ("alpha", "unobserved_weight", "nu", "cg_steps")
+    #: Chunking of the XLA half-steps: blocks of 64 interactions per Gram matmul are
     #: ~5 % faster than 32 on ML-1M (rank 64) at the same compile time.
     CHUNKS = dict(chunk_rows=256, chunk_nnz=2048, block=64)
 
@@ -194,11 +191,16 @@ class ALSSolver(_IALSBase):
 
     def init(self, train: Ratings, config) -> ALSState:
         """Lay out the interactions (CSR both ways) and draw the initial factors."""
+        steps = config.options.get("cg_steps")
+        if steps is not None:
+            if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+                raise ValueError(f"fit: cg_steps must be a positive integer or None, got {steps!r}")
+            self.method, self.cg_steps = "cg", int(steps)
         p = self._setup(train, config)
         config.record["als_method"] = self.method
         if self.method == "cg":
             config.record["cg_steps"] = self.cg_steps
-        self.on_mesh = None
+        self.on_mesh, self.use_kernel = None, False
         if config.mesh is not None:
             if self.kernel:
                 raise ValueError("fit: ALSSolver(kernel=True) runs on one CPU device; "
@@ -206,19 +208,18 @@ class ALSSolver(_IALSBase):
             self.on_mesh = MeshALS(self.data, config.mesh, self.hp, self.method,
                                    self.cg_steps, self.CHUNKS)
             config.record["table_sharding"] = "rows split over every device per half-step"
-            config.record["als_kernel"] = False
             p = self.on_mesh.place(p)
-        elif self.method == "cholesky":  # both half-steps run ONE executable on padded shapes
+        else:  # both half-steps run ONE executable on padded shapes
             self.sides = im.shared_layouts(self.data)
             self.n_pad = int(self.sides[0].indptr.shape[0]) - 1
             self.use_kernel = self._kernel_choice(p.user_factors.dtype)
-            config.record["als_kernel"] = self.use_kernel
-        self._padded = None  # (P, P zero-padded to n_pad rows) of the last step
+        config.record["als_kernel"] = self.use_kernel
+        self._padded = None  # (P, P zero-padded, Q, Q zero-padded) of the last step
         self._exact = False  # whether the state's users are exact for its items
         return ALSState(p, (), 0)
 
     def _kernel_choice(self, dtype) -> bool:
-        """Whether the exact half-steps run by the C++ kernel (see ``kernel``)."""
+        """Whether the half-steps run by the C++ kernel (see ``kernel``)."""
         if self.kernel is False:
             return False
         if self.kernel is None:
@@ -230,52 +231,61 @@ class ALSSolver(_IALSBase):
                                   f"dtype {np.dtype(dtype)})"))
         return True
 
-    def _half_step(self, other, side):
+    def _half_step(self, other, side, x0, with_observed=True):
+        if self.method == "cg":
+            if self.use_kernel:
+                return ik.half_step_cg(other, side, x0, cg_steps=self.cg_steps, **self.hp,
+                                       with_observed=with_observed)
+            return st.half_step_cg(other, side, x0, cg_steps=self.cg_steps, **self.hp,
+                                   chunk_rows=self.CHUNKS["chunk_rows"],
+                                   chunk_nnz=self.CHUNKS["chunk_nnz"])
         if self.use_kernel:
             return ik.half_step(other, side, **self.hp)
-        return ia.half_step_exact(other, side, **self.hp, **self.CHUNKS)
+        return st.half_step_exact(other, side, **self.hp, **self.CHUNKS)
 
     def step(self, state: ALSState) -> tuple[ALSState, dict]:
-        """One sweep: items (``method``), then users (exact)."""
+        """One sweep: items, then users (both exact, or both by CG)."""
         if self.on_mesh is not None:
             params, value = self.on_mesh.sweep(state.params)
-        elif self.method == "cg":
-            params, value = _sweep(state.params, self.data, self.hp, method=self.method,
-                                   cg_steps=self.cg_steps)
-            value = float(value)
         else:
-            P = state.params.user_factors
-            if self._padded is not None and self._padded[0] is P:
-                Pp = self._padded[1]
-            else:
-                Pp = _pad_rows(P, self.n_pad)
+            P, Q = state.params.user_factors, state.params.item_factors
+            last = self._padded
+            Pp = last[1] if last is not None and last[0] is P else _pad_rows(P, self.n_pad)
+            Qp = None
+            if self.method == "cg":  # the warm start of the item half-step
+                Qp = last[3] if last is not None and last[2] is Q else _pad_rows(Q, self.n_pad)
             users, items = self.sides
-            Qp, _, penalty_items = self._half_step(Pp, items)
-            Pp, value_users, _ = self._half_step(Qp, users)
+            Qp, _, penalty_items = self._half_step(Pp, items, Qp, with_observed=False)
+            Pp, value_users, _ = self._half_step(Qp, users, Pp)
             P, Q = _rows(Pp, self.data.n_users), _rows(Qp, self.data.n_items)
-            self._padded = (P, Pp)
+            self._padded = (P, Pp, Q, Qp)
             params = state.params._replace(user_factors=P, item_factors=Q)
             value = ((float(value_users) + float(penalty_items))
                      / int(self.data.user_items.shape[0]))
-        self._exact = True
+        self._exact = self.method == "cholesky"
         return ALSState(params, (), state.epoch + 1), {"loss": value}
 
     def restore(self, state: ALSState, leaves: list) -> ALSState:
-        """The state from a checkpoint's host leaves (saved after a step: users exact)."""
-        self._exact = True
+        """The state from a checkpoint's host leaves (saved after a step)."""
+        self._exact = self.method == "cholesky"
         put = jnp.asarray if self.on_mesh is None else self.on_mesh.place
         return restore_leaves(state, leaves, put)
 
     def finalize(self, params: Params) -> Params:
-        """Unchanged after a step (its user half-step is already exact; ``fit`` returns
-        the last state or, with patience, the best one, both from steps); with no step
-        run, the initial factors get the exact user re-solve. On a mesh, fetched to
-        the host."""
-        if self.on_mesh is None:
-            return params if self._exact else super().finalize(params)
-        if not self._exact:
-            params = self.on_mesh.resolve_users(self.on_mesh.place(distributed.to_host(params)))
-        return jax.tree.map(jnp.asarray, distributed.to_host(params))
+        """Unchanged after an exact sweep (its user half-step is already exact; ``fit``
+        returns the last state or, with patience, the best one, both from steps); after
+        CG sweeps, or with no step run, the users get one exact re-solve. On a mesh,
+        fetched to the host."""
+        if self.on_mesh is not None:
+            if not self._exact:
+                params = self.on_mesh.resolve_users(self.on_mesh.place(distributed.to_host(params)))
+            return jax.tree.map(jnp.asarray, distributed.to_host(params))
+        if self._exact:
+            return params
+        if self.use_kernel:
+            return params._replace(user_factors=ik.solve_users(params.item_factors, self.data,
+                                                               **self.hp))
+        return super().finalize(params)
 
 
 class IALSOptaxSolver(_IALSBase):

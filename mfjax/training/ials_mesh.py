@@ -29,8 +29,8 @@ class MeshALS:
         data: the interactions.
         mesh: a ``data x model`` mesh.
         hp: ``alpha``, ``unobserved_weight``, ``reg``, ``nu``.
-        method: how the items are solved, ``"cholesky"`` or ``"cg"`` (the users
-            always exactly).
+        method: ``"cholesky"`` (both half-steps exact) or ``"cg"`` (both by
+            ``cg_steps`` warm-started CG steps per row).
         cg_steps: CG iterations per row (``"cg"``).
         chunks: ``chunk_rows``, ``chunk_nnz``, ``block`` of the row solves.
     """
@@ -53,19 +53,20 @@ class MeshALS:
         return mm.mesh_half_step(other, side, self.mesh, **self.hp, **self.chunks, **kw)
 
     def sweep(self, params: Params) -> tuple[Params, float]:
-        """Items (``method``), then users exactly; returns the new params and L / nnz."""
+        """Items, then users (by ``method``); returns the new params and L / nnz."""
         P_, Q_ = params.user_factors, params.item_factors
         if self._working is not None and self._working[0] is P_:
             Pm = self._working[1]
         else:
             Pm = mm.from_natural(P_, self.users, self.mesh)
         if self.method == "cg":
+            cg = dict(method="cg", cg_steps=self.cg_steps)
             x0 = mm.from_natural(Q_, self.items, self.mesh)
-            Qm, _, penalty_items = self._half(Pm, self.items, method="cg", x0=x0,
-                                              cg_steps=self.cg_steps)
+            Qm, _, penalty_items = self._half(Pm, self.items, x0=x0, **cg)
+            Pm, value_users, _ = self._half(Qm, self.users, x0=Pm, **cg)
         else:
             Qm, _, penalty_items = self._half(Pm, self.items)
-        Pm, value_users, _ = self._half(Qm, self.users)
+            Pm, value_users, _ = self._half(Qm, self.users)
         P_ = mm.to_natural(Pm, self.users, self.mesh)
         Q_ = mm.to_natural(Qm, self.items, self.mesh)
         self._working = (P_, Pm)
