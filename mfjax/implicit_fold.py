@@ -30,7 +30,7 @@ import numpy as np
 from . import implicit as im
 from . import implicit_als as ia
 from .implicit_bpr import sample_negatives
-from .plumbing import check_index
+from .plumbing import check_index, power_of_two_at_least
 
 __all__ = ["ials_fold_in", "bpr_fold_in", "fold_in_for"]
 
@@ -57,10 +57,6 @@ def fold_in_for(params, config: dict, items, values, reg=None):
     raise ValueError(f"fold_in: no implicit fold-in for objective {objective!r}")
 
 
-def _bucket(n: int) -> int:
-    return 1 << max(4, int(n - 1).bit_length())
-
-
 def ials_fold_in(item_factors, items, values=None, *, alpha, unobserved_weight, reg, nu):
     """The iALS user vector [k] of one new user (module docstring).
 
@@ -78,7 +74,8 @@ def ials_fold_in(item_factors, items, values=None, *, alpha, unobserved_weight, 
     d = im.build_implicit_data(np.zeros(items.shape, np.int64), items, values, n_users=1,
                                n_items=n_items, dtype=np.asarray(item_factors).dtype)
     nnz = int(d.user_items.shape[0])
-    pad = _bucket(nnz + 1) - nnz  # a dummy second row takes the padding: few compiled shapes
+    # A dummy second row takes the padding: few compiled shapes.
+    pad = power_of_two_at_least(nnz + 1, 16) - nnz
     cat = lambda a, fill: jnp.concatenate([a, jnp.full((pad,), fill, a.dtype)])
     rows, its, vals = cat(d.user_rows, 1), cat(d.user_items, 0), cat(d.user_values, 0)
     indptr = jnp.asarray([0, nnz, nnz + pad], jnp.int32)
@@ -137,7 +134,7 @@ def bpr_fold_in(item_factors, item_bias, items, *, reg, n_neg: int = 32, steps: 
     k = item_factors.shape[1]
     if items.size == 0:
         return jnp.zeros((k,), item_factors.dtype)
-    n = _bucket(items.size)
+    n = power_of_two_at_least(items.size, 16)
     pos = np.zeros(n, np.int32)
     pos[: items.size] = items  # also the sorted seen list; padding lies past its segment
     w = np.zeros(n, np.float32)

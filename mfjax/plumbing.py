@@ -29,7 +29,7 @@ import numpy as np
 
 __all__ = ["cache_dir", "private_dir", "atomic_write", "atomic_write_bytes", "atomic_write_text",
            "atomic_savez", "check_index", "check_positive_int", "TMP_PREFIX", "temp_prefix",
-           "clean_stale_temporaries", "STALE_SECONDS"]
+           "clean_stale_temporaries", "STALE_SECONDS", "power_of_two_at_least"]
 
 #: Prefix of every temporary file this module creates (so stale ones can be recognised).
 TMP_PREFIX = ".tmp-mfjax-"
@@ -229,3 +229,9 @@ def check_positive_int(value, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{what} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def power_of_two_at_least(n: int, minimum: int = 1) -> int:
+    """The smallest power of two >= max(n, minimum): padded lengths from a few sizes keep
+    the number of compiled shapes (and compilations) small."""
+    return 1 << max(0, int(max(n, minimum, 1) - 1).bit_length())

@@ -55,7 +55,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .core import Params
-from .plumbing import check_index
+from .plumbing import check_index, power_of_two_at_least
 
 __all__ = [
     "scores",
@@ -265,11 +265,6 @@ def auto_batch_size(n_users: int, n_items: int, itemsize: int = 4) -> int:
     return int(max(1, min(target, 1 << max(0, math.ceil(math.log2(max(n_users, 1)))))))
 
 
-def _bucket(x: int) -> int:
-    # Powers of two bound the number of distinct shapes, hence of compilations.
-    return 1 << max(0, math.ceil(math.log2(max(x, 1))))
-
-
 def recommend_indices(params: Params, users, n: int, *, exclude=None, candidates=None,
                       batch_size: int | None = None, user_factors=None, user_bias=None
                       ) -> tuple[np.ndarray, np.ndarray]:
@@ -350,12 +345,12 @@ def recommend_indices(params: Params, users, n: int, *, exclude=None, candidates
             cols = cols[keep]
 
     chunk = int(batch_size or auto_batch_size(b, m, np.dtype(dtype).itemsize))
-    chunk = min(chunk, _bucket(b))
+    chunk = min(chunk, power_of_two_at_least(b))
     starts = np.arange(0, b, chunk)
     # One padded length for every chunk's exclusion list: one compilation per call.
     if exclude is not None:
         per_chunk = ptr[np.minimum(starts + chunk, b)] - ptr[starts]
-        s_pad = _bucket(int(per_chunk.max()))
+        s_pad = power_of_two_at_least(int(per_chunk.max()))
     else:
         s_pad = 1
     out_idx, out_val = [], []
