@@ -154,15 +154,27 @@ void Dispatch(const Problem<T>& P, int64_t lo, int64_t hi, T* x, T* bias, double
 
 template <typename F>
 void Parallel(int64_t nt, F f) {
+  // An exception in any thread (e.g. bad_alloc) is rethrown here after every thread has
+  // joined: never std::terminate from a worker or from an unjoined std::thread.
+  std::vector<std::exception_ptr> errors(std::max<int64_t>(nt, 1));
+  auto run = [&](int64_t t) {
+    try {
+      f(t);
+    } catch (...) {
+      errors[t] = std::current_exception();
+    }
+  };
   std::vector<std::thread> pool;
   try {
-    for (int64_t t = 1; t < nt; ++t) pool.emplace_back(f, t);
+    for (int64_t t = 1; t < nt; ++t) pool.emplace_back(run, t);
   } catch (...) {
     for (auto& th : pool) th.join();
     throw;
   }
-  f(0);
+  run(0);
   for (auto& th : pool) th.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
 }
 
 template <ffi::DataType DT>

@@ -166,12 +166,23 @@ def put_global(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
 
 
 def to_host(tree):
-    """Fetch a pytree of (possibly multi-host) global arrays as NumPy arrays."""
+    """Fetch a pytree of (possibly multi-host) global arrays as NumPy arrays.
+
+    A leaf this process holds whole (a host array or a fully addressable one, e.g. early
+    stopping's best parameters rebuilt on the host) is returned as it is; only arrays
+    spread over several processes are gathered (``process_allgather`` would instead
+    concatenate every process's copy of a local one).
+    """
     if jax.process_count() == 1:
         return jax.tree.map(np.asarray, tree)
     from jax.experimental import multihost_utils
 
-    return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
+    def one(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return np.asarray(x)
+
+    return jax.tree.map(one, tree)
 
 
 def initialize(coordinator: str, num_processes: int, process_id: int, local_devices: int | None = None):

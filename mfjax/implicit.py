@@ -113,6 +113,9 @@ def build_implicit_data(users, items, values=None, *, n_users: int, n_items: int
         raise ValueError("build_implicit_data: an index is out of range")
     key = users * n_items + items
     uniq, inv = np.unique(key, return_inverse=True)  # sorted by (user, item)
+    if uniq.size > np.iinfo(np.int32).max:
+        raise ValueError(f"build_implicit_data: {uniq.size:,} distinct interactions; the "
+                         "layouts index positions with int32 (at most 2,147,483,647)")
     vals = np.bincount(inv.reshape(-1), weights=values, minlength=uniq.size)
     u, i = uniq // n_items, uniq % n_items
 

@@ -89,7 +89,7 @@ def cholesky_rows(other, indptr, rows, cols, vals, *, alpha, unobserved_weight, 
     R, L = max(1, min(chunk_rows, n)), max(1, block)
     Bc = max(1, chunk_nnz // L)
     n_chunks = -(-n // R)
-    indptr_p = jnp.concatenate([indptr, jnp.full((n_chunks * R - n,), nnz, indptr.dtype)])
+    indptr_p = jnp.concatenate([indptr, jnp.broadcast_to(indptr[-1], (n_chunks * R - n,))])
     conf = 1.0 + alpha * vals.astype(dtype)
     if nnz == 0:  # keep the (fully masked) gathers in bounds
         cols, conf = jnp.zeros((1,), cols.dtype), jnp.zeros((1,), dtype)
@@ -183,7 +183,7 @@ def cg_rows(other, indptr, rows, cols, vals, x0, *, alpha, unobserved_weight, re
     R, C = max(1, min(chunk_rows, n)), max(1, chunk_nnz)
     n_chunks = -(-n // R)
     G = unobserved_weight * (other.T @ other)
-    indptr_p = jnp.concatenate([indptr, jnp.full((n_chunks * R - n,), nnz, indptr.dtype)])
+    indptr_p = jnp.concatenate([indptr, jnp.broadcast_to(indptr[-1], (n_chunks * R - n,))])
     rows_p = jnp.concatenate([rows, jnp.zeros((C,), rows.dtype)])
     cols_p = jnp.concatenate([cols, jnp.zeros((C,), cols.dtype)])
     conf_p = jnp.concatenate([1.0 + alpha * vals.astype(dtype), jnp.zeros((C,), dtype)])

@@ -80,8 +80,9 @@ def test_implicit_mesh_training_matches_one_device(implicit_report, case, shape,
 
 
 @pytest.mark.parametrize("shape", ["4x1", "2x2", "1x4", "3x1"])
-def test_sharded_ials_half_step_is_the_exact_solve_split_over_devices(implicit_report, shape):
-    h = implicit_report["half_step"][shape]
+@pytest.mark.parametrize("data", ["small", "big"])
+def test_sharded_ials_half_step_is_the_exact_solve_split_over_devices(implicit_report, data, shape):
+    h = implicit_report["half_step"][f"{data}/{shape}"]
     assert h["diff"] < 1e-5 and h["value_rel"] < 1e-5
     n_dev = int(shape[0]) * int(shape[2])
     assert h["indptr_spec"] == h["x_spec"] == "P(('data', 'model'),)"
@@ -105,7 +106,10 @@ def _free_port() -> int:
 def test_two_processes_match_one_process(tmp_path, objective):
     args = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--dataset", "synthetic",
             "--synthetic-size", "200", "100", "6000", "--epochs", "3", "--rank", "4",
-            "--batch-size", "999", "--quiet", "--objective", objective]
+            "--batch-size", "999", "--quiet", "--objective", objective,
+            # patience: the best epoch's parameters come back through the host (never
+            # stops in 3 epochs)
+            "--patience", "5"]
     if objective != "explicit":
         args += ["--min-rating", "3"]
     env = {k: v for k, v in ENV.items() if k != "XLA_FLAGS"}
@@ -124,7 +128,10 @@ def test_two_processes_match_one_process(tmp_path, objective):
     assert "process 0 of 2" in outs[0][0] and "process 1 of 2" in outs[1][0]
     a = mfjax.load_model(tmp_path / "single" / "model.npz")
     b = mfjax.load_model(tmp_path / "multi" / "model.npz")
+    # iALS: one process solves by the C++ kernel, the mesh by XLA (other summation order).
+    atol = 1e-6 if objective == "explicit" else 1e-5
     for x, y in zip(a.params, b.params):
-        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+        assert x.shape == y.shape
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=atol)
     metrics = json.loads((tmp_path / "multi" / "metrics.json").read_text())
     assert "data=4" in metrics["mesh"] and len(metrics["devices"]) == 4
