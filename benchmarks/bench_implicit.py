@@ -151,8 +151,8 @@ def main():
                     ("implicit ALS (64 factors, 15 it.)", lambda: run_implicit(train, test, "als", a.threads)),
                     ("implicit BPR (64 factors, 100 it.)", lambda: run_implicit(train, test, "bpr", a.threads)),
                     ("mfjax iALS defaults", lambda: run_mfjax(train, test, objective="ials")[0]),
-                    ("mfjax iALS, cg_steps=3", lambda: run_mfjax(train, test, objective="ials",
-                                                                 cg_steps=3)[0]),
+                    ("mfjax iALS, cg_steps=0 (exact)", lambda: run_mfjax(train, test, objective="ials",
+                                                                         cg_steps=0)[0]),
                     ("mfjax BPR defaults", lambda: run_mfjax(train, test, objective="bpr")[0])]:
         res = f()
         print(name, {k: round(v, 4) for k, v in res.items()}, flush=True)

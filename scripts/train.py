@@ -21,10 +21,10 @@ Examples (2-core CPU; results from runs recorded in benchmarks/RESULTS.md):
         # planted rank-8 model, noise 0.5: RMSE ~0.61 (reg 0.1 is ML-100K's; --reg 0.02: ~0.55)
     python scripts/train.py --data ratings.csv --user-col uid --item-col iid --rating-col stars
     python scripts/train.py --objective ials --dataset movielens-1m --min-rating 4
-        # implicit feedback (ratings >= 4 as interactions), exact ALS: NDCG@10 ~0.320,
-        # recall@20 ~0.290, ~4 s in all (data loading included)
-    python scripts/train.py --objective ials --dataset movielens-1m --min-rating 4 --cg-steps 3
-        # 3 conjugate-gradient steps per row instead: NDCG@10 ~0.319
+        # implicit feedback (ratings >= 4 as interactions), ALS by 3 CG steps per row
+        # (CPU): NDCG@10 ~0.319, recall@20 ~0.288, ~4 s in all (data loading included)
+    python scripts/train.py --objective ials --dataset movielens-1m --min-rating 4 --cg-steps 0
+        # exact (Cholesky) row solves instead: NDCG@10 ~0.320
     python scripts/train.py --objective bpr --dataset movielens-1m --min-rating 4
         # BPR: NDCG@10 ~0.245, ~9 s
     python scripts/train.py --check-grads --platform gpu
@@ -82,9 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--alpha", type=non_negative, default=None, help="iALS confidence 1 + alpha*v")
     fit.add_argument("--unobserved-weight", type=non_negative, default=None, help="iALS alpha0")
     fit.add_argument("--nu", type=non_negative, default=None, help="iALS regularization exponent")
-    fit.add_argument("--cg-steps", type=positive(int), default=None,
-                     help="iALS: conjugate-gradient steps per row instead of exact solves "
-                          "(faster per sweep at large data; default: exact)")
+    fit.add_argument("--cg-steps", type=positive(int, minimum=0), default=None,
+                     help="iALS: conjugate-gradient steps per row; 0: exact solves (default: "
+                          "3 with the C++ CPU kernel, exact elsewhere)")
     fit.add_argument("--min-rating", type=float, default=None,
                      help="implicit objectives: keep ratings >= this as interactions of value 1")
     fit.add_argument("--solver", choices=["optax", "als", "gibbs"], default="optax",

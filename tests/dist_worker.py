@@ -151,7 +151,8 @@ def implicit(out_path, tmp):
                 return state, metrics
         return Spy
 
-    for objective, base in (("ials", ALSSolver), ("ials", IALSOptaxSolver), ("bpr", BPRSolver)):
+    register_solver("ials", "spy_als", lambda: spy(ALSSolver)(method="cholesky"))
+    for objective, base in (("ials", IALSOptaxSolver), ("bpr", BPRSolver)):
         register_solver(objective, "spy_" + base.name, spy(base))
     ratings, _ = mfjax.datasets.synthetic(203, 101, 6000, rank=4, noise=0.5, seed=2)
     ratings = ratings.subset(ratings.ratings >= 3.5)
@@ -193,7 +194,7 @@ def implicit(out_path, tmp):
     report["half_step"] = half_steps(train)
     # A checkpoint written on a 2x2 mesh resumes on one device (ALS keeps the tables
     # in row order): the same model as an uninterrupted one-device run.
-    kw = dict(objective="ials", rank=6, progress=False, seed=3)
+    kw = dict(objective="ials", rank=6, progress=False, seed=3, cg_steps=2)
     ckpt = os.path.join(tmp, "ckpt")
     mfjax.fit(train, epochs=2, checkpoint_dir=ckpt, mesh=distributed.make_mesh(2, 2), **kw)
     resumed = mfjax.fit(train, epochs=4, checkpoint_dir=ckpt, resume=True, **kw)

@@ -112,6 +112,8 @@ def test_two_processes_match_one_process(tmp_path, objective):
             "--patience", "5"]
     if objective != "explicit":
         args += ["--min-rating", "3"]
+    if objective == "ials":  # CG: the C++ kernel in one process, the sharded XLA solve in two
+        args += ["--cg-steps", "2"]
     env = {k: v for k, v in ENV.items() if k != "XLA_FLAGS"}
     single = subprocess.run(args + ["--out", str(tmp_path / "single")], capture_output=True,
                             text=True, env=env, timeout=300)

@@ -65,9 +65,10 @@ def test_ials_cg_steps_runs_cg_both_sides_and_returns_exact_users(kernel):
     register_solver("ials", "als", lambda: ALSSolver(kernel=kernel))
     try:
         m = mfjax.fit(r, objective="ials", rank=6, epochs=5, cg_steps=2, progress=False)
-        exact = mfjax.fit(r, objective="ials", rank=6, epochs=5, progress=False)
+        exact = mfjax.fit(r, objective="ials", rank=6, epochs=5, cg_steps=0, progress=False)
     finally:
         register_solver("ials", "als", old)
+    assert exact.config["als_method"] == "cholesky"
     assert m.config["als_method"] == "cg" and m.config["cg_steps"] == 2
     loss = np.array([h["loss"] for h in m.history])
     assert (np.diff(loss) <= 1e-6 * loss[:-1]).all(), loss
@@ -103,8 +104,8 @@ def test_ials_cg_kernel_and_xla_fits_agree():
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
 
 
-@pytest.mark.parametrize("bad", [0, -2, 2.5, True])
-def test_ials_cg_steps_must_be_a_positive_int(bad):
+@pytest.mark.parametrize("bad", [-2, 2.5, True, "3"])
+def test_ials_cg_steps_must_be_a_non_negative_int(bad):
     with pytest.raises(ValueError, match="cg_steps"):
         mfjax.fit(planted(), objective="ials", epochs=1, cg_steps=bad, progress=False)
 
@@ -177,12 +178,14 @@ def test_bpr_epoch_negatives_are_never_positives(seed):
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("objective,solver", [("ials", "als"), ("ials", "optax"), ("bpr", "optax")])
-def test_implicit_fit_on_a_one_device_mesh_matches_no_mesh(objective, solver):
+@pytest.mark.parametrize("objective,solver,extra", [("ials", "als", dict(cg_steps=0)),
+                                                    ("ials", "als", dict(cg_steps=2)),
+                                                    ("ials", "optax", {}), ("bpr", "optax", {})])
+def test_implicit_fit_on_a_one_device_mesh_matches_no_mesh(objective, solver, extra):
     # Several devices: tests/test_distributed.py (a subprocess with 4 CPU devices).
     from mfjax import distributed
 
-    kw = dict(objective=objective, solver=solver, rank=4, epochs=2, progress=False)
+    kw = dict(objective=objective, solver=solver, rank=4, epochs=2, progress=False, **extra)
     ref = mfjax.fit(planted(), **kw)
     m = mfjax.fit(planted(), mesh=distributed.make_mesh(1, 1), **kw)
     for a, b in zip(m.params, ref.params):

@@ -131,10 +131,10 @@ def test_an_out_of_range_index_is_an_error_naming_the_row():
                                        **HP))
 
 
-def _fit(kernel):
+def _fit(kernel, method=None):
     rng = np.random.default_rng(3)
     r = mfjax.Ratings.from_arrays(rng.integers(0, 120, 3000), rng.integers(0, 80, 3000), np.ones(3000))
-    solver = ials.ALSSolver(kernel=kernel)
+    solver = ials.ALSSolver(kernel=kernel, method=method)
     from mfjax.training import solver as S
     orig = S.SOLVERS[("ials", "als")]
     S.SOLVERS[("ials", "als")] = lambda: solver
@@ -144,14 +144,22 @@ def _fit(kernel):
         S.SOLVERS[("ials", "als")] = orig
 
 
-def test_fit_with_the_kernel_equals_fit_without():
-    (a, sa), (b, sb) = _fit(True), _fit(False)
+@pytest.mark.parametrize("method", ["cholesky", "cg"])
+def test_fit_with_the_kernel_equals_fit_without(method):
+    (a, sa), (b, sb) = _fit(True, method), _fit(False, method)
     assert sa.use_kernel and not sb.use_kernel
+    assert a.config["als_method"] == b.config["als_method"] == method
     np.testing.assert_allclose(a.params.user_factors, b.params.user_factors, atol=2e-4)
     np.testing.assert_allclose(a.params.item_factors, b.params.item_factors, atol=2e-4)
     la = [h["loss"] for h in a.history]
     lb = [h["loss"] for h in b.history]
     np.testing.assert_allclose(la, lb, rtol=1e-5)
+
+
+def test_default_method_is_cg_with_the_kernel_and_exact_without():
+    (a, sa), (b, sb) = _fit(None), _fit(False)
+    assert sa.use_kernel and a.config["als_method"] == "cg" and a.config["cg_steps"] == 3
+    assert not sb.use_kernel and b.config["als_method"] == "cholesky" and "cg_steps" not in b.config
 
 
 def test_switch_off_and_fallback_without_a_compiler(tmp_path):

@@ -28,7 +28,8 @@ CHECKPOINT = "mfjax-checkpoint"
 #: the mesh may change (results then match to float tolerance).
 COMPAT_KEYS = ("data_sha256", "rank", "n_ratings", "n_users", "n_items", "batch_size", "optimizer",
                "learning_rate", "schedule", "gradient", "seed", "reg", "bias_reg", "sort_by",
-               "ensemble", "init_scale", "patience", "objective", "solver", "options")
+               "ensemble", "init_scale", "patience", "objective", "solver", "options",
+               "als_method", "cg_steps")
 
 
 @dataclasses.dataclass

@@ -11,18 +11,22 @@ pairs are merged, values summed). The objective is :func:`mfjax.implicit.loss`::
 is L / |S|.
 
 - ``solver="als"`` (:class:`ALSSolver`): each step is one sweep, the items then the
-  users, both exactly (Cholesky) by default, and L from the half-steps' own sums (no
-  extra pass over the interactions). The two half-steps run ONE compiled program,
+  users, both by 3 warm-started conjugate-gradient steps per row when the C++ CPU
+  kernel runs them, else both exactly (Cholesky) (``fit(cg_steps=)`` overrides: 0
+  exact, n CG steps), and L from the half-steps' own sums (no extra pass over the
+  interactions). The two half-steps run ONE compiled program,
   :func:`mfjax.implicit_steps.half_step_exact`, or on a CPU backend the threaded C++
   kernel :func:`mfjax.implicit_kernel.half_step` with the same outputs
   (``MFJAX_IALS_KERNEL=0`` or ``ALSSolver(kernel=False)`` turns it off): both sides'
   CSR views are zero-padded to common bucketed shapes
   (:func:`mfjax.implicit.shared_layouts`) and the true row counts are traced values, so
   a fit compiles one solve body (and a later fit whose sizes fall in the same buckets
-  compiles nothing). With ``fit(cg_steps=n)`` (or ``ALSSolver(method="cg")``) both
-  half-steps instead run n warm-started conjugate-gradient steps per row
-  (:func:`mfjax.implicit_steps.half_step_cg` / :func:`mfjax.implicit_kernel.half_step_cg`),
-  O(|I_u| k) per step instead of O(|I_u| k²). On the CPU the XLA programs compile with
+  compiles nothing). CG (:func:`mfjax.implicit_steps.half_step_cg` /
+  :func:`mfjax.implicit_kernel.half_step_cg`) costs O(|I_u| k) per row and step instead
+  of the exact solve's O(|I_u| k²); in the kernel on ML-1M it reaches the exact solve's
+  validation NDCG in half the time, at the ML-20M shape 0.36x its time per sweep
+  (``benchmarks/RESULTS.md``). Where the kernel does not run (accelerators, meshes,
+  ``MFJAX_IALS_KERNEL=0``) the default is exact: CG there is unmeasured. On the CPU the XLA programs compile with
   :data:`mfjax.implicit_steps.CPU_COMPILER_OPTIONS`. The returned model always has
   ``P = argmin_P L(P, Q)`` (exact sweeps end with an exact user half-step; after CG
   sweeps the users are re-solved exactly once), so :meth:`mfjax.Model.fold_in` of a
@@ -163,12 +167,14 @@ class ALSSolver(_IALSBase):
     """``objective="ials", solver="als"``: one ALS sweep per step, items then users.
 
     Args:
-        method: ``"cholesky"`` (default: both half-steps exact, through ONE compiled
-            program, :func:`mfjax.implicit_steps.half_step_exact`, on padded shapes shared
-            by the two sides) or ``"cg"`` (both half-steps by ``cg_steps`` warm-started
+        method: ``"cholesky"`` (both half-steps exact, through ONE compiled program,
+            :func:`mfjax.implicit_steps.half_step_exact`, on padded shapes shared by the
+            two sides), ``"cg"`` (both half-steps by ``cg_steps`` warm-started
             conjugate-gradient steps per row, :func:`mfjax.implicit_steps.half_step_cg`;
-            the users re-solved exactly once at the end). ``fit(cg_steps=n)`` selects
-            ``"cg"`` with n steps.
+            the users re-solved exactly once at the end) or ``None`` (default: ``"cg"``
+            when the C++ kernel runs the half-steps, else ``"cholesky"``).
+            ``fit(cg_steps=0)`` selects ``"cholesky"``, ``fit(cg_steps=n)`` ``"cg"``
+            with n steps.
         cg_steps: CG iterations per row (``"cg"`` only).
         kernel: run the half-steps by the threaded C++ kernel
             (:func:`mfjax.implicit_kernel.half_step` / ``half_step_cg``, the same
@@ -183,9 +189,9 @@ class ALSSolver(_IALSBase):
     #: ~5 % faster than 32 on ML-1M (rank 64) at the same compile time.
     CHUNKS = dict(chunk_rows=256, chunk_nnz=2048, block=64)
 
-    def __init__(self, method: str = "cholesky", cg_steps: int = 3, kernel: bool | None = None):
+    def __init__(self, method: str | None = None, cg_steps: int = 3, kernel: bool | None = None):
         super().__init__()
-        if method not in ia.METHODS:
+        if method is not None and method not in ia.METHODS:
             raise ValueError(f"ALSSolver: method must be one of {ia.METHODS}, got {method!r}")
         self.method, self.cg_steps, self.kernel = method, int(cg_steps), kernel
 
@@ -193,18 +199,17 @@ class ALSSolver(_IALSBase):
         """Lay out the interactions (CSR both ways) and draw the initial factors."""
         steps = config.options.get("cg_steps")
         if steps is not None:
-            if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-                raise ValueError(f"fit: cg_steps must be a positive integer or None, got {steps!r}")
-            self.method, self.cg_steps = "cg", int(steps)
+            if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+                raise ValueError(f"fit: cg_steps must be None, 0 (exact solves) or a positive "
+                                 f"integer, got {steps!r}")
+            self.method, self.cg_steps = ("cg", int(steps)) if steps else ("cholesky", 0)
         p = self._setup(train, config)
-        config.record["als_method"] = self.method
-        if self.method == "cg":
-            config.record["cg_steps"] = self.cg_steps
         self.on_mesh, self.use_kernel = None, False
         if config.mesh is not None:
             if self.kernel:
                 raise ValueError("fit: ALSSolver(kernel=True) runs on one CPU device; "
                                  "pass mesh=None or kernel=None")
+            self.method = self.method or "cholesky"  # no kernel on a mesh: exact by default
             self.on_mesh = MeshALS(self.data, config.mesh, self.hp, self.method,
                                    self.cg_steps, self.CHUNKS)
             config.record["table_sharding"] = "rows split over every device per half-step"
@@ -214,6 +219,11 @@ class ALSSolver(_IALSBase):
             self.n_pad = int(self.sides[0].indptr.shape[0]) - 1
             self.use_kernel = self._kernel_choice(p.user_factors.dtype)
         config.record["als_kernel"] = self.use_kernel
+        if self.method is None:  # CG where the kernel runs it (measured faster), else exact
+            self.method = "cg" if self.use_kernel else "cholesky"
+        config.record["als_method"] = self.method
+        if self.method == "cg":
+            config.record["cg_steps"] = self.cg_steps
         self._padded = None  # (P, P zero-padded, Q, Q zero-padded) of the last step
         self._exact = False  # whether the state's users are exact for its items
         return ALSState(p, (), 0)

@@ -167,11 +167,13 @@ def fit(
         alpha, unobserved_weight, nu: iALS' confidence ``c = 1 + alpha * value``,
             the weight α0 of all unobserved pairs and the exponent ν of the
             frequency-scaled regularization (``None``: the solver's default).
-        cg_steps: iALS by ALS only: ``None`` (default) solves every half-step exactly
-            (Cholesky); an int runs that many warm-started conjugate-gradient steps per
-            row for both sides instead (as ``implicit`` and ALX do: O(|I_u| k) per
+        cg_steps: iALS by ALS only: ``n >= 1`` runs n warm-started conjugate-gradient
+            steps per row for both sides (as ``implicit`` and ALX do: O(|I_u| k) per
             step instead of O(|I_u| k²)), and the returned model's users are then
-            re-solved exactly once against the final items.
+            re-solved exactly once against the final items; ``0`` solves every
+            half-step exactly (Cholesky); ``None`` (default): 3 where the C++ CPU
+            kernel runs the solves (measured: the exact solve's quality in about half
+            its time), else exact. ``model.config["als_method"]`` says which ran.
         burn_in, samples: Gibbs sampling's discarded sweeps and averaged sweeps
             (``None``: 20 and 80). The model is the posterior mean of the samples as
             one rank ``rank``·S model and keeps their biases and noise precisions for
