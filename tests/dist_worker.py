@@ -195,6 +195,13 @@ def implicit(out_path, tmp):
                     "load_recommend_equal": bool(np.array_equal(loaded.recommend(users, 10)[0], ids)),
                 }
     report["half_step"] = half_steps(train)
+    register_solver("ials", "als_kernel", lambda: ALSSolver(kernel=True))
+    try:
+        mfjax.fit(train, objective="ials", solver="als_kernel", epochs=1, progress=False,
+                  mesh=distributed.make_mesh(2, 2))
+        report["kernel_on_mesh_error"] = None
+    except ValueError as e:
+        report["kernel_on_mesh_error"] = str(e)
     # A checkpoint written on a 2x2 mesh resumes on one device (ALS keeps the tables
     # in row order): the same model as an uninterrupted one-device run.
     kw = dict(objective="ials", rank=6, progress=False, seed=3, cg_steps=2)

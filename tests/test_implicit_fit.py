@@ -193,19 +193,15 @@ def test_implicit_fit_on_a_one_device_mesh_matches_no_mesh(objective, solver, ex
     assert m.config["mesh"].startswith("mesh data=1")
 
 
-def test_ials_kernel_required_on_a_mesh_gives_a_clear_error():
-    from mfjax import distributed
-    from mfjax.training import SOLVERS, register_solver
-    from mfjax.training.ials import ALSSolver
+def test_ials_on_a_one_device_mesh_keeps_the_cpu_kernel():
+    # mesh="auto" on one device must not lose the kernel (several devices: the worker).
+    from mfjax import distributed, implicit_kernel
 
-    old = SOLVERS[("ials", "als")]
-    register_solver("ials", "als", lambda: ALSSolver(kernel=True))
-    try:
-        with pytest.raises(ValueError, match="kernel=True.*one CPU device"):
-            mfjax.fit(planted(), objective="ials", epochs=1, mesh=distributed.make_mesh(1, 1),
-                      progress=False)
-    finally:
-        register_solver("ials", "als", old)
+    if not implicit_kernel.usable_for("float32"):
+        pytest.skip("the iALS kernel cannot run here")
+    m = mfjax.fit(planted(), objective="ials", epochs=1, mesh=distributed.make_mesh(1, 1),
+                  progress=False)
+    assert m.config["als_kernel"] and m.config["als_method"] == "cg"
 
 
 def test_explicit_defaults_unchanged():

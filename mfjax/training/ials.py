@@ -35,9 +35,10 @@ is L / |S|.
   (:func:`mfjax.implicit.manual_grad`) and ``fit``'s optimizer, ``STEPS`` updates
   per epoch; slow, for checking the ALS solver.
 
-On a mesh (``fit(mesh=...)``) ALS splits each half-step's rows over every device
-(:class:`mfjax.training.ials_mesh.MeshALS`, the C++ kernel is not used) and keeps the
-tables replicated between sweeps, whatever ``table_sharding`` says; the Optax solver
+On a mesh of several devices (``fit(mesh=...)``) ALS splits each half-step's rows over
+every device (:class:`mfjax.training.ials_mesh.MeshALS`, the C++ kernel is not used) and
+keeps the tables replicated between sweeps, whatever ``table_sharding`` says (a
+one-device mesh runs the one-device path); the Optax solver
 spreads the interactions over the ``data`` axis and places the tables as
 ``table_sharding`` asks (:class:`mfjax.distributed.Placement`). Both match one device
 to float tolerance.
@@ -205,7 +206,9 @@ class ALSSolver(_IALSBase):
             self.method, self.cg_steps = ("cg", int(steps)) if steps else ("cholesky", 0)
         p = self._setup(train, config)
         self.on_mesh, self.use_kernel = None, False
-        if config.mesh is not None:
+        # A one-device mesh (mesh="auto" on one device) runs the one-device path, kernel
+        # included: the sharded half-step would only add collectives over one device.
+        if config.mesh is not None and config.mesh.size > 1:
             if self.kernel:
                 raise ValueError("fit: ALSSolver(kernel=True) runs on one CPU device; "
                                  "pass mesh=None or kernel=None")
