@@ -133,7 +133,8 @@ def test_an_out_of_range_index_is_an_error_naming_the_row():
 
 def _fit(kernel, method=None):
     rng = np.random.default_rng(3)
-    r = mfjax.Ratings.from_arrays(rng.integers(0, 120, 3000), rng.integers(0, 80, 3000), np.ones(3000))
+    key = np.unique(rng.integers(0, 120 * 80, 3000))  # distinct (user, item) pairs
+    r = mfjax.Ratings.from_arrays(key // 80, key % 80, np.ones(key.size))
     solver = ials.ALSSolver(kernel=kernel, method=method)
     from mfjax.training import solver as S
     orig = S.SOLVERS[("ials", "als")]
