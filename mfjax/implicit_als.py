@@ -55,7 +55,8 @@ METHODS = ("cholesky", "cg")
 
 
 def cholesky_rows(other, indptr, rows, cols, vals, *, alpha, unobserved_weight, reg, nu,
-                  chunk_rows, chunk_nnz, block, with_loss=False, n_other=None, n_live=None):
+                  chunk_rows, chunk_nnz, block, with_loss=False, n_other=None, n_live=None,
+                  rowwise=False):
     """Exact row solves by batched Cholesky: x [n, k] for the rows of ``indptr`` [n + 1].
 
     ``other`` [n_other, k] is the fixed side; ``cols``/``vals`` [nnz] the other-side
@@ -74,6 +75,11 @@ def cholesky_rows(other, indptr, rows, cols, vals, *, alpha, unobserved_weight, 
     A_obs = Σ c q qᵀ and b = Σ c q, both already built for the solve: an exact
     re-association of the sum (it does not assume x solves the system), at R k²
     per chunk instead of a pass over the interactions.
+
+    ``rowwise`` factors one row's system per ``lax.map`` step instead of one batched
+    LAPACK call per chunk: jaxlib 0.10's batched CPU LAPACK kernels block their pool
+    thread on tasks of the same pool, so several devices of a CPU mesh factoring at
+    once deadlock (benchmarks/RESULTS.md); unbatched calls are not split.
 
     ``n_other`` (traced) overrides ``other.shape[0]`` in λ̃ (``other`` zero-padded),
     and ``n_live`` (traced) makes only the first ``ceil(n_live / R)`` chunks run
@@ -134,10 +140,14 @@ def cholesky_rows(other, indptr, rows, cols, vals, *, alpha, unobserved_weight, 
         A = jnp.where(empty[:, None, None], eye[None], A)  # keep the factorization finite
         # A is symmetric by construction and LAPACK reads only its lower triangle, so
         # skip jnp.linalg.cholesky's symmetrization pass over [R, k, k] (~3 % of a sweep).
-        Lc = lax.linalg.cholesky(A, symmetrize_input=False)
-        y = lax.linalg.triangular_solve(Lc, b[:, :, None], left_side=True, lower=True)
-        x = lax.linalg.triangular_solve(Lc, y, left_side=True, lower=True, transpose_a=True)
-        x = jnp.where(empty[:, None], 0.0, x[:, :, 0])
+        def factor_solve(Ab):
+            Lc = lax.linalg.cholesky(Ab[0], symmetrize_input=False)
+            y = lax.linalg.triangular_solve(Lc, Ab[1][..., None], left_side=True, lower=True)
+            return lax.linalg.triangular_solve(Lc, y, left_side=True, lower=True,
+                                               transpose_a=True)[..., 0]
+
+        x = lax.map(factor_solve, (A, b)) if rowwise else factor_solve((A, b))
+        x = jnp.where(empty[:, None], 0.0, x)
         if not with_loss:
             return x
         obs = csum - 2.0 * jnp.sum(x * b, axis=1) + jnp.einsum("rk,rkm,rm->r", x, A_obs, x)

@@ -130,6 +130,9 @@ def _half_step(mesh: Mesh, method: str, cg_steps: int, chunk_rows: int, chunk_nn
                block: int):
     """The jitted sharded half-step for one mesh and static configuration."""
     rows_spec = P(AXES)
+    # CPU devices factor row by row: concurrent batched LAPACK calls deadlock in jaxlib
+    # 0.10 (see mfjax.implicit_als.cholesky_rows).
+    rowwise = mesh.devices.flat[0].platform == "cpu"
 
     def body(other_shard, x0, indptr, rows, cols, vals, n_live, n_other, hp):
         other = lax.all_gather(other_shard, AXES, tiled=True)  # the whole other table
@@ -140,7 +143,7 @@ def _half_step(mesh: Mesh, method: str, cg_steps: int, chunk_rows: int, chunk_nn
         ip, rw, cl, vl = indptr[0], rows[0], cols[0], vals[0]
         if method == "cholesky":
             x, observed = cholesky_rows(other, ip, rw, cl, vl, block=block, with_loss=True,
-                                        n_live=n_live[0], **kw)
+                                        n_live=n_live[0], rowwise=rowwise, **kw)
         else:
             x = cg_rows(other, ip, rw, cl, vl, x0, steps=cg_steps, **kw)
             observed = observed_sum(x, other, ip, rw, cl, vl, hp["alpha"])

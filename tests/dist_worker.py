@@ -195,6 +195,14 @@ def implicit(out_path, tmp):
                     "load_recommend_equal": bool(np.array_equal(loaded.recommend(users, 10)[0], ids)),
                 }
     report["half_step"] = half_steps(train)
+    # Rank 64: XLA calls LAPACK for the factorizations (rank 6 does not), and concurrent
+    # batched LAPACK calls on CPU devices deadlock in jaxlib 0.10 (a hang before the
+    # row-wise factorization on CPU meshes).
+    kw64 = dict(objective="ials", rank=64, epochs=2, cg_steps=0, progress=False)
+    one = mfjax.fit(train, **kw64)
+    four = mfjax.fit(train, mesh=distributed.make_mesh(2, 2), **kw64)
+    report["rank64"] = {"param_diff": max_diff(four.params, one.params),
+                        "epochs": len(four.history)}
     register_solver("ials", "als_kernel", lambda: ALSSolver(kernel=True))
     try:
         mfjax.fit(train, objective="ials", solver="als_kernel", epochs=1, progress=False,

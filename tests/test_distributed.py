@@ -92,6 +92,11 @@ def test_sharded_ials_half_step_is_the_exact_solve_split_over_devices(implicit_r
     assert sum(h["live"]) == h["n_users"] and max(h["live"]) - min(h["live"]) <= 1
 
 
+def test_ials_exact_at_rank_64_on_a_cpu_mesh_finishes_and_matches(implicit_report):
+    r = implicit_report["rank64"]
+    assert r["epochs"] == 2 and r["param_diff"] < 1e-4
+
+
 def test_ials_kernel_required_on_a_mesh_gives_a_clear_error(implicit_report):
     assert "kernel=True" in implicit_report["kernel_on_mesh_error"]
     assert "one CPU device" in implicit_report["kernel_on_mesh_error"]
