@@ -113,7 +113,10 @@ class Model(IdSpace):
         comes first in ``item_ids``.
 
         An unknown user gets the best items by item bias (scores ``μ + b_i``,
-        the fallback of :meth:`predict`) and has nothing seen to exclude.
+        the fallback of :meth:`predict`) and has nothing seen to exclude. iALS
+        models have no biases (every item would score 0), so there an unknown
+        user gets the items with the most training interactions, with score 0
+        (the model's score for a user without interactions).
 
         Args:
             raw_user_ids: one raw user ID, or a list/array of them.
@@ -138,7 +141,7 @@ class Model(IdSpace):
             ValueError: ``n`` is not a positive integer, ``items`` is empty,
                 or ``exclude_seen`` is asked of a model without a seen index.
         """
-        from .recommend import csr_rows, recommend_indices
+        from .recommend import csr_rows, most_popular, recommend_indices
 
         n = check_positive_int(n, "recommend: n")
         scalar = np.ndim(raw_user_ids) == 0
@@ -152,10 +155,17 @@ class Model(IdSpace):
         exclude = None
         if exclude_seen:
             exclude = csr_rows(*self._seen("recommend"), users)
+        candidates = self._candidates(items, "recommend")
         idx, val = recommend_indices(self.params, users, n, exclude=exclude,
-                                     candidates=self._candidates(items, "recommend"),
-                                     batch_size=batch_size)
+                                     candidates=candidates, batch_size=batch_size)
+        unknown = np.flatnonzero(users < 0)
+        if unknown.size and self.config.get("objective") == "ials" and self.seen_items is not None:
+            idx, val = np.array(idx), np.array(val)
+            idx[unknown] = most_popular(self.seen_items, len(self.item_ids), idx.shape[1],
+                                        candidates)
+            val[unknown] = 0.0
         return self._ranked(idx, val, scalar)
+
 
     def recommend_for_ratings(self, raw_item_ids, ratings, n: int = 10, *, items=None,
                               reg: float | None = None, bias_reg: float | None = None,

@@ -62,6 +62,7 @@ __all__ = [
     "top_n",
     "select_top",
     "recommend_indices",
+    "most_popular",
     "similar",
     "fold_in",
     "csr_rows",
@@ -263,6 +264,15 @@ def auto_batch_size(n_users: int, n_items: int, itemsize: int = 4) -> int:
     target = max(8, _SCORE_BLOCK_BYTES // max(1, n_items * itemsize))
     target = 1 << int(math.floor(math.log2(target)))
     return int(max(1, min(target, 1 << max(0, math.ceil(math.log2(max(n_users, 1)))))))
+
+
+def most_popular(seen_items, n_items: int, n: int, candidates=None) -> np.ndarray:
+    """The n item indices with the most training interactions (ties: lower index first),
+    among ``candidates`` (sorted indices; None: all). ``seen_items`` [nnz] lists every
+    training interaction's item (a model's seen index)."""
+    counts = np.bincount(np.asarray(seen_items), minlength=n_items)
+    cand = np.arange(n_items) if candidates is None else np.asarray(candidates)
+    return cand[np.argsort(-counts[cand], kind="stable")][:n]
 
 
 def recommend_indices(params: Params, users, n: int, *, exclude=None, candidates=None,

@@ -145,6 +145,24 @@ def test_ials_fold_in_reproduces_trained_vector(tmp_path):
     assert 0 not in sim
 
 
+@pytest.mark.timeout(300)
+def test_ials_unknown_user_gets_the_most_popular_items():
+    r = planted(seed=7)
+    m = mfjax.fit(r, objective="ials", rank=4, epochs=2, progress=False)
+    counts = np.bincount(r.items, minlength=r.n_items)
+    popular = r.item_ids[np.argsort(-counts, kind="stable")]
+    ids, scores = m.recommend("nobody", 5)
+    np.testing.assert_array_equal(ids, popular[:5])
+    assert (scores == 0).all()
+    batch, bscores = m.recommend([r.user_ids[0], "nobody"], 5)
+    np.testing.assert_array_equal(batch[1], popular[:5])
+    np.testing.assert_array_equal(batch[0], m.recommend(r.user_ids[0], 5)[0])
+    assert (bscores[0] > 0).all() and (bscores[1] == 0).all()
+    cand = np.array([3, 7, 20])  # among given items: their popularity order
+    ids, _ = m.recommend("nobody", 2, items=r.item_ids[[20, 3, 7]])
+    np.testing.assert_array_equal(ids, r.item_ids[cand[np.argsort(-counts[cand], kind="stable")][:2]])
+
+
 def test_bpr_fold_in_lands_in_the_right_group():
     r = planted(seed=4)
     m = mfjax.fit(r, objective="bpr", rank=8, epochs=60, learning_rate=0.05, progress=False)
