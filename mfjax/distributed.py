@@ -54,7 +54,9 @@ def make_mesh(data: int | None = None, model: int = 1, devices=None) -> Mesh:
         data = len(devices) // model
     if data < 1 or model < 1 or data * model != len(devices):
         raise ValueError(f"a {data} x {model} mesh needs {data * model} devices; "
-                         f"{len(devices)} are given")
+                         f"{len(devices)} are given (pass devices=jax.devices()[:{data * model}] "
+                         "to use some of them)" if data >= 1 and model >= 1 else
+                         f"a {data} x {model} mesh: both sizes must be >= 1")
     axis_types = (jax.sharding.AxisType.Auto,) * 2
     return jax.make_mesh((data, model), (DATA, MODEL), devices=devices, axis_types=axis_types)
 
@@ -89,7 +91,8 @@ def resolve_mesh(mesh, n_users: int, n_items: int, rank: int) -> Mesh | None:
                              "build one with mfjax.distributed.make_mesh")
         return mesh
     if mesh != "auto":
-        raise ValueError(f"mesh must be None, 'auto' or a jax.sharding.Mesh, got {mesh!r}")
+        raise ValueError(f"mesh must be None, 'auto' or a jax.sharding.Mesh, got {mesh!r}; "
+                         "build one with mfjax.distributed.make_mesh(data, model)")
     devices = jax.devices()
     budget = _AUTO_SHARD_FRACTION * _device_memory(devices[0])
     model = 1

@@ -322,7 +322,6 @@ def average_params(stacked: Params) -> Params:
         averaged over samples. Exact, not an approximation.
     """
     xp = jnp if isinstance(stacked.user_factors, jax.Array) else np
-    S = stacked.user_factors.shape[0]
 
     def cat(F):
         S_, n, k = F.shape

@@ -36,13 +36,11 @@ The exact ALS half-steps that minimise L one side at a time are in
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from .core import Params
 

@@ -35,7 +35,6 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 from .core import Params
@@ -185,7 +184,7 @@ def cg_rows(other, indptr, rows, cols, vals, x0, *, alpha, unobserved_weight, re
     k×k matrix per row is formed. ``n_other`` (traced) overrides
     ``other.shape[0]`` in λ̃ (``other`` zero-padded).
     """
-    n, nnz = indptr.shape[0] - 1, cols.shape[0]
+    n = indptr.shape[0] - 1
     k = other.shape[1]
     if n_other is None:
         n_other = other.shape[0]

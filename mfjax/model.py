@@ -13,8 +13,8 @@ import os
 import jax.numpy as jnp
 import numpy as np
 
-from .core import Params, predict, predict_with_fallback
-from .data import IdSpace, Ratings
+from .core import Params, predict_with_fallback
+from .data import IdSpace
 from .persistence import read_model, read_npz, write_model
 from .plumbing import check_positive_int
 

@@ -83,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--unobserved-weight", type=non_negative, default=None, help="iALS alpha0")
     fit.add_argument("--nu", type=non_negative, default=None, help="iALS regularization exponent")
     fit.add_argument("--cg-steps", type=positive(int, minimum=0), default=None,
-                     help="iALS: conjugate-gradient steps per row; 0: exact solves (default: "
-                          "3 with the C++ CPU kernel, exact elsewhere)")
+                     help="iALS: conjugate-gradient steps per row; 0: exact solves; none "
+                          "given: 3 with the C++ CPU kernel, exact elsewhere")
     fit.add_argument("--min-rating", type=float, default=None,
                      help="implicit objectives: keep ratings >= this as interactions of value 1")
     fit.add_argument("--solver", choices=["optax", "als", "gibbs"], default="optax",
@@ -259,7 +259,6 @@ def run(args) -> int:
     import jax
 
     import mfjax
-    import numpy as np
 
     multihost = args.coordinator is not None
     if multihost:
@@ -287,7 +286,30 @@ def run(args) -> int:
     if previous and not (args.resume or args.overwrite):
         raise UsageError(f"--out {out} already holds a run ({', '.join(previous)}); pass --resume "
                          "to continue it or --overwrite to replace it")
+    created = not os.path.isdir(out)
     os.makedirs(out, exist_ok=True)
+    try:
+        return train_and_report(args, out, lead, mesh)
+    except BaseException:
+        if created:  # a failed run leaves no empty folder of its own behind
+            remove_empty_tree(out)
+        raise
+
+
+def remove_empty_tree(path: str) -> None:
+    """Remove ``path`` and its subfolders if no file is anywhere below it."""
+    for root, dirs, files in os.walk(path, topdown=False):
+        if files or any(os.path.exists(os.path.join(root, d)) for d in dirs):
+            return
+        os.rmdir(root)
+
+
+def train_and_report(args, out: str, lead: bool, mesh) -> int:
+    """Load, split, fit, evaluate and write the run's files into ``out``."""
+    import jax
+
+    import mfjax
+    import numpy as np
 
     t0 = time.perf_counter()
     ratings = load_data(args)
@@ -321,6 +343,8 @@ def run(args) -> int:
     implicit = args.objective != "explicit"
     options = {k: getattr(args, k) for k in ("alpha", "unobserved_weight", "nu", "cg_steps")
                if getattr(args, k) is not None}
+    if options and args.objective != "ials":
+        raise UsageError("--alpha, --unobserved-weight, --nu and --cg-steps are for --objective ials")
     if implicit:
         if args.solver != "optax":
             raise UsageError("--solver is for --objective explicit (ials trains by ALS, bpr by Optax)")
@@ -328,8 +352,6 @@ def run(args) -> int:
                           epochs=args.epochs, batch_size=args.batch_size,
                           learning_rate=args.learning_rate, table_sharding=args.table_sharding,
                           **options, **common)
-    elif options:
-        raise UsageError("--alpha, --unobserved-weight, --nu and --cg-steps are for --objective ials")
     elif args.solver == "optax":
         from mfjax.training import DEFAULTS
 

@@ -57,6 +57,21 @@ def test_train_bad_input_exits_2_with_one_line(tmp_path, args, match):
     assert "Traceback" not in p.stderr
 
 
+@pytest.mark.parametrize("existed", [False, True])
+def test_a_failed_run_removes_only_the_empty_folder_it_created(tmp_path, existed):
+    out = tmp_path / "run"
+    if existed:
+        out.mkdir()
+    # nu > 1 is refused by fit, after --out exists; --cg-steps is refused for bpr.
+    for bad in (["--objective", "ials", "--nu", "2"], ["--objective", "bpr", "--cg-steps", "2"]):
+        p = run("train.py", "--dataset", "synthetic", "--synthetic-size", "50", "40", "600",
+                "--min-rating", "3", "--out", str(out), "--quiet", *bad)
+        assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+        assert out.exists() == existed
+    if existed:
+        assert list(out.iterdir()) == []
+
+
 def test_train_refuses_to_overwrite_a_previous_run_without_overwrite(tmp_path):
     out = tmp_path / "run"
     args = ("--dataset", "synthetic", "--synthetic-size", "50", "40", "800", "--epochs", "1",

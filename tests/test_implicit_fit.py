@@ -111,7 +111,7 @@ def test_ials_cg_steps_must_be_a_non_negative_int(bad):
 
 
 def test_cg_steps_does_not_apply_to_bpr():
-    with pytest.raises(ValueError, match="cg_steps do"):
+    with pytest.raises(ValueError, match="cg_steps does not apply"):
         mfjax.fit(planted(), objective="bpr", epochs=1, cg_steps=3, progress=False)
 
 

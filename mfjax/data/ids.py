@@ -79,7 +79,7 @@ def id_column(x, name: str) -> np.ndarray:
         for j, v in enumerate(a):
             if v is None or isinstance(v, float) and v != v:
                 continue
-            k = seen.setdefault(_kind(v), j)
+            seen.setdefault(_kind(v), j)
             if len(seen) > 1:
                 (k0, j0), (k1, j1) = list(seen.items())[:2]
                 raise ValueError(

@@ -20,10 +20,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 

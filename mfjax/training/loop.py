@@ -206,7 +206,8 @@ def fit(
     solv = make_solver(objective, solver_name)
     unused = sorted(set(options) - set(getattr(solv, "OPTIONS", ())))
     if unused:
-        raise ValueError(f"fit: {', '.join(unused)} do(es) not apply to objective={objective!r} "
+        raise ValueError(f"fit: {', '.join(unused)} {'does' if len(unused) == 1 else 'do'} not "
+                         f"apply to objective={objective!r} "
                          f"with solver={solver_name!r}")
     config = resolve(train, rank=rank, reg=reg, bias_reg=bias_reg, optimizer=optimizer,
                      learning_rate=learning_rate, epochs=epochs, batch_size=batch_size, seed=seed,
