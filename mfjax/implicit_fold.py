@@ -20,7 +20,7 @@ result is deterministic)::
 Newton steps from p = 0 minimise it (H = Σ w σ(x)σ(−x) d dᵀ + λ|I| I, d = q_i − q_j).
 Unlike iALS, a training user does not get their trained vector back: ``fit``'s BPR
 stops after a few epochs of SGD-type updates, far from f's minimiser, so its vectors
-are shorter (on a small planted problem folded-in norms were ~25x larger and top-10
+are shorter (on a small random problem, folded-in norms were 25-30x larger and top-10
 lists overlapped ~40 %). Compare a folded-in user's scores with other folded-in
 users', not with trained users'.
 """
