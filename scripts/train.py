@@ -70,9 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
         data.add_argument(f"--{col}-col", help=f"name of the {col} column in --data")
     data.add_argument("--synthetic-size", type=positive(int), nargs=3, default=[2000, 1000, 200_000],
                       metavar=("USERS", "ITEMS", "RATINGS"), help="shape of --dataset synthetic")
-    data.add_argument("--synthetic-noise", type=non_negative, default=0.5)
-    data.add_argument("--split", choices=["holdout", "per-user", "temporal"], default="holdout")
-    data.add_argument("--test-fraction", type=fraction, default=0.2)
+    data.add_argument("--synthetic-noise", type=non_negative, default=0.5,
+                      help="--dataset synthetic: standard deviation of the rating noise")
+    data.add_argument("--split", choices=["holdout", "per-user", "temporal"], default="holdout",
+                      help="test split: random ratings, a share of each user's, or the latest")
+    data.add_argument("--test-fraction", type=fraction, default=0.2,
+                      help="share of the ratings (per user for per-user) held out for testing")
     data.add_argument("--val-fraction", type=fraction, default=0.1,
                       help="share of the training data held out for --patience")
 
@@ -97,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--reg", type=non_negative, default=None,
                      help=f"default: optax {DEFAULTS['reg']}, als 0.08 (gibbs: unused), per "
                           "objective for ials/bpr")
-    fit.add_argument("--bias-reg", type=non_negative, default=DEFAULTS["bias_reg"])
+    fit.add_argument("--bias-reg", type=non_negative, default=DEFAULTS["bias_reg"],
+                     help="L2 penalty on the biases (explicit models; BPR item biases)")
     fit.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=DEFAULTS["optimizer"])
     fit.add_argument("--learning-rate", type=positive(float), default=None,
                      help="default: the optimizer's (adam 0.01)")
@@ -119,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "CPU device, else the blocked XLA route")
     fit.add_argument("--patience", type=positive(int), default=None,
                      help="early stopping on a validation split of the training data")
-    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--seed", type=int, default=0,
+                     help="seeds the initial factors, the shuffles and the splits")
 
     dist = ap.add_argument_group("devices and hosts")
     dist.add_argument("--mesh", default=None, metavar="auto|DxM",
@@ -143,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     run.add_argument("--overwrite", action="store_true",
                      help="replace the model, metrics and checkpoints of a previous run in --out")
-    run.add_argument("--checkpoint-every", type=positive(int), default=1)
+    run.add_argument("--checkpoint-every", type=positive(int), default=1,
+                     help="epochs between checkpoints in OUT/checkpoints (--resume continues)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap
 
