@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--nu", type=non_negative, default=None, help="iALS regularization exponent")
     fit.add_argument("--cg-steps", type=positive(int, minimum=0), default=None,
                      help="iALS: conjugate-gradient steps per row; 0: exact solves; none "
-                          "given: 3 with the C++ CPU kernel, exact elsewhere")
+                          "given: 3 on a CPU, exact on accelerators")
     fit.add_argument("--min-rating", type=float, default=None,
                      help="implicit objectives: keep ratings >= this as interactions of value 1")
     fit.add_argument("--solver", choices=["optax", "als", "gibbs"], default="optax",
@@ -294,20 +294,28 @@ def run(args) -> int:
                          "to continue it or --overwrite to replace it")
     created = not os.path.isdir(out)
     os.makedirs(out, exist_ok=True)
+    rc = 1
     try:
-        return train_and_report(args, out, lead, mesh)
-    except BaseException:
-        if created:  # a failed run leaves no empty folder of its own behind
+        rc = train_and_report(args, out, lead, mesh)
+        return rc
+    finally:
+        if rc != 0 and created and lead:  # a failed run leaves no empty folder of its own
             remove_empty_tree(out)
-        raise
 
 
 def remove_empty_tree(path: str) -> None:
-    """Remove ``path`` and its subfolders if no file is anywhere below it."""
-    for root, dirs, files in os.walk(path, topdown=False):
-        if files or any(os.path.exists(os.path.join(root, d)) for d in dirs):
+    """Remove ``path`` and its subfolders if nothing but folders is anywhere below it.
+
+    The whole tree is checked first; ``os.rmdir`` then never removes a file (a file
+    created in between makes it fail, and the rest is kept)."""
+    for root, dirs, files in os.walk(path):
+        if files or any(os.path.islink(os.path.join(root, d)) for d in dirs):
             return
-        os.rmdir(root)
+    try:
+        for root, _, _ in os.walk(path, topdown=False):
+            os.rmdir(root)
+    except OSError:
+        pass
 
 
 def train_and_report(args, out: str, lead: bool, mesh) -> int:

@@ -212,7 +212,7 @@ def implicit(out_path, tmp):
         report["kernel_on_mesh_error"] = str(e)
     # A checkpoint written on a 2x2 mesh resumes on one device (ALS keeps the tables
     # in row order): the same model as an uninterrupted one-device run.
-    kw = dict(objective="ials", rank=6, progress=False, seed=3, cg_steps=2)
+    kw = dict(objective="ials", rank=6, progress=False, seed=3)  # the default method
     ckpt = os.path.join(tmp, "ckpt")
     mfjax.fit(train, epochs=2, checkpoint_dir=ckpt, mesh=distributed.make_mesh(2, 2), **kw)
     resumed = mfjax.fit(train, epochs=4, checkpoint_dir=ckpt, resume=True, **kw)

@@ -72,6 +72,50 @@ def test_a_failed_run_removes_only_the_empty_folder_it_created(tmp_path, existed
         assert list(out.iterdir()) == []
 
 
+def _train_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "train_script", os.path.join(ROOT, "scripts", "train.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_remove_empty_tree_keeps_every_folder_when_any_file_is_below():
+    import tempfile
+
+    remove_empty_tree = _train_module().remove_empty_tree
+    with tempfile.TemporaryDirectory() as tmp:
+        root = os.path.join(tmp, "run")
+        for d in range(8):
+            os.makedirs(os.path.join(root, f"d{d}", "sub"))
+        open(os.path.join(root, "d3", "sub", "keep.txt"), "w").close()
+        remove_empty_tree(root)
+        assert sorted(os.listdir(root)) == [f"d{d}" for d in range(8)]  # nothing removed
+        os.remove(os.path.join(root, "d3", "sub", "keep.txt"))
+        remove_empty_tree(root)
+        assert not os.path.exists(root)
+
+
+def test_a_failed_check_grads_run_removes_its_empty_folder(tmp_path, monkeypatch):
+    import mfjax
+
+    train = _train_module()
+    real = mfjax.verify_gradients
+
+    def failing(*a, **k):
+        import dataclasses
+
+        return dataclasses.replace(real(*a, **k), ok=False)
+
+    monkeypatch.setattr(mfjax, "verify_gradients", failing)
+    out = tmp_path / "run"
+    rc = train.main(["--dataset", "synthetic", "--synthetic-size", "30", "20", "200",
+                     "--check-grads", "--out", str(out), "--quiet"])
+    assert rc != 0 and not out.exists()
+
+
 def test_train_refuses_to_overwrite_a_previous_run_without_overwrite(tmp_path):
     out = tmp_path / "run"
     args = ("--dataset", "synthetic", "--synthetic-size", "50", "40", "800", "--epochs", "1",

@@ -115,6 +115,18 @@ def test_cg_steps_does_not_apply_to_bpr():
         mfjax.fit(planted(), objective="bpr", epochs=1, cg_steps=3, progress=False)
 
 
+def test_resuming_an_exact_run_with_the_cg_default_names_the_fix(tmp_path):
+    r = planted(seed=8)
+    mfjax.fit(r, objective="ials", rank=4, epochs=1, cg_steps=0, checkpoint_dir=tmp_path,
+              progress=False)
+    with pytest.raises(ValueError, match=r"als_method.*cg_steps=0\) continues an exact-solve"):
+        mfjax.fit(r, objective="ials", rank=4, epochs=2, checkpoint_dir=tmp_path, resume=True,
+                  progress=False)
+    m = mfjax.fit(r, objective="ials", rank=4, epochs=2, cg_steps=0, checkpoint_dir=tmp_path,
+                  resume=True, progress=False)
+    assert len(m.history) == 2
+
+
 @pytest.mark.timeout(300)
 def test_ials_resume_equals_uninterrupted(tmp_path):
     r = planted(seed=2)

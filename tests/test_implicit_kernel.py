@@ -157,10 +157,12 @@ def test_fit_with_the_kernel_equals_fit_without(method):
     np.testing.assert_allclose(la, lb, rtol=1e-5)
 
 
-def test_default_method_is_cg_with_the_kernel_and_exact_without():
+def test_default_method_on_a_cpu_is_cg_with_or_without_the_kernel():
+    # The backend alone decides, so checkpoints move between kernel and XLA runs.
     (a, sa), (b, sb) = _fit(None), _fit(False)
-    assert sa.use_kernel and a.config["als_method"] == "cg" and a.config["cg_steps"] == 3
-    assert not sb.use_kernel and b.config["als_method"] == "cholesky" and "cg_steps" not in b.config
+    assert sa.use_kernel and not sb.use_kernel
+    for m in (a, b):
+        assert m.config["als_method"] == "cg" and m.config["cg_steps"] == 3
 
 
 def test_switch_off_and_fallback_without_a_compiler(tmp_path):

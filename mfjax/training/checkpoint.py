@@ -79,8 +79,10 @@ def load_checkpoint(path, record: dict) -> tuple[list, int, list, Best]:
     old = meta.get("config", {})
     diff = {k: (old.get(k), record.get(k)) for k in COMPAT_KEYS if old.get(k) != record.get(k)}
     if diff:
+        hint = ("; fit(cg_steps=0) continues an exact-solve iALS run, cg_steps=n a CG run"
+                if "als_method" in diff or "cg_steps" in diff else "")
         raise ValueError(f"cannot resume from {path}: the run differs in {diff} "
-                         "(checkpoint value, this call's value)")
+                         f"(checkpoint value, this call's value){hint}")
     try:
         leaves = [arrays[f"state/{j}"] for j in range(int(meta["n_leaves"]))]
     except KeyError as e:

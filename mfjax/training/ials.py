@@ -11,10 +11,9 @@ pairs are merged, values summed). The objective is :func:`mfjax.implicit.loss`::
 is L / |S|.
 
 - ``solver="als"`` (:class:`ALSSolver`): each step is one sweep, the items then the
-  users, both by 3 warm-started conjugate-gradient steps per row when the C++ CPU
-  kernel runs them, else both exactly (Cholesky) (``fit(cg_steps=)`` overrides: 0
-  exact, n CG steps), and L from the half-steps' own sums (no extra pass over the
-  interactions). The two half-steps run ONE compiled program,
+  users, both by 3 warm-started conjugate-gradient steps per row on a CPU backend, else
+  both exactly (Cholesky) (``fit(cg_steps=)`` overrides: 0 exact, n CG steps), and L
+  from the half-steps' own sums (no extra pass over the interactions). The two half-steps run ONE compiled program,
   :func:`mfjax.implicit_steps.half_step_exact`, or on a CPU backend the threaded C++
   kernel :func:`mfjax.implicit_kernel.half_step` with the same outputs
   (``MFJAX_IALS_KERNEL=0`` or ``ALSSolver(kernel=False)`` turns it off): both sides'
@@ -25,8 +24,10 @@ is L / |S|.
   :func:`mfjax.implicit_kernel.half_step_cg`) costs O(|I_u| k) per row and step instead
   of the exact solve's O(|I_u| k²); in the kernel on ML-1M it reaches the exact solve's
   validation NDCG in half the time, at the ML-20M shape 0.36x its time per sweep
-  (``benchmarks/RESULTS.md``). Where the kernel does not run (accelerators, meshes,
-  ``MFJAX_IALS_KERNEL=0``) the default is exact: CG there is unmeasured. On the CPU the XLA programs compile with
+  (``benchmarks/RESULTS.md``); as XLA programs on a CPU it is as fast per sweep as the
+  exact solve (``benchmarks/bench_ials.py``). On accelerators the default is exact: CG
+  there is unmeasured. The default depends only on the backend, so a checkpoint
+  resumes across meshes and with the kernel on or off. On the CPU the XLA programs compile with
   :data:`mfjax.implicit_steps.CPU_COMPILER_OPTIONS`. The returned model always has
   ``P = argmin_P L(P, Q)`` (exact sweeps end with an exact user half-step; after CG
   sweeps the users are re-solved exactly once), so :meth:`mfjax.Model.fold_in` of a
@@ -173,7 +174,7 @@ class ALSSolver(_IALSBase):
             two sides), ``"cg"`` (both half-steps by ``cg_steps`` warm-started
             conjugate-gradient steps per row, :func:`mfjax.implicit_steps.half_step_cg`;
             the users re-solved exactly once at the end) or ``None`` (default: ``"cg"``
-            when the C++ kernel runs the half-steps, else ``"cholesky"``).
+            on a CPU backend, else ``"cholesky"``).
             ``fit(cg_steps=0)`` selects ``"cholesky"``, ``fit(cg_steps=n)`` ``"cg"``
             with n steps.
         cg_steps: CG iterations per row (``"cg"`` only).
@@ -212,7 +213,8 @@ class ALSSolver(_IALSBase):
             if self.kernel:
                 raise ValueError("fit: ALSSolver(kernel=True) runs on one CPU device; "
                                  "pass mesh=None or kernel=None")
-            self.method = self.method or "cholesky"  # no kernel on a mesh: exact by default
+            if self.method is None:  # as on one device: the backend decides
+                self.method = "cg" if jax.default_backend() == "cpu" else "cholesky"
             self.on_mesh = MeshALS(self.data, config.mesh, self.hp, self.method,
                                    self.cg_steps, self.CHUNKS)
             config.record["table_sharding"] = "rows split over every device per half-step"
@@ -222,8 +224,8 @@ class ALSSolver(_IALSBase):
             self.n_pad = int(self.sides[0].indptr.shape[0]) - 1
             self.use_kernel = self._kernel_choice(p.user_factors.dtype)
         config.record["als_kernel"] = self.use_kernel
-        if self.method is None:  # CG where the kernel runs it (measured faster), else exact
-            self.method = "cg" if self.use_kernel else "cholesky"
+        if self.method is None:  # CG on CPUs (measured faster, same quality), else exact
+            self.method = "cg" if jax.default_backend() == "cpu" else "cholesky"
         config.record["als_method"] = self.method
         if self.method == "cg":
             config.record["cg_steps"] = self.cg_steps

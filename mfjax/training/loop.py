@@ -170,10 +170,12 @@ def fit(
         cg_steps: iALS by ALS only: ``n >= 1`` runs n warm-started conjugate-gradient
             steps per row for both sides (as ``implicit`` and ALX do: O(|I_u| k) per
             step instead of O(|I_u| k²)), and the returned model's users are then
-            re-solved exactly once against the final items; ``0`` solves every
-            half-step exactly (Cholesky); ``None`` (default): 3 where the C++ CPU
-            kernel runs the solves (measured: the exact solve's quality in about half
-            its time), else exact. ``model.config["als_method"]`` says which ran.
+            re-solved exactly once against the final items (so with ``validation``, the
+            history's metrics are the CG state's and the returned model's differ
+            slightly); ``0`` solves every half-step exactly (Cholesky); ``None``
+            (default): 3 on a CPU backend (measured: the exact solve's quality in about
+            half its time), exact on accelerators. ``model.config["als_method"]`` says
+            which ran.
         burn_in, samples: Gibbs sampling's discarded sweeps and averaged sweeps
             (``None``: 20 and 80). The model is the posterior mean of the samples as
             one rank ``rank``·S model and keeps their biases and noise precisions for
