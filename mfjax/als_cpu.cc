@@ -25,8 +25,10 @@
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
+#include "kernel_threads.h"
 
 namespace ffi = xla::ffi;
+using mfjax::Parallel;
 
 namespace {
 
@@ -150,31 +152,6 @@ void Dispatch(const Problem<T>& P, int64_t lo, int64_t hi, T* x, T* bias, double
   MF_CASE(8) MF_CASE(10) MF_CASE(16) MF_CASE(20) MF_CASE(32) MF_CASE(64)
 #undef MF_CASE
   Rows<T, 0>(P, lo, hi, x, bias, res, sse, bad);
-}
-
-template <typename F>
-void Parallel(int64_t nt, F f) {
-  // An exception in any thread (e.g. bad_alloc) is rethrown here after every thread has
-  // joined: never std::terminate from a worker or from an unjoined std::thread.
-  std::vector<std::exception_ptr> errors(std::max<int64_t>(nt, 1));
-  auto run = [&](int64_t t) {
-    try {
-      f(t);
-    } catch (...) {
-      errors[t] = std::current_exception();
-    }
-  };
-  std::vector<std::thread> pool;
-  try {
-    for (int64_t t = 1; t < nt; ++t) pool.emplace_back(run, t);
-  } catch (...) {
-    for (auto& th : pool) th.join();
-    throw;
-  }
-  run(0);
-  for (auto& th : pool) th.join();
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
 }
 
 template <ffi::DataType DT>

@@ -35,8 +35,10 @@
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
+#include "kernel_threads.h"
 
 namespace ffi = xla::ffi;
+using mfjax::Parallel;
 
 namespace {
 
@@ -317,32 +319,6 @@ void DispatchCG(const Problem<T>& P, const T* G, const double* G2, const T* x0, 
   MF_CASE(8) MF_CASE(16) MF_CASE(32) MF_CASE(64) MF_CASE(128)
 #undef MF_CASE
   RowsCG<T, 0>(P, G, G2, x0, steps, observed, lo, hi, x, obs, pen, tr, bad);
-}
-
-// Runs f(t) for t in [0, nt) on nt threads (t = 0 on the caller's); joins all.
-template <typename F>
-void Parallel(int64_t nt, F f) {
-  // An exception in any thread (e.g. bad_alloc) is rethrown here after every thread has
-  // joined: never std::terminate from a worker or from an unjoined std::thread.
-  std::vector<std::exception_ptr> errors(std::max<int64_t>(nt, 1));
-  auto run = [&](int64_t t) {
-    try {
-      f(t);
-    } catch (...) {
-      errors[t] = std::current_exception();
-    }
-  };
-  std::vector<std::thread> pool;
-  try {
-    for (int64_t t = 1; t < nt; ++t) pool.emplace_back(run, t);
-  } catch (...) {
-    for (auto& th : pool) th.join();
-    throw;
-  }
-  run(0);
-  for (auto& th : pool) th.join();
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
 }
 
 // The exact half-step (x0 == nullptr) or `steps` CG iterations from x0.

@@ -57,8 +57,10 @@ class MeshSide(NamedTuple):
         vals: [D, Z] float, v (0 past the block's end; never addressed by ``indptr``).
         n_live: [D] int32, each device's real rows (a prefix of its slots).
         n_other: () int32, the other side's real row count (λ̃ uses it).
-        position: [n] int64 host array: row r's slot in the device-major layout
-            (``(r mod D) · R + r div D``).
+        to_rows: [n] int32 (replicated): row r's slot in the device-major layout
+            (``(r mod D) · R + r div D``), the gather of :func:`to_natural`.
+        to_slots: [D · R] int32 (replicated): the row of each slot, n for padding
+            slots, the gather of :func:`from_natural`.
     """
 
     indptr: jax.Array
@@ -67,7 +69,8 @@ class MeshSide(NamedTuple):
     vals: jax.Array
     n_live: jax.Array
     n_other: jax.Array
-    position: np.ndarray
+    to_rows: jax.Array
+    to_slots: jax.Array
 
 
 def _positions(n: int, d: int) -> tuple[np.ndarray, int]:
@@ -117,8 +120,11 @@ def mesh_layouts(data: ImplicitData, mesh: Mesh) -> tuple[MeshSide, MeshSide]:
             vl[dev, :nnz] = vals[take]
             live[dev] = m
         put = lambda x: put_global(x, sharded)  # noqa: E731
-        return MeshSide(put(ip), put(rw), put(cl), put(vl), put(live),
-                        put_global(np.int32(n_other), NamedSharding(mesh, P())), position)
+        replicate = lambda x: put_global(x, NamedSharding(mesh, P()))  # noqa: E731
+        slots = np.full(d * per, n, np.int32)  # padding slots: past the end, gathered as 0
+        slots[position] = np.arange(n)
+        return MeshSide(put(ip), put(rw), put(cl), put(vl), put(live), replicate(np.int32(n_other)),
+                        replicate(position.astype(np.int32)), replicate(slots))
 
     users = side(data.user_indptr, data.user_items, data.user_values, n_u, per_u, pos_i, n_i, pos_u)
     items = side(data.item_indptr, data.item_users, data.item_values, n_i, per_i, pos_u, n_u, pos_i)
@@ -195,22 +201,18 @@ def mesh_half_step(other, side: MeshSide, mesh: Mesh, *, alpha, unobserved_weigh
 
 
 @functools.lru_cache(maxsize=16)
-def _gather(mesh: Mesh, spec: P, n: int):
-    """A jitted ``x[index][:n]`` (indices past the end give 0 rows), laid out as ``spec``."""
-    return jax.jit(lambda x, index: jnp.take(x, index, axis=0, mode="fill", fill_value=0)[:n],
+def _gather(mesh: Mesh, spec: P):
+    """A jitted ``x[index]`` (indices past the end give 0 rows), laid out as ``spec``."""
+    return jax.jit(lambda x, index: jnp.take(x, index, axis=0, mode="fill", fill_value=0),
                    out_shardings=NamedSharding(mesh, spec))
 
 
 def to_natural(x, side: MeshSide, mesh: Mesh):
     """The table in row order [n, k], replicated, from device-major ``x`` [D · R, k]."""
-    n = side.position.shape[0]
-    return _gather(mesh, P(), n)(x, put_global(side.position, NamedSharding(mesh, P())))
+    return _gather(mesh, P())(x, side.to_rows)
 
 
 def from_natural(x, side: MeshSide, mesh: Mesh):
     """Device-major ``[D · R, k]`` (row-sharded, padding slots 0) from the table ``x`` [n, k]
     in row order (a global array on ``mesh``)."""
-    d, per = side.indptr.shape[0], side.indptr.shape[1] - 1
-    inverse = np.full(d * per, side.position.shape[0], np.int64)  # past the end: 0 rows
-    inverse[side.position] = np.arange(side.position.shape[0])
-    return _gather(mesh, P(AXES), d * per)(x, put_global(inverse, NamedSharding(mesh, P())))
+    return _gather(mesh, P(AXES))(x, side.to_slots)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import glob
 import hashlib
 import math
 import os
@@ -101,12 +102,19 @@ def build_timeout() -> float:
         raise ValueError(f"MFJAX_BUILD_TIMEOUT must be a number of seconds, got {env!r}") from None
 
 
+#: The folder of the headers the kernels share (``-I`` of every build).
+HEADERS = os.path.dirname(os.path.abspath(__file__))
+
+
 def key(source: str, cxx: str) -> str:
-    """The cache key of ``source`` built by ``cxx`` here (16 hex digits)."""
+    """The cache key of ``source`` built by ``cxx`` here (16 hex digits); it covers the
+    shared headers (``*.h`` in :data:`HEADERS`) too, so editing one rebuilds."""
     import jaxlib
 
-    with open(source, "rb") as f:
-        src = f.read()
+    src = b""
+    for path in [source] + sorted(glob.glob(os.path.join(HEADERS, "*.h"))):
+        with open(path, "rb") as f:
+            src += f.read() + b"\0"
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60).stdout
     return hashlib.sha256(b"\0".join(x.encode() if isinstance(x, str) else x for x in (
         src, jaxlib.__version__, version, platform.machine(), _cpu_tag()))).hexdigest()[:16]
@@ -221,7 +229,7 @@ def _compile(cxx: str, source: str, path: str, out_dir: str) -> None:
         tmp = os.path.join(tmp_dir, "kernel.so")
         limit = build_timeout()
         cmd = [cxx, "-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w",
-               "-I", jax.ffi.include_dir(), source, "-o", tmp, "-lpthread"]
+               "-I", jax.ffi.include_dir(), "-I", HEADERS, source, "-o", tmp, "-lpthread"]
         wrapper = shutil.which("timeout")
         full = ([wrapper, "-s", "KILL", f"{max(1, math.ceil(limit)) + 5}"] if wrapper else []) + cmd
         proc = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -16,13 +16,18 @@ ENV = {**os.environ, "JAX_PLATFORMS": "cpu",
        "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
 
 
-@pytest.fixture(scope="module")
-def mesh_report(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dist") / "report.json"
-    p = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "dist_worker.py"), "meshes",
+def _worker_report(tmp_path_factory, mode: str) -> dict:
+    """Run ``tests/dist_worker.py MODE`` on 4 forced CPU devices; its JSON report."""
+    out = tmp_path_factory.mktemp(f"dist_{mode}") / "report.json"
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "dist_worker.py"), mode,
                         str(out)], capture_output=True, text=True, env=ENV, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def mesh_report(tmp_path_factory):
+    return _worker_report(tmp_path_factory, "meshes")
 
 
 @pytest.mark.parametrize("shape", ["4x1", "2x2", "1x4"])
@@ -49,11 +54,7 @@ def test_auto_mesh_matches_one_device(mesh_report):
 
 @pytest.fixture(scope="module")
 def implicit_report(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dist_implicit") / "report.json"
-    p = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "dist_worker.py"), "implicit",
-                        str(out)], capture_output=True, text=True, env=ENV, timeout=600)
-    assert p.returncode == 0, p.stderr[-3000:]
-    return json.loads(out.read_text())
+    return _worker_report(tmp_path_factory, "implicit")
 
 
 IMPLICIT_RUNS = [(case, shape, tables)

@@ -232,3 +232,19 @@ def test_both_kernels_load_in_one_process():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PYTHONPATH": ROOT})
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
+
+
+def test_the_cache_key_covers_the_shared_headers(tmp_path, monkeypatch):
+    from mfjax import kernels
+
+    cxx = kernels.find_compiler()
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    src = tmp_path / "k.cc"
+    src.write_text('#include "shared.h"\n')
+    monkeypatch.setattr(kernels, "HEADERS", str(tmp_path))
+    (tmp_path / "shared.h").write_text("// one\n")
+    before = kernels.key(str(src), cxx)
+    assert kernels.key(str(src), cxx) == before
+    (tmp_path / "shared.h").write_text("// two\n")  # an edited header rebuilds its kernels
+    assert kernels.key(str(src), cxx) != before
