@@ -46,8 +46,8 @@ import numpy as np
 
 import _common  # noqa: F401  (puts the repository root on sys.path)
 from mfjax import init_params
-from mfjax import implicit as im
-from mfjax import implicit_als as ia
+from mfjax.objectives import ials as im
+from mfjax.solvers.ials import solve as ia
 
 
 def synthetic(n_users=6040, n_items=3706, nnz=575_000, seed=0):

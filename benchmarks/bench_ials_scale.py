@@ -55,7 +55,7 @@ def synthetic(n_users: int, n_items: int, nnz: int, seed: int = 0):
 
 def run_mfjax(train, rank, iterations, method, mesh):
     from mfjax.training import SOLVERS, register_solver
-    from mfjax.training.ials import ALSSolver
+    from mfjax.solvers.ials.solver import ALSSolver
 
     old = SOLVERS[("ials", "als")]
     register_solver("ials", "als", lambda: ALSSolver(method=method))

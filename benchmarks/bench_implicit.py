@@ -73,7 +73,7 @@ def metrics(top, test):
 
 def mf_top(model, train):
     users = np.arange(train.n_users)
-    from mfjax.recommend import recommend_indices
+    from mfjax.serving.recommend import recommend_indices
 
     idx, _ = recommend_indices(model.params, users, 20, exclude=(model.seen_indptr, model.seen_items))
     return idx

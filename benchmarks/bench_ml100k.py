@@ -55,9 +55,9 @@ def run_mfjax(train, test, cold: bool = False, kwargs=None) -> dict:
     import mfjax
 
     if cold:  # forget mfjax's compiled training programs, so this fit compiles them again
-        mfjax.training.epoch.cached_epoch.cache_clear()
-        mfjax.training.optimizers.opt_init.cache_clear()
-        mfjax.training.ensemble.combine_members.clear_cache()
+        mfjax.solvers.minibatch.epoch.cached_epoch.cache_clear()
+        mfjax.solvers.minibatch.optimizers.opt_init.cache_clear()
+        mfjax.solvers.minibatch.ensemble.combine_members.clear_cache()
     t = time.perf_counter()
     model = mfjax.fit(train, progress=False, **(kwargs or {}))
     seconds = time.perf_counter() - t

@@ -65,7 +65,7 @@ def cpu_model() -> str:
 def make_problem(n_users, n_items, rank, seen_mean, seed=0):
     import jax.numpy as jnp
 
-    from mfjax.core import Params
+    from mfjax.objectives.explicit import Params
 
     rng = np.random.default_rng(seed)
     params = Params(
@@ -133,7 +133,7 @@ def main(argv=None):
     import jax
 
     from mfjax import Model
-    from mfjax.recommend import auto_batch_size
+    from mfjax.serving.recommend import auto_batch_size
 
     params, indptr, items = make_problem(args.users, args.items, args.rank, args.seen_per_user)
     # Raw IDs as in MovieLens (ints from 1), so the timing includes the ID mapping.

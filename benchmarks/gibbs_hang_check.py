@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import mfjax
-from mfjax.als import make_layout
-from mfjax.gibbs import gibbs_init, gibbs_sweep
+from mfjax.solvers.als.sweep import make_layout
+from mfjax.solvers.gibbs.sampler import gibbs_init, gibbs_sweep
 
 k, S = int(sys.argv[1]), int(sys.argv[2])
 solver = sys.argv[3] if len(sys.argv) > 3 else "rowwise"

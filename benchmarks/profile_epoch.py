@@ -19,7 +19,7 @@ materialised gathers of item rows and of the batch's indices were 24% / 30%,
 the member-axis transposes ahead of the batched dots 23% / 9%, dots and
 library fusions 21% / 23%, scatter-adds 16% / 20%, and everything else (the
 dense Adam passes included) 17% / 17%. That profile is why the fused route
-(``mfjax.gradients.fused``, now the default there) exists. Under it, the kernel shows up as one
+(``mfjax.kernels.fused``, now the default there) exists. Under it, the kernel shows up as one
 ``ffi_call`` operation.
 """
 

@@ -19,10 +19,10 @@ import numpy as np
 
 import bench_implicit as B
 import mfjax
-from mfjax import implicit as im
-from mfjax import implicit_steps as st
-from mfjax.training import ials as tials
-from mfjax.training import bpr as tbpr
+from mfjax.objectives import ials as im
+from mfjax.solvers.ials import steps as st
+from mfjax.solvers.ials import solver as tials
+from mfjax.solvers.bpr import solver as tbpr
 
 
 def t(f, *a, **k):
@@ -45,7 +45,7 @@ def prof_ials(train):
     sides, s_sides = t(im.shared_layouts, data)
     users, items = sides
     n_pad = int(users.indptr.shape[0]) - 1
-    p0 = mfjax.training.epoch.host_init(0, train.n_users, train.n_items, 64, 1, 0.01, 0.0)
+    p0 = mfjax.solvers.minibatch.epoch.host_init(0, train.n_users, train.n_items, 64, 1, 0.01, 0.0)
     p0 = jax.tree.map(jnp.asarray, p0)
     chunks = tials.ALSSolver.CHUNKS
     Pp = tials._pad_rows(p0.user_factors, n_pad)

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from .core import Params
+from .objectives.explicit import Params
 
 __all__ = ["make_mesh", "resolve_mesh", "table_bytes", "initialize", "Placement"]
 

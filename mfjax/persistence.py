@@ -2,11 +2,11 @@
 
 A model file is an ``.npz`` (written atomically by :func:`mfjax.plumbing.atomic_savez`) with
 
-- ``params/<field>`` for each field of :class:`~mfjax.core.Params`;
+- ``params/<field>`` for each field of :class:`~mfjax.objectives.explicit.Params`;
 - ``user_ids`` and ``item_ids`` (see "IDs" below);
 - optionally ``seen_indptr`` and ``seen_items`` (a CSR of each user's training items);
 - optionally ``posterior/<field>`` for a Gibbs model's per-sample arrays
-  (:data:`mfjax.posterior.POSTERIOR_FIELDS`: biases [S, n], μ [S], τ [S] > 0, with
+  (:data:`mfjax.serving.posterior.POSTERIOR_FIELDS`: biases [S, n], μ [S], τ [S] > 0, with
   S dividing the rank);
 - ``meta``: the UTF-8 bytes of a JSON object with ``format`` (``"mfjax-model"``),
   ``version``, ``rating_range``, ``config``, ``history`` and, from version 2, ``ids``.
@@ -39,9 +39,9 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from .core import Params
+from .objectives.explicit import Params
 from .plumbing import atomic_savez
-from .posterior import check_posterior
+from .serving.posterior import check_posterior
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "read_npz", "write_model", "read_model",
            "encode_ids", "decode_ids"]

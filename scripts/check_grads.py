@@ -63,17 +63,17 @@ def main(argv=None) -> int:
 
     dtype = np.dtype(args.dtype)
     print(f"JAX {jax.__version__}, backend {jax.default_backend()}, devices {jax.devices()}")
-    objectives = mfjax.gradcheck.OBJECTIVES if args.objective == "all" else (args.objective,)
+    objectives = mfjax.evaluation.gradcheck.OBJECTIVES if args.objective == "all" else (args.objective,)
     problems = [(f"random {s}", random_problem(*s, args.seed + j, dtype)) for j, s in enumerate(SHAPES[:args.shapes])]
     try:
         if args.data:
             r = mfjax.load_ratings(args.data)
             problems.append((f"{args.data} sample",
-                             mfjax.gradcheck.sample_problem(r, args.sample, seed=args.seed, dtype=dtype)))
+                             mfjax.evaluation.gradcheck.sample_problem(r, args.sample, seed=args.seed, dtype=dtype)))
         if args.movielens:
             r = mfjax.datasets.movielens("100k")
             problems.append(("ML-100K sample",
-                             mfjax.gradcheck.sample_problem(r, args.sample, seed=args.seed, dtype=dtype)))
+                             mfjax.evaluation.gradcheck.sample_problem(r, args.sample, seed=args.seed, dtype=dtype)))
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         print(f"error: could not load real ratings: {e}", file=sys.stderr)
         return 2

@@ -334,7 +334,7 @@ def train_and_report(args, out: str, lead: bool, mesh) -> int:
     train, test = split_data(args, ratings)
     print(f"data: {ratings!r}; train {len(train):,}, test {len(test):,} ({args.split})")
     if args.check_grads:
-        params, u, i, r = mfjax.gradcheck.sample_problem(train, 300, seed=args.seed)
+        params, u, i, r = mfjax.evaluation.gradcheck.sample_problem(train, 300, seed=args.seed)
         reg = mfjax.training.DEFAULTS["reg"] if args.reg is None else args.reg
         report = mfjax.verify_gradients(params, u, i, r, reg=reg, bias_reg=args.bias_reg)
         print(report)

@@ -102,7 +102,8 @@ def half_steps_on(train):
     import jax
     import jax.numpy as jnp
 
-    from mfjax import implicit as im, implicit_als as ia, implicit_mesh as imm
+    from mfjax.objectives import ials as im
+    from mfjax.solvers.ials import solve as ia, mesh as imm
 
     data = im.build_implicit_data(train.users, train.items, train.ratings,
                                   n_users=train.n_users, n_items=train.n_items)
@@ -140,8 +141,8 @@ def implicit(out_path, tmp):
     import jax
 
     from mfjax.training import register_solver
-    from mfjax.training.bpr import BPRSolver
-    from mfjax.training.ials import ALSSolver, IALSOptaxSolver
+    from mfjax.solvers.bpr.solver import BPRSolver
+    from mfjax.solvers.ials.solver import ALSSolver, IALSOptaxSolver
 
     register_solver("ials", "als_cg", lambda: ALSSolver(method="cg"))
     specs = []  # the item table's sharding in the solver state after each step

@@ -1,4 +1,4 @@
-"""Exact ALS (mfjax.als) against mfjax.loss, in float64."""
+"""Exact ALS (mfjax.solvers.als.sweep) against mfjax.loss, in float64."""
 
 from functools import partial
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import mfjax
-from mfjax.als import als_half_step, als_sweep, make_layout
-from mfjax.core import Params
+from mfjax.solvers.als.sweep import als_half_step, als_sweep, make_layout
+from mfjax.objectives.explicit import Params
 
 
 def problem(n_users=30, n_items=20, rank=3, n=300, *, seed=0, skip_user=None, weighted=False):

@@ -1,4 +1,4 @@
-"""The threaded C++ explicit ALS half-step (mfjax.als_kernel) against the XLA half-step."""
+"""The threaded C++ explicit ALS half-step (mfjax.kernels.als) against the XLA half-step."""
 
 import os
 import subprocess
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import mfjax
-from mfjax import als
-from mfjax import als_kernel as ak
+from mfjax.solvers.als import sweep as als
+from mfjax.kernels import als as ak
 from mfjax import kernels
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import mfjax
-from mfjax.core import Params
+from mfjax.objectives.explicit import Params
 
 
 def make_problem(n_users, n_items, rank, n, *, seed=0, dtype=jnp.float64, skip_user=None):

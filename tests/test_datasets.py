@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mfjax import datasets, plumbing
-from mfjax.core import Params, predict
+from mfjax.objectives.explicit import Params, predict
 from mfjax.data import Ratings, download, movielens
 
 U_DATA = "196\t242\t3\t881250949\n186\t302\t3\t891717742\n22\t377\t1\t878887116\n"

@@ -1,4 +1,4 @@
-"""fit(solver="als" | "gibbs") for explicit ratings (mfjax.training.explicit), float64."""
+"""fit(solver="als" | "gibbs") for explicit ratings (mfjax.solvers.als.solver), float64."""
 
 import os
 
@@ -8,11 +8,14 @@ import numpy as np
 import pytest
 
 import mfjax
-from mfjax.core import Params
+from mfjax.objectives.explicit import Params
 from test_checkpoint import Stop, stop_at
-from mfjax.gibbs import predictive_std
-from mfjax.training.explicit import (GIBBS_MAX_RATINGS, SOLVER_DEFAULTS, explicit_defaults,
-                                     sample_plan)
+from mfjax.solvers.gibbs.sampler import predictive_std
+from mfjax.solvers.als.solver import (
+    GIBBS_MAX_RATINGS,
+    SOLVER_DEFAULTS,
+    explicit_defaults,
+    sample_plan)
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 import mfjax
-from mfjax.core import Params
-from mfjax.gradients import blocked_value_and_grad, make_blocks
+from mfjax.objectives.explicit import Params
+from mfjax.solvers.minibatch.gradients import blocked_value_and_grad, make_blocks
 from mfjax.training import config as C
-from mfjax.training import ensemble as E
-from mfjax.training import layout as L
+from mfjax.solvers.minibatch import ensemble as E
+from mfjax.solvers.minibatch import layout as L
 from test_core import make_problem
 
 REG = dict(reg=0.3, bias_reg=0.05)

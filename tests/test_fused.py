@@ -1,4 +1,4 @@
-"""The fused CPU kernel (mfjax.gradients.fused) equals the reference routes, and fit falls back
+"""The fused CPU kernel (mfjax.kernels.fused) equals the reference routes, and fit falls back
 cleanly when it cannot be built. Float64 (conftest) unless a test says otherwise."""
 
 import math
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import mfjax
-from mfjax.gradients import blocked_value_and_grad, fused, make_blocks
+from mfjax.solvers.minibatch.gradients import blocked_value_and_grad, make_blocks
+from mfjax.kernels import fused
 from mfjax.training import config as C
 from test_core import make_problem
 from test_fast_paths import FAST, members_problem, planted  # noqa: F401 (fixture)

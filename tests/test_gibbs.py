@@ -1,4 +1,4 @@
-"""BPMF Gibbs sampler (mfjax.gibbs), in float64."""
+"""BPMF Gibbs sampler (mfjax.solvers.gibbs.sampler), in float64."""
 
 import jax
 import jax.numpy as jnp
@@ -6,11 +6,19 @@ import numpy as np
 import pytest
 
 import mfjax
-from mfjax.als import make_layout
-from mfjax.core import Params
-from mfjax.gibbs import (GibbsHyper, sample_side, average_params, gibbs_init, gibbs_sample,
-                         gibbs_sweep, predictive_std, row_conditional, sample_normal_wishart,
-                         sample_wishart)
+from mfjax.solvers.als.sweep import make_layout
+from mfjax.objectives.explicit import Params
+from mfjax.solvers.gibbs.sampler import (
+    GibbsHyper,
+    sample_side,
+    average_params,
+    gibbs_init,
+    gibbs_sample,
+    gibbs_sweep,
+    predictive_std,
+    row_conditional,
+    sample_normal_wishart,
+    sample_wishart)
 
 
 def tiny(seed=0, n_users=5, n_items=4, rank=2, n=14, skip_user=None):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import mfjax
-import mfjax.gradcheck as gc
+import mfjax.evaluation.gradcheck as gc
 from test_core import make_problem
 
 

@@ -1,4 +1,4 @@
-"""iALS and BPR math core (mfjax.implicit, mfjax.implicit_bpr), in float64."""
+"""iALS and BPR math core (mfjax.objectives.ials, mfjax.objectives.bpr), in float64."""
 
 import jax
 import jax.numpy as jnp
@@ -7,12 +7,12 @@ import pytest
 from jax.test_util import check_grads
 
 import mfjax
-from mfjax import implicit as im
-from mfjax import implicit_als as ia
-from mfjax import implicit_steps as st
-from mfjax import implicit_bpr as bpr
-from mfjax.core import Params
-from mfjax.gradcheck import numerical_grad
+from mfjax.objectives import ials as im
+from mfjax.solvers.ials import solve as ia
+from mfjax.solvers.ials import steps as st
+from mfjax.objectives import bpr as bpr
+from mfjax.objectives.explicit import Params
+from mfjax.evaluation.gradcheck import numerical_grad
 
 # Jitted once per shape (hyperparameters are traced), so the many small cases
 # don't pay eager op-by-op dispatch.

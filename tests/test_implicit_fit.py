@@ -4,10 +4,10 @@ import pytest
 
 import mfjax
 from mfjax import split
-from mfjax.implicit_bpr import sample_negatives  # noqa: F401  (public name used by the solver)
-from mfjax.metrics import evaluate_fold_in, evaluate_ranking
-from mfjax.training.bpr import bpr_epoch
-from mfjax.training.optimizers import make_optimizer
+from mfjax.objectives.bpr import sample_negatives  # noqa: F401  (public name used by the solver)
+from mfjax.evaluation.metrics import evaluate_fold_in, evaluate_ranking
+from mfjax.solvers.bpr.solver import bpr_epoch
+from mfjax.solvers.minibatch.optimizers import make_optimizer
 
 
 def planted(n_per=20, items_per=15, seed=0, density=0.6):
@@ -41,7 +41,7 @@ def test_planted_groups_never_cross(objective):
 @pytest.mark.parametrize("method", ["cg", "cholesky"])
 def test_ials_history_never_increases(method):
     from mfjax.training import SOLVERS, register_solver
-    from mfjax.training.ials import ALSSolver
+    from mfjax.solvers.ials.solver import ALSSolver
 
     r = planted(seed=1)
     old = SOLVERS[("ials", "als")]
@@ -58,7 +58,7 @@ def test_ials_history_never_increases(method):
 @pytest.mark.parametrize("kernel", [None, False], ids=["kernel_if_usable", "xla"])
 def test_ials_cg_steps_runs_cg_both_sides_and_returns_exact_users(kernel):
     from mfjax.training import SOLVERS, register_solver
-    from mfjax.training.ials import ALSSolver
+    from mfjax.solvers.ials.solver import ALSSolver
 
     r = planted(seed=5)
     old = SOLVERS[("ials", "als")]
@@ -83,7 +83,7 @@ def test_ials_cg_steps_runs_cg_both_sides_and_returns_exact_users(kernel):
 def test_ials_cg_kernel_and_xla_fits_agree():
     from mfjax import kernels
     from mfjax.training import SOLVERS, register_solver
-    from mfjax.training.ials import ALSSolver
+    from mfjax.solvers.ials.solver import ALSSolver
 
     if kernels.find_compiler() is None:
         pytest.skip("no C++ compiler")
@@ -185,8 +185,8 @@ def test_bpr_fold_in_lands_in_the_right_group():
 @pytest.mark.parametrize("seed", [0, 1])
 def test_bpr_epoch_negatives_are_never_positives(seed):
     r = planted(seed=seed)
-    from mfjax import implicit as im
-    from mfjax.training.epoch import host_init
+    from mfjax.objectives import ials as im
+    from mfjax.solvers.minibatch.epoch import host_init
 
     d = im.build_implicit_data(r.users, r.items, None, n_users=r.n_users, n_items=r.n_items)
     opt = make_optimizer("adam", 0.01, None)
@@ -225,7 +225,8 @@ def test_implicit_fit_on_a_one_device_mesh_matches_no_mesh(objective, solver, ex
 
 def test_ials_on_a_one_device_mesh_keeps_the_cpu_kernel():
     # mesh="auto" on one device must not lose the kernel (several devices: the worker).
-    from mfjax import distributed, implicit_kernel
+    from mfjax import distributed
+    from mfjax.kernels import ials as implicit_kernel
 
     if not implicit_kernel.usable_for("float32"):
         pytest.skip("the iALS kernel cannot run here")
@@ -286,7 +287,7 @@ def test_truncated_recall_hand_computed():
     """One user, items 0..4 scored 5,4,3,2,1 (no training items); relevant {1, 4} and {0..3}."""
     import jax.numpy as jnp
 
-    from mfjax.core import Params
+    from mfjax.objectives.explicit import Params
 
     P = jnp.ones((2, 1))
     Q = jnp.asarray([[5.0], [4.0], [3.0], [2.0], [1.0]])
@@ -322,7 +323,7 @@ def test_evaluate_fold_in_on_held_out_users():
 def test_bpr_fold_in_refuses_out_of_range_items(bad):
     """An item index outside [0, n_items) must raise, not be clamped by the jitted gathers
     (item 20 of 20 used to give exactly item 19's answer)."""
-    from mfjax.implicit_fold import bpr_fold_in
+    from mfjax.serving.fold_in import bpr_fold_in
 
     rng = np.random.default_rng(0)
     Q, b = rng.standard_normal((20, 4)).astype(np.float32), np.zeros(20, np.float32)

@@ -1,4 +1,4 @@
-"""The threaded C++ iALS half-step (mfjax.implicit_kernel) against the XLA solves."""
+"""The threaded C++ iALS half-step (mfjax.kernels.ials) against the XLA solves."""
 
 import subprocess
 import sys
@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 import mfjax
-from mfjax import implicit as im
-from mfjax import implicit_als as ia
-from mfjax import implicit_steps as st
-from mfjax import implicit_kernel as ik
+from mfjax.objectives import ials as im
+from mfjax.solvers.ials import solve as ia
+from mfjax.solvers.ials import steps as st
+from mfjax.kernels import ials as ik
 from mfjax import kernels
-from mfjax.training import ials
+from mfjax.solvers.ials import solver as ials
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Only a missing compiler may skip these: a kernel that fails to build or load must fail them.
@@ -136,7 +136,7 @@ def _fit(kernel, method=None):
     key = np.unique(rng.integers(0, 120 * 80, 3000))  # distinct (user, item) pairs
     r = mfjax.Ratings.from_arrays(key // 80, key % 80, np.ones(key.size))
     solver = ials.ALSSolver(kernel=kernel, method=method)
-    from mfjax.training import solver as S
+    from mfjax.solvers import base as S
     orig = S.SOLVERS[("ials", "als")]
     S.SOLVERS[("ials", "als")] = lambda: solver
     try:

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from mfjax import plumbing
-from mfjax.gradients import fused
+from mfjax.kernels import fused
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,7 +36,7 @@ cp "$FAKECXX_GOOD" "$out"
 def real_kernel(tmp_path_factory):
     home = tmp_path_factory.mktemp("real")
     env = {**os.environ, "MFJAX_DATA": str(home), "PYTHONPATH": ROOT}
-    out = subprocess.run([sys.executable, "-c", "from mfjax.gradients import fused; "
+    out = subprocess.run([sys.executable, "-c", "from mfjax.solvers.minibatch.gradients import fused; "
                           "print(fused.build_kernel())"], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     good = home / "good.so"
@@ -60,7 +60,7 @@ def cache(real_kernel, tmp_path, monkeypatch):
 
 def run_available():
     """fused.available() in a fresh process: (returncode, stdout, stderr)."""
-    code = "from mfjax.gradients import fused; print('available', fused.available())"
+    code = "from mfjax.solvers.minibatch.gradients import fused; print('available', fused.available())"
     env = {**os.environ, "PYTHONPATH": ROOT}
     out = subprocess.run([sys.executable, "-W", "always", "-c", code], env=env,
                          capture_output=True, text=True, timeout=240)
@@ -183,7 +183,7 @@ def test_a_sigkilled_build_does_not_leave_the_compiler_running(cache, tmp_path):
     pidfile = tmp_path / "pid"
     env = {**os.environ, "FAKECXX_SLEEP": "120", "FAKECXX_PIDFILE": str(pidfile),
            "MFJAX_BUILD_TIMEOUT": "2", "PYTHONPATH": ROOT}
-    proc = subprocess.Popen([sys.executable, "-c", "from mfjax.gradients import fused; "
+    proc = subprocess.Popen([sys.executable, "-c", "from mfjax.solvers.minibatch.gradients import fused; "
                              "fused.build_kernel()"], env=env)
     deadline = time.monotonic() + 60
     while not pidfile.exists() or not pidfile.read_text().strip():
@@ -226,7 +226,7 @@ def test_a_killed_writer_leaves_a_temporary_that_the_next_write_removes(tmp_path
 def test_both_kernels_load_in_one_process():
     """dlopen knows a library by its path: loading two kernels through the same reused
     /proc/self/fd/N returned the first one (the iALS symbols were then missing)."""
-    code = ("from mfjax.gradients import fused; from mfjax import implicit_kernel as ik; "
+    code = ("from mfjax.solvers.minibatch.gradients import fused; from mfjax import implicit_kernel as ik; "
             "assert fused.available(), fused.unavailable_reason(); "
             "assert ik.available(), ik.unavailable_reason(); print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,

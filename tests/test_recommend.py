@@ -1,4 +1,4 @@
-"""Top-N recommendation, similar items/users and fold-in (mfjax.recommend + Model wrappers)."""
+"""Top-N recommendation, similar items/users and fold-in (mfjax.serving.recommend + Model wrappers)."""
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +7,7 @@ import optax
 import pytest
 
 import mfjax
-from mfjax import recommend as rec
+from mfjax.serving import recommend as rec
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 
 import mfjax
 from mfjax import split
-from mfjax.gradients import fused
+from mfjax.kernels import fused
 
 PIN = os.path.join(os.path.dirname(__file__), "data", "trajectory_pin.json")
 ROUTES = ["autodiff", "manual", "blocked", "fused"]

@@ -12,9 +12,17 @@ Example:
 """
 
 from .movielens import (
-    CHECKSUMS, GROUPLENS_URL, VARIANTS, WHEELS, ChecksumError, DatasetUnavailable, Variant, Wheel,
-    data_home, movielens, movielens_items,
-)
+    CHECKSUMS,
+    GROUPLENS_URL,
+    VARIANTS,
+    WHEELS,
+    ChecksumError,
+    DatasetUnavailable,
+    Variant,
+    Wheel,
+    data_home,
+    movielens,
+    movielens_items)
 from .synthetic import planted_params, synthetic
 
 __all__ = [

@@ -223,7 +223,7 @@ def users(r: Ratings, n_test_users: int, fold_in_fraction: float = 0.8,
     ``n_test_users`` users drawn at random (seeded) leave the training data
     entirely. Of each such user's c interactions, ``round(fold_in_fraction c)``
     (at least 1, and at most c − 1 when c >= 2) are the fold-in part, given to
-    the model at evaluation time (:func:`mfjax.metrics.evaluate_fold_in`), and
+    the model at evaluation time (:func:`mfjax.evaluation.metrics.evaluate_fold_in`), and
     the rest are the evaluated part. A held-out user with one interaction has
     only a fold-in part.
 

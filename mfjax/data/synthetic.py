@@ -67,14 +67,14 @@ def synthetic(
 
     Returns:
         ``(ratings, params)``: :class:`Ratings` with random timestamps over one
-        year, and the true :class:`mfjax.core.Params` (float32).
+        year, and the true :class:`mfjax.objectives.explicit.Params` (float32).
 
     Raises:
         ValueError: a bad argument, or more ratings than (user, item) pairs.
     """
     import jax.numpy as jnp
 
-    from ..core import Params
+    from ..objectives.explicit import Params
 
     for name, val in (("n_users", n_users), ("n_items", n_items), ("n_ratings", n_ratings), ("rank", rank)):
         if int(val) != val or val < 1:

@@ -15,12 +15,20 @@ module              owns
 =================== =========================================================
 """
 from .checkpoint import Best, load_checkpoint, save_checkpoint
-from .config import (AUTO_BLOCKED_MIN_RATINGS, DEFAULTS, GRADIENTS, FitConfig, Hardware,
-                     auto_batch_size, detect_hardware, resolve, scatter_add_is_slow)
+from .config import (
+    AUTO_BLOCKED_MIN_RATINGS,
+    DEFAULTS,
+    GRADIENTS,
+    FitConfig,
+    Hardware,
+    auto_batch_size,
+    detect_hardware,
+    resolve,
+    scatter_add_is_slow)
 from .loop import DEFAULT_SOLVERS, fit
-from .minibatch import OptaxSolver, OptaxState
-from .optimizers import OPTIMIZERS, make_optimizer
-from .solver import SOLVERS, Solver, make_solver, register_solver
+from ..solvers.minibatch.solver import OptaxSolver, OptaxState
+from ..solvers.minibatch.optimizers import OPTIMIZERS, make_optimizer
+from ..solvers.base import SOLVERS, Solver, make_solver, register_solver
 
 __all__ = ["fit", "DEFAULTS", "OPTIMIZERS", "GRADIENTS", "AUTO_BLOCKED_MIN_RATINGS",
            "make_optimizer", "auto_batch_size", "FitConfig", "Hardware", "detect_hardware",

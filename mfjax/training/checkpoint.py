@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from ..core import Params
-from ..model import read_npz
+from ..objectives.explicit import Params
+from ..serving.model import read_npz
 from ..plumbing import atomic_savez
 
 __all__ = ["CHECKPOINT", "COMPAT_KEYS", "Best", "save_checkpoint", "load_checkpoint"]

@@ -12,7 +12,7 @@ down, so nothing below asks ``jax.default_backend()`` again. The rules for the
   builds, else ``"blocked"`` (accelerators, meshes, no compiler).
 - ``sort_by``: users on a CPU, items on a GPU, unless that pads the grid by > 25%
   and the other pads less; for ``"fused"`` the side with more rows.
-- ``ensemble``: members of rank >= 8, at most 16 (:func:`mfjax.training.ensemble.n_members`).
+- ``ensemble``: members of rank >= 8, at most 16 (:func:`mfjax.solvers.minibatch.ensemble.n_members`).
 - ``mesh``: :func:`mfjax.distributed.resolve_mesh`.
 """
 from __future__ import annotations
@@ -28,10 +28,11 @@ import optax
 
 from .. import distributed
 from ..data import Ratings
-from ..gradients import ROUTES, fused
-from . import ensemble as E
-from .layout import padding_share
-from .optimizers import OPTIMIZERS, make_optimizer
+from ..solvers.minibatch.gradients import ROUTES
+from ..kernels import fused
+from ..solvers.minibatch import ensemble as E
+from ..solvers.minibatch.layout import padding_share
+from ..solvers.minibatch.optimizers import OPTIMIZERS, make_optimizer
 
 __all__ = ["DEFAULTS", "OBJECTIVE_DEFAULTS", "objective_default", "GRADIENTS", "AUTO_BLOCKED_MIN_RATINGS", "SCATTER_CAS_JAXLIB", "Hardware",
            "FitConfig", "auto_batch_size", "data_fingerprint", "detect_hardware", "resolve", "resolve_gradient",

@@ -1,8 +1,8 @@
-"""``fit``: the epoch loop around a :class:`~mfjax.training.solver.Solver`.
+"""``fit``: the epoch loop around a :class:`~mfjax.solvers.base.Solver`.
 
 It owns what every solver shares (argument checks, validation, early stopping,
 checkpoints, callbacks, the progress bar) and nothing solver-specific: see
-:mod:`mfjax.training.minibatch` for the Optax minibatch solver and
+:mod:`mfjax.solvers.minibatch.solver` for the Optax minibatch solver and
 :mod:`mfjax.training.config` for how each ``"auto"`` is resolved.
 """
 from __future__ import annotations
@@ -18,22 +18,25 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import distributed
-from ..core import Params
+from ..objectives.explicit import Params
 from ..data import Ratings
-from ..metrics import error_sums
+from ..evaluation.metrics import error_sums
 from ..data.ids import model_indices
-from ..model import Model
-from . import bpr, explicit, ials, minibatch  # noqa: F401  (register the solvers)
+from ..serving.model import Model
+from ..solvers.bpr import solver as bpr  # noqa: F401  (register the solvers)
+from ..solvers.als import solver as explicit
+from ..solvers.ials import solver as ials
+from ..solvers.minibatch import solver as minibatch
 from .checkpoint import Best, load_checkpoint, save_checkpoint
 from .config import DEFAULTS, resolve
-from .explicit import explicit_defaults
-from .layout import seen_index
-from .solver import make_solver
+from ..solvers.als.solver import explicit_defaults
+from ..solvers.minibatch.layout import seen_index
+from ..solvers.base import make_solver
 
 __all__ = ["fit", "DEFAULT_SOLVERS"]
 
 #: ``solver="auto"`` per objective.
-#: (explicit: "auto" means by data size, see :func:`mfjax.training.explicit.explicit_defaults`).
+#: (explicit: "auto" means by data size, see :func:`mfjax.solvers.als.solver.explicit_defaults`).
 DEFAULT_SOLVERS = {"explicit": "auto", "ials": "als", "bpr": "optax"}
 
 
@@ -87,7 +90,7 @@ def fit(
         rank: number of latent factors k (of each Gibbs sample). ``rank``, ``reg``,
             ``epochs``, ``init_scale`` (and ``batch_size``, ``learning_rate``) given as
             ``None`` take the default of the objective and solver: for explicit
-            ratings :data:`mfjax.training.explicit.SOLVER_DEFAULTS` (optax: rank 128,
+            ratings :data:`mfjax.solvers.als.solver.SOLVER_DEFAULTS` (optax: rank 128,
             reg 0.1, 25 epochs; als: rank 10, reg 0.08, 6 sweeps; gibbs: rank 10),
             for ials/bpr ``OBJECTIVE_DEFAULTS`` (:mod:`mfjax.training.config`).
         reg: λ, L2 weight on factors (per rating, see :func:`mfjax.loss`); Gibbs
@@ -103,9 +106,9 @@ def fit(
             the same result on the same backend.
         gradient: ``"autodiff"`` (``jax.grad(mfjax.loss)``), ``"manual"``
             (:func:`mfjax.manual_grad`), ``"blocked"``
-            (:func:`mfjax.gradients.blocked_value_and_grad`, XLA's fastest route at
+            (:func:`mfjax.solvers.minibatch.gradients.blocked_value_and_grad`, XLA's fastest route at
             scale, but ~1.5 s more to compile) or ``"fused"``
-            (:func:`mfjax.gradients.fused.value_and_grad`, a C++ kernel compiled on first
+            (:func:`mfjax.kernels.fused.value_and_grad`, a C++ kernel compiled on first
             use; single CPU device only; 2.5x the blocked route's speed at the
             ML-20M shape). All give the same minibatches and, to float
             tolerance, the same trajectory. ``"auto"``: autodiff below 2^20
@@ -113,7 +116,7 @@ def fit(
             available, otherwise blocked.
         sort_by: the key the ratings are grouped by: ``"users"``, ``"items"``,
             or ``"auto"`` (users on a CPU, items on a GPU). It changes speed,
-            not the objective; see :func:`mfjax.training.layout.build_grid`.
+            not the objective; see :func:`mfjax.solvers.minibatch.layout.build_grid`.
         validation: ratings scored after every epoch (RMSE/MAE in the history).
         patience: stop after this many epochs without a better validation RMSE
             and keep the best parameters (needs ``validation``).
@@ -141,7 +144,7 @@ def fit(
             :func:`mfjax.distributed.resolve_mesh`) or a ``jax.sharding.Mesh``
             with axes ``("data", "model")`` (:func:`mfjax.distributed.make_mesh`).
             Each minibatch is split over ``data``; iALS by ALS instead splits each
-            half-step's rows over every device (:mod:`mfjax.implicit_mesh`). The
+            half-step's rows over every device (:mod:`mfjax.solvers.ials.mesh`). The
             result matches single-device training to float tolerance for the same
             seed. Explicit ``"als"``/``"gibbs"`` run on one device only.
         table_sharding: ``"replicated"`` tables on every device, ``"sharded"``
@@ -152,8 +155,8 @@ def fit(
             the model and checkpoints; resuming with a custom one needs it (their
             repr holds memory addresses).
         objective: ``"explicit"``: the squared error of :func:`mfjax.loss` on
-            ratings; ``"ials"``: implicit-feedback ALS (:mod:`mfjax.implicit`);
-            ``"bpr"``: Bayesian personalized ranking (:mod:`mfjax.implicit_bpr`).
+            ratings; ``"ials"``: implicit-feedback ALS (:mod:`mfjax.objectives.ials`);
+            ``"bpr"``: Bayesian personalized ranking (:mod:`mfjax.objectives.bpr`).
         solver: ``"optax"`` (minibatches with ``optimizer``), ``"als"`` (exact
             alternating solves) or ``"gibbs"`` (Bayesian MF by Gibbs sampling);
             ``"auto"`` picks the objective's default (:data:`DEFAULT_SOLVERS`); for
@@ -162,7 +165,7 @@ def fit(
             ``reg``, ``optimizer``, ``learning_rate``, ``batch_size``, ``schedule``,
             ``gradient``, ``patience``, ``mesh``, ``ensemble``), so such calls keep
             their meaning, and ``"gibbs"`` when ``burn_in`` or ``samples`` is given
-            (:func:`mfjax.training.explicit.explicit_defaults`).
+            (:func:`mfjax.solvers.als.solver.explicit_defaults`).
             Solvers plug in through :func:`mfjax.training.register_solver`.
         alpha, unobserved_weight, nu: iALS' confidence ``c = 1 + alpha * value``,
             the weight α0 of all unobserved pairs and the exponent ν of the
@@ -179,7 +182,7 @@ def fit(
         burn_in, samples: Gibbs sampling's discarded sweeps and averaged sweeps
             (``None``: 20 and 80). The model is the posterior mean of the samples as
             one rank ``rank``·S model and keeps their biases and noise precisions for
-            ``model.predict(..., return_std=True)`` (:mod:`mfjax.training.explicit`,
+            ``model.predict(..., return_std=True)`` (:mod:`mfjax.solvers.als.solver`,
             which also says how S is capped by memory).
 
     Returns:
@@ -308,7 +311,7 @@ def _validator(model: Model, train: Ratings, validation: Ratings | None, put: Ca
     if len(validation) == 0:
         raise ValueError("fit: the validation set is empty")
     if objective != "explicit":
-        from ..metrics import evaluate_ranking
+        from ..evaluation.metrics import evaluate_ranking
 
         def validate_ranking(params: Params):
             m = dataclasses.replace(model, params=params)

@@ -1,0 +1,317 @@
+"""Ranking metrics of top-k recommendations against held-out ratings.
+
+For each evaluated user u, let ``L_u`` be the model's top-k list (scores
+``μ + b_u + b_i + <p_u, q_i>``, see :mod:`mfjax.serving.recommend`) over the candidate
+items, i.e. every item of the model except the ones u rated in ``train``, and
+let ``Rel_u`` be u's relevant items: the distinct items u rated ≥ threshold in
+``test``. With ``rel_j = 1`` if the j-th item of ``L_u`` (j = 1..k) is in
+``Rel_u``, else 0, and ``h_u = Σ_j rel_j`` the number of hits:
+
+    precision@k = h_u / k
+    recall@k    = h_u / |Rel_u|
+    truncated_recall@k = h_u / min(k, |Rel_u|)
+    hit_rate@k  = 1 if h_u > 0 else 0
+    ndcg@k      = DCG / IDCG,   DCG = Σ_{j=1..k} rel_j / log2(j + 1),
+                                IDCG = Σ_{j=1..min(k, |Rel_u|)} 1 / log2(j + 1)
+    map@k       = AP@k = (1 / min(k, |Rel_u|)) Σ_{j=1..k} rel_j · (Σ_{l≤j} rel_l) / j
+
+Each is averaged over the evaluated users (users with |Rel_u| ≥ 1), so every
+user weighs the same. These are the usual definitions: recall divides by
+|Rel_u| (not min(k, |Rel_u|), which some libraries call "normalized recall"),
+precision always divides by k (even if fewer than k candidates remain), NDCG
+uses binary gains, and AP@k normalizes by min(k, |Rel_u|), as in
+``ml_metrics.apk`` and RecBole's MAP@k. ``truncated_recall@k`` is the recall of
+the implicit-feedback literature (Liang et al. 2018, "Recall@R"; Steck's and
+Rendle's iALS papers): it divides by min(k, |Rel_u|), so a perfect list scores 1
+even when |Rel_u| > k. ``coverage`` is a catalogue measure:
+the share of the model's items that appear in at least one evaluated user's
+top-k list.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+import jax
+import jax.numpy as jnp
+
+from ..objectives.explicit import Params, predict_with_fallback
+from ..data import Ratings
+from ..data.ids import model_indices, same_ids
+from ..serving.model import Model
+from ..plumbing import check_positive_int
+from ..serving.recommend import recommend_indices
+
+__all__ = ["evaluate", "error_sums", "evaluate_ranking", "evaluate_fold_in"]
+
+
+@jax.jit
+def error_sums(params: Params, users, items, ratings, lo, hi):
+    """``(Σ e², Σ |e|)`` of clipped predictions, e = clip(r̂, lo, hi) − r, in chunks.
+
+    The one RMSE/MAE kernel: :func:`evaluate` and ``fit``'s validation pass both
+    use it. Index -1 marks an unknown user or item (the fallbacks of
+    :func:`mfjax.objectives.explicit.predict_with_fallback`). Chunks of 2^16 ratings bound memory.
+
+    Args:
+        params: a plain model.
+        users, items: indices [n] (-1 = unknown).
+        ratings: the observed ratings [n].
+        lo, hi: the rating range predictions are clipped to.
+    """
+    chunk = 1 << 16
+    pad = (-users.shape[0]) % chunk
+    valid = jnp.pad(jnp.ones(users.shape, ratings.dtype), (0, pad)).reshape(-1, chunk)
+    u, i, r = (jnp.pad(x, (0, pad)).reshape(-1, chunk) for x in (users, items, ratings))
+
+    def body(acc, x):
+        uu, ii, rr, vv = x
+        e = jnp.clip(predict_with_fallback(params, uu, ii), lo, hi) - rr
+        return (acc[0] + jnp.sum(vv * e * e), acc[1] + jnp.sum(vv * jnp.abs(e))), None
+
+    zero = jnp.zeros((), ratings.dtype)
+    (sq, ab), _ = jax.lax.scan(body, (zero, zero), (u, i, r, valid))
+    return sq, ab
+
+
+def evaluate(model: Model, test: Ratings, *, batch_size: int = 1 << 20) -> dict:
+    """RMSE and MAE of clipped predictions on held-out ratings.
+
+    ``RMSE = sqrt(mean e²)``, ``MAE = mean |e|`` with ``e = clip(r̂, lo, hi) − r``
+    and (lo, hi) the training rating range. ``test`` may share the model's ID
+    space (a split of the same data) or have its own (e.g. loaded from another
+    file): raw IDs are matched either way. Unknown users/items use the fallbacks
+    of :meth:`Model.predict` and are counted.
+
+    Args:
+        model: a trained model.
+        test: the held-out ratings.
+        batch_size: ratings sent to the device at a time.
+
+    Returns:
+        ``{"rmse", "mae", "n", "n_unknown_users", "n_unknown_items"}``.
+    """
+    if not isinstance(model, Model):
+        raise TypeError(f"evaluate: model must be an mfjax.Model, got {type(model).__name__}")
+    if not isinstance(test, Ratings):
+        raise TypeError(f"evaluate: test must be an mfjax.Ratings, got {type(test).__name__}")
+    if len(test) == 0:
+        raise ValueError("evaluate: the test set is empty")
+    batch_size = check_positive_int(batch_size, "evaluate: batch_size")
+    u, i = model_indices(model, test)
+    lo, hi = model.rating_range
+    sq = ab = 0.0
+    for s in range(0, len(u), batch_size):
+        a, b = error_sums(model.params, jnp.asarray(u[s:s + batch_size]), jnp.asarray(i[s:s + batch_size]),
+                          jnp.asarray(test.ratings[s:s + batch_size], model.params.global_bias.dtype),
+                          lo, hi)
+        sq, ab = sq + float(a), ab + float(b)
+    n = len(test)
+    return {
+        "rmse": math.sqrt(sq / n),
+        "mae": ab / n,
+        "n": int(n),
+        "n_unknown_users": int(np.sum(u < 0)),
+        "n_unknown_items": int(np.sum(i < 0)),
+    }
+
+
+def evaluate_ranking(model: Model, train: Ratings, test: Ratings, *, k: int = 10,
+                     threshold: float | None = 4.0, batch_size: int | None = None,
+                     vectors: dict | None = None) -> dict:
+    """Precision, recall, NDCG, MAP and hit rate at k, and catalogue coverage.
+
+    Definitions are in the module docstring. The top-k lists of all evaluated
+    users are computed in batched chunks on the device
+    (:func:`mfjax.serving.recommend.recommend_indices`), excluding each user's ``train``
+    items.
+
+    ``train`` and ``test`` may share the model's ID space (splits of the data
+    it was trained on) or have their own raw IDs; users and items are matched
+    by raw ID. Details:
+
+    - A test user with no test rating ≥ ``threshold`` is skipped (counted in
+      ``n_skipped``).
+    - A test user the model does not know is evaluated with the unknown-user
+      list (best items by ``μ + b_i``), counted in ``n_unknown_users``.
+    - A relevant test item the model does not know stays in |Rel_u| (it is a
+      miss the model cannot avoid); ``train`` items the model does not know
+      need no exclusion.
+    - A user with fewer than k candidates gets a shorter list; its missing
+      positions count as misses.
+
+    Args:
+        model: the trained model.
+        train: the ratings whose items are excluded per user (normally the
+            model's training data).
+        test: held-out ratings.
+        k: list length (≥ 1).
+        threshold: a test rating ≥ threshold is relevant; ``None``: every test
+            interaction is (implicit feedback).
+        batch_size: users per chunk (``None``: see
+            :func:`mfjax.serving.recommend.auto_batch_size`).
+        vectors: ``{"user_factors": [U, k], "user_bias": [U]}`` for the evaluated
+            users in the order of their test-space indices (as
+            :func:`evaluate_fold_in` passes them), instead of the model's rows.
+
+    Returns:
+        ``{"precision@k", "recall@k", "truncated_recall@k", "ndcg@k", "map@k",
+        "hit_rate@k", "coverage", "n_users", "n_skipped", "n_unknown_users"}`` with the
+        actual k in the names (e.g. ``"ndcg@10"``). With no evaluable user the
+        metrics are NaN and ``n_users`` is 0.
+
+    Raises:
+        TypeError: ``model`` is not a Model, or ``train``/``test`` not a :class:`~mfjax.Ratings`.
+        ValueError: ``test`` is empty, or ``k``/``threshold`` is invalid.
+    """
+    if not isinstance(model, Model):
+        raise TypeError(f"evaluate_ranking: model must be an mfjax.Model, got {type(model).__name__}")
+    for name, r in (("train", train), ("test", test)):
+        if not isinstance(r, Ratings):
+            raise TypeError(f"evaluate_ranking: {name} must be an mfjax.Ratings, "
+                            f"got {type(r).__name__}")
+    if len(test) == 0:
+        raise ValueError("evaluate_ranking: the test set is empty")
+    k = check_positive_int(k, "evaluate_ranking: k")
+    if batch_size is not None:
+        batch_size = check_positive_int(batch_size, "evaluate_ranking: batch_size")
+    _check_threshold(threshold, "evaluate_ranking")
+    if threshold is not None and threshold == -math.inf:
+        threshold = None
+
+    # Evaluated users, as test-space user indices, and their position 0..U-1.
+    relevant = np.ones(len(test), bool) if threshold is None else test.ratings >= threshold
+    test_users = np.unique(test.users)
+    users = np.unique(test.users[relevant])
+    n_eval, n_skipped = len(users), len(test_users) - len(users)
+    pos_of_test_user = np.full(test.n_users, -1, np.int64)
+    pos_of_test_user[users] = np.arange(n_eval)
+    names = [f"{m}@{k}" for m in ("precision", "recall", "truncated_recall", "ndcg", "map",
+                                  "hit_rate")]
+    if n_eval == 0:
+        return {**dict.fromkeys(names, math.nan), "coverage": math.nan, "n_users": 0,
+                "n_skipped": n_skipped, "n_unknown_users": 0}
+    raw_users = test.user_ids[users]
+    model_users = _to_model(model.index_users, model.user_ids, raw_users, users, test.user_ids)
+    n_items = model.n_items
+
+    # Relevant items: |Rel_u| over distinct test items, hits matched on model indices.
+    ru, ri = pos_of_test_user[test.users[relevant]], test.items[relevant].astype(np.int64)
+    n_rel = np.bincount(np.unique(ru * test.n_items + ri) // test.n_items, minlength=n_eval)
+    rel_model_items = _items_to_model(model, test)[ri]
+    known = rel_model_items >= 0
+    rel_keys = np.unique(ru[known] * n_items + rel_model_items[known])
+
+    # Each evaluated user's train items (model indices), as a CSR over positions.
+    if same_ids(train.user_ids, test.user_ids):
+        train_pos = pos_of_test_user[train.users]
+    else:
+        train_pos = pd.Index(raw_users).get_indexer(train.user_ids)[train.users]
+    train_items = _items_to_model(model, train)[train.items]
+    keep = (train_pos >= 0) & (train_items >= 0)
+    tp, ti = train_pos[keep], train_items[keep]
+    order = np.argsort(tp, kind="stable")
+    indptr = np.zeros(n_eval + 1, np.int64)
+    np.cumsum(np.bincount(tp, minlength=n_eval), out=indptr[1:])
+
+    top, _ = recommend_indices(model.params, model_users, k, exclude=(indptr, ti[order]),
+                               batch_size=batch_size, **(vectors or {}))
+    rows = np.arange(n_eval, dtype=np.int64)[:, None]
+    hits = (top >= 0) & np.isin(rows * n_items + top, rel_keys)  # [U, k'], k' = min(k, n_items)
+    hits = hits.astype(np.float64)
+
+    h = hits.sum(axis=1)
+    discount = 1.0 / np.log2(np.arange(2, k + 2))  # 1 / log2(j + 1), j = 1..k
+    dcg = hits @ discount[: hits.shape[1]]
+    idcg = np.cumsum(discount)[np.minimum(n_rel, k) - 1]
+    precision_at_j = np.cumsum(hits, axis=1) / np.arange(1, hits.shape[1] + 1)
+    ap = (precision_at_j * hits).sum(axis=1) / np.minimum(n_rel, k)
+    listed = np.unique(top[top >= 0])
+    values = [h / k, h / n_rel, h / np.minimum(n_rel, k), dcg / idcg, ap,
+              (h > 0).astype(np.float64)]
+    return {
+        **{name: float(np.mean(v)) for name, v in zip(names, values)},
+        "coverage": len(listed) / n_items,
+        "n_users": int(n_eval),
+        "n_skipped": int(n_skipped),
+        "n_unknown_users": int(np.sum(model_users < 0)),
+    }
+
+
+def _to_model(index, model_ids, raw, local, local_ids) -> np.ndarray:
+    """Model row indices (-1 where unknown) of IDs given as local indices and raw IDs."""
+    if same_ids(local_ids, model_ids):
+        return np.asarray(local, np.int64)
+    return np.asarray(index(raw, missing="ignore"), np.int64).reshape(-1)
+
+
+def _items_to_model(model: Model, r: Ratings) -> np.ndarray:
+    """Model item index of each of ``r``'s item IDs [r.n_items], -1 where unknown."""
+    if same_ids(r.item_ids, model.item_ids):
+        return np.arange(r.n_items, dtype=np.int64)
+    return np.asarray(model.index_items(r.item_ids, missing="ignore"), np.int64).reshape(-1)
+
+
+def _check_threshold(threshold, where):
+    if threshold is None:
+        return
+    if (not isinstance(threshold, (int, float, np.integer, np.floating))
+            or isinstance(threshold, (bool, np.bool_)) or math.isnan(threshold)
+            or threshold == math.inf):
+        raise ValueError(f"{where}: threshold must be a finite number or None, got {threshold!r}")
+
+
+def evaluate_fold_in(model: Model, fold_in: Ratings, test: Ratings, *, k: int = 10,
+                     threshold: float | None = None, batch_size: int | None = None) -> dict:
+    """Ranking metrics for users the model never saw (strong generalization).
+
+    Each user of ``test`` is folded in from their interactions in ``fold_in``
+    (:meth:`mfjax.Model.fold_in`: the iALS row solve, BPR Newton steps or the
+    explicit ridge solve, by the model's objective; items the model does not know
+    are dropped), their top-k list ranks every model item except their fold-in
+    items, and the metrics are those of :func:`evaluate_ranking` (same names,
+    same definitions), against their ``test`` interactions. Made for
+    :func:`mfjax.split.users`' ``(train, fold_in, test)``.
+
+    Args:
+        model: the trained model.
+        fold_in: the given interactions of the evaluated users (raw IDs as in ``test``).
+        test: their held-out interactions.
+        k, threshold, batch_size: as in :func:`evaluate_ranking` (``threshold``
+            None: every test interaction is relevant).
+
+    Returns:
+        As :func:`evaluate_ranking`; ``n_unknown_users`` counts evaluated users
+        with no fold-in interaction (they get p = 0).
+    """
+    for name, r in (("fold_in", fold_in), ("test", test)):
+        if not isinstance(r, Ratings):
+            raise TypeError(f"evaluate_fold_in: {name} must be an mfjax.Ratings, "
+                            f"got {type(r).__name__}")
+    if len(test) == 0:
+        raise ValueError("evaluate_fold_in: the test set is empty")
+    _check_threshold(threshold, "evaluate_fold_in")
+    relevant = np.ones(len(test), bool) if threshold is None else test.ratings >= threshold
+    users = np.unique(test.users[relevant])  # the evaluated users, in evaluate_ranking's order
+    raw_users = test.user_ids[users]
+    pos = pd.Index(fold_in.user_ids).get_indexer(raw_users)
+    order = np.argsort(fold_in.users, kind="stable")
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(fold_in.users, minlength=fold_in.n_users))])
+    vecs, biases = [], []
+    for p in pos:
+        rows = order[indptr[p]:indptr[p + 1]] if p >= 0 else order[:0]
+        v, b = model.fold_in(fold_in.item_ids[fold_in.items[rows]], fold_in.ratings[rows],
+                             missing="ignore")
+        vecs.append(np.asarray(v))
+        biases.append(b)
+    dtype = model.params.item_factors.dtype
+    vectors = {"user_factors": jnp.asarray(np.stack(vecs) if vecs else
+                                           np.zeros((0, model.params.rank)), dtype),
+               "user_bias": jnp.asarray(np.asarray(biases), dtype)}
+    out = evaluate_ranking(model, fold_in, test, k=k, threshold=threshold,
+                           batch_size=batch_size, vectors=vectors)
+    out["n_unknown_users"] = int(np.sum(pos < 0))
+    return out

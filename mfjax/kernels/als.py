@@ -1,0 +1,109 @@
+"""The explicit ALS exact half-step as one threaded C++ call on the CPU (an XLA FFI kernel).
+
+:func:`half_step` returns the same ``(factors, bias, resid_sum, sse)`` as
+:func:`mfjax.solvers.als.sweep.als_half_step` (``with_sse=True``) on the same
+:class:`~mfjax.solvers.als.sweep.SideLayout`. Row u solves, with z_i = [q_i; 1] and t = r − μ − b_i,
+
+    (Σ_{i∈I_u} w z_i z_iᵀ + c_u Λ) [p_u; b_u] = Σ_{i∈I_u} w t z_i,   c_u = Σ w,
+
+by Cholesky in double; rows without ratings (c_u = 0) get 0. Why: XLA's CPU program
+for the half-step runs its row chunks on one core, scattering block Gram matrices
+through ``segment_sum`` and solving row by row (jaxlib 0.10's batched LAPACK
+deadlocks on two threads, see :mod:`mfjax.solvers.als.sweep`). The kernel (``als_cpu.cc``) splits
+the rows over threads at equal cost and accumulates each row's Gram in registers.
+
+Built and loaded like the iALS kernel (:mod:`mfjax.kernels`: private cache, SHA-256
+verified before loading, the compiler under a timeout). ``MFJAX_ALS_KERNEL=0`` turns it
+off; :func:`available` is then False and ``fit(solver="als")`` uses the XLA half-step.
+Threads: ``$MFJAX_ALS_THREADS``, else the CPUs this process may use (at most 8).
+Results do not depend on the thread count (per-row sums added in row order). A key
+out of ``[0, n_rows)`` or out of order, or an other-side index outside
+``[0, n_other)``, raises an error naming the row (or position); nothing is clamped.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import kernels
+from ..solvers.als.sweep import SideLayout
+
+__all__ = ["available", "unavailable_reason", "threads", "half_step", "usable_for", "SWITCH"]
+
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "als_cpu.cc")
+_TARGETS = {np.dtype(np.float32): ("mfjax_als_f32", "MfjaxAlsF32"),
+            np.dtype(np.float64): ("mfjax_als_f64", "MfjaxAlsF64")}
+SWITCH = "MFJAX_ALS_KERNEL"
+
+
+def build_kernel() -> str:
+    """Path of the compiled kernel (:func:`mfjax.kernels.build`)."""
+    return kernels.build(SOURCE, "mfjax_als", what="ALS kernel")
+
+
+_KERNEL = kernels.Kernel(SOURCE, "mfjax_als", _TARGETS.values(), switch=SWITCH,
+                         what="explicit ALS CPU kernel", builder=lambda: build_kernel())
+
+
+def threads() -> int:
+    """Threads per call: ``$MFJAX_ALS_THREADS``, else the usable CPUs (at most 8)."""
+    return kernels.threads("MFJAX_ALS_THREADS")
+
+
+def unavailable_reason() -> str | None:
+    """Why the kernel cannot run (``MFJAX_ALS_KERNEL=0``, no compiler, a failed build), or None."""
+    return _KERNEL.reason()
+
+
+available = _KERNEL.available
+
+
+def usable_for(dtype) -> bool:
+    """Whether a fit in ``dtype`` on the default backend can use the kernel: a CPU
+    backend, float32/float64, and the kernel :func:`available`."""
+    return _KERNEL.usable_for(_TARGETS, dtype)
+
+
+def call(side: SideLayout, other_factors, other_bias, mu, reg, bias_reg, *, n_threads: int):
+    """The FFI call itself (traceable: use inside ``jit``); see :func:`half_step`."""
+    dtype = other_factors.dtype
+    n, k = side.n_rows, other_factors.shape[1]
+    hp = jnp.stack([jnp.asarray(v, dtype) for v in (mu, reg, bias_reg)])
+    outs = (jax.ShapeDtypeStruct((n, k), dtype), jax.ShapeDtypeStruct((n,), dtype),
+            jax.ShapeDtypeStruct((), dtype), jax.ShapeDtypeStruct((), dtype))
+    return jax.ffi.ffi_call(_TARGETS[np.dtype(dtype)][0], outs)(
+        side.keys.astype(jnp.int32), side.others.astype(jnp.int32), side.ratings.astype(dtype),
+        side.weights.astype(dtype), other_factors, other_bias.astype(dtype), hp,
+        threads=np.int64(n_threads))
+
+
+@functools.partial(jax.jit, static_argnames=("n_threads",))
+def _call(side, other_factors, other_bias, mu, reg, bias_reg, *, n_threads):
+    return call(side, other_factors, other_bias, mu, reg, bias_reg, n_threads=n_threads)
+
+
+def check(dtype) -> None:
+    """Raise unless the kernel can run on ``dtype`` factors."""
+    reason = unavailable_reason()
+    if reason is not None:
+        raise RuntimeError(f"the explicit ALS CPU kernel is not available: {reason}")
+    if np.dtype(dtype) not in _TARGETS:
+        raise ValueError(f"the ALS kernel takes float32 or float64 factors, got {dtype}")
+
+
+def half_step(side: SideLayout, other_factors, other_bias, mu, *, reg, bias_reg):
+    """:func:`mfjax.solvers.als.sweep.als_half_step` (``with_sse=True``) by the kernel.
+
+    Returns ``(factors [n, k], bias [n], resid_sum [], sse [])``: resid_sum = Σ w (r − r̂)
+    and sse = Σ w (r − r̂)² at the new rows.
+
+    Raises:
+        RuntimeError: the kernel is not available (see :func:`unavailable_reason`).
+    """
+    check(other_factors.dtype)
+    return _call(side, other_factors, other_bias, mu, reg, bias_reg, n_threads=threads())

@@ -1,0 +1,91 @@
+"""Per-sample predictions of a posterior-mean (Gibbs) model, and their spread.
+
+A Gibbs model (``fit(solver="gibbs")``) is one rank k·S model whose factors are
+S samples' factors side by side, each scaled by 1/√S (:func:`mfjax.solvers.gibbs.sampler.average_params`).
+Block s of the factors (columns s·k … (s+1)·k − 1) therefore gives
+⟨p_uˢ, q_iˢ⟩ / S, and with the per-sample biases, μ and noise precisions that
+the model keeps (``Model.posterior``) each sample's prediction is recovered:
+
+    r̂_s(u, i) = μ_s + b_uˢ + b_iˢ + S · ⟨P[u, block s], Q[i, block s]⟩.
+
+The predictive standard deviation of a new rating is
+
+    σ(u, i) = sqrt( var_s r̂_s(u, i) + mean_s 1/τ_s )
+
+(the posterior spread of the mean rating plus the observation noise; population
+variance over the S samples). An unknown user or item (index −1) drops that
+side's bias and the factor term, as :meth:`mfjax.Model.predict` does.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..objectives.explicit import Params
+
+__all__ = ["POSTERIOR_FIELDS", "sample_predictions", "predictive_std", "check_posterior"]
+
+#: The arrays of ``Model.posterior``: per-sample biases [S, n], μ [S] and noise precisions τ [S].
+POSTERIOR_FIELDS = ("user_bias", "item_bias", "global_bias", "tau")
+
+
+def sample_predictions(params: Params, posterior: dict, users, items) -> np.ndarray:
+    """Each sample's (unclipped) prediction [S, n] for row indices (−1: unknown).
+
+    Args:
+        params: the rank k·S averaged model.
+        posterior: ``{"user_bias" [S, n_users], "item_bias" [S, n_items],
+            "global_bias" [S], "tau" [S]}``.
+        users, items: row indices [n]; −1 marks an unknown ID.
+    """
+    u, i = np.asarray(users), np.asarray(items)
+    S = int(np.shape(posterior["tau"])[0])
+    P, Q = np.asarray(params.user_factors), np.asarray(params.item_factors)
+    k = P.shape[1] // S
+    ku, ki = u >= 0, i >= 0
+    both = ku & ki
+    pu = P[np.where(ku, u, 0)].reshape(-1, S, k)
+    qi = Q[np.where(ki, i, 0)].reshape(-1, S, k)
+    dot = S * np.einsum("nsk,nsk->sn", pu, qi) * both[None]
+    bu = np.asarray(posterior["user_bias"])[:, np.where(ku, u, 0)] * ku[None]
+    bi = np.asarray(posterior["item_bias"])[:, np.where(ki, i, 0)] * ki[None]
+    return np.asarray(posterior["global_bias"])[:, None] + bu + bi + dot
+
+
+def predictive_std(params: Params, posterior: dict, users, items, *, chunk: int = 1 << 16):
+    """σ(u, i) [n] (module docstring), computed ``chunk`` pairs at a time."""
+    u, i = np.asarray(users), np.asarray(items)
+    noise = float(np.mean(1.0 / np.asarray(posterior["tau"], np.float64)))
+    out = np.empty(u.shape[0], np.float64)
+    for a in range(0, u.shape[0], chunk):
+        pred = sample_predictions(params, posterior, u[a:a + chunk], i[a:a + chunk]).astype(np.float64)
+        out[a:a + chunk] = np.sqrt(pred.var(axis=0) + noise)
+    return out
+
+
+def check_posterior(arrays: dict, params: Params, where: str) -> dict | None:
+    """A model file's ``posterior/<field>`` arrays, checked against ``params``; None if absent.
+
+    Raises:
+        ValueError: naming ``where``, if a field is missing or extra, of the wrong shape,
+            dtype or not finite, τ ≤ 0, or the sample count S does not divide the rank.
+    """
+    got = {k: arrays[f"posterior/{k}"] for k in POSTERIOR_FIELDS if f"posterior/{k}" in arrays}
+    extra = sorted(k for k in arrays if k.startswith("posterior/") and k[10:] not in POSTERIOR_FIELDS)
+    if not got and not extra:
+        return None
+    if extra or len(got) != len(POSTERIOR_FIELDS):
+        raise ValueError(f"{where}: posterior arrays must be exactly "
+                         f"{', '.join('posterior/' + k for k in POSTERIOR_FIELDS)}")
+    S = got["tau"].shape[0] if got["tau"].ndim == 1 else 0
+    n_users, n_items = params.user_factors.shape[0], params.item_factors.shape[0]
+    want = {"user_bias": (S, n_users), "item_bias": (S, n_items), "global_bias": (S,), "tau": (S,)}
+    dtype = np.asarray(params.global_bias).dtype
+    for k, shape in want.items():
+        a = got[k]
+        if a.shape != shape or a.dtype != dtype or not np.isfinite(a).all():
+            raise ValueError(f"{where}: posterior/{k} must be finite {dtype} of shape {shape}, "
+                             f"got {a.dtype} {a.shape}")
+    if S < 1 or params.user_factors.shape[1] % S or not (got["tau"] > 0).all():
+        raise ValueError(f"{where}: posterior holds {S} samples for rank "
+                         f"{params.user_factors.shape[1]} (S must divide it) and τ must be > 0")
+    return got

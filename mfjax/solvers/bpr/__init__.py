@@ -1,0 +1,1 @@
+"""mfjax.solvers.bpr."""

@@ -1,0 +1,359 @@
+"""Bayesian PMF with biases, by Gibbs sampling (Salakhutdinov & Mnih, ICML 2008).
+
+Model. For a rating (u, i, r) with weight w (default 1),
+
+    r ~ N(μ + x_u·z_i', 1/(w τ))   with x_u = [p_u; b_u], z_i' = [q_i; 1]
+
+i.e. r̂ = μ + b_u + b_i + ⟨p_u, q_i⟩ as in :mod:`mfjax.objectives.explicit`. The global mean μ
+is *fixed* (at the weighted training mean by :func:`gibbs_init`), not sampled.
+Rows are D = k+1 vectors (factors with the bias appended):
+
+    x_u ~ N(μ_U, Λ_U⁻¹),   y_i = [q_i; b_i] ~ N(μ_V, Λ_V⁻¹),
+    (μ_U, Λ_U) ~ N(μ_U | μ0, (β0 Λ_U)⁻¹) · Wishart(Λ_U | W0, ν0), items alike,
+    τ ~ Gamma(a0, b0)  (shape, rate).
+
+Defaults (:class:`GibbsHyper`): μ0 = 0, β0 = 2, ν0 = D = k+1, W0 = I_D,
+a0 = b0 = 1 — the paper's choices, with the bias as one more coordinate.
+
+Conditionals (one sweep samples them in this order, all in one jitted call):
+
+* τ | rest ~ Gamma(a0 + ½ Σ w, b0 + ½ Σ w e²), e the residuals.
+* (μ_U, Λ_U) | X: with N rows (all of them, rated or not), x̄ their mean and
+  S = (1/N) Σ (x − x̄)(x − x̄)ᵀ,
+  β* = β0 + N, ν* = ν0 + N, μ* = (β0 μ0 + N x̄)/β*,
+  W*⁻¹ = W0⁻¹ + N S + (β0 N/β*)(x̄ − μ0)(x̄ − μ0)ᵀ;
+  Λ_U ~ Wishart(W*, ν*), μ_U ~ N(μ*, (β* Λ_U)⁻¹). Same for items.
+* x_u | rest ~ N(m_u, P_u⁻¹) with t = r − μ − b_i,
+  P_u = Λ_U + τ Σ_{i∈I_u} w z_i zᵢᵀ,  m_u = P_u⁻¹ (Λ_U μ_U + τ Σ w t z_i);
+  drawn as m_u + L_u⁻ᵀ ε, P_u = L_u L_uᵀ. Then items given the new users.
+
+The Wishart draw is the Bartlett decomposition (:func:`sample_wishart`).
+
+Rows are processed like :mod:`mfjax.solvers.als.sweep` (chunks of rows, windows of ratings,
+``segment_sum`` Gram matrices, one Cholesky per row under ``lax.map`` — see
+that module for the jaxlib 0.10 CPU batched-LAPACK deadlock this avoids). The
+squared error for τ comes from the item half-step's statistics
+(Σ w (t − zᵀy)² = s − 2 yᵀh + yᵀ G y), so a sweep is two passes over the data.
+
+Averaging. The posterior-mean prediction over S samples,
+(1/S) Σ_s r̂_s(u, i), is exactly the prediction of one rank k·S model whose
+factors are the samples' factors concatenated and scaled by 1/√S, with the
+biases and μ averaged: :func:`average_params`. :func:`predictive_std` gives the
+spread of the S predictions, optionally with the noise 1/τ added.
+
+Memory trade: :func:`gibbs_sample` keeps the kept samples on the *host* as a
+stacked NumPy :class:`Params` (S·(n_users + n_items)·(k+1) numbers: ML-1M,
+k = 32, S = 100: 0.26 GB in float64; ML-20M, k = 64, S = 100: 8.6 GB), which
+allows any query (std for arbitrary pairs, a later re-average) afterwards.
+When that is too much, pass ``keep=False`` and a ``query`` of (users, items):
+then only the running sum of the averaged model's parameters and Welford
+moments of the query predictions are kept (O(model + query) memory); the
+rank k·S model can then not be rebuilt, but the averaged biases and the mean
+prediction of every query pair are exact.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from ..als.sweep import (
+    Layout,
+    SideLayout,
+    chunk_stats,
+    default_window,
+    side_stats,
+    solve_spd,
+    squared_error)
+from ...objectives.explicit import Params
+from .wishart import GibbsHyper, bartlett_chi2_df, sample_normal_wishart, sample_wishart
+
+__all__ = [
+    "GibbsHyper",
+    "GibbsState",
+    "host_gammas",
+    "sample_side",
+    "sample_wishart",
+    "sample_normal_wishart",
+    "row_conditional",
+    "gibbs_init",
+    "gibbs_sweep",
+    "gibbs_sample",
+    "average_params",
+    "predictive_std",
+]
+
+
+class GibbsState(NamedTuple):
+    """The chain's state (a pytree).
+
+    Attributes:
+        params: current sample (global_bias fixed).
+        tau: noise precision τ [].
+        sse: Σ w e² at ``params`` [] (carried so τ needs no extra pass).
+        user_mean, user_prec: μ_U [D], Λ_U [D, D] (last drawn).
+        item_mean, item_prec: μ_V, Λ_V.
+    """
+
+    params: Params
+    tau: jax.Array
+    sse: jax.Array
+    user_mean: jax.Array
+    user_prec: jax.Array
+    item_mean: jax.Array
+    item_prec: jax.Array
+
+
+def row_conditional(side: SideLayout, other_factors, other_bias, mu, tau, prior_mean, prior_prec,
+                    *, window: int = 256):
+    """The Gaussian conditional of every row of one side (for tests and small problems).
+
+    Returns (means [n, D], precisions [n, D, D]) of x = [p; b] given the other
+    side's rows, μ, τ and the prior N(prior_mean, prior_prec⁻¹).
+    """
+    G, h, _, _ = side_stats(side, other_factors, other_bias, mu, window=window)
+    P = prior_prec[None] + tau * G
+    rhs = (prior_prec @ prior_mean)[None] + tau * h
+    return solve_spd(P, rhs, solver="rowwise"), P
+
+
+def sample_side(key, side: SideLayout, other_factors, other_bias, mu, tau, prior_mean, prior_prec,
+                 *, window, solver, with_sse):
+    dtype = other_factors.dtype
+    k = other_factors.shape[1]
+    D = k + 1
+    R = side.rows_per_chunk
+    prior_rhs = prior_prec @ prior_mean
+
+    def draw(args):
+        P, rhs, eps = args
+        L = jnp.linalg.cholesky(P)
+        m = jax.scipy.linalg.cho_solve((L, True), rhs)
+        return m + jax.scipy.linalg.solve_triangular(L.T, eps, lower=False)
+
+    def per_chunk(c):
+        G, h, _, sq = chunk_stats(side, other_factors, other_bias, mu, c, window, with_sse)
+        P = prior_prec[None] + tau * G
+        rhs = prior_rhs[None] + tau * h
+        eps = jax.random.normal(jax.random.fold_in(key, c), (R, D), dtype)
+        if solver == "rowwise":
+            x = lax.map(draw, (P, rhs, eps))
+        elif solver == "vmap":
+            x = jax.vmap(draw)((P, rhs, eps))
+        else:
+            raise ValueError(f"solver must be 'rowwise' or 'vmap', got {solver!r}")
+        sse = jnp.zeros((), dtype)
+        if with_sse:
+            rows = c * R + jnp.arange(R)
+            live = rows < side.n_rows
+            q = jnp.sum(sq - 2 * jnp.sum(x * h, 1) + jnp.einsum("rd,rde,re->r", x, G, x), where=live)
+            sse = q
+        return x, sse
+
+    n_chunks = side.chunk_lo.shape[0]
+    x, sse = lax.map(per_chunk, jnp.arange(n_chunks))
+    x = x.reshape(n_chunks * R, D)[: side.n_rows]
+    return x[:, :k], x[:, k], jnp.sum(sse)
+
+
+def gibbs_init(params: Params, layout: Layout, *, tau: float = 1.0, mean: float | None = None,
+               window: int | None = None) -> GibbsState:
+    """A chain state starting at ``params`` (e.g. random, or an ALS fit).
+
+    μ is set to ``mean`` or, by default, the weighted training mean, and stays
+    fixed. The hyperparameters start at μ = 0, Λ = I (they are drawn first
+    thing in each sweep, so these values only matter for inspection).
+    """
+    dtype = params.user_factors.dtype
+    if mean is None:
+        w = np.asarray(layout.users.weights, np.float64)
+        r = np.asarray(layout.users.ratings, np.float64)
+        mean = float(np.sum(w * r) / max(np.sum(w), 1e-300))
+    params = params._replace(global_bias=jnp.asarray(mean, dtype))
+    window = default_window(params.rank, itemsize=dtype.itemsize) if window is None else window
+    sse = jax.jit(squared_error, static_argnames="window")(params, layout, window=window)
+    d = params.rank + 1
+    eye = jnp.eye(d, dtype=dtype)
+    zero = jnp.zeros((d,), dtype)
+    return GibbsState(params, jnp.asarray(tau, dtype), sse, zero, eye, zero, eye)
+
+
+def host_gammas(rng: np.random.Generator, layout: Layout, rank: int,
+                hyper: GibbsHyper = GibbsHyper(), n_eff: float | None = None):
+    """One sweep's Gamma draws on the host, for :func:`gibbs_sweep`'s ``gammas``.
+
+    ``(g, chi2_users [D], chi2_items [D])``: g ~ Gamma(a0 + ½ Σ w, 1) (then
+    τ = g / (b0 + ½ SSE)) and the Bartlett χ²(ν0 + N − j) draws of each side.
+    Drawing them here keeps ``jax.random.gamma`` out of the compiled sweep. ``n_eff``:
+    Σ w if known (else read from the layout, a device-to-host copy).
+    """
+    d = rank + 1
+    nu0 = d if hyper.nu0 is None else hyper.nu0
+    if n_eff is None:
+        n_eff = float(np.sum(np.asarray(layout.items.weights, np.float64)))
+    g = rng.gamma(hyper.tau_shape + 0.5 * n_eff)
+    chi = lambda n: rng.chisquare(bartlett_chi2_df(nu0 + n, d))
+    return np.float64(g), chi(layout.n_users), chi(layout.n_items)
+
+
+@partial(jax.jit, static_argnames=("hyper", "window", "solver"))
+def gibbs_sweep(state: GibbsState, layout: Layout, key, sweep, *, hyper: GibbsHyper = GibbsHyper(),
+                window: int | None = None, solver: str = "rowwise", gammas=None) -> GibbsState:
+    """One Gibbs sweep: τ, then (μ_U, Λ_U) and (μ_V, Λ_V), then all users, then all items.
+
+    Args:
+        state: from :func:`gibbs_init` or the previous sweep.
+        layout: from :func:`mfjax.solvers.als.sweep.make_layout`.
+        key: the chain's base PRNG key; this sweep uses ``fold_in(key, sweep)``,
+            so a chain is reproducible from (key, sweep numbers).
+        sweep: the sweep number (traced).
+        hyper: prior hyperparameters (static).
+        window: ratings per Gram window (static); default from the rank.
+        solver: "rowwise" (default, safe on jaxlib 0.10 CPU) or "vmap".
+        gammas: optional host draws from :func:`host_gammas` (else drawn here
+            with ``jax.random.gamma``, which costs ~2 s more compile).
+
+    Returns:
+        The next :class:`GibbsState`.
+    """
+    p = state.params
+    dtype = p.user_factors.dtype
+    if window is None:
+        window = default_window(p.rank, itemsize=dtype.itemsize)
+    kt, ku_h, ki_h, ku, ki = jax.random.split(jax.random.fold_in(key, sweep), 5)
+    n_eff = jnp.sum(layout.items.weights.astype(dtype))
+    shape = hyper.tau_shape + 0.5 * n_eff
+    rate = hyper.tau_rate + 0.5 * jnp.maximum(state.sse, 0)
+    if gammas is None:
+        g, chi_u, chi_v = jax.random.gamma(kt, shape, dtype=dtype), None, None
+    else:
+        g, chi_u, chi_v = (jnp.asarray(x, dtype) for x in gammas)
+    tau = g / rate
+    X = jnp.concatenate([p.user_factors, p.user_bias[:, None]], 1)
+    Y = jnp.concatenate([p.item_factors, p.item_bias[:, None]], 1)
+    mu_u, lam_u = sample_normal_wishart(ku_h, X, hyper, chi_u)
+    mu_v, lam_v = sample_normal_wishart(ki_h, Y, hyper, chi_v)
+    P, bu, _ = sample_side(ku, layout.users, p.item_factors, p.item_bias, p.global_bias, tau,
+                            mu_u, lam_u, window=window, solver=solver, with_sse=False)
+    Q, bi, sse = sample_side(ki, layout.items, P, bu, p.global_bias, tau, mu_v, lam_v,
+                              window=window, solver=solver, with_sse=True)
+    return GibbsState(Params(P, Q, bu, bi, p.global_bias), tau, sse, mu_u, lam_u, mu_v, lam_v)
+
+
+def gibbs_sample(state: GibbsState, layout: Layout, key, *, n_sweeps: int, burn_in: int = 0,
+                 thin: int = 1, first_sweep: int = 0, hyper: GibbsHyper = GibbsHyper(),
+                 window: int | None = None, solver: str = "rowwise", keep: bool = True,
+                 query=None, callback=None):
+    """Run ``n_sweeps`` sweeps; keep every ``thin``-th sample after ``burn_in``.
+
+    Args:
+        state, layout, key, hyper, window, solver: as in :func:`gibbs_sweep`.
+        n_sweeps: sweeps to run (numbered first_sweep, first_sweep+1, …).
+        burn_in: sweeps discarded first; thin: keep one sample in ``thin``.
+        keep: keep the samples on the host (a stacked NumPy Params).
+        query: optional (users, items): accumulate Welford moments of the
+            kept samples' predictions at these pairs (device-resident).
+        callback: optional ``callback(sweep, state)`` after each sweep.
+
+    Returns:
+        ``(state, out)``, out a dict with ``"taus"`` [S] (the kept samples'
+        τ), ``"samples"`` (stacked Params [S, ...] on the host, when keep),
+        ``"average"`` (the averaged Params when keep, else the running mean of
+        the biases and μ with factors of the last sample — see the module
+        docstring), and with a query ``"query_mean"``/``"query_var"`` [n]
+        (mean and population variance of the predictions across samples).
+    """
+    kept, taus = [], []
+    n = 0
+    sums = None
+    qmean = qm2 = None
+    if query is not None:
+        qu, qi = (jnp.asarray(a) for a in query)
+        pred = jax.jit(lambda prm: _predict(prm, qu, qi))
+    for s in range(first_sweep, first_sweep + n_sweeps):
+        state = gibbs_sweep(state, layout, key, s, hyper=hyper, window=window, solver=solver)
+        jax.block_until_ready(state.tau)
+        if callback is not None:
+            callback(s, state)
+        j = s - first_sweep
+        if j < burn_in or (j - burn_in) % thin:
+            continue
+        n += 1
+        taus.append(float(state.tau))
+        if keep:
+            kept.append(jax.tree.map(np.asarray, state.params))
+        else:
+            b = (state.params.user_bias, state.params.item_bias, state.params.global_bias)
+            sums = b if sums is None else tuple(a + c for a, c in zip(sums, b))
+        if query is not None:
+            x = pred(state.params)
+            if qmean is None:
+                qmean, qm2 = x, jnp.zeros_like(x)
+            else:
+                d = x - qmean
+                qmean = qmean + d / n
+                qm2 = qm2 + d * (x - qmean)
+    out = {"taus": np.asarray(taus)}
+    if keep and kept:
+        out["samples"] = Params(*(np.stack(f) for f in zip(*kept)))
+        out["average"] = average_params(out["samples"])
+    elif sums is not None:
+        out["average"] = state.params._replace(
+            user_bias=sums[0] / n, item_bias=sums[1] / n, global_bias=sums[2] / n)
+    if qmean is not None:
+        out["query_mean"], out["query_var"] = qmean, qm2 / n
+    return state, out
+
+
+def _predict(p, users, items):
+    return (p.global_bias + p.user_bias[users] + p.item_bias[items]
+            + jnp.sum(p.user_factors[users] * p.item_factors[items], axis=-1))
+
+
+def average_params(stacked: Params) -> Params:
+    """The rank k·S model whose prediction is the mean of S samples' predictions.
+
+    Args:
+        stacked: Params with a leading sample axis: factors [S, n, k], biases
+            [S, n], global bias [S] (NumPy or JAX).
+
+    Returns:
+        Params with factors [n, S·k] = the samples' factors side by side,
+        scaled by 1/√S (so ⟨p, q⟩ = (1/S) Σ_s ⟨p_s, q_s⟩), and biases and μ
+        averaged over samples. Exact, not an approximation.
+    """
+    xp = jnp if isinstance(stacked.user_factors, jax.Array) else np
+
+    def cat(F):
+        S_, n, k = F.shape
+        return xp.transpose(F, (1, 0, 2)).reshape(n, S_ * k) / np.sqrt(S_)
+
+    return Params(cat(stacked.user_factors), cat(stacked.item_factors),
+                  stacked.user_bias.mean(0), stacked.item_bias.mean(0),
+                  xp.asarray(stacked.global_bias).mean(0))
+
+
+def predictive_std(stacked: Params, users, items, *, taus=None):
+    """Per-rating standard deviation of the prediction across samples.
+
+    Without ``taus``: the spread of the S predicted means r̂_s(u, i)
+    (population std, ddof = 0): the posterior uncertainty of the mean rating.
+    With ``taus`` [S]: the posterior predictive std of a *new* rating,
+    sqrt(var_s r̂_s + mean_s 1/τ_s), which adds the observation noise.
+
+    Computed on the host in NumPy, S samples × len(users) at a time.
+    """
+    users = np.asarray(users)
+    items = np.asarray(items)
+    P, Q, bu, bi, mu = (np.asarray(a) for a in stacked)
+    pred = (mu[:, None] + bu[:, users] + bi[:, items]
+            + np.einsum("snk,snk->sn", P[:, users], Q[:, items]))
+    var = pred.var(axis=0)
+    if taus is not None:
+        var = var + np.mean(1.0 / np.asarray(taus))
+    return np.sqrt(var)

@@ -1,0 +1,379 @@
+"""iALS solvers: ``fit(objective="ials")`` by exact alternating solves or by Optax.
+
+Each training row (u, i, v) is an interaction; v sets its confidence
+``c_ui = 1 + α v`` (a :class:`~mfjax.Ratings` without values has v = 1; repeated
+pairs are merged, values summed). The objective is :func:`mfjax.objectives.ials.loss`::
+
+    L = Σ_(u,i)∈S c_ui (1 − <p_u, q_i>)² + α0 Σ_u Σ_i <p_u, q_i>²
+        + λ [Σ_u λ̃_u ‖p_u‖² + Σ_i λ̃_i ‖q_i‖²],   λ̃_u = (|I_u| + α0 n_items)^ν
+
+(α ``alpha``, α0 ``unobserved_weight``, ν ``nu``, λ ``reg``). The history's ``loss``
+is L / |S|.
+
+- ``solver="als"`` (:class:`ALSSolver`): each step is one sweep, the items then the
+  users, both by 3 warm-started conjugate-gradient steps per row on a CPU backend, else
+  both exactly (Cholesky) (``fit(cg_steps=)`` overrides: 0 exact, n CG steps), and L
+  from the half-steps' own sums (no extra pass over the interactions). The two half-steps run ONE compiled program,
+  :func:`mfjax.solvers.ials.steps.half_step_exact`, or on a CPU backend the threaded C++
+  kernel :func:`mfjax.kernels.ials.half_step` with the same outputs
+  (``MFJAX_IALS_KERNEL=0`` or ``ALSSolver(kernel=False)`` turns it off): both sides'
+  CSR views are zero-padded to common bucketed shapes
+  (:func:`mfjax.objectives.ials.shared_layouts`) and the true row counts are traced values, so
+  a fit compiles one solve body (and a later fit whose sizes fall in the same buckets
+  compiles nothing). CG (:func:`mfjax.solvers.ials.steps.half_step_cg` /
+  :func:`mfjax.kernels.ials.half_step_cg`) costs O(|I_u| k) per row and step instead
+  of the exact solve's O(|I_u| k²); in the kernel on ML-1M it reaches the exact solve's
+  validation NDCG in half the time, at the ML-20M shape 0.36x its time per sweep
+  (``benchmarks/RESULTS.md``); as XLA programs on a CPU it is as fast per sweep as the
+  exact solve (``benchmarks/bench_ials.py``). On accelerators the default is exact: CG
+  there is unmeasured. The default depends only on the backend, so a checkpoint
+  resumes across meshes and with the kernel on or off. On the CPU the XLA programs compile with
+  :data:`mfjax.solvers.ials.steps.CPU_COMPILER_OPTIONS`. The returned model always has
+  ``P = argmin_P L(P, Q)`` (exact sweeps end with an exact user half-step; after CG
+  sweeps the users are re-solved exactly once), so :meth:`mfjax.Model.fold_in` of a
+  training user with their own interactions gives back their vector.
+- ``solver="optax"`` (:class:`IALSOptaxSolver`): the same L by full-batch gradient
+  (:func:`mfjax.objectives.ials.manual_grad`) and ``fit``'s optimizer, ``STEPS`` updates
+  per epoch; slow, for checking the ALS solver.
+
+On a mesh of several devices (``fit(mesh=...)``) ALS splits each half-step's rows over
+every device (:class:`mfjax.solvers.ials.mesh_solver.MeshALS`, the C++ kernel is not used) and
+keeps the tables replicated between sweeps, whatever ``table_sharding`` says (a
+one-device mesh runs the one-device path); the Optax solver
+spreads the interactions over the ``data`` axis and places the tables as
+``table_sharding`` asks (:class:`mfjax.distributed.Placement`). Both match one device
+to float tolerance.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ... import distributed
+from ...objectives import ials as im
+from . import solve as ia
+from ...kernels import ials as ik
+from . import steps as st
+from ...objectives.explicit import Params
+from ...data import Ratings
+from ..minibatch.epoch import host_init
+from .mesh_solver import MeshALS
+from ..base import register_solver, restore_leaves
+
+__all__ = ["IALS_OPTIONS", "ALSState", "ALSSolver", "IALSOptaxSolver", "implicit_values",
+           "ials_options"]
+
+#: iALS' option defaults (``fit``'s ``alpha``, ``unobserved_weight``, ``nu``), tuned with
+#: ``OBJECTIVE_DEFAULTS["ials"]`` (see :mod:`mfjax.training.config`).
+IALS_OPTIONS = dict(alpha=1.0, unobserved_weight=0.3, nu=1.0)
+
+
+def implicit_values(train: Ratings, where: str) -> np.ndarray:
+    """The interaction values v [n] of ``train`` (its ratings); they must be finite and >= 0."""
+    v = np.asarray(train.ratings, np.float64)
+    if not np.isfinite(v).all() or (v < 0).any():
+        raise ValueError(f"fit(objective={where!r}): interaction values set the confidence "
+                         "1 + alpha * value and must be finite and >= 0")
+    return v
+
+
+def ials_options(config) -> dict:
+    """``alpha``, ``unobserved_weight``, ``nu`` for this fit (given or default), checked."""
+    o = {k: float(config.options.get(k, v)) for k, v in IALS_OPTIONS.items()}
+    for k, v in o.items():
+        if not (np.isfinite(v) and v >= 0):
+            raise ValueError(f"fit: {k} must be a non-negative number, got {v!r}")
+    if o["nu"] > 1:
+        raise ValueError(f"fit: nu must be in [0, 1], got {o['nu']!r}")
+    return o
+
+
+class ALSState(NamedTuple):
+    """An iALS solver's state.
+
+    Attributes:
+        params: the model (biases 0).
+        opt_state: the optimizer's state (``()`` for ALS).
+        epoch: sweeps or epochs done.
+    """
+
+    params: Params
+    opt_state: Any
+    epoch: int
+
+
+def _pad_rows(x, n):
+    """x [m, k] with zero rows appended up to n rows. Done on the host: a few MB copied,
+    where a device pad or slice is one more XLA program to compile per shape (~50-90 ms
+    each on CPU, as much as a sweep's share of the fit)."""
+    x = np.asarray(x)
+    out = np.zeros((n,) + x.shape[1:], x.dtype)
+    out[:x.shape[0]] = x
+    return jax.device_put(out)  # jnp.asarray would compile a staging program per shape
+
+
+def _rows(x, n):
+    """The first n rows of x (host slice; see :func:`_pad_rows`)."""
+    return jax.device_put(np.asarray(x)[:n])
+
+
+@jax.jit
+def _resolve_users(params, data, hp):
+    """P = argmin_P L(P, Q) exactly (Cholesky), Q fixed."""
+    return params._replace(user_factors=ia.solve_users(params.item_factors, data,
+                                                       method="cholesky", **hp))
+
+
+class _IALSBase:
+    OPTIONS: tuple[str, ...] = ("alpha", "unobserved_weight", "nu")
+
+    def __init__(self):
+        self.seen = None
+
+    def _setup(self, train: Ratings, config):
+        o = ials_options(config)
+        config.record["options"] = {**config.record.get("options", {}), **o}
+        self.config = config
+        self.data = im.build_implicit_data(train.users, train.items,
+                                           implicit_values(train, "ials"),
+                                           n_users=train.n_users, n_items=train.n_items)
+        self.seen = (np.asarray(self.data.user_indptr, np.int64), np.asarray(self.data.user_items))
+        self.hp = dict(o, reg=float(config.reg))
+        p = host_init(config.seed, train.n_users, train.n_items, config.rank, 1,
+                      config.init_scale, 0.0)
+        return p
+
+    def put(self, x):
+        """A host array on the device."""
+        return jnp.asarray(x)
+
+    def params(self, state: ALSState) -> Params:
+        """The model the state holds (biases and global bias 0)."""
+        return state.params
+
+    def restore(self, state: ALSState, leaves: list) -> ALSState:
+        """The state from a checkpoint's host leaves."""
+        return restore_leaves(state, leaves)
+
+    def finalize(self, params: Params) -> Params:
+        """User factors re-solved exactly against the item factors (module docstring)."""
+        return _resolve_users(params, self.data, self.hp)
+
+
+class ALSSolver(_IALSBase):
+    """``objective="ials", solver="als"``: one ALS sweep per step, items then users.
+
+    Args:
+        method: ``"cholesky"`` (both half-steps exact, through ONE compiled program,
+            :func:`mfjax.solvers.ials.steps.half_step_exact`, on padded shapes shared by the
+            two sides), ``"cg"`` (both half-steps by ``cg_steps`` warm-started
+            conjugate-gradient steps per row, :func:`mfjax.solvers.ials.steps.half_step_cg`;
+            the users re-solved exactly once at the end) or ``None`` (default: ``"cg"``
+            on a CPU backend, else ``"cholesky"``).
+            ``fit(cg_steps=0)`` selects ``"cholesky"``, ``fit(cg_steps=n)`` ``"cg"``
+            with n steps.
+        cg_steps: CG iterations per row (``"cg"`` only).
+        kernel: run the half-steps by the threaded C++ kernel
+            (:func:`mfjax.kernels.ials.half_step` / ``half_step_cg``, the same
+            outputs as the XLA programs): ``None`` (default) when it is usable (CPU
+            backend, float32/float64, compiler found, not turned off by
+            ``MFJAX_IALS_KERNEL=0``), ``True`` to require it, ``False`` never.
+    """
+
+    name = "als"
+    OPTIONS: tuple[str, ...] = ("alpha", "unobserved_weight", "nu", "cg_steps")
+    #: Chunking of the XLA half-steps: blocks of 64 interactions per Gram matmul are
+    #: ~5 % faster than 32 on ML-1M (rank 64) at the same compile time.
+    CHUNKS = dict(chunk_rows=256, chunk_nnz=2048, block=64)
+
+    def __init__(self, method: str | None = None, cg_steps: int = 3, kernel: bool | None = None):
+        super().__init__()
+        if method is not None and method not in ia.METHODS:
+            raise ValueError(f"ALSSolver: method must be one of {ia.METHODS}, got {method!r}")
+        self.method, self.cg_steps, self.kernel = method, int(cg_steps), kernel
+
+    def init(self, train: Ratings, config) -> ALSState:
+        """Lay out the interactions (CSR both ways) and draw the initial factors."""
+        steps = config.options.get("cg_steps")
+        if steps is not None:
+            if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+                raise ValueError(f"fit: cg_steps must be None, 0 (exact solves) or a positive "
+                                 f"integer, got {steps!r}")
+            self.method, self.cg_steps = ("cg", int(steps)) if steps else ("cholesky", 0)
+        p = self._setup(train, config)
+        self.on_mesh, self.use_kernel = None, False
+        # A one-device mesh (mesh="auto" on one device) runs the one-device path, kernel
+        # included: the sharded half-step would only add collectives over one device.
+        if config.mesh is not None and config.mesh.size > 1:
+            if self.kernel:
+                raise ValueError("fit: ALSSolver(kernel=True) runs on one CPU device; "
+                                 "pass mesh=None or kernel=None")
+            if self.method is None:  # as on one device: the backend decides
+                self.method = "cg" if jax.default_backend() == "cpu" else "cholesky"
+            self.on_mesh = MeshALS(self.data, config.mesh, self.hp, self.method,
+                                   self.cg_steps, self.CHUNKS)
+            config.record["table_sharding"] = "rows split over every device per half-step"
+            p = self.on_mesh.place(p)
+        else:  # both half-steps run ONE executable on padded shapes
+            self.sides = im.shared_layouts(self.data)
+            self.n_pad = int(self.sides[0].indptr.shape[0]) - 1
+            self.use_kernel = self._kernel_choice(p.user_factors.dtype)
+        config.record["als_kernel"] = self.use_kernel
+        if self.method is None:  # CG on CPUs (measured faster, same quality), else exact
+            self.method = "cg" if jax.default_backend() == "cpu" else "cholesky"
+        config.record["als_method"] = self.method
+        if self.method == "cg":
+            config.record["cg_steps"] = self.cg_steps
+        self._padded = None  # (P, P zero-padded, Q, Q zero-padded) of the last step
+        self._exact = False  # whether the state's users are exact for its items
+        return ALSState(p, (), 0)
+
+    def _kernel_choice(self, dtype) -> bool:
+        """Whether the half-steps run by the C++ kernel (see ``kernel``)."""
+        if self.kernel is False:
+            return False
+        if self.kernel is None:
+            return ik.usable_for(dtype)
+        if not ik.usable_for(dtype):
+            raise RuntimeError("ALSSolver(kernel=True): the iALS CPU kernel cannot run here: "
+                               + (ik.unavailable_reason() or f"needs the CPU backend and "
+                                  f"float32/float64 factors (backend {jax.default_backend()}, "
+                                  f"dtype {np.dtype(dtype)})"))
+        return True
+
+    def _half_step(self, other, side, x0, with_observed=True):
+        if self.method == "cg":
+            if self.use_kernel:
+                return ik.half_step_cg(other, side, x0, cg_steps=self.cg_steps, **self.hp,
+                                       with_observed=with_observed)
+            return st.half_step_cg(other, side, x0, cg_steps=self.cg_steps, **self.hp,
+                                   chunk_rows=self.CHUNKS["chunk_rows"],
+                                   chunk_nnz=self.CHUNKS["chunk_nnz"])
+        if self.use_kernel:
+            return ik.half_step(other, side, **self.hp)
+        return st.half_step_exact(other, side, **self.hp, **self.CHUNKS)
+
+    def step(self, state: ALSState) -> tuple[ALSState, dict]:
+        """One sweep: items, then users (both exact, or both by CG)."""
+        if self.on_mesh is not None:
+            params, value = self.on_mesh.sweep(state.params)
+        else:
+            P, Q = state.params.user_factors, state.params.item_factors
+            last = self._padded
+            Pp = last[1] if last is not None and last[0] is P else _pad_rows(P, self.n_pad)
+            Qp = None
+            if self.method == "cg":  # the warm start of the item half-step
+                Qp = last[3] if last is not None and last[2] is Q else _pad_rows(Q, self.n_pad)
+            users, items = self.sides
+            Qp, _, penalty_items = self._half_step(Pp, items, Qp, with_observed=False)
+            Pp, value_users, _ = self._half_step(Qp, users, Pp)
+            P, Q = _rows(Pp, self.data.n_users), _rows(Qp, self.data.n_items)
+            self._padded = (P, Pp, Q, Qp)
+            params = state.params._replace(user_factors=P, item_factors=Q)
+            value = ((float(value_users) + float(penalty_items))
+                     / int(self.data.user_items.shape[0]))
+        self._exact = self.method == "cholesky"
+        return ALSState(params, (), state.epoch + 1), {"loss": value}
+
+    def restore(self, state: ALSState, leaves: list) -> ALSState:
+        """The state from a checkpoint's host leaves (saved after a step)."""
+        self._exact = self.method == "cholesky"
+        put = jnp.asarray if self.on_mesh is None else self.on_mesh.place
+        return restore_leaves(state, leaves, put)
+
+    def finalize(self, params: Params) -> Params:
+        """Unchanged after an exact sweep (its user half-step is already exact; ``fit``
+        returns the last state or, with patience, the best one, both from steps); after
+        CG sweeps, or with no step run, the users get one exact re-solve. On a mesh,
+        fetched to the host."""
+        if self.on_mesh is not None:
+            if not self._exact:
+                params = self.on_mesh.resolve_users(self.on_mesh.place(distributed.to_host(params)))
+            return jax.tree.map(jnp.asarray, distributed.to_host(params))
+        if self._exact:
+            return params
+        if self.use_kernel:
+            return params._replace(user_factors=ik.solve_users(params.item_factors, self.data,
+                                                               **self.hp))
+        return super().finalize(params)
+
+
+class IALSOptaxSolver(_IALSBase):
+    """``objective="ials", solver="optax"``: full-batch gradient steps on the iALS L.
+
+    Each epoch is ``STEPS`` updates of ``fit``'s optimizer on L / |S| (one jitted
+    ``lax.scan``). Meant for checking :class:`ALSSolver` on small data. On a mesh the
+    interactions are split over the ``data`` axis (weight-0 padding up to a multiple
+    of it) and the tables placed by ``table_sharding``; XLA sums the gradient's parts.
+    """
+
+    name = "optax"
+    STEPS = 10
+
+    def init(self, train: Ratings, config) -> ALSState:
+        """Lay out the interactions and initialise the factors and the optimizer."""
+        p = self._setup(train, config)
+        if config.schedule is not None:
+            raise ValueError("fit: objective='ials' with solver='optax' takes no schedule")
+        self.opt, d = config.opt, self.data
+        nnz = int(d.user_items.shape[0])
+        self.place = None
+        batch = (d.user_rows, d.user_items, d.user_values, None)
+        if config.mesh is not None:
+            self.place = pl = distributed.Placement(config.mesh, train.n_users, train.n_items,
+                                                    config.table_sharding == "sharded")
+            pad = -nnz % pl.data_size
+            host = [np.pad(np.asarray(x), (0, pad)) for x in batch[:3]]
+            weights = np.pad(np.ones(nnz, host[2].dtype), (0, pad))
+            batch = tuple(pl.put_data(x) for x in (*host, weights))
+            p = pl.put_tree(pl.pad_params(p))
+        self.batch = batch
+        self.run = jax.jit(functools.partial(_ials_epoch, self.opt, self.STEPS, nnz,
+                                             (train.n_users, train.n_items)))
+        opt_state = self.opt.init(p)
+        return ALSState(p, opt_state if self.place is None else self.place.put_tree(opt_state), 0)
+
+    def step(self, state: ALSState) -> tuple[ALSState, dict]:
+        """``STEPS`` full-batch optimizer updates."""
+        params, opt_state, value = self.run(state.params, state.opt_state, self.batch, self.hp)
+        return ALSState(params, opt_state, state.epoch + 1), {"loss": float(value)}
+
+    def params(self, state: ALSState) -> Params:
+        """The model the state holds (mesh padding rows removed)."""
+        return state.params if self.place is None else self.place.unpad_params(state.params)
+
+    def restore(self, state: ALSState, leaves: list) -> ALSState:
+        """The state from a checkpoint's host leaves, placed like ``state``."""
+        return restore_leaves(state, leaves,
+                              jnp.asarray if self.place is None else self.place.put_tree)
+
+    def finalize(self, params: Params) -> Params:
+        """The parameters as trained (no exact re-solve: this solver is the check);
+        on a mesh, fetched to the host."""
+        if self.place is None:
+            return params
+        return jax.tree.map(jnp.asarray, distributed.to_host(params))
+
+
+def _ials_epoch(opt, steps, n, sizes, params, opt_state, batch, hp):
+    users, items, values, weights = batch
+    kw = dict(weights=weights, n_users=sizes[0], n_items=sizes[1], **hp)
+
+    def body(carry, _):
+        params, opt_state = carry
+        g = im.manual_grad(params, users, items, values, **kw)
+        g = jax.tree.map(lambda x: x / n, g)  # bias fields are 0
+        updates, opt_state = opt.update(g, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), None
+
+    (params, opt_state), _ = jax.lax.scan(body, (params, opt_state), None, length=steps)
+    return params, opt_state, im.loss(params, users, items, values, **kw) / n
+
+
+register_solver("ials", "als", ALSSolver)
+register_solver("ials", "optax", IALSOptaxSolver)
