@@ -47,6 +47,7 @@ import numpy as np
 import _common  # noqa: F401  (puts the repository root on sys.path)
 from mfjax import init_params
 from mfjax.objectives import ials as im
+from mfjax.data import interactions
 from mfjax.solvers.ials import solve as ia
 
 
@@ -78,7 +79,7 @@ def main():
     ap.add_argument("--block", type=int, default=32)
     a = ap.parse_args()
     u, i, v = synthetic()
-    data = im.build_implicit_data(u, i, v, n_users=6040, n_items=3706)
+    data = interactions.build_implicit_data(u, i, v, n_users=6040, n_items=3706)
     print(f"{jax.devices()[0]}  nnz={len(u)}  {vars(a)}", flush=True)
     hp = dict(alpha=1.0, unobserved_weight=0.1, reg=0.01, nu=1.0)
     for k in a.ranks:

@@ -20,6 +20,8 @@ import numpy as np
 import bench_implicit as B
 import mfjax
 from mfjax.objectives import ials as im
+from mfjax.data import interactions
+from mfjax.solvers.ials import layout as ials_layout
 from mfjax.solvers.ials import steps as st
 from mfjax.solvers.ials import solver as tials
 from mfjax.solvers.bpr import solver as tbpr
@@ -40,9 +42,9 @@ def compile_time(f, *a, **k):
 
 def prof_ials(train):
     hp = dict(tials.IALS_OPTIONS, reg=0.01)
-    data, s_prep = t(im.build_implicit_data, train.users, train.items, np.ones(len(train)),
+    data, s_prep = t(interactions.build_implicit_data, train.users, train.items, np.ones(len(train)),
                      n_users=train.n_users, n_items=train.n_items)
-    sides, s_sides = t(im.shared_layouts, data)
+    sides, s_sides = t(ials_layout.shared_layouts, data)
     users, items = sides
     n_pad = int(users.indptr.shape[0]) - 1
     p0 = mfjax.solvers.minibatch.epoch.host_init(0, train.n_users, train.n_items, 64, 1, 0.01, 0.0)

@@ -103,9 +103,10 @@ def half_steps_on(train):
     import jax.numpy as jnp
 
     from mfjax.objectives import ials as im
+    from mfjax.data import interactions
     from mfjax.solvers.ials import solve as ia, mesh as imm
 
-    data = im.build_implicit_data(train.users, train.items, train.ratings,
+    data = interactions.build_implicit_data(train.users, train.items, train.ratings,
                                   n_users=train.n_users, n_items=train.n_items)
     hp = dict(alpha=0.5, unobserved_weight=0.3, reg=0.05, nu=1.0)
     Q = np.random.default_rng(0).normal(size=(train.n_items, 5)).astype(np.float32)

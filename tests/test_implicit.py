@@ -8,6 +8,8 @@ from jax.test_util import check_grads
 
 import mfjax
 from mfjax.objectives import ials as im
+from mfjax.data import interactions
+from mfjax.solvers.ials import layout as ials_layout
 from mfjax.solvers.ials import solve as ia
 from mfjax.solvers.ials import steps as st
 from mfjax.objectives import bpr as bpr
@@ -37,7 +39,7 @@ def make_problem(n_users, n_items, rank, n, *, seed=0, skip_user=None, skip_item
     pairs = np.array([(u, i) for u in us for i in its])
     pick = pairs[rng.choice(len(pairs), size=min(n, len(pairs)), replace=False)]
     values = rng.integers(1, 6, size=len(pick)).astype(np.float64)
-    data = im.build_implicit_data(pick[:, 0], pick[:, 1], values, n_users=n_users,
+    data = interactions.build_implicit_data(pick[:, 0], pick[:, 1], values, n_users=n_users,
                                   n_items=n_items, dtype=np.float64)
     return p, data
 
@@ -194,7 +196,7 @@ def test_cg_half_step_matches_cg_rows_and_its_value_is_the_loss(shape, chunks):
     with k steps (exact arithmetic: the exact solve) the Cholesky solution."""
     p, data = make_problem(**shape)
     hp = HPARAMS["rendle"]
-    users, items = im.shared_layouts(data, chunk_rows=chunks.get("chunk_rows", 256))
+    users, items = ials_layout.shared_layouts(data, chunk_rows=chunks.get("chunk_rows", 256))
     n_pad = users.indptr.shape[0] - 1
     pad = lambda x: jnp.zeros((n_pad, x.shape[1]), x.dtype).at[:x.shape[0]].set(x)  # noqa: E731
     k = p.user_factors.shape[1]
@@ -216,10 +218,10 @@ def test_cg_half_step_matches_cg_rows_and_its_value_is_the_loss(shape, chunks):
 
 
 def test_bucket_rounds_up_to_few_shapes():
-    assert [im.bucket(n) for n in (1, 7, 8, 15, 16, 17, 460256)] == [1, 7, 8, 15, 16, 18, 491520]
-    assert im.bucket(6040, 256) == 6144 and im.bucket(3706, 256) == 3840
+    assert [ials_layout.bucket(n) for n in (1, 7, 8, 15, 16, 17, 460256)] == [1, 7, 8, 15, 16, 18, 491520]
+    assert ials_layout.bucket(6040, 256) == 6144 and ials_layout.bucket(3706, 256) == 3840
     for n in range(1, 3000, 7):
-        b = im.bucket(n, 4)
+        b = ials_layout.bucket(n, 4)
         assert n <= b <= max(n * 1.125 + 4, 8) and b % 4 == 0
 
 
@@ -233,7 +235,7 @@ def test_shared_half_step_is_exact_on_both_sides(shape, hp, chunks):
     (solve_items/solve_users), padding rows stay 0, L = value_users + penalty_items equals
     loss(), and both sides ran ONE executable."""
     p, data = make_problem(**shape)
-    users, items = im.shared_layouts(data, chunk_rows=chunks.get("chunk_rows", 256))
+    users, items = ials_layout.shared_layouts(data, chunk_rows=chunks.get("chunk_rows", 256))
     n_pad = users.indptr.shape[0] - 1
     assert items.indptr.shape == users.indptr.shape and items.cols.shape == users.cols.shape
     pad = lambda x: jnp.zeros((n_pad, x.shape[1]), x.dtype).at[:x.shape[0]].set(x)
@@ -283,7 +285,7 @@ def test_planted_groups_never_cross_in_top_n(method):
             its = rng.choice(items_per, size=5, replace=False) + g * items_per
             users += [u] * len(its)
             items += list(its)
-    data = im.build_implicit_data(users, items, n_users=2 * n_per, n_items=2 * items_per,
+    data = interactions.build_implicit_data(users, items, n_users=2 * n_per, n_items=2 * items_per,
                                   dtype=np.float64)
     p = mfjax.init_params(jax.random.PRNGKey(1), 2 * n_per, 2 * items_per, 4, init_scale=0.1,
                           dtype=jnp.float64)
@@ -299,7 +301,7 @@ def test_planted_groups_never_cross_in_top_n(method):
 
 
 def test_build_implicit_data_merges_duplicates_and_sorts():
-    d = im.build_implicit_data([2, 0, 2, 1, 0], [1, 3, 1, 0, 0], [1.0, 2.0, 3.0, 4.0, 5.0],
+    d = interactions.build_implicit_data([2, 0, 2, 1, 0], [1, 3, 1, 0, 0], [1.0, 2.0, 3.0, 4.0, 5.0],
                                n_users=4, n_items=4, dtype=np.float64)
     np.testing.assert_array_equal(d.user_indptr, [0, 2, 3, 4, 4])
     np.testing.assert_array_equal(d.user_rows, [0, 0, 1, 2])
@@ -311,7 +313,7 @@ def test_build_implicit_data_merges_duplicates_and_sorts():
     np.testing.assert_array_equal(d.item_values, [5.0, 4.0, 4.0, 2.0])
     assert (d.n_users, d.n_items) == (4, 4)
     with pytest.raises(ValueError):
-        im.build_implicit_data([0], [4], n_users=1, n_items=4)
+        interactions.build_implicit_data([0], [4], n_users=1, n_items=4)
 
 
 # --------------------------------------------------------------------------- BPR
@@ -365,7 +367,7 @@ def seen_lists(n_items, sizes, seed=0):
         its = rng.choice(n_items, size=m, replace=False)
         users += [u] * m
         items += list(its)
-    return im.build_implicit_data(users, items, n_users=len(sizes), n_items=n_items,
+    return interactions.build_implicit_data(users, items, n_users=len(sizes), n_items=n_items,
                                   dtype=np.float64)
 
 
@@ -426,7 +428,7 @@ def test_float32_sweeps_stay_finite_and_descend():
     n_users, n_items, n = 80, 60, 900
     u = rng.zipf(1.5, n) % n_users
     i = rng.zipf(1.3, n) % n_items
-    data = im.build_implicit_data(u, i, rng.integers(1, 5, n), n_users=n_users, n_items=n_items,
+    data = interactions.build_implicit_data(u, i, rng.integers(1, 5, n), n_users=n_users, n_items=n_items,
                                   dtype=np.float32)
     hp = HPARAMS["rendle"]
     for method in ("cholesky", "cg"):

@@ -186,9 +186,10 @@ def test_bpr_fold_in_lands_in_the_right_group():
 def test_bpr_epoch_negatives_are_never_positives(seed):
     r = planted(seed=seed)
     from mfjax.objectives import ials as im
+    from mfjax.data import interactions
     from mfjax.solvers.minibatch.epoch import host_init
 
-    d = im.build_implicit_data(r.users, r.items, None, n_users=r.n_users, n_items=r.n_items)
+    d = interactions.build_implicit_data(r.users, r.items, None, n_users=r.n_users, n_items=r.n_items)
     opt = make_optimizer("adam", 0.01, None)
     p = host_init(0, r.n_users, r.n_items, 4, 1, 0.1, 0.0)
     import jax

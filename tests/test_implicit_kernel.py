@@ -11,6 +11,8 @@ import pytest
 
 import mfjax
 from mfjax.objectives import ials as im
+from mfjax.data import interactions
+from mfjax.solvers.ials import layout as ials_layout
 from mfjax.solvers.ials import solve as ia
 from mfjax.solvers.ials import steps as st
 from mfjax.kernels import ials as ik
@@ -26,7 +28,7 @@ HP = dict(alpha=2.0, unobserved_weight=0.3, reg=0.1, nu=0.7)
 def problem(dtype, n_users=157, n_items=93, n=2500, k=16, seed=0):
     rng = np.random.default_rng(seed)
     u, i = rng.integers(0, n_users - 7, n), rng.integers(0, n_items, n)  # the last users: empty
-    data = im.build_implicit_data(u, i, rng.random(n).astype(dtype), n_users=n_users,
+    data = interactions.build_implicit_data(u, i, rng.random(n).astype(dtype), n_users=n_users,
                                   n_items=n_items)
     P = jnp.asarray((0.3 * rng.standard_normal((n_users, k))).astype(dtype))
     Q = jnp.asarray((0.3 * rng.standard_normal((n_items, k))).astype(dtype))
@@ -46,7 +48,7 @@ def test_solves_equal_the_xla_cholesky(dtype, tol):
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 1e-4)])
 def test_half_step_outputs_equal_half_step_exact(dtype, tol):
     data, P, _ = problem(dtype)
-    users, items = im.shared_layouts(data)
+    users, items = ials_layout.shared_layouts(data)
     n_pad = int(users.indptr.shape[0]) - 1
     Pp = jnp.asarray(np.pad(np.asarray(P), ((0, n_pad - P.shape[0]), (0, 0))))
     for side, other in ((items, Pp), (users, None)):
@@ -64,7 +66,7 @@ def test_half_step_outputs_equal_half_step_exact(dtype, tol):
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 1e-4)])
 def test_cg_half_step_outputs_equal_the_xla_cg_half_step(dtype, tol, steps):
     data, P, Q = problem(dtype)
-    users, items = im.shared_layouts(data)
+    users, items = ials_layout.shared_layouts(data)
     n_pad = int(users.indptr.shape[0]) - 1
     pad = lambda x: jnp.asarray(np.pad(np.asarray(x), ((0, n_pad - x.shape[0]), (0, 0))))  # noqa: E731
     Pp, Qp = pad(P), pad(Q)
@@ -83,7 +85,7 @@ def test_cg_half_step_outputs_equal_the_xla_cg_half_step(dtype, tol, steps):
 
 def test_kernel_cg_without_the_observed_pass_changes_only_the_value():
     data, P, Q = problem(np.float64)
-    users, _ = im.shared_layouts(data)
+    users, _ = ials_layout.shared_layouts(data)
     n_pad = int(users.indptr.shape[0]) - 1
     Qp, Pp = (jnp.asarray(np.pad(np.asarray(x), ((0, n_pad - x.shape[0]), (0, 0)))) for x in (Q, P))
     x, value, penalty = ik.half_step_cg(Qp, users, Pp, cg_steps=2, **HP)
@@ -98,7 +100,7 @@ def test_kernel_cg_without_the_observed_pass_changes_only_the_value():
 
 def test_kernel_cg_reaches_the_exact_solve_in_k_steps():
     data, _, Q = problem(np.float64)
-    users, _ = im.shared_layouts(data)
+    users, _ = ials_layout.shared_layouts(data)
     n_pad = int(users.indptr.shape[0]) - 1
     Qp = jnp.asarray(np.pad(np.asarray(Q), ((0, n_pad - Q.shape[0]), (0, 0))))
     x0 = jnp.zeros((n_pad, Q.shape[1]), Q.dtype)

@@ -1,7 +1,7 @@
 """The iALS exact half-step as one threaded C++ call on the CPU (an XLA FFI kernel).
 
 :func:`half_step` returns the same ``(x, value, penalty)`` as
-:func:`mfjax.solvers.ials.steps.half_step_exact` on the same :class:`~mfjax.objectives.ials.SideLayout`;
+:func:`mfjax.solvers.ials.steps.half_step_exact` on the same :class:`~mfjax.solvers.ials.layout.SideLayout`;
 :func:`solve_users` / :func:`solve_items` the same factors as the Cholesky
 :func:`mfjax.solvers.ials.solve.solve_users` / :func:`~mfjax.solvers.ials.solve.solve_items`. Row u solves
 
@@ -33,8 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import kernels
-from ..objectives.ials import ImplicitData
-from ..objectives.ials import SideLayout
+from ..data.interactions import ImplicitData
+from ..solvers.ials.layout import SideLayout
 
 __all__ = ["available", "unavailable_reason", "threads", "half_step", "half_step_cg", "solve",
            "solve_users", "solve_items", "usable_for"]
@@ -117,7 +117,7 @@ def half_step(other, side: SideLayout, *, alpha, unobserved_weight, reg, nu):
 
     Args:
         other: the other side's factors [n_pad_other, k] (rows past ``side.n_other`` zero).
-        side: this side's :class:`~mfjax.objectives.ials.SideLayout`.
+        side: this side's :class:`~mfjax.solvers.ials.layout.SideLayout`.
         alpha, unobserved_weight, reg, nu: as in :func:`mfjax.objectives.ials.loss`.
 
     Raises:
@@ -140,7 +140,7 @@ def half_step_cg(other, side: SideLayout, x0, *, cg_steps: int, alpha, unobserve
 
     Args:
         other: the other side's factors [n_pad_other, k] (rows past ``side.n_other`` zero).
-        side: this side's :class:`~mfjax.objectives.ials.SideLayout`.
+        side: this side's :class:`~mfjax.solvers.ials.layout.SideLayout`.
         x0: the warm start [n_pad, k] (this side's current factors, zero-padded).
         cg_steps: CG iterations per row (0 returns x0 on rows with interactions).
         alpha, unobserved_weight, reg, nu: as in :func:`mfjax.objectives.ials.loss`.

@@ -151,7 +151,7 @@ def sample_triples(key, data, n: int):
 
     Args:
         key: a PRNG key.
-        data: an :class:`mfjax.objectives.ials.ImplicitData` (at least one interaction).
+        data: an :class:`mfjax.data.interactions.ImplicitData` (at least one interaction).
         n: the number of triples (static).
 
     Returns:

@@ -36,157 +36,12 @@ The exact ALS half-steps that minimise L one side at a time are in
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .explicit import Params
 
-__all__ = ["ImplicitData", "build_implicit_data", "SideLayout", "bucket", "shared_layouts", "loss",
-           "manual_grad", "row_reg"]
-
-
-class ImplicitData(NamedTuple):
-    """Interactions laid out for the ALS half-steps (a pytree of device arrays).
-
-    The pairs are deduplicated (values of repeated pairs summed). ``user_*``
-    holds them sorted by (user, item), ``item_*`` by (item, user); each view
-    is CSR with ``*_indptr`` plus explicit segment ids. The user view's
-    ``user_indptr``/``user_items`` are also the sorted seen-lists the BPR
-    sampler needs.
-
-    Attributes:
-        user_indptr: [n_users + 1] int32; user u owns positions
-            ``user_indptr[u]:user_indptr[u+1]``.
-        user_rows: [nnz] int32, the user of each position (sorted).
-        user_items: [nnz] int32, the item of each position (sorted within a user).
-        user_values: [nnz] float, v_ui.
-        item_indptr: [n_items + 1] int32.
-        item_rows: [nnz] int32, the item of each position (sorted).
-        item_users: [nnz] int32.
-        item_values: [nnz] float.
-    """
-
-    user_indptr: jax.Array
-    user_rows: jax.Array
-    user_items: jax.Array
-    user_values: jax.Array
-    item_indptr: jax.Array
-    item_rows: jax.Array
-    item_users: jax.Array
-    item_values: jax.Array
-
-    @property
-    def n_users(self) -> int:
-        return self.user_indptr.shape[0] - 1
-
-    @property
-    def n_items(self) -> int:
-        return self.item_indptr.shape[0] - 1
-
-
-def build_implicit_data(users, items, values=None, *, n_users: int, n_items: int,
-                        dtype=np.float32) -> ImplicitData:
-    """Host-side layout of interactions for :func:`mfjax.solvers.ials.solve.solve_users`/``solve_items``.
-
-    Args:
-        users, items: indices [n] in [0, n_users) and [0, n_items).
-        values: v_ui [n] (counts, ratings); ``None`` means all 1. Repeated
-            (u, i) pairs are merged into one with the values summed.
-        n_users, n_items: table sizes.
-        dtype: dtype of the values.
-
-    Returns:
-        An :class:`ImplicitData`.
-    """
-    users = np.asarray(users, np.int64).reshape(-1)
-    items = np.asarray(items, np.int64).reshape(-1)
-    values = np.ones(users.shape, np.float64) if values is None else np.asarray(values, np.float64)
-    if not (users.shape == items.shape == values.shape):
-        raise ValueError("build_implicit_data: users, items and values must have one shape")
-    if users.size and (users.min() < 0 or users.max() >= n_users
-                       or items.min() < 0 or items.max() >= n_items):
-        raise ValueError("build_implicit_data: an index is out of range")
-    key = users * n_items + items
-    uniq, inv = np.unique(key, return_inverse=True)  # sorted by (user, item)
-    if uniq.size > np.iinfo(np.int32).max:
-        raise ValueError(f"build_implicit_data: {uniq.size:,} distinct interactions; the "
-                         "layouts index positions with int32 (at most 2,147,483,647)")
-    vals = np.bincount(inv.reshape(-1), weights=values, minlength=uniq.size)
-    u, i = uniq // n_items, uniq % n_items
-
-    def csr(rows, cols, v, n, order):
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
-        if order is not None:
-            rows, cols, v = rows[order], cols[order], v[order]
-        # Converted on the host and placed with device_put: jnp.asarray(x, dtype) compiles
-        # a small conversion (or, in jax 0.10, staging) program per array shape (~0.1 s
-        # of a fresh fit in all).
-        return tuple(jax.device_put(x) for x in (indptr.astype(np.int32), rows.astype(np.int32),
-                                                 cols.astype(np.int32), v.astype(dtype)))
-
-    # ``uniq`` is already in (user, item) order; the (item, user) order is one argsort of
-    # the (distinct) transposed keys, ~4x faster than a lexsort on ML-1M.
-    return ImplicitData(*csr(u, i, vals, n_users, None),
-                        *csr(i, u, vals, n_items, np.argsort(i * n_users + u)))
-
-
-# --------------------------------------------------------------------------- objective
-
-
-class SideLayout(NamedTuple):
-    """One side's CSR view, zero-padded to shared (bucketed) static shapes.
-
-    Attributes:
-        indptr: [n_pad + 1] int32; rows past the true count are empty (pointer nnz).
-        cols: [nnz_pad] int32, the other side's index of each position (padding 0).
-        vals: [nnz_pad] float, v (padding 0; never addressed by indptr).
-        n_rows: () int32, the true row count of this side.
-        n_other: () int32, the true row count of the other side.
-    """
-
-    indptr: jax.Array
-    cols: jax.Array
-    vals: jax.Array
-    n_rows: jax.Array
-    n_other: jax.Array
-
-
-def bucket(n: int, quantum: int = 1) -> int:
-    """``n`` rounded up to a multiple of ``quantum``, then to the next ``m · 2^e`` with
-    8 <= m < 16 (at most 1/8 = 12.5 % above; ``quantum`` a power of two): nearby sizes
-    share a shape, so one compiled program serves both sides and other data sets."""
-    q = -(-max(int(n), 1) // quantum) * quantum
-    step = max(quantum, 1 << max(0, q.bit_length() - 4))
-    return -(-q // step) * step
-
-
-def shared_layouts(data: ImplicitData, *, chunk_rows: int = 256) -> tuple[SideLayout, SideLayout]:
-    """(users, items) views of ``data`` padded to ONE set of shapes for :func:`mfjax.solvers.ials.steps.half_step_exact`.
-
-    Rows are padded to ``bucket(max(n_users, n_items), chunk_rows)`` and the positions to
-    ``bucket(nnz)``, so the user and the item half-step (and any other data set whose
-    sizes fall in the same buckets) run the same executable.
-    """
-    n_u, n_i = data.n_users, data.n_items
-    nnz = int(data.user_items.shape[0])
-    n_pad, nnz_pad = bucket(max(n_u, n_i), chunk_rows), bucket(nnz)
-
-    def side(indptr, cols, vals, n, n_other):
-        indptr = np.asarray(indptr)
-        cols, vals = np.asarray(cols), np.asarray(vals)
-        ip = np.full(n_pad + 1, nnz, np.int32)
-        ip[:n + 1] = indptr
-        c = np.zeros(nnz_pad, np.int32)
-        c[:nnz] = cols
-        v = np.zeros(nnz_pad, vals.dtype)
-        v[:nnz] = vals
-        return SideLayout(*jax.device_put((ip, c, v, np.int32(n), np.int32(n_other))))
-
-    return (side(data.user_indptr, data.user_items, data.user_values, n_u, n_i),
-            side(data.item_indptr, data.item_users, data.item_values, n_i, n_u))
+__all__ = ["loss", "manual_grad", "row_reg"]
 
 
 def _counts(idx, w, n):
@@ -265,6 +120,3 @@ def manual_grad(params: Params, users, items, values, *, alpha, unobserved_weigh
           + 2.0 * unobserved_weight * (Q @ (P.T @ P)) + 2.0 * reg * ri[:, None] * Q)
     return Params(gP, gQ, jnp.zeros_like(params.user_bias), jnp.zeros_like(params.item_bias),
                   jnp.zeros_like(params.global_bias))
-
-
-# --------------------------------------------------------------------------- ALS solves

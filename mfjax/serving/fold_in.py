@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..objectives import ials as im
+from ..data import interactions
 from ..solvers.ials import solve as ia
 from ..objectives.bpr import sample_negatives
 from ..plumbing import check_index, power_of_two_at_least
@@ -76,7 +77,7 @@ def ials_fold_in(item_factors, items, values=None, *, alpha, unobserved_weight, 
     """
     n_items = item_factors.shape[0]
     items = np.asarray(items, np.int64).reshape(-1)
-    d = im.build_implicit_data(np.zeros(items.shape, np.int64), items, values, n_users=1,
+    d = interactions.build_implicit_data(np.zeros(items.shape, np.int64), items, values, n_users=1,
                                n_items=n_items, dtype=np.asarray(item_factors).dtype)
     nnz = int(d.user_items.shape[0])
     # A dummy second row takes the padding: few compiled shapes.
@@ -84,7 +85,7 @@ def ials_fold_in(item_factors, items, values=None, *, alpha, unobserved_weight, 
     cat = lambda a, fill: jnp.concatenate([a, jnp.full((pad,), fill, a.dtype)])
     rows, its, vals = cat(d.user_rows, 1), cat(d.user_items, 0), cat(d.user_values, 0)
     indptr = jnp.asarray([0, nnz, nnz + pad], jnp.int32)
-    data = im.ImplicitData(indptr, rows, its, vals, indptr, rows, its, vals)
+    data = interactions.ImplicitData(indptr, rows, its, vals, indptr, rows, its, vals)
     P = ia.solve_users(jnp.asarray(item_factors), data, alpha=alpha,
                        unobserved_weight=unobserved_weight, reg=reg, nu=nu, method="cholesky")
     return P[0]

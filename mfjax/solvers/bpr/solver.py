@@ -32,6 +32,7 @@ import optax
 
 from ... import distributed
 from ...objectives import ials as im
+from ...data import interactions
 from ...objectives.explicit import Params
 from ...data import Ratings
 from ...objectives.bpr import bpr_manual_grad, sample_negatives
@@ -133,7 +134,7 @@ class BPRSolver:
                 == train.n_users * train.n_items:
             raise ValueError("fit(objective='bpr'): every user has interacted with every item, "
                              "so there are no negatives to sample")
-        self.data = im.build_implicit_data(train.users, train.items, None, n_users=train.n_users,
+        self.data = interactions.build_implicit_data(train.users, train.items, None, n_users=train.n_users,
                                            n_items=train.n_items)
         self.seen = (np.asarray(self.data.user_indptr, np.int64), np.asarray(self.data.user_items))
         bias_reg = c.reg if c.bias_reg is None else c.bias_reg

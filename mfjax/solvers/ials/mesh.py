@@ -37,7 +37,8 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from ...distributed import DATA, MODEL, put_global
-from ...objectives.ials import ImplicitData, row_reg
+from ...data.interactions import ImplicitData
+from ...objectives.ials import row_reg
 from .solve import METHODS, cg_rows, cholesky_rows
 from .steps import observed_sum
 
@@ -83,7 +84,7 @@ def mesh_layouts(data: ImplicitData, mesh: Mesh) -> tuple[MeshSide, MeshSide]:
     """The (users, items) views of ``data`` split over every device of ``mesh``.
 
     Args:
-        data: the interactions (:func:`mfjax.objectives.ials.build_implicit_data`).
+        data: the interactions (:func:`mfjax.data.interactions.build_implicit_data`).
         mesh: a ``data x model`` mesh (:func:`mfjax.distributed.make_mesh`).
 
     Returns:

@@ -17,7 +17,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from ... import distributed
 from . import mesh as mm
 from ...objectives.explicit import Params
-from ...objectives.ials import ImplicitData
+from ...data.interactions import ImplicitData
 
 __all__ = ["MeshALS"]
 

@@ -38,7 +38,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from ...objectives.explicit import Params
-from ...objectives.ials import ImplicitData, row_reg
+from ...data.interactions import ImplicitData
+from ...objectives.ials import row_reg
 
 __all__ = [
     "solve_users",

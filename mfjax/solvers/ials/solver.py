@@ -18,7 +18,7 @@ is L / |S|.
   kernel :func:`mfjax.kernels.ials.half_step` with the same outputs
   (``MFJAX_IALS_KERNEL=0`` or ``ALSSolver(kernel=False)`` turns it off): both sides'
   CSR views are zero-padded to common bucketed shapes
-  (:func:`mfjax.objectives.ials.shared_layouts`) and the true row counts are traced values, so
+  (:func:`mfjax.solvers.ials.layout.shared_layouts`) and the true row counts are traced values, so
   a fit compiles one solve body (and a later fit whose sizes fall in the same buckets
   compiles nothing). CG (:func:`mfjax.solvers.ials.steps.half_step_cg` /
   :func:`mfjax.kernels.ials.half_step_cg`) costs O(|I_u| k) per row and step instead
@@ -56,6 +56,8 @@ import optax
 
 from ... import distributed
 from ...objectives import ials as im
+from ...data import interactions
+from ...solvers.ials import layout as ials_layout
 from . import solve as ia
 from ...kernels import ials as ik
 from . import steps as st
@@ -139,7 +141,7 @@ class _IALSBase:
         o = ials_options(config)
         config.record["options"] = {**config.record.get("options", {}), **o}
         self.config = config
-        self.data = im.build_implicit_data(train.users, train.items,
+        self.data = interactions.build_implicit_data(train.users, train.items,
                                            implicit_values(train, "ials"),
                                            n_users=train.n_users, n_items=train.n_items)
         self.seen = (np.asarray(self.data.user_indptr, np.int64), np.asarray(self.data.user_items))
@@ -220,7 +222,7 @@ class ALSSolver(_IALSBase):
             config.record["table_sharding"] = "rows split over every device per half-step"
             p = self.on_mesh.place(p)
         else:  # both half-steps run ONE executable on padded shapes
-            self.sides = im.shared_layouts(self.data)
+            self.sides = ials_layout.shared_layouts(self.data)
             self.n_pad = int(self.sides[0].indptr.shape[0]) - 1
             self.use_kernel = self._kernel_choice(p.user_factors.dtype)
         config.record["als_kernel"] = self.use_kernel

@@ -3,7 +3,7 @@
 :func:`half_step_exact` (Cholesky) and :func:`half_step_cg` (warm-started conjugate
 gradient) solve every row of one side, users or items, given the other side's factors.
 Both sides' CSR views are zero-padded to one set of bucketed shapes
-(:func:`mfjax.objectives.ials.shared_layouts`) and the true row counts are traced values, so
+(:func:`mfjax.solvers.ials.layout.shared_layouts`) and the true row counts are traced values, so
 the user and the item half-step run the same executable (and a later fit whose sizes
 fall in the same buckets compiles nothing). Each returns ``(x, value, penalty)``: the
 rows, this side's part of the objective L of :mod:`mfjax.objectives.ials` at them, and its
@@ -19,7 +19,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from ...objectives.ials import SideLayout, row_reg
+from .layout import SideLayout
+from ...objectives.ials import row_reg
 from .solve import cg_rows, cholesky_rows
 
 __all__ = ["CPU_COMPILER_OPTIONS", "cpu_jit", "half_step_exact", "half_step_cg", "observed_sum"]
@@ -56,7 +57,7 @@ def half_step_exact(other, side: SideLayout, *, alpha, unobserved_weight, reg, n
 
     Args:
         other: the other side's factors [n_pad, k], rows past ``side.n_other`` zero.
-        side: this side's :class:`mfjax.objectives.ials.SideLayout` (from :func:`mfjax.objectives.ials.shared_layouts`).
+        side: this side's :class:`mfjax.solvers.ials.layout.SideLayout` (from :func:`mfjax.solvers.ials.layout.shared_layouts`).
         alpha, unobserved_weight, reg, nu: as in :func:`loss` (traced).
         chunk_rows, chunk_nnz, block: as in :func:`solve_users`.
 

@@ -1,0 +1,71 @@
+"""The iALS half-steps' shared padded layout: both sides' CSR views at one set of shapes.
+
+:func:`shared_layouts` pads the user and the item view of an
+:class:`~mfjax.data.interactions.ImplicitData` to common bucketed shapes
+(:func:`bucket`), so both half-steps (and later fits of similar size) run one
+compiled program; the true row counts travel as traced values.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+from ...data.interactions import ImplicitData
+
+__all__ = ["SideLayout", "bucket", "shared_layouts"]
+
+
+class SideLayout(NamedTuple):
+    """One side's CSR view, zero-padded to shared (bucketed) static shapes.
+
+    Attributes:
+        indptr: [n_pad + 1] int32; rows past the true count are empty (pointer nnz).
+        cols: [nnz_pad] int32, the other side's index of each position (padding 0).
+        vals: [nnz_pad] float, v (padding 0; never addressed by indptr).
+        n_rows: () int32, the true row count of this side.
+        n_other: () int32, the true row count of the other side.
+    """
+
+    indptr: jax.Array
+    cols: jax.Array
+    vals: jax.Array
+    n_rows: jax.Array
+    n_other: jax.Array
+
+
+def bucket(n: int, quantum: int = 1) -> int:
+    """``n`` rounded up to a multiple of ``quantum``, then to the next ``m · 2^e`` with
+    8 <= m < 16 (at most 1/8 = 12.5 % above; ``quantum`` a power of two): nearby sizes
+    share a shape, so one compiled program serves both sides and other data sets."""
+    q = -(-max(int(n), 1) // quantum) * quantum
+    step = max(quantum, 1 << max(0, q.bit_length() - 4))
+    return -(-q // step) * step
+
+
+def shared_layouts(data: ImplicitData, *, chunk_rows: int = 256) -> tuple[SideLayout, SideLayout]:
+    """(users, items) views of ``data`` padded to ONE set of shapes for :func:`mfjax.solvers.ials.steps.half_step_exact`.
+
+    Rows are padded to ``bucket(max(n_users, n_items), chunk_rows)`` and the positions to
+    ``bucket(nnz)``, so the user and the item half-step (and any other data set whose
+    sizes fall in the same buckets) run the same executable.
+    """
+    n_u, n_i = data.n_users, data.n_items
+    nnz = int(data.user_items.shape[0])
+    n_pad, nnz_pad = bucket(max(n_u, n_i), chunk_rows), bucket(nnz)
+
+    def side(indptr, cols, vals, n, n_other):
+        indptr = np.asarray(indptr)
+        cols, vals = np.asarray(cols), np.asarray(vals)
+        ip = np.full(n_pad + 1, nnz, np.int32)
+        ip[:n + 1] = indptr
+        c = np.zeros(nnz_pad, np.int32)
+        c[:nnz] = cols
+        v = np.zeros(nnz_pad, vals.dtype)
+        v[:nnz] = vals
+        return SideLayout(*jax.device_put((ip, c, v, np.int32(n), np.int32(n_other))))
+
+    return (side(data.user_indptr, data.user_items, data.user_values, n_u, n_i),
+            side(data.item_indptr, data.item_users, data.item_values, n_i, n_u))
