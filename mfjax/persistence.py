@@ -349,6 +349,9 @@ _CONFIG_FIELDS = {
 def _check_config(config, params: Params, where: str) -> dict:
     if not isinstance(config, dict):
         raise ValueError(f"{where}: config must be an object, got {type(config).__name__}")
+    from .specs import spec_of_config
+
+    spec_of_config(config, where)  # every recorded hyperparameter valid for its model
     for key, rule in _CONFIG_FIELDS.items():
         v = config.get(key)
         if v is None:

@@ -28,7 +28,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jax.test_util import check_grads
 
-from ..objectives import ials as implicit, bpr as implicit_bpr
+from .. import objectives
 from ..objectives.explicit import Params, loss, manual_grad, validate_ratings
 
 __all__ = ["numerical_grad", "verify_gradients", "GradientReport", "sample_problem", "OBJECTIVES"]
@@ -90,18 +90,11 @@ OBJECTIVES = ("explicit", "ials", "bpr")
 
 def _objective(objective, users, items, ratings, negatives, reg, bias_reg, alpha,
                unobserved_weight, nu):
-    """``(loss(params), manual_grad(params))`` closures for one objective."""
-    if objective == "explicit":
-        kw = dict(reg=reg, bias_reg=bias_reg)
-        return (lambda p: loss(p, users, items, ratings, **kw),
-                lambda p: manual_grad(p, users, items, ratings, **kw))
-    if objective == "ials":
-        kw = dict(alpha=alpha, unobserved_weight=unobserved_weight, reg=reg, nu=nu)
-        return (lambda p: implicit.loss(p, users, items, ratings, **kw),
-                lambda p: implicit.manual_grad(p, users, items, ratings, **kw))
-    kw = dict(reg=reg, bias_reg=bias_reg)
-    return (lambda p: implicit_bpr.bpr_loss(p, users, items, negatives, **kw),
-            lambda p: implicit_bpr.bpr_manual_grad(p, users, items, negatives, **kw))
+    """``(loss(params), manual_grad(params))`` closures for one objective (its record's)."""
+    record = objectives.get(objective)
+    hyper = dict(reg=reg, bias_reg=bias_reg, alpha=alpha, unobserved_weight=unobserved_weight,
+                 nu=nu)
+    return record.gradient_terms(users, items, ratings, negatives, hyper)
 
 
 def _field_errors(a: Params, b: Params) -> dict[str, tuple[float, float]]:

@@ -163,3 +163,20 @@ def sample_triples(key, data, n: int):
     users, pos = data.user_rows[e], data.user_items[e]
     neg, valid = sample_negatives(kn, users, data.user_indptr, data.user_items, data.n_items)
     return users, pos, neg, valid.astype(data.user_values.dtype)
+
+
+def _gradient_terms(users, items, ratings, negatives, hyper):
+    kw = dict(reg=hyper["reg"], bias_reg=hyper.get("bias_reg"))
+    return (lambda p: bpr_loss(p, users, items, negatives, **kw),
+            lambda p: bpr_manual_grad(p, users, items, negatives, **kw))
+
+
+def _record():
+    from . import Objective
+
+    return Objective(name="bpr", ranking=True, specs={"optax": "BPR"}, default_solver="optax",
+                     biases=False, gradient_terms=_gradient_terms, hyper=("reg", "bias_reg"))
+
+
+#: This objective's record (:class:`mfjax.objectives.Objective`).
+OBJECTIVE = _record()

@@ -399,3 +399,22 @@ def validate_ratings(users, items, ratings=None, *, n_users: int, n_items: int,
             raise ValueError(
                 f"{where}: ratings[{j}] = {r[j]} is not finite ({bad.size} non-finite entries)"
             )
+
+
+def _gradient_terms(users, items, ratings, negatives, hyper):
+    kw = dict(reg=hyper["reg"], bias_reg=hyper.get("bias_reg"))
+    return (lambda p: loss(p, users, items, ratings, **kw),
+            lambda p: manual_grad(p, users, items, ratings, **kw))
+
+
+def _record():
+    from . import Objective
+
+    return Objective(name="explicit", ranking=False,
+                     specs={"optax": "MF", "als": "ALS", "gibbs": "BayesianMF"},
+                     default_solver=None, biases=True, gradient_terms=_gradient_terms,
+                     hyper=("reg", "bias_reg"))
+
+
+#: This objective's record (:class:`mfjax.objectives.Objective`).
+OBJECTIVE = _record()

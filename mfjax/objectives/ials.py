@@ -120,3 +120,22 @@ def manual_grad(params: Params, users, items, values, *, alpha, unobserved_weigh
           + 2.0 * unobserved_weight * (Q @ (P.T @ P)) + 2.0 * reg * ri[:, None] * Q)
     return Params(gP, gQ, jnp.zeros_like(params.user_bias), jnp.zeros_like(params.item_bias),
                   jnp.zeros_like(params.global_bias))
+
+
+def _gradient_terms(users, items, ratings, negatives, hyper):
+    kw = {k: hyper[k] for k in ("alpha", "unobserved_weight", "reg", "nu")}
+    return (lambda p: loss(p, users, items, ratings, **kw),
+            lambda p: manual_grad(p, users, items, ratings, **kw))
+
+
+def _record():
+    from . import Objective
+
+    return Objective(name="ials", ranking=True, specs={"als": "ImplicitALS",
+                                                       "optax": "ImplicitALS"},
+                     default_solver="als", biases=False, gradient_terms=_gradient_terms,
+                     hyper=("alpha", "unobserved_weight", "reg", "nu"))
+
+
+#: This objective's record (:class:`mfjax.objectives.Objective`).
+OBJECTIVE = _record()

@@ -41,26 +41,20 @@ from ..plumbing import check_index, power_of_two_at_least
 __all__ = ["ials_fold_in", "bpr_fold_in", "fold_in_for"]
 
 
-def fold_in_for(params, config: dict, items, values, reg=None):
-    """The fold-in user vector [k] for a model trained with ``config["objective"]`` ials or bpr.
+def fold_in_for(params, spec, items, values, reg=None):
+    """The fold-in user vector [k] of a model trained with an implicit ``spec``.
 
-    ``reg`` None: the model's ``config["reg"]``; iALS' α, α0, ν come from
-    ``config["options"]`` (``fit`` records the values it used).
+    ``reg`` None: the spec's ``reg``; iALS' α, α0, ν come from the spec.
     """
-    objective = config.get("objective")
-    reg = config.get("reg") if reg is None else reg
-    if reg is None:
-        raise ValueError("fold_in: the model's config records no 'reg'; pass reg=")
-    if objective == "ials":
-        o = config.get("options", {})
-        missing = [n for n in ("alpha", "unobserved_weight", "nu") if n not in o]
-        if missing:
-            raise ValueError(f"fold_in: the model's config records no {missing} for iALS")
-        return ials_fold_in(params.item_factors, items, values, alpha=o["alpha"],
-                            unobserved_weight=o["unobserved_weight"], reg=float(reg), nu=o["nu"])
-    if objective == "bpr":
+    from ..specs import BPR, ImplicitALS
+
+    reg = spec.reg if reg is None else reg
+    if isinstance(spec, ImplicitALS):
+        return ials_fold_in(params.item_factors, items, values, alpha=spec.alpha,
+                            unobserved_weight=spec.unobserved_weight, reg=float(reg), nu=spec.nu)
+    if isinstance(spec, BPR):
         return bpr_fold_in(params.item_factors, params.item_bias, items, reg=float(reg))
-    raise ValueError(f"fold_in: no implicit fold-in for objective {objective!r}")
+    raise ValueError(f"fold_in: no implicit fold-in for {type(spec).__name__}")
 
 
 def ials_fold_in(item_factors, items, values=None, *, alpha, unobserved_weight, reg, nu):

@@ -19,7 +19,11 @@ from ..persistence import read_model, read_npz, write_model
 from ..plumbing import check_positive_int
 
 # read_npz is re-exported for callers that read other npz kinds (training checkpoints).
-__all__ = ["Model", "load_model", "read_npz"]
+__all__ = ["Model", "load_model", "read_npz", "BAYESIAN_FOLD_IN_REG"]
+
+#: λ (and λ_b) of the ridge fold-in of a Bayesian MF model, which learned its own
+#: regularization and has no ``reg`` (MF's default).
+BAYESIAN_FOLD_IN_REG = 0.1
 
 
 @dataclasses.dataclass(eq=False)
@@ -50,6 +54,20 @@ class Model(IdSpace):
     seen_indptr: np.ndarray | None = None
     seen_items: np.ndarray | None = None
     posterior: dict | None = None
+
+    @property
+    def spec(self):
+        """The spec that trained this model, every default resolved (:mod:`mfjax.specs`)."""
+        from ..specs import spec_of_config
+
+        return spec_of_config(self.config, "Model.spec")
+
+    @property
+    def objective(self):
+        """The record of the objective it was trained on (:class:`mfjax.objectives.Objective`)."""
+        from .. import objectives
+
+        return objectives.get(self.config.get("objective", "explicit"))
 
     def predict(self, raw_users, raw_items, *, clip: bool = True, return_fallbacks: bool = False,
                 return_std: bool = False):
@@ -159,7 +177,7 @@ class Model(IdSpace):
         idx, val = recommend_indices(self.params, users, n, exclude=exclude,
                                      candidates=candidates, batch_size=batch_size)
         unknown = np.flatnonzero(users < 0)
-        if unknown.size and self.config.get("objective") == "ials" and self.seen_items is not None:
+        if unknown.size and not self.objective.biases and self.seen_items is not None:
             idx, val = np.array(idx), np.array(val)
             idx[unknown] = most_popular(self.seen_items, len(self.item_ids), idx.shape[1],
                                         candidates)
@@ -214,23 +232,23 @@ class Model(IdSpace):
         how far training was from convergence. No ratings give p = 0, b = 0,
         which scores like an unknown user.
 
-        Implicit models (``config["objective"]`` ``"ials"``/``"bpr"``): ``ratings``
+        Implicit models (:class:`mfjax.ImplicitALS`, :class:`mfjax.BPR`): ``ratings``
         are interaction values (``None``: all 1), b = 0, and p is the closed-form
         iALS row solve against the fixed items (exactly the trained vector for a
         training user's own interactions) or a few Newton steps on the user's BPR
         objective (:mod:`mfjax.serving.fold_in`).
 
-        Gibbs models (``config["solver"] == "gibbs"``): the same ridge solve against
-        the posterior-mean model (the S samples' factors side by side), with
-        ``reg`` (default ``config["reg"]``, which Gibbs itself did not use): a point
+        Bayesian MF models: the same ridge solve against the posterior-mean model (the
+        S samples' factors side by side), with ``reg`` (default
+        :data:`BAYESIAN_FOLD_IN_REG`: Gibbs learned its own regularization): a point
         estimate, not a posterior draw for the new user.
 
         Args:
             raw_item_ids: raw IDs of the rated items [n_u] (repeats count twice).
             ratings: the ratings [n_u], finite.
-            reg: λ; ``None`` = the model's training value (``config["reg"]``).
+            reg: λ; ``None`` = the model's training value (``model.spec.reg``).
             bias_reg: λ_b; ``None`` = the model's training value
-                (``config["bias_reg"]``, which if itself None means λ, as in ``fit``).
+                (``model.spec.bias_reg``, which if itself None means λ, as in ``fit``).
             missing: ``"raise"``: an item ID the model does not know raises
                 KeyError naming it; ``"ignore"``: such ratings are dropped.
 
@@ -348,12 +366,12 @@ class Model(IdSpace):
             raise KeyError(f"{where}: unknown item IDs {names}{more}; pass missing='ignore' "
                            "to drop their ratings")
         idx, r = idx[~unknown], r[~unknown]
-        if self.config.get("objective", "explicit") != "explicit":  # ials/bpr: no user bias
+        if self.objective.ranking:  # ials/bpr: no user bias
             from .fold_in import fold_in_for
 
             if r.size and (r < 0).any():
                 raise ValueError(f"{where}: implicit values must be >= 0")
-            return fold_in_for(self.params, self.config, idx, r, reg), 0.0, idx
+            return fold_in_for(self.params, self.spec, idx, r, reg), 0.0, idx
         reg, bias_reg = self._fold_in_regs(reg, bias_reg, where)
         dtype = self.params.item_factors.dtype
         p, b = fold_in(self.params.item_factors, self.params.item_bias, self.params.global_bias,
@@ -365,12 +383,11 @@ class Model(IdSpace):
         return p, b, idx
 
     def _fold_in_regs(self, reg, bias_reg, where):
+        spec = self.spec
         if reg is None:
-            if self.config.get("reg") is None:
-                raise ValueError(f"{where}: the model's config records no 'reg'; pass reg=")
-            reg = self.config["reg"]
+            reg = getattr(spec, "reg", BAYESIAN_FOLD_IN_REG)
         if bias_reg is None:
-            bias_reg = self.config.get("bias_reg")
+            bias_reg = getattr(spec, "bias_reg", None)
             bias_reg = reg if bias_reg is None else bias_reg
         for name, v in (("reg", reg), ("bias_reg", bias_reg)):
             if not (isinstance(v, (int, float, np.number)) and np.isfinite(v) and v >= 0):

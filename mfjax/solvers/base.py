@@ -1,21 +1,25 @@
 """The ``Solver`` seam: what ``fit``'s epoch loop drives.
 
-A solver is one training algorithm. The loop (:func:`mfjax.fit`) owns everything
-around it: argument checks, validation, early stopping, checkpoints, callbacks and
-the progress bar. A solver only knows how to start, take one epoch (or sweep), and
+A solver is one training algorithm for one spec (:mod:`mfjax.specs`). The loop
+(:func:`mfjax.fit`) owns everything around it: argument checks, validation, early
+stopping, checkpoints, callbacks and the progress bar. A solver reads its (resolved)
+spec, never changes it, and only knows how to start, take one epoch (or sweep), and
 say what model it holds now::
 
-    state = solver.init(train, config)           # put data and parameters on the device
-    for epoch in range(config.epochs):
-        state, metrics = solver.step(state)      # one epoch / sweep; metrics["loss"]
+    solver = make_solver(spec)
+    state = solver.init(train, spec, run)        # data and parameters on the device
+    for epoch in range(spec.n_steps):
+        state, metrics = solver.step(state)      # metrics["loss"]: objective per rating
         params = solver.params(state)            # a plain rank-k mfjax.Params
+    params = solver.finalize(state, params)
 
-``state`` is a pytree (a NamedTuple of arrays, Python ints allowed), so a checkpoint
-stores its leaves and :meth:`Solver.restore` puts them back. New solvers register
-in :data:`SOLVERS` under ``(objective, name)``.
+``state`` is a pytree (a NamedTuple of arrays, Python ints allowed) holding everything
+that changes, so a checkpoint stores its leaves and :meth:`Solver.restore` puts them
+back.
 """
 from __future__ import annotations
 
+import importlib
 from typing import Any, Callable, Protocol, runtime_checkable
 
 import jax
@@ -25,7 +29,7 @@ import numpy as np
 from ..objectives.explicit import Params
 from ..data import Ratings
 
-__all__ = ["Solver", "SOLVERS", "register_solver", "make_solver", "restore_leaves"]
+__all__ = ["Solver", "make_solver", "restore_leaves", "SOLVERS"]
 
 
 @runtime_checkable
@@ -33,18 +37,20 @@ class Solver(Protocol):
     """One training algorithm behind ``fit``.
 
     Attributes:
-        OPTIONS: the names of ``fit``'s solver-specific keyword arguments it takes
-            (e.g. ``("alpha", "unobserved_weight", "nu")``); ``config.options`` holds
-            the ones given. Any other given option is an error.
         seen: after :meth:`init`, the seen-item CSR index ``(indptr, items)`` of the
             training data if the solver built it on the way (else None; the loop
             builds it).
+        facts: after :meth:`init`, JSON-able facts about the layout it chose (e.g.
+            ``batch_slots``), recorded in the model's config.
+        min_epochs: early stopping only counts epochs from this one on (Gibbs: the
+            first kept sample), and only such epochs can be the best.
     """
 
-    OPTIONS: tuple[str, ...]
     seen: tuple[np.ndarray, np.ndarray] | None
+    facts: dict
+    min_epochs: int
 
-    def init(self, train: Ratings, config) -> Any:
+    def init(self, train: Ratings, spec, run) -> Any:
         """Lay out ``train`` and initialise; returns the state (a pytree)."""
 
     def step(self, state) -> tuple[Any, dict]:
@@ -53,41 +59,45 @@ class Solver(Protocol):
     def params(self, state) -> Params:
         """The model the state holds now, as one plain :class:`mfjax.Params` (on the device)."""
 
+    def put(self, x) -> jax.Array:
+        """A host array placed beside the parameters (replicated on a mesh)."""
+
     def restore(self, state, leaves: list) -> Any:
         """A state shaped like ``state`` from checkpointed host ``leaves``."""
 
-    def finalize(self, params: Params) -> Params:
+    def finalize(self, state, params: Params) -> Params:
         """The returned model's parameters from :meth:`params`'s (e.g. mesh padding removed)."""
 
+    def posterior(self, state, params: Params) -> dict | None:
+        """Per-sample arrays behind ``params`` (Bayesian MF), else None."""
 
-#: ``(objective, solver name) -> factory() -> Solver``.
-SOLVERS: dict[tuple[str, str], Callable[[], Solver]] = {}
-
-
-def register_solver(objective: str, name: str, factory: Callable[[], Solver]) -> None:
-    """Make ``fit(objective=objective, solver=name)`` use ``factory()``."""
-    SOLVERS[(objective, name)] = factory
+    def divergence_hint(self) -> str:
+        """What to change when the loss becomes non-finite (names the real cause)."""
 
 
-def make_solver(objective: str, name: str) -> Solver:
-    """A new solver for ``fit(objective=, solver=)``.
+#: spec class name (and ``solver`` for :class:`mfjax.ImplicitALS`) -> (module, class).
+SOLVERS: dict[tuple[str, str], tuple[str, str]] = {
+    ("MF", "optax"): ("mfjax.solvers.minibatch.solver", "OptaxSolver"),
+    ("ALS", "als"): ("mfjax.solvers.als.solver", "ALSSolver"),
+    ("BayesianMF", "gibbs"): ("mfjax.solvers.gibbs.solver", "GibbsSolver"),
+    ("ImplicitALS", "als"): ("mfjax.solvers.ials.solver", "ALSSolver"),
+    ("ImplicitALS", "optax"): ("mfjax.solvers.ials.solver", "IALSOptaxSolver"),
+    ("BPR", "optax"): ("mfjax.solvers.bpr.solver", "BPRSolver"),
+}
 
-    Raises:
-        ValueError: no solver is registered under that pair (the valid ones are named).
-    """
-    try:
-        return SOLVERS[(objective, name)]()
-    except KeyError:
-        valid = sorted(f"objective={o!r}, solver={s!r}" for o, s in SOLVERS)
-        raise ValueError(f"fit: no solver {name!r} for objective {objective!r}; "
-                         f"valid: {'; '.join(valid)}") from None
+
+def make_solver(spec) -> Solver:
+    """A new solver for ``spec``."""
+    module, name = SOLVERS[(type(spec).__name__, spec.solver)]
+    return getattr(importlib.import_module(module), name)()
 
 
 def restore_leaves(state, leaves: list, put: Callable = jnp.asarray):
     """``state``'s structure with ``leaves``: Python ints stay ints, arrays go through ``put``.
 
     Raises:
-        ValueError: the leaf count or a leaf's shape differs from ``state``'s.
+        ValueError: the leaf count, a leaf's shape, or a leaf's finiteness differs from
+            what ``state`` allows (a checkpoint with NaN state is refused).
     """
     old, treedef = jax.tree.flatten(state)
     if len(old) != len(leaves):
@@ -95,10 +105,16 @@ def restore_leaves(state, leaves: list, put: Callable = jnp.asarray):
     new = []
     for j, (o, x) in enumerate(zip(old, leaves)):
         if isinstance(o, (int, np.integer)) and not isinstance(o, bool):
+            if np.ndim(x) or not np.issubdtype(np.asarray(x).dtype, np.integer) or int(x) < 0:
+                raise ValueError(f"checkpoint state entry {j} must be a non-negative integer, "
+                                 f"got {x!r}")
             new.append(int(x))
             continue
         if tuple(np.shape(o)) != tuple(np.shape(x)):
             raise ValueError(f"checkpoint state array {j} has shape {np.shape(x)}, "
                              f"this run {np.shape(o)}")
-        new.append(put(np.asarray(x, dtype=o.dtype)))
+        x = np.asarray(x, dtype=o.dtype)
+        if np.issubdtype(x.dtype, np.inexact) and not np.isfinite(x).all():
+            raise ValueError(f"checkpoint state array {j} holds NaN or infinity")
+        new.append(put(x))
     return jax.tree.unflatten(treedef, new)

@@ -3,8 +3,10 @@
 A checkpoint is one ``.npz`` written atomically (:func:`mfjax.plumbing.atomic_savez`):
 the leaves of the solver's state pytree as ``state/<j>``, the best parameters as
 ``best/<field>`` and a JSON ``meta`` entry (format tag, epoch, history, the run's
-configuration record, the early-stopping counters). No pickle. Resuming refuses a
-checkpoint whose run differs in any of :data:`COMPAT_KEYS`.
+configuration record with the resolved spec, the early-stopping counters). No pickle.
+Resuming refuses a checkpoint whose run differs in anything but :data:`FREE_KEYS`, and a
+checkpoint whose entries are not what a checkpoint holds (NaN state, a negative epoch,
+a history that is not a list of records).
 """
 from __future__ import annotations
 
@@ -18,18 +20,17 @@ from ..objectives.explicit import Params
 from ..serving.model import read_npz
 from ..plumbing import atomic_savez
 
-__all__ = ["CHECKPOINT", "COMPAT_KEYS", "Best", "save_checkpoint", "load_checkpoint"]
+__all__ = ["CHECKPOINT", "FREE_KEYS", "Best", "save_checkpoint", "load_checkpoint"]
 
 #: Format tag of checkpoint files.
 CHECKPOINT = "mfjax-checkpoint"
 
-#: Configuration keys a resumed run must share with its checkpoint: the data (its
-#: SHA-256) and every hyperparameter. ``epochs`` may grow (to extend a finished run);
-#: the mesh may change (results then match to float tolerance).
-COMPAT_KEYS = ("data_sha256", "rank", "n_ratings", "n_users", "n_items", "batch_size", "optimizer",
-               "learning_rate", "schedule", "gradient", "seed", "reg", "bias_reg", "sort_by",
-               "ensemble", "init_scale", "patience", "objective", "solver", "options",
-               "als_method", "cg_steps")
+#: Record keys a resumed run may change: ``epochs`` may grow (to extend a finished run),
+#: the kernel and the mesh may change (results then match to float tolerance), and the
+#: layout facts follow from them. Every other key (the data's SHA-256, the seed, every
+#: spec field) must be equal.
+FREE_KEYS = ("epochs", "kernel", "mesh", "table_sharding", "batch_slots", "padding",
+             "mesh_padding_rows", "best_epoch")
 
 
 @dataclasses.dataclass
@@ -77,19 +78,34 @@ def load_checkpoint(path, record: dict) -> tuple[list, int, list, Best]:
     """
     meta, arrays = read_npz(path, CHECKPOINT)
     old = meta.get("config", {})
-    diff = {k: (old.get(k), record.get(k)) for k in COMPAT_KEYS if old.get(k) != record.get(k)}
+    if not isinstance(old, dict):
+        raise ValueError(f"{path}: checkpoint config is not an object")
+    keys = (set(old) | set(record)) - set(FREE_KEYS)
+    diff = {k: (old.get(k), record.get(k)) for k in sorted(keys) if old.get(k) != record.get(k)}
     if diff:
-        hint = ("; fit(cg_steps=0) continues an exact-solve iALS run, cg_steps=n a CG run"
-                if "als_method" in diff or "cg_steps" in diff else "")
         raise ValueError(f"cannot resume from {path}: the run differs in {diff} "
-                         f"(checkpoint value, this call's value){hint}")
+                         f"(checkpoint value, this call's value)")
+    epoch, n_leaves, history = meta.get("epoch"), meta.get("n_leaves"), meta.get("history", [])
+    if type(epoch) is not int or epoch < 0:
+        raise ValueError(f"{path}: checkpoint epoch must be a non-negative integer, got {epoch!r}")
+    if type(n_leaves) is not int or n_leaves < 0:
+        raise ValueError(f"{path}: checkpoint n_leaves must be a non-negative integer")
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise ValueError(f"{path}: checkpoint history must be a list of records")
     try:
-        leaves = [arrays[f"state/{j}"] for j in range(int(meta["n_leaves"]))]
+        leaves = [arrays[f"state/{j}"] for j in range(n_leaves)]
     except KeyError as e:
         raise ValueError(f"{path}: checkpoint is missing {e}") from None
     b = meta.get("best", {})
+    if not isinstance(b, dict):
+        raise ValueError(f"{path}: checkpoint best is not an object")
     best_params = ({k: arrays[f"best/{k}"] for k in Params._fields}
                    if f"best/{Params._fields[0]}" in arrays else None)
-    best = Best(b.get("score") if b.get("score") is not None else math.inf, b.get("epoch", 0),
-                b.get("bad_epochs", 0), best_params, bool(b.get("stopped", False)))
-    return leaves, int(meta["epoch"]), list(meta.get("history", [])), best
+    for v in (best_params or {}).values():
+        if not np.isfinite(v).all():
+            raise ValueError(f"{path}: the checkpoint's best parameters hold NaN or infinity")
+    score = b.get("score")
+    best = Best(float(score) if isinstance(score, (int, float)) else math.inf,
+                int(b.get("epoch", 0)), int(b.get("bad_epochs", 0)), best_params,
+                bool(b.get("stopped", False)))
+    return leaves, epoch, list(history), best

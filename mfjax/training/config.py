@@ -1,18 +1,23 @@
-"""``fit``'s configuration step: check every argument once and resolve every ``"auto"``.
+"""``fit``'s configuration step: the spec from ``fit``'s arguments, every ``"auto"`` resolved.
 
-:func:`resolve` turns ``fit``'s keyword arguments into a :class:`FitConfig`. The
-hardware is decided once, in :func:`detect_hardware` (backend, mesh, whether the
-fused CPU kernel is usable, XLA options for affected jaxlib versions), and passed
-down, so nothing below asks ``jax.default_backend()`` again. The rules for the
-``"auto"`` settings:
+:func:`spec_for` turns ``fit(train, model, **shorthand)`` into one spec
+(:mod:`mfjax.specs`); :func:`resolve` checks the run's arguments, decides the hardware
+once (:func:`detect_hardware`: backend, mesh, whether the fused CPU kernel is usable,
+XLA options for affected jaxlib versions) and returns the spec with every ``"auto"``
+resolved plus a :class:`Run`. Nothing below asks ``jax.default_backend()`` again, and
+no solver changes the spec. The rules for the ``"auto"`` settings:
 
-- ``batch_size``: :func:`auto_batch_size` (about 1/20 of the data, a power of two).
-- ``gradient``: ``jax.grad`` below :data:`AUTO_BLOCKED_MIN_RATINGS` ratings (its
-  compile is the cheapest); from there ``"fused"`` on one CPU device when the kernel
-  builds, else ``"blocked"`` (accelerators, meshes, no compiler).
-- ``sort_by``: users on a CPU, items on a GPU, unless that pads the grid by > 25%
-  and the other pads less; for ``"fused"`` the side with more rows.
-- ``ensemble``: members of rank >= 8, at most 16 (:func:`mfjax.solvers.minibatch.ensemble.n_members`).
+- :class:`~mfjax.MF` ``batch_size``: :func:`auto_batch_size` (about 1/20 of the data,
+  a power of two); ``learning_rate``: the optimizer's default; ``gradient``: ``jax.grad``
+  below :data:`AUTO_BLOCKED_MIN_RATINGS` ratings (its compile is the cheapest), from
+  there ``"fused"`` on one CPU device when the kernel builds, else ``"blocked"``;
+  ``sort_by``: users on a CPU, items on a GPU, unless that pads the grid by > 25% and
+  the other pads less, for ``"fused"`` the side with more rows; ``ensemble``: members
+  of rank >= 8, at most 16 (:func:`mfjax.solvers.minibatch.ensemble.n_members`).
+- ``kernel`` (:class:`~mfjax.ALS`, :class:`~mfjax.ImplicitALS`): the C++ kernel on one
+  CPU device when it builds and ``MFJAX_KERNELS`` does not turn kernels off.
+- :class:`~mfjax.ImplicitALS` ``cg_steps``: 3 on a CPU backend (measured: the exact
+  solve's quality in about half its time), exact (0) elsewhere.
 - ``mesh``: :func:`mfjax.distributed.resolve_mesh`.
 """
 from __future__ import annotations
@@ -20,64 +25,29 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import numpy as np
-import optax
 
-from .. import distributed
+from .. import distributed, objectives, specs
 from ..data import Ratings
-from ..solvers.minibatch.gradients import ROUTES
 from ..kernels import fused
 from ..solvers.minibatch import ensemble as E
+from ..solvers.minibatch.gradients import ROUTES
 from ..solvers.minibatch.layout import padding_share
-from ..solvers.minibatch.optimizers import OPTIMIZERS, make_optimizer
+from ..solvers.minibatch.optimizers import OPTIMIZERS
 
-__all__ = ["DEFAULTS", "OBJECTIVE_DEFAULTS", "objective_default", "GRADIENTS", "AUTO_BLOCKED_MIN_RATINGS", "SCATTER_CAS_JAXLIB", "Hardware",
-           "FitConfig", "auto_batch_size", "data_fingerprint", "detect_hardware", "resolve", "resolve_gradient",
-           "resolve_sort_by", "scatter_add_is_slow"]
+__all__ = ["DEFAULTS", "GRADIENTS", "AUTO_BLOCKED_MIN_RATINGS", "SCATTER_CAS_JAXLIB",
+           "Hardware", "Run", "auto_batch_size", "data_fingerprint", "detect_hardware",
+           "resolve", "resolve_gradient", "resolve_sort_by", "scatter_add_is_slow", "spec_for",
+           "DEFAULT_CG_STEPS_CPU"]
 
-# Tuned on ML-100K (scripts/train.py and benchmarks/ record the runs).
-DEFAULTS = dict(
-    rank=128,
-    reg=0.1,
-    bias_reg=0.01,
-    optimizer="adam",
-    learning_rate=None,
-    epochs=25,
-    batch_size=None,
-    init_scale=0.1,
-    ensemble="auto",
-)
+#: :class:`mfjax.MF`'s defaults by field (for the command line's help texts).
+DEFAULTS = {f: getattr(specs.MF(), f) for f in specs.MF.field_names()}
 
-#: ``fit``'s defaults per implicit objective, where they differ from :data:`DEFAULTS`
-#: (which are tuned on explicit ratings). ``rank``/``reg``/``epochs``/``batch_size``/
-#: ``learning_rate``/``init_scale`` given as ``None`` resolve here; the solver options
-#: (``alpha``, ``unobserved_weight``, ``nu``) resolve in the solver. Tuned on a
-#: validation split carved from the training part of ML-1M (ratings >= 4 positive,
-#: ``benchmarks/bench_implicit.py --tune``), never on its test positives.
-OBJECTIVE_DEFAULTS = {
-    # epochs: on that validation split iALS' NDCG@10 is 0.211 after 4 sweeps and 0.215
-    # after 8 (each sweep ~0.4 s; with both half-steps exact, the default since the
-    # shared half-step program, 0.210 and 0.215, and 0.209 after 3); BPR's peaks at 0.164 near epoch 8-9 and falls to 0.145
-    # by epoch 25 (overfitting), so fewer epochs are both faster and better there.
-    "ials": dict(rank=64, reg=0.01, epochs=4, init_scale=0.01),
-    "bpr": dict(rank=64, reg=0.001, epochs=8, batch_size=8192, learning_rate=0.01,
-                init_scale=0.01),
-}
-
-
-def objective_default(objective: str, name: str, value):
-    """``value``, or where it is ``None`` the default of ``name`` for ``objective``.
-
-    Explicit objectives get :data:`DEFAULTS` (``batch_size``/``learning_rate`` stay
-    ``None``: they resolve later, from the data and the optimizer).
-    """
-    if value is not None:
-        return value
-    return OBJECTIVE_DEFAULTS.get(objective, {}).get(name, DEFAULTS.get(name))
-
+#: :class:`mfjax.ImplicitALS` ``cg_steps=None`` on a CPU backend (``benchmarks/RESULTS.md``).
+DEFAULT_CG_STEPS_CPU = 3
 
 #: Gradient routes accepted by ``fit``; all give the same trajectory to float tolerance.
 GRADIENTS = ("auto",) + ROUTES
@@ -203,56 +173,6 @@ def resolve_sort_by(sort_by: str, train: Ratings, n_batches: int, gradient: str,
     return other if pad[pref] > 0.25 and pad[other] < pad[pref] else pref
 
 
-@dataclasses.dataclass
-class FitConfig:
-    """Every setting of one ``fit`` call, checked and with each ``"auto"`` resolved.
-
-    ``record`` is what the model and checkpoints store (JSON-able); solvers may add
-    facts about their layout to it (e.g. ``batch_slots``).
-    """
-
-    rank: int
-    reg: float
-    bias_reg: float | None
-    epochs: int
-    seed: int
-    init_scale: float
-    members: int
-    hardware: Hardware
-    objective: str = "explicit"
-    solver: str = "optax"
-    optimizer: Any = "adam"
-    opt: optax.GradientTransformation | None = None
-    learning_rate: float | None = None
-    schedule: Callable | None = None
-    batch_size: int = 0
-    n_batches: int = 0
-    gradient: str = "autodiff"
-    sort_by: str = "users"
-    table_sharding: str = "replicated"
-    patience: int | None = None
-    checkpoint_every: int = 1
-    options: dict = dataclasses.field(default_factory=dict)
-    record: dict = dataclasses.field(default_factory=dict)
-
-    @property
-    def mesh(self):
-        return self.hardware.mesh
-
-
-def _positive_int(name: str, v) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"fit: {name} must be a positive integer, got {v!r}")
-    return int(v)
-
-
-def _non_negative(name: str, v) -> float:
-    if isinstance(v, bool) or not (isinstance(v, (int, float, np.floating, np.integer))
-                                   and v >= 0 and math.isfinite(v)):
-        raise ValueError(f"fit: {name} must be a non-negative number, got {v!r}")
-    return float(v)
-
-
 def data_fingerprint(train: Ratings) -> str:
     """SHA-256 of the training data (indices, ratings, timestamps and ID tables), for checkpoints.
 
@@ -273,99 +193,170 @@ def data_fingerprint(train: Ratings) -> str:
     return h.hexdigest()
 
 
-def _optimizer_record(optimizer, schedule, optimizer_name, resume: bool):
-    """How the optimizer and schedule are named in the record (checkpoints compare names)."""
-    if optimizer_name is not None and (not isinstance(optimizer_name, str) or not optimizer_name):
-        raise ValueError(f"fit: optimizer_name must be a non-empty string, got {optimizer_name!r}")
-    custom = not isinstance(optimizer, str) or schedule is not None
-    if custom and resume and optimizer_name is None:
-        raise ValueError("fit: resume=True with an optax.GradientTransformation or a schedule needs "
-                         "optimizer_name= (a name you choose for that optimizer and schedule): "
-                         "their repr holds memory addresses, so runs cannot be told apart without it")
-    if optimizer_name is not None:
-        return optimizer_name, (None if schedule is None else optimizer_name)
-    return (optimizer if isinstance(optimizer, str) else repr(optimizer),
-            None if schedule is None else repr(schedule))
 
 
-def resolve(train: Ratings, *, rank, reg, bias_reg, optimizer, learning_rate, epochs, batch_size,
-            seed, gradient, sort_by, validation, patience, schedule, init_scale, ensemble,
-            checkpoint_dir, checkpoint_every, resume, mesh, table_sharding,
-            objective: str = "explicit", solver: str = "optax", options: dict | None = None,
-            optimizer_name: str | None = None) -> FitConfig:
-    """Check ``fit``'s arguments and resolve them into a :class:`FitConfig`.
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """Everything about one ``fit`` call that is not the model: where and how it runs.
+
+    Attributes:
+        seed: seeds the initialization, every shuffle and every draw.
+        hardware: the :class:`Hardware` decided once.
+        table_sharding: ``"replicated"`` or ``"sharded"`` (minibatch solvers on a mesh).
+        dtype: the factors' dtype (float64 under ``jax_enable_x64``, else float32).
+    """
+
+    seed: int
+    hardware: Hardware
+    table_sharding: str = "replicated"
+    dtype: Any = np.float32
+
+    @property
+    def mesh(self):
+        return self.hardware.mesh
+
+
+def _describe(cls) -> str:
+    return f"{cls.__name__} (objective {cls.objective!r})"
+
+
+def spec_for(train, model, shorthand: dict):
+    """The spec ``fit(train, model, **shorthand)`` trains.
+
+    ``model`` is a spec, a spec class or None. ``shorthand`` may name ``objective``
+    and ``solver`` (which pick the spec class when ``model`` is None) and any field of
+    that spec; with ``model=None`` and neither, the class is
+    :func:`mfjax.objectives.default_spec`'s, from the data alone.
 
     Raises:
-        TypeError: ``train`` is not a :class:`mfjax.Ratings`.
-        ValueError: naming the first bad argument.
+        TypeError: ``model`` is not a spec, or a keyword is not a field of the spec
+            (the spec's fields are listed).
+        ValueError: a bad field value, or ``objective``/``solver`` that contradict
+            ``model``.
     """
-    if not isinstance(train, Ratings):
-        raise TypeError(f"train must be an mfjax.Ratings, got {type(train).__name__}")
-    rank, reg, epochs, batch_size, learning_rate, init_scale = (
-        objective_default(objective, name, v) for name, v in (
-            ("rank", rank), ("reg", reg), ("epochs", epochs), ("batch_size", batch_size),
-            ("learning_rate", learning_rate), ("init_scale", init_scale)))
-    n = len(train)
-    if n == 0:
-        raise ValueError("fit: the training set is empty")
-    rank, epochs = _positive_int("rank", rank), _positive_int("epochs", epochs)
-    checkpoint_every = _positive_int("checkpoint_every", checkpoint_every)
-    reg = _non_negative("reg", reg)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"fit: seed must be a non-negative integer, got {seed!r}")
-    init_scale = _non_negative("init_scale", init_scale)
-    if init_scale == 0:
-        raise ValueError("fit: init_scale must be > 0 (all-zero factors get zero gradients)")
-    if patience is not None and (isinstance(patience, bool) or not isinstance(patience, (int, np.integer))):
-        raise ValueError(f"fit: patience must be a positive integer or None, got {patience!r}")
-    if bias_reg is not None:
-        bias_reg = _non_negative("bias_reg", bias_reg)
-    if patience is not None and (validation is None or patience < 1):
-        raise ValueError("fit: patience needs a validation set and must be >= 1")
-    if resume and checkpoint_dir is None:
-        raise ValueError("fit: resume=True needs checkpoint_dir")
+    kw = dict(shorthand)
+    objective, solver = kw.pop("objective", None), kw.pop("solver", None)
+    if isinstance(model, type) and issubclass(model, specs.Spec):
+        model = model()
+    if model is not None and not isinstance(model, specs.Spec):
+        raise TypeError(f"fit: model must be a spec such as mfjax.MF(...) or "
+                        f"mfjax.ImplicitALS(...), got {type(model).__name__}")
+    if model is None:
+        if objective is None and solver is None:
+            cls = type(objectives.default_spec(train))
+        else:
+            record = objectives.get("explicit" if objective is None else objective)
+            if solver is None and record.default_solver is None:  # explicit: by size
+                cls = specs.BayesianMF if len(train) <= objectives.GIBBS_MAX_RATINGS else specs.MF
+            else:
+                cls = record.spec_class(solver)
+        if cls is specs.ImplicitALS and solver is not None:
+            kw.setdefault("solver", solver)
+        model = _build(cls, kw)
+    else:
+        if objective is not None and objectives.get(objective).name != model.objective:
+            raise ValueError(f"fit: objective={objective!r} contradicts the model "
+                             f"{_describe(type(model))}")
+        if solver is not None and solver != model.solver:
+            raise ValueError(f"fit: solver={solver!r} contradicts the model {type(model).__name__}"
+                             f" (solver {model.solver!r})")
+        if kw:
+            model = _build(type(model), kw, base=model)
+    return model
+
+
+def _build(cls, kw: dict, base=None):
+    unknown = [k for k in kw if k not in cls.field_names()]
+    if unknown:
+        raise TypeError(f"fit: {', '.join(map(repr, unknown))} "
+                        f"{'does' if len(unknown) == 1 else 'do'} not apply to {_describe(cls)}; "
+                        f"its fields are {', '.join(cls.field_names())}")
+    return cls(**kw) if base is None else dataclasses.replace(base, **kw)
+
+
+def _check_seed(seed) -> int:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"fit: seed must be an integer, got {seed!r} ({type(seed).__name__})")
+    if not 0 <= int(seed) <= specs.MAX_SEED:
+        raise ValueError(f"fit: seed must be in [0, 2**63 - 1], got {seed}")
+    return int(seed)
+
+
+def resolve(train: Ratings, spec, *, seed, mesh=None, table_sharding="auto"):
+    """``(resolved spec, Run)`` for ``fit``: every ``"auto"`` decided (module docstring).
+
+    Raises:
+        TypeError, ValueError: naming the bad argument; RuntimeError: a kernel asked
+        for with ``kernel=True`` cannot run here.
+    """
+    seed = _check_seed(seed)
     if table_sharding not in ("auto", "replicated", "sharded"):
         raise ValueError(f"fit: table_sharding must be 'auto', 'replicated' or 'sharded', "
                          f"got {table_sharding!r}")
-    if batch_size is None:
-        batch_size = auto_batch_size(n, train.n_users, train.n_items)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"fit: batch_size must be a positive integer, got {batch_size!r}")
-    batch_size = int(min(batch_size, n))
-    n_batches = -(-n // batch_size)
-    opt = make_optimizer(optimizer, learning_rate, schedule)
-    opt_name, schedule_name = _optimizer_record(optimizer, schedule, optimizer_name, resume)
-    members = E.n_members(rank, ensemble)
-    hw = detect_hardware(mesh, n_users=train.n_users, n_items=train.n_items, rank=rank,
-                         want_fused=gradient in ("auto", "fused") and n >= AUTO_BLOCKED_MIN_RATINGS
-                         or gradient == "fused")
-    gradient = resolve_gradient(gradient, n, hw)
-    sort_by = resolve_sort_by(sort_by, train, n_batches, gradient, hw)
+    n = len(train)
+    is_mf = isinstance(spec, specs.MF)
+    want_fused = is_mf and (spec.gradient == "fused" or (
+        spec.gradient == "auto" and n >= AUTO_BLOCKED_MIN_RATINGS))
+    hw = detect_hardware(mesh, n_users=train.n_users, n_items=train.n_items, rank=spec.rank,
+                         want_fused=want_fused)
+    if hw.mesh is not None and isinstance(spec, (specs.ALS, specs.BayesianMF)):
+        raise ValueError(f"fit: {type(spec).__name__} (solver {spec.solver!r}) runs on one "
+                         "device; pass mesh=None")
+    sharding = "replicated"
     if hw.mesh is not None:
         shard = table_sharding == "sharded" or (table_sharding == "auto"
                                                 and hw.mesh.shape[distributed.MODEL] > 1)
-        table_sharding = "sharded" if shard else "replicated"
-    cfg = FitConfig(rank=rank, reg=reg, bias_reg=bias_reg, epochs=epochs, seed=int(seed),
-                    init_scale=float(init_scale), members=members, hardware=hw,
-                    objective=objective, solver=solver, optimizer=optimizer, opt=opt,
-                    learning_rate=learning_rate, schedule=schedule, batch_size=batch_size,
-                    n_batches=n_batches, gradient=gradient, sort_by=sort_by,
-                    table_sharding=table_sharding, patience=patience,
-                    checkpoint_every=checkpoint_every, options=dict(options or {}))
-    cfg.record.update(
-        rank=rank, reg=reg, bias_reg=bias_reg,
-        optimizer=opt_name,
-        learning_rate=(OPTIMIZERS[optimizer][1] if isinstance(optimizer, str) and learning_rate is None
-                       and schedule is None else None if learning_rate is None else float(learning_rate)),
-        schedule=schedule_name,
-        epochs=epochs, batch_size=batch_size, seed=int(seed), gradient=gradient,
-        sort_by=sort_by, ensemble=members, init_scale=float(init_scale), patience=patience,
-        n_ratings=n, n_users=train.n_users, n_items=train.n_items,
-        mesh=distributed.describe(hw.mesh), objective=objective, solver=solver,
-        options=dict(options or {}),
-    )
-    if checkpoint_dir is not None:
-        cfg.record["data_sha256"] = data_fingerprint(train)
-    if hw.mesh is not None:
-        cfg.record["table_sharding"] = table_sharding
-    return cfg
+        sharding = "sharded" if shard else "replicated"
+    run = Run(seed, hw, sharding, np.float64 if jax.config.jax_enable_x64 else np.float32)
+    return _resolve_spec(spec, train, run), run
+
+
+def _resolve_spec(spec, train: Ratings, run: Run):
+    hw, n = run.hardware, len(train)
+    if isinstance(spec, specs.MF):
+        batch = spec.batch_size or auto_batch_size(n, train.n_users, train.n_items)
+        batch = int(min(batch, n))
+        gradient = resolve_gradient(spec.gradient, n, hw)
+        lr = spec.learning_rate
+        if lr is None and isinstance(spec.optimizer, str) and spec.schedule is None:
+            lr = OPTIMIZERS[spec.optimizer][1]
+        return dataclasses.replace(
+            spec, batch_size=batch, gradient=gradient, learning_rate=lr,
+            sort_by=resolve_sort_by(spec.sort_by, train, -(-n // batch), gradient, hw),
+            ensemble=E.n_members(spec.rank, spec.ensemble))
+    if isinstance(spec, specs.ALS):
+        from ..kernels import als as kernel
+
+        return dataclasses.replace(spec, kernel=_kernel(spec, kernel, run, "explicit ALS"))
+    if isinstance(spec, specs.ImplicitALS):
+        if spec.solver == "optax":
+            opt = spec.optimizer or "adam"
+            lr = spec.learning_rate or OPTIMIZERS[opt][1]
+            return dataclasses.replace(spec, optimizer=opt, learning_rate=lr, kernel=False)
+        from ..kernels import ials as kernel
+
+        steps = spec.cg_steps
+        if steps is None:
+            steps = min(DEFAULT_CG_STEPS_CPU, spec.rank) if hw.backend == "cpu" else 0
+        return dataclasses.replace(spec, cg_steps=steps, kernel=_kernel(spec, kernel, run, "iALS"))
+    if isinstance(spec, specs.BPR):
+        lr = spec.learning_rate
+        if lr is None and isinstance(spec.optimizer, str) and spec.schedule is None:
+            lr = spec.DEFAULT_LEARNING_RATE
+        return dataclasses.replace(spec, learning_rate=lr)
+    return spec
+
+
+def _kernel(spec, kernel, run: Run, what: str) -> bool:
+    """``spec.kernel`` resolved: whether the C++ kernel runs (one CPU device only)."""
+    one_device = run.mesh is None or run.mesh.size == 1
+    if spec.kernel is False:
+        return False
+    usable = one_device and kernel.usable_for(run.dtype)
+    if spec.kernel is True and not usable:
+        why = ("it runs on one CPU device, not a mesh" if not one_device else
+               kernel.unavailable_reason() or f"it needs the CPU backend and float32/float64 "
+               f"factors (backend {run.hardware.backend}, dtype {np.dtype(run.dtype)})")
+        raise RuntimeError(f"fit: {type(spec).__name__}(kernel=True): the {what} CPU kernel "
+                           f"cannot run here: {why}; pass kernel='auto' or False")
+    return bool(usable)

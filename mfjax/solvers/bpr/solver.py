@@ -39,7 +39,7 @@ from ...objectives.bpr import bpr_manual_grad, sample_negatives
 from ..minibatch.epoch import host_init
 from ..ials.solver import implicit_values
 from ..minibatch.optimizers import make_optimizer
-from ..base import register_solver, restore_leaves
+from ..base import restore_leaves
 
 __all__ = ["BPRState", "BPRSolver", "bpr_epoch"]
 
@@ -118,45 +118,44 @@ def _cached(optimizer: str, learning_rate, n_items, batch_size, reg, bias_reg):
 
 
 class BPRSolver:
-    """``objective="bpr", solver="optax"``: minibatch BPR with any Optax optimizer."""
+    """:class:`mfjax.BPR`: minibatch BPR with any Optax optimizer."""
 
-    name = "optax"
-    OPTIONS: tuple[str, ...] = ()
+    min_epochs = 1
 
     def __init__(self):
-        self.seen = None
+        self.seen, self.facts = None, {}
 
-    def init(self, train: Ratings, config) -> BPRState:
+    def init(self, train: Ratings, spec, run) -> BPRState:
         """Lay out the interactions, draw the initial factors, compile (or reuse) the epoch."""
-        c = self.config = config
+        c = self.spec = spec
         implicit_values(train, "bpr")
-        if len(np.unique(train.users.astype(np.int64) * train.n_items + train.items)) \
-                == train.n_users * train.n_items:
-            raise ValueError("fit(objective='bpr'): every user has interacted with every item, "
-                             "so there are no negatives to sample")
-        self.data = interactions.build_implicit_data(train.users, train.items, None, n_users=train.n_users,
-                                           n_items=train.n_items)
+        self.data = interactions.build_implicit_data(train.users, train.items, None,
+                                                     n_users=train.n_users, n_items=train.n_items)
+        counts = np.diff(np.asarray(self.data.user_indptr))
+        if (counts[counts > 0] >= train.n_items).all():
+            raise ValueError("fit(objective='bpr'): every user with interactions has interacted "
+                             "with every item, so there are no negatives to sample")
         self.seen = (np.asarray(self.data.user_indptr, np.int64), np.asarray(self.data.user_items))
         bias_reg = c.reg if c.bias_reg is None else c.bias_reg
         batch = int(min(c.batch_size, self.data.user_items.shape[0]))
-        p = host_init(c.seed, train.n_users, train.n_items, c.rank, 1, c.init_scale, 0.0)
+        p = host_init(run.seed, train.n_users, train.n_items, c.rank, 1, c.init_scale, 0.0)
         d, self.place = self.data, None
         self.arrays = (d.user_rows, d.user_items, d.user_indptr)
-        if c.mesh is None and isinstance(c.optimizer, str) and c.schedule is None:
+        if run.mesh is None and isinstance(c.optimizer, str) and c.schedule is None:
             opt, self.run = _cached(c.optimizer, c.learning_rate, train.n_items, batch, c.reg, bias_reg)
         else:
-            opt, sharding = c.opt, None
-            if c.mesh is not None:
-                self.place = pl = distributed.Placement(c.mesh, train.n_users, train.n_items,
-                                                        c.table_sharding == "sharded")
+            opt, sharding = make_optimizer(c.optimizer, c.learning_rate, c.schedule), None
+            if run.mesh is not None:
+                self.place = pl = distributed.Placement(run.mesh, train.n_users, train.n_items,
+                                                        run.table_sharding == "sharded")
                 p = pl.put_tree(pl.pad_params(p))
                 self.arrays = tuple(pl.put_replicated(np.asarray(x)) for x in self.arrays)
                 sharding = jax.sharding.NamedSharding(
-                    c.mesh, jax.sharding.PartitionSpec(None, distributed.DATA))
+                    run.mesh, jax.sharding.PartitionSpec(None, distributed.DATA))
             self.run = jax.jit(functools.partial(bpr_epoch, opt, train.n_items, batch, c.reg,
                                                  bias_reg, sharding=sharding),
                                donate_argnums=(0, 1))
-        self.key = jax.random.key(c.seed)
+        self.key = jax.random.key(run.seed)
         opt_state = opt.init(p)
         return BPRState(p, opt_state if self.place is None else self.place.put_tree(opt_state), 0)
 
@@ -179,11 +178,15 @@ class BPRSolver:
         return restore_leaves(state, leaves,
                               jnp.asarray if self.place is None else self.place.put_tree)
 
-    def finalize(self, params: Params) -> Params:
+    def finalize(self, state, params: Params) -> Params:
         """Unchanged on one device; on a mesh, fetched to the host."""
         if self.place is None:
             return params
         return jax.tree.map(jnp.asarray, distributed.to_host(params))
 
+    def posterior(self, state, params):
+        return None
 
-register_solver("bpr", "optax", BPRSolver)
+    def divergence_hint(self) -> str:
+        return (f"try a smaller learning_rate (now {self.spec.learning_rate}) or a larger reg "
+                f"(now {self.spec.reg})")

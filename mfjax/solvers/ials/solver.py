@@ -65,14 +65,10 @@ from ...objectives.explicit import Params
 from ...data import Ratings
 from ..minibatch.epoch import host_init
 from .mesh_solver import MeshALS
-from ..base import register_solver, restore_leaves
+from ..base import restore_leaves
+from ..minibatch.optimizers import make_optimizer
 
-__all__ = ["IALS_OPTIONS", "ALSState", "ALSSolver", "IALSOptaxSolver", "implicit_values",
-           "ials_options"]
-
-#: iALS' option defaults (``fit``'s ``alpha``, ``unobserved_weight``, ``nu``), tuned with
-#: ``OBJECTIVE_DEFAULTS["ials"]`` (see :mod:`mfjax.training.config`).
-IALS_OPTIONS = dict(alpha=1.0, unobserved_weight=0.3, nu=1.0)
+__all__ = ["ALSState", "ALSSolver", "IALSOptaxSolver", "implicit_values", "hyperparameters"]
 
 
 def implicit_values(train: Ratings, where: str) -> np.ndarray:
@@ -84,15 +80,9 @@ def implicit_values(train: Ratings, where: str) -> np.ndarray:
     return v
 
 
-def ials_options(config) -> dict:
-    """``alpha``, ``unobserved_weight``, ``nu`` for this fit (given or default), checked."""
-    o = {k: float(config.options.get(k, v)) for k, v in IALS_OPTIONS.items()}
-    for k, v in o.items():
-        if not (np.isfinite(v) and v >= 0):
-            raise ValueError(f"fit: {k} must be a non-negative number, got {v!r}")
-    if o["nu"] > 1:
-        raise ValueError(f"fit: nu must be in [0, 1], got {o['nu']!r}")
-    return o
+def hyperparameters(spec) -> dict:
+    """``alpha``, ``unobserved_weight``, ``reg``, ``nu`` of an :class:`mfjax.ImplicitALS`."""
+    return {k: float(getattr(spec, k)) for k in ("alpha", "unobserved_weight", "reg", "nu")}
 
 
 class ALSState(NamedTuple):
@@ -132,23 +122,21 @@ def _resolve_users(params, data, hp):
 
 
 class _IALSBase:
-    OPTIONS: tuple[str, ...] = ("alpha", "unobserved_weight", "nu")
+    min_epochs = 1
 
     def __init__(self):
-        self.seen = None
+        self.seen, self.facts = None, {}
 
-    def _setup(self, train: Ratings, config):
-        o = ials_options(config)
-        config.record["options"] = {**config.record.get("options", {}), **o}
-        self.config = config
+    def _setup(self, train: Ratings, spec, run):
+        self.spec = spec
         self.data = interactions.build_implicit_data(train.users, train.items,
-                                           implicit_values(train, "ials"),
-                                           n_users=train.n_users, n_items=train.n_items)
+                                                     implicit_values(train, "ials"),
+                                                     n_users=train.n_users, n_items=train.n_items)
         self.seen = (np.asarray(self.data.user_indptr, np.int64), np.asarray(self.data.user_items))
-        self.hp = dict(o, reg=float(config.reg))
-        p = host_init(config.seed, train.n_users, train.n_items, config.rank, 1,
-                      config.init_scale, 0.0)
-        return p
+        self.hp = hyperparameters(spec)
+        v = np.asarray(train.ratings, np.float64)
+        self.max_confidence = 1.0 + spec.alpha * (float(v.max()) if v.size else 0.0)
+        return host_init(run.seed, train.n_users, train.n_items, spec.rank, 1, spec.init_scale, 0.0)
 
     def put(self, x):
         """A host array on the device."""
@@ -162,91 +150,54 @@ class _IALSBase:
         """The state from a checkpoint's host leaves."""
         return restore_leaves(state, leaves)
 
-    def finalize(self, params: Params) -> Params:
+    def finalize(self, state, params: Params) -> Params:
         """User factors re-solved exactly against the item factors (module docstring)."""
         return _resolve_users(params, self.data, self.hp)
 
+    def posterior(self, state, params):
+        return None
+
+    def divergence_hint(self) -> str:
+        return (f"the confidences 1 + alpha * value reach {self.max_confidence:g}: lower alpha "
+                f"(now {self.spec.alpha:g}) or rescale the values, and keep reg > 0 (now "
+                f"{self.spec.reg:g})")
+
 
 class ALSSolver(_IALSBase):
-    """``objective="ials", solver="als"``: one ALS sweep per step, items then users.
+    """:class:`mfjax.ImplicitALS` with ``solver="als"``: one ALS sweep per step, items then users.
 
-    Args:
-        method: ``"cholesky"`` (both half-steps exact, through ONE compiled program,
-            :func:`mfjax.solvers.ials.steps.half_step_exact`, on padded shapes shared by the
-            two sides), ``"cg"`` (both half-steps by ``cg_steps`` warm-started
-            conjugate-gradient steps per row, :func:`mfjax.solvers.ials.steps.half_step_cg`;
-            the users re-solved exactly once at the end) or ``None`` (default: ``"cg"``
-            on a CPU backend, else ``"cholesky"``).
-            ``fit(cg_steps=0)`` selects ``"cholesky"``, ``fit(cg_steps=n)`` ``"cg"``
-            with n steps.
-        cg_steps: CG iterations per row (``"cg"`` only).
-        kernel: run the half-steps by the threaded C++ kernel
-            (:func:`mfjax.kernels.ials.half_step` / ``half_step_cg``, the same
-            outputs as the XLA programs): ``None`` (default) when it is usable (CPU
-            backend, float32/float64, compiler found, not turned off by
-            ``MFJAX_IALS_KERNEL=0``), ``True`` to require it, ``False`` never.
+    The resolved spec decides the route: ``cg_steps=0`` solves both half-steps exactly
+    (Cholesky) through ONE compiled program (:func:`mfjax.solvers.ials.steps.half_step_exact`,
+    on padded shapes shared by the two sides); ``cg_steps=n`` takes n warm-started
+    conjugate-gradient steps per row (:func:`mfjax.solvers.ials.steps.half_step_cg`) and
+    re-solves the users exactly once at the end. ``kernel=True`` runs either by the
+    threaded C++ kernel (:mod:`mfjax.kernels.ials`, the same outputs).
     """
 
-    name = "als"
-    OPTIONS: tuple[str, ...] = ("alpha", "unobserved_weight", "nu", "cg_steps")
     #: Chunking of the XLA half-steps: blocks of 64 interactions per Gram matmul are
     #: ~5 % faster than 32 on ML-1M (rank 64) at the same compile time.
     CHUNKS = dict(chunk_rows=256, chunk_nnz=2048, block=64)
 
-    def __init__(self, method: str | None = None, cg_steps: int = 3, kernel: bool | None = None):
-        super().__init__()
-        if method is not None and method not in ia.METHODS:
-            raise ValueError(f"ALSSolver: method must be one of {ia.METHODS}, got {method!r}")
-        self.method, self.cg_steps, self.kernel = method, int(cg_steps), kernel
-
-    def init(self, train: Ratings, config) -> ALSState:
+    def init(self, train: Ratings, spec, run) -> ALSState:
         """Lay out the interactions (CSR both ways) and draw the initial factors."""
-        steps = config.options.get("cg_steps")
-        if steps is not None:
-            if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-                raise ValueError(f"fit: cg_steps must be None, 0 (exact solves) or a positive "
-                                 f"integer, got {steps!r}")
-            self.method, self.cg_steps = ("cg", int(steps)) if steps else ("cholesky", 0)
-        p = self._setup(train, config)
-        self.on_mesh, self.use_kernel = None, False
+        self.method = "cg" if spec.cg_steps else "cholesky"
+        self.cg_steps = spec.cg_steps
+        p = self._setup(train, spec, run)
+        self.on_mesh, self.use_kernel = None, bool(spec.kernel)
         # A one-device mesh (mesh="auto" on one device) runs the one-device path, kernel
         # included: the sharded half-step would only add collectives over one device.
-        if config.mesh is not None and config.mesh.size > 1:
-            if self.kernel:
-                raise ValueError("fit: ALSSolver(kernel=True) runs on one CPU device; "
-                                 "pass mesh=None or kernel=None")
-            if self.method is None:  # as on one device: the backend decides
-                self.method = "cg" if jax.default_backend() == "cpu" else "cholesky"
-            self.on_mesh = MeshALS(self.data, config.mesh, self.hp, self.method,
+        if run.mesh is not None and run.mesh.size > 1:
+            self.on_mesh = MeshALS(self.data, run.mesh, self.hp, self.method,
                                    self.cg_steps, self.CHUNKS)
-            config.record["table_sharding"] = "rows split over every device per half-step"
+            self.facts["table_sharding"] = "rows split over every device per half-step"
             p = self.on_mesh.place(p)
         else:  # both half-steps run ONE executable on padded shapes
             self.sides = ials_layout.shared_layouts(self.data)
             self.n_pad = int(self.sides[0].indptr.shape[0]) - 1
-            self.use_kernel = self._kernel_choice(p.user_factors.dtype)
-        config.record["als_kernel"] = self.use_kernel
-        if self.method is None:  # CG on CPUs (measured faster, same quality), else exact
-            self.method = "cg" if jax.default_backend() == "cpu" else "cholesky"
-        config.record["als_method"] = self.method
-        if self.method == "cg":
-            config.record["cg_steps"] = self.cg_steps
+        self.facts["als_method"] = self.method
         self._padded = None  # (P, P zero-padded, Q, Q zero-padded) of the last step
         self._exact = False  # whether the state's users are exact for its items
         return ALSState(p, (), 0)
-
-    def _kernel_choice(self, dtype) -> bool:
-        """Whether the half-steps run by the C++ kernel (see ``kernel``)."""
-        if self.kernel is False:
-            return False
-        if self.kernel is None:
-            return ik.usable_for(dtype)
-        if not ik.usable_for(dtype):
-            raise RuntimeError("ALSSolver(kernel=True): the iALS CPU kernel cannot run here: "
-                               + (ik.unavailable_reason() or f"needs the CPU backend and "
-                                  f"float32/float64 factors (backend {jax.default_backend()}, "
-                                  f"dtype {np.dtype(dtype)})"))
-        return True
 
     def _half_step(self, other, side, x0, with_observed=True):
         if self.method == "cg":
@@ -288,7 +239,7 @@ class ALSSolver(_IALSBase):
         put = jnp.asarray if self.on_mesh is None else self.on_mesh.place
         return restore_leaves(state, leaves, put)
 
-    def finalize(self, params: Params) -> Params:
+    def finalize(self, state, params: Params) -> Params:
         """Unchanged after an exact sweep (its user half-step is already exact; ``fit``
         returns the last state or, with patience, the best one, both from steps); after
         CG sweeps, or with no step run, the users get one exact re-solve. On a mesh,
@@ -302,7 +253,7 @@ class ALSSolver(_IALSBase):
         if self.use_kernel:
             return params._replace(user_factors=ik.solve_users(params.item_factors, self.data,
                                                                **self.hp))
-        return super().finalize(params)
+        return super().finalize(state, params)
 
 
 class IALSOptaxSolver(_IALSBase):
@@ -314,21 +265,18 @@ class IALSOptaxSolver(_IALSBase):
     of it) and the tables placed by ``table_sharding``; XLA sums the gradient's parts.
     """
 
-    name = "optax"
     STEPS = 10
 
-    def init(self, train: Ratings, config) -> ALSState:
+    def init(self, train: Ratings, spec, run) -> ALSState:
         """Lay out the interactions and initialise the factors and the optimizer."""
-        p = self._setup(train, config)
-        if config.schedule is not None:
-            raise ValueError("fit: objective='ials' with solver='optax' takes no schedule")
-        self.opt, d = config.opt, self.data
+        p = self._setup(train, spec, run)
+        self.opt, d = make_optimizer(spec.optimizer, spec.learning_rate), self.data
         nnz = int(d.user_items.shape[0])
         self.place = None
         batch = (d.user_rows, d.user_items, d.user_values, None)
-        if config.mesh is not None:
-            self.place = pl = distributed.Placement(config.mesh, train.n_users, train.n_items,
-                                                    config.table_sharding == "sharded")
+        if run.mesh is not None:
+            self.place = pl = distributed.Placement(run.mesh, train.n_users, train.n_items,
+                                                    run.table_sharding == "sharded")
             pad = -nnz % pl.data_size
             host = [np.pad(np.asarray(x), (0, pad)) for x in batch[:3]]
             weights = np.pad(np.ones(nnz, host[2].dtype), (0, pad))
@@ -354,7 +302,7 @@ class IALSOptaxSolver(_IALSBase):
         return restore_leaves(state, leaves,
                               jnp.asarray if self.place is None else self.place.put_tree)
 
-    def finalize(self, params: Params) -> Params:
+    def finalize(self, state, params: Params) -> Params:
         """The parameters as trained (no exact re-solve: this solver is the check);
         on a mesh, fetched to the host."""
         if self.place is None:
@@ -376,6 +324,3 @@ def _ials_epoch(opt, steps, n, sizes, params, opt_state, batch, hp):
     (params, opt_state), _ = jax.lax.scan(body, (params, opt_state), None, length=steps)
     return params, opt_state, im.loss(params, users, items, values, **kw) / n
 
-
-register_solver("ials", "als", ALSSolver)
-register_solver("ials", "optax", IALSOptaxSolver)

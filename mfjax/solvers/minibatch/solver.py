@@ -28,8 +28,8 @@ from .gradients import make_route
 from . import ensemble as E
 from . import layout as L
 from .epoch import cached_epoch, host_init, make_epoch, remix
-from .optimizers import opt_init
-from ..base import register_solver, restore_leaves
+from .optimizers import make_optimizer, opt_init
+from ..base import restore_leaves
 
 __all__ = ["OptaxState", "OptaxSolver"]
 
@@ -49,52 +49,54 @@ class OptaxState(NamedTuple):
 
 
 class OptaxSolver:
-    """``solver="optax"``: minibatch training with any Optax optimizer (see module docstring)."""
+    """:class:`mfjax.MF`: minibatch training with any Optax optimizer (see module docstring)."""
 
-    name = "optax"
-    OPTIONS: tuple[str, ...] = ()
+    min_epochs = 1
 
     def __init__(self):
-        self.seen = None
+        self.seen, self.facts = None, {}
 
-    def init(self, train: Ratings, config) -> OptaxState:
+    def init(self, train: Ratings, spec, run) -> OptaxState:
         """Sort and lay out ``train``, draw the initial parameters, compile (or reuse) the epoch."""
-        c, hw = config, config.hardware
-        self.config, self.n, self.place = c, len(train), None
+        c, hw = spec, run.hardware
+        self.spec, self.seed, self.n, self.place = spec, run.seed, len(train), None
+        self.n_batches = n_batches = -(-self.n // c.batch_size)
         route = make_route(c.gradient, reg=c.reg, bias_reg=c.bias_reg, sort_by=c.sort_by)
-        opt, run_epoch = c.opt, None
+        opt, run_epoch = None, None
         if isinstance(c.optimizer, str) and c.schedule is None:  # hashable: reuse compiled programs
             options = tuple(sorted(hw.compiler_options.items())) if hw.compiler_options else None
             opt, run_epoch = cached_epoch(c.optimizer, c.learning_rate, c.gradient, c.reg, c.bias_reg,
-                                          c.sort_by, *L.grid_shape(train, c.sort_by, c.n_batches),
+                                          c.sort_by, *L.grid_shape(train, c.sort_by, n_batches),
                                           options)
-        params = host_init(c.seed, train.n_users, train.n_items, c.rank, c.members, c.init_scale,
+        else:
+            opt = make_optimizer(c.optimizer, c.learning_rate, c.schedule)
+        params = host_init(run.seed, train.n_users, train.n_items, c.rank, c.ensemble, c.init_scale,
                            float(train.mean))
         opt_state = opt_init(opt)(params)
         # One host sort serves the training grid and the model's seen-item index.
         order = L.radix_order(train.users, train.items) if c.sort_by == "users" else \
             L.radix_order(train.items, train.users)
-        grid = L.build_grid(train, c.sort_by, c.n_batches, order, blocks=route.needs_blocks)
+        grid = L.build_grid(train, c.sort_by, n_batches, order, blocks=route.needs_blocks)
         if c.sort_by != "users":
             order = L.radix_order(train.users, train.items)
         self.seen = L.seen_index(train, order)
         del order
         n_rows = int(grid.keys.shape[0])
-        assert (n_rows, c.n_batches) == L.grid_shape(train, c.sort_by, c.n_batches)
-        c.record["batch_slots"] = n_rows
-        c.record["padding"] = round(1.0 - self.n / (n_rows * c.n_batches), 6)
+        assert (n_rows, n_batches) == L.grid_shape(train, c.sort_by, n_batches)
+        self.facts = {"batch_slots": n_rows,
+                      "padding": round(1.0 - self.n / (n_rows * n_batches), 6)}
         self.n_real_rows = n_rows
         if hw.mesh is not None:
             self.place = distributed.Placement(hw.mesh, train.n_users, train.n_items,
-                                               c.table_sharding == "sharded")
-            grid = L.place_grid(grid, c.n_batches, self.place)
+                                               run.table_sharding == "sharded")
+            grid = L.place_grid(grid, n_batches, self.place)
             n_rows = int(grid.keys.shape[0])
-            c.record["mesh_padding_rows"] = n_rows - self.n_real_rows
+            self.facts["mesh_padding_rows"] = n_rows - self.n_real_rows
             params = self.place.put_tree(self.place.pad_params(params))
             opt_state = self.place.put_tree(opt_init(opt)(params))
             run_epoch = None  # the padded grid's shape
         if run_epoch is None:
-            run_epoch = make_epoch(opt, route.value_and_grad, n_rows, c.n_batches, hw.compiler_options)
+            run_epoch = make_epoch(opt, route.value_and_grad, n_rows, n_batches, hw.compiler_options)
         self.grid, self.n_rows, self.run_epoch = grid, n_rows, run_epoch
         return OptaxState(params, opt_state, 0)
 
@@ -104,14 +106,14 @@ class OptaxSolver:
 
     def step(self, state: OptaxState) -> tuple[OptaxState, dict]:
         """One epoch: every rating once, in ``n_batches`` minibatches reshuffled from (seed, epoch)."""
-        c = self.config
-        order, offsets = remix(c.seed, state.epoch, self.n_real_rows, c.n_batches)
+        order, offsets = remix(self.seed, state.epoch, self.n_real_rows, self.n_batches)
         if self.n_rows > self.n_real_rows:
             offsets = np.pad(offsets, (0, self.n_rows - self.n_real_rows))  # mesh padding rows
         params, opt_state, total = self.run_epoch(state.params, state.opt_state, self.grid,
                                                   self.put(order), self.put(offsets))
         # Per rating, averaged over members.
-        return OptaxState(params, opt_state, state.epoch + 1), {"loss": float(total) / (self.n * c.members)}
+        members = self.spec.ensemble
+        return OptaxState(params, opt_state, state.epoch + 1), {"loss": float(total) / (self.n * members)}
 
     def params(self, state: OptaxState) -> Params:
         """The members' average as one plain model (mesh padding rows included)."""
@@ -122,11 +124,15 @@ class OptaxSolver:
         put = jax.numpy.asarray if self.place is None else self.place.put_tree
         return restore_leaves(state, leaves, put)
 
-    def finalize(self, params: Params) -> Params:
+    def finalize(self, state: OptaxState, params: Params) -> Params:
         """Host-gathered, unpadded parameters on a mesh; unchanged on one device."""
         if self.place is None:
             return params
         return self.place.unpad_params(jax.tree.map(jax.numpy.asarray, distributed.to_host(params)))
 
+    def posterior(self, state, params):
+        return None
 
-register_solver("explicit", "optax", OptaxSolver)
+    def divergence_hint(self) -> str:
+        return (f"try a smaller learning_rate (now {self.spec.learning_rate}) or a larger reg "
+                f"(now {self.spec.reg})")
