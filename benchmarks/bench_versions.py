@@ -48,7 +48,7 @@ else:
     model = C.planted(138_493, 26_744, 8, seed=0)
     train = C.sample(model, 20_000_000, seed=1)
     t0 = time.perf_counter()
-    m = mfjax.fit(train, rank=64, reg=0.01, learning_rate=0.03, epochs=4, progress=False)
+    m = mfjax.fit(train, solver="optax", rank=64, reg=0.01, learning_rate=0.03, epochs=4, progress=False)
     out["fit_seconds"] = time.perf_counter() - t0
     out["epochs"] = [h["seconds"] for h in m.history]
     out["gradient"] = m.config["gradient"]

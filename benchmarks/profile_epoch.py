@@ -112,7 +112,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mfjax-trace-") as tmp:
         tracer = TraceEpoch(tmp, which=2)
         t = time.perf_counter()
-        m = mfjax.fit(train, rank=args.rank, epochs=2, reg=0.01, learning_rate=0.03,
+        m = mfjax.fit(train, solver="optax", rank=args.rank, epochs=2, reg=0.01, learning_rate=0.03,
                       ensemble=ensemble, gradient=args.gradient, progress=False, callbacks=[tracer])
         total = time.perf_counter() - t
         if not tracer.done:

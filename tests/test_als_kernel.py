@@ -109,7 +109,7 @@ def test_fit_with_the_kernel_equals_fit_without(monkeypatch):
 
 
 def test_switch_off_and_fallback_without_a_compiler(tmp_path):
-    code = ("import warnings, numpy as np, mfjax; from mfjax import als_kernel as ak;"
+    code = ("import warnings, numpy as np, mfjax; from mfjax.kernels import als as ak;"
                         "r = np.random.default_rng(0);"
             "t = mfjax.Ratings.from_arrays(r.integers(0, 50, 500), r.integers(0, 40, 500),"
             " r.integers(1, 6, 500).astype(float));"

@@ -161,7 +161,7 @@ def die(epoch, metrics, params):
     if epoch == kill_at:
         os.kill(os.getpid(), signal.SIGKILL)
 
-mfjax.fit(train, validation=test, checkpoint_dir=sys.argv[1], callbacks=[die],
+mfjax.fit(train, solver="optax", validation=test, checkpoint_dir=sys.argv[1], callbacks=[die],
           rank=32, reg=0.0, bias_reg=0.0, epochs=40, batch_size=1024, learning_rate=0.05,
           patience=1, progress=False)
 '''

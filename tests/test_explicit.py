@@ -11,11 +11,7 @@ import mfjax
 from mfjax.objectives.explicit import Params
 from test_checkpoint import Stop, stop_at
 from mfjax.solvers.gibbs.sampler import predictive_std
-from mfjax.solvers.als.solver import (
-    GIBBS_MAX_RATINGS,
-    SOLVER_DEFAULTS,
-    explicit_defaults,
-    sample_plan)
+from mfjax.solvers.gibbs.solver import sample_plan
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +64,7 @@ def test_als_recovers_a_noiseless_low_rank_model():
 def test_defaults_reach_the_noise_floor_on_the_planted_problem(planted):
     train, test = planted
     m = mfjax.fit(train, progress=False)            # no tuning: Gibbs at this size
-    assert m.config["solver"] == "gibbs"
+    assert m.config["solver"] == "gibbs" and isinstance(m.spec, mfjax.BayesianMF)
     rmse = mfjax.evaluate(m, test)["rmse"]
     assert rmse <= 1.15 * 0.3, rmse
     # The sampled noise precision is near 1/noise² (residuals a little under the noise).
@@ -158,20 +154,7 @@ def test_short_sweep_loop_finishes(small, rank):
     assert np.isfinite(m.history[-1]["loss"])
 
 
-# ------------------------------------------------------------------ defaults, budget
-@pytest.mark.parametrize("n,solver,optax_args,want", [
-    (60_000, "auto", False, "gibbs"),
-    (GIBBS_MAX_RATINGS + 1, "auto", False, "optax"),
-    (60_000, "auto", True, "optax"),
-    (60_000, "als", False, "als"),
-])
-def test_explicit_defaults(n, solver, optax_args, want):
-    got, rank, reg, epochs = explicit_defaults(n, solver, None, None, None, optax_args)
-    assert got == want
-    assert (rank, reg, epochs) == tuple(SOLVER_DEFAULTS[want][k] for k in ("rank", "reg", "epochs"))
-    assert explicit_defaults(n, solver, 7, 0.5, 3, optax_args)[1:] == (7, 0.5, 3)
-
-
+# ------------------------------------------------------------------ budget
 @pytest.mark.parametrize("samples,budget,want", [(80, 1 << 30, (1, 80)), (80, 10 * 65 * 4 * 100, (8, 10)),
                                                  (5, 1, (5, 1))])
 def test_sample_plan_thins_to_the_budget(samples, budget, want):
@@ -181,5 +164,5 @@ def test_sample_plan_thins_to_the_budget(samples, budget, want):
 @pytest.mark.timeout(120)
 def test_gibbs_options_only_for_gibbs(small):
     train, _ = small
-    with pytest.raises(ValueError, match="burn_in"):
+    with pytest.raises(TypeError, match="'burn_in' does not apply to ALS"):
         mfjax.fit(train, solver="als", burn_in=3, progress=False)

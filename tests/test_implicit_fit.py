@@ -40,36 +40,23 @@ def test_planted_groups_never_cross(objective):
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("method", ["cg", "cholesky"])
 def test_ials_history_never_increases(method):
-    from mfjax.training import SOLVERS, register_solver
-    from mfjax.solvers.ials.solver import ALSSolver
-
     r = planted(seed=1)
-    old = SOLVERS[("ials", "als")]
-    register_solver("ials", "als", lambda: ALSSolver(method=method))
-    try:
-        m = mfjax.fit(r, objective="ials", rank=6, epochs=8, progress=False)
-    finally:
-        register_solver("ials", "als", old)
+    m = mfjax.fit(r, mfjax.ImplicitALS(rank=6, epochs=8, cg_steps=3 if method == "cg" else 0),
+                  progress=False)
+    assert m.config["als_method"] == method
     loss = np.array([h["loss"] for h in m.history])
     assert (np.diff(loss) <= 1e-6 * loss[:-1]).all(), loss
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("kernel", [None, False], ids=["kernel_if_usable", "xla"])
+@pytest.mark.parametrize("kernel", ["auto", False], ids=["kernel_if_usable", "xla"])
 def test_ials_cg_steps_runs_cg_both_sides_and_returns_exact_users(kernel):
-    from mfjax.training import SOLVERS, register_solver
-    from mfjax.solvers.ials.solver import ALSSolver
-
     r = planted(seed=5)
-    old = SOLVERS[("ials", "als")]
-    register_solver("ials", "als", lambda: ALSSolver(kernel=kernel))
-    try:
-        m = mfjax.fit(r, objective="ials", rank=6, epochs=5, cg_steps=2, progress=False)
-        exact = mfjax.fit(r, objective="ials", rank=6, epochs=5, cg_steps=0, progress=False)
-    finally:
-        register_solver("ials", "als", old)
+    m = mfjax.fit(r, objective="ials", rank=6, epochs=5, cg_steps=2, kernel=kernel, progress=False)
+    exact = mfjax.fit(r, objective="ials", rank=6, epochs=5, cg_steps=0, kernel=kernel,
+                      progress=False)
     assert exact.config["als_method"] == "cholesky"
-    assert m.config["als_method"] == "cg" and m.config["cg_steps"] == 2
+    assert m.config["als_method"] == "cg" and m.spec.cg_steps == 2
     loss = np.array([h["loss"] for h in m.history])
     assert (np.diff(loss) <= 1e-6 * loss[:-1]).all(), loss
     # Fewer CG steps than the rank: a different trajectory than the exact solver's ...
@@ -82,22 +69,13 @@ def test_ials_cg_steps_runs_cg_both_sides_and_returns_exact_users(kernel):
 
 def test_ials_cg_kernel_and_xla_fits_agree():
     from mfjax import kernels
-    from mfjax.training import SOLVERS, register_solver
-    from mfjax.solvers.ials.solver import ALSSolver
 
     if kernels.find_compiler() is None:
         pytest.skip("no C++ compiler")
     r = planted(seed=6)
-    old = SOLVERS[("ials", "als")]
-    fits = {}
-    try:
-        for kernel in (True, False):
-            register_solver("ials", "als", lambda: ALSSolver(kernel=kernel))
-            fits[kernel] = mfjax.fit(r, objective="ials", rank=6, epochs=3, cg_steps=3,
-                                     progress=False)
-    finally:
-        register_solver("ials", "als", old)
-    assert fits[True].config["als_kernel"] and not fits[False].config["als_kernel"]
+    fits = {kernel: mfjax.fit(r, mfjax.ImplicitALS(rank=6, epochs=3, cg_steps=3, kernel=kernel),
+                              progress=False) for kernel in (True, False)}
+    assert fits[True].spec.kernel is True and fits[False].spec.kernel is False
     for a, b in zip(fits[True].params, fits[False].params):
         np.testing.assert_allclose(a, b, atol=2e-5)
     for a, b in zip(fits[True].history, fits[False].history):
@@ -106,12 +84,12 @@ def test_ials_cg_kernel_and_xla_fits_agree():
 
 @pytest.mark.parametrize("bad", [-2, 2.5, True, "3"])
 def test_ials_cg_steps_must_be_a_non_negative_int(bad):
-    with pytest.raises(ValueError, match="cg_steps"):
+    with pytest.raises((ValueError, TypeError), match="cg_steps"):
         mfjax.fit(planted(), objective="ials", epochs=1, cg_steps=bad, progress=False)
 
 
 def test_cg_steps_does_not_apply_to_bpr():
-    with pytest.raises(ValueError, match="cg_steps does not apply"):
+    with pytest.raises(TypeError, match="'cg_steps' does not apply to BPR"):
         mfjax.fit(planted(), objective="bpr", epochs=1, cg_steps=3, progress=False)
 
 
@@ -119,7 +97,7 @@ def test_resuming_an_exact_run_with_the_cg_default_names_the_fix(tmp_path):
     r = planted(seed=8)
     mfjax.fit(r, objective="ials", rank=4, epochs=1, cg_steps=0, checkpoint_dir=tmp_path,
               progress=False)
-    with pytest.raises(ValueError, match=r"als_method.*cg_steps=0\) continues an exact-solve"):
+    with pytest.raises(ValueError, match=r"cg_steps.*cg_steps=0\) continues an exact-solve"):
         mfjax.fit(r, objective="ials", rank=4, epochs=2, checkpoint_dir=tmp_path, resume=True,
                   progress=False)
     m = mfjax.fit(r, objective="ials", rank=4, epochs=2, cg_steps=0, checkpoint_dir=tmp_path,
@@ -234,14 +212,6 @@ def test_ials_on_a_one_device_mesh_keeps_the_cpu_kernel():
     m = mfjax.fit(planted(), objective="ials", epochs=1, mesh=distributed.make_mesh(1, 1),
                   progress=False)
     assert m.config["als_kernel"] and m.config["als_method"] == "cg"
-
-
-def test_explicit_defaults_unchanged():
-    from mfjax.training import DEFAULTS
-    from mfjax.training.config import objective_default
-
-    for name in ("rank", "reg", "epochs", "init_scale"):
-        assert objective_default("explicit", name, None) == DEFAULTS[name]
 
 
 # ---------------------------------------------------------------- splits and metrics

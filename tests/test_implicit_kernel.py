@@ -137,20 +137,16 @@ def _fit(kernel, method=None):
     rng = np.random.default_rng(3)
     key = np.unique(rng.integers(0, 120 * 80, 3000))  # distinct (user, item) pairs
     r = mfjax.Ratings.from_arrays(key // 80, key % 80, np.ones(key.size))
-    solver = ials.ALSSolver(kernel=kernel, method=method)
-    from mfjax.solvers import base as S
-    orig = S.SOLVERS[("ials", "als")]
-    S.SOLVERS[("ials", "als")] = lambda: solver
-    try:
-        return mfjax.fit(r, objective="ials", rank=8, epochs=4, seed=0, progress=False), solver
-    finally:
-        S.SOLVERS[("ials", "als")] = orig
+    steps = {None: None, "cholesky": 0, "cg": 3}[method]
+    m = mfjax.fit(r, mfjax.ImplicitALS(rank=8, epochs=4, cg_steps=steps, kernel=kernel), seed=0,
+                  progress=False)
+    return m, m.spec.kernel
 
 
 @pytest.mark.parametrize("method", ["cholesky", "cg"])
 def test_fit_with_the_kernel_equals_fit_without(method):
     (a, sa), (b, sb) = _fit(True, method), _fit(False, method)
-    assert sa.use_kernel and not sb.use_kernel
+    assert sa and not sb
     assert a.config["als_method"] == b.config["als_method"] == method
     np.testing.assert_allclose(a.params.user_factors, b.params.user_factors, atol=2e-4)
     np.testing.assert_allclose(a.params.item_factors, b.params.item_factors, atol=2e-4)
@@ -161,17 +157,17 @@ def test_fit_with_the_kernel_equals_fit_without(method):
 
 def test_default_method_on_a_cpu_is_cg_with_or_without_the_kernel():
     # The backend alone decides, so checkpoints move between kernel and XLA runs.
-    (a, sa), (b, sb) = _fit(None), _fit(False)
-    assert sa.use_kernel and not sb.use_kernel
+    (a, sa), (b, sb) = _fit("auto"), _fit(False)
+    assert sa and not sb
     for m in (a, b):
-        assert m.config["als_method"] == "cg" and m.config["cg_steps"] == 3
+        assert m.config["als_method"] == "cg" and m.spec.cg_steps == 3
 
 
 def test_switch_off_and_fallback_without_a_compiler(tmp_path):
-    code = ("import mfjax, numpy as np; from mfjax import implicit_kernel as ik; "
-            "from mfjax.training import ials; print('available', ik.available()); "
+    code = ("import mfjax, numpy as np; from mfjax.kernels import ials as ik; "
+            "print('available', ik.available()); "
             "r = mfjax.Ratings.from_arrays(np.arange(40) % 10, np.arange(40) % 7, np.ones(40)); "
-            "s = ials.ALSSolver(); m = mfjax.fit(r, objective='ials', rank=4, epochs=2, progress=False); "
+            "m = mfjax.fit(r, objective='ials', rank=4, epochs=2, progress=False); "
             "print('fit ok', m.history[-1]['loss'])")
     env = {**os.environ, "PYTHONPATH": ROOT, "MFJAX_DATA": str(tmp_path), "CXX": "",
            "PATH": str(tmp_path)}  # no compiler on the PATH, an empty kernel cache

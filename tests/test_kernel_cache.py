@@ -226,7 +226,7 @@ def test_a_killed_writer_leaves_a_temporary_that_the_next_write_removes(tmp_path
 def test_both_kernels_load_in_one_process():
     """dlopen knows a library by its path: loading two kernels through the same reused
     /proc/self/fd/N returned the first one (the iALS symbols were then missing)."""
-    code = ("from mfjax.solvers.minibatch.gradients import fused; from mfjax import implicit_kernel as ik; "
+    code = ("from mfjax.solvers.minibatch.gradients import fused; from mfjax.kernels import ials as ik; "
             "assert fused.available(), fused.unavailable_reason(); "
             "assert ik.available(), ik.unavailable_reason(); print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,

@@ -125,7 +125,7 @@ def test_no_relevant_user_gives_nan_and_bad_arguments_raise():
 def test_matches_a_per_user_loop_over_model_recommend():
     ratings_all, _ = mfjax.datasets.synthetic(150, 90, 6000, rank=4, noise=0.3, seed=5)
     train, test = mfjax.split.holdout(ratings_all, 0.25, seed=1)
-    model = mfjax.fit(train, rank=4, epochs=5, batch_size=512, progress=False)
+    model = mfjax.fit(train, solver="optax", rank=4, epochs=5, batch_size=512, progress=False)
     k, thr = 5, 4.0
     got = mfjax.evaluate_ranking(model, train, test, k=k, threshold=thr, batch_size=16)
     prec, rec, hit, listed = [], [], [], set()

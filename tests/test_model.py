@@ -20,7 +20,7 @@ def trained():
     with pytest.warns(UserWarning):  # random pairs repeat
         r = mfjax.Ratings.from_arrays(users, items, ratings)
     train, test = split.holdout(r, 0.2, seed=0)
-    model = mfjax.fit(train, rank=4, epochs=3, progress=False)
+    model = mfjax.fit(train, solver="optax", rank=4, epochs=3, progress=False)
     return model, train, test
 
 
@@ -82,7 +82,7 @@ def test_save_load_round_trip(trained, tmp_path):
 
 def test_int_ids_survive_a_round_trip(tmp_path):
     r, _ = mfjax.datasets.synthetic(30, 20, 500, seed=0)
-    model = mfjax.fit(r, rank=2, epochs=1, progress=False)
+    model = mfjax.fit(r, solver="optax", rank=2, epochs=1, progress=False)
     model.save(tmp_path / "m.npz")
     loaded = mfjax.load_model(tmp_path / "m.npz")
     assert loaded.user_ids.dtype == np.int64

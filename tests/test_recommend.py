@@ -13,7 +13,7 @@ from mfjax.serving import recommend as rec
 @pytest.fixture(scope="module")
 def trained():
     ratings, _ = mfjax.datasets.synthetic(120, 80, 4000, rank=4, noise=0.3, seed=2)
-    model = mfjax.fit(ratings, rank=4, reg=0.05, epochs=8, batch_size=512, progress=False)
+    model = mfjax.fit(ratings, solver="optax", rank=4, reg=0.05, epochs=8, batch_size=512, progress=False)
     return model, ratings
 
 
@@ -45,7 +45,7 @@ def test_planted_blocks_top1_is_the_withheld_in_block_item():
             rows.append((u, i, 1.0))
     u, i, r = map(np.array, zip(*rows))
     train = mfjax.Ratings.from_arrays(u, i, r)
-    model = mfjax.fit(train, rank=2, reg=0.01, bias_reg=0.01, epochs=60, batch_size=256,
+    model = mfjax.fit(train, solver="optax", rank=2, reg=0.01, bias_reg=0.01, epochs=60, batch_size=256,
                       learning_rate=0.05, progress=False)
     ids, scores = model.recommend(list(range(n_users)), n=1)
     assert ids.shape == (n_users, 1)
@@ -273,7 +273,7 @@ def test_fold_in_recovers_a_trained_users_vector():
     ratings, _ = mfjax.datasets.synthetic(60, 40, 1500, rank=3, noise=0.3, seed=4,
                                           popularity="uniform")
     steps = 1500
-    model = mfjax.fit(ratings, rank=3, reg=0.1, bias_reg=0.05, batch_size=len(ratings),
+    model = mfjax.fit(ratings, solver="optax", rank=3, reg=0.1, bias_reg=0.05, batch_size=len(ratings),
                       epochs=steps, schedule=optax.exponential_decay(0.05, steps, 1e-3),
                       progress=False)
     for u in (0, 17, 42):

@@ -67,9 +67,9 @@ def test_batch_size_not_dividing_the_data_uses_every_rating(planted):
     train, _ = planted
     n = len(train)
     lr = 1e-7
-    model = mfjax.fit(train, optimizer="sgd", learning_rate=lr, batch_size=n // 3 + 7, epochs=1,
+    model = mfjax.fit(train, solver="optax", optimizer="sgd", learning_rate=lr, batch_size=n // 3 + 7, epochs=1,
                       rank=4, reg=0.1, init_scale=0.1, progress=False)
-    init = mfjax.fit(train, optimizer="sgd", learning_rate=1e-30, batch_size=n, epochs=1, rank=4,
+    init = mfjax.fit(train, solver="optax", optimizer="sgd", learning_rate=1e-30, batch_size=n, epochs=1, rank=4,
                      reg=0.1, init_scale=0.1, progress=False).params
     g = mfjax.manual_grad(init, train.users, train.items, train.ratings, reg=0.1, bias_reg=0.1)
     step = np.asarray(init.item_bias) - np.asarray(model.params.item_bias)

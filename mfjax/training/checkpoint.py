@@ -83,8 +83,10 @@ def load_checkpoint(path, record: dict) -> tuple[list, int, list, Best]:
     keys = (set(old) | set(record)) - set(FREE_KEYS)
     diff = {k: (old.get(k), record.get(k)) for k in sorted(keys) if old.get(k) != record.get(k)}
     if diff:
+        hint = ("; fit(cg_steps=0) continues an exact-solve iALS run, cg_steps=n a CG run"
+                if "cg_steps" in diff else "")
         raise ValueError(f"cannot resume from {path}: the run differs in {diff} "
-                         f"(checkpoint value, this call's value)")
+                         f"(checkpoint value, this call's value){hint}")
     epoch, n_leaves, history = meta.get("epoch"), meta.get("n_leaves"), meta.get("history", [])
     if type(epoch) is not int or epoch < 0:
         raise ValueError(f"{path}: checkpoint epoch must be a non-negative integer, got {epoch!r}")
