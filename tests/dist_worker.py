@@ -32,7 +32,7 @@ def meshes(out_path, tmp):
 
     train, test = problem()
     # 1001 is not divisible by 4 or 2: the grid gets weight-0 padding rows.
-    kw = dict(rank=6, epochs=3, batch_size=1001, validation=test, progress=False)
+    kw = dict(solver="optax", rank=6, epochs=3, batch_size=1001, validation=test, progress=False)
     ref = mfjax.fit(train, **kw)
     report = {"devices": len(jax.devices()), "runs": {}}
     for data, model in SHAPES:

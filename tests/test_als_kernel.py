@@ -83,20 +83,18 @@ def test_an_out_of_range_index_is_an_error_naming_the_row():
         jax.block_until_ready(ak.half_step(bad, Q, bi, mu, reg=0.1, bias_reg=0.1))
 
 
-def _fit(monkeypatch, on: bool):
-    monkeypatch.setenv("MFJAX_ALS_KERNEL", "1" if on else "0")
+def _fit(on: bool):
     rng = np.random.default_rng(3)
     pairs = rng.choice(300 * 200, 6000, replace=False)
     train = mfjax.Ratings.from_arrays(pairs // 200, pairs % 200,
                                       rng.integers(1, 6, len(pairs)).astype(np.float64))
-    return mfjax.fit(train, solver="als", epochs=5, seed=1, progress=False)
+    return mfjax.fit(train, mfjax.ALS(epochs=5, kernel=on), seed=1, progress=False)
 
 
-def test_fit_with_the_kernel_equals_fit_without(monkeypatch):
+def test_fit_with_the_kernel_equals_fit_without():
     assert ak.available(), ak.unavailable_reason()
-    on, off = _fit(monkeypatch, True), _fit(monkeypatch, False)
-    assert ak.unavailable_reason() == "turned off by MFJAX_ALS_KERNEL=0"
-    assert on.config["als_kernel"] is True and off.config["als_kernel"] is False
+    on, off = _fit(True), _fit(False)
+    assert on.spec.kernel is True and off.spec.kernel is False
     a, b = on.params, off.params
     assert a.user_factors.dtype == jnp.float64
     for x, y in zip(a, b):

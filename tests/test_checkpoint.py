@@ -130,7 +130,8 @@ def test_custom_optimizers_resume_only_by_name(planted, tmp_path):
                   checkpoint_dir=tmp_path, callbacks=[stop_at(1)], **kw)
     resumed = mfjax.fit(train, optimizer=optax.adam(0.01), optimizer_name="adam-0.01",
                         checkpoint_dir=tmp_path, resume=True, **kw)
-    assert resumed.config["optimizer"] == "adam-0.01"
+    assert resumed.config["optimizer"] == {"recorded": "adam-0.01"}
+    assert resumed.spec.optimizer == mfjax.specs.Recorded("adam-0.01")
     for a, b in zip(full.params, resumed.params):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="cannot resume.*optimizer"):

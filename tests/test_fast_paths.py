@@ -160,7 +160,7 @@ def planted():
     return mfjax.split.holdout(ratings, 0.2, seed=0)
 
 
-FAST = dict(rank=8, reg=0.02, bias_reg=0.0, epochs=3, batch_size=1024, progress=False)
+FAST = dict(solver="optax", rank=8, reg=0.02, bias_reg=0.0, epochs=3, batch_size=1024, progress=False)
 
 
 @pytest.mark.parametrize("sort_by,ensemble", [("users", 1), ("items", 2)])

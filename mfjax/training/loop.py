@@ -25,6 +25,7 @@ from ..objectives.explicit import Params
 from ..serving.model import Model
 from ..solvers.base import make_solver
 from ..solvers.minibatch.layout import seen_index
+from ..specs import Recorded
 from .checkpoint import Best, load_checkpoint, save_checkpoint
 from .config import data_fingerprint, resolve, spec_for
 
@@ -113,6 +114,7 @@ def fit(
     _check_data(train, validation)
     spec = spec_for(train, model, shorthand)
     _check_run(patience, validation, checkpoint_dir, checkpoint_every, resume, callbacks)
+    _check_resumable(spec, resume)
     spec, run = resolve(train, spec, seed=seed, mesh=mesh, table_sharding=table_sharding)
     objective = objectives.get(spec.objective)
     solver = make_solver(spec)
@@ -167,6 +169,21 @@ def _check_run(patience, validation, checkpoint_dir, checkpoint_every, resume, c
         raise ValueError("fit: resume=True needs checkpoint_dir")
     if not all(callable(cb) for cb in callbacks):
         raise TypeError("fit: callbacks must be callables cb(epoch, metrics, params)")
+
+
+def _check_resumable(spec, resume) -> None:
+    """A custom optimizer or schedule is told apart from another only by ``optimizer_name``."""
+    custom = any(getattr(spec, k, None) is not None and not isinstance(getattr(spec, k), str)
+                 for k in ("optimizer", "schedule"))
+    if resume and custom and getattr(spec, "optimizer_name", None) is None:
+        raise ValueError("fit: resume=True with an optax.GradientTransformation or a schedule needs "
+                         "the spec's optimizer_name= (a name you choose for that optimizer and "
+                         "schedule): their repr holds memory addresses, so runs cannot be told "
+                         "apart without it")
+    for k in ("optimizer", "schedule"):
+        if isinstance(getattr(spec, k, None), Recorded):
+            raise ValueError(f"fit: the spec's {k} is {getattr(spec, k)!r}, recorded by a saved "
+                             f"model; pass the optax object itself ({k}=...) to train")
 
 
 def _record(spec, run, train: Ratings, patience, facts: dict) -> dict:

@@ -1,0 +1,171 @@
+"""Specs of the explicit-rating models: :class:`MF`, :class:`ALS`, :class:`BayesianMF`."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, ClassVar
+
+from .base import (MAX_EPOCHS, MAX_RANK, GRADIENTS, Spec, check_choice, check_int, check_kernel,
+                   check_number, check_optax_pair, check_optimizer, check_schedule)
+
+__all__ = ["MF", "ALS", "BayesianMF"]
+
+
+@dataclasses.dataclass(frozen=True)
+class MF(Spec):
+    """Explicit biased MF by Optax minibatches (the seed notebook's model).
+
+    ``r̂(u,i) = μ + b_u + b_i + <p_u, q_i>``, minimising :func:`mfjax.loss` (squared error
+    plus ``reg``·(‖p_u‖² + ‖q_i‖²) and ``bias_reg``·(b_u² + b_i²), per rating).
+
+    Attributes:
+        rank: latent factors k.
+        reg: λ, L2 weight on the factors.
+        bias_reg: λ_b, L2 weight on the biases; ``None``: ``reg``.
+        optimizer: a name in :data:`mfjax.OPTIMIZERS` or an ``optax.GradientTransformation``.
+        learning_rate: step size of a named optimizer; ``None``: the name's default.
+        schedule: an optax schedule (step -> rate; steps count minibatches) instead of
+            ``learning_rate``.
+        epochs: passes over the data.
+        batch_size: ratings per minibatch; ``None``: about 1/20 of the data
+            (:func:`mfjax.auto_batch_size`).
+        gradient: ``"autodiff"``, ``"manual"``, ``"blocked"``, ``"fused"`` or ``"auto"``
+            (``jax.grad`` below 2^20 ratings; above, the fused C++ kernel on one CPU
+            device, else blocked). All give the same trajectory to float tolerance.
+        sort_by: ``"users"``, ``"items"`` or ``"auto"``: the key minibatches are grouped
+            by (speed only).
+        ensemble: members of rank ``rank / ensemble`` trained side by side and averaged
+            into one rank-k model; ``"auto"``: members of rank >= 8, at most 16.
+        init_scale: standard deviation of the initial factors.
+        optimizer_name: a name for a custom optimizer/schedule (stored in models and
+            checkpoints; resuming with one needs it).
+    """
+
+    objective: ClassVar[str] = "explicit"
+    solver_name: ClassVar[str] = "optax"
+
+    rank: int = 128
+    reg: float = 0.1
+    bias_reg: float | None = 0.01
+    optimizer: Any = "adam"
+    learning_rate: float | None = None
+    schedule: Callable | None = None
+    epochs: int = 25
+    batch_size: int | None = None
+    gradient: str = "auto"
+    sort_by: str = "auto"
+    ensemble: Any = "auto"
+    init_scale: float = 0.1
+    optimizer_name: str | None = None
+
+    def _check(self, name, v):
+        if name == "rank":
+            return check_int(self, name, v, 1, MAX_RANK)
+        if name in ("reg", "bias_reg"):
+            return check_number(self, name, v, none=name == "bias_reg")
+        if name == "optimizer":
+            return check_optimizer(self, v)
+        if name == "learning_rate":
+            return check_number(self, name, v, positive=True, none=True)
+        if name == "schedule":
+            return check_schedule(self, v)
+        if name == "epochs":
+            return check_int(self, name, v, 1, MAX_EPOCHS)
+        if name == "batch_size":
+            return check_int(self, name, v, 1, None, none=True)
+        if name == "gradient":
+            return check_choice(self, name, v, GRADIENTS)
+        if name == "sort_by":
+            return check_choice(self, name, v, ("auto", "users", "items"))
+        if name == "ensemble":
+            return v if isinstance(v, str) and v == "auto" else check_int(self, name, v, 1, MAX_RANK)
+        if name == "init_scale":
+            return check_number(self, name, v, positive=True)
+        return v
+
+    def _check_all(self):
+        check_optax_pair(self)
+        if self.ensemble != "auto" and self.rank % self.ensemble:
+            raise ValueError(f"MF: ensemble must be 'auto' or a divisor of rank={self.rank}, "
+                             f"got {self.ensemble}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ALS(Spec):
+    """Explicit biased MF by exact alternating least squares (users, items, then μ).
+
+    Each sweep minimises :func:`mfjax.loss` exactly over one block, so the objective
+    never increases; a few sweeps suffice.
+
+    Attributes:
+        rank: latent factors k.
+        reg: λ, L2 weight on the factors (per rating).
+        bias_reg: λ_b on the biases; ``None``: ``reg``.
+        epochs: sweeps.
+        init_scale: standard deviation of the initial factors.
+        kernel: the threaded C++ half-step (:mod:`mfjax.kernels.als`): ``"auto"`` on one
+            CPU device when it builds, ``True`` requires it, ``False`` uses XLA.
+            Same results either way.
+    """
+
+    objective: ClassVar[str] = "explicit"
+    solver_name: ClassVar[str] = "als"
+
+    rank: int = 10
+    reg: float = 0.08
+    bias_reg: float | None = 0.01
+    epochs: int = 6
+    init_scale: float = 0.1
+    kernel: Any = "auto"
+
+    def _check(self, name, v):
+        if name == "rank":
+            return check_int(self, name, v, 1, MAX_RANK)
+        if name in ("reg", "bias_reg"):
+            return check_number(self, name, v, none=name == "bias_reg")
+        if name == "epochs":
+            return check_int(self, name, v, 1, MAX_EPOCHS)
+        if name == "init_scale":
+            return check_number(self, name, v, positive=True)
+        if name == "kernel":
+            return check_kernel(self, v)
+        return v
+
+
+@dataclasses.dataclass(frozen=True)
+class BayesianMF(Spec):
+    """Bayesian PMF with biases (Salakhutdinov & Mnih 2008) by Gibbs sampling.
+
+    The regularization is learned from Normal-Wishart hyperpriors. A run is
+    ``burn_in + samples`` sweeps; the model is the posterior mean of the kept samples
+    (every one, or every t-th when they would exceed a 1 GiB budget), and keeps the
+    per-sample biases and noise precisions for ``predict(..., return_std=True)``.
+
+    Attributes:
+        rank: latent factors k of each sample.
+        burn_in: sweeps discarded first.
+        samples: sweeps averaged after burn-in.
+        init_scale: standard deviation of the initial factors.
+    """
+
+    objective: ClassVar[str] = "explicit"
+    solver_name: ClassVar[str] = "gibbs"
+
+    rank: int = 10
+    burn_in: int = 20
+    samples: int = 80
+    init_scale: float = 0.1
+
+    def _check(self, name, v):
+        if name == "rank":
+            return check_int(self, name, v, 1, MAX_RANK)
+        if name == "burn_in":
+            return check_int(self, name, v, 0, MAX_EPOCHS)
+        if name == "samples":
+            return check_int(self, name, v, 1, MAX_EPOCHS)
+        if name == "init_scale":
+            return check_number(self, name, v, positive=True)
+        return v
+
+    @property
+    def n_steps(self) -> int:
+        return self.burn_in + self.samples
