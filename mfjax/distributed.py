@@ -4,7 +4,7 @@ A 2-D device mesh has a ``data`` axis and a ``model`` axis. ``fit(..., mesh=)``
 places
 
 * the training ratings, as the grid of rows that the epoch draws one rating
-  per row from for each minibatch (:func:`mfjax.train._layout`), split by
+  per row from for each minibatch (:func:`mfjax.solvers.minibatch.layout.build_grid`), split by
   rows over ``data``: each step's minibatch is spread over the data axis;
 * the factor tables, their biases and the optimizer state either replicated
   (every device holds all rows) or row-sharded over ``model`` (each device

@@ -102,7 +102,8 @@ def init_params(
     """Random initial parameters.
 
     Factors are drawn i.i.d. from N(0, init_scale²); biases start at 0 and the
-    global bias at ``global_bias`` (``fit`` passes the training mean).
+    global bias at ``global_bias`` (the training mean is the usual choice; ``fit``'s
+    solvers draw their own on the host, :func:`mfjax.solvers.minibatch.epoch.host_init`).
 
     Args:
         key: a PRNG key.

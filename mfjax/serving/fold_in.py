@@ -32,7 +32,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..objectives import ials as im
 from ..data import interactions
 from ..solvers.ials import solve as ia
 from ..objectives.bpr import sample_negatives

@@ -15,7 +15,9 @@ import optax
 
 __all__ = ["Spec", "Recorded", "MAX_RANK", "MAX_SEED", "MAX_EPOCHS", "GRADIENTS", "field_name",
            "check_int", "check_number", "check_choice", "check_kernel", "check_optimizer",
-           "check_schedule", "check_optax_pair"]
+           "check_schedule", "check_optax_pair", "rank_check", "steps_check", "non_negative",
+           "non_negative_or_none", "positive", "positive_or_none", "kernel_check",
+           "OPTAX_CHECKS"]
 
 #: Largest rank a spec accepts (a rank-2^16 table of one row is already 256 KB a row).
 MAX_RANK = 1 << 16
@@ -103,8 +105,11 @@ class Spec:
             object.__setattr__(self, f.name, self._check(f.name, getattr(self, f.name)))
         self._check_all()
 
-    def _check(self, name: str, value):  # pragma: no cover - every spec overrides
-        return value
+    #: field name -> ``check(spec, name, value) -> value`` (the checks below).
+    CHECKS: ClassVar[dict] = {}
+
+    def _check(self, name: str, value):
+        return self.CHECKS[name](self, name, value)
 
     def _check_all(self) -> None:
         """Checks that involve several fields."""
@@ -177,3 +182,47 @@ def check_optax_pair(spec) -> None:
         raise ValueError(f"{field_name(spec, 'optimizer_name')} must be a non-empty string, got {name!r}")
 
 
+# Field checks shared by the specs, as ``check(spec, name, value) -> value``.
+def rank_check(spec, name, v):
+    return check_int(spec, name, v, 1, MAX_RANK)
+
+
+def steps_check(spec, name, v):
+    return check_int(spec, name, v, 1, MAX_EPOCHS)
+
+
+def non_negative(spec, name, v):
+    return check_number(spec, name, v)
+
+
+def non_negative_or_none(spec, name, v):
+    return check_number(spec, name, v, none=True)
+
+
+def positive(spec, name, v):
+    return check_number(spec, name, v, positive=True)
+
+
+def positive_or_none(spec, name, v):
+    return check_number(spec, name, v, positive=True, none=True)
+
+
+def kernel_check(spec, name, v):
+    return check_kernel(spec, v)
+
+
+def optimizer_check(spec, name, v):
+    return check_optimizer(spec, v)
+
+
+def schedule_check(spec, name, v):
+    return check_schedule(spec, v)
+
+
+def name_check(spec, name, v):
+    return v  # checked with the optimizer (check_optax_pair)
+
+
+#: The checks of the Optax fields that :class:`~mfjax.MF` and :class:`~mfjax.BPR` share.
+OPTAX_CHECKS = {"optimizer": optimizer_check, "learning_rate": positive_or_none,
+                "schedule": schedule_check, "optimizer_name": name_check}

@@ -4,8 +4,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, ClassVar
 
-from .base import (MAX_EPOCHS, MAX_RANK, GRADIENTS, Spec, check_choice, check_int, check_kernel,
-                   check_number, check_optax_pair, check_optimizer, check_schedule)
+from .base import (GRADIENTS, MAX_EPOCHS, OPTAX_CHECKS, Spec, check_choice, check_int,
+                   check_optax_pair, kernel_check, non_negative, non_negative_or_none, positive,
+                   rank_check, steps_check)
 
 __all__ = ["MF", "ALS", "BayesianMF"]
 
@@ -57,30 +58,15 @@ class MF(Spec):
     init_scale: float = 0.1
     optimizer_name: str | None = None
 
-    def _check(self, name, v):
-        if name == "rank":
-            return check_int(self, name, v, 1, MAX_RANK)
-        if name in ("reg", "bias_reg"):
-            return check_number(self, name, v, none=name == "bias_reg")
-        if name == "optimizer":
-            return check_optimizer(self, v)
-        if name == "learning_rate":
-            return check_number(self, name, v, positive=True, none=True)
-        if name == "schedule":
-            return check_schedule(self, v)
-        if name == "epochs":
-            return check_int(self, name, v, 1, MAX_EPOCHS)
-        if name == "batch_size":
-            return check_int(self, name, v, 1, None, none=True)
-        if name == "gradient":
-            return check_choice(self, name, v, GRADIENTS)
-        if name == "sort_by":
-            return check_choice(self, name, v, ("auto", "users", "items"))
-        if name == "ensemble":
-            return v if isinstance(v, str) and v == "auto" else check_int(self, name, v, 1, MAX_RANK)
-        if name == "init_scale":
-            return check_number(self, name, v, positive=True)
-        return v
+    CHECKS: ClassVar[dict] = {
+        "rank": rank_check, "reg": non_negative, "bias_reg": non_negative_or_none,
+        **OPTAX_CHECKS, "epochs": steps_check,
+        "batch_size": lambda s, n, v: check_int(s, n, v, 1, None, none=True),
+        "gradient": lambda s, n, v: check_choice(s, n, v, GRADIENTS),
+        "sort_by": lambda s, n, v: check_choice(s, n, v, ("auto", "users", "items")),
+        "ensemble": lambda s, n, v: v if isinstance(v, str) and v == "auto" else rank_check(s, n, v),
+        "init_scale": positive,
+    }
 
     def _check_all(self):
         check_optax_pair(self)
@@ -117,18 +103,9 @@ class ALS(Spec):
     init_scale: float = 0.1
     kernel: Any = "auto"
 
-    def _check(self, name, v):
-        if name == "rank":
-            return check_int(self, name, v, 1, MAX_RANK)
-        if name in ("reg", "bias_reg"):
-            return check_number(self, name, v, none=name == "bias_reg")
-        if name == "epochs":
-            return check_int(self, name, v, 1, MAX_EPOCHS)
-        if name == "init_scale":
-            return check_number(self, name, v, positive=True)
-        if name == "kernel":
-            return check_kernel(self, v)
-        return v
+    CHECKS: ClassVar[dict] = {"rank": rank_check, "reg": non_negative,
+                              "bias_reg": non_negative_or_none, "epochs": steps_check,
+                              "init_scale": positive, "kernel": kernel_check}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,16 +132,9 @@ class BayesianMF(Spec):
     samples: int = 80
     init_scale: float = 0.1
 
-    def _check(self, name, v):
-        if name == "rank":
-            return check_int(self, name, v, 1, MAX_RANK)
-        if name == "burn_in":
-            return check_int(self, name, v, 0, MAX_EPOCHS)
-        if name == "samples":
-            return check_int(self, name, v, 1, MAX_EPOCHS)
-        if name == "init_scale":
-            return check_number(self, name, v, positive=True)
-        return v
+    CHECKS: ClassVar[dict] = {
+        "rank": rank_check, "burn_in": lambda s, n, v: check_int(s, n, v, 0, MAX_EPOCHS),
+        "samples": steps_check, "init_scale": positive}
 
     @property
     def n_steps(self) -> int:

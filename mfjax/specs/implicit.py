@@ -4,8 +4,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, ClassVar
 
-from .base import (MAX_EPOCHS, MAX_RANK, Spec, check_choice, check_int, check_kernel, check_number,
-                   check_optax_pair, check_optimizer, check_schedule)
+from .base import (OPTAX_CHECKS, Spec, check_choice, check_int, check_number, check_optax_pair,
+                   check_optimizer, kernel_check, non_negative, non_negative_or_none, positive,
+                   positive_or_none, rank_check, steps_check)
 
 __all__ = ["ImplicitALS", "BPR"]
 
@@ -55,28 +56,16 @@ class ImplicitALS(Spec):
     optimizer: Any = None
     learning_rate: float | None = None
 
-    def _check(self, name, v):
-        if name == "rank":
-            return check_int(self, name, v, 1, MAX_RANK)
-        if name in ("reg", "alpha", "unobserved_weight"):
-            return check_number(self, name, v)
-        if name == "nu":
-            return check_number(self, name, v, hi=1.0)
-        if name == "epochs":
-            return check_int(self, name, v, 1, MAX_EPOCHS)
-        if name == "cg_steps":
-            return check_int(self, name, v, 0, None, none=True)
-        if name == "init_scale":
-            return check_number(self, name, v, positive=True)
-        if name == "kernel":
-            return check_kernel(self, v)
-        if name == "solver":
-            return check_choice(self, name, v, ("als", "optax"))
-        if name == "optimizer":
-            return None if v is None else check_optimizer(self, v)
-        if name == "learning_rate":
-            return check_number(self, name, v, positive=True, none=True)
-        return v
+    CHECKS: ClassVar[dict] = {
+        "rank": rank_check, "reg": non_negative, "alpha": non_negative,
+        "unobserved_weight": non_negative,
+        "nu": lambda s, n, v: check_number(s, n, v, hi=1.0), "epochs": steps_check,
+        "cg_steps": lambda s, n, v: check_int(s, n, v, 0, None, none=True),
+        "init_scale": positive, "kernel": kernel_check,
+        "solver": lambda s, n, v: check_choice(s, n, v, ("als", "optax")),
+        "optimizer": lambda s, n, v: None if v is None else check_optimizer(s, v),
+        "learning_rate": positive_or_none,
+    }
 
     def _check_all(self):
         if self.cg_steps is not None and self.cg_steps > self.rank:
@@ -131,24 +120,11 @@ class BPR(Spec):
     #: ``learning_rate`` when none is given and no schedule is.
     DEFAULT_LEARNING_RATE: ClassVar[float] = 0.01
 
-    def _check(self, name, v):
-        if name == "rank":
-            return check_int(self, name, v, 1, MAX_RANK)
-        if name in ("reg", "bias_reg"):
-            return check_number(self, name, v, none=name == "bias_reg")
-        if name == "optimizer":
-            return check_optimizer(self, v)
-        if name == "learning_rate":
-            return check_number(self, name, v, positive=True, none=True)
-        if name == "schedule":
-            return check_schedule(self, v)
-        if name == "epochs":
-            return check_int(self, name, v, 1, MAX_EPOCHS)
-        if name == "batch_size":
-            return check_int(self, name, v, 1)
-        if name == "init_scale":
-            return check_number(self, name, v, positive=True)
-        return v
+    CHECKS: ClassVar[dict] = {"rank": rank_check, "reg": non_negative,
+                              "bias_reg": non_negative_or_none, **OPTAX_CHECKS,
+                              "epochs": steps_check,
+                              "batch_size": lambda s, n, v: check_int(s, n, v, 1),
+                              "init_scale": positive}
 
     def _check_all(self):
         check_optax_pair(self)

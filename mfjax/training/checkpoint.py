@@ -49,7 +49,7 @@ def save_checkpoint(path, record: dict, leaves: list, epoch: int, history: list,
 
     Args:
         path: the ``.npz`` file.
-        record: the run's configuration record (``FitConfig.record``).
+        record: the run's configuration record (the model's config: resolved spec and run facts).
         leaves: the solver state's leaves, as host arrays.
         epoch: epochs completed.
         history: the per-epoch metrics so far.

@@ -31,7 +31,6 @@ import numpy as np
 import optax
 
 from ... import distributed
-from ...objectives import ials as im
 from ...data import interactions
 from ...objectives.explicit import Params
 from ...data import Ratings

@@ -1,48 +1,35 @@
-"""iALS solvers: ``fit(objective="ials")`` by exact alternating solves or by Optax.
+"""iALS solvers: ``fit(train, mfjax.ImplicitALS(...))`` by alternating solves or by Optax.
 
 Each training row (u, i, v) is an interaction; v sets its confidence
-``c_ui = 1 + α v`` (a :class:`~mfjax.Ratings` without values has v = 1; repeated
-pairs are merged, values summed). The objective is :func:`mfjax.objectives.ials.loss`::
+``c_ui = 1 + α v`` (repeated pairs are merged, values summed). The objective is
+:func:`mfjax.objectives.ials.loss`::
 
     L = Σ_(u,i)∈S c_ui (1 − <p_u, q_i>)² + α0 Σ_u Σ_i <p_u, q_i>²
         + λ [Σ_u λ̃_u ‖p_u‖² + Σ_i λ̃_i ‖q_i‖²],   λ̃_u = (|I_u| + α0 n_items)^ν
 
 (α ``alpha``, α0 ``unobserved_weight``, ν ``nu``, λ ``reg``). The history's ``loss``
-is L / |S|.
+is L / |S|, from the half-steps' own sums (no extra pass over the interactions).
 
 - ``solver="als"`` (:class:`ALSSolver`): each step is one sweep, the items then the
-  users, both by 3 warm-started conjugate-gradient steps per row on a CPU backend, else
-  both exactly (Cholesky) (``fit(cg_steps=)`` overrides: 0 exact, n CG steps), and L
-  from the half-steps' own sums (no extra pass over the interactions). The two half-steps run ONE compiled program,
-  :func:`mfjax.solvers.ials.steps.half_step_exact`, or on a CPU backend the threaded C++
-  kernel :func:`mfjax.kernels.ials.half_step` with the same outputs
-  (``MFJAX_IALS_KERNEL=0`` or ``ALSSolver(kernel=False)`` turns it off): both sides'
-  CSR views are zero-padded to common bucketed shapes
-  (:func:`mfjax.solvers.ials.layout.shared_layouts`) and the true row counts are traced values, so
-  a fit compiles one solve body (and a later fit whose sizes fall in the same buckets
-  compiles nothing). CG (:func:`mfjax.solvers.ials.steps.half_step_cg` /
-  :func:`mfjax.kernels.ials.half_step_cg`) costs O(|I_u| k) per row and step instead
-  of the exact solve's O(|I_u| k²); in the kernel on ML-1M it reaches the exact solve's
-  validation NDCG in half the time, at the ML-20M shape 0.36x its time per sweep
-  (``benchmarks/RESULTS.md``); as XLA programs on a CPU it is as fast per sweep as the
-  exact solve (``benchmarks/bench_ials.py``). On accelerators the default is exact: CG
-  there is unmeasured. The default depends only on the backend, so a checkpoint
-  resumes across meshes and with the kernel on or off. On the CPU the XLA programs compile with
-  :data:`mfjax.solvers.ials.steps.CPU_COMPILER_OPTIONS`. The returned model always has
-  ``P = argmin_P L(P, Q)`` (exact sweeps end with an exact user half-step; after CG
-  sweeps the users are re-solved exactly once), so :meth:`mfjax.Model.fold_in` of a
-  training user with their own interactions gives back their vector.
+  users. ``cg_steps=0`` solves each row exactly (Cholesky), ``cg_steps=n`` by n
+  warm-started conjugate-gradient steps (O(|I_u| k) per step instead of O(|I_u| k²)).
+  Both half-steps run ONE compiled program on zero-padded, bucketed shapes
+  (:func:`mfjax.solvers.ials.layout.shared_layouts`; the true row counts are traced
+  values), or with ``kernel`` the threaded C++ kernel (:mod:`mfjax.kernels.ials`, the
+  same outputs). The returned model always has ``P = argmin_P L(P, Q)`` (exact sweeps
+  end with an exact user half-step; after CG sweeps the users are re-solved exactly
+  once), so :meth:`mfjax.Model.fold_in` of a training user with their own
+  interactions gives back their vector.
 - ``solver="optax"`` (:class:`IALSOptaxSolver`): the same L by full-batch gradient
-  (:func:`mfjax.objectives.ials.manual_grad`) and ``fit``'s optimizer, ``STEPS`` updates
-  per epoch; slow, for checking the ALS solver.
+  (:func:`mfjax.objectives.ials.manual_grad`) and the spec's optimizer, ``STEPS``
+  updates per epoch; slow, for checking the ALS solver.
 
-On a mesh of several devices (``fit(mesh=...)``) ALS splits each half-step's rows over
-every device (:class:`mfjax.solvers.ials.mesh_solver.MeshALS`, the C++ kernel is not used) and
-keeps the tables replicated between sweeps, whatever ``table_sharding`` says (a
-one-device mesh runs the one-device path); the Optax solver
-spreads the interactions over the ``data`` axis and places the tables as
-``table_sharding`` asks (:class:`mfjax.distributed.Placement`). Both match one device
-to float tolerance.
+On a mesh of several devices ALS splits each half-step's rows over every device
+(:class:`mfjax.solvers.ials.mesh_solver.MeshALS`, no C++ kernel) and keeps the tables
+replicated between sweeps (``table_sharding`` does not apply; a one-device mesh runs
+the one-device path); the Optax solver spreads the interactions over the ``data`` axis
+and places the tables as ``table_sharding`` asks. Both match one device to float
+tolerance. Measurements behind the defaults are in ``benchmarks/RESULTS.md``.
 """
 from __future__ import annotations
 
