@@ -81,15 +81,22 @@ def jaxlib_version() -> tuple[int, ...]:
     return tuple(int(x) for x in jaxlib.__version__.split(".")[:3] if x.isdigit())
 
 
-def scatter_add_is_slow() -> bool:
-    """Whether this jaxlib compiles GPU f32 scatter-add to a CAS loop (jax issue 38806).
+def scatter_add_is_slow(version: tuple | None = None) -> bool:
+    """Whether jaxlib ``version`` (default: this one) compiles GPU f32 scatter-add to a CAS
+    loop (jax issue 38806).
 
     jaxlib 0.10.2 to 0.11.0 ship an LLVM that lowers the float atomic add of a
     scatter to a compare-and-swap retry loop unless the kernel flushes
     denormals, catastrophic when many updates hit one row (a popular item).
     """
     lo, hi = SCATTER_CAS_JAXLIB
-    return lo <= jaxlib_version() <= hi
+    return lo <= (jaxlib_version() if version is None else tuple(version)) <= hi
+
+
+def compiler_options(backend: str, version: tuple | None = None) -> dict | None:
+    """XLA options for the compiled epoch on ``backend`` with jaxlib ``version``:
+    ``xla_gpu_ftz`` on a GPU whose jaxlib has the slow scatter-add, else None."""
+    return {"xla_gpu_ftz": True} if backend == "gpu" and scatter_add_is_slow(version) else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,8 +138,7 @@ def detect_hardware(mesh=None, *, n_users: int = 1, n_items: int = 1, rank: int 
         reason = f"it runs on one CPU device only (backend {backend!r}, mesh {distributed.describe(mesh)})"
     elif want_fused:
         reason = fused.unavailable_reason()
-    options = {"xla_gpu_ftz": True} if backend == "gpu" and scatter_add_is_slow() else None
-    return Hardware(backend, mesh, reason, options)
+    return Hardware(backend, mesh, reason, compiler_options(backend))
 
 
 def resolve_gradient(gradient: str, n_ratings: int, hw: Hardware) -> str:
