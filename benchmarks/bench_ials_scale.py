@@ -12,7 +12,7 @@ of 10M. One iteration is one sweep over the users and the items.
   sharded half-steps). Each sweep's wall time comes from ``history["seconds"]`` (the
   step ends with a device-to-host read of the loss, so the time is real). The first
   sweep includes compilation; the median of sweeps 2..N is reported. ``--methods
-  cholesky cg`` also runs ``ALSSolver(method="cg")``, 3 warm-started CG steps for
+  cholesky cg`` also runs ``ImplicitALS(cg_steps=3)``, 3 warm-started CG steps for
   the items and an exact user solve.
 - implicit (CPU only, ``--implicit``): ``AlternatingLeastSquares(factors=64,
   iterations=N)`` with its defaults (CG, 3 steps). Time is fit wall time / N, with
@@ -54,21 +54,13 @@ def synthetic(n_users: int, n_items: int, nnz: int, seed: int = 0):
 
 
 def run_mfjax(train, rank, iterations, method, mesh):
-    from mfjax.training import SOLVERS, register_solver
-    from mfjax.solvers.ials.solver import ALSSolver
-
-    old = SOLVERS[("ials", "als")]
-    register_solver("ials", "als", lambda: ALSSolver(method=method))
-    try:
-        t0 = time.perf_counter()
-        m = mfjax.fit(train, objective="ials", rank=rank, epochs=iterations, progress=False,
-                      mesh=mesh)
-        total = time.perf_counter() - t0
-    finally:
-        register_solver("ials", "als", old)
+    spec = mfjax.ImplicitALS(rank=rank, epochs=iterations, cg_steps=3 if method == "cg" else 0)
+    t0 = time.perf_counter()
+    m = mfjax.fit(train, spec, progress=False, mesh=mesh)
+    total = time.perf_counter() - t0
     s = [h["seconds"] for h in m.history]
     return {"method": method, "sweeps_s": s, "first_s": s[0], "median_s": float(np.median(s[1:])),
-            "fit_s": total, "loss": m.history[-1]["loss"], "kernel": m.config.get("als_kernel"),
+            "fit_s": total, "loss": m.history[-1]["loss"], "kernel": m.spec.kernel,
             "mesh": m.config.get("mesh")}
 
 

@@ -211,7 +211,7 @@ def test_ials_on_a_one_device_mesh_keeps_the_cpu_kernel():
         pytest.skip("the iALS kernel cannot run here")
     m = mfjax.fit(planted(), objective="ials", epochs=1, mesh=distributed.make_mesh(1, 1),
                   progress=False)
-    assert m.config["als_kernel"] and m.config["als_method"] == "cg"
+    assert m.spec.kernel is True and m.config["als_method"] == "cg"
 
 
 # ---------------------------------------------------------------- splits and metrics
