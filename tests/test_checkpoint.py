@@ -186,3 +186,71 @@ def test_kill_9_then_resume_gives_the_uninterrupted_model(planted, tmp_path):
         assert len(resumed.history) == len(full.history), k
         for a, b in zip(full.params, resumed.params):
             np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------- issue #22: resume and checkpoint files
+def test_resuming_with_fewer_epochs_than_done_is_refused(planted, tmp_path):
+    train, _ = planted
+    mfjax.fit(train, checkpoint_dir=tmp_path, **{**FAST, "epochs": 4})
+    with pytest.raises(ValueError, match="has 4 epochs done, more than the 2"):
+        mfjax.fit(train, checkpoint_dir=tmp_path, resume=True, **{**FAST, "epochs": 2})
+
+
+def test_resume_accepts_the_resolved_default_given_explicitly(tmp_path):
+    rng = np.random.default_rng(0)
+    key = np.unique(rng.integers(0, 40 * 30, 400))
+    clicks = mfjax.Ratings.from_arrays(key // 30, key % 30, np.ones(key.size))
+    first = mfjax.fit(clicks, mfjax.ImplicitALS(rank=4, epochs=1), checkpoint_dir=tmp_path,
+                      progress=False)
+    steps = first.spec.cg_steps  # 3 on a CPU
+    again = mfjax.fit(clicks, mfjax.ImplicitALS(rank=4, epochs=2, cg_steps=steps),
+                      checkpoint_dir=tmp_path, resume=True, progress=False)
+    assert len(again.history) == 2
+
+
+def _tamper(path, out, **changes):
+    import json
+
+    z = dict(np.load(path))
+    meta = json.loads(z["meta"].tobytes())
+    for k, v in changes.items():
+        if k.startswith("state/"):
+            z[k] = v
+        else:
+            meta[k] = v
+    z["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    np.savez(out, **z)
+
+
+@pytest.mark.parametrize("change,match", [
+    (dict(epoch=-5), "epoch must be a non-negative integer"),
+    (dict(history="oops"), "history must be a list"),
+    (dict(n_leaves="2"), "n_leaves"),
+])
+def test_a_tampered_checkpoint_is_refused(planted, tmp_path, change, match):
+    train, _ = planted
+    d = tmp_path / "run"
+    mfjax.fit(train, checkpoint_dir=d, **{**FAST, "epochs": 1})
+    _tamper(d / "checkpoint.npz", d / "checkpoint.npz", **change)
+    with pytest.raises(ValueError, match=match):
+        mfjax.fit(train, checkpoint_dir=d, resume=True, **{**FAST, "epochs": 2})
+
+
+def test_a_checkpoint_with_nan_state_is_refused(planted, tmp_path):
+    train, _ = planted
+    mfjax.fit(train, checkpoint_dir=tmp_path, **{**FAST, "epochs": 1})
+    z = np.load(tmp_path / "checkpoint.npz")
+    bad = np.array(z["state/0"])
+    bad.reshape(-1)[0] = np.nan
+    _tamper(tmp_path / "checkpoint.npz", tmp_path / "checkpoint.npz", **{"state/0": bad})
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        mfjax.fit(train, checkpoint_dir=tmp_path, resume=True, **{**FAST, "epochs": 2})
+
+
+def test_numpy_integer_hyperparameters_checkpoint_and_save(planted, tmp_path):
+    train, _ = planted
+    m = mfjax.fit(train, mfjax.BayesianMF(rank=np.int64(2), burn_in=np.int32(1),
+                                          samples=np.int64(2)),
+                  checkpoint_dir=tmp_path, seed=np.int64(3), progress=False)
+    m.save(tmp_path / "m.npz")
+    assert mfjax.load_model(tmp_path / "m.npz").spec == m.spec

@@ -161,3 +161,35 @@ def test_callbacks_may_keep_the_params_they_are_given(planted, kw):
     assert len(kept) == 3
     sums = [float(np.sum(p.user_factors)) for p in kept]  # raised "Array has been deleted"
     assert all(math.isfinite(s) for s in sums) and len(set(sums)) > 1
+
+
+# --------------------------------------------------------------- issue #22: fit's loop
+@pytest.mark.timeout(300)
+def test_gibbs_patience_never_stops_inside_burn_in(planted):
+    train, test = planted
+    m = mfjax.fit(train, mfjax.BayesianMF(rank=2, burn_in=6, samples=6), validation=test,
+                  patience=1, progress=False)
+    assert len(m.history) >= 7  # at least one kept sample before stopping
+    assert m.posterior is not None
+    pred, std = m.predict(test.user_ids[test.users[:5]], test.item_ids[test.items[:5]],
+                          return_std=True)
+    assert (std > 0).all()
+
+
+@pytest.mark.parametrize("seed", [2 ** 63, -1, 1.5, True])
+def test_seed_out_of_range_is_a_clear_error(planted, seed):
+    train, _ = planted
+    with pytest.raises((ValueError, TypeError), match="seed"):
+        mfjax.fit(train, seed=seed, **FAST)
+
+
+def test_divergence_names_the_real_cause_per_solver(planted):
+    train, _ = planted
+    tiny, _ = mfjax.datasets.synthetic(50, 40, 300, seed=0)  # rows with fewer ratings than k
+    for kernel in (True, False):
+        with pytest.raises(FloatingPointError, match=r"singular.*reg > 0") as e:
+            mfjax.fit(tiny, mfjax.ALS(rank=10, reg=0.0, bias_reg=0.0, epochs=2, kernel=kernel),
+                      progress=False)
+        assert "learning_rate" not in str(e.value)
+    with pytest.raises(FloatingPointError, match="smaller learning_rate"):
+        mfjax.fit(train, optimizer="sgd", learning_rate=10.0, **{**FAST, "epochs": 5})

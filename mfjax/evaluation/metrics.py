@@ -63,6 +63,7 @@ def error_sums(params: Params, users, items, ratings, lo, hi):
         lo, hi: the rating range predictions are clipped to.
     """
     chunk = 1 << 16
+    ratings = ratings.astype(params.global_bias.dtype)  # the model's dtype (x64 or not)
     pad = (-users.shape[0]) % chunk
     valid = jnp.pad(jnp.ones(users.shape, ratings.dtype), (0, pad)).reshape(-1, chunk)
     u, i, r = (jnp.pad(x, (0, pad)).reshape(-1, chunk) for x in (users, items, ratings))
