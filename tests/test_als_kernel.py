@@ -84,7 +84,7 @@ def test_an_out_of_range_index_is_an_error_naming_the_row():
 
 
 def _fit(monkeypatch, on: bool):
-    monkeypatch.setenv("MFJAX_ALS_KERNEL", "1" if on else "0")
+    monkeypatch.setenv("MFJAX_KERNELS", "1" if on else "0")
     rng = np.random.default_rng(3)
     pairs = rng.choice(300 * 200, 6000, replace=False)
     train = mfjax.Ratings.from_arrays(pairs // 200, pairs % 200,
@@ -95,7 +95,7 @@ def _fit(monkeypatch, on: bool):
 def test_fit_with_the_kernel_equals_fit_without(monkeypatch):
     assert ak.available(), ak.unavailable_reason()
     on, off = _fit(monkeypatch, True), _fit(monkeypatch, False)
-    assert ak.unavailable_reason() == "turned off by MFJAX_ALS_KERNEL=0"
+    assert ak.unavailable_reason() == "turned off by MFJAX_KERNELS=0"
     assert on.config["als_kernel"] is True and off.config["als_kernel"] is False
     a, b = on.params, off.params
     assert a.user_factors.dtype == jnp.float64
@@ -109,20 +109,20 @@ def test_fit_with_the_kernel_equals_fit_without(monkeypatch):
 
 
 def test_switch_off_and_fallback_without_a_compiler(tmp_path):
-    code = ("import warnings, numpy as np, mfjax; from mfjax import als_kernel as ak;"
+    code = ("import warnings, numpy as np, mfjax; from mfjax.kernels import als as ak;"
                         "r = np.random.default_rng(0);"
             "t = mfjax.Ratings.from_arrays(r.integers(0, 50, 500), r.integers(0, 40, 500),"
             " r.integers(1, 6, 500).astype(float));"
             "m = mfjax.fit(t, solver='als', epochs=2, progress=False);"
             "print('REASON', ak.unavailable_reason()); print('LOSS', m.history[-1]['loss'])")
-    env = {**os.environ, "PYTHONPATH": ROOT, "MFJAX_DATA": str(tmp_path), "CXX": "",
+    env = {**os.environ, "PYTHONPATH": ROOT, "MFJAX_CACHE": str(tmp_path), "CXX": "",
            "PATH": "/nonexistent"}
     out = subprocess.run([sys.executable, "-W", "always", "-c", code], env=env, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "REASON RuntimeError: no C++ compiler found" in out.stdout, out.stdout
-    env = {**os.environ, "PYTHONPATH": ROOT, "MFJAX_ALS_KERNEL": "0"}
+    env = {**os.environ, "PYTHONPATH": ROOT, "MFJAX_KERNELS": "0"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr
-    assert "REASON turned off by MFJAX_ALS_KERNEL=0" in out.stdout, out.stdout
+    assert "REASON turned off by MFJAX_KERNELS=0" in out.stdout, out.stdout

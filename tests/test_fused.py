@@ -10,6 +10,7 @@ import pytest
 
 import mfjax
 from mfjax.solvers.minibatch.gradients import blocked_value_and_grad, make_blocks
+from mfjax import kernels
 from mfjax.kernels import fused
 from mfjax.training import config as C
 from test_core import make_problem
@@ -137,17 +138,18 @@ def test_fused_sorts_by_the_bigger_side(planted):
 
 
 def test_switch_off_and_missing_compiler(monkeypatch):
-    monkeypatch.setenv("MFJAX_FUSED", "0")
-    assert not fused.available() and "MFJAX_FUSED=0" in fused.unavailable_reason()
-    monkeypatch.delenv("MFJAX_FUSED")
-    assert fused.available()
-    monkeypatch.setattr(fused, "find_compiler", lambda: None)
+    monkeypatch.setenv("MFJAX_KERNELS", "0")
+    assert not fused.available() and "MFJAX_KERNELS=0" in fused.unavailable_reason()
+    assert not fused.usable_for(np.float32)
+    monkeypatch.delenv("MFJAX_KERNELS")
+    assert fused.available() and fused.usable_for(np.float32)
+    monkeypatch.setattr(kernels, "find_compiler", lambda: None)
     with pytest.raises(RuntimeError, match="no C\\+\\+ compiler"):
         fused.build_kernel()
 
 
 def test_build_is_cached_and_atomic(tmp_path, monkeypatch):
-    monkeypatch.setenv("MFJAX_DATA", str(tmp_path))
+    monkeypatch.setenv("MFJAX_CACHE", str(tmp_path))
     path = fused.build_kernel()
     assert path.startswith(str(tmp_path)) and path.endswith(".so")
     mtime = (tmp_path / "kernels").stat().st_mtime_ns

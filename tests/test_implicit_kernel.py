@@ -168,19 +168,19 @@ def test_default_method_on_a_cpu_is_cg_with_or_without_the_kernel():
 
 
 def test_switch_off_and_fallback_without_a_compiler(tmp_path):
-    code = ("import mfjax, numpy as np; from mfjax import implicit_kernel as ik; "
-            "from mfjax.training import ials; print('available', ik.available()); "
+    code = ("import mfjax, numpy as np; from mfjax.kernels import ials as ik; "
+            "from mfjax.solvers.ials import solver as ials; print('available', ik.available()); "
             "r = mfjax.Ratings.from_arrays(np.arange(40) % 10, np.arange(40) % 7, np.ones(40)); "
             "s = ials.ALSSolver(); m = mfjax.fit(r, objective='ials', rank=4, epochs=2, progress=False); "
             "print('fit ok', m.history[-1]['loss'])")
-    env = {**os.environ, "PYTHONPATH": ROOT, "MFJAX_DATA": str(tmp_path), "CXX": "",
+    env = {**os.environ, "PYTHONPATH": ROOT, "MFJAX_CACHE": str(tmp_path), "CXX": "",
            "PATH": str(tmp_path)}  # no compiler on the PATH, an empty kernel cache
     out = subprocess.run([sys.executable, "-W", "always", "-c", code], env=env, capture_output=True,
                          text=True, timeout=240)
     assert out.returncode == 0, out.stderr[-1500:]
     assert "available False" in out.stdout and "fit ok" in out.stdout
     assert "no C++ compiler" in out.stderr
-    env = {**os.environ, "PYTHONPATH": ROOT, "MFJAX_IALS_KERNEL": "0"}
+    env = {**os.environ, "PYTHONPATH": ROOT, "MFJAX_KERNELS": "0"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=240)
     assert out.returncode == 0 and "available False" in out.stdout, out.stderr[-1500:]

@@ -2,8 +2,9 @@
 
 A kernel is one C++ source compiled with the system compiler (``$CXX``, else
 ``c++``/``g++``/``clang++``) against the XLA FFI headers that jaxlib ships, with
-``-O3 -march=native``. Libraries are cached in a private 0700 folder
-(:func:`cache_folder`: ``$MFJAX_DATA`` or ``~/.cache/mfjax``/kernels) as
+``-O3 -march=native``. Libraries are cached in a private 0700 folder of compiled code,
+apart from the data (:func:`cache_folder`: ``$MFJAX_CACHE``, else
+``$XDG_CACHE_HOME/mfjax``, else ``~/.cache/mfjax``; then ``/kernels``) as
 ``<name>_<key>.so``, the key hashing the source, the jaxlib version, the compiler's
 version and the CPU, beside ``<name>_<key>.so.sha256``, the SHA-256 its build
 recorded. Only a library that matches its record (and is a regular file of ours,
@@ -14,9 +15,21 @@ killed on a timeout or any exception), compile into a private temporary folder a
 publish with an atomic rename, record first (:func:`build`).
 
 :class:`Kernel` bundles one source's build, load and FFI registration (once per
-process), its on/off environment switch, and the ``available()`` /
-``unavailable_reason()`` fallback that callers use to pick an XLA route instead.
-:mod:`mfjax.kernels.fused` and :mod:`mfjax.kernels.ials` are built on it.
+process) and the ``available()`` / ``unavailable_reason()`` / ``usable_for()`` answers
+that callers use to pick an XLA route instead. :mod:`mfjax.kernels.fused`,
+:mod:`mfjax.kernels.als` and :mod:`mfjax.kernels.ials` are built on it.
+
+No build is silent, and none delays a fit that can run without it:
+
+- ``$MFJAX_KERNELS=0`` turns every kernel off (the one switch; any value other than
+  0/1, off/on, false/true, no/yes is an error).
+- :meth:`Kernel.usable_for` (a fit's ``kernel="auto"``) never waits for a compiler: a
+  cached, verified library is loaded at once; otherwise the build starts in a
+  background thread with one line on stderr, the fit runs its XLA route, and later
+  fits in the process (and later processes) use the kernel. A process that ends while
+  the build runs waits for it at exit, saying so, so the build is not lost.
+- :meth:`Kernel.reason` / ``available()`` (a fit's ``kernel=True``, the direct kernel
+  functions, ``mfjax build-kernels``) build in the foreground, also with one line.
 """
 
 from __future__ import annotations
@@ -32,7 +45,10 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import tempfile
+import time
+import atexit
 import threading
 import warnings
 
@@ -40,13 +56,17 @@ import jax
 
 from ..plumbing import (
     atomic_write_text,
-    cache_dir,
     clean_stale_temporaries,
     private_dir,
     temp_prefix)
 
-__all__ = ["BUILD_TIMEOUT", "MAX_THREADS", "find_compiler", "cache_folder", "build", "load",
-           "register", "read_verified", "threads", "switched_off", "Kernel"]
+__all__ = ["BUILD_TIMEOUT", "MAX_THREADS", "SWITCH", "find_compiler", "cache_root", "cache_folder",
+           "build", "load", "register", "read_verified", "threads", "switched_off", "Kernel"]
+
+#: The one environment switch of every kernel (``MFJAX_KERNELS=0``: XLA routes only).
+SWITCH = "MFJAX_KERNELS"
+_ON = ("1", "true", "yes", "on")
+_OFF = ("0", "false", "no", "off")
 
 #: Default limit (seconds) of one kernel build; ``$MFJAX_BUILD_TIMEOUT`` overrides it.
 BUILD_TIMEOUT = 600.0
@@ -71,15 +91,35 @@ def threads(env: str) -> int:
     return max(1, min(n, MAX_THREADS))
 
 
-def switched_off(env: str) -> bool:
-    """Whether ``$<env>`` turns a kernel off (0, false, no, off)."""
-    return os.environ.get(env, "1").strip().lower() in ("0", "false", "no", "off")
+def switched_off() -> str | None:
+    """Why the kernels are off (``"turned off by MFJAX_KERNELS=0"``), or None when on.
+
+    Raises:
+        ValueError: ``$MFJAX_KERNELS`` is set to something other than 0/1, off/on,
+            false/true, no/yes (a typo must not silently mean "on").
+    """
+    value = os.environ.get(SWITCH, "").strip()
+    if value.lower() in _OFF:
+        return f"turned off by {SWITCH}={value}"
+    if value and value.lower() not in _ON:
+        raise ValueError(f"{SWITCH} must be 0 or 1 (or off/on, false/true, no/yes), got {value!r}")
+    return None
 
 
 def find_compiler() -> str | None:
-    """The C++ compiler to use: ``$CXX``, else ``c++``, ``g++``, ``clang++`` (None: none found)."""
-    for c in (os.environ.get("CXX"), "c++", "g++", "clang++"):
-        if c and shutil.which(c):
+    """The C++ compiler to use: ``$CXX``, else ``c++``, ``g++``, ``clang++`` (None: none found).
+
+    Raises:
+        RuntimeError: ``$CXX`` is set but names no executable (never silently replaced).
+    """
+    cxx = os.environ.get("CXX", "").strip()
+    if cxx:
+        if shutil.which(cxx) is None:
+            raise RuntimeError(f"CXX={cxx} is not an executable compiler; set CXX to one "
+                               "(e.g. g++) or unset it to use c++/g++/clang++ from PATH")
+        return cxx
+    for c in ("c++", "g++", "clang++"):
+        if shutil.which(c):
             return c
     return None
 
@@ -94,9 +134,18 @@ def _cpu_tag() -> str:
         return platform.processor()
 
 
+def cache_root() -> str:
+    """mfjax's folder of compiled code (not created): ``$MFJAX_CACHE``, else
+    ``$XDG_CACHE_HOME/mfjax``, else ``~/.cache/mfjax``. Data sets have their own variable
+    (``$MFJAX_DATA``); pointing it elsewhere does not move the kernels."""
+    root = os.environ.get("MFJAX_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache"), "mfjax")
+    return os.path.abspath(os.path.expanduser(root))
+
+
 def cache_folder() -> str:
     """The kernel folder, created private (0700, ours, not a symlink): it holds code we load."""
-    return private_dir(cache_dir("kernels"))
+    return private_dir(os.path.join(cache_root(), "kernels"))
 
 
 def build_timeout() -> float:
@@ -174,8 +223,13 @@ def _remove(path: str) -> None:
             os.unlink(path)
 
 
-def build(source: str, name: str, *, what: str | None = None, cxx=_UNSET) -> str:
+def build(source: str, name: str, *, what: str | None = None, cxx=_UNSET,
+          cached_only: bool = False, background: bool = False) -> str | None:
     """Path of ``source`` compiled as ``<name>_<key>.so``, building it if no verified copy is cached.
+
+    A verified copy is used without taking the lock, so a read-only cache folder
+    that holds one works. A build prints one line on stderr first (what is compiled,
+    why, where to).
 
     A cached library that fails verification (truncated, replaced, a symlink, a
     folder, no record) is removed and rebuilt, with a warning ``rebuilding the
@@ -190,6 +244,8 @@ def build(source: str, name: str, *, what: str | None = None, cxx=_UNSET) -> str
         name: the library's name prefix.
         what: words for messages (default: ``name``).
         cxx: the compiler (default :func:`find_compiler`; None: raise "no C++ compiler").
+        cached_only: return None instead of building when no verified copy is cached.
+        background: the words of the announcement (the caller runs meanwhile).
     """
     what = what or name
     if cxx is _UNSET:
@@ -198,6 +254,12 @@ def build(source: str, name: str, *, what: str | None = None, cxx=_UNSET) -> str
         raise RuntimeError("no C++ compiler found (set $CXX, or install g++)")
     out_dir = cache_folder()
     path = os.path.join(out_dir, f"{name}_{key(source, cxx)}.so")
+    fd, _ = read_verified(path)
+    if fd >= 0:  # no lock needed to use a verified copy (the folder may be read-only)
+        os.close(fd)
+        return path
+    if cached_only:
+        return None
     with _locked(out_dir):
         fd, reason = read_verified(path)
         if fd >= 0:
@@ -208,8 +270,18 @@ def build(source: str, name: str, *, what: str | None = None, cxx=_UNSET) -> str
         _remove(path)
         _remove(path + ".sha256")
         clean_stale_temporaries(out_dir, dirs=True)
+        _announce(what, out_dir, background)
         _compile(cxx, source, path, out_dir)
     return path
+
+
+def _announce(what: str, out_dir: str, background: bool) -> None:
+    """The one line a build prints (stderr): what is compiled, why, and where to."""
+    when = ("in the background; fits use the XLA route until it is ready" if background
+            else "now")
+    print(f"mfjax: compiling the {what} for this CPU ({when}; once per machine and jaxlib, "
+          f"about 10-20 s; cached in {out_dir}; `mfjax build-kernels` builds all ahead, "
+          f"{SWITCH}=0 turns kernels off)", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
@@ -292,6 +364,10 @@ def register(lib: ctypes.CDLL, targets) -> None:
         jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
 
 
+#: :meth:`Kernel.usable_for`'s answer while the background build runs.
+PENDING = "being compiled in the background (this fit uses the XLA route)"
+
+
 class Kernel:
     """One C++ FFI kernel: built, verified, loaded and registered once per process.
 
@@ -299,47 +375,97 @@ class Kernel:
         source: the C++ file.
         name: the library's name prefix (and cache name).
         targets: ``(FFI target name, handler symbol)`` pairs it exports.
-        switch: the environment variable that turns it off (``=0``).
         what: words for messages ("the fused kernel").
-        builder: a callable returning the library path (default: :func:`build` of
-            ``source``); lets a module route builds through its own wrapper.
+        builder: a callable ``builder(background=False)`` returning the library path
+            (default: :func:`build` of ``source``).
     """
 
-    def __init__(self, source, name, targets, *, switch, what, builder=None):
-        self.source, self.name, self.targets = source, name, tuple(targets)
-        self.switch, self.what = switch, what
-        self.builder = builder or (lambda: build(self.source, self.name, what=self.what))
+    def __init__(self, source, name, targets, *, what, builder=None):
+        self.source, self.name, self.targets, self.what = source, name, tuple(targets), what
+        self.builder = builder or (lambda background=False: build(
+            self.source, self.name, what=self.what, background=background))
         self._lock = threading.Lock()
-        self._result = _UNSET
+        self._result = _UNSET  # None: registered; a string: why it cannot run
+        self._thread: threading.Thread | None = None
+        self._built: tuple[str | None, BaseException | None] = (None, None)
 
-    def _register(self) -> str | None:
+    def _finish(self, path: str | None, error: BaseException | None) -> str | None:
+        """Register the library at ``path`` (or record ``error``); the lock is held."""
+        try:
+            if error is not None:
+                raise error
+            register(load(path), self.targets)
+            self._result = None
+        except Exception as exc:  # noqa: BLE001 - any failure means: use the XLA route
+            reason = f"{type(exc).__name__}: {exc}"
+            first = reason.splitlines()[0] if reason.strip() else type(exc).__name__
+            warnings.warn(f"mfjax: the {self.what} is unavailable, using the XLA routes: {first}",
+                          stacklevel=4)
+            self._result = reason
+        return self._result
+
+    def _background(self) -> None:
+        try:
+            self._built = (self.builder(background=True), None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by _finish
+            self._built = (None, exc)
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._background, daemon=True,
+                                        name=f"mfjax build {self.name}")
+        self._started = time.monotonic()
+        self._thread.start()
+        atexit.register(self._wait_at_exit)
+
+    def _wait_at_exit(self) -> None:
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            print(f"mfjax: waiting for the {self.what} to finish compiling (started "
+                  f"{time.monotonic() - self._started:.0f} s ago) so that later runs use it",
+                  file=sys.stderr, flush=True)
+            thread.join()
+
+    def _state(self, wait: bool) -> str | None:
         with self._lock:
-            if self._result is _UNSET:
-                try:
-                    register(load(self.builder()), self.targets)
-                    self._result = None
-                except Exception as exc:  # noqa: BLE001 - any failure means: use the XLA route
-                    reason = f"{type(exc).__name__}: {exc}"
-                    first = reason.splitlines()[0] if reason.strip() else type(exc).__name__
-                    warnings.warn(f"mfjax: the {self.what} is unavailable, using the XLA routes: "
-                                  f"{first}", stacklevel=3)
-                    self._result = reason
-            return self._result
+            if self._result is not _UNSET:
+                return self._result
+            if self._thread is not None:
+                if self._thread.is_alive() and not wait:
+                    return PENDING
+                self._thread.join()
+                return self._finish(*self._built)
+            try:
+                path = build(self.source, self.name, what=self.what, cached_only=True)
+            except Exception as exc:  # noqa: BLE001 - no compiler, a bad CXX, an unsafe folder
+                return self._finish(None, exc)
+            if path is not None:
+                return self._finish(path, None)
+            if not wait:
+                self._start()
+                return PENDING
+            try:
+                return self._finish(self.builder(), None)
+            except Exception as exc:  # noqa: BLE001
+                return self._finish(None, exc)
 
     def reason(self) -> str | None:
-        """None when the kernel is usable, else why not (the switch, or the build)."""
-        if switched_off(self.switch):
-            return f"turned off by {self.switch}=0"
-        return self._register()
+        """None when the kernel is usable, else why not (``MFJAX_KERNELS=0``, or the
+        build). Builds in the foreground (one line on stderr) if it is not cached."""
+        return switched_off() or self._state(wait=True)
 
     def available(self) -> bool:
         """Whether the kernel can run here (builds it on the first call)."""
         return self.reason() is None
 
-    def usable_for(self, dtypes, dtype) -> bool:
-        """Whether a fit in ``dtype`` on the default backend can use it: a CPU backend,
-        ``dtype`` among ``dtypes`` (those it was compiled for), and :meth:`available`."""
+    def usable_for(self, dtypes, dtype, *, wait: bool = False) -> bool:
+        """Whether a fit in ``dtype`` on the default backend can use it now: a CPU
+        backend, ``dtype`` among ``dtypes`` (those it was compiled for), kernels on, and
+        the library loaded. ``wait=False`` never waits for a compiler: an uncached
+        kernel starts building in the background and the answer is False until it is
+        ready; ``wait=True`` builds in the foreground."""
         import jax
         import numpy as np
 
-        return jax.default_backend() == "cpu" and np.dtype(dtype) in dtypes and self.available()
+        if switched_off() or jax.default_backend() != "cpu" or np.dtype(dtype) not in dtypes:
+            return False
+        return self._state(wait=wait) is None

@@ -159,7 +159,7 @@ class ALSSolver(_Exact):
         c = config
         self.reg = c.reg
         self.bias_reg = c.reg if c.bias_reg is None else c.bias_reg
-        # The C++ half-step on a CPU backend when it builds (MFJAX_ALS_KERNEL=0: XLA).
+        # The C++ half-step on a CPU backend when it builds (MFJAX_KERNELS=0, or still compiling: XLA).
         self.kernel_threads = als_kernel.threads() if als_kernel.usable_for(_dtype()) else 0
         c.record["als_kernel"] = bool(self.kernel_threads)
         return ALSState(_init_params(train, c, _dtype()), 0)

@@ -16,7 +16,7 @@ is L / |S|.
   from the half-steps' own sums (no extra pass over the interactions). The two half-steps run ONE compiled program,
   :func:`mfjax.solvers.ials.steps.half_step_exact`, or on a CPU backend the threaded C++
   kernel :func:`mfjax.kernels.ials.half_step` with the same outputs
-  (``MFJAX_IALS_KERNEL=0`` or ``ALSSolver(kernel=False)`` turns it off): both sides'
+  (``MFJAX_KERNELS=0`` or ``ALSSolver(kernel=False)`` turns it off): both sides'
   CSR views are zero-padded to common bucketed shapes
   (:func:`mfjax.solvers.ials.layout.shared_layouts`) and the true row counts are traced values, so
   a fit compiles one solve body (and a later fit whose sizes fall in the same buckets
@@ -184,7 +184,7 @@ class ALSSolver(_IALSBase):
             (:func:`mfjax.kernels.ials.half_step` / ``half_step_cg``, the same
             outputs as the XLA programs): ``None`` (default) when it is usable (CPU
             backend, float32/float64, compiler found, not turned off by
-            ``MFJAX_IALS_KERNEL=0``), ``True`` to require it, ``False`` never.
+            ``MFJAX_KERNELS=0``; built in the background at first), ``True`` to require it, ``False`` never.
     """
 
     name = "als"
@@ -241,7 +241,7 @@ class ALSSolver(_IALSBase):
             return False
         if self.kernel is None:
             return ik.usable_for(dtype)
-        if not ik.usable_for(dtype):
+        if not ik.usable_for(dtype, wait=True):
             raise RuntimeError("ALSSolver(kernel=True): the iALS CPU kernel cannot run here: "
                                + (ik.unavailable_reason() or f"needs the CPU backend and "
                                   f"float32/float64 factors (backend {jax.default_backend()}, "
