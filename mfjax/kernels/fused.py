@@ -89,6 +89,9 @@ def build_kernel(background: bool = False) -> str:
                          background=background)
 
 
+#: :func:`unavailable_reason`'s answer (``wait=False``) while the kernel compiles.
+PENDING = kernels.PENDING
+
 _KERNEL = kernels.Kernel(SOURCE, "mfjax_fused", _TARGETS.values(),
                          what="fused gradient CPU kernel",
                          builder=lambda background=False: build_kernel(background))

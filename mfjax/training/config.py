@@ -177,8 +177,11 @@ def resolve_gradient(gradient: str, n_ratings: int, hw: Hardware) -> str:
         if not hw.single_cpu:
             raise ValueError(f"fit: gradient='fused' runs on a single CPU device only (backend "
                              f"{hw.backend!r}, mesh {distributed.describe(hw.mesh)}); use 'blocked' there")
-        if hw.fused_reason is not None and fused.unavailable_reason() is not None:
-            raise RuntimeError(f"fit: gradient='fused' is not available here: {hw.fused_reason}. "
+        reason = hw.fused_reason
+        if reason == fused.PENDING:  # compiling in the background: asked for, so wait for it
+            reason = fused.unavailable_reason()
+        if reason is not None:
+            raise RuntimeError(f"fit: gradient='fused' is not available here: {reason}. "
                                "Use gradient='blocked' (the same numbers through XLA).")
     return gradient
 

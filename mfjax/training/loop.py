@@ -29,7 +29,6 @@ from ..solvers.ials import solver as ials
 from ..solvers.minibatch import solver as minibatch
 from .checkpoint import Best, load_checkpoint, save_checkpoint
 from .config import DEFAULTS, resolve
-from ..solvers.als.solver import explicit_defaults
 from ..solvers.minibatch.layout import seen_index
 from ..solvers.base import make_solver
 
@@ -206,7 +205,7 @@ def fit(
                       or not (isinstance(ensemble, str) and ensemble == "auto"))
         if solver == "auto" and (burn_in is not None or samples is not None):
             solver = "gibbs"  # only Gibbs takes them
-        solver_name, rank, reg, epochs = explicit_defaults(
+        solver_name, rank, reg, epochs = explicit.explicit_defaults(
             len(train) if isinstance(train, Ratings) else 0, solver, rank, reg, epochs, optax_args)
     solv = make_solver(objective, solver_name)
     unused = sorted(set(options) - set(getattr(solv, "OPTIONS", ())))
