@@ -164,7 +164,7 @@ def saved_model(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("rec")
     ratings, _ = mfjax.datasets.synthetic(50, 60, 1500, rank=3, seed=0)
-    model = mfjax.fit(ratings, rank=3, epochs=3, progress=False)
+    model = mfjax.fit(ratings, solver="optax", rank=3, epochs=3, progress=False)
     model.save(out / "model.npz")
     (out / "metrics.json").write_text(json.dumps({"config": {"data": "synthetic"}}))
     return out / "model.npz", model
