@@ -51,7 +51,7 @@ def plot_curve(history, path, *, data: str, summary: dict, split: str,
         path: the PNG to write (atomically).
         data: the data set's name for the title.
         summary: :func:`model_summary` of the model.
-        split: the test split's name (holdout, per-user, temporal).
+        split: the test split's words (e.g. "holdout 20%").
         heldout: ``"test"`` or ``"validation"``: what the ``val_*`` keys were scored on.
 
     Returns:
@@ -65,6 +65,7 @@ def plot_curve(history, path, *, data: str, summary: dict, split: str,
         return False
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     kind = "explicit" if summary["objective"] == "explicit" else "implicit"
     metrics = {k: v for k, v in HELDOUT_METRICS[kind].items()
@@ -86,6 +87,7 @@ def plot_curve(history, path, *, data: str, summary: dict, split: str,
         bottom.legend(loc="best")
         bottom.grid(alpha=0.3)
     axes[-1][0].set_xlabel("epoch")
+    axes[-1][0].xaxis.set_major_locator(MaxNLocator(integer=True))
     heldout_words = ("test set" if heldout == "test"
                      else "validation split of the training data")
     top.set_title(f"{data}: {describe(summary)}\n{split} split; held-out curve on the "

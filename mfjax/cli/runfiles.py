@@ -157,7 +157,8 @@ def train_and_report(args, out: str, lead: bool, mesh) -> int:
     data = args.data or args.dataset
     wrote = ["model.npz", "metrics.json"]
     if plot_curve(model.history, os.path.join(out, "learning_curve.png"),
-                  data=os.path.basename(data), summary=model_summary(model), split=args.split,
+                  data=os.path.basename(data), summary=model_summary(model),
+                  split=f"{args.split} {args.test_fraction:.0%}",
                   heldout=heldout):
         wrote.append("learning_curve.png")
     print(f"wrote {out}/{', '.join(wrote)}")
