@@ -50,6 +50,12 @@ def test_half_step_equals_the_xla_half_step(weights, k):
     assert np.all(np.asarray(x)[-7:] == 0) and np.all(np.asarray(b)[-7:] == 0)  # empty rows
 
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _compiled():
+    """Fits take the kernel only once it is compiled (``kernel="auto"`` never compiles)."""
+    ak.available()
+
 def test_thread_count_does_not_change_the_result(monkeypatch):
     layout, P, Q, bu, bi, mu = problem(n_users=900, n=20000)
     monkeypatch.setenv("MFJAX_ALS_THREADS", "1")

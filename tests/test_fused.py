@@ -74,6 +74,12 @@ def test_fused_thread_count_changes_only_rounding(monkeypatch, n_threads):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _compiled():
+    """Fits take the kernel only once it is compiled (``kernel="auto"`` never compiles)."""
+    fused.available()
+
 def test_fused_float32_matches_float64():
     p, u, i, r = make_problem(30, 20, 8, 2000, seed=4)
     k, o, rr, ww = sorted_batch(u, i, r, np.ones(len(u)))

@@ -83,6 +83,12 @@ def test_cg_half_step_outputs_equal_the_xla_cg_half_step(dtype, tol, steps):
             assert not np.asarray(got[0])[:n][~has].any()
 
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _compiled():
+    """Fits take the kernel only once it is compiled (``kernel="auto"`` never compiles)."""
+    ik.available()
+
 def test_kernel_cg_without_the_observed_pass_changes_only_the_value():
     data, P, Q = problem(np.float64)
     users, _ = ials_layout.shared_layouts(data)

@@ -19,17 +19,18 @@ process) and the ``available()`` / ``unavailable_reason()`` / ``usable_for()`` a
 that callers use to pick an XLA route instead. :mod:`mfjax.kernels.fused`,
 :mod:`mfjax.kernels.als` and :mod:`mfjax.kernels.ials` are built on it.
 
-No build is silent, and none delays a fit that can run without it:
+No build is silent, and none slows a fit that can run without it (a compile beside a
+fit slowed it by 25-45% on 2 cores: benchmarks/RESULTS.md, "First fit"):
 
 - ``$MFJAX_KERNELS=0`` turns every kernel off (the one switch; any value other than
   0/1, off/on, false/true, no/yes is an error).
-- :meth:`Kernel.usable_for` (a fit's ``kernel="auto"``) never waits for a compiler: a
-  cached, verified library is loaded at once; otherwise the build starts in a
-  background thread with one line on stderr, the fit runs its XLA route, and later
-  fits in the process (and later processes) use the kernel. A process that ends while
-  the build runs waits for it at exit, saying so, so the build is not lost.
+- :meth:`Kernel.usable_for` (a fit's ``kernel="auto"``) never compiles: a cached,
+  verified library is loaded at once; without one the fit runs its XLA route and one
+  line on stderr (once per process and kernel) says so and how to build it
+  (``mfjax build-kernels``, which the README's install line runs).
 - :meth:`Kernel.reason` / ``available()`` (a fit's ``kernel=True``, the direct kernel
-  functions, ``mfjax build-kernels``) build in the foreground, also with one line.
+  functions, ``mfjax build-kernels``) build when needed, with one line on stderr saying
+  what is compiled, why and where to.
 """
 
 from __future__ import annotations
@@ -48,7 +49,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import atexit
 import threading
 import warnings
 
@@ -224,7 +224,7 @@ def _remove(path: str) -> None:
 
 
 def build(source: str, name: str, *, what: str | None = None, cxx=_UNSET,
-          cached_only: bool = False, background: bool = False) -> str | None:
+          cached_only: bool = False) -> str | None:
     """Path of ``source`` compiled as ``<name>_<key>.so``, building it if no verified copy is cached.
 
     A verified copy is used without taking the lock, so a read-only cache folder
@@ -245,7 +245,6 @@ def build(source: str, name: str, *, what: str | None = None, cxx=_UNSET,
         what: words for messages (default: ``name``).
         cxx: the compiler (default :func:`find_compiler`; None: raise "no C++ compiler").
         cached_only: return None instead of building when no verified copy is cached.
-        background: the words of the announcement (the caller runs meanwhile).
     """
     what = what or name
     if cxx is _UNSET:
@@ -270,18 +269,15 @@ def build(source: str, name: str, *, what: str | None = None, cxx=_UNSET,
         _remove(path)
         _remove(path + ".sha256")
         clean_stale_temporaries(out_dir, dirs=True)
-        _announce(what, out_dir, background)
+        _announce(what, out_dir)
         _compile(cxx, source, path, out_dir)
     return path
 
 
-def _announce(what: str, out_dir: str, background: bool) -> None:
+def _announce(what: str, out_dir: str) -> None:
     """The one line a build prints (stderr): what is compiled, why, and where to."""
-    when = ("in the background; fits use the XLA route until it is ready" if background
-            else "now")
-    print(f"mfjax: compiling the {what} for this CPU ({when}; once per machine and jaxlib, "
-          f"about 10-20 s; cached in {out_dir}; `mfjax build-kernels` builds all ahead, "
-          f"{SWITCH}=0 turns kernels off)", file=sys.stderr, flush=True)
+    print(f"mfjax: compiling the {what} for this CPU (once per machine, compiler and jaxlib; "
+          f"about 10-20 s; cached in {out_dir})", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
@@ -364,8 +360,8 @@ def register(lib: ctypes.CDLL, targets) -> None:
         jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
 
 
-#: :meth:`Kernel.usable_for`'s answer while the background build runs.
-PENDING = "being compiled in the background (this fit uses the XLA route)"
+#: :meth:`Kernel.usable_for`'s reason when the kernel is not compiled on this machine yet.
+NOT_BUILT = "not compiled on this machine yet (`mfjax build-kernels` compiles it)"
 
 
 class Kernel:
@@ -376,18 +372,16 @@ class Kernel:
         name: the library's name prefix (and cache name).
         targets: ``(FFI target name, handler symbol)`` pairs it exports.
         what: words for messages ("the fused kernel").
-        builder: a callable ``builder(background=False)`` returning the library path
-            (default: :func:`build` of ``source``).
+        builder: a callable returning the library path (default: :func:`build` of
+            ``source``).
     """
 
     def __init__(self, source, name, targets, *, what, builder=None):
         self.source, self.name, self.targets, self.what = source, name, tuple(targets), what
-        self.builder = builder or (lambda background=False: build(
-            self.source, self.name, what=self.what, background=background))
+        self.builder = builder or (lambda: build(self.source, self.name, what=self.what))
         self._lock = threading.Lock()
         self._result = _UNSET  # None: registered; a string: why it cannot run
-        self._thread: threading.Thread | None = None
-        self._built: tuple[str | None, BaseException | None] = (None, None)
+        self._noted = False  # whether the "not compiled yet" line was printed
 
     def _finish(self, path: str | None, error: BaseException | None) -> str | None:
         """Register the library at ``path`` (or record ``error``); the lock is held."""
@@ -404,45 +398,23 @@ class Kernel:
             self._result = reason
         return self._result
 
-    def _background(self) -> None:
-        try:
-            self._built = (self.builder(background=True), None)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller by _finish
-            self._built = (None, exc)
-
-    def _start(self) -> None:
-        self._thread = threading.Thread(target=self._background, daemon=True,
-                                        name=f"mfjax build {self.name}")
-        self._started = time.monotonic()
-        self._thread.start()
-        atexit.register(self._wait_at_exit)
-
-    def _wait_at_exit(self) -> None:
-        thread = self._thread
-        if thread is not None and thread.is_alive():
-            print(f"mfjax: waiting for the {self.what} to finish compiling (started "
-                  f"{time.monotonic() - self._started:.0f} s ago) so that later runs use it",
-                  file=sys.stderr, flush=True)
-            thread.join()
-
-    def _state(self, wait: bool) -> str | None:
+    def _state(self, build_now: bool) -> str | None:
         with self._lock:
             if self._result is not _UNSET:
                 return self._result
-            if self._thread is not None:
-                if self._thread.is_alive() and not wait:
-                    return PENDING
-                self._thread.join()
-                return self._finish(*self._built)
             try:
                 path = build(self.source, self.name, what=self.what, cached_only=True)
             except Exception as exc:  # noqa: BLE001 - no compiler, a bad CXX, an unsafe folder
                 return self._finish(None, exc)
             if path is not None:
                 return self._finish(path, None)
-            if not wait:
-                self._start()
-                return PENDING
+            if not build_now:  # asked again later: another process may have built it
+                if not self._noted:
+                    self._noted = True
+                    print(f"mfjax: the {self.what} is {NOT_BUILT}, so this runs the XLA "
+                          f"route instead ({SWITCH}=0 silences this)", file=sys.stderr,
+                          flush=True)
+                return NOT_BUILT
             try:
                 return self._finish(self.builder(), None)
             except Exception as exc:  # noqa: BLE001
@@ -450,22 +422,27 @@ class Kernel:
 
     def reason(self) -> str | None:
         """None when the kernel is usable, else why not (``MFJAX_KERNELS=0``, or the
-        build). Builds in the foreground (one line on stderr) if it is not cached."""
-        return switched_off() or self._state(wait=True)
+        build). Compiles it (one line on stderr) if it is not cached."""
+        return switched_off() or self._state(build_now=True)
 
     def available(self) -> bool:
-        """Whether the kernel can run here (builds it on the first call)."""
+        """Whether the kernel can run here (compiles it on the first call if needed)."""
         return self.reason() is None
 
-    def usable_for(self, dtypes, dtype, *, wait: bool = False) -> bool:
-        """Whether a fit in ``dtype`` on the default backend can use it now: a CPU
-        backend, ``dtype`` among ``dtypes`` (those it was compiled for), kernels on, and
-        the library loaded. ``wait=False`` never waits for a compiler: an uncached
-        kernel starts building in the background and the answer is False until it is
-        ready; ``wait=True`` builds in the foreground."""
+    def cached_reason(self) -> str | None:
+        """Like :meth:`reason` but never compiles: :data:`NOT_BUILT` (with one line on
+        stderr, once) when the kernel is not cached."""
+        return switched_off() or self._state(build_now=False)
+
+    def usable_for(self, dtypes, dtype, *, build: bool = False) -> bool:
+        """Whether a fit in ``dtype`` on the default backend can use it: a CPU backend,
+        ``dtype`` among ``dtypes`` (those it was compiled for), kernels on, and the
+        library built. ``build=False`` (a fit's ``kernel="auto"``) never compiles: an
+        uncached kernel answers False and says so once on stderr; ``build=True`` (a
+        fit's ``kernel=True``) compiles it now."""
         import jax
         import numpy as np
 
         if switched_off() or jax.default_backend() != "cpu" or np.dtype(dtype) not in dtypes:
             return False
-        return self._state(wait=wait) is None
+        return self._state(build_now=build) is None

@@ -15,7 +15,8 @@ the rows over threads at equal cost and accumulates each row's Gram in registers
 Built and loaded like the iALS kernel (:mod:`mfjax.kernels`: private cache, SHA-256
 verified before loading, the compiler under a timeout). ``MFJAX_KERNELS=0`` turns it
 off (with every kernel); ``fit(solver="als")`` then uses the XLA half-step, as it does
-while the kernel is still compiling in the background (:func:`usable_for`).
+while the kernel is not compiled yet (:func:`usable_for` never compiles; ``mfjax
+build-kernels`` does).
 Threads: ``$MFJAX_ALS_THREADS``, else the CPUs this process may use (at most 8).
 Results do not depend on the thread count (per-row sums added in row order). A key
 out of ``[0, n_rows)`` or out of order, or an other-side index outside
@@ -41,13 +42,12 @@ _TARGETS = {np.dtype(np.float32): ("mfjax_als_f32", "MfjaxAlsF32"),
             np.dtype(np.float64): ("mfjax_als_f64", "MfjaxAlsF64")}
 
 
-def build_kernel(background: bool = False) -> str:
+def build_kernel() -> str:
     """Path of the compiled kernel (:func:`mfjax.kernels.build`)."""
-    return kernels.build(SOURCE, "mfjax_als", what="explicit ALS CPU kernel",
-                         background=background)
+    return kernels.build(SOURCE, "mfjax_als", what="explicit ALS CPU kernel")
 
 
-_KERNEL = kernels.Kernel(SOURCE, "mfjax_als", _TARGETS.values(), what="explicit ALS CPU kernel", builder=lambda background=False: build_kernel(background))
+_KERNEL = kernels.Kernel(SOURCE, "mfjax_als", _TARGETS.values(), what="explicit ALS CPU kernel", builder=lambda: build_kernel())
 
 
 def threads() -> int:
@@ -63,13 +63,13 @@ def unavailable_reason() -> str | None:
 available = _KERNEL.available
 
 
-def usable_for(dtype, *, wait: bool = False) -> bool:
+def usable_for(dtype, *, build: bool = False) -> bool:
     """Whether a fit in ``dtype`` on the default backend can use the kernel now: a CPU
-    backend, float32/float64, kernels on, and the kernel built. ``wait=False`` (a fit's
-    ``kernel="auto"``) never waits for the compiler: an uncached kernel is built in the
-    background (announced on stderr) and this is False until it is ready; ``wait=True``
-    builds it now (:meth:`mfjax.kernels.Kernel.usable_for`)."""
-    return _KERNEL.usable_for(_TARGETS, dtype, wait=wait)
+    backend, float32/float64, kernels on, and the kernel built. ``build=False`` (a
+    fit's ``kernel="auto"``) never compiles: an uncached kernel answers False (one line on
+    stderr says so, and that ``mfjax build-kernels`` builds it); ``build=True`` compiles it
+    now (:meth:`mfjax.kernels.Kernel.usable_for`)."""
+    return _KERNEL.usable_for(_TARGETS, dtype, build=build)
 
 
 def call(side: SideLayout, other_factors, other_bias, mu, reg, bias_reg, *, n_threads: int):

@@ -19,9 +19,10 @@ against the XLA FFI headers that jaxlib ships, with ``-march=native``, and cache
 :func:`mfjax.kernels.cache_folder` (``$MFJAX_CACHE``, else ``$XDG_CACHE_HOME/mfjax`` or
 ``~/.cache/mfjax``, then ``/kernels``; a private 0700 folder), keyed by the source, the
 jaxlib version and the CPU, with the SHA-256 each build recorded beside it; only a
-library matching its record is loaded (see :func:`build_kernel`). :func:`usable_for`
-(``fit(gradient="auto")``) never waits for the compiler: until the kernel is built (in
-the background, announced on stderr) fits take the ``"blocked"`` XLA route. If no
+library matching its record is loaded (see :func:`build_kernel`).
+``fit(gradient="auto")`` never compiles it (:func:`unavailable_reason` with
+``build=False``): until ``mfjax build-kernels`` (or ``gradient="fused"``) has built it,
+fits take the ``"blocked"`` XLA route and say so once on stderr. If no
 compiler is available or the build fails, :func:`available` is False and
 ``gradient="fused"`` raises an error that says why. ``MFJAX_KERNELS=0`` turns every
 kernel off.
@@ -80,21 +81,20 @@ def _key(cxx: str) -> str:
     return kernels.key(SOURCE, cxx)
 
 
-def build_kernel(background: bool = False) -> str:
+def build_kernel() -> str:
     """Path of the compiled kernel, building it if no verified copy is cached
     (:func:`mfjax.kernels.build`: private folder, recorded SHA-256 checked before use,
     damaged copies rebuilt with a warning, lock, compiler in its own process group with a
     timeout)."""
-    return kernels.build(SOURCE, "mfjax_fused", what="fused gradient CPU kernel",
-                         background=background)
+    return kernels.build(SOURCE, "mfjax_fused", what="fused gradient CPU kernel")
 
 
-#: :func:`unavailable_reason`'s answer (``wait=False``) while the kernel compiles.
-PENDING = kernels.PENDING
+#: :func:`unavailable_reason`'s answer (``build=False``) when the kernel is not compiled.
+NOT_BUILT = kernels.NOT_BUILT
 
 _KERNEL = kernels.Kernel(SOURCE, "mfjax_fused", _TARGETS.values(),
                          what="fused gradient CPU kernel",
-                         builder=lambda background=False: build_kernel(background))
+                         builder=lambda: build_kernel())
 
 
 def _load() -> str | None:
@@ -107,19 +107,16 @@ def available() -> bool:
     return _load() is None
 
 
-def unavailable_reason(wait: bool = True) -> str | None:
-    """Why :func:`available` is False (None when it is True). ``wait=False`` never waits
-    for a compiler (see :func:`usable_for`); its answer may then be
-    :data:`mfjax.kernels.PENDING`."""
-    if wait:
-        return _load()
-    return kernels.switched_off() or _KERNEL._state(wait=False)
+def unavailable_reason(build: bool = True) -> str | None:
+    """Why :func:`available` is False (None when it is True). ``build=False`` never
+    compiles (see :func:`usable_for`); its answer may then be :data:`NOT_BUILT`."""
+    return _load() if build else _KERNEL.cached_reason()
 
 
-def usable_for(dtype, *, wait: bool = False) -> bool:
+def usable_for(dtype, *, build: bool = False) -> bool:
     """Whether a fit in ``dtype`` on the default backend can use the kernel now
-    (:meth:`mfjax.kernels.Kernel.usable_for`: ``wait=False`` builds in the background)."""
-    return _KERNEL.usable_for(_TARGETS, dtype, wait=wait)
+    (:meth:`mfjax.kernels.Kernel.usable_for`: ``build=False`` never compiles)."""
+    return _KERNEL.usable_for(_TARGETS, dtype, build=build)
 
 
 def value_and_grad(

@@ -160,7 +160,7 @@ def detect_hardware(mesh=None, *, n_users: int = 1, n_items: int = 1, rank: int 
     if backend != "cpu" or mesh is not None:
         reason = f"it runs on one CPU device only (backend {backend!r}, mesh {distributed.describe(mesh)})"
     elif want_fused:
-        reason = fused.unavailable_reason(wait=False)  # never waits for a compiler
+        reason = fused.unavailable_reason(build=False)  # "auto" never compiles
     options = {"xla_gpu_ftz": True} if backend == "gpu" and scatter_add_is_slow() else None
     return Hardware(backend, mesh, reason, options)
 
@@ -178,7 +178,7 @@ def resolve_gradient(gradient: str, n_ratings: int, hw: Hardware) -> str:
             raise ValueError(f"fit: gradient='fused' runs on a single CPU device only (backend "
                              f"{hw.backend!r}, mesh {distributed.describe(hw.mesh)}); use 'blocked' there")
         reason = hw.fused_reason
-        if reason == fused.PENDING:  # compiling in the background: asked for, so wait for it
+        if reason == fused.NOT_BUILT:  # asked for by name: compile it now
             reason = fused.unavailable_reason()
         if reason is not None:
             raise RuntimeError(f"fit: gradient='fused' is not available here: {reason}. "

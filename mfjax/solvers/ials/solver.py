@@ -184,7 +184,7 @@ class ALSSolver(_IALSBase):
             (:func:`mfjax.kernels.ials.half_step` / ``half_step_cg``, the same
             outputs as the XLA programs): ``None`` (default) when it is usable (CPU
             backend, float32/float64, compiler found, not turned off by
-            ``MFJAX_KERNELS=0``; built in the background at first), ``True`` to require it, ``False`` never.
+            ``MFJAX_KERNELS=0``; compiled by ``mfjax build-kernels``), ``True`` to require it (compiling it if needed), ``False`` never.
     """
 
     name = "als"
@@ -241,7 +241,7 @@ class ALSSolver(_IALSBase):
             return False
         if self.kernel is None:
             return ik.usable_for(dtype)
-        if not ik.usable_for(dtype, wait=True):
+        if not ik.usable_for(dtype, build=True):
             raise RuntimeError("ALSSolver(kernel=True): the iALS CPU kernel cannot run here: "
                                + (ik.unavailable_reason() or f"needs the CPU backend and "
                                   f"float32/float64 factors (backend {jax.default_backend()}, "
