@@ -48,7 +48,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import time
 import threading
 import warnings
 
