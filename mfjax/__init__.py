@@ -11,25 +11,97 @@ returns a :class:`Model`. The packages follow a rating from a file to a served l
 - :mod:`mfjax.training`: ``fit``, the solver-agnostic loop, checkpoints;
 - :mod:`mfjax.serving`: ``Model``, top-N, fold-in, posterior uncertainty;
 - :mod:`mfjax.evaluation`: metrics and gradient checks.
+
+Public names are imported on first use (PEP 562), so ``import mfjax`` and the command
+line's ``--help`` do not load JAX.
 """
 
-from . import datasets, dense, distributed, split, training
-from .data import Ratings, load_ratings
-from .evaluation import gradcheck
-from .evaluation.gradcheck import GradientReport, numerical_grad, verify_gradients
-from .evaluation.metrics import evaluate, evaluate_fold_in, evaluate_ranking
-from .objectives.explicit import Params, init_params, loss, manual_grad, predict, validate_ratings
-from .serving.model import Model, load_model
-from .specs import ALS, BPR, MF, BayesianMF, ImplicitALS, Spec
-from .training import OPTIMIZERS, auto_batch_size, fit, make_optimizer
+import importlib
+import sys
+
+#: Public names -> (module, attribute or None for the module itself). Imported on first
+#: use (PEP 562), so ``import mfjax`` and the command line's ``--help`` do not load JAX.
+_LAZY = {
+    "datasets": (".datasets", None), "dense": (".dense", None),
+    "distributed": (".distributed", None), "split": (".split", None),
+    "gradcheck": (".evaluation.gradcheck", None),
+    "gradients": (".solvers.minibatch.gradients", None), "training": (".training", None),
+    "als": (".solvers.als.sweep", None), "gibbs": (".solvers.gibbs.sampler", None),
+    "implicit": (".objectives.ials", None), "implicit_bpr": (".objectives.bpr", None),
+    "implicit_als": (".solvers.ials.solve", None),
+    **{name: (".objectives.explicit", name) for name in (
+        "Params", "init_params", "loss", "manual_grad", "predict", "validate_ratings")},
+    "Ratings": (".data", "Ratings"), "load_ratings": (".data", "load_ratings"),
+    **{name: (".evaluation.gradcheck", name) for name in (
+        "GradientReport", "numerical_grad", "verify_gradients")},
+    **{name: (".evaluation.metrics", name) for name in (
+        "evaluate", "evaluate_fold_in", "evaluate_ranking")},
+    "Model": (".serving.model", "Model"), "load_model": (".serving.model", "load_model"),
+    **{name: (".specs", name) for name in ("MF", "ALS", "BayesianMF", "ImplicitALS", "BPR", "Spec")},
+    **{name: (".training", name) for name in (
+        "DEFAULTS", "OPTIMIZERS", "auto_batch_size", "fit", "make_optimizer")},
+}
+
+
+_loading = False
+
+
+def _load_all() -> None:
+    """Import every public name at once (what ``import mfjax`` did before it was lazy), so
+    submodules that the old eager imports loaded (``mfjax.kernels.fused``) are there.
+    Re-entered from inside those imports (``from .. import plumbing``) it does nothing."""
+    global _loading
+    if _loading:
+        return
+    _loading = True
+    try:
+        for public, (module, attr) in _LAZY.items():
+            value = importlib.import_module(module, __name__)
+            globals()[public] = value if attr is None else getattr(value, attr)
+    finally:
+        _loading = False
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        if not _called_from_mfjax():
+            _load_all()
+            return globals()[name]
+        module, attr = _LAZY[name]  # mfjax's own `from .. import x`: only x
+        value = importlib.import_module(module, __name__)
+        return value if attr is None else getattr(value, attr)
+    try:  # a subpackage not named above (mfjax.evaluation, mfjax.kernels, ...)
+        value = importlib.import_module(f".{name}", __name__)
+    except ModuleNotFoundError as e:
+        if e.name != f"{__name__}.{name}":
+            raise
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    if not _called_from_mfjax():  # mfjax's own `from .. import x` must not load the rest
+        _load_all()
+    return value
+
+
+def _called_from_mfjax() -> bool:
+    """Whether the nearest caller outside importlib is a module of this package."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("importlib"):
+        frame = frame.f_back
+    caller = "" if frame is None else frame.f_globals.get("__name__", "")
+    return caller == __name__ or caller.startswith(__name__ + ".")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "MF", "ALS", "BayesianMF", "ImplicitALS", "BPR", "Spec", "fit",
+    "MF", "ALS", "BayesianMF", "ImplicitALS", "BPR", "Spec",
     "Params", "init_params", "predict", "loss", "manual_grad", "validate_ratings",
-    "distributed", "dense", "training", "numerical_grad", "verify_gradients", "GradientReport",
-    "gradcheck", "Ratings", "load_ratings", "datasets", "split",
-    "make_optimizer", "auto_batch_size", "OPTIMIZERS",
+    "distributed", "dense", "gradients", "training", "numerical_grad", "verify_gradients", "GradientReport", "gradcheck",
+    "Ratings", "load_ratings", "datasets", "split",
+    "fit", "make_optimizer", "auto_batch_size", "DEFAULTS", "OPTIMIZERS",
     "Model", "load_model", "evaluate", "evaluate_ranking", "evaluate_fold_in",
+    "als", "gibbs", "implicit", "implicit_als", "implicit_bpr",
 ]

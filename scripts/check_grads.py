@@ -1,97 +1,14 @@
-"""Verify mfjax's gradients on this machine's JAX backend.
+"""Verify mfjax's gradients on this machine's JAX backend (the same as ``mfjax check-grads``;
+see ``--help``). A thin wrapper over :mod:`mfjax.cli.check_grads`."""
 
-Runs :func:`mfjax.verify_gradients` (hand-written vs autodiff vs finite
-differences, plus ``jax.test_util.check_grads``) on random problems of several
-shapes for every objective (explicit ratings, iALS, BPR), and on a sample of real
-ratings when ``--data`` or ``--movielens`` is given. Prints one table per problem, the backend and devices, and exits 1 if
-any check fails. This is how to vet a new accelerator.
-
-Examples:
-    python scripts/check_grads.py                  # float64, 4 shapes x 3 objectives: 12 OK
-    python scripts/check_grads.py --objective ials # one objective
-    python scripts/check_grads.py --dtype float32  # looser float32 tolerances: all OK
-    python scripts/check_grads.py --movielens      # adds 300 ML-100K ratings (cached or fetched)
-    python scripts/check_grads.py --data ratings.csv --sample 500
-"""
-
-from __future__ import annotations
-
-import argparse
+import os
 import sys
 
-import jax
-import numpy as np
-
-SHAPES = [  # (n_users, n_items, rank, n_ratings)
-    (3, 3, 4, 9),
-    (7, 11, 5, 40),
-    (20, 15, 1, 60),
-    (50, 40, 8, 300),
-]
-
-
-def random_problem(n_users, n_items, rank, n, seed, dtype):
-    import mfjax
-
-    rng = np.random.default_rng(seed)
-    p = mfjax.init_params(jax.random.PRNGKey(seed), n_users, n_items, rank, init_scale=0.5,
-                          global_bias=3.0, dtype=dtype)
-    p = p._replace(user_bias=jax.numpy.asarray(rng.normal(size=n_users), dtype),
-                   item_bias=jax.numpy.asarray(rng.normal(size=n_items), dtype))
-    users = rng.integers(0, n_users, n)
-    items = rng.integers(0, n_items, n)
-    return p, users, items, rng.uniform(1, 5, n)
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--dtype", choices=["float64", "float32"], default="float64")
-    ap.add_argument("--reg", type=float, default=0.05)
-    ap.add_argument("--order", type=int, choices=[1, 2], default=2)
-    ap.add_argument("--data", help="a ratings file (any format mfjax.load_ratings reads)")
-    ap.add_argument("--movielens", action="store_true", help="also check on ML-100K ratings")
-    ap.add_argument("--sample", type=int, default=300, help="ratings sampled from real data")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--objective", choices=["all", "explicit", "ials", "bpr"], default="all")
-    ap.add_argument("--shapes", type=int, default=len(SHAPES), help="use the first N random shapes")
-    args = ap.parse_args(argv)
-
-    if args.dtype == "float64":
-        jax.config.update("jax_enable_x64", True)
-    import mfjax  # after the x64 switch
-
-    dtype = np.dtype(args.dtype)
-    print(f"JAX {jax.__version__}, backend {jax.default_backend()}, devices {jax.devices()}")
-    objectives = mfjax.evaluation.gradcheck.OBJECTIVES if args.objective == "all" else (args.objective,)
-    problems = [(f"random {s}", random_problem(*s, args.seed + j, dtype)) for j, s in enumerate(SHAPES[:args.shapes])]
-    try:
-        if args.data:
-            r = mfjax.load_ratings(args.data)
-            problems.append((f"{args.data} sample",
-                             mfjax.evaluation.gradcheck.sample_problem(r, args.sample, seed=args.seed, dtype=dtype)))
-        if args.movielens:
-            r = mfjax.datasets.movielens("100k")
-            problems.append(("ML-100K sample",
-                             mfjax.evaluation.gradcheck.sample_problem(r, args.sample, seed=args.seed, dtype=dtype)))
-    except (OSError, ValueError, KeyError, RuntimeError) as e:
-        print(f"error: could not load real ratings: {e}", file=sys.stderr)
-        return 2
-
-    failed, n = [], 0
-    for name, (p, u, i, r) in problems:
-        for objective in objectives:
-            # ials: the ratings act as interaction values; bpr: a random negative per triple.
-            neg = np.random.default_rng(args.seed).integers(0, p.n_items, len(u))
-            report = mfjax.verify_gradients(p, u, i, r, reg=args.reg, order=args.order,
-                                            objective=objective, negatives=neg)
-            print(f"\n== {name}, {objective}\n{report}")
-            n += 1
-            if not report.ok:
-                failed.append(f"{name}, {objective}")
-    print(f"\n{n - len(failed)} passed, {len(failed)} failed")
-    return 1 if failed else 0
-
+try:
+    from mfjax.cli.check_grads import main
+except ImportError:  # run from a checkout without installing
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from mfjax.cli.check_grads import main
 
 if __name__ == "__main__":
     sys.exit(main())

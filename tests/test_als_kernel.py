@@ -50,6 +50,12 @@ def test_half_step_equals_the_xla_half_step(weights, k):
     assert np.all(np.asarray(x)[-7:] == 0) and np.all(np.asarray(b)[-7:] == 0)  # empty rows
 
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _compiled():
+    """Fits take the kernel only once it is compiled (``kernel="auto"`` never compiles)."""
+    ak.available()
+
 def test_thread_count_does_not_change_the_result(monkeypatch):
     layout, P, Q, bu, bi, mu = problem(n_users=900, n=20000)
     monkeypatch.setenv("MFJAX_ALS_THREADS", "1")
@@ -113,14 +119,14 @@ def test_switch_off_and_fallback_without_a_compiler(tmp_path):
             " r.integers(1, 6, 500).astype(float));"
             "m = mfjax.fit(t, solver='als', epochs=2, progress=False);"
             "print('REASON', ak.unavailable_reason()); print('LOSS', m.history[-1]['loss'])")
-    env = {**os.environ, "PYTHONPATH": ROOT, "MFJAX_DATA": str(tmp_path), "CXX": "",
+    env = {**os.environ, "PYTHONPATH": ROOT, "MFJAX_CACHE": str(tmp_path), "CXX": "",
            "PATH": "/nonexistent"}
     out = subprocess.run([sys.executable, "-W", "always", "-c", code], env=env, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "REASON RuntimeError: no C++ compiler found" in out.stdout, out.stdout
-    env = {**os.environ, "PYTHONPATH": ROOT, "MFJAX_ALS_KERNEL": "0"}
+    env = {**os.environ, "PYTHONPATH": ROOT, "MFJAX_KERNELS": "0"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr
-    assert "REASON turned off by MFJAX_ALS_KERNEL=0" in out.stdout, out.stdout
+    assert "REASON turned off by MFJAX_KERNELS=0" in out.stdout, out.stdout

@@ -1,4 +1,4 @@
-"""scripts/train.py and scripts/check_grads.py end to end, in subprocesses."""
+"""The mfjax command (mfjax/cli/) and scripts/*.py end to end, mostly in subprocesses."""
 
 import json
 import os
@@ -47,6 +47,10 @@ def test_train_end_to_end_on_tiny_synthetic_data(tmp_path):
         # --min-rating binarizes ratings to 1: an explicit fit would learn a constant (RMSE 0)
         (["--dataset", "synthetic", "--synthetic-size", "50", "40", "600", "--epochs", "1",
           "--min-rating", "4"], "--min-rating"),
+        (["--seed", str(2**63)], "--seed"),  # used to be an OverflowError traceback
+        (["--seed", "-1"], "--seed"),
+        (["--dataset", "synthetic", "--synthetic-size", "50", "40", "600", "--mesh", "3x1"],
+         "--mesh 3x1"),
     ],
 )
 def test_train_bad_input_exits_2_with_one_line(tmp_path, args, match):
@@ -253,3 +257,131 @@ def test_train_reports_ranking_metrics(tmp_path, capsys):
     test = json.loads((out / "metrics.json").read_text())["test"]
     assert {"rmse", "precision@10", "recall@10", "ndcg@10", "n_users"} <= set(test)
     assert 0 <= test["ndcg@10"] <= 1 and test["n_users"] > 0
+
+
+def test_errors_name_the_flag_not_the_keyword(tmp_path):
+    """A file without a recognised user column: the fix is --user-col, not user_col=."""
+    data = tmp_path / "odd.csv"
+    data.write_text("a,b,c\n1,2,3\n2,3,4\n")
+    p = run("train.py", "--data", str(data), "--quiet", cwd=tmp_path)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert "--user-col" in p.stderr and "user_col=" not in p.stderr, p.stderr
+
+
+def test_flag_words_rewords_keywords():
+    from mfjax.cli import flag_words
+
+    flags = {"user_col": "--user-col", "item_col": "--item-col", "gradient": "--gradient",
+             "mesh": "--mesh"}
+    assert flag_words("no user column; pass user_col=. Found: a", flags) == \
+        "no user column; pass --user-col VALUE. Found: a"
+    assert flag_words("so user_col/item_col must name", flags) == "so --user-col/--item-col must name"
+    assert flag_words("fit: gradient='fused' is not available", flags) == \
+        "fit: --gradient fused is not available"
+    assert flag_words("runs on one device; pass mesh=None", flags) == "runs on one device; drop --mesh"
+    assert flag_words("reg=0.1 stays", flags) == "reg=0.1 stays"  # not a flag of this command
+
+
+@pytest.mark.parametrize("objective", ["ials", "bpr"])
+def test_check_grads_verifies_the_objective_being_trained(tmp_path, monkeypatch, objective):
+    """train --check-grads --objective ials/bpr used to check the explicit loss."""
+    import dataclasses
+
+    import mfjax
+
+    seen = {}
+    real = mfjax.verify_gradients
+
+    def spy(*a, **k):
+        seen.update(k)
+        return dataclasses.replace(real(*a, **k), ok=False)  # stop before training
+
+    monkeypatch.setattr(mfjax, "verify_gradients", spy)
+    rc = _train_module().main(["--dataset", "synthetic", "--synthetic-size", "30", "20", "300",
+                               "--objective", objective, "--min-rating", "3", "--check-grads",
+                               "--out", str(tmp_path / "run"), "--quiet"])
+    assert rc == 1 and seen["objective"] == objective
+    assert ("negatives" in seen) == (objective == "bpr")
+
+
+# --------------------------------------------------------------- the mfjax command
+
+def run_module(*args, env=None):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": ROOT, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "mfjax", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_python_dash_m_mfjax_lists_the_commands():
+    p = run_module("--help")
+    assert p.returncode == 0, p.stderr
+    for command in ("train", "recommend", "evaluate", "check-grads", "build-kernels"):
+        assert command in p.stdout
+    p = run_module("train", "--help")
+    assert p.returncode == 0 and "--solver" in p.stdout and "mfjax train" in p.stdout
+    p = run_module("frobnicate")
+    assert p.returncode == 2 and "invalid choice" in p.stderr and len(p.stderr.splitlines()) == 1
+
+
+def test_building_the_parsers_does_not_import_jax():
+    code = ("import sys; import mfjax.cli as c; c.build_parser().parse_args(['train']); "
+            "print(sorted(m for m in sys.modules if m in ('jax', 'jaxlib', 'optax') "
+            "or m.startswith(('jax.', 'mfjax.training', 'mfjax.solvers'))))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": ROOT})
+    assert p.returncode == 0 and p.stdout.strip() == "[]", p.stdout + p.stderr
+
+
+def test_the_parsers_constants_match_the_library():
+    import mfjax
+    from mfjax.cli import constants
+
+    assert constants.OPTIMIZERS == tuple(sorted(mfjax.OPTIMIZERS))
+    assert constants.GRADIENTS == tuple(mfjax.training.GRADIENTS)
+    assert constants.MOVIELENS == tuple(mfjax.datasets.VARIANTS)
+    assert {k: mfjax.DEFAULTS[k] for k in constants.DEFAULTS} == constants.DEFAULTS
+
+
+def test_pyproject_declares_the_console_command():
+    text = open(os.path.join(ROOT, "pyproject.toml")).read()
+    assert '[project.scripts]\nmfjax = "mfjax.cli:main"' in text
+
+
+def test_build_kernels_respects_the_switch_and_names():
+    p = run_module("build-kernels", env={"MFJAX_KERNELS": "0"})
+    assert p.returncode == 0 and "nothing built" in p.stdout, p.stderr
+    p = run_module("build-kernels", "nope")
+    assert p.returncode == 2 and "unknown kernel 'nope'" in p.stderr
+
+
+def test_evaluate_prints_the_models_metrics(saved_model, tmp_path, capsys):
+    import mfjax
+    from mfjax.cli import main
+
+    path, model = saved_model
+    ratings, _ = mfjax.datasets.synthetic(50, 60, 1500, rank=3, seed=0)
+    test = tmp_path / "test.csv"
+    test.write_text("user,item,rating\n" + "\n".join(
+        f"{u},{i},{r}" for u, i, r in zip(ratings.user_ids[ratings.users[:200]],
+                                          ratings.item_ids[ratings.items[:200]],
+                                          ratings.ratings[:200])))
+    assert main(["evaluate", "--model", str(path), "--data", str(test), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    want = mfjax.evaluate(model, mfjax.load_ratings(str(test)))
+    assert got["rmse"] == pytest.approx(want["rmse"], rel=1e-6) and got["n"] == 200
+    assert main(["evaluate", "--model", str(path), "--data", str(tmp_path / "none.csv")]) == 2
+    assert "none.csv" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, heldout", [([], "test"), (["--patience", "2"], "validation"),
+                                            (["--objective", "ials", "--min-rating", "3"], "test")])
+def test_every_run_writes_an_honestly_labelled_learning_curve(tmp_path, extra, heldout):
+    out = tmp_path / "run"
+    p = run("train.py", "--dataset", "synthetic", "--synthetic-size", "80", "60", "2000",
+            "--epochs", "3", "--rank", "3", "--out", str(out), "--quiet", *extra)
+    assert p.returncode == 0, p.stderr
+    assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["history_scored_on"] == heldout
+    key = "val_ndcg@10" if "ials" in extra else "val_rmse"
+    assert all(key in h for h in record["history"])

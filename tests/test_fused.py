@@ -10,6 +10,7 @@ import pytest
 
 import mfjax
 from mfjax.solvers.minibatch.gradients import blocked_value_and_grad, make_blocks
+from mfjax import kernels
 from mfjax.kernels import fused
 from mfjax.training import config as C
 from test_core import make_problem
@@ -72,6 +73,12 @@ def test_fused_thread_count_changes_only_rounding(monkeypatch, n_threads):
     for a, b in zip(gn, g1):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _compiled():
+    """Fits take the kernel only once it is compiled (``kernel="auto"`` never compiles)."""
+    fused.available()
 
 def test_fused_float32_matches_float64():
     p, u, i, r = make_problem(30, 20, 8, 2000, seed=4)
@@ -137,17 +144,18 @@ def test_fused_sorts_by_the_bigger_side(planted):
 
 
 def test_switch_off_and_missing_compiler(monkeypatch):
-    monkeypatch.setenv("MFJAX_FUSED", "0")
-    assert not fused.available() and "MFJAX_FUSED=0" in fused.unavailable_reason()
-    monkeypatch.delenv("MFJAX_FUSED")
-    assert fused.available()
-    monkeypatch.setattr(fused, "find_compiler", lambda: None)
+    monkeypatch.setenv("MFJAX_KERNELS", "0")
+    assert not fused.available() and "MFJAX_KERNELS=0" in fused.unavailable_reason()
+    assert not fused.usable_for(np.float32)
+    monkeypatch.delenv("MFJAX_KERNELS")
+    assert fused.available() and fused.usable_for(np.float32)
+    monkeypatch.setattr(kernels, "find_compiler", lambda: None)
     with pytest.raises(RuntimeError, match="no C\\+\\+ compiler"):
         fused.build_kernel()
 
 
 def test_build_is_cached_and_atomic(tmp_path, monkeypatch):
-    monkeypatch.setenv("MFJAX_DATA", str(tmp_path))
+    monkeypatch.setenv("MFJAX_CACHE", str(tmp_path))
     path = fused.build_kernel()
     assert path.startswith(str(tmp_path)) and path.endswith(".so")
     mtime = (tmp_path / "kernels").stat().st_mtime_ns

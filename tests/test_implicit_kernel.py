@@ -83,6 +83,12 @@ def test_cg_half_step_outputs_equal_the_xla_cg_half_step(dtype, tol, steps):
             assert not np.asarray(got[0])[:n][~has].any()
 
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _compiled():
+    """Fits take the kernel only once it is compiled (``kernel="auto"`` never compiles)."""
+    ik.available()
+
 def test_kernel_cg_without_the_observed_pass_changes_only_the_value():
     data, P, Q = problem(np.float64)
     users, _ = ials_layout.shared_layouts(data)
@@ -169,14 +175,14 @@ def test_switch_off_and_fallback_without_a_compiler(tmp_path):
             "r = mfjax.Ratings.from_arrays(np.arange(40) % 10, np.arange(40) % 7, np.ones(40)); "
             "m = mfjax.fit(r, objective='ials', rank=4, epochs=2, progress=False); "
             "print('fit ok', m.history[-1]['loss'])")
-    env = {**os.environ, "PYTHONPATH": ROOT, "MFJAX_DATA": str(tmp_path), "CXX": "",
+    env = {**os.environ, "PYTHONPATH": ROOT, "MFJAX_CACHE": str(tmp_path), "CXX": "",
            "PATH": str(tmp_path)}  # no compiler on the PATH, an empty kernel cache
     out = subprocess.run([sys.executable, "-W", "always", "-c", code], env=env, capture_output=True,
                          text=True, timeout=240)
     assert out.returncode == 0, out.stderr[-1500:]
     assert "available False" in out.stdout and "fit ok" in out.stdout
     assert "no C++ compiler" in out.stderr
-    env = {**os.environ, "PYTHONPATH": ROOT, "MFJAX_IALS_KERNEL": "0"}
+    env = {**os.environ, "PYTHONPATH": ROOT, "MFJAX_KERNELS": "0"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=240)
     assert out.returncode == 0 and "available False" in out.stdout, out.stderr[-1500:]

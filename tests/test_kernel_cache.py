@@ -4,7 +4,9 @@ builds that fail, time out or are killed leave nothing running or lying around.
 A fake compiler ($CXX) copies one real kernel built once per module, so rebuilds are fast.
 """
 
+import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -12,6 +14,7 @@ import sys
 import textwrap
 import time
 
+import numpy as np
 import pytest
 
 from mfjax import plumbing
@@ -35,7 +38,7 @@ cp "$FAKECXX_GOOD" "$out"
 @pytest.fixture(scope="module")
 def real_kernel(tmp_path_factory):
     home = tmp_path_factory.mktemp("real")
-    env = {**os.environ, "MFJAX_DATA": str(home), "PYTHONPATH": ROOT}
+    env = {**os.environ, "MFJAX_CACHE": str(home), "PYTHONPATH": ROOT}
     out = subprocess.run([sys.executable, "-c", "from mfjax.solvers.minibatch.gradients import fused; "
                           "print(fused.build_kernel())"], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -49,10 +52,10 @@ def real_kernel(tmp_path_factory):
 
 @pytest.fixture
 def cache(real_kernel, tmp_path, monkeypatch):
-    """A fresh $MFJAX_DATA with the fake compiler; returns (data dir, kernel path)."""
+    """A fresh $MFJAX_CACHE with the fake compiler; returns (data dir, kernel path)."""
     good, cxx = real_kernel
     data = tmp_path / "data"
-    for k, v in {"MFJAX_DATA": str(data), "CXX": str(cxx), "FAKECXX_GOOD": str(good)}.items():
+    for k, v in {"MFJAX_CACHE": str(data), "CXX": str(cxx), "FAKECXX_GOOD": str(good)}.items():
         monkeypatch.setenv(k, v)
     path = fused.build_kernel()
     return data, path
@@ -90,7 +93,7 @@ def test_a_damaged_cached_kernel_is_rebuilt_with_a_warning(cache, real_kernel, h
     damage(path, how)
     rc, out, err = run_available()
     assert rc == 0, f"exit {rc}: {err[-500:]}"  # a truncated .so used to kill it with SIGBUS
-    assert "available True" in out and "rebuilding the fused kernel" in err
+    assert "available True" in out and "rebuilding the fused gradient CPU kernel" in err
     assert open(path, "rb").read() == open(real_kernel[0], "rb").read()
 
 
@@ -127,7 +130,7 @@ def test_the_kernel_folder_and_the_parents_mfjax_creates_are_private(real_kernel
                                                                       monkeypatch):
     good, cxx = real_kernel
     data = tmp_path / "a" / "b"
-    monkeypatch.setenv("MFJAX_DATA", str(data))
+    monkeypatch.setenv("MFJAX_CACHE", str(data))
     monkeypatch.setenv("CXX", str(cxx))
     monkeypatch.setenv("FAKECXX_GOOD", str(good))
     fused.build_kernel()
@@ -248,3 +251,103 @@ def test_the_cache_key_covers_the_shared_headers(tmp_path, monkeypatch):
     assert kernels.key(str(src), cxx) == before
     (tmp_path / "shared.h").write_text("// two\n")  # an edited header rebuilds its kernels
     assert kernels.key(str(src), cxx) != before
+
+
+def test_a_read_only_cache_with_a_verified_kernel_is_used_without_a_lock(cache, monkeypatch):
+    """Using a verified copy needs no .lock file (a read-only folder cannot hold one)."""
+    from mfjax import kernels
+
+    _, path = cache
+
+    @contextlib.contextmanager
+    def read_only(folder):
+        raise PermissionError(13, "Read-only file system", os.path.join(folder, ".lock"))
+        yield
+
+    monkeypatch.setattr(kernels, "_locked", read_only)
+    assert fused.build_kernel() == path
+    os.unlink(path)  # a build does need the lock: the error surfaces
+    with pytest.raises(PermissionError, match="Read-only"):
+        fused.build_kernel()
+
+
+@pytest.mark.parametrize("cxx", ["/nonexistent/g++", "no-such-compiler-xyz"])
+def test_a_cxx_that_does_not_exist_is_an_error_naming_cxx(cxx, monkeypatch):
+    from mfjax import kernels
+
+    monkeypatch.setenv("CXX", cxx)
+    with pytest.raises(RuntimeError, match=f"CXX={re.escape(cxx)} is not an executable"):
+        kernels.find_compiler()
+    with pytest.raises(RuntimeError, match="CXX="):
+        fused.build_kernel()
+
+
+@pytest.mark.parametrize("value, off", [("0", True), ("off", True), ("False", True), ("1", False),
+                                        ("yes", False), ("", False)])
+def test_the_kernels_switch_reads_only_known_words(value, off, monkeypatch):
+    from mfjax import kernels
+
+    monkeypatch.setenv("MFJAX_KERNELS", value)
+    assert bool(kernels.switched_off()) is off
+
+
+@pytest.mark.parametrize("value", ["nope", "2", "of"])
+def test_an_unknown_kernels_switch_value_is_an_error(value, monkeypatch):
+    from mfjax import kernels
+
+    monkeypatch.setenv("MFJAX_KERNELS", value)
+    with pytest.raises(ValueError, match=f"MFJAX_KERNELS must be 0 or 1.*{value!r}"):
+        kernels.switched_off()
+    with pytest.raises(ValueError, match="MFJAX_KERNELS"):
+        fused.available()
+
+
+def test_kernels_live_in_their_own_cache_not_under_the_data_folder(tmp_path, monkeypatch):
+    from mfjax import kernels
+
+    monkeypatch.delenv("MFJAX_CACHE", raising=False)
+    monkeypatch.setenv("MFJAX_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert kernels.cache_root() == str(tmp_path / "xdg" / "mfjax")
+    monkeypatch.setenv("MFJAX_CACHE", str(tmp_path / "mine"))
+    assert kernels.cache_root() == str(tmp_path / "mine")
+
+
+def test_auto_never_compiles_and_says_so_once(cache, capfd):
+    """usable_for (kernel="auto") never runs the compiler (a compile beside a fit slows
+    the fit): an uncached kernel answers False at once, with one line on stderr."""
+    from mfjax import kernels
+
+    _, path = cache
+    os.unlink(path)
+    k = kernels.Kernel(fused.SOURCE, "mfjax_fused", [], what="test kernel")
+    assert k.usable_for([np.dtype(np.float32)], np.float32) is False
+    assert k.usable_for([np.dtype(np.float32)], np.float32) is False
+    assert not os.path.exists(path)  # nothing compiled
+    err = capfd.readouterr().err
+    assert err.count("mfjax: the test kernel is not compiled on this machine yet") == 1, err
+    assert "mfjax build-kernels" in err
+    assert k.usable_for([np.dtype(np.float32)], np.float32, build=True) is True
+    assert err.count("compiling") == 0 and "mfjax: compiling the test kernel" in capfd.readouterr().err
+
+
+def test_auto_uses_a_kernel_another_process_built(cache):
+    from mfjax import kernels
+
+    _, path = cache
+    os.unlink(path)
+    k = kernels.Kernel(fused.SOURCE, "mfjax_fused", [], what="test kernel")
+    assert k.usable_for([np.dtype(np.float32)], np.float32) is False
+    fused.build_kernel()  # e.g. `mfjax build-kernels` in another terminal
+    assert k.usable_for([np.dtype(np.float32)], np.float32) is True
+
+
+def test_a_build_prints_one_line(cache, capfd):
+    from mfjax import kernels
+
+    _, path = cache
+    os.unlink(path)
+    k = kernels.Kernel(fused.SOURCE, "mfjax_fused", [], what="test kernel")
+    assert k.available()
+    err = capfd.readouterr().err
+    assert err.count("mfjax: compiling the test kernel") == 1 and str(os.path.dirname(path)) in err

@@ -2,8 +2,9 @@
 
 A kernel is one C++ source compiled with the system compiler (``$CXX``, else
 ``c++``/``g++``/``clang++``) against the XLA FFI headers that jaxlib ships, with
-``-O3 -march=native``. Libraries are cached in a private 0700 folder
-(:func:`cache_folder`: ``$MFJAX_DATA`` or ``~/.cache/mfjax``/kernels) as
+``-O3 -march=native``. Libraries are cached in a private 0700 folder of compiled code,
+apart from the data (:func:`cache_folder`: ``$MFJAX_CACHE``, else
+``$XDG_CACHE_HOME/mfjax``, else ``~/.cache/mfjax``; then ``/kernels``) as
 ``<name>_<key>.so``, the key hashing the source, the jaxlib version, the compiler's
 version and the CPU, beside ``<name>_<key>.so.sha256``, the SHA-256 its build
 recorded. Only a library that matches its record (and is a regular file of ours,
@@ -14,9 +15,22 @@ killed on a timeout or any exception), compile into a private temporary folder a
 publish with an atomic rename, record first (:func:`build`).
 
 :class:`Kernel` bundles one source's build, load and FFI registration (once per
-process), its on/off environment switch, and the ``available()`` /
-``unavailable_reason()`` fallback that callers use to pick an XLA route instead.
-:mod:`mfjax.kernels.fused` and :mod:`mfjax.kernels.ials` are built on it.
+process) and the ``available()`` / ``unavailable_reason()`` / ``usable_for()`` answers
+that callers use to pick an XLA route instead. :mod:`mfjax.kernels.fused`,
+:mod:`mfjax.kernels.als` and :mod:`mfjax.kernels.ials` are built on it.
+
+No build is silent, and none slows a fit that can run without it (a compile beside a
+fit slowed it by 25-45% on 2 cores: benchmarks/RESULTS.md, "First fit"):
+
+- ``$MFJAX_KERNELS=0`` turns every kernel off (the one switch; any value other than
+  0/1, off/on, false/true, no/yes is an error).
+- :meth:`Kernel.usable_for` (a fit's ``kernel="auto"``) never compiles: a cached,
+  verified library is loaded at once; without one the fit runs its XLA route and one
+  line on stderr (once per process and kernel) says so and how to build it
+  (``mfjax build-kernels``, which the README's install line runs).
+- :meth:`Kernel.reason` / ``available()`` (a fit's ``kernel=True``, the direct kernel
+  functions, ``mfjax build-kernels``) build when needed, with one line on stderr saying
+  what is compiled, why and where to.
 """
 
 from __future__ import annotations
@@ -32,6 +46,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import tempfile
 import threading
 import warnings
@@ -40,13 +55,17 @@ import jax
 
 from ..plumbing import (
     atomic_write_text,
-    cache_dir,
     clean_stale_temporaries,
     private_dir,
     temp_prefix)
 
-__all__ = ["BUILD_TIMEOUT", "MAX_THREADS", "find_compiler", "cache_folder", "build", "load",
-           "register", "read_verified", "threads", "switched_off", "Kernel"]
+__all__ = ["BUILD_TIMEOUT", "MAX_THREADS", "SWITCH", "find_compiler", "cache_root", "cache_folder",
+           "build", "load", "register", "read_verified", "threads", "switched_off", "Kernel"]
+
+#: The one environment switch of every kernel (``MFJAX_KERNELS=0``: XLA routes only).
+SWITCH = "MFJAX_KERNELS"
+_ON = ("1", "true", "yes", "on")
+_OFF = ("0", "false", "no", "off")
 
 #: Default limit (seconds) of one kernel build; ``$MFJAX_BUILD_TIMEOUT`` overrides it.
 BUILD_TIMEOUT = 600.0
@@ -71,15 +90,35 @@ def threads(env: str) -> int:
     return max(1, min(n, MAX_THREADS))
 
 
-def switched_off(env: str) -> bool:
-    """Whether ``$<env>`` turns a kernel off (0, false, no, off)."""
-    return os.environ.get(env, "1").strip().lower() in ("0", "false", "no", "off")
+def switched_off() -> str | None:
+    """Why the kernels are off (``"turned off by MFJAX_KERNELS=0"``), or None when on.
+
+    Raises:
+        ValueError: ``$MFJAX_KERNELS`` is set to something other than 0/1, off/on,
+            false/true, no/yes (a typo must not silently mean "on").
+    """
+    value = os.environ.get(SWITCH, "").strip()
+    if value.lower() in _OFF:
+        return f"turned off by {SWITCH}={value}"
+    if value and value.lower() not in _ON:
+        raise ValueError(f"{SWITCH} must be 0 or 1 (or off/on, false/true, no/yes), got {value!r}")
+    return None
 
 
 def find_compiler() -> str | None:
-    """The C++ compiler to use: ``$CXX``, else ``c++``, ``g++``, ``clang++`` (None: none found)."""
-    for c in (os.environ.get("CXX"), "c++", "g++", "clang++"):
-        if c and shutil.which(c):
+    """The C++ compiler to use: ``$CXX``, else ``c++``, ``g++``, ``clang++`` (None: none found).
+
+    Raises:
+        RuntimeError: ``$CXX`` is set but names no executable (never silently replaced).
+    """
+    cxx = os.environ.get("CXX", "").strip()
+    if cxx:
+        if shutil.which(cxx) is None:
+            raise RuntimeError(f"CXX={cxx} is not an executable compiler; set CXX to one "
+                               "(e.g. g++) or unset it to use c++/g++/clang++ from PATH")
+        return cxx
+    for c in ("c++", "g++", "clang++"):
+        if shutil.which(c):
             return c
     return None
 
@@ -94,9 +133,18 @@ def _cpu_tag() -> str:
         return platform.processor()
 
 
+def cache_root() -> str:
+    """mfjax's folder of compiled code (not created): ``$MFJAX_CACHE``, else
+    ``$XDG_CACHE_HOME/mfjax``, else ``~/.cache/mfjax``. Data sets have their own variable
+    (``$MFJAX_DATA``); pointing it elsewhere does not move the kernels."""
+    root = os.environ.get("MFJAX_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache"), "mfjax")
+    return os.path.abspath(os.path.expanduser(root))
+
+
 def cache_folder() -> str:
     """The kernel folder, created private (0700, ours, not a symlink): it holds code we load."""
-    return private_dir(cache_dir("kernels"))
+    return private_dir(os.path.join(cache_root(), "kernels"))
 
 
 def build_timeout() -> float:
@@ -174,8 +222,13 @@ def _remove(path: str) -> None:
             os.unlink(path)
 
 
-def build(source: str, name: str, *, what: str | None = None, cxx=_UNSET) -> str:
+def build(source: str, name: str, *, what: str | None = None, cxx=_UNSET,
+          cached_only: bool = False) -> str | None:
     """Path of ``source`` compiled as ``<name>_<key>.so``, building it if no verified copy is cached.
+
+    A verified copy is used without taking the lock, so a read-only cache folder
+    that holds one works. A build prints one line on stderr first (what is compiled,
+    why, where to).
 
     A cached library that fails verification (truncated, replaced, a symlink, a
     folder, no record) is removed and rebuilt, with a warning ``rebuilding the
@@ -190,6 +243,7 @@ def build(source: str, name: str, *, what: str | None = None, cxx=_UNSET) -> str
         name: the library's name prefix.
         what: words for messages (default: ``name``).
         cxx: the compiler (default :func:`find_compiler`; None: raise "no C++ compiler").
+        cached_only: return None instead of building when no verified copy is cached.
     """
     what = what or name
     if cxx is _UNSET:
@@ -198,6 +252,12 @@ def build(source: str, name: str, *, what: str | None = None, cxx=_UNSET) -> str
         raise RuntimeError("no C++ compiler found (set $CXX, or install g++)")
     out_dir = cache_folder()
     path = os.path.join(out_dir, f"{name}_{key(source, cxx)}.so")
+    fd, _ = read_verified(path)
+    if fd >= 0:  # no lock needed to use a verified copy (the folder may be read-only)
+        os.close(fd)
+        return path
+    if cached_only:
+        return None
     with _locked(out_dir):
         fd, reason = read_verified(path)
         if fd >= 0:
@@ -208,8 +268,15 @@ def build(source: str, name: str, *, what: str | None = None, cxx=_UNSET) -> str
         _remove(path)
         _remove(path + ".sha256")
         clean_stale_temporaries(out_dir, dirs=True)
+        _announce(what, out_dir)
         _compile(cxx, source, path, out_dir)
     return path
+
+
+def _announce(what: str, out_dir: str) -> None:
+    """The one line a build prints (stderr): what is compiled, why, and where to."""
+    print(f"mfjax: compiling the {what} for this CPU (once per machine, compiler and jaxlib; "
+          f"about 10-20 s; cached in {out_dir})", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
@@ -292,6 +359,10 @@ def register(lib: ctypes.CDLL, targets) -> None:
         jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
 
 
+#: :meth:`Kernel.usable_for`'s reason when the kernel is not compiled on this machine yet.
+NOT_BUILT = "not compiled on this machine yet (`mfjax build-kernels` compiles it)"
+
+
 class Kernel:
     """One C++ FFI kernel: built, verified, loaded and registered once per process.
 
@@ -299,47 +370,78 @@ class Kernel:
         source: the C++ file.
         name: the library's name prefix (and cache name).
         targets: ``(FFI target name, handler symbol)`` pairs it exports.
-        switch: the environment variable that turns it off (``=0``).
         what: words for messages ("the fused kernel").
         builder: a callable returning the library path (default: :func:`build` of
-            ``source``); lets a module route builds through its own wrapper.
+            ``source``).
     """
 
-    def __init__(self, source, name, targets, *, switch, what, builder=None):
-        self.source, self.name, self.targets = source, name, tuple(targets)
-        self.switch, self.what = switch, what
+    def __init__(self, source, name, targets, *, what, builder=None):
+        self.source, self.name, self.targets, self.what = source, name, tuple(targets), what
         self.builder = builder or (lambda: build(self.source, self.name, what=self.what))
         self._lock = threading.Lock()
-        self._result = _UNSET
+        self._result = _UNSET  # None: registered; a string: why it cannot run
+        self._noted = False  # whether the "not compiled yet" line was printed
 
-    def _register(self) -> str | None:
+    def _finish(self, path: str | None, error: BaseException | None) -> str | None:
+        """Register the library at ``path`` (or record ``error``); the lock is held."""
+        try:
+            if error is not None:
+                raise error
+            register(load(path), self.targets)
+            self._result = None
+        except Exception as exc:  # noqa: BLE001 - any failure means: use the XLA route
+            reason = f"{type(exc).__name__}: {exc}"
+            first = reason.splitlines()[0] if reason.strip() else type(exc).__name__
+            warnings.warn(f"mfjax: the {self.what} is unavailable, using the XLA routes: {first}",
+                          stacklevel=4)
+            self._result = reason
+        return self._result
+
+    def _state(self, build_now: bool) -> str | None:
         with self._lock:
-            if self._result is _UNSET:
-                try:
-                    register(load(self.builder()), self.targets)
-                    self._result = None
-                except Exception as exc:  # noqa: BLE001 - any failure means: use the XLA route
-                    reason = f"{type(exc).__name__}: {exc}"
-                    first = reason.splitlines()[0] if reason.strip() else type(exc).__name__
-                    warnings.warn(f"mfjax: the {self.what} is unavailable, using the XLA routes: "
-                                  f"{first}", stacklevel=3)
-                    self._result = reason
-            return self._result
+            if self._result is not _UNSET:
+                return self._result
+            try:
+                path = build(self.source, self.name, what=self.what, cached_only=True)
+            except Exception as exc:  # noqa: BLE001 - no compiler, a bad CXX, an unsafe folder
+                return self._finish(None, exc)
+            if path is not None:
+                return self._finish(path, None)
+            if not build_now:  # asked again later: another process may have built it
+                if not self._noted:
+                    self._noted = True
+                    print(f"mfjax: the {self.what} is {NOT_BUILT}, so this runs the XLA "
+                          f"route instead ({SWITCH}=0 silences this)", file=sys.stderr,
+                          flush=True)
+                return NOT_BUILT
+            try:
+                return self._finish(self.builder(), None)
+            except Exception as exc:  # noqa: BLE001
+                return self._finish(None, exc)
 
     def reason(self) -> str | None:
-        """None when the kernel is usable, else why not (the switch, or the build)."""
-        if switched_off(self.switch):
-            return f"turned off by {self.switch}=0"
-        return self._register()
+        """None when the kernel is usable, else why not (``MFJAX_KERNELS=0``, or the
+        build). Compiles it (one line on stderr) if it is not cached."""
+        return switched_off() or self._state(build_now=True)
 
     def available(self) -> bool:
-        """Whether the kernel can run here (builds it on the first call)."""
+        """Whether the kernel can run here (compiles it on the first call if needed)."""
         return self.reason() is None
 
-    def usable_for(self, dtypes, dtype) -> bool:
+    def cached_reason(self) -> str | None:
+        """Like :meth:`reason` but never compiles: :data:`NOT_BUILT` (with one line on
+        stderr, once) when the kernel is not cached."""
+        return switched_off() or self._state(build_now=False)
+
+    def usable_for(self, dtypes, dtype, *, build: bool = False) -> bool:
         """Whether a fit in ``dtype`` on the default backend can use it: a CPU backend,
-        ``dtype`` among ``dtypes`` (those it was compiled for), and :meth:`available`."""
+        ``dtype`` among ``dtypes`` (those it was compiled for), kernels on, and the
+        library built. ``build=False`` (a fit's ``kernel="auto"``) never compiles: an
+        uncached kernel answers False and says so once on stderr; ``build=True`` (a
+        fit's ``kernel=True``) compiles it now."""
         import jax
         import numpy as np
 
-        return jax.default_backend() == "cpu" and np.dtype(dtype) in dtypes and self.available()
+        if switched_off() or jax.default_backend() != "cpu" or np.dtype(dtype) not in dtypes:
+            return False
+        return self._state(build_now=build) is None

@@ -13,8 +13,10 @@ deadlocks on two threads, see :mod:`mfjax.solvers.als.sweep`). The kernel (``als
 the rows over threads at equal cost and accumulates each row's Gram in registers.
 
 Built and loaded like the iALS kernel (:mod:`mfjax.kernels`: private cache, SHA-256
-verified before loading, the compiler under a timeout). ``MFJAX_ALS_KERNEL=0`` turns it
-off; :func:`available` is then False and ``fit(solver="als")`` uses the XLA half-step.
+verified before loading, the compiler under a timeout). ``MFJAX_KERNELS=0`` turns it
+off (with every kernel); ``fit(solver="als")`` then uses the XLA half-step, as it does
+while the kernel is not compiled yet (:func:`usable_for` never compiles; ``mfjax
+build-kernels`` does).
 Threads: ``$MFJAX_ALS_THREADS``, else the CPUs this process may use (at most 8).
 Results do not depend on the thread count (per-row sums added in row order). A key
 out of ``[0, n_rows)`` or out of order, or an other-side index outside
@@ -33,21 +35,19 @@ import numpy as np
 from .. import kernels
 from ..solvers.als.sweep import SideLayout
 
-__all__ = ["available", "unavailable_reason", "threads", "half_step", "usable_for", "SWITCH"]
+__all__ = ["available", "unavailable_reason", "threads", "half_step", "usable_for"]
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "als_cpu.cc")
 _TARGETS = {np.dtype(np.float32): ("mfjax_als_f32", "MfjaxAlsF32"),
             np.dtype(np.float64): ("mfjax_als_f64", "MfjaxAlsF64")}
-SWITCH = "MFJAX_ALS_KERNEL"
 
 
 def build_kernel() -> str:
     """Path of the compiled kernel (:func:`mfjax.kernels.build`)."""
-    return kernels.build(SOURCE, "mfjax_als", what="ALS kernel")
+    return kernels.build(SOURCE, "mfjax_als", what="explicit ALS CPU kernel")
 
 
-_KERNEL = kernels.Kernel(SOURCE, "mfjax_als", _TARGETS.values(), switch=SWITCH,
-                         what="explicit ALS CPU kernel", builder=lambda: build_kernel())
+_KERNEL = kernels.Kernel(SOURCE, "mfjax_als", _TARGETS.values(), what="explicit ALS CPU kernel", builder=lambda: build_kernel())
 
 
 def threads() -> int:
@@ -56,17 +56,20 @@ def threads() -> int:
 
 
 def unavailable_reason() -> str | None:
-    """Why the kernel cannot run (``MFJAX_ALS_KERNEL=0``, no compiler, a failed build), or None."""
+    """Why the kernel cannot run (``MFJAX_KERNELS=0``, no compiler, a failed build), or None."""
     return _KERNEL.reason()
 
 
 available = _KERNEL.available
 
 
-def usable_for(dtype) -> bool:
-    """Whether a fit in ``dtype`` on the default backend can use the kernel: a CPU
-    backend, float32/float64, and the kernel :func:`available`."""
-    return _KERNEL.usable_for(_TARGETS, dtype)
+def usable_for(dtype, *, build: bool = False) -> bool:
+    """Whether a fit in ``dtype`` on the default backend can use the kernel now: a CPU
+    backend, float32/float64, kernels on, and the kernel built. ``build=False`` (a
+    fit's ``kernel="auto"``) never compiles: an uncached kernel answers False (one line on
+    stderr says so, and that ``mfjax build-kernels`` builds it); ``build=True`` compiles it
+    now (:meth:`mfjax.kernels.Kernel.usable_for`)."""
+    return _KERNEL.usable_for(_TARGETS, dtype, build=build)
 
 
 def call(side: SideLayout, other_factors, other_bias, mu, reg, bias_reg, *, n_threads: int):

@@ -28,6 +28,7 @@
 #include "common.h"
 
 namespace ffi = xla::ffi;
+using mfjax::Bad;
 using mfjax::Parallel;
 
 namespace {
@@ -39,10 +40,6 @@ struct Problem {
   const T *ratings, *weights, *other, *other_bias;
   int64_t n, n_other, k;
   double mu, reg, bias_reg;
-};
-
-struct Bad {
-  int64_t row = -1, pos = -1, col = 0;
 };
 
 template <typename T, int KC>
@@ -99,27 +96,9 @@ void Rows(const Problem<T>& P, int64_t lo, int64_t hi, T* x, T* bias, double* re
       for (int64_t j = 0; j <= i; ++j) L[i * D + j] = A[i * D + j];
       L[i * D + i] += c * (i < k ? P.reg : P.bias_reg);
     }
-    for (int64_t j = 0; j < D; ++j) {
-      const double dj = std::sqrt(L[j * D + j]);  // NaN when not positive definite, as potrf
-      L[j * D + j] = dj;
-      const double inv = 1.0 / dj;
-      for (int64_t i = j + 1; i < D; ++i) y[i] = (L[i * D + j] *= inv);
-      for (int64_t i = j + 1; i < D; ++i) {
-        double* __restrict Li = L + i * D;
-        const double f = y[i];
-        for (int64_t m = j + 1; m <= i; ++m) Li[m] -= f * y[m];
-      }
-    }
+    mfjax::CholeskyFactor(L, D, y);
     for (int64_t i = 0; i < D; ++i) y[i] = h[i];
-    for (int64_t i = 0; i < D; ++i) {
-      const double zi = (y[i] /= L[i * D + i]);
-      for (int64_t m = i + 1; m < D; ++m) y[m] -= L[m * D + i] * zi;
-    }
-    for (int64_t i = D - 1; i >= 0; --i) {
-      const double xi = (y[i] /= L[i * D + i]);
-      const double* __restrict Li = L + i * D;
-      for (int64_t m = 0; m < i; ++m) y[m] -= Li[m] * xi;
-    }
+    mfjax::CholeskySolve(L, D, y);
     for (int64_t i = 0; i < k; ++i) xu[i] = T(y[i]);
     bias[u] = T(y[k]);
     for (int64_t i = 0; i < k; ++i) y[i] = double(xu[i]);
@@ -201,16 +180,8 @@ ffi::Error Impl(ffi::Buffer<ffi::S32> keys, ffi::Buffer<ffi::S32> others, ffi::B
     // Rows over threads, cut at equal cost (ratings + a Cholesky's worth per row).
     const double row_cost = double(P.k + 1) / 4.0 + 2.0;
     const double total = double(nnz) + row_cost * double(n);
-    std::vector<int64_t> cut(nt + 1, n);
-    cut[0] = 0;
-    {
-      int64_t u = 0;
-      for (int64_t t = 1; t < nt; ++t) {
-        const double want = total * double(t) / double(nt);
-        while (u < n && double(start[u]) + row_cost * double(u) < want) ++u;
-        cut[t] = u;
-      }
-    }
+    const std::vector<int64_t> cut =
+        mfjax::CutRows(n, nt, row_cost, total, [&](int64_t u) { return start[u]; });
     std::vector<double> res(n, 0.0), sq(n, 0.0);
     std::vector<Bad> bad(nt);
     T* xp = x->typed_data();

@@ -14,15 +14,18 @@ kernel (``fused_cpu.cc``) walks the sorted rows once. It keeps the key's row in
 registers, reads the other side's row once per rating, and accumulates the other
 side's gradient in a private copy per thread.
 
-The kernel is compiled on first use with the system C++ compiler (``$CXX``, else
-``c++``/``g++``) against the XLA FFI headers that jaxlib ships. It is built with
-``-march=native`` and cached under ``$MFJAX_DATA`` or ``~/.cache/mfjax``/kernels (a private
-0700 folder), keyed by the source, the jaxlib version and the CPU, with the SHA-256 each
-build recorded beside it; only a library matching its record is loaded (see
-:func:`build_kernel`). If no compiler is available or the build
-fails, :func:`available` is False: ``fit(gradient="auto")`` then takes the
-``"blocked"`` XLA route, and ``gradient="fused"`` raises an error that says why. Set
-``MFJAX_FUSED=0`` to turn the kernel off.
+The kernel is compiled with the system C++ compiler (``$CXX``, else ``c++``/``g++``)
+against the XLA FFI headers that jaxlib ships, with ``-march=native``, and cached in
+:func:`mfjax.kernels.cache_folder` (``$MFJAX_CACHE``, else ``$XDG_CACHE_HOME/mfjax`` or
+``~/.cache/mfjax``, then ``/kernels``; a private 0700 folder), keyed by the source, the
+jaxlib version and the CPU, with the SHA-256 each build recorded beside it; only a
+library matching its record is loaded (see :func:`build_kernel`).
+``fit(gradient="auto")`` never compiles it (:func:`unavailable_reason` with
+``build=False``): until ``mfjax build-kernels`` (or ``gradient="fused"``) has built it,
+fits take the ``"blocked"`` XLA route and say so once on stderr. If no
+compiler is available or the build fails, :func:`available` is False and
+``gradient="fused"`` raises an error that says why. ``MFJAX_KERNELS=0`` turns every
+kernel off.
 
 Results are deterministic for a given thread count: the per-thread sums are added in a
 fixed order. The thread count is ``$MFJAX_FUSED_THREADS``, else the CPUs this
@@ -41,7 +44,8 @@ import numpy as np
 from .. import kernels
 from ..objectives.explicit import Params, resolve_bias_reg
 
-__all__ = ["available", "unavailable_reason", "value_and_grad", "threads", "build_kernel", "find_compiler"]
+__all__ = ["available", "unavailable_reason", "usable_for", "value_and_grad", "threads",
+           "build_kernel", "find_compiler"]
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fused_cpu.cc")
 _TARGETS = {np.dtype(np.float32): ("mfjax_fused_f32", "MfjaxFusedF32"),
@@ -82,15 +86,19 @@ def build_kernel() -> str:
     (:func:`mfjax.kernels.build`: private folder, recorded SHA-256 checked before use,
     damaged copies rebuilt with a warning, lock, compiler in its own process group with a
     timeout)."""
-    return kernels.build(SOURCE, "mfjax_fused", what="fused kernel", cxx=find_compiler())
+    return kernels.build(SOURCE, "mfjax_fused", what="fused gradient CPU kernel")
 
 
-_KERNEL = kernels.Kernel(SOURCE, "mfjax_fused", _TARGETS.values(), switch="MFJAX_FUSED",
-                         what="fused CPU kernel", builder=lambda: build_kernel())
+#: :func:`unavailable_reason`'s answer (``build=False``) when the kernel is not compiled.
+NOT_BUILT = kernels.NOT_BUILT
+
+_KERNEL = kernels.Kernel(SOURCE, "mfjax_fused", _TARGETS.values(),
+                         what="fused gradient CPU kernel",
+                         builder=lambda: build_kernel())
 
 
 def _load() -> str | None:
-    """None when the kernel is usable, else why not (``MFJAX_FUSED=0``, or the build)."""
+    """None when the kernel is usable, else why not (``MFJAX_KERNELS=0``, or the build)."""
     return _KERNEL.reason()
 
 
@@ -99,9 +107,16 @@ def available() -> bool:
     return _load() is None
 
 
-def unavailable_reason() -> str | None:
-    """Why :func:`available` is False (None when it is True)."""
-    return _load()
+def unavailable_reason(build: bool = True) -> str | None:
+    """Why :func:`available` is False (None when it is True). ``build=False`` never
+    compiles (see :func:`usable_for`); its answer may then be :data:`NOT_BUILT`."""
+    return _load() if build else _KERNEL.cached_reason()
+
+
+def usable_for(dtype, *, build: bool = False) -> bool:
+    """Whether a fit in ``dtype`` on the default backend can use the kernel now
+    (:meth:`mfjax.kernels.Kernel.usable_for`: ``build=False`` never compiles)."""
+    return _KERNEL.usable_for(_TARGETS, dtype, build=build)
 
 
 def value_and_grad(

@@ -15,9 +15,10 @@ core. The kernel (``ials_cpu.cc``) splits the rows over threads at equal cost, b
 each row's Gram four interactions at a time, and computes G in the same call.
 
 It is built and loaded like the fused gradient kernel (:mod:`mfjax.kernels`: private
-cache, SHA-256 verified before loading, the compiler under a timeout). Set
-``MFJAX_IALS_KERNEL=0`` to turn it off; :func:`available` is then False and
-``fit(objective="ials")`` uses the XLA half-step. Threads: ``$MFJAX_IALS_THREADS``, else
+cache, SHA-256 verified before loading, the compiler under a timeout). ``MFJAX_KERNELS=0``
+turns it off (with every kernel); ``fit(objective="ials")`` then uses the XLA
+half-step, as it does while the kernel is not compiled yet (:func:`usable_for` never
+compiles; ``mfjax build-kernels`` does). Threads: ``$MFJAX_IALS_THREADS``, else
 the CPUs this process may use (at most 8). Results do not depend on the thread count
 (G is summed over fixed blocks, the per-row sums in row order). An index outside
 ``[0, n_other)`` or a decreasing ``indptr`` raises an error naming the row.
@@ -44,16 +45,14 @@ _TARGETS = {np.dtype(np.float32): ("mfjax_ials_f32", "MfjaxIalsF32"),
             np.dtype(np.float64): ("mfjax_ials_f64", "MfjaxIalsF64")}
 _CG_TARGETS = {np.dtype(np.float32): ("mfjax_ials_cg_f32", "MfjaxIalsCgF32"),
                np.dtype(np.float64): ("mfjax_ials_cg_f64", "MfjaxIalsCgF64")}
-SWITCH = "MFJAX_IALS_KERNEL"
 
 
 def build_kernel() -> str:
     """Path of the compiled kernel (:func:`mfjax.kernels.build`)."""
-    return kernels.build(SOURCE, "mfjax_ials", what="iALS kernel")
+    return kernels.build(SOURCE, "mfjax_ials", what="iALS CPU kernel")
 
 
 _KERNEL = kernels.Kernel(SOURCE, "mfjax_ials", [*_TARGETS.values(), *_CG_TARGETS.values()],
-                         switch=SWITCH,
                          what="iALS CPU kernel", builder=lambda: build_kernel())
 
 
@@ -63,17 +62,20 @@ def threads() -> int:
 
 
 def unavailable_reason() -> str | None:
-    """Why the kernel cannot run (``MFJAX_IALS_KERNEL=0``, no compiler, a failed build), or None."""
+    """Why the kernel cannot run (``MFJAX_KERNELS=0``, no compiler, a failed build), or None."""
     return _KERNEL.reason()
 
 
 available = _KERNEL.available
 
 
-def usable_for(dtype) -> bool:
-    """Whether a fit in ``dtype`` on the default backend can use the kernel: a CPU
-    backend, float32/float64, and the kernel :func:`available`."""
-    return _KERNEL.usable_for(_TARGETS, dtype)
+def usable_for(dtype, *, build: bool = False) -> bool:
+    """Whether a fit in ``dtype`` on the default backend can use the kernel now: a CPU
+    backend, float32/float64, kernels on, and the kernel built. ``build=False`` (a
+    fit's ``kernel="auto"``) never compiles: an uncached kernel answers False (one line on
+    stderr says so, and that ``mfjax build-kernels`` builds it); ``build=True`` compiles it
+    now (:meth:`mfjax.kernels.Kernel.usable_for`)."""
+    return _KERNEL.usable_for(_TARGETS, dtype, build=build)
 
 
 @functools.partial(jax.jit, static_argnames=("n_threads",))

@@ -38,6 +38,7 @@
 #include "common.h"
 
 namespace ffi = xla::ffi;
+using mfjax::Bad;
 using mfjax::Parallel;
 
 namespace {
@@ -49,10 +50,6 @@ struct Problem {
   const T* vals;
   int64_t n_pad, n_other_pad, nnz, k, n_rows, n_other;
   double alpha, a0, reg, nu;
-};
-
-struct Bad {
-  int64_t row = -1, pos = -1, col = 0;
 };
 
 // Rows [lo, hi). G2: a0 G [k, k] (double, full). Writes x rows and per-row sums.
@@ -115,9 +112,7 @@ void Rows(const Problem<T>& P, const double* G2, int64_t lo, int64_t hi, T* x, d
         for (int64_t j = 0; j < end; ++j) Ad[j] += a0 * q0[j];
       }
     }
-    // M = a0 G + A_obs + lam I, Cholesky M = L L^T (lower, row-major, in double), right-
-    // looking so the inner loops are contiguous axpys that vectorize (a dot-product form
-    // is a reduction the compiler may not reorder, i.e. scalar).
+    // M = a0 G + A_obs + lam I, Cholesky M = L L^T (lower, row-major, in double).
     const double lam = P.reg * std::pow(double(e - s) + P.a0 * double(P.n_other), P.nu);
     for (int64_t i = 0; i < k; ++i) {
       double* Li = L + i * k;
@@ -126,27 +121,9 @@ void Rows(const Problem<T>& P, const double* G2, int64_t lo, int64_t hi, T* x, d
       for (int64_t j = 0; j <= i; ++j) Li[j] = Gi[j] + double(Ai[j]);
       Li[i] += lam;
     }
-    for (int64_t j = 0; j < k; ++j) {
-      const double d = std::sqrt(L[j * k + j]);  // NaN when not positive definite, as potrf
-      L[j * k + j] = d;
-      const double inv = 1.0 / d;
-      for (int64_t i = j + 1; i < k; ++i) y[i] = (L[i * k + j] *= inv);  // column j, packed
-      for (int64_t i = j + 1; i < k; ++i) {
-        double* __restrict Li = L + i * k;
-        const double f = y[i];
-        for (int64_t m = j + 1; m <= i; ++m) Li[m] -= f * y[m];
-      }
-    }
+    mfjax::CholeskyFactor(L, k, y);
     for (int64_t i = 0; i < k; ++i) y[i] = double(bt[i]);
-    for (int64_t i = 0; i < k; ++i) {  // L z = b, column-oriented (z kept in y)
-      const double zi = (y[i] /= L[i * k + i]);
-      for (int64_t m = i + 1; m < k; ++m) y[m] -= L[m * k + i] * zi;
-    }
-    for (int64_t i = k - 1; i >= 0; --i) {  // L^T x = z: row i of L is column i of L^T
-      const double xi = (y[i] /= L[i * k + i]);
-      const double* __restrict Li = L + i * k;
-      for (int64_t m = 0; m < i; ++m) y[m] -= Li[m] * xi;
-    }
+    mfjax::CholeskySolve(L, k, y);
     // Per-row sums at x rounded to T (what the caller gets back).
     double xb = 0, xx = 0, xAx = 0, xGx = 0;
     for (int64_t i = 0; i < k; ++i) xu[i] = T(y[i]);
@@ -397,17 +374,8 @@ ffi::Error Run(ffi::Buffer<DT> other, ffi::Buffer<ffi::S32> indptr, ffi::Buffer<
     const double row_cost = x0 == nullptr ? double(k) / 6.0 + 2.0
                                           : double(k) * double(steps + 1) / (2.0 * double(steps + 3)) + 2.0;
     const double total = double(P.indptr[P.n_rows] - P.indptr[0]) + row_cost * double(P.n_rows);
-    std::vector<int64_t> cut(nt + 1, P.n_rows);
-    cut[0] = 0;
-    {
-      int64_t u = 0;
-      for (int64_t t = 1; t < nt; ++t) {
-        const double want = total * double(t) / double(nt);
-        while (u < P.n_rows &&
-               double(P.indptr[u] - P.indptr[0]) + row_cost * double(u) < want) ++u;
-        cut[t] = u;
-      }
-    }
+    const std::vector<int64_t> cut = mfjax::CutRows(
+        P.n_rows, nt, row_cost, total, [&](int64_t u) { return P.indptr[u] - P.indptr[0]; });
     std::vector<Bad> bad(nt);
     if (x0 == nullptr) {
       Parallel(nt, [&](int64_t t) {

@@ -129,7 +129,8 @@ def detect_hardware(mesh=None, *, n_users: int = 1, n_items: int = 1, rank: int 
     Args:
         mesh: ``fit``'s ``mesh`` argument (None, ``"auto"`` or a Mesh).
         n_users, n_items, rank: the table sizes (``mesh="auto"`` sizes the model axis).
-        want_fused: whether to check (and so build, once per machine) the fused kernel.
+        want_fused: whether to check whether the fused kernel is usable (it is never
+            built here: ``gradient="fused"`` asked for by name builds it).
     """
     backend = jax.default_backend()
     mesh = distributed.resolve_mesh(mesh, n_users, n_items, rank)
@@ -137,7 +138,7 @@ def detect_hardware(mesh=None, *, n_users: int = 1, n_items: int = 1, rank: int 
     if backend != "cpu" or mesh is not None:
         reason = f"it runs on one CPU device only (backend {backend!r}, mesh {distributed.describe(mesh)})"
     elif want_fused:
-        reason = fused.unavailable_reason()
+        reason = fused.unavailable_reason(build=False)  # "auto" never compiles
     return Hardware(backend, mesh, reason, compiler_options(backend))
 
 
@@ -153,8 +154,11 @@ def resolve_gradient(gradient: str, n_ratings: int, hw: Hardware) -> str:
         if not hw.single_cpu:
             raise ValueError(f"fit: gradient='fused' runs on a single CPU device only (backend "
                              f"{hw.backend!r}, mesh {distributed.describe(hw.mesh)}); use 'blocked' there")
-        if hw.fused_reason is not None:
-            raise RuntimeError(f"fit: gradient='fused' is not available here: {hw.fused_reason}. "
+        reason = hw.fused_reason
+        if reason == fused.NOT_BUILT:  # asked for by name: compile it now
+            reason = fused.unavailable_reason()
+        if reason is not None:
+            raise RuntimeError(f"fit: gradient='fused' is not available here: {reason}. "
                                "Use gradient='blocked' (the same numbers through XLA).")
     return gradient
 
@@ -358,7 +362,9 @@ def _kernel(spec, kernel, run: Run, what: str) -> bool:
     one_device = run.mesh is None or run.mesh.size == 1
     if spec.kernel is False:
         return False
-    usable = one_device and kernel.usable_for(run.dtype)
+    # "auto" never compiles (an uncached kernel: the XLA route, said once on stderr);
+    # kernel=True compiles it now.
+    usable = one_device and kernel.usable_for(run.dtype, build=spec.kernel is True)
     if spec.kernel is True and not usable:
         why = ("it runs on one CPU device, not a mesh" if not one_device else
                kernel.unavailable_reason() or f"it needs the CPU backend and float32/float64 "

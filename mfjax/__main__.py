@@ -1,0 +1,8 @@
+"""``python -m mfjax``: the ``mfjax`` command (:func:`mfjax.cli.main`)."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""What ``mfjax train`` does once its flags are checked: load, split, verify gradients,
+fit, evaluate, and write the run's files (``model.npz``, ``metrics.json``,
+``learning_curve.png``)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+
+from ..plumbing import atomic_write_text
+from . import UsageError
+from .plot import model_summary, plot_curve
+
+__all__ = ["RUN_FILES", "load_data", "split_data", "check_gradients", "fit_model",
+           "train_and_report", "remove_empty_tree", "write_json"]
+
+#: What a run writes into --out; their presence means --out holds a previous run.
+RUN_FILES = ("model.npz", "metrics.json", "learning_curve.png", "checkpoints")
+
+
+def load_data(args):
+    import mfjax
+
+    if args.data:
+        cols = {k: getattr(args, f"{k}_col") for k in ("user", "item", "rating", "time")}
+        return mfjax.load_ratings(args.data, format=args.format,
+                                  **{f"{k}_col": v for k, v in cols.items() if v})
+    if args.dataset == "synthetic":
+        n_users, n_items, n = args.synthetic_size
+        return mfjax.datasets.synthetic(n_users, n_items, n, noise=args.synthetic_noise,
+                                        seed=args.seed)[0]
+    return mfjax.datasets.movielens(args.dataset.removeprefix("movielens-"))
+
+
+def split_data(args, ratings):
+    from .. import split
+
+    if args.split == "holdout":
+        return split.holdout(ratings, args.test_fraction, seed=args.seed)
+    if args.split == "per-user":
+        return split.per_user(ratings, args.test_fraction, seed=args.seed)
+    return split.temporal(ratings, args.test_fraction)
+
+
+def make_schedule(args, spec, n_steps):
+    """``--schedule`` over ``n_steps`` minibatches, from the spec's optimizer and rate."""
+    import optax
+
+    from ..training import OPTIMIZERS
+
+    lr = spec.learning_rate or OPTIMIZERS[spec.optimizer][1]
+    if args.schedule == "cosine":
+        return optax.cosine_decay_schedule(lr, n_steps, alpha=0.05)
+    return optax.exponential_decay(lr, n_steps, 0.05)
+
+
+def check_gradients(args, train) -> bool:
+    """``--check-grads``: verify the gradients of the objective being trained (explicit
+    loss, iALS or BPR) at a random point on 300 sampled training ratings; print the report."""
+    import numpy as np
+
+    import mfjax
+    from mfjax import objectives
+
+    params, u, i, r = mfjax.evaluation.gradcheck.sample_problem(train, 300, seed=args.seed)
+    objective = args.objective
+    default = objectives.get(objective).spec_class("optax" if objective == "explicit" else None)()
+    reg = args.reg if args.reg is not None else default.reg
+    bias_reg = args.bias_reg if args.bias_reg is not None else getattr(default, "bias_reg", None)
+    extra = {}
+    if objective == "ials":
+        extra = {k: getattr(args, k) for k in ("alpha", "unobserved_weight", "nu")
+                 if getattr(args, k) is not None}
+    elif objective == "bpr":  # one random negative item per (user, positive item)
+        extra["negatives"] = np.random.default_rng(args.seed).integers(0, params.n_items, len(u))
+    report = mfjax.verify_gradients(params, u, i, r, reg=reg, bias_reg=bias_reg,
+                                    objective=objective, **extra)
+    print(f"gradient check of the {objective} objective:\n{report}")
+    return report.ok
+
+
+#: Flags that set a spec field (the field is the flag's name with "_").
+SPEC_FLAGS = ("rank", "reg", "bias_reg", "epochs", "batch_size", "learning_rate", "init_scale",
+              "optimizer", "gradient", "burn_in", "samples", "alpha", "unobserved_weight", "nu",
+              "cg_steps")
+
+
+def spec_from_flags(args, fit_set):
+    """The spec the flags ask for: ``--objective``/``--solver`` pick its class, every other
+    flag given sets its field; a flag the spec does not have is refused, naming it."""
+    import mfjax
+    from mfjax import objectives
+
+    record = objectives.get(args.objective)
+    if args.solver is not None and record.name != "explicit":
+        raise UsageError(f"--solver is for --objective explicit (--objective {args.objective} "
+                         f"trains {record.spec_class().__name__})")
+    cls = record.spec_class(args.solver or "optax") if record.name == "explicit" else \
+        record.spec_class()
+    given = {f: getattr(args, f) for f in SPEC_FLAGS if getattr(args, f) is not None}
+    refused = [f for f in given if f not in cls.field_names()]
+    if args.schedule != "constant" and "schedule" not in cls.field_names():
+        refused.append("schedule")
+    if refused:
+        flags = ", ".join("--" + f.replace("_", "-") for f in refused)
+        usable = ", ".join("--" + f.replace("_", "-") for f in cls.field_names() if f in SPEC_FLAGS)
+        what = f"--objective {args.objective}" + (f" --solver {args.solver or 'optax'}"
+                                                   if record.name == "explicit" else "")
+        raise UsageError(f"{flags} {'does' if len(refused) == 1 else 'do'} not apply to {what} "
+                         f"({cls.__name__}); its flags are {usable}")
+    spec = cls(**given)
+    if args.schedule != "constant":
+        batch = getattr(spec, "batch_size", None) or mfjax.auto_batch_size(
+            len(fit_set), fit_set.n_users, fit_set.n_items)
+        n_steps = spec.epochs * -(-len(fit_set) // min(batch, len(fit_set)))
+        spec = spec.replace(schedule=make_schedule(args, spec, n_steps), learning_rate=None,
+                            optimizer_name=f"{spec.optimizer}-{args.schedule}")
+    return spec
+
+
+def fit_model(args, fit_set, monitor, common):
+    """``mfjax.fit`` of the spec the flags ask for."""
+    import mfjax
+
+    return mfjax.fit(fit_set, spec_from_flags(args, fit_set),
+                     table_sharding=args.table_sharding, **common)
+
+
+def train_and_report(args, out: str, lead: bool, mesh) -> int:
+    """Load, split, fit, evaluate and write the run's files into ``out``."""
+    import numpy as np
+
+    import mfjax
+
+    t0 = time.perf_counter()
+    ratings = load_data(args)
+    if args.min_rating is not None:
+        kept = ratings.subset(ratings.ratings >= args.min_rating)
+        ratings = mfjax.Ratings(kept.users, kept.items, np.ones(len(kept)), kept.timestamps,
+                                kept.user_ids, kept.item_ids)
+    train, test = split_data(args, ratings)
+    print(f"data: {ratings!r}; train {len(train):,}, test {len(test):,} ({args.split})")
+    if args.check_grads and not check_gradients(args, train):
+        print("error: gradient check failed; not training", file=sys.stderr)
+        return 1
+    monitor = test  # scored each epoch for the curve; never used to pick parameters
+    if args.patience:
+        fit_set, monitor = mfjax.split.holdout(train, args.val_fraction, seed=args.seed)
+    else:
+        fit_set = train
+    common = dict(seed=args.seed, validation=monitor, patience=args.patience,
+                  checkpoint_dir=os.path.join(out, "checkpoints"),
+                  checkpoint_every=args.checkpoint_every, resume=args.resume,
+                  progress=lead and not args.quiet, mesh=mesh)
+    model = fit_model(args, fit_set, monitor, common)
+    if not lead:
+        return 0
+    metrics = evaluate(args, model, train, test, t0)
+    model.save(os.path.join(out, "model.npz"))
+    heldout = "validation" if args.patience else "test"
+    write_json(run_record(args, model, metrics, heldout, time.perf_counter() - t0),
+               os.path.join(out, "metrics.json"))
+    data = args.data or args.dataset
+    wrote = ["model.npz", "metrics.json"]
+    if plot_curve(model.history, os.path.join(out, "learning_curve.png"),
+                  data=os.path.basename(data), summary=model_summary(model),
+                  split=f"{args.split} {args.test_fraction:.0%}",
+                  heldout=heldout):
+        wrote.append("learning_curve.png")
+    print(f"wrote {out}/{', '.join(wrote)}")
+    return 0
+
+
+def evaluate(args, model, train, test, t0) -> dict:
+    """Print and return the test metrics: RMSE/MAE and top-10 quality (explicit), or
+    top-10/20 ranking metrics (implicit: every test interaction relevant)."""
+    import mfjax
+
+    if model.objective.ranking:
+        metrics = {}
+        for k in (10, 20):
+            metrics.update(mfjax.evaluate_ranking(model, train, test, k=k, threshold=None))
+        print(f"test precision@10 {metrics['precision@10']:.4f}  recall@20 "
+              f"{metrics['recall@20']:.4f}  ndcg@10 {metrics['ndcg@10']:.4f}  "
+              f"({metrics['n_users']:,} users, {len(model.history)} epochs, "
+              f"{time.perf_counter() - t0:.1f} s)")
+        return metrics
+    metrics = mfjax.evaluate(model, test)
+    print(f"test RMSE {metrics['rmse']:.4f}  MAE {metrics['mae']:.4f}  "
+          f"({metrics['n']:,} ratings, {len(model.history)} epochs, "
+          f"{time.perf_counter() - t0:.1f} s)")
+    # Top-10 quality on the same split: relevant = test rating >= 4, train items excluded.
+    ranking = mfjax.evaluate_ranking(model, train, test, k=10)
+    metrics.update(ranking)
+    print(f"test precision@10 {ranking['precision@10']:.4f}  recall@10 {ranking['recall@10']:.4f}  "
+          f"ndcg@10 {ranking['ndcg@10']:.4f}  ({ranking['n_users']:,} users)")
+    return metrics
+
+
+def run_record(args, model, metrics, heldout, seconds) -> dict:
+    import jax
+
+    config = {**model.config, "data": args.data or args.dataset, "split": args.split,
+              "test_fraction": args.test_fraction, "min_rating": args.min_rating}
+    return {"config": config, "devices": [str(d) for d in jax.devices()],
+            "mesh": model.config.get("mesh"), "backend": jax.default_backend(),
+            "history": model.history, "history_scored_on": heldout, "test": metrics,
+            "seconds": seconds}
+
+
+def remove_empty_tree(path: str) -> None:
+    """Remove ``path`` and its subfolders if nothing but folders is anywhere below it.
+
+    The whole tree is checked first; ``os.rmdir`` then never removes a file (a file
+    created in between makes it fail, and the rest is kept)."""
+    for root, dirs, files in os.walk(path):
+        if files or any(os.path.islink(os.path.join(root, d)) for d in dirs):
+            return
+    try:
+        for root, _, _ in os.walk(path, topdown=False):
+            os.rmdir(root)
+    except OSError:
+        pass
+
+
+def _finite(obj):
+    """NaN/inf -> None, so metrics.json stays strict JSON (e.g. NaN ranking metrics)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def write_json(obj, path):
+    atomic_write_text(path, json.dumps(_finite(obj), indent=2, allow_nan=False))
