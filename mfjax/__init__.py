@@ -20,6 +20,7 @@ from .evaluation.gradcheck import GradientReport, numerical_grad, verify_gradien
 from .evaluation.metrics import evaluate, evaluate_fold_in, evaluate_ranking
 from .objectives.explicit import Params, init_params, loss, manual_grad, predict, validate_ratings
 from .serving.model import Model, load_model
+from .selection import SearchResult, cross_validate, search
 from .specs import ALS, BPR, MF, BayesianMF, ImplicitALS, Spec
 from .training import OPTIMIZERS, auto_batch_size, fit, make_optimizer
 
@@ -31,5 +32,6 @@ __all__ = [
     "distributed", "dense", "training", "numerical_grad", "verify_gradients", "GradientReport",
     "gradcheck", "Ratings", "load_ratings", "datasets", "split",
     "make_optimizer", "auto_batch_size", "OPTIMIZERS",
+    "cross_validate", "search", "SearchResult",
     "Model", "load_model", "evaluate", "evaluate_ranking", "evaluate_fold_in",
 ]
