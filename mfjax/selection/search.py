@@ -22,7 +22,7 @@ from ..data import Ratings
 from . import metrics as M
 from . import vectorized as V
 
-__all__ = ["search", "SearchResult", "expand_space"]
+__all__ = ["search", "SearchResult", "expand_space", "trial_model"]
 
 
 @dataclasses.dataclass
@@ -147,7 +147,7 @@ def _plain(x):
 
 def search(train: Ratings, model, space: dict, *, validation: Ratings, metric: str,
            method: str = "grid", n_trials: int | None = None, seed: int = 0,
-           refit: bool = False, progress: bool = True) -> SearchResult:
+           refit: bool = False, vectorize: bool = True, progress: bool = True) -> SearchResult:
     """Train one model per point of ``space`` and rank them by ``metric`` on ``validation``.
 
     Args:
@@ -167,7 +167,9 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings, metric: s
         seed: seeds the draws and every trial's training (the same for all trials).
         refit: also fit the best spec on ``train`` (the validation set is not merged;
             merge it yourself for a final model) into ``result.model``.
-        progress: a tqdm bar over trials and one line per non-vectorized route.
+        vectorize: False runs every trial as its own ``fit`` call (e.g. on a CPU, where
+            ``fit``'s C++ kernels beat the vmapped XLA sweeps: ``benchmarks/RESULTS.md``).
+        progress: a tqdm bar over trials and one line per group saying its route.
 
     Returns:
         A :class:`SearchResult`.
@@ -179,6 +181,8 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings, metric: s
     """
     from ..training.config import resolve
 
+    if not isinstance(vectorize, bool):
+        raise TypeError(f"search: vectorize must be True or False, got {vectorize!r}")
     for name, data in (("train", train), ("validation", validation)):
         if not isinstance(data, Ratings):
             raise TypeError(f"search: {name} must be an mfjax.Ratings, got {type(data).__name__}")
@@ -201,7 +205,8 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings, metric: s
     groups: dict[tuple, list[int]] = {}
     for j, (spec, _) in enumerate(resolved):
         groups.setdefault(V.shape_key(spec), []).append(j)
-    routes = [V.route_of(resolved[idx[0]][0]) for idx in groups.values()]
+    routes = [V.route_of(resolved[idx[0]][0]) if vectorize else (False, "sequential fit (vectorize=False)")
+              for idx in groups.values()]
     if progress:  # said before the bar starts, so the lines stay readable
         for idx, (_, route) in zip(groups.values(), routes):
             print(f"search: {len(idx)} trial(s) of {type(specs[idx[0]]).__name__}: {route}")
@@ -214,7 +219,7 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings, metric: s
                                 on_batch=None if bar is None else bar.update)
             share = (time.perf_counter() - t0) / len(idx)
             for j, (params, history) in zip(idx, out):
-                m = None if params is None else _model(train, resolved[j][0], run, params, history,
+                m = None if params is None else trial_model(train, resolved[j][0], run, params, history,
                                                        route)
                 rows[j] = _row(j, values[j], metric, m, train, validation, ranking, share, route)
         else:
@@ -263,7 +268,7 @@ def _row(j, values, metric, m, train, validation, ranking, fit_s, route) -> dict
     return {**values, metric: value, "fit_s": fit_s, "route": route, "trial": j}
 
 
-def _model(train: Ratings, spec, run, params, history, route: str):
+def trial_model(train: Ratings, spec, run, params, history, route: str):
     """A :class:`mfjax.Model` of one vectorized trial (config as ``fit`` records it)."""
     from ..serving.model import Model
     from ..solvers.minibatch.layout import seen_index
