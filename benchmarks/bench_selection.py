@@ -52,7 +52,7 @@ def bench_cv() -> str:
         trainset = data.construct_trainset(list(train.to_frame()[["user", "item", "rating"]]
                                                 .assign(ts=None).itertuples(index=False, name=None)))
         testset = data.construct_testset(list(test.to_frame()[["user", "item", "rating"]]
-                                              .itertuples(index=False, name=None)))
+                                              .assign(ts=None).itertuples(index=False, name=None)))
         t = time.perf_counter()
         algo = SVD(n_factors=200, n_epochs=100, lr_all=0.005, reg_all=0.1, random_state=0)
         algo.fit(trainset)
