@@ -94,10 +94,11 @@ def test_shape_key_groups_only_continuous_fields():
 
 
 def test_search_grid_table_best_and_refit(explicit, capsys):
+    # vectorize=True: the vmapped route also on a CPU (where "auto" fits one by one)
     train, val = mfjax.split.per_user(explicit, 0.2, seed=0)
     res = mfjax.search(train, mfjax.ALS(rank=4, epochs=2), {"reg": [0.01, 0.1, 1.0],
                        "bias_reg": [0.01, 1.0]}, validation=val, metric="rmse", refit=True,
-                       progress=True)
+                       vectorize=True, progress=True)
     assert "vectorized" in capsys.readouterr().out  # the route is said
     t = res.table
     assert len(t) == 6 and set(t.columns) >= {"reg", "bias_reg", "rmse", "fit_s", "route"}
@@ -116,13 +117,22 @@ def test_search_ranking_metric_is_higher_better_and_sequential_route_said(implic
     assert (res.table["route"] == "sequential fit (vectorize=False)").all()
 
 
+def test_auto_fits_one_by_one_on_a_cpu(implicit, capsys):
+    train, val = mfjax.split.per_user(implicit, 0.2, seed=0)
+    res = mfjax.search(train, mfjax.ImplicitALS(rank=4, epochs=1), {"reg": [0.01, 0.1]},
+                       validation=val, metric="ndcg@5", progress=True)
+    assert "vectorize='auto' on a CPU" in capsys.readouterr().out
+    assert res.table["route"].str.startswith("sequential fit").all()
+
+
 def test_random_search_draws_lists_distributions_and_callables(implicit):
     from scipy import stats
 
     train, val = mfjax.split.per_user(implicit, 0.2, seed=0)
     space = {"reg": stats.loguniform(1e-3, 1.0), "alpha": lambda rng: float(rng.uniform(0, 2)),
              "nu": [0.0, 1.0]}
-    kw = dict(validation=val, metric="ndcg@5", method="random", n_trials=4, seed=5, progress=False)
+    kw = dict(validation=val, metric="ndcg@5", method="random", n_trials=4, seed=5,
+              vectorize=True, progress=False)
     a = mfjax.search(train, mfjax.ImplicitALS(rank=4, epochs=1), space, **kw)
     b = mfjax.search(train, mfjax.ImplicitALS(rank=4, epochs=1), space, **kw)
     assert len(a.table) == 4
@@ -145,6 +155,7 @@ def test_search_refuses_before_training(implicit, monkeypatch, space, kw, match)
 
     S = importlib.import_module("mfjax.selection.search")  # the module, not the function
     monkeypatch.setattr(S.V, "train_group", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(S, "_fit_one", lambda *a, **k: pytest.fail("trained"))
     args = {"validation": implicit, "metric": "ndcg@10", "progress": False, **kw}
     with pytest.raises((ValueError, TypeError), match=match):
         mfjax.search(implicit, mfjax.ImplicitALS(rank=4), space, **args)

@@ -65,13 +65,15 @@ def add_search_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2,...",
                    type=lambda s: _assignment(s, "--grid"), help="values of one field (repeatable)")
-    p.add_argument("--metric", required=True, help="the metric to rank trials by (e.g. rmse, ndcg@10)")
+    p.add_argument("--metric", required=True,
+                   help="the metric to rank trials by (e.g. rmse, ndcg@10)")
     p.add_argument("--method", choices=["grid", "random"], default="grid")
     p.add_argument("--n-trials", type=int, default=None, help="random draws (method random)")
     p.add_argument("--validation-fraction", type=float, default=0.2,
                    help="share of each user's ratings held out for validation (default 0.2)")
-    p.add_argument("--sequential", action="store_true",
-                   help="run every trial as its own fit (no vectorized groups)")
+    p.add_argument("--vectorize", choices=["auto", "yes", "no"], default="auto",
+                   help="train trials that differ only in continuous fields as one vmapped "
+                   "program: auto (default) off a CPU only, yes, or no (one fit per trial)")
     p.add_argument("--plot", default=None, help="save the metric-against-field plot here (PNG)")
     return p
 
@@ -135,7 +137,7 @@ def run_search(a) -> int:
     space = {k: [parse_value(x) for x in v.split(",")] for k, v in a.grid}
     train, val = mfjax.split.per_user(r, a.validation_fraction, seed=a.seed)
     res = mfjax.search(train, model, space, validation=val, metric=a.metric, method=a.method,
-                       n_trials=a.n_trials, seed=a.seed, vectorize=not a.sequential,
+                       n_trials=a.n_trials, seed=a.seed, vectorize={"auto": "auto", "yes": True, "no": False}[a.vectorize],
                        progress=not a.quiet)
     print(res.table.to_string(index=False))
     print(f"best: {res.best!r}")

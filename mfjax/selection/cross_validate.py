@@ -41,7 +41,8 @@ def fold_pairs(ratings, folds, seed: int, where: str = "cross_validate") -> list
                 or not all(isinstance(x, Ratings) for x in pair)):
             raise TypeError(f"{where}: folds[{j}] must be a (train, test) pair of mfjax.Ratings")
         if len(pair[0]) == 0 or len(pair[1]) == 0:
-            raise ValueError(f"{where}: folds[{j}] has an empty {'train' if not len(pair[0]) else 'test'} set")
+            part = "train" if len(pair[0]) == 0 else "test"
+            raise ValueError(f"{where}: folds[{j}] has an empty {part} set")
     return [tuple(p) for p in pairs]
 
 

@@ -62,7 +62,8 @@ class SearchResult:
                 matplotlib.use("Agg", force=False)
             import matplotlib.pyplot as plt
         except ImportError as e:  # pragma: no cover - depends on the install
-            raise ImportError("SearchResult.plot needs matplotlib: pip install 'mfjax[plot]'") from e
+            raise ImportError("SearchResult.plot needs matplotlib: "
+                              "pip install 'mfjax[plot]'") from e
         n = len(self.fields)
         fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.4), squeeze=False)
         t = self.table
@@ -71,14 +72,15 @@ class SearchResult:
             numeric = pd.api.types.is_numeric_dtype(x)
             xs = x if numeric else x.astype(str)
             others = [g for g in self.fields if g != f]
-            if others and numeric:  # one line per setting of the other fields
-                for key, sub in t.groupby(others, sort=True):
+            n_lines = t.groupby(others).ngroups if others else 1
+            if numeric and n_lines <= 8 and len(t) > n_lines:  # a line per other setting
+                for key, sub in (t.groupby(others, sort=True) if others else [((), t)]):
                     sub = sub.sort_values(f)
                     key = key if isinstance(key, tuple) else (key,)
                     label = ", ".join(f"{g}={v:g}" if isinstance(v, (int, float)) else f"{g}={v}"
                                       for g, v in zip(others, key))
                     ax.plot(sub[f], sub[self.metric], marker="o", label=label)
-                if len(t.groupby(others)) <= 8:
+                if others:
                     ax.legend(fontsize=7)
             else:
                 ax.scatter(xs, t[self.metric])
@@ -142,12 +144,13 @@ def expand_space(spec, space: dict, method: str, n_trials, seed: int) -> list[di
 
 
 def _plain(x):
-    return x.item() if isinstance(x, np.generic) or (isinstance(x, np.ndarray) and x.ndim == 0) else x
+    scalar = isinstance(x, np.generic) or (isinstance(x, np.ndarray) and x.ndim == 0)
+    return x.item() if scalar else x
 
 
 def search(train: Ratings, model, space: dict, *, validation: Ratings, metric: str,
            method: str = "grid", n_trials: int | None = None, seed: int = 0,
-           refit: bool = False, vectorize: bool = True, progress: bool = True) -> SearchResult:
+           refit: bool = False, vectorize="auto", progress: bool = True) -> SearchResult:
     """Train one model per point of ``space`` and rank them by ``metric`` on ``validation``.
 
     Args:
@@ -167,8 +170,12 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings, metric: s
         seed: seeds the draws and every trial's training (the same for all trials).
         refit: also fit the best spec on ``train`` (the validation set is not merged;
             merge it yourself for a final model) into ``result.model``.
-        vectorize: False runs every trial as its own ``fit`` call (e.g. on a CPU, where
-            ``fit``'s C++ kernels beat the vmapped XLA sweeps: ``benchmarks/RESULTS.md``).
+        vectorize: True trains each group of trials that differ only in continuous fields
+            as one vmapped program (where a route exists); False runs every trial as its
+            own ``fit`` call; ``"auto"`` (default): True off the CPU backend, False on a
+            CPU, where sequential fits measured faster (ML-1M, 16 iALS trials: vmapped
+            XLA 137 s, sequential XLA 104 s, sequential C++ kernel 20 s;
+            ``benchmarks/RESULTS.md``). The route of every trial is in the table.
         progress: a tqdm bar over trials and one line per group saying its route.
 
     Returns:
@@ -181,8 +188,8 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings, metric: s
     """
     from ..training.config import resolve
 
-    if not isinstance(vectorize, bool):
-        raise TypeError(f"search: vectorize must be True or False, got {vectorize!r}")
+    if not isinstance(vectorize, bool) and vectorize != "auto":
+        raise TypeError(f"search: vectorize must be True, False or 'auto', got {vectorize!r}")
     for name, data in (("train", train), ("validation", validation)):
         if not isinstance(data, Ratings):
             raise TypeError(f"search: {name} must be an mfjax.Ratings, got {type(data).__name__}")
@@ -205,8 +212,7 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings, metric: s
     groups: dict[tuple, list[int]] = {}
     for j, (spec, _) in enumerate(resolved):
         groups.setdefault(V.shape_key(spec), []).append(j)
-    routes = [V.route_of(resolved[idx[0]][0]) if vectorize else (False, "sequential fit (vectorize=False)")
-              for idx in groups.values()]
+    routes = [_route(resolved[idx[0]][0], run, vectorize) for idx in groups.values()]
     if progress:  # said before the bar starts, so the lines stay readable
         for idx, (_, route) in zip(groups.values(), routes):
             print(f"search: {len(idx)} trial(s) of {type(specs[idx[0]]).__name__}: {route}")
@@ -219,8 +225,8 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings, metric: s
                                 on_batch=None if bar is None else bar.update)
             share = (time.perf_counter() - t0) / len(idx)
             for j, (params, history) in zip(idx, out):
-                m = None if params is None else trial_model(train, resolved[j][0], run, params, history,
-                                                       route)
+                m = None if params is None else trial_model(train, resolved[j][0], run, params,
+                                                            history, route)
                 rows[j] = _row(j, values[j], metric, m, train, validation, ranking, share, route)
         else:
             for j in idx:
@@ -241,6 +247,17 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings, metric: s
 
         result.model = fit(train, best, seed=seed, progress=False)
     return result
+
+
+def _route(spec, run, vectorize) -> tuple[bool, str]:
+    """``(vectorized, what runs)`` for one group (see :func:`search`'s ``vectorize``)."""
+    if vectorize is False:
+        return False, "sequential fit (vectorize=False)"
+    vec, why = V.route_of(spec)
+    if vec and vectorize == "auto" and run.hardware.backend == "cpu":
+        return False, ("sequential fit (vectorize='auto' on a CPU: sequential fits measured "
+                       "faster than vmapped trials there)")
+    return vec, why
 
 
 def _bar(n: int, progress: bool):
