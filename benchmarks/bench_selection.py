@@ -117,7 +117,8 @@ def bench_grid() -> str:
     ndcg = lambda m: mfjax.evaluate_ranking(m, train, val, k=10, threshold=None)["ndcg@10"]
 
     t0 = time.perf_counter()
-    res = mfjax.search(train, base, space, validation=val, metric=metric, progress=False)
+    res = mfjax.search(train, base, space, validation=val, metric=metric, vectorize=True,
+                       progress=False)
     t_vec = time.perf_counter() - t0
     specs = [dataclasses.replace(base, reg=g, unobserved_weight=w) for g in REGS for w in UNOBSERVED]
     seq = {}
