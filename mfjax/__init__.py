@@ -38,6 +38,7 @@ _LAZY = {
         "evaluate", "evaluate_fold_in", "evaluate_ranking")},
     "Model": (".serving.model", "Model"), "load_model": (".serving.model", "load_model"),
     **{name: (".specs", name) for name in ("MF", "ALS", "BayesianMF", "ImplicitALS", "BPR", "Spec")},
+    **{name: (".selection", name) for name in ("cross_validate", "search", "SearchResult")},
     **{name: (".training", name) for name in (
         "DEFAULTS", "OPTIMIZERS", "auto_batch_size", "fit", "make_optimizer")},
 }
@@ -97,7 +98,8 @@ def __dir__():
 __version__ = "0.1.0"
 
 __all__ = [
-    "MF", "ALS", "BayesianMF", "ImplicitALS", "BPR", "Spec",
+    "MF", "ALS", "BayesianMF", "ImplicitALS", "BPR", "Spec", "cross_validate", "search",
+    "SearchResult",
     "Params", "init_params", "predict", "loss", "manual_grad", "validate_ratings",
     "distributed", "dense", "gradients", "training", "numerical_grad", "verify_gradients", "GradientReport", "gradcheck",
     "Ratings", "load_ratings", "datasets", "split",

@@ -33,6 +33,8 @@ COMMANDS = {
     "evaluate": ("evaluate", "a saved model's accuracy or ranking metrics on a ratings file"),
     "check-grads": ("check_grads", "verify mfjax's gradients on this JAX backend"),
     "build-kernels": ("build_kernels", "compile the C++ CPU kernels now (else on first use)"),
+    "cv": ("cv", "k-fold cross-validation of one spec"),
+    "search": ("search", "grid or random hyperparameter search over spec fields"),
 }
 
 
@@ -127,7 +129,7 @@ def flag_words(message: str, flags: dict[str, str]) -> str:
 
 
 def run_main(prog: str, run: Callable[[], int], errors=(UsageError, OSError, ValueError, KeyError,
-                                                        RuntimeError, OverflowError),
+                                                        RuntimeError, OverflowError, TypeError),
              translate: Callable[[str], str] | None = None) -> int:
     """Call ``run()``; print ``errors`` as one line ``prog: error: ...`` and return 2.
 

@@ -21,6 +21,7 @@ from .. import distributed, objectives
 from ..data import Ratings
 from ..data.ids import model_indices
 from ..evaluation.metrics import error_sums
+from ..solvers.gibbs.validation import prediction_error_sums
 from ..objectives.explicit import Params
 from ..serving.model import Model
 from ..solvers.base import make_solver
@@ -125,7 +126,7 @@ def fit(
     indptr, seen = solver.seen if solver.seen is not None else seen_index(train)
     result = Model(None, train.user_ids, train.item_ids, train.rating_range, record, [],
                    indptr, seen)
-    validate = _validator(result, train, validation, solver.put, objective)
+    validate = _validator(result, train, validation, solver.put, objective, solver)
     state, history, best = _loop(solver, state, spec, record, validate, patience, checkpoint_dir,
                                  checkpoint_every, resume, progress, callbacks)
     if patience is not None and best.params is not None:
@@ -226,7 +227,7 @@ def _loop(solver, state, spec, record, validate, patience, checkpoint_dir, check
         row = {"epoch": epoch + 1, **metrics}
         params = solver.params(state)
         if validate is not None:
-            scores, score = validate(params)
+            scores, score = validate(params, state)
             row.update(scores)
             if epoch + 1 >= solver.min_epochs:
                 if score < best.score:
@@ -269,7 +270,7 @@ def _check_finite(params: Params, solver) -> None:
 
 
 def _validator(model: Model, train: Ratings, validation: Ratings | None, put: Callable,
-               objective):
+               objective, solver=None):
     """``params -> (metrics, score)`` on ``validation``, or None; lower scores are better.
 
     Explicit ratings: ``val_rmse``/``val_mae`` of clipped predictions, score the
@@ -282,7 +283,7 @@ def _validator(model: Model, train: Ratings, validation: Ratings | None, put: Ca
     if objective.ranking:
         from ..evaluation.metrics import evaluate_ranking
 
-        def validate_ranking(params: Params):
+        def validate_ranking(params: Params, state=None):
             m = dataclasses.replace(model, params=params)
             a = evaluate_ranking(m, train, validation, k=10, threshold=-math.inf)
             b = evaluate_ranking(m, train, validation, k=20, threshold=-math.inf)
@@ -295,8 +296,14 @@ def _validator(model: Model, train: Ratings, validation: Ratings | None, put: Ca
     lo, hi = train.rating_range
     n = len(validation)
 
-    def validate(params: Params):
-        sq, ab = error_sums(params, u, i, r, lo, hi)
+    # A solver may score its model incrementally (Gibbs: a running posterior mean).
+    incremental = getattr(solver, "validation_predictions", None)
+
+    def validate(params: Params, state=None):
+        if incremental is not None and state is not None:
+            sq, ab = prediction_error_sums(incremental(state, u, i), r, lo, hi)
+        else:
+            sq, ab = error_sums(params, u, i, r, lo, hi)
         rmse = math.sqrt(float(sq) / n)
         return {"val_rmse": rmse, "val_mae": float(ab) / n}, rmse
 

@@ -60,6 +60,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ..ials.layout import bucket
+
 from ...objectives.explicit import Params
 
 __all__ = [
@@ -149,9 +151,15 @@ def _side(keys, others, ratings, weights, n_rows, rows_per_chunk, dtype, block):
     padded = -(-counts // block) * block
     start = np.concatenate([[0], np.cumsum(padded)])
     first = np.concatenate([[0], np.cumsum(counts)])[:-1]
-    total = int(start[-1])
+    used = int(start[-1])
+    # The arrays' length is bucketed (weight-0 entries of the last row appended after
+    # every chunk's slice, so nothing reads them as ratings): splits of one data set
+    # (cross-validation folds) then share shapes and reuse one compiled sweep.
+    total = bucket(used, block) if n_rows else used
     dest = start[k] + (np.arange(len(k)) - first[k])
     pk = np.repeat(np.arange(n_rows), padded)
+    if total > used:
+        pk = np.concatenate([pk, np.full(total - used, n_rows - 1, pk.dtype)])
     po = np.zeros(total, np.int64)
     pr = np.zeros(total, np.float64)
     pw = np.zeros(total, np.float64)

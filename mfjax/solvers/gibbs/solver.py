@@ -37,6 +37,7 @@ from ...data import Ratings
 from ...objectives.explicit import Params
 from ..als.solver import ExactBase, init_params
 from .sampler import GibbsState, gibbs_init, gibbs_sweep, host_gammas
+from .validation import RunningPredictions
 
 __all__ = ["GibbsFitState", "GibbsSolver", "SAMPLE_BUDGET_BYTES", "sample_plan"]
 
@@ -140,6 +141,13 @@ class GibbsSolver(ExactBase):
             return state.chain.params
         return _average(state.user_factors, state.item_factors, state.user_bias, state.item_bias,
                         state.global_bias, state.kept)
+
+    def validation_predictions(self, state: GibbsFitState, users, items) -> jax.Array:
+        """Predictions [n] of :meth:`params`'s model at (users, items), by a running sum
+        of each kept sample's predictions (:mod:`mfjax.solvers.gibbs.validation`)."""
+        if not hasattr(self, "_running"):
+            self._running = RunningPredictions()
+        return self._running(state, users, items)
 
     def finalize(self, state, params: Params) -> Params:
         """``params`` without trailing all-zero factor blocks (samples never drawn)."""

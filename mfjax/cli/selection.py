@@ -1,0 +1,160 @@
+"""The ``mfjax cv`` and ``mfjax search`` subcommands (model selection).
+
+``mfjax cv ratings.csv --model ALS --set rank=32 --folds 5`` prints the Surprise-style
+per-fold table (and writes it as CSV with ``--out``). ``mfjax search ratings.csv
+--model ImplicitALS --grid reg=0.003,0.01,0.03 --grid unobserved_weight=0.1,0.3
+--metric ndcg@10`` splits a per-user validation set off the file, runs
+:func:`mfjax.search` and prints the table (``--out`` CSV, ``--plot`` PNG). Building the
+parsers imports nothing heavy (no JAX): :func:`add_cv_arguments` /
+:func:`add_search_arguments` let the ``mfjax`` console command add them as
+subcommands, and :func:`run_cv` / :func:`run_search` run parsed arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import UsageError, run_main
+
+__all__ = ["main", "build_parser", "add_cv_arguments", "add_search_arguments", "run_cv",
+           "run_search", "parse_value"]
+
+SPEC_NAMES = ("MF", "ALS", "BayesianMF", "ImplicitALS", "BPR")
+
+
+def parse_value(text: str):
+    """A field value from the command line: JSON (numbers, true/false/null, strings in
+    quotes), else the bare string (``adam``)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _assignment(text: str, what: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{what} must look like FIELD=VALUE, got {text!r}")
+    return name.strip(), value
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("ratings", help="ratings file (CSV/TSV/MovieLens u.data/ratings.dat; "
+                   "read by mfjax.load_ratings)")
+    p.add_argument("--model", choices=SPEC_NAMES, default=None,
+                   help="spec to train (default: what fit(train) picks from the data)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   type=lambda s: _assignment(s, "--set"), help="a fixed spec field (repeatable)")
+    p.add_argument("--binarize", type=float, default=None, metavar="THRESHOLD",
+                   help="keep ratings >= THRESHOLD as interactions of value 1 (implicit feedback)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="write the table as CSV here")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def add_cv_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The ``cv`` arguments on ``p``."""
+    _common(p)
+    p.add_argument("--folds", type=int, default=5, help="k of the k-fold split (default 5)")
+    p.add_argument("--metrics", default=None,
+                   help="comma-separated metric names (default: rmse,mae or ndcg@10,recall@20)")
+    return p
+
+
+def add_search_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The ``search`` arguments on ``p``."""
+    _common(p)
+    p.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2,...",
+                   type=lambda s: _assignment(s, "--grid"), help="values of one field (repeatable)")
+    p.add_argument("--metric", required=True,
+                   help="the metric to rank trials by (e.g. rmse, ndcg@10)")
+    p.add_argument("--method", choices=["grid", "random"], default="grid")
+    p.add_argument("--n-trials", type=int, default=None, help="random draws (method random)")
+    p.add_argument("--validation-fraction", type=float, default=0.2,
+                   help="share of each user's ratings held out for validation (default 0.2)")
+    p.add_argument("--vectorize", choices=["auto", "yes", "no"], default="auto",
+                   help="train trials that differ only in continuous fields as one vmapped "
+                   "program: auto (default) off a CPU only, yes, or no (one fit per trial)")
+    p.add_argument("--plot", default=None, help="save the metric-against-field plot here (PNG)")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """``cv`` and ``search`` subcommands."""
+    p = argparse.ArgumentParser(prog="mfjax", description="Model selection for mfjax.")
+    sub = p.add_subparsers(dest="command", required=True)
+    add_cv_arguments(sub.add_parser("cv", help="k-fold cross-validation of one spec"))
+    add_search_arguments(sub.add_parser("search", help="grid/random hyperparameter search"))
+    return p
+
+
+def _data_and_model(a):
+    import numpy as np
+
+    import mfjax
+    from mfjax import specs
+
+    r = mfjax.load_ratings(a.ratings)
+    if a.binarize is not None:
+        keep = r.ratings >= a.binarize
+        r = mfjax.Ratings(r.users[keep], r.items[keep], np.ones(int(keep.sum()), np.float32),
+                          None, r.user_ids, r.item_ids)
+    fields = {k: parse_value(v) for k, v in a.set}
+    if a.model is None:
+        model = type(mfjax.objectives.default_spec(r)) if fields else None
+    else:
+        model = specs.SPECS[a.model]
+    if fields:
+        unknown = [k for k in fields if k not in model.field_names()]
+        if unknown:
+            raise UsageError(f"--set {', '.join(unknown)}: {model.__name__} has no such field; "
+                             f"its fields are {', '.join(model.field_names())}")
+        model = model(**fields)
+    return r, model
+
+
+def run_cv(a) -> int:
+    """Run parsed ``cv`` arguments; returns the exit status."""
+    import mfjax
+
+    r, model = _data_and_model(a)
+    metrics = None if a.metrics is None else [m.strip() for m in a.metrics.split(",") if m.strip()]
+    df = mfjax.cross_validate(r, model, folds=a.folds, metrics=metrics, seed=a.seed,
+                              progress=not a.quiet)
+    if a.quiet:
+        print(df.to_string(index=False))
+    if a.out:
+        df.to_csv(a.out, index=False)
+    return 0
+
+
+def run_search(a) -> int:
+    """Run parsed ``search`` arguments; returns the exit status."""
+    import mfjax
+
+    if not a.grid:
+        raise UsageError("give at least one --grid FIELD=V1,V2,...")
+    r, model = _data_and_model(a)
+    space = {k: [parse_value(x) for x in v.split(",")] for k, v in a.grid}
+    train, val = mfjax.split.per_user(r, a.validation_fraction, seed=a.seed)
+    res = mfjax.search(train, model, space, validation=val, metric=a.metric, method=a.method,
+                       n_trials=a.n_trials, seed=a.seed, vectorize={"auto": "auto", "yes": True, "no": False}[a.vectorize],
+                       progress=not a.quiet)
+    print(res.table.to_string(index=False))
+    print(f"best: {res.best!r}")
+    if a.out:
+        res.table.to_csv(a.out, index=False)
+    if a.plot:
+        res.plot(a.plot)
+    return 0
+
+
+def main(argv=None) -> int:
+    """``mfjax cv ...`` / ``mfjax search ...``; returns the exit status."""
+    a = build_parser().parse_args(argv)
+    return run_main(f"mfjax {a.command}", lambda: run_cv(a) if a.command == "cv" else run_search(a))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""``mfjax.search``: grid or random search over spec fields, scored on a validation set.
+
+Every trial is a spec: ``dataclasses.replace(model, **values)``, validated before any
+training. Trials that share every shape-determining field (:func:`mfjax.selection.
+vectorized.shape_key`) and have a vectorized route (ImplicitALS with ``solver="als"``,
+ALS) are trained together as one vmapped program per group
+(:mod:`mfjax.selection.vectorized`); the others are sequential ``fit`` calls. Each
+row of the result's table says which (``route``), and the search prints it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..data import Ratings
+from . import metrics as M
+from . import vectorized as V
+
+__all__ = ["search", "SearchResult", "expand_space", "trial_model"]
+
+
+@dataclasses.dataclass
+class SearchResult:
+    """What :func:`mfjax.search` found.
+
+    Attributes:
+        table: one row per trial, best first: the varied fields, the metric,
+            ``fit_s`` (the trial's share of its vectorized group's time, or its fit's
+            time), ``route`` and ``trial`` (the order trials were drawn in).
+        best: the best trial's spec (unresolved: as given, with the varied values).
+        metric: the metric name; ``lower_is_better`` its direction.
+        model: with ``refit=True``, the best spec fit on ``train`` alone (the
+            validation set is not merged in); else None.
+    """
+
+    table: pd.DataFrame
+    best: Any
+    metric: str
+    lower_is_better: bool
+    fields: tuple
+    model: Any = None
+
+    def plot(self, path=None):
+        """The metric against each varied field (one panel per field; matplotlib).
+
+        Args:
+            path: a file to save the figure to (PNG, SVG...), or None.
+
+        Returns:
+            The matplotlib Figure.
+        """
+        try:
+            import matplotlib
+
+            if path is not None:
+                matplotlib.use("Agg", force=False)
+            import matplotlib.pyplot as plt
+        except ImportError as e:  # pragma: no cover - depends on the install
+            raise ImportError("SearchResult.plot needs matplotlib: "
+                              "pip install 'mfjax[plot]'") from e
+        n = len(self.fields)
+        fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.4), squeeze=False)
+        t = self.table
+        for ax, f in zip(axes[0], self.fields):
+            x = t[f]
+            numeric = pd.api.types.is_numeric_dtype(x)
+            xs = x if numeric else x.astype(str)
+            others = [g for g in self.fields if g != f]
+            n_lines = t.groupby(others).ngroups if others else 1
+            if numeric and n_lines <= 8 and len(t) > n_lines:  # a line per other setting
+                for key, sub in (t.groupby(others, sort=True) if others else [((), t)]):
+                    sub = sub.sort_values(f)
+                    key = key if isinstance(key, tuple) else (key,)
+                    label = ", ".join(f"{g}={v:g}" if isinstance(v, (int, float)) else f"{g}={v}"
+                                      for g, v in zip(others, key))
+                    ax.plot(sub[f], sub[self.metric], marker="o", label=label)
+                if others:
+                    ax.legend(fontsize=7)
+            else:
+                ax.scatter(xs, t[self.metric])
+            if numeric and x.min() > 0 and x.max() / x.min() >= 20:
+                ax.set_xscale("log")
+            b = t.iloc[0]
+            ax.scatter([b[f]], [b[self.metric]], s=140, facecolors="none", edgecolors="red",
+                       zorder=5, label=None)
+            ax.set_xlabel(f)
+            ax.set_ylabel(self.metric)
+            ax.grid(alpha=0.3)
+        fig.suptitle(f"{type(self.best).__name__}: {self.metric} "
+                     f"({'lower' if self.lower_is_better else 'higher'} is better; best circled)")
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path, dpi=110)
+        return fig
+
+
+def expand_space(spec, space: dict, method: str, n_trials, seed: int) -> list[dict]:
+    """The trials' field values: the grid's product, or ``n_trials`` random draws.
+
+    Raises:
+        ValueError, TypeError: an empty space, an unknown field, an empty or bad value
+            list, a bad ``method`` or ``n_trials``.
+    """
+    if method not in ("grid", "random"):
+        raise ValueError(f"search: method must be 'grid' or 'random', got {method!r}")
+    if not isinstance(space, dict) or not space:
+        raise ValueError("search: space must be a non-empty dict {field: values}")
+    fields = spec.field_names()
+    unknown = [f for f in space if f not in fields]
+    if unknown:
+        raise ValueError(f"search: {type(spec).__name__} has no field(s) {unknown}; "
+                         f"its fields are {', '.join(fields)}")
+    for f, v in space.items():
+        listed = isinstance(v, (list, tuple, np.ndarray))
+        if method == "grid" and not listed:
+            raise TypeError(f"search: space[{f!r}] must be a list of values for a grid, got "
+                            f"{type(v).__name__} (distributions need method='random')")
+        if listed and len(v) == 0:
+            raise ValueError(f"search: space[{f!r}] is empty")
+        if not listed and not (hasattr(v, "rvs") or callable(v)):
+            raise TypeError(f"search: space[{f!r}] must be a list, a distribution with .rvs, "
+                            f"or a callable(rng), got {type(v).__name__}")
+    if method == "grid":
+        if n_trials is not None:
+            raise ValueError("search: n_trials applies to method='random' only")
+        return [dict(zip(space, combo)) for combo in itertools.product(*space.values())]
+    if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
+        raise ValueError(f"search: method='random' needs n_trials, a positive integer, "
+                         f"got {n_trials!r}")
+    rng = np.random.default_rng(seed)
+
+    def draw(v):
+        if isinstance(v, (list, tuple, np.ndarray)):
+            return v[int(rng.integers(len(v)))]
+        return v.rvs(random_state=rng) if hasattr(v, "rvs") else v(rng)
+
+    return [{f: _plain(draw(v)) for f, v in space.items()} for _ in range(int(n_trials))]
+
+
+def _plain(x):
+    scalar = isinstance(x, np.generic) or (isinstance(x, np.ndarray) and x.ndim == 0)
+    return x.item() if scalar else x
+
+
+def search(train: Ratings, model, space: dict, *, validation: Ratings, metric: str,
+           method: str = "grid", n_trials: int | None = None, seed: int = 0,
+           refit: bool = False, vectorize="auto", progress: bool = True) -> SearchResult:
+    """Train one model per point of ``space`` and rank them by ``metric`` on ``validation``.
+
+    Args:
+        train: the training :class:`mfjax.Ratings`.
+        model: the base spec (``mfjax.ImplicitALS(rank=64)``), a spec class, or None
+            (the default spec for ``train``); each trial replaces the fields of ``space``.
+        space: spec field -> values. ``method="grid"``: lists, every combination is a
+            trial. ``"random"``: lists (drawn uniformly), distributions with
+            ``.rvs(random_state=rng)`` (``scipy.stats.loguniform(1e-3, 1)``) or
+            callables ``rng -> value``.
+        validation: the held-out :class:`mfjax.Ratings` the metric is computed on.
+        metric: a name :func:`mfjax.evaluate`/:func:`mfjax.evaluate_ranking` produces
+            (see :mod:`mfjax.selection.metrics`); rmse/mae lower is better, ranking
+            metrics higher.
+        method: ``"grid"`` or ``"random"``.
+        n_trials: random draws (``method="random"`` only).
+        seed: seeds the draws and every trial's training (the same for all trials).
+        refit: also fit the best spec on ``train`` (the validation set is not merged;
+            merge it yourself for a final model) into ``result.model``.
+        vectorize: True trains each group of trials that differ only in continuous fields
+            as one vmapped program (where a route exists); False runs every trial as its
+            own ``fit`` call; ``"auto"`` (default): True off the CPU backend, False on a
+            CPU, where sequential fits measured faster (ML-1M, 16 iALS trials: vmapped
+            XLA 137 s, sequential XLA 104 s, sequential C++ kernel 20 s;
+            ``benchmarks/RESULTS.md``). The route of every trial is in the table.
+        progress: a tqdm bar over trials and one line per group saying its route.
+
+    Returns:
+        A :class:`SearchResult`.
+
+    Raises:
+        TypeError, ValueError: a bad argument, an unknown field, an empty space, an
+            invalid value (the spec's own check), or a metric the model cannot produce,
+            all before any training.
+    """
+    from ..training.config import resolve
+
+    if not isinstance(vectorize, bool) and vectorize != "auto":
+        raise TypeError(f"search: vectorize must be True, False or 'auto', got {vectorize!r}")
+    for name, data in (("train", train), ("validation", validation)):
+        if not isinstance(data, Ratings):
+            raise TypeError(f"search: {name} must be an mfjax.Ratings, got {type(data).__name__}")
+        if len(data) == 0:
+            raise ValueError(f"search: {name} is empty")
+    base = M.spec_of(model, train, "search")
+    if not isinstance(metric, str):
+        raise TypeError(f"search: metric must be one metric name, got {metric!r}")
+    M.check_metrics((metric,), base, "search")
+    ranking, lower = M.is_ranking(base), M.lower_is_better(metric)
+    values = expand_space(base, space, method, n_trials, seed)
+    specs = []
+    for j, v in enumerate(values):
+        try:
+            specs.append(dataclasses.replace(base, **v))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"search: trial {j} {v}: {e}") from None
+    resolved = [resolve(train, s, seed=seed) for s in specs]
+    run = resolved[0][1]
+    groups: dict[tuple, list[int]] = {}
+    for j, (spec, _) in enumerate(resolved):
+        groups.setdefault(V.shape_key(spec), []).append(j)
+    routes = [_route(resolved[idx[0]][0], run, vectorize) for idx in groups.values()]
+    if progress:  # said before the bar starts, so the lines stay readable
+        for idx, (_, route) in zip(groups.values(), routes):
+            print(f"search: {len(idx)} trial(s) of {type(specs[idx[0]]).__name__}: {route}")
+    bar = _bar(len(specs), progress)
+    rows: list[dict] = [None] * len(specs)
+    for idx, (vec, route) in zip(groups.values(), routes):
+        if vec:
+            t0 = time.perf_counter()
+            out = V.train_group(train, [resolved[j][0] for j in idx], run,
+                                on_batch=None if bar is None else bar.update)
+            share = (time.perf_counter() - t0) / len(idx)
+            for j, (params, history) in zip(idx, out):
+                m = None if params is None else trial_model(train, resolved[j][0], run, params,
+                                                            history, route)
+                rows[j] = _row(j, values[j], metric, m, train, validation, ranking, share, route)
+        else:
+            for j in idx:
+                m, fit_s = _fit_one(train, specs[j], seed)
+                rows[j] = _row(j, values[j], metric, m, train, validation, ranking, fit_s, route)
+                if bar is not None:
+                    bar.update(1)
+    if bar is not None:
+        bar.close()
+    table = pd.DataFrame(rows)
+    key = table[metric].fillna(math.inf if lower else -math.inf)
+    table = table.iloc[np.argsort(key.to_numpy() if lower else -key.to_numpy(), kind="stable")]
+    table = table.reset_index(drop=True)
+    best = specs[int(table["trial"].iloc[0])]
+    result = SearchResult(table, best, metric, lower, tuple(space))
+    if refit:
+        from ..training.loop import fit
+
+        result.model = fit(train, best, seed=seed, progress=False)
+    return result
+
+
+def _route(spec, run, vectorize) -> tuple[bool, str]:
+    """``(vectorized, what runs)`` for one group (see :func:`search`'s ``vectorize``)."""
+    if vectorize is False:
+        return False, "sequential fit (vectorize=False)"
+    vec, why = V.route_of(spec)
+    if vec and vectorize == "auto" and run.hardware.backend == "cpu":
+        return False, ("sequential fit (vectorize='auto' on a CPU: sequential fits measured "
+                       "faster than vmapped trials there)")
+    return vec, why
+
+
+def _bar(n: int, progress: bool):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=n, unit="trial", desc="search")
+
+
+def _fit_one(train, spec, seed):
+    from ..training.loop import fit
+
+    t0 = time.perf_counter()
+    try:
+        m = fit(train, spec, seed=seed, progress=False)
+    except FloatingPointError as e:
+        print(f"search: {spec!r} diverged: {e}")
+        m = None
+    return m, time.perf_counter() - t0
+
+
+def _row(j, values, metric, m, train, validation, ranking, fit_s, route) -> dict:
+    value = math.nan if m is None else M.score(m, train, validation, (metric,), ranking)[metric]
+    return {**values, metric: value, "fit_s": fit_s, "route": route, "trial": j}
+
+
+def trial_model(train: Ratings, spec, run, params, history, route: str):
+    """A :class:`mfjax.Model` of one vectorized trial (config as ``fit`` records it)."""
+    from ..serving.model import Model
+    from ..solvers.minibatch.layout import seen_index
+
+    if "kernel" in spec.field_names():  # the vectorized trial ran XLA: say so in its spec
+        spec = dataclasses.replace(spec, kernel=False)
+    config = {**spec.to_dict(), "objective": spec.objective, "solver": spec.solver,
+              "seed": run.seed, "patience": None, "n_ratings": len(train),
+              "n_users": train.n_users, "n_items": train.n_items, "mesh": None, "route": route}
+    indptr, seen = seen_index(train)
+    return Model(params, train.user_ids, train.item_ids, train.rating_range, config, history,
+                 indptr, seen)
