@@ -1,0 +1,183 @@
+"""Batched row solves against a fixed other side: many users (or items) at once.
+
+Every function takes the interactions of R rows as flat arrays ``rows`` [n]
+(local row numbers in [0, R)), ``cols`` [n] (indices into the fixed side) and
+``vals`` [n], and returns the R solved rows; a row without interactions comes
+back 0. Shapes are padded to powers of two so a handful of compiled programs
+serve any batch.
+
+- :func:`ridge_rows`: explicit models (ALS, Optax, the posterior mean of Gibbs).
+  Row x = [f; b] minimises ``½ Σ_j [(μ + b + b_j + <f, g_j> − r_j)² + λ‖f‖² + λ_b b²]``
+  with the other side's (g_j, b_j) fixed, i.e. solves
+  ``(Σ_j z_j z_jᵀ + n Λ) x = Σ_j (r_j − μ − b_j) z_j`` with z_j = [g_j; 1] and
+  Λ = diag(λ, …, λ, λ_b): exactly the exact-ALS half-step
+  (:func:`mfjax.solvers.als.sweep.als_half_step`, reused here).
+- :func:`ials_rows`: the exact iALS half-step
+  ``(Σ_j c_j g_j g_jᵀ + α0 GᵀG + λ (n + α0 N)^ν I) f = Σ_j c_j g_j``, c_j = 1 + α v_j
+  (:func:`mfjax.solvers.ials.solve.solve_users`, Cholesky).
+- :func:`bpr_rows`: Newton steps on each user's BPR objective with Q, b fixed
+  (:mod:`mfjax.serving.fold_in`), every user of the batch at once, the triples
+  streamed in chunks so memory is O(chunk·k² + R·k²) whatever the history length.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from ..data import interactions
+from ..plumbing import power_of_two_at_least
+from ..solvers.als.sweep import als_half_step, default_window, make_layout, solve_spd
+from ..solvers.ials import solve as ia
+
+__all__ = ["ridge_rows", "ials_rows", "bpr_rows", "BPR_MAX_TRIPLES"]
+
+#: Per user, negatives per positive are cut so that |I_u| · M ≤ this (at least 1 each).
+BPR_MAX_TRIPLES = 1 << 16
+_TRIPLE_CHUNK = 512
+
+
+def _pad_rows(rows, cols, vals, n_rows):
+    """Pad R to a power of two (≥ R + 1) and n to a power of two with weight-0
+    entries on the last (padding) row; returns (rows, cols, vals, weights, R_pad)."""
+    r_pad = power_of_two_at_least(n_rows + 1, 8)
+    n = len(rows)
+    extra = power_of_two_at_least(n + 1, 16) - n
+    w = np.concatenate([np.ones(n), np.zeros(extra)])
+    rows = np.concatenate([np.asarray(rows, np.int64), np.full(extra, r_pad - 1)])
+    cols = np.concatenate([np.asarray(cols, np.int64), np.zeros(extra, np.int64)])
+    vals = np.concatenate([np.asarray(vals, np.float64), np.zeros(extra)])
+    return rows, cols, vals, w, r_pad
+
+
+@partial(jax.jit, static_argnames=("window",))
+def _ridge(side, other_factors, other_bias, mu, reg, bias_reg, *, window):
+    own = jnp.zeros((side.n_rows, other_factors.shape[1]), other_factors.dtype)
+    f, b, _ = als_half_step(side, own, own[:, 0], other_factors, other_bias, mu, reg=reg,
+                            bias_reg=bias_reg, window=window)
+    return f, b
+
+
+def ridge_rows(other_factors, other_bias, global_bias, rows, cols, vals, n_rows, *, reg,
+               bias_reg):
+    """Explicit rows (module docstring): ``(factors [R, k], bias [R])``, NumPy.
+
+    Raises:
+        ValueError: a solved row is not finite (λ = 0 with too few ratings).
+    """
+    dtype = np.asarray(other_factors).dtype
+    rows, cols, vals, w, r_pad = _pad_rows(rows, cols, vals, n_rows)
+    layout = make_layout(rows, cols, vals, n_users=r_pad, n_items=other_factors.shape[0],
+                         weights=w, dtype=dtype)
+    window = default_window(other_factors.shape[1], itemsize=np.dtype(dtype).itemsize)
+    f, b = _ridge(layout.users, jnp.asarray(other_factors), jnp.asarray(other_bias),
+                  jnp.asarray(global_bias), float(reg), float(bias_reg), window=window)
+    f, b = np.asarray(f)[:n_rows], np.asarray(b)[:n_rows]
+    if not (np.isfinite(f).all() and np.isfinite(b).all()):
+        raise ValueError(f"the ridge systems are singular (reg={reg}, bias_reg={bias_reg}); "
+                         "use reg > 0")
+    return f, b
+
+
+def ials_rows(other_factors, rows, cols, vals, n_rows, *, alpha, unobserved_weight, reg, nu):
+    """Exact iALS rows [R, k] (module docstring), NumPy; repeated pairs merge (values summed)."""
+    dtype = np.asarray(other_factors).dtype
+    r_pad = power_of_two_at_least(n_rows + 1, 8)
+    d = interactions.build_implicit_data(rows, cols, vals, n_users=r_pad,
+                                         n_items=other_factors.shape[0], dtype=dtype)
+    nnz = int(d.user_items.shape[0])
+    pad = power_of_two_at_least(nnz + 1, 16) - nnz  # on the last row, which is padding
+    cat = lambda a, fill: jnp.concatenate([a, jnp.full((pad,), fill, a.dtype)])
+    indptr = d.user_indptr.at[-1].add(pad)
+    u_rows, u_items, u_vals = cat(d.user_rows, r_pad - 1), cat(d.user_items, 0), cat(d.user_values, 0)
+    data = interactions.ImplicitData(indptr, u_rows, u_items, u_vals,
+                                     indptr, u_rows, u_items, u_vals)
+    P = ia.solve_users(jnp.asarray(other_factors), data, alpha=float(alpha),
+                       unobserved_weight=float(unobserved_weight), reg=float(reg), nu=float(nu),
+                       method="cholesky")
+    return np.asarray(P)[:n_rows]
+
+
+@partial(jax.jit, static_argnames=("steps", "chunk"))
+def _bpr_newton(Q, b, t_row, t_pos, t_neg, t_w, lam, *, steps, chunk):
+    """Newton on every row's BPR objective; triples [T] (T a multiple of chunk), lam [R]."""
+    R, k = lam.shape[0], Q.shape[1]
+    n_chunks = t_row.shape[0] // chunk
+    eye = jnp.eye(k, dtype=Q.dtype)
+
+    def stats(p):
+        def body(c, acc):
+            g, H = acc
+            s = c * chunk
+            r, i, j, w = (lax.dynamic_slice(a, (s,), (chunk,)) for a in (t_row, t_pos, t_neg, t_w))
+            D = Q[i] - Q[j]
+            x = jnp.sum(D * p[r], axis=1) + b[i] - b[j]
+            g = g + jax.ops.segment_sum(D * (w * -jax.nn.sigmoid(-x))[:, None], r, R)
+            s2 = w * jax.nn.sigmoid(x) * jax.nn.sigmoid(-x)
+            H = H + jax.ops.segment_sum((D * s2[:, None])[:, :, None] * D[:, None, :], r, R)
+            return g, H
+        return lax.fori_loop(0, n_chunks, body, (jnp.zeros((R, k), Q.dtype),
+                                                 jnp.zeros((R, k, k), Q.dtype)))
+
+    def step(_, p):
+        g, H = stats(p)
+        g = g + lam[:, None] * p
+        H = H + (lam + 1e-9)[:, None, None] * eye[None]
+        return p - solve_spd(H, g)
+
+    return lax.fori_loop(0, steps, step, jnp.zeros((R, k), Q.dtype))
+
+
+def bpr_triples(rows, cols, n_rows, n_items, *, n_neg, seed, max_triples=BPR_MAX_TRIPLES):
+    """Host-side (row, positive, negative, weight) triples for :func:`bpr_rows`.
+
+    Each distinct (row, positive) pair gets M_r = min(n_neg, max(1, ⌈max_triples / |I_r|⌉))
+    negatives drawn uniformly from the items the row has not interacted with
+    (rejection sampling, a fixed seed), each triple weighing 1 / M_r, so every
+    positive weighs 1 whatever M_r. A row that has interacted with every item has
+    no negatives (its triples weigh 0).
+    """
+    key = np.unique(np.asarray(rows, np.int64) * n_items + np.asarray(cols, np.int64))
+    r, i = key // n_items, key % n_items
+    count = np.bincount(r, minlength=n_rows)
+    m = np.minimum(n_neg, np.maximum(1, -(-max_triples // np.maximum(count, 1))))[r]
+    t_row, t_pos = np.repeat(r, m), np.repeat(i, m)
+    t_w = np.repeat(1.0 / m, m)
+    rng = np.random.default_rng(seed)
+    t_neg = rng.integers(0, n_items, len(t_row))
+    full = count[t_row] >= n_items
+    for _ in range(1000):
+        bad = np.flatnonzero(~full & np.isin(t_row * n_items + t_neg, key))
+        if bad.size == 0:
+            break
+        t_neg[bad] = rng.integers(0, n_items, bad.size)
+    t_w[full] = 0.0
+    t_neg[full] = 0
+    return t_row, t_pos, t_neg, t_w, count
+
+
+def bpr_rows(item_factors, item_bias, rows, cols, n_rows, *, reg, n_neg=32, steps=8, seed=0):
+    """BPR user rows [R, k] (module docstring, :mod:`mfjax.serving.fold_in`), NumPy.
+
+    λ_r = reg · |I_r| (the per-triple penalty of training, one epoch's |I_r| triples).
+    """
+    n_items = item_factors.shape[0]
+    t_row, t_pos, t_neg, t_w, count = bpr_triples(rows, cols, n_rows, n_items, n_neg=n_neg,
+                                                  seed=seed)
+    r_pad = power_of_two_at_least(n_rows, 8)
+    T = max(_TRIPLE_CHUNK, power_of_two_at_least(len(t_row)))
+    pad = T - len(t_row)
+    t_row, t_pos, t_neg = (np.concatenate([a, np.zeros(pad, np.int64)]).astype(np.int32)
+                           for a in (t_row, t_pos, t_neg))
+    dtype = np.asarray(item_factors).dtype
+    t_w = np.concatenate([t_w, np.zeros(pad)]).astype(dtype)
+    lam = np.zeros(r_pad, dtype)
+    lam[:n_rows] = reg * count
+    P = _bpr_newton(jnp.asarray(item_factors), jnp.asarray(item_bias), jnp.asarray(t_row),
+                    jnp.asarray(t_pos), jnp.asarray(t_neg), jnp.asarray(t_w), jnp.asarray(lam),
+                    steps=steps, chunk=_TRIPLE_CHUNK)
+    return np.asarray(P)[:n_rows]
