@@ -137,7 +137,9 @@ def bpr_triples(rows, cols, n_rows, n_items, *, n_neg, seed, max_triples=BPR_MAX
 
     Each distinct (row, positive) pair gets M_r = min(n_neg, max(1, ⌈max_triples / |I_r|⌉))
     negatives drawn uniformly from the items the row has not interacted with
-    (rejection sampling, a fixed seed), each triple weighing 1 / M_r, so every
+    (rejection sampling of hashed draws keyed by (seed, positive, draw), so a
+    row's triples do not depend on the other rows of the batch), each triple
+    weighing 1 / M_r, so every
     positive weighs 1 whatever M_r. A row that has interacted with every item has
     no negatives (its triples weigh 0).
     """
@@ -147,17 +149,31 @@ def bpr_triples(rows, cols, n_rows, n_items, *, n_neg, seed, max_triples=BPR_MAX
     m = np.minimum(n_neg, np.maximum(1, -(-max_triples // np.maximum(count, 1))))[r]
     t_row, t_pos = np.repeat(r, m), np.repeat(i, m)
     t_w = np.repeat(1.0 / m, m)
-    rng = np.random.default_rng(seed)
-    t_neg = rng.integers(0, n_items, len(t_row))
+    # The j-th draw for a positive depends only on (seed, positive, j, attempt), so a
+    # user's negatives do not depend on which other users share the batch.
+    j = np.arange(len(t_row)) - np.repeat(np.cumsum(m) - m, m)
+    t_neg = _hash_draw(seed, t_pos, j, 0, n_items)
     full = count[t_row] >= n_items
-    for _ in range(1000):
+    for attempt in range(1, 1000):
         bad = np.flatnonzero(~full & np.isin(t_row * n_items + t_neg, key))
         if bad.size == 0:
             break
-        t_neg[bad] = rng.integers(0, n_items, bad.size)
+        t_neg[bad] = _hash_draw(seed, t_pos[bad], j[bad], attempt, n_items)
     t_w[full] = 0.0
     t_neg[full] = 0
     return t_row, t_pos, t_neg, t_w, count
+
+
+def _hash_draw(seed, a, b, c, n) -> np.ndarray:
+    """Integers in [0, n) from a splitmix64 hash of (seed, a, b, c), elementwise."""
+    with np.errstate(over="ignore"):
+        x = (np.asarray(a, np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+             + np.asarray(b, np.uint64) * np.uint64(0xBF58476D1CE4E5B9)
+             + np.uint64(c) * np.uint64(0x94D049BB133111EB) + np.uint64(seed))
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return (x % np.uint64(n)).astype(np.int64)
 
 
 def bpr_rows(item_factors, item_bias, rows, cols, n_rows, *, reg, n_neg=32, steps=8, seed=0):

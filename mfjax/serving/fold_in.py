@@ -11,13 +11,16 @@ from their own interactions gets back their trained vector, since ``fit``'s iALS
 model holds P = argmin_P L(P, Q) (:mod:`mfjax.solvers.ials.solver`).
 
 BPR (:func:`bpr_fold_in`): the user's part of the BPR objective with Q, b fixed, with
-M negatives per positive drawn uniformly from the unseen items (a fixed key, so the
-result is deterministic)::
+M negatives per positive drawn uniformly from the unseen items (a fixed seed, so the
+result is deterministic; M is cut to max(1, ⌈2^16 / |I|⌉) for long histories, each
+triple weighing 1/M, so a user with 150k items costs 150k triples, not 4.8M)::
 
     f(p) = Σ_{i∈I} (1/M) Σ_{m=1..M} −log σ(b_i − b_jm + <p, q_i − q_jm>) + ½ λ |I| ‖p‖²
 
 (|I| triples per epoch in training, each with ½ λ ‖p‖²). f is convex; ``steps``
-Newton steps from p = 0 minimise it (H = Σ w σ(x)σ(−x) d dᵀ + λ|I| I, d = q_i − q_j).
+Newton steps from p = 0 minimise it (H = Σ w σ(x)σ(−x) d dᵀ + λ|I| I, d = q_i − q_j),
+the triples streamed in chunks (:func:`mfjax.serving.batch_solve.bpr_rows`), so memory
+is O(chunk·k²) whatever |I|.
 Unlike iALS, a training user does not get their trained vector back: ``fit``'s BPR
 stops after a few epochs of SGD-type updates, far from f's minimiser, so its vectors
 are shorter (on a small random problem, folded-in norms were 25-30x larger and top-10
@@ -26,17 +29,14 @@ users', not with trained users'.
 """
 from __future__ import annotations
 
-import functools
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..objectives import ials as im
 from ..data import interactions
 from ..solvers.ials import solve as ia
-from ..objectives.bpr import sample_negatives
 from ..plumbing import check_index, power_of_two_at_least
+from . import batch_solve
 
 __all__ = ["ials_fold_in", "bpr_fold_in", "fold_in_for"]
 
@@ -91,29 +91,6 @@ def ials_fold_in(item_factors, items, values=None, *, alpha, unobserved_weight, 
     return P[0]
 
 
-@functools.partial(jax.jit, static_argnames=("n_neg", "steps"))
-def _bpr_newton(Q, b, pos, w, key, reg, *, n_neg, steps):
-    n_items, k = Q.shape
-    T = pos.shape[0] * n_neg
-    i = jnp.repeat(pos, n_neg)
-    wt = jnp.repeat(w, n_neg) / n_neg
-    indptr = jnp.stack([jnp.zeros((), jnp.int32), jnp.sum(w > 0).astype(jnp.int32)])
-    j, valid = sample_negatives(key, jnp.zeros((T,), jnp.int32), indptr, pos, n_items)
-    wt = wt * valid
-    j = jnp.maximum(j, 0)
-    D, db = Q[i] - Q[j], b[i] - b[j]
-    lam = reg * jnp.sum(w)
-
-    def step(_, p):
-        x = D @ p + db
-        g = D.T @ (wt * -jax.nn.sigmoid(-x)) + lam * p
-        s = jax.nn.sigmoid(x) * jax.nn.sigmoid(-x)
-        H = (D * (wt * s)[:, None]).T @ D + (lam + 1e-9) * jnp.eye(k, dtype=Q.dtype)
-        return p - jnp.linalg.solve(H, g)
-
-    return jax.lax.fori_loop(0, steps, step, jnp.zeros((k,), Q.dtype))
-
-
 def bpr_fold_in(item_factors, item_bias, items, *, reg, n_neg: int = 32, steps: int = 8,
                 seed: int = 0):
     """The BPR user vector [k] of one new user (module docstring).
@@ -140,10 +117,6 @@ def bpr_fold_in(item_factors, item_bias, items, *, reg, n_neg: int = 32, steps: 
     k = item_factors.shape[1]
     if items.size == 0:
         return jnp.zeros((k,), item_factors.dtype)
-    n = power_of_two_at_least(items.size, 16)
-    pos = np.zeros(n, np.int32)
-    pos[: items.size] = items  # also the sorted seen list; padding lies past its segment
-    w = np.zeros(n, np.float32)
-    w[: items.size] = 1.0
-    return _bpr_newton(jnp.asarray(item_factors), jnp.asarray(item_bias), jnp.asarray(pos),
-                       jnp.asarray(w, item_factors.dtype), jax.random.key(seed), float(reg), n_neg=n_neg, steps=steps)
+    return jnp.asarray(batch_solve.bpr_rows(item_factors, item_bias, np.zeros(items.size, np.int64),
+                                            items, 1, reg=float(reg), n_neg=n_neg, steps=steps,
+                                            seed=seed)[0])
