@@ -8,7 +8,7 @@ precision/recall/NDCG@10 (relevant: rating >= 4; training items excluded), and w
 Examples (2-core CPU; results from runs recorded in benchmarks/RESULTS.md):
     python scripts/train.py
         # ML-100K, defaults: test RMSE ~0.903, MAE ~0.710, ~5 s;
-        # precision@10 ~0.055, recall@10 ~0.044, NDCG@10 ~0.060
+        # precision@10 ~0.055, recall@10 ~0.067 (hits / min(10, |relevant|)), NDCG@10 ~0.060
     python scripts/train.py --solver gibbs --dataset movielens-1m
         # Bayesian MF (rank 10, 20 burn-in + 80 samples): see README's accuracy table
     python scripts/train.py --solver als --rank 10 --reg 0.05 --epochs 10
@@ -22,7 +22,7 @@ Examples (2-core CPU; results from runs recorded in benchmarks/RESULTS.md):
     python scripts/train.py --data ratings.csv --user-col uid --item-col iid --rating-col stars
     python scripts/train.py --objective ials --dataset movielens-1m --min-rating 4
         # implicit feedback (ratings >= 4 as interactions), ALS by 3 CG steps per row
-        # (CPU): NDCG@10 ~0.319, recall@20 ~0.288, ~4 s in all (data loading included)
+        # (CPU): NDCG@10 ~0.319, recall@20 ~0.343, ~5 s in all (data loading included)
     python scripts/train.py --objective ials --dataset movielens-1m --min-rating 4 --cg-steps 0
         # exact (Cholesky) row solves instead: NDCG@10 ~0.320
     python scripts/train.py --objective bpr --dataset movielens-1m --min-rating 4

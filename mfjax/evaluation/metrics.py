@@ -49,7 +49,7 @@ from ..data.ids import model_indices, same_ids
 from ..serving.model import Model
 from ..plumbing import check_positive_int
 from ..serving.access import hyperparameters
-from ..serving.fallback import cold_users, ranking_fallback
+from ..serving.fallback import cold_users, fallback_indices, ranking_fallback
 from ..serving.partial_fit import solve_rows
 from ..serving.recommend import recommend_indices
 
@@ -91,8 +91,9 @@ def evaluate(model: Model, test: Ratings, *, batch_size: int = 1 << 20) -> dict:
     ``RMSE = sqrt(mean e²)``, ``MAE = mean |e|`` with ``e = clip(r̂, lo, hi) − r``
     and (lo, hi) the training rating range. ``test`` may share the model's ID
     space (a split of the same data) or have its own (e.g. loaded from another
-    file): raw IDs are matched either way. Unknown users/items use the fallbacks
-    of :meth:`Model.predict` and are counted.
+    file): raw IDs are matched either way. Users/items without training
+    interactions (unknown, or in the tables without rows) use the fallbacks of
+    :meth:`Model.predict` and are counted.
 
     Args:
         model: a trained model.
@@ -109,7 +110,7 @@ def evaluate(model: Model, test: Ratings, *, batch_size: int = 1 << 20) -> dict:
     if len(test) == 0:
         raise ValueError("evaluate: the test set is empty")
     batch_size = check_positive_int(batch_size, "evaluate: batch_size")
-    u, i = model_indices(model, test)
+    u, i = fallback_indices(model, *model_indices(model, test))
     lo, hi = model.rating_range
     sq = ab = 0.0
     for s in range(0, len(u), batch_size):

@@ -25,7 +25,7 @@ import numpy as np
 
 from .access import IMPLICIT_OBJECTIVES, objective_of
 
-__all__ = ["cold_users", "cold_items", "popularity", "ranking_fallback"]
+__all__ = ["cold_users", "cold_items", "fallback_indices", "popularity", "ranking_fallback"]
 
 
 def _counts(indices, n) -> np.ndarray:
@@ -50,6 +50,14 @@ def cold_items(model, items) -> np.ndarray:
     if model.seen_items is not None:
         cold |= _counts(model.seen_items, model.n_items)[np.maximum(items, 0)] == 0
     return cold
+
+
+def fallback_indices(model, users, items) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices [n] with every cold user and item set to -1 (the index
+    :func:`mfjax.objectives.explicit.predict_with_fallback` reads as "use the fallback")."""
+    users, items = np.asarray(users), np.asarray(items)
+    return (np.where(cold_users(model, users), -1, users).astype(users.dtype),
+            np.where(cold_items(model, items), -1, items).astype(items.dtype))
 
 
 def popularity(model) -> np.ndarray | None:

@@ -82,10 +82,9 @@ class Model(IdSpace):
         i = np.atleast_1d(self._index("item", raw_items, "predict", "raw_items", "ignore"))
         if u.shape != i.shape:
             raise ValueError(f"predict: {u.size} users but {i.size} items; pass equal-length arrays")
-        from .fallback import cold_items, cold_users
+        from .fallback import fallback_indices
 
-        u = np.where(cold_users(self, u), -1, u)
-        i = np.where(cold_items(self, i), -1, i)
+        u, i = fallback_indices(self, u, i)
         pred = self._predict_indices(u, i)
         if clip:
             pred = np.clip(pred, *self.rating_range)
