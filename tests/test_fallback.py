@@ -75,6 +75,7 @@ def test_unknown_user_is_not_ranked_in_item_id_order():
     rng = np.random.default_rng(1)
     users = np.concatenate([np.repeat(np.arange(30), 6), [0, 1, 2]])
     items = np.concatenate([3 + rng.integers(0, 17, 180), [0, 1, 2]])  # 0-2: one row each
+    users, items = np.unique(np.stack([users, items]), axis=1)  # one row per pair
     train = mfjax.Ratings.from_arrays(users, items, np.ones(len(users)))
     model = mfjax.fit(train, objective="ials", rank=2, epochs=2, progress=False)
     test = mfjax.Ratings.from_arrays(np.array([500] * 3), np.array([0, 1, 2]), np.ones(3))
