@@ -17,7 +17,8 @@ serve any batch.
   (:func:`mfjax.solvers.ials.solve.solve_users`, Cholesky).
 - :func:`bpr_rows`: Newton steps on each user's BPR objective with Q, b fixed
   (:mod:`mfjax.serving.fold_in`), every user of the batch at once, the triples
-  streamed in chunks so memory is O(chunk·k² + R·k²) whatever the history length.
+  streamed in blocks of one row each (one small matmul per block, as the iALS
+  Cholesky build does), so memory is O(blocks·k² + R·k²) whatever the history length.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ __all__ = ["ridge_rows", "ials_rows", "bpr_rows", "BPR_MAX_TRIPLES"]
 
 #: Per user, negatives per positive are cut so that |I_u| · M ≤ this (at least 1 each).
 BPR_MAX_TRIPLES = 1 << 16
-_TRIPLE_CHUNK = 512
+_TRIPLE_BLOCK = 32   # triples per block of one row (one [k, k] matmul each)
+_BLOCKS = 32         # blocks per inner step
 
 
 def _pad_rows(rows, cols, vals, n_rows):
@@ -102,10 +104,17 @@ def ials_rows(other_factors, rows, cols, vals, n_rows, *, alpha, unobserved_weig
     return np.asarray(P)[:n_rows]
 
 
-@partial(jax.jit, static_argnames=("steps", "chunk"))
-def _bpr_newton(Q, b, t_row, t_pos, t_neg, t_w, lam, *, steps, chunk):
-    """Newton on every row's BPR objective; triples [T] (T a multiple of chunk), lam [R]."""
+@partial(jax.jit, static_argnames=("steps", "block", "blocks"))
+def _bpr_newton(Q, b, t_row, t_pos, t_neg, t_w, lam, *, steps, block, blocks):
+    """Newton on every row's BPR objective; lam [R].
+
+    The triples [T] come in blocks of ``block`` that each belong to one row (padded
+    with weight 0), T a multiple of ``block * blocks``; ``blocks`` blocks are
+    processed per inner step, each block's Hessian part ``Σ w s d dᵀ`` one small
+    matmul, and only the per-block [k, k] results are summed into the rows.
+    """
     R, k = lam.shape[0], Q.shape[1]
+    chunk = block * blocks
     n_chunks = t_row.shape[0] // chunk
     eye = jnp.eye(k, dtype=Q.dtype)
 
@@ -118,7 +127,9 @@ def _bpr_newton(Q, b, t_row, t_pos, t_neg, t_w, lam, *, steps, chunk):
             x = jnp.sum(D * p[r], axis=1) + b[i] - b[j]
             g = g + jax.ops.segment_sum(D * (w * -jax.nn.sigmoid(-x))[:, None], r, R)
             s2 = w * jax.nn.sigmoid(x) * jax.nn.sigmoid(-x)
-            H = H + jax.ops.segment_sum((D * s2[:, None])[:, :, None] * D[:, None, :], r, R)
+            Db = D.reshape(blocks, block, k)
+            Hb = jnp.einsum("blk,blm->bkm", Db * s2.reshape(blocks, block, 1), Db)
+            H = H + jax.ops.segment_sum(Hb, r.reshape(blocks, block)[:, 0], R)
             return g, H
         return lax.fori_loop(0, n_chunks, body, (jnp.zeros((R, k), Q.dtype),
                                                  jnp.zeros((R, k, k), Q.dtype)))
@@ -185,15 +196,25 @@ def bpr_rows(item_factors, item_bias, rows, cols, n_rows, *, reg, n_neg=32, step
     t_row, t_pos, t_neg, t_w, count = bpr_triples(rows, cols, n_rows, n_items, n_neg=n_neg,
                                                   seed=seed)
     r_pad = power_of_two_at_least(n_rows, 8)
-    T = max(_TRIPLE_CHUNK, power_of_two_at_least(len(t_row)))
-    pad = T - len(t_row)
-    t_row, t_pos, t_neg = (np.concatenate([a, np.zeros(pad, np.int64)]).astype(np.int32)
-                           for a in (t_row, t_pos, t_neg))
+    # Pad every row's triples to whole blocks (weight 0), then the total to whole chunks.
+    L = _TRIPLE_BLOCK
+    per_row = np.bincount(t_row, minlength=n_rows)
+    padded = -(-per_row // L) * L
+    start = np.concatenate([[0], np.cumsum(padded)])
+    first = np.concatenate([[0], np.cumsum(per_row)])[:-1]
+    dest = start[t_row] + (np.arange(len(t_row)) - first[t_row])
+    chunk = L * _BLOCKS
+    T = max(chunk, power_of_two_at_least(int(start[-1])))
+    arrays = []
     dtype = np.asarray(item_factors).dtype
-    t_w = np.concatenate([t_w, np.zeros(pad)]).astype(dtype)
+    for a, fill_rows in ((t_row, True), (t_pos, False), (t_neg, False), (t_w, False)):
+        out = np.zeros(T, dtype if a is t_w else np.int32)
+        if fill_rows:  # padding blocks belong to their row (weight 0 either way)
+            out[: start[-1]] = np.repeat(np.arange(n_rows), padded)
+        out[dest] = a
+        arrays.append(jnp.asarray(out))
     lam = np.zeros(r_pad, dtype)
     lam[:n_rows] = reg * count
-    P = _bpr_newton(jnp.asarray(item_factors), jnp.asarray(item_bias), jnp.asarray(t_row),
-                    jnp.asarray(t_pos), jnp.asarray(t_neg), jnp.asarray(t_w), jnp.asarray(lam),
-                    steps=steps, chunk=_TRIPLE_CHUNK)
+    P = _bpr_newton(jnp.asarray(item_factors), jnp.asarray(item_bias), *arrays, jnp.asarray(lam),
+                    steps=steps, block=L, blocks=_BLOCKS)
     return np.asarray(P)[:n_rows]

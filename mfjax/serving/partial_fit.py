@@ -147,12 +147,14 @@ def partial_fit(model, ratings: Ratings, side: str, *, missing: str = "raise"):
     ids_name = "user_ids" if side == "users" else "item_ids"
     old_ids = np.asarray(getattr(model, ids_name))
     if new.any():
-        added = raw[new]
-        if old_ids.dtype.kind in "iu" and np.asarray(added).dtype.kind not in "iu":
-            raise TypeError(f"{where}: the model's {side[:-1]} IDs are integers; got "
+        added = np.asarray(raw[new])
+        old_int, added_int = old_ids.dtype.kind in "iu", added.dtype.kind in "iu"
+        if old_int != added_int:
+            raise TypeError(f"{where}: the model's {side[:-1]} IDs are "
+                            f"{'integers' if old_int else 'not integers'}; got "
                             f"{show(added[0])!r}")
-        ids = np.concatenate([old_ids.astype(object) if old_ids.dtype == object else old_ids,
-                              np.asarray(added, dtype=old_ids.dtype)])
+        dtype = old_ids.dtype if old_int else object  # never truncate fixed-width strings
+        ids = np.concatenate([old_ids.astype(dtype), added.astype(dtype)])
     else:
         ids = old_ids
     n_old = len(old_ids)
