@@ -200,22 +200,38 @@ def _posterior(posterior, side, target, n_total, b):
 
 
 def _seen(model, side, target, local, other_idx, n_total):
-    """The seen CSR (user -> items) with the solved rows' interactions replaced."""
-    indptr, items = np.asarray(model.seen_indptr, np.int64), np.asarray(model.seen_items, np.int64)
+    """The seen CSR (user -> items) with the solved rows' interactions replaced.
+
+    O(nnz) without a global sort: kept entries keep their order within each
+    user's row, and the new (user, item) pairs (sorted by item) go after them.
+    """
+    indptr, items = np.asarray(model.seen_indptr, np.int64), np.asarray(model.seen_items)
     n_users_old = len(indptr) - 1
-    users = np.repeat(np.arange(n_users_old), np.diff(indptr))
+    counts_old = np.diff(indptr)
+    users = np.repeat(np.arange(n_users_old), counts_old)
     if side == "users":
-        drop = np.isin(users, target)
-        n_users = n_total
-        nu, ni = target[local], other_idx
+        gone = np.zeros(n_users_old, bool)
+        gone[target[target < n_users_old]] = True
+        keep = ~gone[users]
+        n_users, nu, ni = n_total, target[local], other_idx
     else:
-        drop = np.isin(items, target)
-        n_users = n_users_old
-        nu, ni = other_idx, target[local]
-    users = np.concatenate([users[~drop], nu])
-    items = np.concatenate([items[~drop], ni])
-    order = np.lexsort((items, users))
-    users, items = users[order], items[order]
+        gone = np.zeros(n_total, bool)
+        gone[target] = True
+        keep = ~gone[items]
+        n_users, nu, ni = n_users_old, other_idx, target[local]
+    width = n_total if side == "items" else model.n_items  # item indices lie below it
+    pairs = np.unique(nu.astype(np.int64) * width + ni)  # distinct, by (user, item)
+    nu, ni = pairs // width, pairs % width
+    kept_count = np.bincount(users[keep], minlength=n_users)
+    new_count = np.bincount(nu, minlength=n_users)
     new_ptr = np.zeros(n_users + 1, np.int64)
-    np.cumsum(np.bincount(users, minlength=n_users), out=new_ptr[1:])
-    return new_ptr, items.astype(np.int32)
+    np.cumsum(kept_count + new_count, out=new_ptr[1:])
+    out = np.empty(new_ptr[-1], np.int32)
+    ku = users[keep]
+    # Rank of each kept entry within its row: its position among the kept entries
+    # minus the number of kept entries of earlier rows.
+    kept_start = np.concatenate([[0], np.cumsum(kept_count)])[:-1]
+    out[new_ptr[ku] + np.arange(len(ku)) - kept_start[ku]] = items[keep]
+    new_start = np.concatenate([[0], np.cumsum(new_count)])[:-1]
+    out[new_ptr[nu] + kept_count[nu] + np.arange(len(nu)) - new_start[nu]] = ni
+    return new_ptr, out
