@@ -161,3 +161,19 @@ def test_bpr_triples_are_bounded_for_long_histories():
     t_row, _, t_neg, t_w, _ = batch_solve.bpr_triples(np.zeros(3, np.int64), np.array([0, 1, 2]),
                                                       1, 50, n_neg=32, seed=0)
     assert len(t_row) == 96 and np.allclose(t_w, 1 / 32) and not np.isin(t_neg, [0, 1, 2]).any()
+
+
+def test_gibbs_new_user_keeps_posterior_shapes_and_round_trips(tmp_path):
+    r = _data()
+    model = mfjax.fit(r, solver="gibbs", rank=2, burn_in=2, samples=2, progress=False)
+    hist = _rows(r, [3])
+    new = mfjax.Ratings(hist.users, hist.items, hist.ratings, None, r.user_ids + 100, r.item_ids)
+    out = model.partial_fit_users(new)
+    assert out.posterior["user_bias"].shape == (2, model.n_users + 1)
+    assert np.array_equal(out.posterior["user_bias"][:, : model.n_users],
+                          np.asarray(model.posterior["user_bias"]))
+    out.save(tmp_path / "g.npz")
+    back = mfjax.load_model(tmp_path / "g.npz")
+    pred, std = back.predict(103, r.item_ids[0], return_std=True)
+    assert np.isfinite(pred) and std > 0
+    assert pred == pytest.approx(out.predict(103, r.item_ids[0]))

@@ -230,7 +230,6 @@ class Model(IdSpace):
 
         return partial_fit(self, ratings, "items", missing=missing)
 
-
     def recommend_for_ratings(self, raw_item_ids, ratings, n: int = 10, *, items=None,
                               reg: float | None = None, bias_reg: float | None = None,
                               missing: str = "raise"):
@@ -238,7 +237,10 @@ class Model(IdSpace):
 
         Folds the user in (:meth:`fold_in`; for an implicit model ``ratings``
         are interaction values, ``None`` all 1) and ranks every candidate by
-        ``μ + b + b_i + <p, q_i>``, leaving out the items they rated.
+        ``μ + b + b_i + <p, q_i>``, leaving out the items they rated. With no
+        rating on a known item the user takes the fallback of :meth:`recommend`.
+        For many users at once, :meth:`partial_fit_users` then :meth:`recommend`
+        solves them in one batched call.
 
         Args:
             raw_item_ids, ratings: the new user's ratings, equal-length 1-D.
@@ -406,63 +408,9 @@ class Model(IdSpace):
         return ids, val
 
     def _fold_in(self, raw_item_ids, ratings, reg, bias_reg, missing, where):
-        if missing not in ("raise", "ignore"):
-            raise ValueError(f"{where}: missing must be 'raise' or 'ignore', got {missing!r}")
-        raw = np.asarray(raw_item_ids, dtype=object) if isinstance(raw_item_ids, str) \
-            else np.asarray(raw_item_ids)
-        r = np.ones(len(raw)) if ratings is None else np.asarray(ratings)
-        if raw.ndim != 1 or r.ndim != 1 or len(raw) != len(r):
-            raise ValueError(f"{where}: raw_item_ids and ratings must be 1-D and of equal length, "
-                             f"got shapes {raw.shape} and {r.shape}")
-        if r.size and r.dtype.kind not in "iuf":
-            bad = next((j for j, x in enumerate(r) if not _real(x)), 0)
-            raise ValueError(f"{where}: ratings must be real numbers (not bool, str or complex); "
-                             f"ratings[{bad}] = {_plain(r[bad])!r} has dtype {r.dtype}")
-        if r.size and not np.isfinite(r).all():
-            bad = int(np.flatnonzero(~np.isfinite(r))[0])
-            raise ValueError(f"{where}: ratings[{bad}] = {_plain(r[bad])!r} is not a finite number")
-        idx = np.asarray(self._index("item", raw, where, "raw_item_ids", "ignore"), np.int64).reshape(-1)
-        unknown = idx < 0
-        if unknown.any() and missing == "raise":
-            names = ", ".join(repr(_plain(x)) for x in raw[unknown][:5])
-            more = f" and {unknown.sum() - 5} more" if unknown.sum() > 5 else ""
-            raise KeyError(f"{where}: unknown item IDs {names}{more}; pass missing='ignore' "
-                           "to drop their ratings")
-        idx, r = idx[~unknown], r[~unknown]
-        from .access import hyperparameters
-        from .partial_fit import solve_rows
+        from .partial_fit import fold_in_one
 
-        hp = hyperparameters(self)
-        if hp["objective"] != "explicit":  # ials/bpr: no user bias
-            if r.size and (r < 0).any():
-                raise ValueError(f"{where}: implicit values must be >= 0")
-            hp["reg"] = hp["reg"] if reg is None else reg
-            if hp["reg"] is None:
-                raise ValueError(f"{where}: the model's config records no 'reg'; pass reg=")
-        else:
-            hp["reg"], hp["bias_reg"] = self._fold_in_regs(reg, bias_reg, where)
-        try:
-            p, b = solve_rows(self, hp, "users", np.zeros(len(idx), np.int64), idx, r, 1)
-        except ValueError as e:
-            raise ValueError(f"{where}: {e} ({len(idx)} ratings)") from None
-        return jnp.asarray(p[0]), float(b[0]), idx
-
-    def _fold_in_regs(self, reg, bias_reg, where):
-        if reg is None:
-            from .access import hyperparameters
-
-            reg = hyperparameters(self)["reg"]
-            if reg is None:
-                raise ValueError(f"{where}: the model's config records no 'reg'; pass reg=")
-        if bias_reg is None:
-            from .access import hyperparameters
-
-            bias_reg = hyperparameters(self)["bias_reg"]
-            bias_reg = reg if bias_reg is None else bias_reg
-        for name, v in (("reg", reg), ("bias_reg", bias_reg)):
-            if not (isinstance(v, (int, float, np.number)) and np.isfinite(v) and v >= 0):
-                raise ValueError(f"{where}: {name} must be a non-negative number, got {v!r}")
-        return float(reg), float(bias_reg)
+        return fold_in_one(self, raw_item_ids, ratings, reg, bias_reg, missing, where)
 
     # ----------------------------------------------------------- persistence
     def save(self, path) -> None:
@@ -493,15 +441,7 @@ def load_model(path) -> Model:
     return Model(**read_model(_check_path(path, "load_model")))
 
 
-def _real(x) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
-
-
 def _check_path(path, where: str):
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise TypeError(f"{where}: path must be a str or os.PathLike, got {type(path).__name__}")
     return path
-
-
-def _plain(x):
-    return x.item() if isinstance(x, np.generic) else x

@@ -31,7 +31,7 @@ from ..data.ids import show
 from . import batch_solve
 from .access import hyperparameters
 
-__all__ = ["partial_fit", "solve_rows"]
+__all__ = ["partial_fit", "solve_rows", "fold_in_one"]
 
 SIDES = ("users", "items")
 
@@ -235,3 +235,71 @@ def _seen(model, side, target, local, other_idx, n_total):
     new_start = np.concatenate([[0], np.cumsum(new_count)])[:-1]
     out[new_ptr[nu] + kept_count[nu] + np.arange(len(nu)) - new_start[nu]] = ni
     return new_ptr, out
+
+
+def fold_in_one(model, raw_item_ids, ratings, reg, bias_reg, missing, where):
+    """One user's ``(factor [k], bias, item indices [n])`` from raw item IDs and values:
+    :meth:`mfjax.Model.fold_in`'s checks, then :func:`solve_rows` with one row."""
+    if missing not in ("raise", "ignore"):
+        raise ValueError(f"{where}: missing must be 'raise' or 'ignore', got {missing!r}")
+    raw = np.asarray(raw_item_ids, dtype=object) if isinstance(raw_item_ids, str) \
+        else np.asarray(raw_item_ids)
+    r = np.ones(len(raw)) if ratings is None else np.asarray(ratings)
+    if raw.ndim != 1 or r.ndim != 1 or len(raw) != len(r):
+        raise ValueError(f"{where}: raw_item_ids and ratings must be 1-D and of equal length, "
+                         f"got shapes {raw.shape} and {r.shape}")
+    if r.size and r.dtype.kind not in "iuf":
+        bad = next((j for j, x in enumerate(r) if not _real(x)), 0)
+        raise ValueError(f"{where}: ratings must be real numbers (not bool, str or complex); "
+                         f"ratings[{bad}] = {_plain(r[bad])!r} has dtype {r.dtype}")
+    if r.size and not np.isfinite(r).all():
+        bad = int(np.flatnonzero(~np.isfinite(r))[0])
+        raise ValueError(f"{where}: ratings[{bad}] = {_plain(r[bad])!r} is not a finite number")
+    try:
+        idx = np.asarray(model.index_items(raw, missing="ignore"), np.int64).reshape(-1)
+    except TypeError as e:
+        raise TypeError(f"{where}: raw_item_ids must be raw item IDs (a hashable scalar or a "
+                        f"1-D list), got {type(raw_item_ids).__name__} ({e})") from None
+    unknown = idx < 0
+    if unknown.any() and missing == "raise":
+        names = ", ".join(repr(_plain(x)) for x in raw[unknown][:5])
+        more = f" and {unknown.sum() - 5} more" if unknown.sum() > 5 else ""
+        raise KeyError(f"{where}: unknown item IDs {names}{more}; pass missing='ignore' "
+                       "to drop their ratings")
+    idx, r = idx[~unknown], r[~unknown]
+    hp = hyperparameters(model)
+    if hp["objective"] != "explicit":  # ials/bpr: no user bias
+        if r.size and (r < 0).any():
+            raise ValueError(f"{where}: implicit values must be >= 0")
+        hp["reg"] = hp["reg"] if reg is None else reg
+        if hp["reg"] is None:
+            raise ValueError(f"{where}: the model's config records no 'reg'; pass reg=")
+    else:
+        hp["reg"], hp["bias_reg"] = _fold_in_regs(model, reg, bias_reg, where)
+    try:
+        p, b = solve_rows(model, hp, "users", np.zeros(len(idx), np.int64), idx, r, 1)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e} ({len(idx)} ratings)") from None
+    return jnp.asarray(p[0]), float(b[0]), idx
+
+
+def _fold_in_regs(model, reg, bias_reg, where):
+    if reg is None:
+        reg = hyperparameters(model)["reg"]
+        if reg is None:
+            raise ValueError(f"{where}: the model's config records no 'reg'; pass reg=")
+    if bias_reg is None:
+        bias_reg = hyperparameters(model)["bias_reg"]
+        bias_reg = reg if bias_reg is None else bias_reg
+    for name, v in (("reg", reg), ("bias_reg", bias_reg)):
+        if not (isinstance(v, (int, float, np.number)) and np.isfinite(v) and v >= 0):
+            raise ValueError(f"{where}: {name} must be a non-negative number, got {v!r}")
+    return float(reg), float(bias_reg)
+
+
+def _real(x) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+
+
+def _plain(x):
+    return x.item() if isinstance(x, np.generic) else x
