@@ -151,7 +151,7 @@ def timed(f, repeats=5):
     return out, float(np.median(t))
 
 
-GRID = dict(factors=[64, 128], regularization=[0.1, 1.0, 10.0], alpha=[1.0, 10.0],
+GRID = dict(factors=[64, 128], regularization=[0.1, 1.0, 10.0, 30.0, 100.0], alpha=[1.0, 10.0],
             iterations=[15])
 LAMBDAS = [50.0, 200.0, 500.0, 1000.0, 2000.0]
 

@@ -14,7 +14,9 @@ serve any batch.
   (:func:`mfjax.solvers.als.sweep.als_half_step`, reused here).
 - :func:`ials_rows`: the exact iALS half-step
   ``(Σ_j c_j g_j g_jᵀ + α0 GᵀG + λ (n + α0 N)^ν I) f = Σ_j c_j g_j``, c_j = 1 + α v_j
-  (:func:`mfjax.solvers.ials.solve.solve_users`, Cholesky).
+  (:func:`mfjax.solvers.ials.solve.solve_users`, Cholesky; on a CPU backend by the
+  C++ kernel that ``fit`` uses, :func:`mfjax.kernels.ials.solve_users`, the same
+  solve; ``MFJAX_IALS_KERNEL=0``: XLA).
 - :func:`bpr_rows`: Newton steps on each user's BPR objective with Q, b fixed
   (:mod:`mfjax.serving.fold_in`), every user of the batch at once, the triples
   streamed in blocks of one row each (one small matmul per block, as the iALS
@@ -33,6 +35,7 @@ from jax import lax
 from ..data import interactions
 from ..plumbing import power_of_two_at_least
 from ..solvers.als.sweep import als_half_step, default_window, make_layout, solve_spd
+from ..kernels import ials as ials_kernel
 from ..solvers.ials import solve as ia
 
 __all__ = ["ridge_rows", "ials_rows", "bpr_rows", "BPR_MAX_TRIPLES"]
@@ -89,18 +92,29 @@ def ials_rows(other_factors, rows, cols, vals, n_rows, *, alpha, unobserved_weig
     """Exact iALS rows [R, k] (module docstring), NumPy; repeated pairs merge (values summed)."""
     dtype = np.asarray(other_factors).dtype
     r_pad = power_of_two_at_least(n_rows + 1, 8)
-    d = interactions.build_implicit_data(rows, cols, vals, n_users=r_pad,
-                                         n_items=other_factors.shape[0], dtype=dtype)
-    nnz = int(d.user_items.shape[0])
+    n_other = other_factors.shape[0]
+    rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+    vals = np.ones(rows.shape) if vals is None else np.asarray(vals, np.float64)
+    # Only the row view is needed (build_implicit_data would also sort the column view).
+    key, inverse = np.unique(rows * n_other + cols, return_inverse=True)
+    merged = np.bincount(inverse.reshape(-1), weights=vals, minlength=key.size)
+    nnz = key.size
     pad = power_of_two_at_least(nnz + 1, 16) - nnz  # on the last row, which is padding
-    cat = lambda a, fill: jnp.concatenate([a, jnp.full((pad,), fill, a.dtype)])
-    indptr = d.user_indptr.at[-1].add(pad)
-    u_rows, u_items, u_vals = cat(d.user_rows, r_pad - 1), cat(d.user_items, 0), cat(d.user_values, 0)
+    indptr = np.zeros(r_pad + 1, np.int32)
+    np.cumsum(np.bincount(key // n_other, minlength=r_pad), out=indptr[1:])
+    indptr[-1] += pad
+    u_rows = np.concatenate([key // n_other, np.full(pad, r_pad - 1)]).astype(np.int32)
+    u_items = np.concatenate([key % n_other, np.zeros(pad, np.int64)]).astype(np.int32)
+    u_vals = np.concatenate([merged, np.zeros(pad)]).astype(dtype)
+    indptr, u_rows, u_items, u_vals = (jax.device_put(a) for a in (indptr, u_rows, u_items, u_vals))
     data = interactions.ImplicitData(indptr, u_rows, u_items, u_vals,
                                      indptr, u_rows, u_items, u_vals)
-    P = ia.solve_users(jnp.asarray(other_factors), data, alpha=float(alpha),
-                       unobserved_weight=float(unobserved_weight), reg=float(reg), nu=float(nu),
-                       method="cholesky")
+    hp = dict(alpha=float(alpha), unobserved_weight=float(unobserved_weight), reg=float(reg),
+              nu=float(nu))
+    if ials_kernel.usable_for(dtype):  # the same exact solve as fit's, in its C++ kernel
+        P = ials_kernel.solve_users(jnp.asarray(other_factors), data, **hp)
+    else:
+        P = ia.solve_users(jnp.asarray(other_factors), data, method="cholesky", **hp)
     return np.asarray(P)[:n_rows]
 
 

@@ -33,9 +33,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from ..data import interactions
-from ..solvers.ials import solve as ia
-from ..plumbing import check_index, power_of_two_at_least
+from ..plumbing import check_index
 from . import batch_solve
 
 __all__ = ["ials_fold_in", "bpr_fold_in", "fold_in_for"]
@@ -75,20 +73,10 @@ def ials_fold_in(item_factors, items, values=None, *, alpha, unobserved_weight, 
     Returns:
         p [k] (zeros when ``items`` is empty).
     """
-    n_items = item_factors.shape[0]
     items = np.asarray(items, np.int64).reshape(-1)
-    d = interactions.build_implicit_data(np.zeros(items.shape, np.int64), items, values, n_users=1,
-                               n_items=n_items, dtype=np.asarray(item_factors).dtype)
-    nnz = int(d.user_items.shape[0])
-    # A dummy second row takes the padding: few compiled shapes.
-    pad = power_of_two_at_least(nnz + 1, 16) - nnz
-    cat = lambda a, fill: jnp.concatenate([a, jnp.full((pad,), fill, a.dtype)])
-    rows, its, vals = cat(d.user_rows, 1), cat(d.user_items, 0), cat(d.user_values, 0)
-    indptr = jnp.asarray([0, nnz, nnz + pad], jnp.int32)
-    data = interactions.ImplicitData(indptr, rows, its, vals, indptr, rows, its, vals)
-    P = ia.solve_users(jnp.asarray(item_factors), data, alpha=alpha,
-                       unobserved_weight=unobserved_weight, reg=reg, nu=nu, method="cholesky")
-    return P[0]
+    p = batch_solve.ials_rows(item_factors, np.zeros(items.shape, np.int64), items, values, 1,
+                              alpha=alpha, unobserved_weight=unobserved_weight, reg=reg, nu=nu)
+    return jnp.asarray(p[0])
 
 
 def bpr_fold_in(item_factors, item_bias, items, *, reg, n_neg: int = 32, steps: int = 8,
