@@ -36,29 +36,7 @@ import numpy as np
 from ..plumbing import check_index
 from . import batch_solve
 
-__all__ = ["ials_fold_in", "bpr_fold_in", "fold_in_for"]
-
-
-def fold_in_for(params, config: dict, items, values, reg=None):
-    """The fold-in user vector [k] for a model trained with ``config["objective"]`` ials or bpr.
-
-    ``reg`` None: the model's ``config["reg"]``; iALS' α, α0, ν come from
-    ``config["options"]`` (``fit`` records the values it used).
-    """
-    objective = config.get("objective")
-    reg = config.get("reg") if reg is None else reg
-    if reg is None:
-        raise ValueError("fold_in: the model's config records no 'reg'; pass reg=")
-    if objective == "ials":
-        o = config.get("options", {})
-        missing = [n for n in ("alpha", "unobserved_weight", "nu") if n not in o]
-        if missing:
-            raise ValueError(f"fold_in: the model's config records no {missing} for iALS")
-        return ials_fold_in(params.item_factors, items, values, alpha=o["alpha"],
-                            unobserved_weight=o["unobserved_weight"], reg=float(reg), nu=o["nu"])
-    if objective == "bpr":
-        return bpr_fold_in(params.item_factors, params.item_bias, items, reg=float(reg))
-    raise ValueError(f"fold_in: no implicit fold-in for objective {objective!r}")
+__all__ = ["ials_fold_in", "bpr_fold_in"]
 
 
 def ials_fold_in(item_factors, items, values=None, *, alpha, unobserved_weight, reg, nu):

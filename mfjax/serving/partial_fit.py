@@ -14,7 +14,10 @@ appear in ``ratings`` (existing or new IDs) are solved in one batched call of
 replaced by the solution for exactly the rows given (not the old rows plus
 these), and so is its entry in the seen index that :meth:`~mfjax.Model.recommend`
 excludes. Every other row of the model is copied bit for bit; new IDs are
-appended after the existing ones in the order of ``ratings``' ID table.
+appended after the existing ones in the order of ``ratings``' ID table. An explicit model's
+``rating_range`` (the clipping range of predictions) widens to cover the new
+ratings. Gibbs models keep their per-sample arrays: a solved row's per-sample
+bias is its point estimate in every sample.
 """
 
 from __future__ import annotations
