@@ -254,7 +254,7 @@ def test_users_split_contract(frac):
         assert cf[u] == min(max(int(np.floor(frac * c[u] + 0.5)), 1), max(c[u] - 1, 1))
 
 
-def test_truncated_recall_hand_computed():
+def test_recall_divides_by_min_k_and_relevant_hand_computed():
     """One user, items 0..4 scored 5,4,3,2,1 (no training items); relevant {1, 4} and {0..3}."""
     import jax.numpy as jnp
 
@@ -272,10 +272,10 @@ def test_truncated_recall_hand_computed():
     # model's own ID space with nothing excluded:
     empty = mfjax.Ratings.from_arrays(np.array([9]), np.array([9]), np.ones(1))
     out = evaluate_ranking(m, empty, test, k=2, threshold=None)
-    # user 0: top-2 = {0, 1}, hits 1: recall 1/2, truncated 1/min(2,2) = 1/2
-    # user 1: top-2 = {0, 1}, hits 2: recall 2/4, truncated 2/min(2,4) = 1
-    assert out["recall@2"] == pytest.approx((0.5 + 0.5) / 2)
-    assert out["truncated_recall@2"] == pytest.approx((0.5 + 1.0) / 2)
+    # user 0: top-2 = {0, 1}, hits 1: recall 1/min(2, 2) = 1/2
+    # user 1: top-2 = {0, 1}, hits 2: recall 2/min(2, 4) = 1 (h/|Rel| would be 1/2)
+    assert out["recall@2"] == pytest.approx((0.5 + 1.0) / 2)
+    assert "truncated_recall@2" not in out
     assert out["precision@2"] == pytest.approx((0.5 + 1.0) / 2)
 
 

@@ -45,7 +45,6 @@ TEST = [
 EXPECTED = {
     "precision@3": (1 / 3 + 2 / 3 + 1 / 3 + 0) / 4,          # 1/3
     "recall@3": (0.5 + 1.0 + 0.5 + 0) / 4,                  # 0.5
-    "truncated_recall@3": (0.5 + 1.0 + 0.5 + 0) / 4,        # |Rel| = 2 <= k: as recall
     "ndcg@3": (0.3868528 + 0.9197208 + 0.3065736 + 0) / 4,  # 0.4032868
     "map@3": (1 / 4 + 5 / 6 + 1 / 6 + 0) / 4,               # 0.3125
     "hit_rate@3": 3 / 4,
@@ -136,7 +135,7 @@ def test_matches_a_per_user_loop_over_model_recommend():
         top, _ = model.recommend(model.user_ids[u], n=k)
         listed |= set(top.tolist())
         h = len(rel & set(top.tolist()))
-        prec.append(h / k), rec.append(h / len(rel)), hit.append(h > 0)
+        prec.append(h / k), rec.append(h / min(k, len(rel))), hit.append(h > 0)
     assert got["n_users"] == len(prec) > 50
     assert got[f"precision@{k}"] == pytest.approx(np.mean(prec))
     assert got[f"recall@{k}"] == pytest.approx(np.mean(rec))
@@ -145,12 +144,12 @@ def test_matches_a_per_user_loop_over_model_recommend():
 
 
 def test_k_smaller_than_the_relevant_set():
-    # k = 1, Rel u2 = {a, e}, list [a]: P = 1; R = 1/|Rel| = 1/2 (not 1/min(k, |Rel|));
-    # IDCG and AP normalize by min(k, |Rel|) = 1: NDCG = 1, AP = 1 (not 1/2).
+    # k = 1, Rel u2 = {a, e}, list [a]: P = 1; recall, IDCG and AP normalize by
+    # min(k, |Rel|) = 1: R = 1 (not 1/|Rel| = 1/2), NDCG = 1, AP = 1 (not 1/2).
     model = hand_model()
     got = mfjax.evaluate_ranking(model, ratings([("u2", "b", 3.0), ("u2", "c", 5.0)]),
                                  ratings([("u2", "a", 4.0), ("u2", "e", 4.5)]), k=1)
-    check(got, {"precision@1": 1.0, "recall@1": 0.5, "truncated_recall@1": 1.0, "ndcg@1": 1.0,
+    check(got, {"precision@1": 1.0, "recall@1": 1.0, "ndcg@1": 1.0,
                 "map@1": 1.0,
                 "hit_rate@1": 1.0, "coverage": 1 / 6, "n_users": 1, "n_skipped": 0,
                 "n_unknown_users": 0})

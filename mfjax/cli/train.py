@@ -38,7 +38,7 @@ EPILOG = """examples (2-core CPU; results from runs recorded in benchmarks/RESUL
   mfjax train --dataset synthetic --synthetic-size 2000 1000 200000
   mfjax train --data ratings.csv --user-col uid --item-col iid --rating-col stars
   mfjax train --objective ials --dataset movielens-1m --min-rating 4
-      # implicit feedback (ratings >= 4 as interactions): NDCG@10 ~0.319, recall@20 ~0.288
+      # implicit feedback (ratings >= 4 as interactions): NDCG@10 ~0.319, recall@20 ~0.343 (hits / min(20, |relevant|))
   mfjax train --objective bpr --dataset movielens-1m --min-rating 4   # NDCG@10 ~0.245
   mfjax train --check-grads --platform gpu
   mfjax train --mesh auto        # data-parallel over every local device

@@ -11,7 +11,10 @@ Modules, one concept each:
   sources, gathered in :mod:`~mfjax.data.datasets` (``mfjax.datasets``), with
   :mod:`~mfjax.data.download` for verified downloads and
   :mod:`~mfjax.data.items` for MovieLens title/genre files;
-- :mod:`~mfjax.data.split`: train/test splits (``mfjax.split``).
+- :mod:`~mfjax.data.split`: train/test splits (``mfjax.split``);
+- :mod:`~mfjax.data.conventions`: star ratings vs. interactions
+  (:func:`looks_like_star_ratings`, ``Ratings.binarize``) and repeated pairs
+  (``duplicates=``).
 
 Example:
     >>> from mfjax.data import Ratings
@@ -21,7 +24,9 @@ Example:
 
 from . import datasets, split
 from .ids import IdSpace
+from .conventions import STAR_RATINGS_WARNING, looks_like_star_ratings
 from .ratings import Ratings
 from .readers import FORMATS, load_ratings
 
-__all__ = ["Ratings", "IdSpace", "load_ratings", "FORMATS", "datasets", "split"]
+__all__ = ["Ratings", "IdSpace", "load_ratings", "FORMATS", "datasets", "split",
+           "looks_like_star_ratings", "STAR_RATINGS_WARNING"]

@@ -34,9 +34,13 @@ import numpy as np
 import pandas as pd
 
 from .columns import as_1d, dedup_keep, int_timestamps, numeric_ratings, warn
+from .conventions import binarize_mask, resolve_duplicates
 from .ids import IdSpace, factorize, id_array, id_column, show
 
 __all__ = ["Ratings", "IdSpace"]
+
+#: Column names :meth:`Ratings.from_frame` takes as timestamps by default, in order.
+TIME_COLUMNS = ("timestamp", "time", "ts")
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -189,19 +193,25 @@ class Ratings(IdSpace):
 
     # ----------------------------------------------------------- construction
     @classmethod
-    def from_arrays(cls, raw_users, raw_items, ratings, timestamps=None) -> "Ratings":
+    def from_arrays(cls, raw_users, raw_items, ratings, timestamps=None, *,
+                    duplicates: str = "last") -> "Ratings":
         """Build Ratings from raw IDs, assigning contiguous indices.
 
         Indices follow the sorted order of the unique raw IDs (first-seen
         order if the IDs have mixed, unorderable types). Repeated
-        (user, item) pairs keep the latest by timestamp, otherwise the last
-        occurrence, with a warning saying how many were dropped.
+        (user, item) pairs are resolved by ``duplicates``
+        (:func:`mfjax.data.conventions.resolve_duplicates`): ``"last"`` (the
+        default, for explicit ratings: the latest by timestamp, otherwise the
+        last occurrence, with a warning saying how many were dropped),
+        ``"sum"`` (values added: weights, watch time), ``"count"`` (the value
+        is the number of rows: a click log), ``"raise"``.
 
         Args:
             raw_users, raw_items: raw IDs [n], one type per column (ints or strings).
             ratings: numeric ratings [n]; must be finite.
             timestamps: optional times [n]: integers (Unix seconds), integral
                 floats, or datetimes.
+            duplicates: ``"last"``, ``"sum"``, ``"count"`` or ``"raise"``.
 
         Raises:
             ValueError: on empty input, unequal lengths, missing or mixed-type IDs,
@@ -225,16 +235,30 @@ class Ratings(IdSpace):
 
         u_idx, user_ids = factorize(users, "user")
         i_idx, item_ids = factorize(items, "item")
-        keep = dedup_keep(u_idx, i_idx, len(item_ids), t)
-        if keep is not None:
-            n_drop = len(r) - int(keep.sum())
+        u_idx, i_idx, r, t, n_rep = resolve_duplicates(u_idx, i_idx, r, t, len(item_ids),
+                                                       duplicates)
+        if n_rep and duplicates == "last":
             warn(
-                f"dropped {n_drop:,} duplicate (user, item) ratings, keeping the "
-                f"{'latest by timestamp' if t is not None else 'last occurrence'} of each"
+                f"dropped {n_rep:,} duplicate (user, item) ratings, keeping the "
+                f"{'latest by timestamp' if t is not None else 'last occurrence'} of each "
+                f"(a click log? pass duplicates='count')"
             )
-            u_idx, i_idx, r = u_idx[keep], i_idx[keep], r[keep]
-            t = None if t is None else t[keep]
         return cls(u_idx, i_idx, r, t, user_ids, item_ids)
+
+    def binarize(self, threshold: float) -> "Ratings":
+        """Implicit feedback from ratings: rows with rating ≥ ``threshold`` become
+        interactions of value 1; the rows below are dropped.
+
+        IDs tables and timestamps are kept (a subset: indices mean the same).
+        Use it before ``fit(objective="ials"|"bpr")`` on star ratings, e.g.
+        ``train.binarize(4)`` on MovieLens.
+
+        Raises:
+            ValueError: ``threshold`` is not a finite number.
+        """
+        kept = self.subset(binarize_mask(self.ratings, threshold))
+        return Ratings(kept.users, kept.items, np.ones(len(kept), np.float32), kept.timestamps,
+                       self.user_ids, self.item_ids)
 
 
     @classmethod
@@ -245,24 +269,28 @@ class Ratings(IdSpace):
         user: str = "user",
         item: str = "item",
         rating: str | None = "rating",
-        timestamp: str | None = None,
+        timestamp: str | None = "auto",
+        duplicates: str = "last",
     ) -> "Ratings":
         """Build Ratings from the columns of a pandas DataFrame (raw IDs, as :meth:`from_arrays`).
 
-        The inverse of :meth:`to_frame`:
-        ``Ratings.from_frame(r.to_frame(), timestamp="timestamp")`` has the
-        same rows, IDs and indices as ``r`` (for ``r`` built by
-        :meth:`from_arrays` or a loader, which sort the IDs).
+        The inverse of :meth:`to_frame`: ``Ratings.from_frame(r.to_frame())``
+        has the same rows, IDs, timestamps and indices as ``r`` (for ``r`` built
+        by :meth:`from_arrays` or a loader, which sort the IDs).
 
         Args:
             df: the log, one row per observation.
             user, item: names of the user and item ID columns.
             rating: name of the rating column, or None for implicit feedback:
                 every row then gets rating 1.0.
-            timestamp: name of a time column (see :meth:`from_arrays`), or None.
+            timestamp: name of a time column (see :meth:`from_arrays`); ``"auto"``
+                (default): the first of ``timestamp``, ``time``, ``ts`` that
+                exists, else none; None: no timestamps.
+            duplicates: repeated (user, item) pairs, as in :meth:`from_arrays`
+                (``"count"`` for a click log).
 
         Returns:
-            The ratings; repeated (user, item) pairs are resolved as in :meth:`from_arrays`.
+            The ratings.
 
         Raises:
             TypeError: ``df`` is not a DataFrame.
@@ -277,6 +305,8 @@ class Ratings(IdSpace):
         """
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"Ratings.from_frame: need a pandas DataFrame, got {type(df).__name__}")
+        if timestamp == "auto":
+            timestamp = next((c for c in TIME_COLUMNS if c in df.columns), None)
         roles = {"user": user, "item": item, "rating": rating, "timestamp": timestamp}
         for role, col in roles.items():
             if col is not None and col not in df.columns:
@@ -284,7 +314,7 @@ class Ratings(IdSpace):
                 raise ValueError(f"Ratings.from_frame: no column {col!r} ({role}=); found columns: {found}")
         r = df[rating] if rating is not None else np.ones(len(df), dtype=np.float32)
         t = df[timestamp] if timestamp is not None else None
-        return cls.from_arrays(df[user], df[item], r, t)
+        return cls.from_arrays(df[user], df[item], r, t, duplicates=duplicates)
 
     def to_csr(self, duplicates: str = "raise"):
         """The ratings as a SciPy CSR matrix [n_users, n_items], float32 (rows are users).

@@ -8,24 +8,29 @@ let ``Rel_u`` be u's relevant items: the distinct items u rated ≥ threshold in
 ``Rel_u``, else 0, and ``h_u = Σ_j rel_j`` the number of hits:
 
     precision@k = h_u / k
-    recall@k    = h_u / |Rel_u|
-    truncated_recall@k = h_u / min(k, |Rel_u|)
+    recall@k    = h_u / min(k, |Rel_u|)
     hit_rate@k  = 1 if h_u > 0 else 0
     ndcg@k      = DCG / IDCG,   DCG = Σ_{j=1..k} rel_j / log2(j + 1),
                                 IDCG = Σ_{j=1..min(k, |Rel_u|)} 1 / log2(j + 1)
     map@k       = AP@k = (1 / min(k, |Rel_u|)) Σ_{j=1..k} rel_j · (Σ_{l≤j} rel_l) / j
 
 Each is averaged over the evaluated users (users with |Rel_u| ≥ 1), so every
-user weighs the same. These are the usual definitions: recall divides by
-|Rel_u| (not min(k, |Rel_u|), which some libraries call "normalized recall"),
-precision always divides by k (even if fewer than k candidates remain), NDCG
-uses binary gains, and AP@k normalizes by min(k, |Rel_u|), as in
-``ml_metrics.apk`` and RecBole's MAP@k. ``truncated_recall@k`` is the recall of
-the implicit-feedback literature (Liang et al. 2018, "Recall@R"; Steck's and
-Rendle's iALS papers): it divides by min(k, |Rel_u|), so a perfect list scores 1
-even when |Rel_u| > k. ``coverage`` is a catalogue measure:
-the share of the model's items that appear in at least one evaluated user's
-top-k list.
+user weighs the same. ``recall@k`` has one meaning everywhere in mfjax (this
+function, ``fit``'s ``val_recall@20``, the CLI, the README and the benchmarks):
+it divides by min(k, |Rel_u|), as LensKit and the implicit-feedback literature
+do (Liang et al. 2018, "Recall@R"; Steck's and Rendle's iALS papers), so a
+perfect list scores 1 even when |Rel_u| > k. (Some libraries call h_u / |Rel_u|
+recall; mfjax does not report that quantity, which a perfect list of k < |Rel_u|
+items cannot push to 1.) Precision always divides by k (even if fewer than k
+candidates remain), NDCG uses binary gains, and AP@k normalizes by
+min(k, |Rel_u|), as in ``ml_metrics.apk`` and RecBole's MAP@k. ``coverage`` is a
+catalogue measure: the share of the model's items that appear in at least one
+evaluated user's top-k list.
+
+Users without training interactions (unknown IDs, or IDs without rows in the
+model's training data) get the lists :meth:`mfjax.Model.recommend` serves them
+(:mod:`mfjax.serving.fallback`: the most popular items for iALS/BPR, ``μ + b_i``
+for explicit models), so these metrics score exactly what ``recommend`` returns.
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ from ..data import Ratings
 from ..data.ids import model_indices, same_ids
 from ..serving.model import Model
 from ..plumbing import check_positive_int
+from ..serving.access import hyperparameters
+from ..serving.fallback import cold_users, fallback_indices, ranking_fallback
+from ..serving.partial_fit import solve_rows
 from ..serving.recommend import recommend_indices
 
 __all__ = ["evaluate", "error_sums", "evaluate_ranking", "evaluate_fold_in"]
@@ -84,8 +92,9 @@ def evaluate(model: Model, test: Ratings, *, batch_size: int = 1 << 20) -> dict:
     ``RMSE = sqrt(mean e²)``, ``MAE = mean |e|`` with ``e = clip(r̂, lo, hi) − r``
     and (lo, hi) the training rating range. ``test`` may share the model's ID
     space (a split of the same data) or have its own (e.g. loaded from another
-    file): raw IDs are matched either way. Unknown users/items use the fallbacks
-    of :meth:`Model.predict` and are counted.
+    file): raw IDs are matched either way. Users/items without training
+    interactions (unknown, or in the tables without rows) use the fallbacks of
+    :meth:`Model.predict` and are counted.
 
     Args:
         model: a trained model.
@@ -102,7 +111,7 @@ def evaluate(model: Model, test: Ratings, *, batch_size: int = 1 << 20) -> dict:
     if len(test) == 0:
         raise ValueError("evaluate: the test set is empty")
     batch_size = check_positive_int(batch_size, "evaluate: batch_size")
-    u, i = model_indices(model, test)
+    u, i = fallback_indices(model, *model_indices(model, test))
     lo, hi = model.rating_range
     sq = ab = 0.0
     for s in range(0, len(u), batch_size):
@@ -136,8 +145,10 @@ def evaluate_ranking(model: Model, train: Ratings, test: Ratings, *, k: int = 10
 
     - A test user with no test rating ≥ ``threshold`` is skipped (counted in
       ``n_skipped``).
-    - A test user the model does not know is evaluated with the unknown-user
-      list (best items by ``μ + b_i``), counted in ``n_unknown_users``.
+    - A test user without training interactions (unknown to the model, or
+      known without rows) is evaluated with the fallback list of
+      :meth:`mfjax.Model.recommend` (module docstring), counted in
+      ``n_unknown_users``.
     - A relevant test item the model does not know stays in |Rel_u| (it is a
       miss the model cannot avoid); ``train`` items the model does not know
       need no exclusion.
@@ -156,11 +167,12 @@ def evaluate_ranking(model: Model, train: Ratings, test: Ratings, *, k: int = 10
             :func:`mfjax.serving.recommend.auto_batch_size`).
         vectors: ``{"user_factors": [U, k], "user_bias": [U]}`` for the evaluated
             users in the order of their test-space indices (as
-            :func:`evaluate_fold_in` passes them), instead of the model's rows.
+            :func:`evaluate_fold_in` passes them), instead of the model's rows,
+            optionally with ``"cold"`` [U] (bool): users that take the fallback.
 
     Returns:
-        ``{"precision@k", "recall@k", "truncated_recall@k", "ndcg@k", "map@k",
-        "hit_rate@k", "coverage", "n_users", "n_skipped", "n_unknown_users"}`` with the
+        ``{"precision@k", "recall@k", "ndcg@k", "map@k", "hit_rate@k",
+        "coverage", "n_users", "n_skipped", "n_unknown_users"}`` with the
         actual k in the names (e.g. ``"ndcg@10"``). With no evaluable user the
         metrics are NaN and ``n_users`` is 0.
 
@@ -190,8 +202,7 @@ def evaluate_ranking(model: Model, train: Ratings, test: Ratings, *, k: int = 10
     n_eval, n_skipped = len(users), len(test_users) - len(users)
     pos_of_test_user = np.full(test.n_users, -1, np.int64)
     pos_of_test_user[users] = np.arange(n_eval)
-    names = [f"{m}@{k}" for m in ("precision", "recall", "truncated_recall", "ndcg", "map",
-                                  "hit_rate")]
+    names = [f"{m}@{k}" for m in ("precision", "recall", "ndcg", "map", "hit_rate")]
     if n_eval == 0:
         return {**dict.fromkeys(names, math.nan), "coverage": math.nan, "n_users": 0,
                 "n_skipped": n_skipped, "n_unknown_users": 0}
@@ -218,8 +229,13 @@ def evaluate_ranking(model: Model, train: Ratings, test: Ratings, *, k: int = 10
     indptr = np.zeros(n_eval + 1, np.int64)
     np.cumsum(np.bincount(tp, minlength=n_eval), out=indptr[1:])
 
+    vectors = dict(vectors or {})
+    cold = vectors.pop("cold", None)
+    if cold is None:
+        cold = cold_users(model, model_users) if not vectors else np.zeros(n_eval, bool)
     top, _ = recommend_indices(model.params, model_users, k, exclude=(indptr, ti[order]),
-                               batch_size=batch_size, **(vectors or {}))
+                               batch_size=batch_size, cold=cold,
+                               fallback=ranking_fallback(model), **vectors)
     rows = np.arange(n_eval, dtype=np.int64)[:, None]
     hits = (top >= 0) & np.isin(rows * n_items + top, rel_keys)  # [U, k'], k' = min(k, n_items)
     hits = hits.astype(np.float64)
@@ -231,14 +247,13 @@ def evaluate_ranking(model: Model, train: Ratings, test: Ratings, *, k: int = 10
     precision_at_j = np.cumsum(hits, axis=1) / np.arange(1, hits.shape[1] + 1)
     ap = (precision_at_j * hits).sum(axis=1) / np.minimum(n_rel, k)
     listed = np.unique(top[top >= 0])
-    values = [h / k, h / n_rel, h / np.minimum(n_rel, k), dcg / idcg, ap,
-              (h > 0).astype(np.float64)]
+    values = [h / k, h / np.minimum(n_rel, k), dcg / idcg, ap, (h > 0).astype(np.float64)]
     return {
         **{name: float(np.mean(v)) for name, v in zip(names, values)},
         "coverage": len(listed) / n_items,
         "n_users": int(n_eval),
         "n_skipped": int(n_skipped),
-        "n_unknown_users": int(np.sum(model_users < 0)),
+        "n_unknown_users": int(np.sum(cold)),
     }
 
 
@@ -269,10 +284,10 @@ def evaluate_fold_in(model: Model, fold_in: Ratings, test: Ratings, *, k: int = 
                      threshold: float | None = None, batch_size: int | None = None) -> dict:
     """Ranking metrics for users the model never saw (strong generalization).
 
-    Each user of ``test`` is folded in from their interactions in ``fold_in``
-    (:meth:`mfjax.Model.fold_in`: the iALS row solve, BPR Newton steps or the
-    explicit ridge solve, by the model's objective; items the model does not know
-    are dropped), their top-k list ranks every model item except their fold-in
+    The users of ``test`` are folded in from their interactions in ``fold_in``,
+    all in one batched solve (:meth:`mfjax.Model.partial_fit_users`' solve: the
+    iALS row solve, BPR Newton steps or the explicit ridge solve, by the model's
+    objective; items the model does not know are dropped), their top-k list ranks every model item except their fold-in
     items, and the metrics are those of :func:`evaluate_ranking` (same names,
     same definitions), against their ``test`` interactions. Made for
     :func:`mfjax.split.users`' ``(train, fold_in, test)``.
@@ -286,7 +301,8 @@ def evaluate_fold_in(model: Model, fold_in: Ratings, test: Ratings, *, k: int = 
 
     Returns:
         As :func:`evaluate_ranking`; ``n_unknown_users`` counts evaluated users
-        with no fold-in interaction (they get p = 0).
+        with no fold-in interaction on an item the model knows: they get the
+        fallback list (:mod:`mfjax.serving.fallback`).
     """
     for name, r in (("fold_in", fold_in), ("test", test)):
         if not isinstance(r, Ratings):
@@ -298,21 +314,21 @@ def evaluate_fold_in(model: Model, fold_in: Ratings, test: Ratings, *, k: int = 
     relevant = np.ones(len(test), bool) if threshold is None else test.ratings >= threshold
     users = np.unique(test.users[relevant])  # the evaluated users, in evaluate_ranking's order
     raw_users = test.user_ids[users]
-    pos = pd.Index(fold_in.user_ids).get_indexer(raw_users)
-    order = np.argsort(fold_in.users, kind="stable")
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(fold_in.users, minlength=fold_in.n_users))])
-    vecs, biases = [], []
-    for p in pos:
-        rows = order[indptr[p]:indptr[p + 1]] if p >= 0 else order[:0]
-        v, b = model.fold_in(fold_in.item_ids[fold_in.items[rows]], fold_in.ratings[rows],
-                             missing="ignore")
-        vecs.append(np.asarray(v))
-        biases.append(b)
+    # Every evaluated user's fold-in rows, solved in one batched call.
+    pos = pd.Index(raw_users).get_indexer(fold_in.user_ids)[fold_in.users]
+    cols = _items_to_model(model, fold_in)[fold_in.items]
+    keep = (pos >= 0) & (cols >= 0)
+    n_eval = len(users)
     dtype = model.params.item_factors.dtype
-    vectors = {"user_factors": jnp.asarray(np.stack(vecs) if vecs else
-                                           np.zeros((0, model.params.rank)), dtype),
-               "user_bias": jnp.asarray(np.asarray(biases), dtype)}
+    factors = np.zeros((n_eval, model.params.rank), dtype)
+    bias = np.zeros(n_eval, dtype)
+    if keep.any():
+        factors, bias = solve_rows(model, hyperparameters(model), "users", pos[keep],
+                                   cols[keep], fold_in.ratings[keep], n_eval)
+    cold = np.bincount(pos[keep], minlength=n_eval) == 0
+    vectors = {"user_factors": jnp.asarray(factors, dtype), "user_bias": jnp.asarray(bias, dtype),
+               "cold": cold}
     out = evaluate_ranking(model, fold_in, test, k=k, threshold=threshold,
                            batch_size=batch_size, vectors=vectors)
-    out["n_unknown_users"] = int(np.sum(pos < 0))
+    out["n_unknown_users"] = int(np.sum(cold))
     return out

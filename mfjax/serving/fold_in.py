@@ -11,13 +11,16 @@ from their own interactions gets back their trained vector, since ``fit``'s iALS
 model holds P = argmin_P L(P, Q) (:mod:`mfjax.solvers.ials.solver`).
 
 BPR (:func:`bpr_fold_in`): the user's part of the BPR objective with Q, b fixed, with
-M negatives per positive drawn uniformly from the unseen items (a fixed key, so the
-result is deterministic)::
+M negatives per positive drawn uniformly from the unseen items (a fixed seed, so the
+result is deterministic; M is cut to max(1, ⌈2^16 / |I|⌉) for long histories, each
+triple weighing 1/M, so a user with 150k items costs 150k triples, not 4.8M)::
 
     f(p) = Σ_{i∈I} (1/M) Σ_{m=1..M} −log σ(b_i − b_jm + <p, q_i − q_jm>) + ½ λ |I| ‖p‖²
 
 (|I| triples per epoch in training, each with ½ λ ‖p‖²). f is convex; ``steps``
-Newton steps from p = 0 minimise it (H = Σ w σ(x)σ(−x) d dᵀ + λ|I| I, d = q_i − q_j).
+Newton steps from p = 0 minimise it (H = Σ w σ(x)σ(−x) d dᵀ + λ|I| I, d = q_i − q_j),
+the triples streamed in chunks (:func:`mfjax.serving.batch_solve.bpr_rows`), so memory
+is O(chunk·k²) whatever |I|.
 Unlike iALS, a training user does not get their trained vector back: ``fit``'s BPR
 stops after a few epochs of SGD-type updates, far from f's minimiser, so its vectors
 are shorter (on a small random problem, folded-in norms were 25-30x larger and top-10
@@ -26,34 +29,14 @@ users', not with trained users'.
 """
 from __future__ import annotations
 
-import functools
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..data import interactions
-from ..solvers.ials import solve as ia
-from ..objectives.bpr import sample_negatives
-from ..plumbing import check_index, power_of_two_at_least
+from ..plumbing import check_index
+from . import batch_solve
 
-__all__ = ["ials_fold_in", "bpr_fold_in", "fold_in_for"]
-
-
-def fold_in_for(params, spec, items, values, reg=None):
-    """The fold-in user vector [k] of a model trained with an implicit ``spec``.
-
-    ``reg`` None: the spec's ``reg``; iALS' α, α0, ν come from the spec.
-    """
-    from ..specs import BPR, ImplicitALS
-
-    reg = spec.reg if reg is None else reg
-    if isinstance(spec, ImplicitALS):
-        return ials_fold_in(params.item_factors, items, values, alpha=spec.alpha,
-                            unobserved_weight=spec.unobserved_weight, reg=float(reg), nu=spec.nu)
-    if isinstance(spec, BPR):
-        return bpr_fold_in(params.item_factors, params.item_bias, items, reg=float(reg))
-    raise ValueError(f"fold_in: no implicit fold-in for {type(spec).__name__}")
+__all__ = ["ials_fold_in", "bpr_fold_in"]
 
 
 def ials_fold_in(item_factors, items, values=None, *, alpha, unobserved_weight, reg, nu):
@@ -68,43 +51,10 @@ def ials_fold_in(item_factors, items, values=None, *, alpha, unobserved_weight, 
     Returns:
         p [k] (zeros when ``items`` is empty).
     """
-    n_items = item_factors.shape[0]
     items = np.asarray(items, np.int64).reshape(-1)
-    d = interactions.build_implicit_data(np.zeros(items.shape, np.int64), items, values, n_users=1,
-                               n_items=n_items, dtype=np.asarray(item_factors).dtype)
-    nnz = int(d.user_items.shape[0])
-    # A dummy second row takes the padding: few compiled shapes.
-    pad = power_of_two_at_least(nnz + 1, 16) - nnz
-    cat = lambda a, fill: jnp.concatenate([a, jnp.full((pad,), fill, a.dtype)])
-    rows, its, vals = cat(d.user_rows, 1), cat(d.user_items, 0), cat(d.user_values, 0)
-    indptr = jnp.asarray([0, nnz, nnz + pad], jnp.int32)
-    data = interactions.ImplicitData(indptr, rows, its, vals, indptr, rows, its, vals)
-    P = ia.solve_users(jnp.asarray(item_factors), data, alpha=alpha,
-                       unobserved_weight=unobserved_weight, reg=reg, nu=nu, method="cholesky")
-    return P[0]
-
-
-@functools.partial(jax.jit, static_argnames=("n_neg", "steps"))
-def _bpr_newton(Q, b, pos, w, key, reg, *, n_neg, steps):
-    n_items, k = Q.shape
-    T = pos.shape[0] * n_neg
-    i = jnp.repeat(pos, n_neg)
-    wt = jnp.repeat(w, n_neg) / n_neg
-    indptr = jnp.stack([jnp.zeros((), jnp.int32), jnp.sum(w > 0).astype(jnp.int32)])
-    j, valid = sample_negatives(key, jnp.zeros((T,), jnp.int32), indptr, pos, n_items)
-    wt = wt * valid
-    j = jnp.maximum(j, 0)
-    D, db = Q[i] - Q[j], b[i] - b[j]
-    lam = reg * jnp.sum(w)
-
-    def step(_, p):
-        x = D @ p + db
-        g = D.T @ (wt * -jax.nn.sigmoid(-x)) + lam * p
-        s = jax.nn.sigmoid(x) * jax.nn.sigmoid(-x)
-        H = (D * (wt * s)[:, None]).T @ D + (lam + 1e-9) * jnp.eye(k, dtype=Q.dtype)
-        return p - jnp.linalg.solve(H, g)
-
-    return jax.lax.fori_loop(0, steps, step, jnp.zeros((k,), Q.dtype))
+    p = batch_solve.ials_rows(item_factors, np.zeros(items.shape, np.int64), items, values, 1,
+                              alpha=alpha, unobserved_weight=unobserved_weight, reg=reg, nu=nu)
+    return jnp.asarray(p[0])
 
 
 def bpr_fold_in(item_factors, item_bias, items, *, reg, n_neg: int = 32, steps: int = 8,
@@ -133,10 +83,6 @@ def bpr_fold_in(item_factors, item_bias, items, *, reg, n_neg: int = 32, steps: 
     k = item_factors.shape[1]
     if items.size == 0:
         return jnp.zeros((k,), item_factors.dtype)
-    n = power_of_two_at_least(items.size, 16)
-    pos = np.zeros(n, np.int32)
-    pos[: items.size] = items  # also the sorted seen list; padding lies past its segment
-    w = np.zeros(n, np.float32)
-    w[: items.size] = 1.0
-    return _bpr_newton(jnp.asarray(item_factors), jnp.asarray(item_bias), jnp.asarray(pos),
-                       jnp.asarray(w, item_factors.dtype), jax.random.key(seed), float(reg), n_neg=n_neg, steps=steps)
+    return jnp.asarray(batch_solve.bpr_rows(item_factors, item_bias, np.zeros(items.size, np.int64),
+                                            items, 1, reg=float(reg), n_neg=n_neg, steps=steps,
+                                            seed=seed)[0])

@@ -19,11 +19,7 @@ from ..persistence import read_model, read_npz, write_model
 from ..plumbing import check_positive_int
 
 # read_npz is re-exported for callers that read other npz kinds (training checkpoints).
-__all__ = ["Model", "load_model", "read_npz", "BAYESIAN_FOLD_IN_REG"]
-
-#: λ (and λ_b) of the ridge fold-in of a Bayesian MF model, which learned its own
-#: regularization and has no ``reg`` (MF's default).
-BAYESIAN_FOLD_IN_REG = 0.1
+__all__ = ["Model", "load_model", "read_npz"]
 
 
 @dataclasses.dataclass(eq=False)
@@ -73,15 +69,18 @@ class Model(IdSpace):
                 return_std: bool = False):
         """Predicted ratings for pairs of raw IDs.
 
-        A known pair gets ``μ + b_u + b_i + <p_u, q_i>``. Unknown IDs fall back:
-        an unknown user gets ``μ + b_i``, an unknown item ``μ + b_u``, and both
-        unknown ``μ`` (the parts that were learned, nothing invented).
+        A known pair gets ``μ + b_u + b_i + <p_u, q_i>``. Users and items without
+        training interactions (unknown IDs, or IDs in the tables without rows:
+        :mod:`mfjax.serving.fallback`) fall back: such a user gets ``μ + b_i``,
+        such an item ``μ + b_u``, and both ``μ`` (the parts that were learned,
+        nothing invented).
 
         Args:
             raw_users, raw_items: raw IDs, scalars or equal-length arrays.
             clip: clip to ``rating_range``.
             return_fallbacks: also return ``{"n_unknown_users", "n_unknown_items"}``,
-                counted over the pairs.
+                the pairs whose user (item) took the fallback (unknown or without
+                training interactions).
             return_std: also return the posterior predictive standard deviation
                 of each rating, sqrt(var_s r̂_s + mean_s 1/τ_s) over the S Gibbs
                 samples (:func:`mfjax.serving.posterior.predictive_std`); needs a Gibbs
@@ -97,6 +96,9 @@ class Model(IdSpace):
         i = np.atleast_1d(self._index("item", raw_items, "predict", "raw_items", "ignore"))
         if u.shape != i.shape:
             raise ValueError(f"predict: {u.size} users but {i.size} items; pass equal-length arrays")
+        from .fallback import fallback_indices
+
+        u, i = fallback_indices(self, u, i)
         pred = self._predict_indices(u, i)
         if clip:
             pred = np.clip(pred, *self.rating_range)
@@ -121,7 +123,7 @@ class Model(IdSpace):
 
     # -------------------------------------------------------- recommendation
     def recommend(self, raw_user_ids, n: int = 10, *, exclude_seen: bool = True, items=None,
-                  batch_size: int | None = None):
+                  filter_items=None, batch_size: int | None = None):
         """The n best items for one user or a batch of users.
 
         Scores are :meth:`predict`'s formula ``μ + b_u + b_i + <p_u, q_i>``
@@ -130,18 +132,21 @@ class Model(IdSpace):
         ``batch_size`` users with ``jax.lax.top_k``. Ties go to the item that
         comes first in ``item_ids``.
 
-        An unknown user gets the best items by item bias (scores ``μ + b_i``,
-        the fallback of :meth:`predict`) and has nothing seen to exclude. iALS
-        models have no biases (every item would score 0), so there an unknown
-        user gets the items with the most training interactions, with score 0
-        (the model's score for a user without interactions).
+        A user without training interactions (an unknown ID, or an ID without
+        rows) takes the one fallback of :mod:`mfjax.serving.fallback`: explicit
+        models rank by ``μ + b_i`` (:meth:`predict`'s fallback); implicit models
+        (iALS, BPR) give the items with the most training interactions, with
+        score 0. :func:`mfjax.evaluate_ranking` scores exactly these lists.
 
         Args:
             raw_user_ids: one raw user ID, or a list/array of them.
             n: items per user (≥ 1).
             exclude_seen: leave out the items each user rated in training.
-            items: raw item IDs to rank among (duplicates ignored); ``None`` =
-                every item. An ID the model does not know raises KeyError.
+            items: raw item IDs to rank among (an allowlist; duplicates
+                ignored); ``None`` = every item. An ID the model does not know
+                raises KeyError.
+            filter_items: raw item IDs never to recommend (a blocklist, applied
+                after ``items``); IDs the model does not know are ignored.
             batch_size: users per chunk; the score block is at most
                 [batch_size, n_candidates] floats. ``None``: at most ~8 MB
                 (:func:`mfjax.serving.recommend.auto_batch_size`).
@@ -159,7 +164,7 @@ class Model(IdSpace):
             ValueError: ``n`` is not a positive integer, ``items`` is empty,
                 or ``exclude_seen`` is asked of a model without a seen index.
         """
-        from .recommend import csr_rows, most_popular, recommend_indices
+        from .recommend import csr_rows, recommend_indices
 
         n = check_positive_int(n, "recommend: n")
         scalar = np.ndim(raw_user_ids) == 0
@@ -170,20 +175,74 @@ class Model(IdSpace):
         if users.ndim != 1:
             raise ValueError(f"recommend: raw_user_ids must be a scalar or 1-D, got shape "
                              f"{np.shape(raw_user_ids)}")
+        from .fallback import cold_users, ranking_fallback
+
         exclude = None
         if exclude_seen:
             exclude = csr_rows(*self._seen("recommend"), users)
-        candidates = self._candidates(items, "recommend")
+        candidates = self._candidates(items, "recommend", filter_items)
+        cold, fallback = cold_users(self, users), ranking_fallback(self)
         idx, val = recommend_indices(self.params, users, n, exclude=exclude,
-                                     candidates=candidates, batch_size=batch_size)
-        unknown = np.flatnonzero(users < 0)
-        if unknown.size and not self.objective.biases and self.seen_items is not None:
-            idx, val = np.array(idx), np.array(val)
-            idx[unknown] = most_popular(self.seen_items, len(self.item_ids), idx.shape[1],
-                                        candidates)
-            val[unknown] = 0.0
+                                     candidates=candidates, batch_size=batch_size,
+                                     cold=cold, fallback=fallback)
+        if fallback is not None and cold.any():
+            val = np.array(val)
+            val[cold] = np.where(np.isneginf(val[cold]), -np.inf, 0.0)
         return self._ranked(idx, val, scalar)
 
+    def partial_fit_users(self, ratings, *, missing: str = "raise") -> "Model":
+        """A new model with the users of ``ratings`` solved against the fixed items.
+
+        Each user that has rows in ``ratings`` (an :class:`mfjax.Ratings` with raw
+        IDs), existing or new, is solved in one batched jitted call with every
+        item parameter fixed: the exact row solve for ALS and iALS (a training
+        user re-solved from its own rows gets its trained vector back, up to
+        how converged training was), the ridge solve of :meth:`fold_in` for
+        Optax and Gibbs (posterior mean) models, converged Newton steps for BPR
+        (:mod:`mfjax.serving.partial_fit`). New IDs are appended to
+        ``user_ids`` (explicit models: with their solved bias).
+
+        ``ratings`` must hold each user's **full** history, not just what is
+        new: the user's vector and seen items (what :meth:`recommend` excludes)
+        are replaced by the solution for exactly these rows. To add one new
+        interaction to user u, pass all of u's interactions.
+
+        The original model is unchanged; every row not in ``ratings`` is copied
+        bit for bit. The result saves and loads like any model.
+
+        Args:
+            ratings: the users' histories (implicit models: interaction values
+                ≥ 0; BPR: all 1).
+            missing: ``"raise"``: an item ID the model does not know raises
+                KeyError; ``"ignore"``: its rows are dropped.
+
+        Returns:
+            The updated :class:`Model`.
+
+        Raises:
+            TypeError: ``ratings`` is not a Ratings, or its user IDs are not of
+                the model's ID type.
+            ValueError: empty ``ratings``, negative implicit values, values other
+                than 1 for a BPR model, or a singular system.
+            KeyError: unknown item IDs with ``missing="raise"``.
+        """
+        from .partial_fit import partial_fit
+
+        return partial_fit(self, ratings, "users", missing=missing)
+
+    def partial_fit_items(self, ratings, *, missing: str = "raise") -> "Model":
+        """A new model with the items of ``ratings`` solved against the fixed users.
+
+        As :meth:`partial_fit_users` with the sides swapped: explicit models
+        solve [q_i; b_i], iALS the exact item row. ``ratings`` holds each
+        item's full history (which users interacted with it); the seen index
+        is updated so the users' new interactions are excluded by
+        :meth:`recommend`. BPR models refuse (ValueError): their item side does
+        not split into independent rows.
+        """
+        from .partial_fit import partial_fit
+
+        return partial_fit(self, ratings, "items", missing=missing)
 
     def recommend_for_ratings(self, raw_item_ids, ratings, n: int = 10, *, items=None,
                               reg: float | None = None, bias_reg: float | None = None,
@@ -192,7 +251,10 @@ class Model(IdSpace):
 
         Folds the user in (:meth:`fold_in`; for an implicit model ``ratings``
         are interaction values, ``None`` all 1) and ranks every candidate by
-        ``μ + b + b_i + <p, q_i>``, leaving out the items they rated.
+        ``μ + b + b_i + <p, q_i>``, leaving out the items they rated. With no
+        rating on a known item the user takes the fallback of :meth:`recommend`.
+        For many users at once, :meth:`partial_fit_users` then :meth:`recommend`
+        solves them in one batched call.
 
         Args:
             raw_item_ids, ratings: the new user's ratings, equal-length 1-D.
@@ -204,16 +266,22 @@ class Model(IdSpace):
             ``(raw_item_ids, scores)``, 1-D, best first; fewer than n when
             fewer candidates remain.
         """
+        from .fallback import ranking_fallback
         from .recommend import recommend_indices
 
         n = check_positive_int(n, "recommend_for_ratings: n")
         p, b, rated = self._fold_in(raw_item_ids, ratings, reg, bias_reg, missing,
                                     "recommend_for_ratings")
         rated = np.unique(rated)
+        fallback = ranking_fallback(self)
+        cold = np.array([rated.size == 0])
         idx, val = recommend_indices(
             self.params, None, n, exclude=(np.array([0, len(rated)]), rated),
             candidates=self._candidates(items, "recommend_for_ratings"),
-            user_factors=jnp.asarray(p)[None, :], user_bias=jnp.asarray([b], p.dtype))
+            user_factors=jnp.asarray(p)[None, :], user_bias=jnp.asarray([b], p.dtype),
+            cold=cold, fallback=fallback)
+        if fallback is not None and cold[0]:
+            val = np.where(np.isneginf(val), -np.inf, 0.0)
         return self._ranked(idx, val, True)
 
     def fold_in(self, raw_item_ids, ratings, *, reg: float | None = None,
@@ -240,7 +308,7 @@ class Model(IdSpace):
 
         Bayesian MF models: the same ridge solve against the posterior-mean model (the
         S samples' factors side by side), with ``reg`` (default
-        :data:`BAYESIAN_FOLD_IN_REG`: Gibbs learned its own regularization): a point
+        :data:`mfjax.serving.access.BAYESIAN_FOLD_IN_REG`: Gibbs learned its own regularization): a point
         estimate, not a posterior draw for the new user.
 
         Args:
@@ -319,12 +387,25 @@ class Model(IdSpace):
                              "by fit); pass exclude_seen=False")
         return self.seen_indptr, self.seen_items
 
-    def _candidates(self, items, where):
-        if items is None:
+    def _candidates(self, items, where, filter_items=None):
+        if items is None and filter_items is None:
             return None
-        idx = np.atleast_1d(self._index("item", items, where, "items"))  # KeyError if unknown
-        if idx.ndim != 1 or idx.size == 0:
-            raise ValueError(f"{where}: items must be a non-empty 1-D list of raw item IDs")
+        if items is None:
+            idx = np.arange(self.n_items)
+        else:
+            idx = np.atleast_1d(self._index("item", items, where, "items"))  # KeyError if unknown
+            if idx.ndim != 1 or idx.size == 0:
+                raise ValueError(f"{where}: items must be a non-empty 1-D list of raw item IDs")
+        if filter_items is not None:
+            if isinstance(filter_items, (list, tuple)):
+                filter_items = np.array(filter_items, dtype=object)
+            block = np.atleast_1d(self._index("item", filter_items, where, "filter_items",
+                                              "ignore"))
+            if block.ndim != 1:
+                raise ValueError(f"{where}: filter_items must be a 1-D list of raw item IDs")
+            idx = idx[~np.isin(idx, block)]
+            if idx.size == 0:
+                raise ValueError(f"{where}: filter_items leaves no candidate item")
         return np.unique(idx)  # sorted, so ties still go to the lower item index
 
     def _ranked(self, idx, val, scalar):
@@ -341,58 +422,9 @@ class Model(IdSpace):
         return ids, val
 
     def _fold_in(self, raw_item_ids, ratings, reg, bias_reg, missing, where):
-        from .recommend import fold_in
+        from .partial_fit import fold_in_one
 
-        if missing not in ("raise", "ignore"):
-            raise ValueError(f"{where}: missing must be 'raise' or 'ignore', got {missing!r}")
-        raw = np.asarray(raw_item_ids, dtype=object) if isinstance(raw_item_ids, str) \
-            else np.asarray(raw_item_ids)
-        r = np.ones(len(raw)) if ratings is None else np.asarray(ratings)
-        if raw.ndim != 1 or r.ndim != 1 or len(raw) != len(r):
-            raise ValueError(f"{where}: raw_item_ids and ratings must be 1-D and of equal length, "
-                             f"got shapes {raw.shape} and {r.shape}")
-        if r.size and r.dtype.kind not in "iuf":
-            bad = next((j for j, x in enumerate(r) if not _real(x)), 0)
-            raise ValueError(f"{where}: ratings must be real numbers (not bool, str or complex); "
-                             f"ratings[{bad}] = {_plain(r[bad])!r} has dtype {r.dtype}")
-        if r.size and not np.isfinite(r).all():
-            bad = int(np.flatnonzero(~np.isfinite(r))[0])
-            raise ValueError(f"{where}: ratings[{bad}] = {_plain(r[bad])!r} is not a finite number")
-        idx = np.asarray(self._index("item", raw, where, "raw_item_ids", "ignore"), np.int64).reshape(-1)
-        unknown = idx < 0
-        if unknown.any() and missing == "raise":
-            names = ", ".join(repr(_plain(x)) for x in raw[unknown][:5])
-            more = f" and {unknown.sum() - 5} more" if unknown.sum() > 5 else ""
-            raise KeyError(f"{where}: unknown item IDs {names}{more}; pass missing='ignore' "
-                           "to drop their ratings")
-        idx, r = idx[~unknown], r[~unknown]
-        if self.objective.ranking:  # ials/bpr: no user bias
-            from .fold_in import fold_in_for
-
-            if r.size and (r < 0).any():
-                raise ValueError(f"{where}: implicit values must be >= 0")
-            return fold_in_for(self.params, self.spec, idx, r, reg), 0.0, idx
-        reg, bias_reg = self._fold_in_regs(reg, bias_reg, where)
-        dtype = self.params.item_factors.dtype
-        p, b = fold_in(self.params.item_factors, self.params.item_bias, self.params.global_bias,
-                       jnp.asarray(idx, jnp.int32), jnp.asarray(r, dtype), reg=reg,
-                       bias_reg=bias_reg)
-        if not (np.isfinite(np.asarray(p)).all() and np.isfinite(float(b))):
-            raise ValueError(f"{where}: the ridge system is singular (reg={reg}, "
-                             f"bias_reg={bias_reg}, {len(idx)} ratings); use reg > 0")
-        return p, b, idx
-
-    def _fold_in_regs(self, reg, bias_reg, where):
-        spec = self.spec
-        if reg is None:
-            reg = getattr(spec, "reg", BAYESIAN_FOLD_IN_REG)
-        if bias_reg is None:
-            bias_reg = getattr(spec, "bias_reg", None)
-            bias_reg = reg if bias_reg is None else bias_reg
-        for name, v in (("reg", reg), ("bias_reg", bias_reg)):
-            if not (isinstance(v, (int, float, np.number)) and np.isfinite(v) and v >= 0):
-                raise ValueError(f"{where}: {name} must be a non-negative number, got {v!r}")
-        return float(reg), float(bias_reg)
+        return fold_in_one(self, raw_item_ids, ratings, reg, bias_reg, missing, where)
 
     # ----------------------------------------------------------- persistence
     def save(self, path) -> None:
@@ -423,15 +455,7 @@ def load_model(path) -> Model:
     return Model(**read_model(_check_path(path, "load_model")))
 
 
-def _real(x) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
-
-
 def _check_path(path, where: str):
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise TypeError(f"{where}: path must be a str or os.PathLike, got {type(path).__name__}")
     return path
-
-
-def _plain(x):
-    return x.item() if isinstance(x, np.generic) else x

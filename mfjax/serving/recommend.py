@@ -100,10 +100,13 @@ def scores(user_factors, user_bias, item_factors, item_bias, global_bias) -> jax
 
 @partial(jax.jit, static_argnames=("n",))
 def top_n(user_factors, user_bias, item_factors, item_bias, global_bias,
-          exclude_rows, exclude_cols, *, n: int) -> tuple[jax.Array, jax.Array]:
+          exclude_rows, exclude_cols, cold=None, fallback=None, *,
+          n: int) -> tuple[jax.Array, jax.Array]:
     """The n best items of each user, with some (user, item) pairs excluded.
 
-    Scores are :func:`scores`; excluded pairs get -inf; then :func:`select_top`.
+    Scores are :func:`scores`, except that rows marked ``cold`` [b] score
+    ``fallback`` [m] instead (the item popularity of implicit models); excluded
+    pairs get -inf; then :func:`select_top`.
 
     Args:
         user_factors: p [b, k].
@@ -122,6 +125,8 @@ def top_n(user_factors, user_bias, item_factors, item_bias, global_bias,
         trailing entries have score -inf.
     """
     s = scores(user_factors, user_bias, item_factors, item_bias, global_bias)
+    if cold is not None:
+        s = jnp.where(cold[:, None], fallback[None, :], s)
     s = s.at[exclude_rows, exclude_cols].set(-jnp.inf, mode="drop")
     return select_top(s, n)
 
@@ -276,8 +281,8 @@ def most_popular(seen_items, n_items: int, n: int, candidates=None) -> np.ndarra
 
 
 def recommend_indices(params: Params, users, n: int, *, exclude=None, candidates=None,
-                      batch_size: int | None = None, user_factors=None, user_bias=None
-                      ) -> tuple[np.ndarray, np.ndarray]:
+                      batch_size: int | None = None, user_factors=None, user_bias=None,
+                      cold=None, fallback=None) -> tuple[np.ndarray, np.ndarray]:
     """Top-n item indices for many users, in chunks of users.
 
     Args:
@@ -293,6 +298,11 @@ def recommend_indices(params: Params, users, n: int, *, exclude=None, candidates
             Bounds the score block to [batch_size, m'] floats.
         user_factors, user_bias: explicit user vectors [b, k] and [b] (e.g.
             folded-in users) instead of rows of ``params``.
+        cold: bool [b], rows without training interactions
+            (:mod:`mfjax.serving.fallback`): with ``fallback`` None they score as
+            an unknown user (p = 0, b_u = 0: μ + b_i); else they score
+            ``fallback`` [n_items] (e.g. item popularity), which must be finite.
+        fallback: scores [n_items] for the cold rows, or None.
 
     Returns:
         ``(indices [b, n'], scores [b, n'])`` with n' = min(n, m'), indices into
@@ -312,6 +322,20 @@ def recommend_indices(params: Params, users, n: int, *, exclude=None, candidates
         raise ValueError(f"recommend: n must be a positive integer, got {n!r}")
     if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
         raise ValueError(f"recommend: batch_size must be a positive integer, got {batch_size!r}")
+    cold = np.zeros(b, bool) if cold is None else np.asarray(cold, bool)
+    if cold.shape != (b,):
+        raise ValueError(f"recommend: cold must be [b] = [{b}] booleans, got {cold.shape}")
+    if fallback is None:
+        if user_factors is None:
+            users = np.where(cold, -1, users)
+        elif cold.any():
+            user_factors = jnp.where(jnp.asarray(cold)[:, None], 0.0, user_factors)
+            user_bias = jnp.where(jnp.asarray(cold), 0.0, user_bias)
+        cold = None
+    else:
+        fallback = np.asarray(fallback, np.dtype(params.item_factors.dtype))
+        if fallback.shape != (n_items,) or not np.isfinite(fallback).all():
+            raise ValueError(f"recommend: fallback must be [{n_items}] finite scores")
     if candidates is None:
         m = n_items
         q, bi = params.item_factors, params.item_bias
@@ -322,6 +346,8 @@ def recommend_indices(params: Params, users, n: int, *, exclude=None, candidates
         m = len(candidates)
         cand = jnp.asarray(candidates.astype(np.int32))
         q, bi = params.item_factors[cand], params.item_bias[cand]
+        if cold is not None:
+            fallback = fallback[np.asarray(candidates, np.int64)]
     if m == 0:
         raise ValueError("recommend: no candidate items")
     n = int(min(n, m))
@@ -331,6 +357,8 @@ def recommend_indices(params: Params, users, n: int, *, exclude=None, candidates
     if pad:
         q = jnp.pad(q, ((0, pad), (0, 0)))
         bi = jnp.pad(bi, (0, pad), constant_values=-jnp.inf)
+    fb = None if cold is None else jnp.asarray(np.pad(fallback, (0, pad),
+                                                      constant_values=-np.inf))
     dtype = params.item_factors.dtype
     if b == 0:
         return np.zeros((0, n), np.int64), np.zeros((0, n), np.dtype(dtype))
@@ -380,8 +408,13 @@ def recommend_indices(params: Params, users, n: int, *, exclude=None, candidates
             lo, hi = ptr[s], ptr[e]
             rows[: hi - lo] = np.repeat(np.arange(e - s, dtype=np.int32), np.diff(ptr[s:e + 1]))
             cols_c[: hi - lo] = cols[lo:hi]
+        cold_c = None
+        if cold is not None:
+            cold_c = np.zeros(chunk, bool)
+            cold_c[: e - s] = cold[s:e]
+            cold_c = jnp.asarray(cold_c)
         idx, val = top_n(uf, ub, q, bi, params.global_bias, jnp.asarray(rows), jnp.asarray(cols_c),
-                         n=n)
+                         cold_c, fb, n=n)
         out_idx.append(idx)  # kept on the device: the next chunk is dispatched meanwhile
         out_val.append(val)
     idx = np.concatenate([np.asarray(x) for x in out_idx])[:b].astype(np.int64)

@@ -11,6 +11,7 @@ import dataclasses
 import math
 import os
 import time
+import warnings
 from typing import Callable, Sequence
 
 import jax
@@ -23,6 +24,8 @@ from ..data.ids import model_indices
 from ..evaluation.metrics import error_sums
 from ..solvers.gibbs.validation import prediction_error_sums
 from ..objectives.explicit import Params
+from ..data.conventions import STAR_RATINGS_WARNING, looks_like_star_ratings
+from ..serving.fallback import fallback_indices
 from ..serving.model import Model
 from ..solvers.base import make_solver
 from ..solvers.minibatch.layout import seen_index
@@ -114,6 +117,8 @@ def fit(
     """
     _check_data(train, validation)
     spec = spec_for(train, model, shorthand)
+    if objectives.get(spec.objective).ranking and looks_like_star_ratings(train):
+        warnings.warn(STAR_RATINGS_WARNING, stacklevel=2)
     _check_run(patience, validation, checkpoint_dir, checkpoint_every, resume, callbacks)
     _check_resumable(spec, resume)
     spec, run = resolve(train, spec, seed=seed, mesh=mesh, table_sharding=table_sharding)
@@ -291,7 +296,8 @@ def _validator(model: Model, train: Ratings, validation: Ratings | None, put: Ca
             return out, -out["val_ndcg@10"]
 
         return validate_ranking
-    vu, vi = model_indices(model, validation)
+    # Users and items without training rows take the cold fallback, as in evaluate().
+    vu, vi = fallback_indices(model, *model_indices(model, validation))
     u, i, r = put(vu), put(vi), put(validation.ratings)
     lo, hi = train.rating_range
     n = len(validation)

@@ -1,0 +1,308 @@
+"""Incremental updates: re-solve or add users (items) against the fixed other side.
+
+:func:`partial_fit` is behind :meth:`mfjax.Model.partial_fit_users` and
+:meth:`~mfjax.Model.partial_fit_items`. The rows of the side being fitted that
+appear in ``ratings`` (existing or new IDs) are solved in one batched call of
+:mod:`mfjax.serving.batch_solve`, by the model's objective:
+
+- explicit (Optax, ALS, Gibbs' posterior mean): the ridge system of the exact
+  ALS half-step, for [p_u; b_u] (users) or [q_i; b_i] (items);
+- iALS: the exact iALS half-step (Cholesky);
+- BPR: converged Newton steps on the user's BPR objective (users only).
+
+``ratings`` holds each entity's **full** history: an existing user's vector is
+replaced by the solution for exactly the rows given (not the old rows plus
+these), and so is its entry in the seen index that :meth:`~mfjax.Model.recommend`
+excludes. Every other row of the model is copied bit for bit; new IDs are
+appended after the existing ones in the order of ``ratings``' ID table. An explicit model's
+``rating_range`` (the clipping range of predictions) widens to cover the new
+ratings. Gibbs models keep their per-sample arrays: a solved row's per-sample
+bias is its point estimate in every sample.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+import jax.numpy as jnp
+
+from ..data import Ratings
+from ..data.conventions import STAR_RATINGS_WARNING, looks_like_star_ratings
+from ..data.ids import show
+from . import batch_solve
+from .access import hyperparameters
+
+__all__ = ["partial_fit", "solve_rows", "fold_in_one"]
+
+SIDES = ("users", "items")
+
+
+def _check(model, ratings, side, where):
+    if side not in SIDES:
+        raise ValueError(f"{where}: side must be 'users' or 'items', got {side!r}")
+    if not isinstance(ratings, Ratings):
+        raise TypeError(f"{where}: ratings must be an mfjax.Ratings (raw IDs), "
+                        f"got {type(ratings).__name__}")
+    if len(ratings) == 0:
+        raise ValueError(f"{where}: ratings is empty; pass at least one interaction")
+    hp = hyperparameters(model)
+    if hp["objective"] == "bpr" and side == "items":
+        raise ValueError(f"{where}: BPR models can only re-solve users (the item side of the "
+                         "BPR objective does not split into independent rows); refit instead")
+    if hp["objective"] != "explicit" and (ratings.ratings < 0).any():
+        j = int(np.flatnonzero(ratings.ratings < 0)[0])
+        raise ValueError(f"{where}: implicit values must be >= 0; ratings.ratings[{j}] = "
+                         f"{ratings.ratings[j]}")
+    if hp["objective"] == "bpr" and not np.all(ratings.ratings == 1):
+        raise ValueError(f"{where}: a BPR model uses only which items a user interacted with, "
+                         "but these values are not all 1 (star ratings?); binarize first, "
+                         "e.g. ratings.binarize(4)")
+    if hp["objective"] == "ials" and looks_like_star_ratings(ratings):
+        warnings.warn(f"{where}: " + STAR_RATINGS_WARNING, UserWarning, stacklevel=3)
+    if hp["reg"] is None:
+        raise ValueError(f"{where}: the model's configuration records no 'reg'")
+    return hp
+
+
+def solve_rows(model, hp, side, rows, cols, vals, n_rows):
+    """Solved ``(factors [R, k], bias [R])`` for R rows of ``side`` (NumPy).
+
+    ``rows`` [n] are local row numbers in [0, R), ``cols`` [n] indices into the
+    other side, ``vals`` [n] the ratings (implicit: interaction values).
+    """
+    p = model.params
+    other_f = p.item_factors if side == "users" else p.user_factors
+    other_b = p.item_bias if side == "users" else p.user_bias
+    dtype = np.asarray(other_f).dtype
+    if hp["objective"] == "ials":
+        missing = [n for n in ("alpha", "unobserved_weight", "nu") if hp[n] is None]
+        if missing:
+            raise ValueError(f"the model's configuration records no {missing} for iALS")
+        f = batch_solve.ials_rows(other_f, rows, cols, vals, n_rows, alpha=hp["alpha"],
+                                  unobserved_weight=hp["unobserved_weight"], reg=hp["reg"],
+                                  nu=hp["nu"])
+        return f, np.zeros(n_rows, dtype)
+    if hp["objective"] == "bpr":
+        f = batch_solve.bpr_rows(other_f, other_b, rows, cols, n_rows, reg=hp["reg"])
+        return f, np.zeros(n_rows, dtype)
+    bias_reg = hp["reg"] if hp["bias_reg"] is None else hp["bias_reg"]
+    return batch_solve.ridge_rows(other_f, other_b, p.global_bias, rows, cols, vals, n_rows,
+                                  reg=hp["reg"], bias_reg=bias_reg)
+
+
+def _own_and_other(model, ratings, side, missing, where):
+    """Rows of ``ratings`` mapped to model indices: (own raw IDs [R], own model index [R]
+    (-1: new), local row [n], other model index [n], values [n])."""
+    users_side = side == "users"
+    own_local, other_local = (ratings.users, ratings.items) if users_side else \
+        (ratings.items, ratings.users)
+    own_table, other_table = (ratings.user_ids, ratings.item_ids) if users_side else \
+        (ratings.item_ids, ratings.user_ids)
+    other_lookup = model.index_items if users_side else model.index_users
+    other_idx = np.asarray(other_lookup(other_table, missing="ignore"), np.int64)[other_local]
+    vals = ratings.ratings
+    unknown = other_idx < 0
+    if unknown.any():
+        if missing == "raise":
+            bad = other_table[other_local[unknown]]
+            names = ", ".join(repr(show(x)) for x in bad[:5])
+            what = "item" if users_side else "user"
+            raise KeyError(f"{where}: unknown {what} IDs {names} ({int(unknown.sum())} "
+                           f"rows); pass missing='ignore' to drop them")
+        keep = ~unknown
+        own_local, other_idx, vals = own_local[keep], other_idx[keep], vals[keep]
+        if own_local.size == 0:
+            raise ValueError(f"{where}: no interaction left after dropping unknown IDs")
+    present, local = np.unique(own_local, return_inverse=True)
+    raw = own_table[present]
+    own_lookup = model.index_users if users_side else model.index_items
+    try:
+        own_idx = np.asarray(own_lookup(raw, missing="ignore"), np.int64).reshape(-1)
+    except TypeError as e:
+        raise TypeError(f"{where}: the {side[:-1]} IDs of ratings do not match the model's "
+                        f"ID type ({e})") from None
+    return raw, own_idx, local.reshape(-1), other_idx, vals
+
+
+def partial_fit(model, ratings: Ratings, side: str, *, missing: str = "raise"):
+    """A new Model with the ``side`` rows of ``ratings`` solved (module docstring).
+
+    Args:
+        model: the trained model (unchanged).
+        ratings: the full histories of the users (``side="users"``) or items to
+            solve, raw IDs; the other side's IDs must be known to the model.
+        side: ``"users"`` or ``"items"``.
+        missing: ``"raise"``: an unknown other-side ID raises KeyError;
+            ``"ignore"``: its rows are dropped.
+
+    Returns:
+        The updated :class:`mfjax.Model`.
+    """
+    where = f"partial_fit_{side}" if side in SIDES else "partial_fit"
+    hp = _check(model, ratings, side, where)
+    if missing not in ("raise", "ignore"):
+        raise ValueError(f"{where}: missing must be 'raise' or 'ignore', got {missing!r}")
+    raw, own_idx, local, other_idx, vals = _own_and_other(model, ratings, side, missing, where)
+    f, b = solve_rows(model, hp, side, local, other_idx, vals, len(raw))
+    new = own_idx < 0
+    ids_name = "user_ids" if side == "users" else "item_ids"
+    old_ids = np.asarray(getattr(model, ids_name))
+    if new.any():
+        added = np.asarray(raw[new])
+        old_int, added_int = old_ids.dtype.kind in "iu", added.dtype.kind in "iu"
+        if old_int != added_int:
+            raise TypeError(f"{where}: the model's {side[:-1]} IDs are "
+                            f"{'integers' if old_int else 'not integers'}; got "
+                            f"{show(added[0])!r}")
+        dtype = old_ids.dtype if old_int else object  # never truncate fixed-width strings
+        ids = np.concatenate([old_ids.astype(dtype), added.astype(dtype)])
+    else:
+        ids = old_ids
+    n_old = len(old_ids)
+    target = np.where(new, n_old + np.cumsum(new) - 1, own_idx)
+    params = _set_rows(model.params, side, target, len(ids), f, b)
+    changes = {ids_name: ids, "params": params,
+               "posterior": _posterior(model.posterior, side, target, len(ids), b)}
+    if hp["objective"] == "explicit":
+        lo, hi = model.rating_range
+        changes["rating_range"] = (min(lo, float(vals.min())), max(hi, float(vals.max())))
+    if model.seen_indptr is not None and model.seen_items is not None:
+        changes["seen_indptr"], changes["seen_items"] = _seen(model, side, target, local,
+                                                             other_idx, len(ids))
+    return dataclasses.replace(model, **changes)
+
+
+def _grow(a, n_total, rows, values):
+    a = np.asarray(a)
+    out = np.concatenate([a, np.zeros((n_total - a.shape[0],) + a.shape[1:], a.dtype)])
+    out[rows] = np.asarray(values, a.dtype)
+    return out
+
+
+def _set_rows(params, side, target, n_total, f, b):
+    if side == "users":
+        return params._replace(user_factors=jnp.asarray(_grow(params.user_factors, n_total, target, f)),
+                               user_bias=jnp.asarray(_grow(params.user_bias, n_total, target, b)))
+    return params._replace(item_factors=jnp.asarray(_grow(params.item_factors, n_total, target, f)),
+                           item_bias=jnp.asarray(_grow(params.item_bias, n_total, target, b)))
+
+
+def _posterior(posterior, side, target, n_total, b):
+    """Gibbs per-sample biases of the solved rows: the point estimate b in every sample
+    (their predictive spread is then that of the fixed side only)."""
+    if posterior is None:
+        return None
+    key = "user_bias" if side == "users" else "item_bias"
+    s_b = np.asarray(posterior[key])  # [S, n]
+    grown = np.concatenate([s_b, np.zeros((s_b.shape[0], n_total - s_b.shape[1]), s_b.dtype)],
+                           axis=1)
+    grown[:, target] = np.asarray(b, s_b.dtype)[None, :]
+    return {**posterior, key: grown}
+
+
+def _seen(model, side, target, local, other_idx, n_total):
+    """The seen CSR (user -> items) with the solved rows' interactions replaced.
+
+    O(nnz) without a global sort: kept entries keep their order within each
+    user's row, and the new (user, item) pairs (sorted by item) go after them.
+    """
+    indptr, items = np.asarray(model.seen_indptr, np.int64), np.asarray(model.seen_items)
+    n_users_old = len(indptr) - 1
+    counts_old = np.diff(indptr)
+    users = np.repeat(np.arange(n_users_old), counts_old)
+    if side == "users":
+        gone = np.zeros(n_users_old, bool)
+        gone[target[target < n_users_old]] = True
+        keep = ~gone[users]
+        n_users, nu, ni = n_total, target[local], other_idx
+    else:
+        gone = np.zeros(n_total, bool)
+        gone[target] = True
+        keep = ~gone[items]
+        n_users, nu, ni = n_users_old, other_idx, target[local]
+    width = n_total if side == "items" else model.n_items  # item indices lie below it
+    pairs = np.unique(nu.astype(np.int64) * width + ni)  # distinct, by (user, item)
+    nu, ni = pairs // width, pairs % width
+    kept_count = np.bincount(users[keep], minlength=n_users)
+    new_count = np.bincount(nu, minlength=n_users)
+    new_ptr = np.zeros(n_users + 1, np.int64)
+    np.cumsum(kept_count + new_count, out=new_ptr[1:])
+    out = np.empty(new_ptr[-1], np.int32)
+    ku = users[keep]
+    # Rank of each kept entry within its row: its position among the kept entries
+    # minus the number of kept entries of earlier rows.
+    kept_start = np.concatenate([[0], np.cumsum(kept_count)])[:-1]
+    out[new_ptr[ku] + np.arange(len(ku)) - kept_start[ku]] = items[keep]
+    new_start = np.concatenate([[0], np.cumsum(new_count)])[:-1]
+    out[new_ptr[nu] + kept_count[nu] + np.arange(len(nu)) - new_start[nu]] = ni
+    return new_ptr, out
+
+
+def fold_in_one(model, raw_item_ids, ratings, reg, bias_reg, missing, where):
+    """One user's ``(factor [k], bias, item indices [n])`` from raw item IDs and values:
+    :meth:`mfjax.Model.fold_in`'s checks, then :func:`solve_rows` with one row."""
+    if missing not in ("raise", "ignore"):
+        raise ValueError(f"{where}: missing must be 'raise' or 'ignore', got {missing!r}")
+    raw = np.asarray(raw_item_ids, dtype=object) if isinstance(raw_item_ids, str) \
+        else np.asarray(raw_item_ids)
+    r = np.ones(len(raw)) if ratings is None else np.asarray(ratings)
+    if raw.ndim != 1 or r.ndim != 1 or len(raw) != len(r):
+        raise ValueError(f"{where}: raw_item_ids and ratings must be 1-D and of equal length, "
+                         f"got shapes {raw.shape} and {r.shape}")
+    if r.size and r.dtype.kind not in "iuf":
+        bad = next((j for j, x in enumerate(r) if not _real(x)), 0)
+        raise ValueError(f"{where}: ratings must be real numbers (not bool, str or complex); "
+                         f"ratings[{bad}] = {_plain(r[bad])!r} has dtype {r.dtype}")
+    if r.size and not np.isfinite(r).all():
+        bad = int(np.flatnonzero(~np.isfinite(r))[0])
+        raise ValueError(f"{where}: ratings[{bad}] = {_plain(r[bad])!r} is not a finite number")
+    try:
+        idx = np.asarray(model.index_items(raw, missing="ignore"), np.int64).reshape(-1)
+    except TypeError as e:
+        raise TypeError(f"{where}: raw_item_ids must be raw item IDs (a hashable scalar or a "
+                        f"1-D list), got {type(raw_item_ids).__name__} ({e})") from None
+    unknown = idx < 0
+    if unknown.any() and missing == "raise":
+        names = ", ".join(repr(_plain(x)) for x in raw[unknown][:5])
+        more = f" and {unknown.sum() - 5} more" if unknown.sum() > 5 else ""
+        raise KeyError(f"{where}: unknown item IDs {names}{more}; pass missing='ignore' "
+                       "to drop their ratings")
+    idx, r = idx[~unknown], r[~unknown]
+    hp = hyperparameters(model)
+    if hp["objective"] != "explicit":  # ials/bpr: no user bias
+        if r.size and (r < 0).any():
+            raise ValueError(f"{where}: implicit values must be >= 0")
+        hp["reg"] = hp["reg"] if reg is None else reg
+        if hp["reg"] is None:
+            raise ValueError(f"{where}: the model's config records no 'reg'; pass reg=")
+    else:
+        hp["reg"], hp["bias_reg"] = _fold_in_regs(model, reg, bias_reg, where)
+    try:
+        p, b = solve_rows(model, hp, "users", np.zeros(len(idx), np.int64), idx, r, 1)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e} ({len(idx)} ratings)") from None
+    return jnp.asarray(p[0]), float(b[0]), idx
+
+
+def _fold_in_regs(model, reg, bias_reg, where):
+    if reg is None:
+        reg = hyperparameters(model)["reg"]
+        if reg is None:
+            raise ValueError(f"{where}: the model's config records no 'reg'; pass reg=")
+    if bias_reg is None:
+        bias_reg = hyperparameters(model)["bias_reg"]
+        bias_reg = reg if bias_reg is None else bias_reg
+    for name, v in (("reg", reg), ("bias_reg", bias_reg)):
+        if not (isinstance(v, (int, float, np.number)) and np.isfinite(v) and v >= 0):
+            raise ValueError(f"{where}: {name} must be a non-negative number, got {v!r}")
+    return float(reg), float(bias_reg)
+
+
+def _real(x) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+
+
+def _plain(x):
+    return x.item() if isinstance(x, np.generic) else x
