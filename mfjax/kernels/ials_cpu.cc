@@ -55,6 +55,63 @@ struct Bad {
   int64_t row = -1, pos = -1, col = 0;
 };
 
+// Solves M x = y in place (y: b in, x out) by Cholesky M = L L^T; L holds M's lower
+// triangle (row-major) and is overwritten by the factor; w [k] is scratch (the packed
+// column, so the update's inner loops are contiguous axpys that vectorize). False when a
+// pivot is below tol * max diag(M) (M not reliably positive definite at the precision it
+// was summed in), or x is not finite.
+inline bool CholeskySolve(double* __restrict L, double* __restrict y, double* __restrict w,
+                          int64_t k, double tol) {
+  double top = 0, low = INFINITY;
+  for (int64_t j = 0; j < k; ++j) top = std::max(top, L[j * k + j]);
+  for (int64_t j = 0; j < k; ++j) {
+    const double pivot = L[j * k + j];
+    low = std::min(low, pivot);
+    const double d = std::sqrt(pivot);  // NaN when not positive definite, as potrf
+    L[j * k + j] = d;
+    const double inv = 1.0 / d;
+    for (int64_t i = j + 1; i < k; ++i) w[i] = (L[i * k + j] *= inv);  // column j, packed
+    for (int64_t i = j + 1; i < k; ++i) {
+      double* __restrict Li = L + i * k;
+      const double f = w[i];
+      for (int64_t m = j + 1; m <= i; ++m) Li[m] -= f * w[m];
+    }
+  }
+  for (int64_t i = 0; i < k; ++i) {  // L z = b, column-oriented (z kept in y)
+    const double zi = (y[i] /= L[i * k + i]);
+    for (int64_t m = i + 1; m < k; ++m) y[m] -= L[m * k + i] * zi;
+  }
+  bool ok = low > tol * top;
+  for (int64_t i = k - 1; i >= 0; --i) {  // L^T x = z: row i of L is column i of L^T
+    const double xi = (y[i] /= L[i * k + i]);
+    ok = ok && std::isfinite(xi);
+    const double* __restrict Li = L + i * k;
+    for (int64_t m = 0; m < i; ++m) y[m] -= Li[m] * xi;
+  }
+  return ok;
+}
+
+// L = lower(a0 G + lam I + sum_{p in [s, e)} c_p q_p q_p^T), y = sum c_p q_p, all in double.
+template <typename T>
+void GramDouble(const Problem<T>& P, const double* G2, int64_t s, int64_t e, double lam,
+                int64_t k, double* __restrict L, double* __restrict y) {
+  for (int64_t i = 0; i < k; ++i) {
+    for (int64_t j = 0; j <= i; ++j) L[i * k + j] = G2[i * k + j];
+    L[i * k + i] += lam;
+    y[i] = 0;
+  }
+  for (int64_t p = s; p < e; ++p) {
+    const double c = 1.0 + P.alpha * double(P.vals[p]);
+    const T* __restrict q = P.other + int64_t(P.cols[p]) * k;
+    for (int64_t i = 0; i < k; ++i) {
+      const double ci = c * double(q[i]);
+      y[i] += ci;
+      double* __restrict Li = L + i * k;
+      for (int64_t j = 0; j <= i; ++j) Li[j] += ci * double(q[j]);
+    }
+  }
+}
+
 // Rows [lo, hi). G2: a0 G [k, k] (double, full). Writes x rows and per-row sums.
 template <typename T, int KC>
 void Rows(const Problem<T>& P, const double* G2, int64_t lo, int64_t hi, T* x, double* obs,
@@ -62,7 +119,8 @@ void Rows(const Problem<T>& P, const double* G2, int64_t lo, int64_t hi, T* x, d
   const int64_t k = KC ? KC : P.k;
   constexpr int64_t V = 32 / sizeof(T);  // one AVX2 vector: round row lengths up to it
   std::vector<T> Abuf(k * k), bbuf(k);
-  std::vector<double> Lbuf(k * k), ybuf(k);
+  std::vector<double> Lbuf(k * k), ybuf(k), wbuf(k);
+  double* __restrict w = wbuf.data();
   T* __restrict A = Abuf.data();
   T* __restrict bt = bbuf.data();
   double* __restrict L = Lbuf.data();
@@ -117,7 +175,7 @@ void Rows(const Problem<T>& P, const double* G2, int64_t lo, int64_t hi, T* x, d
     }
     // M = a0 G + A_obs + lam I, Cholesky M = L L^T (lower, row-major, in double), right-
     // looking so the inner loops are contiguous axpys that vectorize (a dot-product form
-    // is a reduction the compiler may not reorder, i.e. scalar).
+    // is a reduction the compiler may not reorder, i.e. scalar): CholeskySolve.
     const double lam = P.reg * std::pow(double(e - s) + P.a0 * double(P.n_other), P.nu);
     for (int64_t i = 0; i < k; ++i) {
       double* Li = L + i * k;
@@ -126,26 +184,14 @@ void Rows(const Problem<T>& P, const double* G2, int64_t lo, int64_t hi, T* x, d
       for (int64_t j = 0; j <= i; ++j) Li[j] = Gi[j] + double(Ai[j]);
       Li[i] += lam;
     }
-    for (int64_t j = 0; j < k; ++j) {
-      const double d = std::sqrt(L[j * k + j]);  // NaN when not positive definite, as potrf
-      L[j * k + j] = d;
-      const double inv = 1.0 / d;
-      for (int64_t i = j + 1; i < k; ++i) y[i] = (L[i * k + j] *= inv);  // column j, packed
-      for (int64_t i = j + 1; i < k; ++i) {
-        double* __restrict Li = L + i * k;
-        const double f = y[i];
-        for (int64_t m = j + 1; m <= i; ++m) Li[m] -= f * y[m];
-      }
-    }
     for (int64_t i = 0; i < k; ++i) y[i] = double(bt[i]);
-    for (int64_t i = 0; i < k; ++i) {  // L z = b, column-oriented (z kept in y)
-      const double zi = (y[i] /= L[i * k + i]);
-      for (int64_t m = i + 1; m < k; ++m) y[m] -= L[m * k + i] * zi;
-    }
-    for (int64_t i = k - 1; i >= 0; --i) {  // L^T x = z: row i of L is column i of L^T
-      const double xi = (y[i] /= L[i * k + i]);
-      const double* __restrict Li = L + i * k;
-      for (int64_t m = 0; m < i; ++m) y[m] -= Li[m] * xi;
+    // In float, A_obs's rounding (~64 eps max|A|) can swamp M's smallest eigenvalues
+    // (c q q^T terms of 1e8 against lam 0.1 when alpha * value is large): a row whose
+    // pivots fall near it is rebuilt and solved in double. A row that fails again is
+    // singular (e.g. reg = 0): its non-finite x reaches the caller, which raises.
+    if (!CholeskySolve(L, y, w, k, sizeof(T) < 8 ? 64 * 1.1920929e-7 : 0.0)) {
+      GramDouble(P, G2, s, e, lam, k, L, y);
+      CholeskySolve(L, y, w, k, 0.0);
     }
     // Per-row sums at x rounded to T (what the caller gets back).
     double xb = 0, xx = 0, xAx = 0, xGx = 0;

@@ -280,6 +280,7 @@ class ALSSolver(_IALSBase):
             value = ((float(value_users) + float(penalty_items))
                      / int(self.data.user_items.shape[0]))
         self._exact = self.method == "cholesky"
+        ia.check_finite(self.hp, f"sweep {state.epoch + 1}", loss=value)
         return ALSState(params, (), state.epoch + 1), {"loss": value}
 
     def restore(self, state: ALSState, leaves: list) -> ALSState:
@@ -289,6 +290,10 @@ class ALSSolver(_IALSBase):
         return restore_leaves(state, leaves, put)
 
     def finalize(self, params: Params) -> Params:
+        """:meth:`_finalize`'s factors, checked finite (:func:`~mfjax.solvers.ials.solve.checked_factors`)."""
+        return ia.checked_factors(self._finalize(params), self.hp)
+
+    def _finalize(self, params: Params) -> Params:
         """Unchanged after an exact sweep (its user half-step is already exact; ``fit``
         returns the last state or, with patience, the best one, both from steps); after
         CG sweeps, or with no step run, the users get one exact re-solve. On a mesh,
