@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 
 from ..objectives.explicit import Params, predict_with_fallback
+from ..serving.objective import is_implicit, objective_name
 from ..data import Ratings
 from ..data.ids import model_indices, same_ids
 from ..serving.model import Model
@@ -93,11 +94,20 @@ def evaluate(model: Model, test: Ratings, *, batch_size: int = 1 << 20) -> dict:
 
     Returns:
         ``{"rmse", "mae", "n", "n_unknown_users", "n_unknown_items"}``.
+
+    Raises:
+        ValueError: ``model`` is implicit (iALS, BPR: use :func:`evaluate_ranking`), or
+            ``test`` is empty.
     """
     if not isinstance(model, Model):
         raise TypeError(f"evaluate: model must be an mfjax.Model, got {type(model).__name__}")
     if not isinstance(test, Ratings):
         raise TypeError(f"evaluate: test must be an mfjax.Ratings, got {type(test).__name__}")
+    if is_implicit(model):
+        raise ValueError(f"evaluate: RMSE/MAE compare predicted with true ratings, but this model "
+                         f"was trained on implicit feedback (objective "
+                         f"{objective_name(model)!r}) and scores preferences, not ratings; "
+                         "use evaluate_ranking(model, train, test) for its top-k quality")
     if len(test) == 0:
         raise ValueError("evaluate: the test set is empty")
     batch_size = check_positive_int(batch_size, "evaluate: batch_size")

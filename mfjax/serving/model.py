@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..objectives.explicit import Params, predict_with_fallback
+from .objective import is_implicit
 from ..data import IdSpace
 from ..persistence import read_model, read_npz, write_model
 from ..plumbing import check_positive_int
@@ -61,7 +62,8 @@ class Model(IdSpace):
 
         Args:
             raw_users, raw_items: raw IDs, scalars or equal-length arrays.
-            clip: clip to ``rating_range``.
+            clip: clip to ``rating_range`` (explicit models; the scores of an implicit
+                model, iALS or BPR, are preferences, not ratings, and are never clipped).
             return_fallbacks: also return ``{"n_unknown_users", "n_unknown_items"}``,
                 counted over the pairs.
             return_std: also return the posterior predictive standard deviation
@@ -80,7 +82,7 @@ class Model(IdSpace):
         if u.shape != i.shape:
             raise ValueError(f"predict: {u.size} users but {i.size} items; pass equal-length arrays")
         pred = self._predict_indices(u, i)
-        if clip:
+        if clip and not is_implicit(self):  # implicit scores are not ratings: never clipped
             pred = np.clip(pred, *self.rating_range)
         out = float(pred[0]) if scalar else pred
         if return_std:
@@ -348,13 +350,21 @@ class Model(IdSpace):
             raise KeyError(f"{where}: unknown item IDs {names}{more}; pass missing='ignore' "
                            "to drop their ratings")
         idx, r = idx[~unknown], r[~unknown]
-        if self.config.get("objective", "explicit") != "explicit":  # ials/bpr: no user bias
+        if is_implicit(self) and bias_reg is not None:
+            raise ValueError(f"{where}: bias_reg is for explicit models; an implicit model "
+                             "(iALS, BPR) folds in no user bias")
+        reg, bias_reg = self._fold_in_regs(reg, bias_reg, where)
+        if is_implicit(self):  # ials/bpr: no user bias
             from .fold_in import fold_in_for
 
             if r.size and (r < 0).any():
                 raise ValueError(f"{where}: implicit values must be >= 0")
-            return fold_in_for(self.params, self.config, idx, r, reg), 0.0, idx
-        reg, bias_reg = self._fold_in_regs(reg, bias_reg, where)
+            p = fold_in_for(self.params, self.config, idx, r, reg)
+            if not np.isfinite(np.asarray(p)).all():
+                raise ValueError(f"{where}: the fold-in solve gave a non-finite vector (reg={reg}, "
+                                 f"{len(idx)} interactions, largest value "
+                                 f"{float(np.max(r, initial=0)):g}); use reg > 0 and smaller values")
+            return p, 0.0, idx
         dtype = self.params.item_factors.dtype
         p, b = fold_in(self.params.item_factors, self.params.item_bias, self.params.global_bias,
                        jnp.asarray(idx, jnp.int32), jnp.asarray(r, dtype), reg=reg,
