@@ -128,6 +128,24 @@ def test_save_load_keeps_return_std(small, tmp_path):
         mfjax.load_model(tmp_path / "bad.npz")
 
 
+@pytest.mark.parametrize("keep", [slice(0, 2), slice(2, 4)])
+def test_truncated_posterior_is_refused_on_load(small, tmp_path, keep):
+    from mfjax.serving.posterior import check_posterior
+
+    m = gibbs(small[0], samples=4)
+    m.save(tmp_path / "m.npz")
+    z = dict(np.load(tmp_path / "m.npz"))
+    assert z["posterior/tau"].shape == (4,)
+    for k in ("user_bias", "item_bias", "global_bias", "tau"):  # 2 of the 4 samples
+        z[f"posterior/{k}"] = z[f"posterior/{k}"][keep]
+    np.savez(tmp_path / "cut.npz", **z)
+    with pytest.raises(ValueError, match="truncated"):
+        mfjax.load_model(tmp_path / "cut.npz")
+    # without the config's sample count, the sample means still differ from the model's
+    with pytest.raises(ValueError, match="mean over the posterior's 2 samples"):
+        check_posterior(z, m.params, "m.npz", config=None)
+
+
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("solver,kw", [("als", dict(rank=3, reg=0.05, epochs=6)),
                                        ("gibbs", dict(rank=3, burn_in=2, samples=4))])
