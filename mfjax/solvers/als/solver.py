@@ -44,9 +44,10 @@ from ...kernels import als as als_kernel
 from .sweep import als_half_step, default_window, make_layout
 from ...objectives.explicit import Params
 from ...data import Ratings
-from ..gibbs.sampler import GibbsState, gibbs_init, gibbs_sweep, host_gammas
+from ..gibbs.sampler import GibbsState, gibbs_init, gibbs_sweep, host_gammas, rating_scale
 from ...training.config import DEFAULTS
 from ..base import register_solver, restore_leaves
+from .. import memory
 
 __all__ = ["als_step", "ALSState", "ALSSolver", "GibbsFitState", "GibbsSolver", "SAMPLE_BUDGET_BYTES",
            "GIBBS_DEFAULTS", "SOLVER_DEFAULTS", "GIBBS_MAX_RATINGS", "explicit_defaults", "sample_plan"]
@@ -155,6 +156,7 @@ class ALSSolver(_Exact):
     name = "als"
 
     def init(self, train: Ratings, config) -> ALSState:
+        memory.check_fit(train, config, "als")  # refuse what cannot fit, with the figure
         self._setup(train, config)
         c = config
         self.reg = c.reg
@@ -233,6 +235,7 @@ class GibbsSolver(_Exact):
     OPTIONS = ("burn_in", "samples")
 
     def init(self, train: Ratings, config) -> GibbsFitState:
+        memory.check_fit(train, config, "gibbs")  # refuse what cannot fit, with the figure
         self._setup(train, config)
         c = config
         opts = {**GIBBS_DEFAULTS, **c.options}
@@ -248,7 +251,9 @@ class GibbsSolver(_Exact):
         c.record.update(epochs=c.epochs, gibbs_thin=self.thin, gibbs_kept=n_keep)
         self.key = jax.random.PRNGKey(c.seed)
         self.n_eff = float(len(train))  # Σ w: fit's ratings are unweighted
-        chain = gibbs_init(_init_params(train, c, dtype), self.layout, window=self.window)
+        self.scale = rating_scale(train.ratings)  # priors scaled to the ratings' spread
+        chain = gibbs_init(_init_params(train, c, dtype), self.layout, window=self.window,
+                           scale=self.scale)
         z = lambda *s: jnp.zeros((n_keep,) + s, dtype)
         return GibbsFitState(chain, 0, 0, z(train.n_users, c.rank), z(train.n_items, c.rank),
                              z(train.n_users), z(train.n_items), z(), z())
@@ -257,7 +262,7 @@ class GibbsSolver(_Exact):
         gammas = host_gammas(np.random.default_rng([self.config.seed, state.sweep]), self.layout,
                              self.config.rank, n_eff=self.n_eff)
         chain = gibbs_sweep(state.chain, self.layout, self.key, state.sweep, window=self.window,
-                            gammas=gammas)
+                            gammas=gammas, scale=self.scale)
         state = state._replace(chain=chain, sweep=state.sweep + 1)
         j = state.sweep - 1 - self.burn_in
         if j >= 0 and j % self.thin == 0 and state.kept < state.tau.shape[0]:

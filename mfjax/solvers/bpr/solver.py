@@ -40,6 +40,7 @@ from ..minibatch.epoch import host_init
 from ..ials.solver import implicit_values
 from ..minibatch.optimizers import make_optimizer
 from ..base import register_solver, restore_leaves
+from .. import memory
 
 __all__ = ["BPRState", "BPRSolver", "bpr_epoch", "require_negatives"]
 
@@ -148,6 +149,7 @@ class BPRSolver:
 
     def init(self, train: Ratings, config) -> BPRState:
         """Lay out the interactions, draw the initial factors, compile (or reuse) the epoch."""
+        memory.check_fit(train, config, "bpr")  # refuse what cannot fit, with the figure
         c = self.config = config
         implicit_values(train, "bpr")
         require_negatives(train.users, train.items, train.n_items)

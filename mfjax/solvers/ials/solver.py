@@ -66,6 +66,7 @@ from ...data import Ratings
 from ..minibatch.epoch import host_init
 from .mesh_solver import MeshALS
 from ..base import register_solver, restore_leaves
+from .. import memory
 
 __all__ = ["IALS_OPTIONS", "ALSState", "ALSSolver", "IALSOptaxSolver", "implicit_values",
            "ials_options"]
@@ -79,8 +80,9 @@ def implicit_values(train: Ratings, where: str) -> np.ndarray:
     """The interaction values v [n] of ``train`` (its ratings); they must be finite and >= 0."""
     v = np.asarray(train.ratings, np.float64)
     if not np.isfinite(v).all() or (v < 0).any():
-        raise ValueError(f"fit(objective={where!r}): interaction values set the confidence "
-                         "1 + alpha * value and must be finite and >= 0")
+        what = "set the confidence 1 + alpha * value and" if where == "ials" else "(counts)"
+        raise ValueError(f"fit(objective={where!r}): interaction values {what} must be finite "
+                         "and >= 0")
     return v
 
 
@@ -201,6 +203,7 @@ class ALSSolver(_IALSBase):
 
     def init(self, train: Ratings, config) -> ALSState:
         """Lay out the interactions (CSR both ways) and draw the initial factors."""
+        memory.check_fit(train, config, "ials")  # refuse what cannot fit, with the figure
         steps = config.options.get("cg_steps")
         if steps is not None:
             if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
@@ -324,6 +327,7 @@ class IALSOptaxSolver(_IALSBase):
 
     def init(self, train: Ratings, config) -> ALSState:
         """Lay out the interactions and initialise the factors and the optimizer."""
+        memory.check_fit(train, config, "ials_optax")  # refuse what cannot fit, with the figure
         p = self._setup(train, config)
         if config.schedule is not None:
             raise ValueError("fit: objective='ials' with solver='optax' takes no schedule")

@@ -30,6 +30,7 @@ from . import layout as L
 from .epoch import cached_epoch, host_init, make_epoch, remix
 from .optimizers import opt_init
 from ..base import register_solver, restore_leaves
+from .. import memory
 
 __all__ = ["OptaxState", "OptaxSolver"]
 
@@ -59,6 +60,7 @@ class OptaxSolver:
 
     def init(self, train: Ratings, config) -> OptaxState:
         """Sort and lay out ``train``, draw the initial parameters, compile (or reuse) the epoch."""
+        memory.check_fit(train, config, "optax")  # refuse what cannot fit, with the figure
         c, hw = config, config.hardware
         self.config, self.n, self.place = c, len(train), None
         route = make_route(c.gradient, reg=c.reg, bias_reg=c.bias_reg, sort_by=c.sort_by)
