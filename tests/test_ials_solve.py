@@ -73,3 +73,26 @@ def test_check_finite_names_cause_and_fix():
         ia.check_finite(hp, "sweep 2", loss=1.0, x=np.array([1.0, np.nan]))
     with pytest.raises(ValueError, match=r"reg > 0"):
         ia.check_finite(dict(hp, reg=0.0), "sweep 2", loss=np.inf)
+
+
+@pytest.mark.timeout(300)
+def test_large_confidences_on_a_2x2_mesh():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, mfjax, warnings; from mfjax import distributed; "
+            "rng = np.random.default_rng(0); pairs = rng.choice(2400, 600, replace=False); "
+            "tr = mfjax.Ratings.from_arrays(pairs // 40, pairs % 40, np.full(600, 1e4)); "
+            "mesh = distributed.make_mesh(2, 2)\n"
+            "for cg in (3, 0):\n"
+            "    m = mfjax.fit(tr, objective='ials', rank=64, epochs=2, cg_steps=cg, mesh=mesh, "
+            "progress=False)\n"
+            "    print('finite', cg, bool(np.isfinite(np.asarray(m.params.user_factors)).all()))")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root,
+           "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=280)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "finite 3 True" in out.stdout and "finite 0 True" in out.stdout, out.stdout

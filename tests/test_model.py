@@ -192,7 +192,7 @@ def test_implicit_scores_are_not_clipped_nor_scored_by_rmse(implicit_models, obj
 
 
 @pytest.mark.parametrize("objective", ["ials", "bpr"])
-@pytest.mark.parametrize("reg", [-1.0, float("nan"), float("inf"), "x", None])
+@pytest.mark.parametrize("reg", [-1.0, float("nan"), float("inf"), "x", True, 1j, None])
 def test_implicit_fold_in_checks_reg(implicit_models, objective, reg):
     clicks, models = implicit_models
     m, items = models[objective], clicks.item_ids[:5]

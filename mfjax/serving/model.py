@@ -383,7 +383,8 @@ class Model(IdSpace):
             bias_reg = self.config.get("bias_reg")
             bias_reg = reg if bias_reg is None else bias_reg
         for name, v in (("reg", reg), ("bias_reg", bias_reg)):
-            if not (isinstance(v, (int, float, np.number)) and np.isfinite(v) and v >= 0):
+            if not (isinstance(v, (int, float, np.integer, np.floating))
+                    and not isinstance(v, (bool, np.bool_)) and np.isfinite(v) and v >= 0):
                 raise ValueError(f"{where}: {name} must be a non-negative number, got {v!r}")
         return float(reg), float(bias_reg)
 
