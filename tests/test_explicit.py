@@ -128,6 +128,28 @@ def test_save_load_keeps_return_std(small, tmp_path):
         mfjax.load_model(tmp_path / "bad.npz")
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("solver,kw,scale,match", [
+    ("als", dict(reg=0.0), 1.0, r"sweep 1 .*reg=0.*use reg > 0"),
+    ("als", dict(reg=1e-9), 1e30, r"ill-conditioned.*rescale the ratings"),
+])
+def test_non_finite_sweeps_name_the_cause(solver, kw, scale, match):
+    rng = np.random.default_rng(0)
+    pairs = rng.choice(15 * 12, 60, replace=False)
+    r = mfjax.Ratings.from_arrays(pairs // 12, pairs % 12, rng.integers(1, 6, 60) * scale)
+    with pytest.raises(ValueError, match=match):
+        mfjax.fit(r, solver=solver, rank=8, progress=False, **kw)
+
+
+def test_non_finite_gibbs_sweep_names_the_ratings_size():
+    # (in float64, as here, Gibbs handles 1e30 ratings; in float32 their squares overflow)
+    from mfjax.solvers.finite import check_sweep
+
+    check_sweep("gibbs", 3, 1.5, np.ones(3, np.float32))
+    with pytest.raises(ValueError, match=r"gibbs.*sweep 3.*ratings from 1e\+30 to 5e\+30.*rescale"):
+        check_sweep("gibbs", 3, float("inf"), np.array([1e30, 5e30], np.float32))
+
+
 @pytest.mark.parametrize("keep", [slice(0, 2), slice(2, 4)])
 def test_truncated_posterior_is_refused_on_load(small, tmp_path, keep):
     from mfjax.serving.posterior import check_posterior

@@ -47,7 +47,7 @@ from ...data import Ratings
 from ..gibbs.sampler import GibbsState, gibbs_init, gibbs_sweep, host_gammas, rating_scale
 from ...training.config import DEFAULTS
 from ..base import register_solver, restore_leaves
-from .. import memory
+from .. import finite, memory
 
 __all__ = ["als_step", "ALSState", "ALSSolver", "GibbsFitState", "GibbsSolver", "SAMPLE_BUDGET_BYTES",
            "GIBBS_DEFAULTS", "SOLVER_DEFAULTS", "GIBBS_MAX_RATINGS", "explicit_defaults", "sample_plan"]
@@ -169,6 +169,7 @@ class ALSSolver(_Exact):
     def step(self, state: ALSState):
         p, loss = als_step(state.params, self.layout, self.reg, self.bias_reg, window=self.window,
                            kernel_threads=self.kernel_threads)
+        finite.check_sweep("als", state.sweep + 1, float(loss), self.layout.users.ratings, self.reg)
         return ALSState(p, state.sweep + 1), {"loss": float(loss)}
 
     def params(self, state: ALSState) -> Params:
@@ -264,6 +265,7 @@ class GibbsSolver(_Exact):
         chain = gibbs_sweep(state.chain, self.layout, self.key, state.sweep, window=self.window,
                             gammas=gammas, scale=self.scale)
         state = state._replace(chain=chain, sweep=state.sweep + 1)
+        finite.check_sweep("gibbs", state.sweep, float(chain.sse), self.layout.users.ratings)
         j = state.sweep - 1 - self.burn_in
         if j >= 0 and j % self.thin == 0 and state.kept < state.tau.shape[0]:
             arrays = _keep(tuple(state[3:]), chain, state.kept)
