@@ -96,3 +96,13 @@ def test_large_confidences_on_a_2x2_mesh():
                          timeout=280)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "finite 3 True" in out.stdout and "finite 0 True" in out.stdout, out.stdout
+
+
+@pytest.mark.timeout(300)
+def test_zipf_counts_with_large_alpha_give_finite_users():
+    rng = np.random.default_rng(1)
+    pairs = rng.choice(300 * 200, 6000, replace=False)
+    counts = np.minimum(rng.zipf(1.5, 6000), 5e4)
+    m = mfjax.fit(mfjax.Ratings.from_arrays(pairs // 200, pairs % 200, counts), objective="ials",
+                  alpha=1000.0, epochs=3, progress=False)
+    assert np.isfinite(np.asarray(m.params.user_factors)).all()
