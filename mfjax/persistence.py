@@ -295,7 +295,7 @@ def _decode(meta: dict, arrays: dict, where: str) -> dict:
         raise ValueError(f"{where}: history must be a list of objects")
     out["history"] = history
     out["seen_indptr"], out["seen_items"] = _check_seen(arrays, n_users, n_items, where)
-    posterior = check_posterior(arrays, params, where)
+    posterior = check_posterior(arrays, params, where, out["config"])
     if posterior is not None:
         out["posterior"] = posterior
     return out

@@ -79,6 +79,7 @@ def test_constructor_does_not_freeze_callers_arrays():
         (dict(users=[0.0, 1.0], items=[0, 0]), "integer indices"),
         (dict(users=[0, 1, 1], items=[0, 0]), "lengths differ"),
         (dict(users=[0, 1], items=[0, 0], ratings=[1.0, np.nan]), "not finite"),
+        (dict(users=[0, 1], items=[0, 0], ratings=[1.0, 2 + 1j]), "real numbers"),
     ],
 )
 def test_constructor_validates(kwargs, match):
@@ -98,6 +99,11 @@ def test_constructor_validates(kwargs, match):
         (([1, 2], [1, 2], [3.0, np.nan]), r"ratings\[1\] = nan is not finite"),
         (([1, 2], [1, 2], [np.inf, 4.0]), r"ratings\[0\] = inf is not finite"),
         (([1, None], [1, 2], [3.0, 4.0]), "user ID at position 1 is missing"),
+        (([1, 2], [1, 2], np.array([3.0, 4 + 1j])), r"not complex; ratings\[0\]"),
+        (([1, 2], [1, 2], [3.0, 4 + 1j]), r"not complex; ratings\[1\]"),
+        (([1, 2], [1, 2], np.array([True, False])), r"not bool; ratings\[0\]"),
+        (([1, 2], [1, 2], [3.0, True]), r"not bool; ratings\[1\]"),
+        (([1, 2], [1, 2], pd.Series([1.0, np.complex64(2)], dtype=object)), r"not complex; ratings\[1\]"),
         (([1, 2], [1, 2], [3.0, 4.0], [1.0, np.nan]), r"timestamps\[1\]"),
     ],
 )

@@ -124,6 +124,46 @@ def test_save_load_keeps_return_std(small, tmp_path):
         mfjax.load_model(tmp_path / "bad.npz")
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("solver,kw,scale,match", [
+    ("als", dict(reg=0.0), 1.0, r"sweep 1 .*reg=0.*use reg > 0"),
+    ("als", dict(reg=1e-9), 1e30, r"ill-conditioned.*rescale the ratings"),
+])
+def test_non_finite_sweeps_name_the_cause(solver, kw, scale, match):
+    rng = np.random.default_rng(0)
+    pairs = rng.choice(15 * 12, 60, replace=False)
+    r = mfjax.Ratings.from_arrays(pairs // 12, pairs % 12, rng.integers(1, 6, 60) * scale)
+    with pytest.raises(ValueError, match=match):
+        mfjax.fit(r, solver=solver, rank=8, progress=False, **kw)
+
+
+def test_non_finite_gibbs_sweep_names_the_ratings_size():
+    # (in float64, as here, Gibbs handles 1e30 ratings; in float32 their squares overflow)
+    from mfjax.solvers.finite import check_sweep
+
+    check_sweep("gibbs", 3, 1.5, np.ones(3, np.float32))
+    with pytest.raises(ValueError, match=r"gibbs.*sweep 3.*ratings from 1e\+30 to 5e\+30.*rescale"):
+        check_sweep("gibbs", 3, float("inf"), np.array([1e30, 5e30], np.float32))
+
+
+@pytest.mark.parametrize("keep", [slice(0, 2), slice(2, 4)])
+def test_truncated_posterior_is_refused_on_load(small, tmp_path, keep):
+    from mfjax.serving.posterior import check_posterior
+
+    m = gibbs(small[0], samples=4)
+    m.save(tmp_path / "m.npz")
+    z = dict(np.load(tmp_path / "m.npz"))
+    assert z["posterior/tau"].shape == (4,)
+    for k in ("user_bias", "item_bias", "global_bias", "tau"):  # 2 of the 4 samples
+        z[f"posterior/{k}"] = z[f"posterior/{k}"][keep]
+    np.savez(tmp_path / "cut.npz", **z)
+    with pytest.raises(ValueError, match="truncated"):
+        mfjax.load_model(tmp_path / "cut.npz")
+    # without the config's sample count, the sample means still differ from the model's
+    with pytest.raises(ValueError, match="mean over the posterior's 2 samples"):
+        check_posterior(z, m.params, "m.npz", config=None)
+
+
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("solver,kw", [("als", dict(rank=3, reg=0.05, epochs=6)),
                                        ("gibbs", dict(rank=3, burn_in=2, samples=4))])

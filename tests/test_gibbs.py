@@ -189,3 +189,29 @@ def test_same_seed_same_samples():
     # The carried squared error is the true one at the new sample.
     sse = 2 * mfjax.loss(a.params, u[:3000], i[:3000], r[:3000])
     np.testing.assert_allclose(a.sse, sse, rtol=1e-9)
+
+
+@pytest.mark.timeout(300)
+def test_fit_accuracy_does_not_depend_on_the_rating_unit():
+    """The priors follow the ratings' spread: RMSE / c is the same for ratings × c
+    (with unit-scale priors, × 100 was near the mean predictor)."""
+    ratings, _ = mfjax.datasets.synthetic(300, 200, 12_000, rank=4, noise=0.3, seed=0)
+    train, test = mfjax.split.holdout(ratings, 0.2, seed=0)
+    times = lambda r, c: mfjax.Ratings(r.users, r.items, r.ratings * c, r.timestamps, r.user_ids,
+                                       r.item_ids)
+    rel = []
+    for c in (1.0, 10.0, 100.0):
+        m = mfjax.fit(times(train, c), solver="gibbs", rank=4, burn_in=10, samples=20,
+                      progress=False)
+        rel.append(mfjax.evaluate(m, times(test, c))["rmse"] / c)
+    mean_only = float(np.sqrt(np.mean((test.ratings - train.ratings.mean()) ** 2)))
+    assert max(rel) < 0.6 * mean_only, (rel, mean_only)
+    assert max(rel) / min(rel) < 1.03, rel
+
+
+def test_scaled_priors_are_the_unit_priors_in_scaled_coordinates():
+    from mfjax.solvers.gibbs.sampler import rating_scale, scaled_w0_inv
+
+    assert rating_scale([3.0, 3.0]) == 1.0 and np.isclose(rating_scale([1.0, 3.0]), 1.0)
+    np.testing.assert_allclose(scaled_w0_inv(GibbsHyper(w0=2.0), 2, 10.0, jnp.float64),
+                               [5.0, 5.0, 50.0])

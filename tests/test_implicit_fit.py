@@ -301,3 +301,31 @@ def test_bpr_fold_in_refuses_out_of_range_items(bad):
     with pytest.raises(ValueError, match="bpr_fold_in: items"):
         bpr_fold_in(Q, b, bad, reg=0.01)
     assert np.isfinite(np.asarray(bpr_fold_in(Q, b, [3, 19], reg=0.01))).all()
+
+
+def _complete_block(n_users, n_items, extra_users=()):
+    """Every user of range(n_users) has every item; ``extra_users`` (user, items) added."""
+    u = np.repeat(np.arange(n_users), n_items)
+    i = np.tile(np.arange(n_items), n_users)
+    for user, items in extra_users:
+        u, i = np.concatenate([u, np.full(len(items), user)]), np.concatenate([i, items])
+    return mfjax.Ratings.from_arrays(u, i, np.ones(len(u)))
+
+
+def test_bpr_refuses_when_every_active_user_has_every_item():
+    # user 5 is in the ID table but has no rows left: it used to count as "has negatives"
+    r = _complete_block(6, 4).subset(np.arange(5 * 4))
+    assert r.n_users == 6 and len(np.unique(r.users)) == 5
+    with pytest.raises(ValueError, match="no negatives"):
+        mfjax.fit(r, objective="bpr", rank=2, epochs=2, progress=False)
+
+
+@pytest.mark.timeout(300)
+def test_bpr_users_with_every_item_get_weight_zero():
+    r = _complete_block(3, 6, extra_users=[(3, [0, 1]), (4, [2, 3, 4])])
+    m = mfjax.fit(r, objective="bpr", rank=2, epochs=3, batch_size=8, progress=False)
+    assert np.isfinite(np.asarray(m.params.user_factors)).all()
+    assert all(h["loss"] > 0 for h in m.history)
+    from mfjax.solvers.bpr.solver import require_negatives
+
+    require_negatives(r.users, r.items, r.n_items)  # some users have negatives: fine

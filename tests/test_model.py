@@ -169,3 +169,52 @@ def test_bad_arguments_raise_errors_naming_the_argument(small, name):
     call, exc, match = BAD_CALLS[name]
     with pytest.raises(exc, match=match):
         call(*small)
+
+
+@pytest.fixture(scope="module")
+def implicit_models():
+    rng = np.random.default_rng(0)
+    pairs = rng.choice(60 * 40, 600, replace=False)
+    clicks = mfjax.Ratings.from_arrays(pairs // 40, pairs % 40, np.ones(600))
+    return clicks, {obj: mfjax.fit(clicks, objective=obj, rank=8, epochs=2, progress=False)
+                    for obj in ("ials", "bpr")}
+
+
+@pytest.mark.parametrize("objective", ["ials", "bpr"])
+def test_implicit_scores_are_not_clipped_nor_scored_by_rmse(implicit_models, objective):
+    clicks, models = implicit_models
+    m = models[objective]
+    u, i = clicks.user_ids[clicks.users[:100]], clicks.item_ids[clicks.items[:100]]
+    np.testing.assert_array_equal(m.predict(u, i), m.predict(u, i, clip=False))
+    assert np.unique(m.predict(u, i)).size > 1  # binary clicks: clipping made every score 1.0
+    with pytest.raises(ValueError, match="evaluate_ranking"):
+        mfjax.evaluate(m, clicks)
+
+
+@pytest.mark.parametrize("objective", ["ials", "bpr"])
+@pytest.mark.parametrize("reg", [-1.0, float("nan"), float("inf"), "x", True, 1j, None])
+def test_implicit_fold_in_checks_reg(implicit_models, objective, reg):
+    clicks, models = implicit_models
+    m, items = models[objective], clicks.item_ids[:5]
+    kw = dict(bias_reg=0.1) if reg is None else dict(reg=reg)  # None: bias_reg is refused
+    with pytest.raises(ValueError, match="bias_reg" if reg is None else "reg must be"):
+        m.fold_in(items, None, **kw)
+    with pytest.raises(ValueError, match="bias_reg" if reg is None else "reg must be"):
+        m.recommend_for_ratings(items, None, **kw)
+
+
+@pytest.mark.parametrize("objective", ["ials", "bpr"])
+@pytest.mark.parametrize("reg,value", [(1e9, 1.0), (0.01, 1e9), (0.0, 1.0)])
+def test_implicit_fold_in_is_finite_at_extremes(implicit_models, objective, reg, value):
+    clicks, models = implicit_models
+    p, b = models[objective].fold_in(clicks.item_ids[:5], np.full(5, value), reg=reg)
+    assert np.isfinite(np.asarray(p)).all() and b == 0.0
+
+
+def test_implicit_fold_in_non_finite_result_raises(implicit_models, monkeypatch):
+    from mfjax.serving import fold_in
+
+    clicks, models = implicit_models
+    monkeypatch.setattr(fold_in, "fold_in_for", lambda *a, **k: np.full(8, np.nan))
+    with pytest.raises(ValueError, match="non-finite"):
+        models["ials"].fold_in(clicks.item_ids[:5], None)

@@ -397,3 +397,96 @@ def test_fuzz_readers(tmp_path):
     res = run_fuzz(240, seed=14, folder=tmp_path)
     assert res["counts"]["other"] == 0, "\n".join(res["others"][:5])
     assert res["counts"]["error"] > 20 and res["counts"]["exact"] + res["counts"]["valid"] > 20
+
+
+# ------------------------------------------------------------ solver fuzz (issue #22)
+# Random small data with extreme values and random extreme hyperparameters, for every
+# model. Every outcome must be finite factors (a model whose every table is finite) or a
+# ValueError / TypeError / FloatingPointError with a message. The long run is
+# benchmarks/fuzz_solvers.py (counts in benchmarks/RESULTS.md).
+
+#: The (solver, objective) pairs the fuzz covers; ials twice (exact solves and 3-step CG).
+SOLVER_ROUTES = (("optax", "explicit"), ("als", "explicit"), ("gibbs", "explicit"),
+                 ("als", "ials/cg0"), ("als", "ials/cg3"), ("optax", "bpr"))
+#: What a case may raise: a clear refusal.
+CLEAR_ERRORS = (ValueError, TypeError, FloatingPointError)
+
+
+def solver_fuzz_case(rng, route):
+    """``(train, kwargs for mfjax.fit, description)``: random data and hyperparameters."""
+    import mfjax
+
+    solver, objective = route
+    n_users, n_items = int(rng.integers(1, 25)), int(rng.integers(1, 20))
+    nnz = int(rng.integers(1, n_users * n_items + 1))
+    pairs = rng.choice(n_users * n_items, nnz, replace=False)
+    scale = float(rng.choice([1e-30, 1e-6, 1.0, 5.0, 1e4, 1e9, 1e30]))
+    shape = rng.choice(["stars", "constant", "uniform", "counts", "zeros"])
+    if shape == "stars":
+        values = rng.integers(1, 6, nnz) * scale
+    elif shape == "constant":
+        values = np.full(nnz, scale)
+    elif shape == "uniform":
+        values = rng.uniform(-scale if objective == "explicit" else 0.0, scale, nnz)
+    elif shape == "counts":
+        values = np.minimum(rng.zipf(1.5, nnz), 5e4) * min(scale, 1e4)
+    else:
+        values = np.zeros(nnz)
+    train = mfjax.Ratings.from_arrays(pairs // n_items, pairs % n_items, values)
+    pick = lambda *xs: xs[int(rng.integers(len(xs)))]
+    kw = dict(rank=pick(1, 2, 8, 64), epochs=pick(1, 2, 3), progress=False,
+              seed=int(rng.integers(0, 1000)))
+    if objective == "explicit":
+        kw["solver"] = solver
+        if solver == "gibbs":
+            kw.update(burn_in=pick(0, 1, 3), samples=pick(1, 2, 4))
+            del kw["epochs"]
+        else:
+            kw["reg"] = pick(0.0, 1e-9, 0.02, 10.0, 1e9)
+        if solver == "optax":
+            kw.update(learning_rate=pick(1e-4, 0.01, 1.0, 1e3), batch_size=pick(1, 7, 256))
+    else:
+        kw["objective"] = objective.split("/")[0]
+        kw["reg"] = pick(0.0, 1e-9, 0.01, 10.0, 1e9)
+        if objective.startswith("ials"):
+            kw.update(cg_steps=int(objective[-1]), alpha=pick(0.0, 1.0, 40.0, 1e4),
+                      unobserved_weight=pick(0.0, 0.3, 10.0), nu=pick(0.0, 1.0))
+        else:
+            kw.update(learning_rate=pick(1e-4, 0.05, 10.0), batch_size=pick(1, 7, 256))
+    desc = (f"{solver}/{objective} {n_users}x{n_items} nnz={nnz} values={shape}*{scale:g} "
+            + " ".join(f"{k}={v}" for k, v in kw.items() if k != "progress"))
+    return train, kw, desc
+
+
+def run_solver_case(train, kw, desc):
+    """``(outcome, detail)``: outcome "finite", "ValueError"/"TypeError"/"FloatingPointError"
+    (a clear refusal, with a message) or "other" (a bug: non-finite tables, another
+    exception, an empty message)."""
+    import warnings
+
+    import mfjax
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = mfjax.fit(train, **kw)
+    except CLEAR_ERRORS as e:
+        if not str(e).strip():
+            return "other", f"{desc}: {type(e).__name__} without a message"
+        return type(e).__name__, f"{desc}: {e}"[:400]
+    except Exception as e:  # noqa: BLE001 - anything else is what the fuzz looks for
+        return "other", f"{desc}: {type(e).__name__}: {e}"[:600]
+    bad = [name for name, table in model.params._asdict().items()
+           if not np.isfinite(np.asarray(table)).all()]
+    if bad:
+        return "other", f"{desc}: non-finite {bad}"
+    return "finite", desc
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("case", range(24))
+def test_solver_fuzz(case):
+    rng = np.random.default_rng([22, case])
+    route = SOLVER_ROUTES[case % len(SOLVER_ROUTES)]
+    outcome, detail = run_solver_case(*solver_fuzz_case(rng, route))
+    assert outcome != "other", detail

@@ -131,3 +131,27 @@ def test_too_few_ratings():
         split.holdout(make(n=1))
     with pytest.raises(ValueError, match="min_train"):
         split.per_user(make(n=20), min_train=-1)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda r: split.leave_k_out(r, k=float("nan")), r"leave_k_out: k must be an integer"),
+    (lambda r: split.leave_k_out(r, k=None), r"leave_k_out: k must be an integer"),
+    (lambda r: split.leave_k_out(r, k="2"), r"leave_k_out: k must be an integer"),
+    (lambda r: split.leave_k_out(r, k=1.5), r"leave_k_out: k must be an integer"),
+    (lambda r: split.leave_k_out(r, seed=-1), r"leave_k_out: seed must be an integer >= 0"),
+    (lambda r: split.leave_k_out(r, seed=1.5), r"leave_k_out: seed"),
+    (lambda r: split.leave_k_out([1, 2]), r"leave_k_out: r must be a Ratings"),
+    (lambda r: split.users(r, n_test_users=float("nan")), r"users: n_test_users must be an integer"),
+    (lambda r: split.users(r, n_test_users=None), r"users: n_test_users must be an integer"),
+    (lambda r: split.users(r, n_test_users=50), r"users: n_test_users must be an integer in \[1, 49\]"),
+    (lambda r: split.users(r, 5, seed=-1), r"users: seed must be an integer >= 0"),
+    (lambda r: split.users(r, 5, fold_in_fraction=1.0), r"users: fold_in_fraction must be in"),
+])
+def test_newer_splits_name_bad_arguments(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(make())
+
+
+def test_newer_splits_accept_integral_floats_as_before():
+    assert len(split.leave_k_out(make(), k=2.0)[1]) == len(split.leave_k_out(make(), k=2)[1])
+    assert len(split.users(make(), 5.0)[0]) == len(split.users(make(), 5)[0])

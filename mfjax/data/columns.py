@@ -46,8 +46,20 @@ def as_1d(x, name) -> np.ndarray:
 
 
 def numeric_ratings(r: np.ndarray) -> np.ndarray:
-    """Ratings [n] as float32; ValueError on a non-numeric or non-finite entry."""
-    if r.dtype.kind not in "iufb":
+    """Ratings [n] as float32; ValueError on a non-numeric or non-finite entry.
+
+    Bool and complex values are refused too (a cast would turn True into 1.0 and drop
+    an imaginary part without a word), as whole columns or as entries of an object array.
+    """
+    if r.dtype.kind in "bc" or r.dtype.kind == "O":
+        odd = [j for j, x in enumerate(r) if isinstance(x, (bool, np.bool_, complex, np.complexfloating))] \
+            if r.dtype.kind == "O" else [0]
+        if odd:
+            j = odd[0]
+            kind = "bool" if isinstance(r[j], (bool, np.bool_)) else "complex"
+            raise ValueError(f"Ratings.from_arrays: ratings must be real numbers, not {kind}; "
+                             f"ratings[{j}] = {show(r[j])!r} (dtype {r.dtype})")
+    if r.dtype.kind not in "iuf":
         try:
             r = r.astype(np.float64)
         except (TypeError, ValueError):

@@ -109,8 +109,8 @@ class Ratings(IdSpace):
                     )
             fields[name] = a.astype(np.int32, copy=False)
         r = fields["ratings"]
-        if r.size and not np.issubdtype(r.dtype, np.number):
-            raise ValueError(f"Ratings: ratings must be numeric, got dtype {r.dtype}")
+        if r.size and (not np.issubdtype(r.dtype, np.number) or r.dtype.kind == "c"):
+            raise ValueError(f"Ratings: ratings must be real numbers, got dtype {r.dtype}")
         r = r.astype(np.float32, copy=False)
         bad = np.flatnonzero(~np.isfinite(r))
         if bad.size:
@@ -219,7 +219,9 @@ class Ratings(IdSpace):
         """
         users = id_column(raw_users, "raw_users")
         items = id_column(raw_items, "raw_items")
-        r = as_1d(ratings, "ratings")
+        # a list keeps its entries' types (np.asarray would make [3.0, True] floats)
+        r = as_1d(np.asarray(ratings, dtype=object) if isinstance(ratings, (list, tuple))
+                  else ratings, "ratings")
         lengths = {"raw_users": len(users), "raw_items": len(items), "ratings": len(r)}
         t = None
         if timestamps is not None:

@@ -34,11 +34,11 @@ def _check_ratings(r, where: str) -> None:
         raise ValueError(f"{where}: r must be a Ratings, got {type(r).__name__}")
 
 
-def _check_fraction(test_fraction, where: str = "split") -> float:
+def _check_fraction(test_fraction, where: str = "split", name: str = "test_fraction") -> float:
     ok = isinstance(test_fraction, (int, float, np.integer, np.floating)) and not isinstance(
         test_fraction, (bool, np.bool_))
     if not ok or not 0.0 < float(test_fraction) < 1.0:
-        raise ValueError(f"{where}: test_fraction must be in (0, 1), a number, got {test_fraction!r}")
+        raise ValueError(f"{where}: {name} must be in (0, 1), a number, got {test_fraction!r}")
     return float(test_fraction)
 
 
@@ -46,6 +46,16 @@ def _check_seed(seed, where: str) -> int:
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"{where}: seed must be an integer >= 0, got {seed!r}")
     return int(seed)
+
+
+def _check_count(x, name: str, where: str, low: int, high: float = np.inf) -> int:
+    """``x`` as an int in [low, high]: an integer (or integral float); not bool, None, NaN or str."""
+    ok = (isinstance(x, (int, np.integer, float, np.floating)) and not isinstance(x, (bool, np.bool_))
+          and np.isfinite(x) and int(x) == x and low <= x <= high)
+    if not ok:
+        rng = f"in [{low}, {int(high)}]" if np.isfinite(high) else f">= {low}"
+        raise ValueError(f"{where}: {name} must be an integer {rng}, got {x!r}")
+    return int(x)
 
 
 def _n_test(n: int, fraction: float, what: str) -> int:
@@ -199,9 +209,9 @@ def leave_k_out(r: Ratings, k: int = 1, seed: int = 0) -> tuple[Ratings, Ratings
         ``(train, test)``; test has exactly ``min(k, c_u)`` rows of every user
         with ``c_u > k``, none of the others.
     """
-    if isinstance(k, bool) or int(k) != k or k < 1:
-        raise ValueError(f"leave_k_out: k must be an integer >= 1, got {k!r}")
-    k, n = int(k), len(r)
+    _check_ratings(r, "leave_k_out")
+    k, n = _check_count(k, "k", "leave_k_out", 1), len(r)
+    seed = _check_seed(seed, "leave_k_out")
     if n == 0:
         raise ValueError("leave_k_out: no ratings to split")
     counts = np.bincount(r.users, minlength=r.n_users)
@@ -241,12 +251,11 @@ def users(r: Ratings, n_test_users: int, fold_in_fraction: float = 0.8,
         D. Liang, R. G. Krishnan, M. D. Hoffman, T. Jebara, "Variational
         Autoencoders for Collaborative Filtering", WWW 2018.
     """
-    f = _check_fraction(fold_in_fraction)
+    _check_ratings(r, "users")
+    f = _check_fraction(fold_in_fraction, "users", "fold_in_fraction")
+    seed = _check_seed(seed, "users")
     active = np.flatnonzero(np.bincount(r.users, minlength=r.n_users))
-    if isinstance(n_test_users, bool) or int(n_test_users) != n_test_users \
-            or not 1 <= n_test_users < len(active):
-        raise ValueError(f"users: n_test_users must be an integer in [1, {len(active) - 1}] "
-                         f"(users with interactions − 1), got {n_test_users!r}")
+    n_test_users = _check_count(n_test_users, "n_test_users", "users", 1, len(active) - 1)
     rng = np.random.default_rng(seed)
     held = np.zeros(r.n_users, bool)
     held[rng.choice(active, int(n_test_users), replace=False)] = True

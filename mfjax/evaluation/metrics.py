@@ -103,11 +103,20 @@ def evaluate(model: Model, test: Ratings, *, batch_size: int = 1 << 20) -> dict:
 
     Returns:
         ``{"rmse", "mae", "n", "n_unknown_users", "n_unknown_items"}``.
+
+    Raises:
+        ValueError: ``model`` is implicit (iALS, BPR: use :func:`evaluate_ranking`), or
+            ``test`` is empty.
     """
     if not isinstance(model, Model):
         raise TypeError(f"evaluate: model must be an mfjax.Model, got {type(model).__name__}")
     if not isinstance(test, Ratings):
         raise TypeError(f"evaluate: test must be an mfjax.Ratings, got {type(test).__name__}")
+    if model.objective.ranking:
+        raise ValueError(f"evaluate: RMSE/MAE compare predicted with true ratings, but this model "
+                         f"was trained on implicit feedback (objective "
+                         f"{model.objective.name!r}) and scores preferences, not ratings; "
+                         "use evaluate_ranking(model, train, test) for its top-k quality")
     if len(test) == 0:
         raise ValueError("evaluate: the test set is empty")
     batch_size = check_positive_int(batch_size, "evaluate: batch_size")

@@ -65,6 +65,24 @@ inline void CholeskySolve(const double* __restrict L, int64_t D, double* __restr
   }
 }
 
+// Factors M (lower triangle in L) and solves M x = y in place (b in y, x out); w [D] is
+// scratch. False when a pivot falls below tol * max diag(M) (M is not reliably positive
+// definite at the precision it was summed in) or x is not finite.
+inline bool CholeskySolveChecked(double* __restrict L, int64_t D, double* __restrict y,
+                                 double* __restrict w, double tol) {
+  double top = 0;
+  for (int64_t j = 0; j < D; ++j) top = std::max(top, L[j * D + j]);
+  CholeskyFactor(L, D, w);
+  bool ok = true;
+  for (int64_t j = 0; j < D; ++j) {
+    const double d = L[j * D + j];
+    ok = ok && d * d > tol * top;  // false for a NaN pivot too
+  }
+  CholeskySolve(L, D, y);
+  for (int64_t i = 0; i < D; ++i) ok = ok && std::isfinite(y[i]);
+  return ok;
+}
+
 // Runs f(t) for t in [0, nt) on nt threads (t = 0 on the caller's); joins all.
 template <typename F>
 void Parallel(int64_t nt, F f) {

@@ -52,6 +52,27 @@ struct Problem {
   double alpha, a0, reg, nu;
 };
 
+// L = lower(a0 G + lam I + sum_{p in [s, e)} c_p q_p q_p^T), y = sum c_p q_p, all in double.
+template <typename T>
+void GramDouble(const Problem<T>& P, const double* G2, int64_t s, int64_t e, double lam,
+                int64_t k, double* __restrict L, double* __restrict y) {
+  for (int64_t i = 0; i < k; ++i) {
+    for (int64_t j = 0; j <= i; ++j) L[i * k + j] = G2[i * k + j];
+    L[i * k + i] += lam;
+    y[i] = 0;
+  }
+  for (int64_t p = s; p < e; ++p) {
+    const double c = 1.0 + P.alpha * double(P.vals[p]);
+    const T* __restrict q = P.other + int64_t(P.cols[p]) * k;
+    for (int64_t i = 0; i < k; ++i) {
+      const double ci = c * double(q[i]);
+      y[i] += ci;
+      double* __restrict Li = L + i * k;
+      for (int64_t j = 0; j <= i; ++j) Li[j] += ci * double(q[j]);
+    }
+  }
+}
+
 // Rows [lo, hi). G2: a0 G [k, k] (double, full). Writes x rows and per-row sums.
 template <typename T, int KC>
 void Rows(const Problem<T>& P, const double* G2, int64_t lo, int64_t hi, T* x, double* obs,
@@ -59,7 +80,8 @@ void Rows(const Problem<T>& P, const double* G2, int64_t lo, int64_t hi, T* x, d
   const int64_t k = KC ? KC : P.k;
   constexpr int64_t V = 32 / sizeof(T);  // one AVX2 vector: round row lengths up to it
   std::vector<T> Abuf(k * k), bbuf(k);
-  std::vector<double> Lbuf(k * k), ybuf(k);
+  std::vector<double> Lbuf(k * k), ybuf(k), wbuf(k);
+  double* __restrict w = wbuf.data();
   T* __restrict A = Abuf.data();
   T* __restrict bt = bbuf.data();
   double* __restrict L = Lbuf.data();
@@ -121,9 +143,15 @@ void Rows(const Problem<T>& P, const double* G2, int64_t lo, int64_t hi, T* x, d
       for (int64_t j = 0; j <= i; ++j) Li[j] = Gi[j] + double(Ai[j]);
       Li[i] += lam;
     }
-    mfjax::CholeskyFactor(L, k, y);
     for (int64_t i = 0; i < k; ++i) y[i] = double(bt[i]);
-    mfjax::CholeskySolve(L, k, y);
+    // In float, A_obs's rounding (~64 eps max|A|) can swamp M's smallest eigenvalues
+    // (c q q^T terms of 1e8 against lam 0.1 when alpha * value is large): a row whose
+    // pivots fall near it is rebuilt and solved in double. A row that fails again is
+    // singular (e.g. reg = 0): its non-finite x reaches the caller, which raises.
+    if (!mfjax::CholeskySolveChecked(L, k, y, w, sizeof(T) < 8 ? 64 * 1.1920929e-7 : 0.0)) {
+      GramDouble(P, G2, s, e, lam, k, L, y);
+      mfjax::CholeskySolveChecked(L, k, y, w, 0.0);
+    }
     // Per-row sums at x rounded to T (what the caller gets back).
     double xb = 0, xx = 0, xAx = 0, xGx = 0;
     for (int64_t i = 0; i < k; ++i) xu[i] = T(y[i]);

@@ -77,7 +77,8 @@ class Model(IdSpace):
 
         Args:
             raw_users, raw_items: raw IDs, scalars or equal-length arrays.
-            clip: clip to ``rating_range``.
+            clip: clip to ``rating_range`` (explicit models; the scores of an implicit
+                model, iALS or BPR, are preferences, not ratings, and are never clipped).
             return_fallbacks: also return ``{"n_unknown_users", "n_unknown_items"}``,
                 the pairs whose user (item) took the fallback (unknown or without
                 training interactions).
@@ -100,7 +101,7 @@ class Model(IdSpace):
 
         u, i = fallback_indices(self, u, i)
         pred = self._predict_indices(u, i)
-        if clip:
+        if clip and not self.objective.ranking:  # implicit scores are not ratings: never clipped
             pred = np.clip(pred, *self.rating_range)
         out = float(pred[0]) if scalar else pred
         if return_std:

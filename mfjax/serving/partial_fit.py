@@ -274,9 +274,10 @@ def fold_in_one(model, raw_item_ids, ratings, reg, bias_reg, missing, where):
     if hp["objective"] != "explicit":  # ials/bpr: no user bias
         if r.size and (r < 0).any():
             raise ValueError(f"{where}: implicit values must be >= 0")
-        hp["reg"] = hp["reg"] if reg is None else reg
-        if hp["reg"] is None:
-            raise ValueError(f"{where}: the model's config records no 'reg'; pass reg=")
+        if bias_reg is not None:
+            raise ValueError(f"{where}: bias_reg is for explicit models; an implicit model "
+                             "(iALS, BPR) folds in no user bias")
+        hp["reg"] = _check_reg("reg", hp["reg"] if reg is None else reg, where)
     else:
         hp["reg"], hp["bias_reg"] = _fold_in_regs(model, reg, bias_reg, where)
     try:
@@ -294,10 +295,15 @@ def _fold_in_regs(model, reg, bias_reg, where):
     if bias_reg is None:
         bias_reg = hyperparameters(model)["bias_reg"]
         bias_reg = reg if bias_reg is None else bias_reg
-    for name, v in (("reg", reg), ("bias_reg", bias_reg)):
-        if not (isinstance(v, (int, float, np.number)) and np.isfinite(v) and v >= 0):
-            raise ValueError(f"{where}: {name} must be a non-negative number, got {v!r}")
-    return float(reg), float(bias_reg)
+    return _check_reg("reg", reg, where), _check_reg("bias_reg", bias_reg, where)
+
+
+def _check_reg(name, v, where) -> float:
+    """A regularization weight: a finite real number >= 0 (not bool, str or complex)."""
+    if (isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating))
+            or not np.isfinite(v) or v < 0):
+        raise ValueError(f"{where}: {name} must be a finite number >= 0, got {v!r}")
+    return float(v)
 
 
 def _real(x) -> bool:

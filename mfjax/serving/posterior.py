@@ -22,7 +22,8 @@ import numpy as np
 
 from ..objectives.explicit import Params
 
-__all__ = ["POSTERIOR_FIELDS", "sample_predictions", "predictive_std", "check_posterior"]
+__all__ = ["POSTERIOR_FIELDS", "sample_predictions", "predictive_std", "check_posterior",
+           "posterior_samples"]
 
 #: The arrays of ``Model.posterior``: per-sample biases [S, n], μ [S] and noise precisions τ [S].
 POSTERIOR_FIELDS = ("user_bias", "item_bias", "global_bias", "tau")
@@ -62,12 +63,30 @@ def predictive_std(params: Params, posterior: dict, users, items, *, chunk: int 
     return out
 
 
-def check_posterior(arrays: dict, params: Params, where: str) -> dict | None:
+def posterior_samples(config: dict | None) -> tuple[int | None, int | None]:
+    """(S, k): the samples a Gibbs model kept and its per-sample rank, as its config
+    records them (None where it does not). The one place that reads them."""
+    config = config or {}
+    S = config.get("gibbs_kept", (config.get("options") or {}).get("samples"))
+    k = config.get("rank")
+    as_int = lambda v: int(v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else None
+    return as_int(S), as_int(k)
+
+
+def check_posterior(arrays: dict, params: Params, where: str,
+                    config: dict | None = None) -> dict | None:
     """A model file's ``posterior/<field>`` arrays, checked against ``params``; None if absent.
+
+    Beyond shapes, the S samples must be the ones the averaged model was made of
+    (:func:`mfjax.solvers.gibbs.sampler.average_params`): their biases and μ average to
+    the model's, and, where ``config`` records them, S is the number of samples kept
+    and the factor width is S times the per-sample rank. A posterior cut to fewer
+    samples would otherwise load and give a wrong ``predict(return_std=True)``.
 
     Raises:
         ValueError: naming ``where``, if a field is missing or extra, of the wrong shape,
-            dtype or not finite, τ ≤ 0, or the sample count S does not divide the rank.
+            dtype or not finite, τ ≤ 0, the sample count S does not divide the rank, or
+            the samples are not the model's (above).
     """
     got = {k: arrays[f"posterior/{k}"] for k in POSTERIOR_FIELDS if f"posterior/{k}" in arrays}
     extra = sorted(k for k in arrays if k.startswith("posterior/") and k[10:] not in POSTERIOR_FIELDS)
@@ -88,4 +107,24 @@ def check_posterior(arrays: dict, params: Params, where: str) -> dict | None:
     if S < 1 or params.user_factors.shape[1] % S or not (got["tau"] > 0).all():
         raise ValueError(f"{where}: posterior holds {S} samples for rank "
                          f"{params.user_factors.shape[1]} (S must divide it) and τ must be > 0")
+    _check_same_samples(got, params, S, config, where)
     return got
+
+
+def _check_same_samples(got: dict, params: Params, S: int, config, where: str) -> None:
+    """The posterior's S samples average to ``params`` and match ``config`` (see check_posterior)."""
+    kept, k = posterior_samples(config)
+    width = params.user_factors.shape[1]
+    if kept is not None and k is not None and (S != kept or width != S * k):
+        raise ValueError(f"{where}: the posterior holds {S} samples but the model was averaged "
+                         f"over {kept} samples of rank {k} (factor width {width}); the posterior "
+                         "arrays are truncated or belong to another model")
+    for name, mine in (("user_bias", params.user_bias), ("item_bias", params.item_bias),
+                       ("global_bias", params.global_bias)):
+        mean = np.asarray(got[name], np.float64).mean(axis=0)
+        mine = np.asarray(mine, np.float64)
+        tol = 1e-4 * (1.0 + float(np.max(np.abs(mine), initial=0.0)))
+        if np.max(np.abs(mean - mine), initial=0.0) > tol:
+            raise ValueError(f"{where}: the mean over the posterior's {S} samples of "
+                             f"posterior/{name} is not the model's {name}; the posterior arrays "
+                             "are truncated or belong to another model")

@@ -140,6 +140,7 @@ def fit(
     else:
         params = solver.params(state)
     result.params = solver.finalize(state, params)
+    record.update(solver.facts)  # facts finalize settled (e.g. the samples Gibbs averaged)
     _check_finite(result.params, solver)
     result.posterior = solver.posterior(state, result.params)
     result.history = history

@@ -20,6 +20,7 @@ import numpy as np
 from ...data import Ratings
 from ...kernels import als as als_kernel
 from ...objectives.explicit import Params
+from .. import finite, memory
 from ..base import restore_leaves
 from .sweep import als_half_step, default_window, make_layout
 
@@ -124,6 +125,7 @@ class ALSSolver(ExactBase):
     """
 
     def init(self, train: Ratings, spec, run) -> ALSState:
+        memory.check_fit(train, spec, "als")  # refuse what cannot fit, with the figure
         self._setup(train, spec, run)
         self.reg = spec.reg
         self.bias_reg = spec.reg if spec.bias_reg is None else spec.bias_reg
@@ -133,6 +135,7 @@ class ALSSolver(ExactBase):
     def step(self, state: ALSState):
         p, loss = als_step(state.params, self.layout, self.reg, self.bias_reg, window=self.window,
                            kernel_threads=self.kernel_threads)
+        finite.check_sweep("als", state.sweep + 1, float(loss), self.layout.users.ratings, self.reg)
         return ALSState(p, state.sweep + 1), {"loss": float(loss)}
 
     def params(self, state: ALSState) -> Params:

@@ -39,8 +39,29 @@ from ..minibatch.epoch import host_init
 from ..ials.solver import implicit_values
 from ..minibatch.optimizers import make_optimizer
 from ..base import restore_leaves
+from .. import memory
 
-__all__ = ["BPRState", "BPRSolver", "bpr_epoch"]
+__all__ = ["BPRState", "BPRSolver", "bpr_epoch", "require_negatives"]
+
+
+def require_negatives(users, items, n_items: int) -> None:
+    """Raise ValueError when no user with interactions has an unseen item to sample.
+
+    Only users with at least one interaction make triples; users of the ID table
+    without any neither count for nor against. A user who has every item (but not all
+    users) is fine: their triples get weight 0 (:func:`mfjax.objectives.bpr.sample_negatives`).
+
+    Args:
+        users, items: the interactions' row indices [n] (repeats allowed).
+        n_items: the number of items.
+    """
+    pairs = np.unique(np.asarray(users, np.int64) * n_items + np.asarray(items, np.int64))
+    per_user = np.bincount(pairs // n_items) if pairs.size else np.zeros(0, np.int64)
+    active = per_user[per_user > 0]
+    if active.size and (active == n_items).all():
+        raise ValueError(f"fit(objective='bpr'): every user with interactions ({active.size}) has "
+                         f"interacted with every item ({n_items}), so there are no negatives "
+                         "to sample; BPR needs unseen items")
 
 
 class BPRState(NamedTuple):
@@ -126,14 +147,12 @@ class BPRSolver:
 
     def init(self, train: Ratings, spec, run) -> BPRState:
         """Lay out the interactions, draw the initial factors, compile (or reuse) the epoch."""
+        memory.check_fit(train, spec, "bpr")  # refuse what cannot fit, with the figure
         c = self.spec = spec
         implicit_values(train, "bpr")
+        require_negatives(train.users, train.items, train.n_items)
         self.data = interactions.build_implicit_data(train.users, train.items, None,
                                                      n_users=train.n_users, n_items=train.n_items)
-        counts = np.diff(np.asarray(self.data.user_indptr))
-        if (counts[counts > 0] >= train.n_items).all():
-            raise ValueError("fit(objective='bpr'): every user with interactions has interacted "
-                             "with every item, so there are no negatives to sample")
         self.seen = (np.asarray(self.data.user_indptr, np.int64), np.asarray(self.data.user_items))
         bias_reg = c.reg if c.bias_reg is None else c.bias_reg
         batch = int(min(c.batch_size, self.data.user_items.shape[0]))

@@ -36,7 +36,8 @@ import numpy as np
 from ...data import Ratings
 from ...objectives.explicit import Params
 from ..als.solver import ExactBase, init_params
-from .sampler import GibbsState, gibbs_init, gibbs_sweep, host_gammas
+from .. import finite, memory
+from .sampler import GibbsState, gibbs_init, gibbs_sweep, host_gammas, rating_scale
 from .validation import RunningPredictions
 
 __all__ = ["GibbsFitState", "GibbsSolver", "SAMPLE_BUDGET_BYTES", "sample_plan"]
@@ -102,6 +103,7 @@ class GibbsSolver(ExactBase):
     """
 
     def init(self, train: Ratings, spec, run) -> GibbsFitState:
+        memory.check_fit(train, spec, "gibbs")  # refuse what cannot fit, with the figure
         self._setup(train, spec, run)
         self.burn_in, dtype = spec.burn_in, self.dtype
         self.thin, n_keep = sample_plan(spec.samples, train.n_users + train.n_items, spec.rank,
@@ -113,8 +115,9 @@ class GibbsSolver(ExactBase):
         self.n_eff = float(len(train))  # Σ w: fit's ratings are unweighted
         r = np.asarray(train.ratings, np.float64)
         self.rating_scale = float(np.max(np.abs(r))) if r.size else 0.0
+        self.scale = rating_scale(train.ratings)  # priors scaled to the ratings' spread
         chain = gibbs_init(init_params(train, spec, run.seed, dtype), self.layout,
-                           window=self.window)
+                           window=self.window, scale=self.scale)
         z = lambda *s: jnp.zeros((n_keep,) + s, dtype)
         return GibbsFitState(chain, 0, 0, z(train.n_users, spec.rank), z(train.n_items, spec.rank),
                              z(train.n_users), z(train.n_items), z(), z())
@@ -123,8 +126,9 @@ class GibbsSolver(ExactBase):
         gammas = host_gammas(np.random.default_rng([self.seed, state.sweep]), self.layout,
                              self.spec.rank, n_eff=self.n_eff)
         chain = gibbs_sweep(state.chain, self.layout, self.key, state.sweep, window=self.window,
-                            gammas=gammas)
+                            gammas=gammas, scale=self.scale)
         state = state._replace(chain=chain, sweep=state.sweep + 1)
+        finite.check_sweep("gibbs", state.sweep, float(chain.sse), self.layout.users.ratings)
         j = state.sweep - 1 - self.burn_in
         if j >= 0 and j % self.thin == 0 and state.kept < state.tau.shape[0]:
             arrays = _keep(tuple(state[3:]), chain, state.kept)
@@ -150,15 +154,18 @@ class GibbsSolver(ExactBase):
         return self._running(state, users, items)
 
     def finalize(self, state, params: Params) -> Params:
-        """``params`` without trailing all-zero factor blocks (samples never drawn)."""
+        """``params`` without trailing all-zero factor blocks (samples never drawn); the
+        ``gibbs_kept`` fact becomes the samples the returned model averages."""
         k, S = self.spec.rank, params.rank // self.spec.rank
-        if S <= 1:
-            return params
-        zero = np.asarray(jnp.all(params.user_factors.reshape(-1, S, k) == 0, axis=(0, 2))
-                          & jnp.all(params.item_factors.reshape(-1, S, k) == 0, axis=(0, 2)))
-        keep = S - int(np.argmin(zero[::-1])) if not zero.all() else S
-        return params._replace(user_factors=params.user_factors[:, :keep * k],
-                               item_factors=params.item_factors[:, :keep * k])
+        keep = S
+        if S > 1:
+            zero = np.asarray(jnp.all(params.user_factors.reshape(-1, S, k) == 0, axis=(0, 2))
+                              & jnp.all(params.item_factors.reshape(-1, S, k) == 0, axis=(0, 2)))
+            keep = S - int(np.argmin(zero[::-1])) if not zero.all() else S
+            params = params._replace(user_factors=params.user_factors[:, :keep * k],
+                                     item_factors=params.item_factors[:, :keep * k])
+        self.facts["gibbs_kept"] = int(keep)
+        return params
 
     def posterior(self, state: GibbsFitState, params: Params) -> dict | None:
         """The per-sample arrays behind ``params`` (for ``Model.predict(return_std=True)``).

@@ -67,11 +67,13 @@ def sample_wishart(key, scale, df):
     return B @ B.T
 
 
-def sample_normal_wishart(key, X, hyper: GibbsHyper, chi2=None):
+def sample_normal_wishart(key, X, hyper: GibbsHyper, chi2=None, w0_inv_diag=None):
     """Draw (μ, Λ) from the Normal-Wishart posterior given rows X [N, D].
 
     ``chi2`` [D]: optional χ²(ν* − j) draws for the Bartlett diagonal (ν* = ν0 + N),
     e.g. drawn on the host (:func:`bartlett_chi2_df`); default: drawn here from ``key``.
+    ``w0_inv_diag`` [D]: W0⁻¹ as a diagonal (traced), replacing ``I / hyper.w0``
+    (:func:`mfjax.solvers.gibbs.sampler.scaled_w0_inv` scales it to the ratings).
     Returns (mean [D], precision [D, D]); formulas in :mod:`mfjax.solvers.gibbs.sampler`.
     """
     N, d = X.shape
@@ -82,7 +84,9 @@ def sample_normal_wishart(key, X, hyper: GibbsHyper, chi2=None):
     Xc = X - xbar[None]
     beta_n = hyper.beta0 + N
     dm = xbar - mu0
-    W_inv = (jnp.eye(d, dtype=dtype) / hyper.w0 + Xc.T @ Xc
+    prior = (jnp.eye(d, dtype=dtype) / hyper.w0 if w0_inv_diag is None
+             else jnp.diag(jnp.asarray(w0_inv_diag, dtype)))
+    W_inv = (prior + Xc.T @ Xc
              + (hyper.beta0 * N / beta_n) * jnp.outer(dm, dm))
     W_inv = 0.5 * (W_inv + W_inv.T)
     mu_n = (hyper.beta0 * mu0 + N * xbar) / beta_n

@@ -35,6 +35,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from ...objectives.explicit import Params
@@ -48,6 +49,8 @@ __all__ = [
     "cholesky_rows",
     "cg_rows",
     "METHODS",
+    "check_finite",
+    "checked_factors",
 ]
 
 #: Accepted ``method`` values of the solves.
@@ -140,13 +143,7 @@ def cholesky_rows(other, indptr, rows, cols, vals, *, alpha, unobserved_weight, 
         A = jnp.where(empty[:, None, None], eye[None], A)  # keep the factorization finite
         # A is symmetric by construction and LAPACK reads only its lower triangle, so
         # skip jnp.linalg.cholesky's symmetrization pass over [R, k, k] (~3 % of a sweep).
-        def factor_solve(Ab):
-            Lc = lax.linalg.cholesky(Ab[0], symmetrize_input=False)
-            y = lax.linalg.triangular_solve(Lc, Ab[1][..., None], left_side=True, lower=True)
-            return lax.linalg.triangular_solve(Lc, y, left_side=True, lower=True,
-                                               transpose_a=True)[..., 0]
-
-        x = lax.map(factor_solve, (A, b)) if rowwise else factor_solve((A, b))
+        x = _solve_rows(A, b, rowwise, (reg > 0) | (unobserved_weight > 0))
         x = jnp.where(empty[:, None], 0.0, x)
         if not with_loss:
             return x
@@ -171,6 +168,50 @@ def cholesky_rows(other, indptr, rows, cols, vals, *, alpha, unobserved_weight, 
                            (jnp.zeros((n_chunks * R, k), dtype), jnp.zeros((), dtype)))
     X = X[:n]
     return (X, obs) if with_loss else X
+
+
+def _factor_solve(Ab):
+    """(x, p) for A [..., k, k] (lower triangle read) and b [..., k]: x = A⁻¹ b by
+    Cholesky A = L Lᵀ, and p [...] the smallest pivot L_jj² (NaN when A is not positive
+    definite)."""
+    Lc = lax.linalg.cholesky(Ab[0], symmetrize_input=False)
+    y = lax.linalg.triangular_solve(Lc, Ab[1][..., None], left_side=True, lower=True)
+    x = lax.linalg.triangular_solve(Lc, y, left_side=True, lower=True, transpose_a=True)
+    return x[..., 0], jnp.min(jnp.square(jnp.diagonal(Lc, axis1=-2, axis2=-1)), axis=-1)
+
+
+#: A row's Cholesky counts as failed when a pivot L_jj² falls below this many eps of
+#: max diag(A): the Gram's own rounding in the fit's dtype (the C++ kernel uses the same bound).
+PIVOT_TOL_EPS = 64
+
+
+def _solve_rows(A, b, rowwise, regularized=True):
+    """x [R, k] = A⁻¹ b for A [R, k, k], b [R, k], retrying failed rows with A's diagonal loaded.
+
+    A row fails when its smallest Cholesky pivot is below ``PIVOT_TOL_EPS`` eps max
+    diag(A) or its x is not finite: in float32 the Gram's rounding can swamp A's
+    smallest eigenvalues (c q qᵀ terms of 1e8 against λ 0.1 when α v is large), so
+    Cholesky breaks down or returns rounding noise. Such a row is solved again with
+    ``A + δ I``, δ = ``PIVOT_TOL_EPS`` eps max diag(A), the smallest shift its precision
+    resolves (a larger ridge in the directions it cannot resolve). The C++ kernel instead
+    re-sums such rows in float64 (:mod:`mfjax.kernels.ials`). The retry runs only when a
+    row of the chunk failed (``lax.cond``); well-conditioned rows are untouched. Without
+    any regularization (``regularized`` False: λ = α0 = 0) a failed row is genuinely
+    singular and is not retried: its non-finite x reaches the caller, which raises (as
+    the kernel's does).
+    """
+    k = A.shape[-1]
+    solve = (lambda Ab: lax.map(_factor_solve, Ab)) if rowwise else _factor_solve
+    x, pivot = solve((A, b))
+    tol = PIVOT_TOL_EPS * jnp.finfo(A.dtype).eps * jnp.max(jnp.diagonal(A, axis1=1, axis2=2),
+                                                           axis=1)
+    bad = ~(pivot > tol) | ~jnp.all(jnp.isfinite(x), axis=1)
+
+    def loaded(x):
+        A2 = A + jnp.maximum(tol, 0.0)[:, None, None] * jnp.eye(k, dtype=A.dtype)[None]
+        return jnp.where(bad[:, None], solve((A2, b))[0], x)
+
+    return lax.cond(jnp.any(bad) & regularized, loaded, lambda x: x, x)
 
 
 def cg_rows(other, indptr, rows, cols, vals, x0, *, alpha, unobserved_weight, reg, nu, steps,
@@ -324,3 +365,42 @@ def als_sweep(params: Params, data: ImplicitData, *, alpha, unobserved_weight, r
     P = solve_users(params.item_factors, data, init=params.user_factors, **kw)
     Q = solve_items(P, data, init=params.item_factors, **kw)
     return params._replace(user_factors=P, item_factors=Q)
+
+
+def check_finite(hp: dict, where: str, **values) -> None:
+    """Raise ValueError naming the cause and the fix when one of ``values`` is not finite.
+
+    Args:
+        hp: the solve's ``alpha``, ``unobserved_weight``, ``reg`` (``nu``).
+        where: what produced them, e.g. ``"sweep 3"`` or ``"the final user re-solve"``.
+        **values: arrays (factor tables, loss values) by name.
+
+    Raises:
+        ValueError: a value is NaN or infinite. With ``reg = 0`` a row's system
+            ``Σ c q qᵀ + α0 QᵀQ`` is singular whenever those terms do not span all
+            rank directions (fewer interactions and other-side rows than the rank, or
+            ``unobserved_weight = 0``), so the fix is ``reg > 0``; otherwise the
+            confidences overflow or swamp the ridge, so the fix is smaller values/alpha.
+    """
+    bad = [name for name, v in values.items() if not np.isfinite(np.asarray(v)).all()]
+    if not bad:
+        return
+    reg, a0, alpha = (float(hp.get(k, np.nan)) for k in ("reg", "unobserved_weight", "alpha"))
+    if reg == 0:
+        cause = (f"with reg=0 (unobserved_weight={a0:g}) a row's system is singular when its "
+                 "interactions and unobserved_weight * QᵀQ do not span every rank direction "
+                 "(fewer interactions or other-side rows than the rank, or unobserved_weight=0)")
+        fix = "use reg > 0"
+    else:
+        cause = (f"the row systems overflow or are too ill-conditioned to solve (confidences "
+                 f"1 + alpha * value with alpha={alpha:g} against reg={reg:g})")
+        fix = "scale the interaction values or alpha down, or raise reg"
+    raise ValueError(f"fit(objective='ials'): {where} gave non-finite {', '.join(bad)}: "
+                     f"{cause}; {fix}")
+
+
+def checked_factors(params: Params, hp: dict, where: str = "the final solve") -> Params:
+    """``params`` after :func:`check_finite` of its user and item factors."""
+    check_finite(hp, where, user_factors=params.user_factors,
+                 item_factors=params.item_factors)
+    return params

@@ -54,6 +54,7 @@ from ..minibatch.epoch import host_init
 from .mesh_solver import MeshALS
 from ..base import restore_leaves
 from ..minibatch.optimizers import make_optimizer
+from .. import memory
 
 __all__ = ["ALSState", "ALSSolver", "IALSOptaxSolver", "implicit_values", "hyperparameters"]
 
@@ -62,8 +63,9 @@ def implicit_values(train: Ratings, where: str) -> np.ndarray:
     """The interaction values v [n] of ``train`` (its ratings); they must be finite and >= 0."""
     v = np.asarray(train.ratings, np.float64)
     if not np.isfinite(v).all() or (v < 0).any():
-        raise ValueError(f"fit(objective={where!r}): interaction values set the confidence "
-                         "1 + alpha * value and must be finite and >= 0")
+        what = "set the confidence 1 + alpha * value and" if where == "ials" else "(counts)"
+        raise ValueError(f"fit(objective={where!r}): interaction values {what} must be finite "
+                         "and >= 0")
     return v
 
 
@@ -167,6 +169,7 @@ class ALSSolver(_IALSBase):
 
     def init(self, train: Ratings, spec, run) -> ALSState:
         """Lay out the interactions (CSR both ways) and draw the initial factors."""
+        memory.check_fit(train, spec, "ials")  # refuse what cannot fit, with the figure
         self.method = "cg" if spec.cg_steps else "cholesky"
         self.cg_steps = spec.cg_steps
         p = self._setup(train, spec, run)
@@ -218,6 +221,7 @@ class ALSSolver(_IALSBase):
             value = ((float(value_users) + float(penalty_items))
                      / int(self.data.user_items.shape[0]))
         self._exact = self.method == "cholesky"
+        ia.check_finite(self.hp, f"sweep {state.epoch + 1}", loss=value)
         return ALSState(params, (), state.epoch + 1), {"loss": value}
 
     def restore(self, state: ALSState, leaves: list) -> ALSState:
@@ -227,6 +231,10 @@ class ALSSolver(_IALSBase):
         return restore_leaves(state, leaves, put)
 
     def finalize(self, state, params: Params) -> Params:
+        """:meth:`_finalize`'s factors, checked finite (:func:`~mfjax.solvers.ials.solve.checked_factors`)."""
+        return ia.checked_factors(self._finalize(state, params), self.hp)
+
+    def _finalize(self, state, params: Params) -> Params:
         """Unchanged after an exact sweep (its user half-step is already exact; ``fit``
         returns the last state or, with patience, the best one, both from steps); after
         CG sweeps, or with no step run, the users get one exact re-solve. On a mesh,
@@ -256,6 +264,7 @@ class IALSOptaxSolver(_IALSBase):
 
     def init(self, train: Ratings, spec, run) -> ALSState:
         """Lay out the interactions and initialise the factors and the optimizer."""
+        memory.check_fit(train, spec, "ials_optax")  # refuse what cannot fit, with the figure
         p = self._setup(train, spec, run)
         self.opt, d = make_optimizer(spec.optimizer, spec.learning_rate), self.data
         nnz = int(d.user_items.shape[0])
