@@ -38,7 +38,7 @@ fits = {
     "ials_exact": mfjax.fit(r, objective="ials", rank=4, epochs=3, cg_steps=0, seed=1,
                             progress=False),
 }
-out = {"available": on, "routes": {k: [m.config.get("gradient"), m.config.get("als_kernel")]
+out = {"available": on, "routes": {k: [m.config.get("gradient"), m.config.get("kernel")]
                                    for k, m in fits.items()}}
 out["params"] = {k: [np.asarray(x).tolist() for x in m.params] for k, m in fits.items()}
 out["loss"] = {k: [h["loss"] for h in m.history] for k, m in fits.items()}
