@@ -30,7 +30,8 @@ _LAZY = {
     "implicit": (".objectives.ials", None), "implicit_bpr": (".objectives.bpr", None),
     "implicit_als": (".solvers.ials.solve", None),
     **{name: (".objectives.explicit", name) for name in (
-        "Params", "init_params", "loss", "manual_grad", "predict", "validate_ratings")},
+        "Params", "init_params", "loss", "manual_grad", "predict")},
+    "validate_ratings": (".plumbing", "validate_ratings"),
     "Ratings": (".data", "Ratings"), "load_ratings": (".data", "load_ratings"),
     **{name: (".evaluation.gradcheck", name) for name in (
         "GradientReport", "numerical_grad", "verify_gradients")},

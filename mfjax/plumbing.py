@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-__all__ = ["cache_dir", "private_dir", "atomic_write", "atomic_write_bytes", "atomic_write_text",
+__all__ = ["validate_ratings", "cache_dir", "private_dir", "atomic_write", "atomic_write_bytes", "atomic_write_text",
            "atomic_savez", "check_index", "check_positive_int", "TMP_PREFIX", "temp_prefix",
            "clean_stale_temporaries", "STALE_SECONDS", "power_of_two_at_least"]
 
@@ -235,3 +235,43 @@ def power_of_two_at_least(n: int, minimum: int = 1) -> int:
     """The smallest power of two >= max(n, minimum): padded lengths from a few sizes keep
     the number of compiled shapes (and compilations) small."""
     return 1 << max(0, int(max(n, minimum, 1) - 1).bit_length())
+
+
+def validate_ratings(users, items, ratings=None, *, n_users: int, n_items: int,
+                     where: str = "ratings") -> None:
+    """Check index and rating arrays on the host, before they reach jit.
+
+    Inside jit, JAX clamps out-of-range gathers and ``segment_sum`` drops
+    out-of-range ids, both silently; the layers above call this first.
+
+    Args:
+        users, items: index arrays [n].
+        ratings: optional rating array [n].
+        n_users, n_items: the valid index ranges [0, n).
+        where: a name for the data, used in error messages.
+
+    Raises:
+        ValueError: naming the mismatched lengths, the first out-of-range or
+            non-integer index (with its position), or the first non-finite rating.
+    """
+    arrays = {"users": np.asarray(users), "items": np.asarray(items)}
+    if ratings is not None:
+        arrays["ratings"] = np.asarray(ratings)
+    for name, a in arrays.items():
+        if a.ndim != 1:
+            raise ValueError(f"{where}: {name} must be 1-D, got shape {a.shape}")
+    lengths = {name: len(a) for name, a in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"{where}: array lengths differ: {lengths}")
+    for name, n in (("users", n_users), ("items", n_items)):
+        check_index(arrays[name], n, name=name, where=where)
+    if ratings is not None:
+        r = arrays["ratings"]
+        if r.size and not np.issubdtype(r.dtype, np.number):
+            raise ValueError(f"{where}: ratings must be numeric, got dtype {r.dtype}")
+        bad = np.flatnonzero(~np.isfinite(r))
+        if bad.size:
+            j = int(bad[0])
+            raise ValueError(
+                f"{where}: ratings[{j}] = {r[j]} is not finite ({bad.size} non-finite entries)"
+            )

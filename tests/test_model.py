@@ -212,9 +212,9 @@ def test_implicit_fold_in_is_finite_at_extremes(implicit_models, objective, reg,
 
 
 def test_implicit_fold_in_non_finite_result_raises(implicit_models, monkeypatch):
-    from mfjax.serving import fold_in
+    from mfjax.serving import batch_solve
 
     clicks, models = implicit_models
-    monkeypatch.setattr(fold_in, "fold_in_for", lambda *a, **k: np.full(8, np.nan))
+    monkeypatch.setattr(batch_solve, "ials_rows", lambda *a, **k: np.full((1, 8), np.nan))
     with pytest.raises(ValueError, match="non-finite"):
         models["ials"].fold_in(clicks.item_ids[:5], None)

@@ -29,7 +29,8 @@ from jax.flatten_util import ravel_pytree
 from jax.test_util import check_grads
 
 from .. import objectives
-from ..objectives.explicit import Params, validate_ratings
+from ..objectives.explicit import Params
+from ..plumbing import validate_ratings
 
 __all__ = ["numerical_grad", "verify_gradients", "GradientReport", "sample_problem", "OBJECTIVES"]
 

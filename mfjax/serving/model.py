@@ -17,6 +17,7 @@ from ..objectives.explicit import Params, predict_with_fallback
 from ..data import IdSpace
 from ..persistence import read_model, read_npz, write_model
 from ..plumbing import check_positive_int
+from .lists import candidate_items, ranked_ids, raw_index, similar_rows
 
 # read_npz is re-exported for callers that read other npz kinds (training checkpoints).
 __all__ = ["Model", "load_model", "read_npz"]
@@ -93,8 +94,8 @@ class Model(IdSpace):
             counts when asked.
         """
         scalar = np.ndim(raw_users) == 0 and np.ndim(raw_items) == 0
-        u = np.atleast_1d(self._index("user", raw_users, "predict", "raw_users", "ignore"))
-        i = np.atleast_1d(self._index("item", raw_items, "predict", "raw_items", "ignore"))
+        u = np.atleast_1d(raw_index(self, "user", raw_users, "predict", "raw_users", "ignore"))
+        i = np.atleast_1d(raw_index(self, "item", raw_items, "predict", "raw_items", "ignore"))
         if u.shape != i.shape:
             raise ValueError(f"predict: {u.size} users but {i.size} items; pass equal-length arrays")
         from .fallback import fallback_indices
@@ -172,7 +173,7 @@ class Model(IdSpace):
         if isinstance(raw_user_ids, (list, tuple)):
             # np.asarray(["ghost", 4]) would turn 4 into "4"; keep each ID's own type.
             raw_user_ids = np.array(raw_user_ids, dtype=object)
-        users = np.atleast_1d(self._index("user", raw_user_ids, "recommend", "raw_user_ids", "ignore"))
+        users = np.atleast_1d(raw_index(self, "user", raw_user_ids, "recommend", "raw_user_ids", "ignore"))
         if users.ndim != 1:
             raise ValueError(f"recommend: raw_user_ids must be a scalar or 1-D, got shape "
                              f"{np.shape(raw_user_ids)}")
@@ -181,7 +182,7 @@ class Model(IdSpace):
         exclude = None
         if exclude_seen:
             exclude = csr_rows(*self._seen("recommend"), users)
-        candidates = self._candidates(items, "recommend", filter_items)
+        candidates = candidate_items(self, items, "recommend", filter_items)
         cold, fallback = cold_users(self, users), ranking_fallback(self)
         idx, val = recommend_indices(self.params, users, n, exclude=exclude,
                                      candidates=candidates, batch_size=batch_size,
@@ -189,7 +190,7 @@ class Model(IdSpace):
         if fallback is not None and cold.any():
             val = np.array(val)
             val[cold] = np.where(np.isneginf(val[cold]), -np.inf, 0.0)
-        return self._ranked(idx, val, scalar)
+        return ranked_ids(self, idx, val, scalar)
 
     def partial_fit_users(self, ratings, *, missing: str = "raise") -> "Model":
         """A new model with the users of ``ratings`` solved against the fixed items.
@@ -278,12 +279,12 @@ class Model(IdSpace):
         cold = np.array([rated.size == 0])
         idx, val = recommend_indices(
             self.params, None, n, exclude=(np.array([0, len(rated)]), rated),
-            candidates=self._candidates(items, "recommend_for_ratings"),
+            candidates=candidate_items(self, items, "recommend_for_ratings"),
             user_factors=jnp.asarray(p)[None, :], user_bias=jnp.asarray([b], p.dtype),
             cold=cold, fallback=fallback)
         if fallback is not None and cold[0]:
             val = np.where(np.isneginf(val), -np.inf, 0.0)
-        return self._ranked(idx, val, True)
+        return ranked_ids(self, idx, val, True)
 
     def fold_in(self, raw_item_ids, ratings, *, reg: float | None = None,
                 bias_reg: float | None = None, missing: str = "raise"):
@@ -348,8 +349,8 @@ class Model(IdSpace):
         Raises:
             KeyError: the item is unknown.
         """
-        idx = self._index("item", raw_item_id, "similar_items", "raw_item_id")  # KeyError if unknown
-        return self._similar(self.params.item_factors, idx, n, self.item_ids, "similar_items")
+        idx = raw_index(self, "item", raw_item_id, "similar_items", "raw_item_id")  # KeyError if unknown
+        return similar_rows(self.params.item_factors, idx, n, self.item_ids, "similar_items")
 
     def similar_users(self, raw_user_id, n: int = 10):
         """The n users whose factors are most cosine-similar to a user's, itself excluded.
@@ -357,70 +358,14 @@ class Model(IdSpace):
         As :meth:`similar_items`, on the user factors p_u. An unknown user
         raises KeyError.
         """
-        idx = self._index("user", raw_user_id, "similar_users", "raw_user_id")
-        return self._similar(self.params.user_factors, idx, n, self.user_ids, "similar_users")
-
-    def _similar(self, factors, idx, n, ids, where):
-        from .recommend import similar
-
-        n = check_positive_int(n, f"{where}: n")
-        if factors.shape[0] < 2:
-            raise ValueError(f"{where}: the model has only one row; nothing to compare with")
-        q = np.atleast_1d(idx)
-        if q.ndim != 1:
-            raise ValueError(f"{where}: pass one ID or a 1-D list of IDs")
-        nn, sims = similar(factors, jnp.asarray(q), n=min(n, factors.shape[0] - 1))
-        out_ids, sims = np.asarray(ids)[np.asarray(nn)], np.asarray(sims)
-        return (out_ids[0], sims[0]) if np.ndim(idx) == 0 else (out_ids, sims)
-
-    def _index(self, side, raw, where, name, missing="raise"):
-        """index_users/index_items, with a TypeError naming the argument for unusable IDs."""
-        lookup = self.index_users if side == "user" else self.index_items
-        try:
-            return lookup(raw, missing=missing)
-        except TypeError as e:
-            raise TypeError(f"{where}: {name} must be raw {side} IDs (a hashable scalar or a "
-                            f"1-D list), got {type(raw).__name__} ({e})") from None
+        idx = raw_index(self, "user", raw_user_id, "similar_users", "raw_user_id")
+        return similar_rows(self.params.user_factors, idx, n, self.user_ids, "similar_users")
 
     def _seen(self, where):
         if self.seen_indptr is None or self.seen_items is None:
             raise ValueError(f"{where}: this model has no index of seen items (it was not made "
                              "by fit); pass exclude_seen=False")
         return self.seen_indptr, self.seen_items
-
-    def _candidates(self, items, where, filter_items=None):
-        if items is None and filter_items is None:
-            return None
-        if items is None:
-            idx = np.arange(self.n_items)
-        else:
-            idx = np.atleast_1d(self._index("item", items, where, "items"))  # KeyError if unknown
-            if idx.ndim != 1 or idx.size == 0:
-                raise ValueError(f"{where}: items must be a non-empty 1-D list of raw item IDs")
-        if filter_items is not None:
-            if isinstance(filter_items, (list, tuple)):
-                filter_items = np.array(filter_items, dtype=object)
-            block = np.atleast_1d(self._index("item", filter_items, where, "filter_items",
-                                              "ignore"))
-            if block.ndim != 1:
-                raise ValueError(f"{where}: filter_items must be a 1-D list of raw item IDs")
-            idx = idx[~np.isin(idx, block)]
-            if idx.size == 0:
-                raise ValueError(f"{where}: filter_items leaves no candidate item")
-        return np.unique(idx)  # sorted, so ties still go to the lower item index
-
-    def _ranked(self, idx, val, scalar):
-        """Indices/scores from recommend_indices -> raw IDs; -1 -> the documented filler."""
-        filler = -1 if np.issubdtype(np.asarray(self.item_ids).dtype, np.integer) else None
-        ids = np.asarray(self.item_ids)[np.maximum(idx, 0)]
-        if scalar:
-            keep = idx[0] >= 0
-            return ids[0][keep], val[0][keep]
-        if (idx < 0).any():
-            if filler is None and ids.dtype != object:
-                ids = ids.astype(object)
-            ids[idx < 0] = filler
-        return ids, val
 
     def _fold_in(self, raw_item_ids, ratings, reg, bias_reg, missing, where):
         from .partial_fit import fold_in_one

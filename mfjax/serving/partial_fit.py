@@ -83,13 +83,23 @@ def solve_rows(model, hp, side, rows, cols, vals, n_rows):
         f = batch_solve.ials_rows(other_f, rows, cols, vals, n_rows, alpha=hp["alpha"],
                                   unobserved_weight=hp["unobserved_weight"], reg=hp["reg"],
                                   nu=hp["nu"])
-        return f, np.zeros(n_rows, dtype)
+        return _finite_rows(f, hp, vals), np.zeros(n_rows, dtype)
     if hp["objective"] == "bpr":
         f = batch_solve.bpr_rows(other_f, other_b, rows, cols, n_rows, reg=hp["reg"])
-        return f, np.zeros(n_rows, dtype)
+        return _finite_rows(f, hp, vals), np.zeros(n_rows, dtype)
     bias_reg = hp["reg"] if hp["bias_reg"] is None else hp["bias_reg"]
     return batch_solve.ridge_rows(other_f, other_b, p.global_bias, rows, cols, vals, n_rows,
                                   reg=hp["reg"], bias_reg=bias_reg)
+
+
+def _finite_rows(f, hp, vals):
+    """``f``, or a ValueError naming the cause when an implicit row solve is not finite."""
+    f = np.asarray(f)
+    if not np.isfinite(f).all():
+        top = float(np.max(vals, initial=0.0)) if vals is not None and np.size(vals) else 1.0
+        raise ValueError(f"the solve gave a non-finite vector (reg={hp['reg']}, largest value "
+                         f"{top:g}); use reg > 0 and smaller values")
+    return f
 
 
 def _own_and_other(model, ratings, side, missing, where):

@@ -198,7 +198,7 @@ def make_layout(users, items, ratings, *, n_users: int, n_items: int, weights=No
     Returns:
         A :class:`Layout`.
     """
-    from ...objectives.explicit import validate_ratings
+    from ...plumbing import validate_ratings
 
     validate_ratings(users, items, ratings, n_users=n_users, n_items=n_items, where="make_layout")
     if rows_per_chunk < 1:
