@@ -62,11 +62,6 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                                    formatter_class=HelpFormatter))
 
 
-def _objective(model) -> str:
-    """The model's objective's name."""
-    return model.objective.name
-
-
 def run(args) -> int:
     import mfjax
 
@@ -75,7 +70,7 @@ def run(args) -> int:
     cols = {k: v for k, v in cols.items() if v}
     test = mfjax.load_ratings(args.data, format=args.format, **cols)
     train = mfjax.load_ratings(args.train, format=args.format, **cols) if args.train else None
-    implicit = _objective(model) != "explicit"
+    implicit = model.objective.ranking
     metrics = {}
     if not implicit:
         metrics.update(mfjax.evaluate(model, test))

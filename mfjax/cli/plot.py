@@ -26,7 +26,8 @@ HELDOUT_METRICS = {
 def model_summary(model) -> dict:
     """``{"objective", "model", "rank"}`` of a trained model, from its spec and objective."""
     spec = model.spec
-    return {"objective": model.objective.name, "model": type(spec).__name__, "rank": spec.rank}
+    return {"objective": model.objective.name, "ranking": model.objective.ranking,
+            "model": type(spec).__name__, "rank": spec.rank}
 
 
 def describe(summary: dict) -> str:
@@ -59,7 +60,7 @@ def plot_curve(history, path, *, data: str, summary: dict, split: str,
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    kind = "explicit" if summary["objective"] == "explicit" else "implicit"
+    kind = "implicit" if summary["ranking"] else "explicit"
     metrics = {k: v for k, v in HELDOUT_METRICS[kind].items()
                if any(k in h for h in history)}
     epochs = [h["epoch"] for h in history]

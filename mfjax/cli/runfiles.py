@@ -67,14 +67,13 @@ def check_gradients(args, train) -> bool:
 
     params, u, i, r = mfjax.evaluation.gradcheck.sample_problem(train, 300, seed=args.seed)
     objective = args.objective
-    default = objectives.get(objective).spec_class("optax" if objective == "explicit" else None)()
+    record = objectives.get(objective)
+    default = record.spec_class("optax" if record.default_solver is None else None)()
     reg = args.reg if args.reg is not None else default.reg
     bias_reg = args.bias_reg if args.bias_reg is not None else getattr(default, "bias_reg", None)
-    extra = {}
-    if objective == "ials":
-        extra = {k: getattr(args, k) for k in ("alpha", "unobserved_weight", "nu")
-                 if getattr(args, k) is not None}
-    elif objective == "bpr":  # one random negative item per (user, positive item)
+    extra = {k: getattr(args, k) for k in ("alpha", "unobserved_weight", "nu")
+             if k in record.hyper and getattr(args, k) is not None}
+    if record.negatives:  # one random negative item per (user, positive item)
         extra["negatives"] = np.random.default_rng(args.seed).integers(0, params.n_items, len(u))
     report = mfjax.verify_gradients(params, u, i, r, reg=reg, bias_reg=bias_reg,
                                     objective=objective, **extra)
@@ -95,11 +94,11 @@ def spec_from_flags(args, fit_set):
     from mfjax import objectives
 
     record = objectives.get(args.objective)
-    if args.solver is not None and record.name != "explicit":
+    by_solver = record.default_solver is None  # explicit: --solver picks the spec
+    if args.solver is not None and not by_solver:
         raise UsageError(f"--solver is for --objective explicit (--objective {args.objective} "
                          f"trains {record.spec_class().__name__})")
-    cls = record.spec_class(args.solver or "optax") if record.name == "explicit" else \
-        record.spec_class()
+    cls = record.spec_class(args.solver or "optax") if by_solver else record.spec_class()
     given = {f: getattr(args, f) for f in SPEC_FLAGS if getattr(args, f) is not None}
     refused = [f for f in given if f not in cls.field_names()]
     if args.schedule != "constant" and "schedule" not in cls.field_names():
@@ -108,7 +107,7 @@ def spec_from_flags(args, fit_set):
         flags = ", ".join("--" + f.replace("_", "-") for f in refused)
         usable = ", ".join("--" + f.replace("_", "-") for f in cls.field_names() if f in SPEC_FLAGS)
         what = f"--objective {args.objective}" + (f" --solver {args.solver or 'optax'}"
-                                                   if record.name == "explicit" else "")
+                                                   if by_solver else "")
         raise UsageError(f"{flags} {'does' if len(refused) == 1 else 'do'} not apply to {what} "
                          f"({cls.__name__}); its flags are {usable}")
     spec = cls(**given)

@@ -202,7 +202,7 @@ def verify_gradients(
         raise ValueError(f"verify_gradients needs float32 or float64 params, got {dtype}")
     if objective not in OBJECTIVES:
         raise ValueError(f"verify_gradients: objective must be one of {OBJECTIVES}, got {objective!r}")
-    if objective == "bpr":
+    if objectives.get(objective).negatives:
         if negatives is None:
             raise ValueError("verify_gradients: objective='bpr' needs negatives= (one item per triple)")
         ratings = np.zeros(len(np.asarray(users)))

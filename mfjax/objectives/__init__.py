@@ -46,6 +46,8 @@ class Objective:
         gradient_terms: ``(users, items, ratings, negatives, hyper) -> (loss, grad)``
             closures of ``params`` for :func:`mfjax.verify_gradients`.
         hyper: the hyperparameter names ``gradient_terms`` reads.
+        negatives: True when the loss is over sampled (user, positive, negative) triples,
+            so its gradient check needs a negative item per interaction.
     """
 
     name: str
@@ -55,6 +57,7 @@ class Objective:
     biases: bool
     gradient_terms: Callable
     hyper: tuple
+    negatives: bool = False
 
     @property
     def implicit(self) -> bool:

@@ -175,7 +175,8 @@ def _record():
     from . import Objective
 
     return Objective(name="bpr", ranking=True, specs={"optax": "BPR"}, default_solver="optax",
-                     biases=False, gradient_terms=_gradient_terms, hyper=("reg", "bias_reg"))
+                     biases=False, gradient_terms=_gradient_terms, hyper=("reg", "bias_reg"),
+                     negatives=True)
 
 
 #: This objective's record (:class:`mfjax.objectives.Objective`).
