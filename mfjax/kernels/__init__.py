@@ -373,10 +373,12 @@ class Kernel:
         what: words for messages ("the fused kernel").
         builder: a callable returning the library path (default: :func:`build` of
             ``source``).
+        threads_env: the variable that sets its thread count (:func:`threads`).
     """
 
-    def __init__(self, source, name, targets, *, what, builder=None):
+    def __init__(self, source, name, targets, *, what, builder=None, threads_env=None):
         self.source, self.name, self.targets, self.what = source, name, tuple(targets), what
+        self.threads_env = threads_env
         self.builder = builder or (lambda: build(self.source, self.name, what=self.what))
         self._lock = threading.Lock()
         self._result = _UNSET  # None: registered; a string: why it cannot run
@@ -418,6 +420,11 @@ class Kernel:
                 return self._finish(self.builder(), None)
             except Exception as exc:  # noqa: BLE001
                 return self._finish(None, exc)
+
+    def threads(self) -> int:
+        """Threads per call: ``$<threads_env>``, else the usable CPUs (at most
+        :data:`MAX_THREADS`)."""
+        return threads(self.threads_env)
 
     def reason(self) -> str | None:
         """None when the kernel is usable, else why not (``MFJAX_KERNELS=0``, or the

@@ -53,29 +53,16 @@ def build_kernel() -> str:
 
 
 _KERNEL = kernels.Kernel(SOURCE, "mfjax_ials", [*_TARGETS.values(), *_CG_TARGETS.values()],
-                         what="iALS CPU kernel", builder=lambda: build_kernel())
+                         what="iALS CPU kernel", builder=lambda: build_kernel(),
+                         threads_env="MFJAX_IALS_THREADS")
 
 
-def threads() -> int:
-    """Threads per call: ``$MFJAX_IALS_THREADS``, else the usable CPUs (at most 8)."""
-    return kernels.threads("MFJAX_IALS_THREADS")
-
-
-def unavailable_reason() -> str | None:
-    """Why the kernel cannot run (``MFJAX_KERNELS=0``, no compiler, a failed build), or None."""
-    return _KERNEL.reason()
-
-
-available = _KERNEL.available
-
-
-def usable_for(dtype, *, build: bool = False) -> bool:
-    """Whether a fit in ``dtype`` on the default backend can use the kernel now: a CPU
-    backend, float32/float64, kernels on, and the kernel built. ``build=False`` (a
-    fit's ``kernel="auto"``) never compiles: an uncached kernel answers False (one line on
-    stderr says so, and that ``mfjax build-kernels`` builds it); ``build=True`` compiles it
-    now (:meth:`mfjax.kernels.Kernel.usable_for`)."""
-    return _KERNEL.usable_for(_TARGETS, dtype, build=build)
+#: Threads per call (``$MFJAX_IALS_THREADS``, else the usable CPUs, at most 8); why the kernel
+#: cannot run (``MFJAX_KERNELS=0``, no compiler, a failed build) or None; whether it can.
+threads, unavailable_reason, available = _KERNEL.threads, _KERNEL.reason, _KERNEL.available
+#: ``usable_for(dtype, *, build=False)``: :meth:`mfjax.kernels.Kernel.usable_for` for this
+#: kernel's dtypes (``build=False``, a fit's ``kernel="auto"``, never compiles).
+usable_for = functools.partial(_KERNEL.usable_for, _TARGETS)
 
 
 @functools.partial(jax.jit, static_argnames=("n_threads",))
