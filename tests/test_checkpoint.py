@@ -168,6 +168,7 @@ mfjax.fit(train, solver="optax", validation=test, checkpoint_dir=sys.argv[1], ca
 '''
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_kill_9_then_resume_gives_the_uninterrupted_model(planted, tmp_path):
     import signal

@@ -102,6 +102,7 @@ def test_remove_empty_tree_keeps_every_folder_when_any_file_is_below():
         assert not os.path.exists(root)
 
 
+@pytest.mark.slow
 def test_a_failed_check_grads_run_removes_its_empty_folder(tmp_path, monkeypatch):
     import mfjax
 
@@ -143,6 +144,7 @@ def test_train_unreadable_data_file(tmp_path):
     assert p.returncode == 2 and "bad.csv" in p.stderr and "Traceback" not in p.stderr
 
 
+@pytest.mark.slow
 def test_check_grads_script_passes():
     p = run("check_grads.py", "--order", "1", "--shapes", "2")
     assert p.returncode == 0, p.stdout + p.stderr

@@ -11,6 +11,9 @@ import pytest
 
 import mfjax
 
+# Multi-device and multi-process runs: minutes on 2 cores (run with -m slow).
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "JAX_PLATFORMS": "cpu",
        "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}

@@ -84,6 +84,7 @@ def test_sort_by_is_only_a_promise(sort_by):
                                   mfjax.loss(p, u, i, r, sort_by=sort_by, **REG))
 
 
+@pytest.mark.slow
 def test_member_axis_is_a_sum_of_independent_models():
     ps, stacked, u, i, r = members_problem(6, 8, 3, 70, members=3)
     w = np.random.default_rng(2).uniform(0, 1, len(u))

@@ -47,6 +47,7 @@ def test_fused_equals_loss_and_manual_grad(by, shape):
         np.testing.assert_allclose(g, ref, rtol=1e-11, atol=1e-11, err_msg=name)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("by", ["users", "items"])
 def test_fused_member_axis_equals_the_blocked_route(by):
     _, stacked, u, i, r = members_problem(12, 8, 8, 300, members=4)  # factors [n, 4, 8]

@@ -33,6 +33,7 @@ def test_verify_gradients_passes(shape, reg):
     assert "OK" in str(report) and "check_grads" in str(report)
 
 
+@pytest.mark.slow
 def test_verify_gradients_float32():
     p, u, i, r = make_problem(6, 9, 4, 50, dtype=jnp.float32)
     report = mfjax.verify_gradients(p, u, i, r, reg=0.1)
@@ -59,6 +60,7 @@ def test_verify_gradients_catches_a_broken_manual_grad(monkeypatch, broken):
     assert report.check_grads["manual_grad as VJP, rev, order 1"] is not None
 
 
+@pytest.mark.slow
 def test_large_problem_skips_finite_differences():
     p, u, i, r = make_problem(40, 30, 8, 100)
     report = mfjax.verify_gradients(p, u, i, r, reg=0.1, order=1, max_numerical=100)

@@ -67,6 +67,7 @@ def test_ials_cg_steps_runs_cg_both_sides_and_returns_exact_users(kernel):
         np.testing.assert_allclose(p, np.asarray(m.params.user_factors[u]), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_ials_cg_kernel_and_xla_fits_agree():
     from mfjax import kernels
 

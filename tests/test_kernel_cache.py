@@ -180,6 +180,7 @@ def test_a_build_that_times_out_kills_the_compiler_and_leaves_nothing(cache, tmp
     assert not os.path.exists(path) and _leftovers(data) == []
 
 
+@pytest.mark.slow
 def test_a_sigkilled_build_does_not_leave_the_compiler_running(cache, tmp_path):
     data, path = cache
     os.unlink(path)
