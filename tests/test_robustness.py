@@ -484,7 +484,8 @@ def run_solver_case(train, kw, desc):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("case", range(24))
+@pytest.mark.parametrize("case", [*range(12), *(pytest.param(c, marks=pytest.mark.slow)
+                                                for c in range(12, 24))])
 def test_solver_fuzz(case):
     rng = np.random.default_rng([22, case])
     route = SOLVER_ROUTES[case % len(SOLVER_ROUTES)]
