@@ -193,3 +193,37 @@ def test_divergence_names_the_real_cause_per_solver(planted):
         assert "learning_rate" not in str(e.value)
     with pytest.raises(FloatingPointError, match="smaller learning_rate"):
         mfjax.fit(train, optimizer="sgd", learning_rate=10.0, **{**FAST, "epochs": 5})
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("kernel", [True, False], ids=["kernel", "xla"])
+def test_ctrl_c_stops_a_long_ials_fit_between_sweeps(kernel, tmp_path):
+    """#22 item 20: cg_steps <= rank bounds a sweep, so SIGINT lands between sweeps."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from mfjax import kernels
+
+    if kernel and kernels.find_compiler() is None:
+        pytest.skip("no C++ compiler")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = ("import numpy as np, mfjax; rng = np.random.default_rng(0); "
+            "k = np.unique(rng.integers(0, 300 * 200, 6000)); "
+            "r = mfjax.Ratings.from_arrays(k // 200, k % 200, np.ones(k.size)); "
+            "print('start', flush=True); "
+            f"mfjax.fit(r, mfjax.ImplicitALS(rank=64, epochs=100000, cg_steps=64, kernel={kernel}),"
+            " progress=False)")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": root})
+    assert p.stdout.readline().strip() == "start"
+    time.sleep(3)  # into the sweeps
+    p.send_signal(signal.SIGINT)
+    try:
+        _, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert p.returncode != 0 and "KeyboardInterrupt" in err
