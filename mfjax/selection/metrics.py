@@ -24,7 +24,7 @@ __all__ = ["ERROR_NAMES", "RANKING_NAMES", "EXPLICIT_THRESHOLD", "default_metric
 #: Error metrics of explicit models (:func:`mfjax.evaluate`).
 ERROR_NAMES = ("rmse", "mae")
 #: Ranking metrics (``name@K``) of :func:`mfjax.evaluate_ranking`.
-RANKING_NAMES = ("precision", "recall", "truncated_recall", "ndcg", "map", "hit_rate")
+RANKING_NAMES = ("precision", "recall", "ndcg", "map", "hit_rate")
 #: Relevance threshold of ranking metrics for explicit models.
 EXPLICIT_THRESHOLD = 4.0
 

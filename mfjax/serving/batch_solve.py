@@ -16,7 +16,7 @@ serve any batch.
   ``(Σ_j c_j g_j g_jᵀ + α0 GᵀG + λ (n + α0 N)^ν I) f = Σ_j c_j g_j``, c_j = 1 + α v_j
   (:func:`mfjax.solvers.ials.solve.solve_users`, Cholesky; on a CPU backend by the
   C++ kernel that ``fit`` uses, :func:`mfjax.kernels.ials.solve_users`, the same
-  solve; ``MFJAX_IALS_KERNEL=0``: XLA).
+  solve when it is compiled; ``MFJAX_KERNELS=0``: XLA).
 - :func:`bpr_rows`: Newton steps on each user's BPR objective with Q, b fixed
   (:mod:`mfjax.serving.fold_in`), every user of the batch at once, the triples
   streamed in blocks of one row each (one small matmul per block, as the iALS
