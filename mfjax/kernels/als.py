@@ -1,4 +1,5 @@
-"""The explicit ALS exact half-step as one threaded C++ call on the CPU (an XLA FFI kernel).
+"""The explicit ALS exact half-step, and the Gibbs half-sweep, as one threaded C++ call on the
+CPU (XLA FFI kernels in one library).
 
 :func:`half_step` returns the same ``(factors, bias, resid_sum, sse)`` as
 :func:`mfjax.solvers.als.sweep.als_half_step` (``with_sse=True``) on the same
@@ -35,11 +36,14 @@ import numpy as np
 from .. import kernels
 from ..solvers.als.sweep import SideLayout
 
-__all__ = ["available", "unavailable_reason", "threads", "half_step", "usable_for"]
+__all__ = ["available", "unavailable_reason", "threads", "half_step", "gibbs_call", "call",
+           "usable_for"]
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "als_cpu.cc")
 _TARGETS = {np.dtype(np.float32): ("mfjax_als_f32", "MfjaxAlsF32"),
             np.dtype(np.float64): ("mfjax_als_f64", "MfjaxAlsF64")}
+_GIBBS_TARGETS = {np.dtype(np.float32): ("mfjax_gibbs_f32", "MfjaxGibbsF32"),
+                  np.dtype(np.float64): ("mfjax_gibbs_f64", "MfjaxGibbsF64")}
 
 
 def build_kernel() -> str:
@@ -47,8 +51,9 @@ def build_kernel() -> str:
     return kernels.build(SOURCE, "mfjax_als", what="explicit ALS CPU kernel")
 
 
-_KERNEL = kernels.Kernel(SOURCE, "mfjax_als", _TARGETS.values(), what="explicit ALS CPU kernel", builder=lambda: build_kernel(),
-                         threads_env="MFJAX_ALS_THREADS")
+_KERNEL = kernels.Kernel(SOURCE, "mfjax_als", [*_TARGETS.values(), *_GIBBS_TARGETS.values()],
+                        what="explicit ALS CPU kernel", builder=lambda: build_kernel(),
+                        threads_env="MFJAX_ALS_THREADS")
 
 
 #: Threads per call (``$MFJAX_ALS_THREADS``, else the usable CPUs, at most 8); why the kernel
@@ -69,6 +74,39 @@ def call(side: SideLayout, other_factors, other_bias, mu, reg, bias_reg, *, n_th
     return jax.ffi.ffi_call(_TARGETS[np.dtype(dtype)][0], outs)(
         side.keys.astype(jnp.int32), side.others.astype(jnp.int32), side.ratings.astype(dtype),
         side.weights.astype(dtype), other_factors, other_bias.astype(dtype), hp,
+        threads=np.int64(n_threads))
+
+
+def gibbs_call(side: SideLayout, other_factors, other_bias, mu, tau, prior_prec, prior_rhs, eps,
+               *, n_threads: int):
+    """One Gibbs half-sweep of one side by the kernel (traceable: use inside ``jit``).
+
+    Row u draws x_u = [p_u; b_u] ~ N(m_u, M_u⁻¹) with z_i = [q_i; 1], t = r − μ − b_i,
+
+        M_u = Λ + τ Σ_{i∈I_u} w z_i z_iᵀ = L_u L_uᵀ,   m_u = M_u⁻¹ (Λ μ₀ + τ Σ w t z_i),
+        x_u = m_u + L_u⁻ᵀ ε_u,
+
+    the draw of :func:`mfjax.solvers.gibbs.sampler.sample_side` given the same ε.
+
+    Args:
+        side: one side's layout (rows sorted by key).
+        other_factors [n_other, k], other_bias [n_other]: the other side's current rows.
+        mu: the global mean []; tau: the noise precision [].
+        prior_prec: Λ [D, D]; prior_rhs: Λ μ₀ [D] (D = k + 1).
+        eps: the standard normals [n_rows, D].
+
+    Returns:
+        ``(factors [n, k], bias [n], sse [])``, sse = Σ w (r − r̂)² at the new rows.
+    """
+    dtype = other_factors.dtype
+    n, k = side.n_rows, other_factors.shape[1]
+    hp = jnp.stack([jnp.asarray(mu, dtype), jnp.asarray(tau, dtype)])
+    outs = (jax.ShapeDtypeStruct((n, k), dtype), jax.ShapeDtypeStruct((n,), dtype),
+            jax.ShapeDtypeStruct((), dtype))
+    return jax.ffi.ffi_call(_GIBBS_TARGETS[np.dtype(dtype)][0], outs)(
+        side.keys.astype(jnp.int32), side.others.astype(jnp.int32), side.ratings.astype(dtype),
+        side.weights.astype(dtype), other_factors, other_bias.astype(dtype), hp,
+        prior_prec.astype(dtype), prior_rhs.astype(dtype), eps.astype(dtype),
         threads=np.int64(n_threads))
 
 

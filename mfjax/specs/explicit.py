@@ -122,6 +122,10 @@ class BayesianMF(Spec):
         burn_in: sweeps discarded first.
         samples: sweeps averaged after burn-in.
         init_scale: standard deviation of the initial factors.
+        kernel: draw the rows with the threaded C++ kernel (:mod:`mfjax.kernels.als`):
+            ``"auto"`` on one CPU device when it is compiled, ``True`` requires it,
+            ``False`` uses XLA. The same normals either way, so the same chain up to
+            rounding.
     """
 
     objective: ClassVar[str] = "explicit"
@@ -131,10 +135,11 @@ class BayesianMF(Spec):
     burn_in: int = 20
     samples: int = 80
     init_scale: float = 0.1
+    kernel: Any = "auto"
 
     CHECKS: ClassVar[dict] = {
         "rank": rank_check, "burn_in": lambda s, n, v: check_int(s, n, v, 0, MAX_EPOCHS),
-        "samples": steps_check, "init_scale": positive}
+        "samples": steps_check, "init_scale": positive, "kernel": kernel_check}
 
     @property
     def n_steps(self) -> int:

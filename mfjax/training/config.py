@@ -334,7 +334,7 @@ def _resolve_spec(spec, train: Ratings, run: Run):
             spec, batch_size=batch, gradient=gradient, learning_rate=lr,
             sort_by=resolve_sort_by(spec.sort_by, train, -(-n // batch), gradient, hw),
             ensemble=E.n_members(spec.rank, spec.ensemble))
-    if isinstance(spec, specs.ALS):
+    if isinstance(spec, (specs.ALS, specs.BayesianMF)):
         from ..kernels import als as kernel
 
         return dataclasses.replace(spec, kernel=_kernel(spec, kernel, run, "explicit ALS"))

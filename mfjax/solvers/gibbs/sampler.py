@@ -74,6 +74,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ...kernels import als as als_kernel
 from ..als.sweep import (
     Layout,
     SideLayout,
@@ -88,8 +89,10 @@ from .wishart import GibbsHyper, bartlett_chi2_df, sample_normal_wishart, sample
 __all__ = [
     "GibbsHyper",
     "GibbsState",
-    "host_gammas",
+    "SweepDraws",
+    "host_draws",
     "sample_side",
+    "side_normals",
     "sample_wishart",
     "sample_normal_wishart",
     "row_conditional",
@@ -136,13 +139,36 @@ def row_conditional(side: SideLayout, other_factors, other_bias, mu, tau, prior_
     return solve_spd(P, rhs, solver="rowwise"), P
 
 
+def side_normals(key, side: SideLayout, D: int, dtype):
+    """The standard normals ε [n_rows, D] of one half-sweep: chunk c of ``rows_per_chunk``
+    rows draws ``normal(fold_in(key, c))``, so both routes draw the same numbers."""
+    R, n_chunks = side.rows_per_chunk, side.chunk_lo.shape[0]
+    draw = lambda c: jax.random.normal(jax.random.fold_in(key, c), (R, D), dtype)
+    return jax.vmap(draw)(jnp.arange(n_chunks)).reshape(n_chunks * R, D)[: side.n_rows]
+
+
 def sample_side(key, side: SideLayout, other_factors, other_bias, mu, tau, prior_mean, prior_prec,
-                 *, window, solver, with_sse):
+                 *, window, solver, with_sse, kernel_threads: int = 0, eps=None):
+    """Draw every row of one side from its conditional (module docstring).
+
+    Returns ``(factors [n, k], bias [n], sse [])``; sse = Σ w e² at the new rows when
+    ``with_sse`` (the kernel always computes it), else 0. ``eps`` [n, D]: the standard
+    normals of the draws (default: :func:`side_normals` of ``key``). ``kernel_threads`` > 0
+    draws with the C++ kernel (:func:`mfjax.kernels.als.gibbs_call`) from the same normals.
+    """
     dtype = other_factors.dtype
     k = other_factors.shape[1]
     D = k + 1
     R = side.rows_per_chunk
+    n_chunks = side.chunk_lo.shape[0]
     prior_rhs = prior_prec @ prior_mean
+    if eps is None:
+        eps = side_normals(key, side, D, dtype)
+    eps = jnp.asarray(eps, dtype)
+    if kernel_threads:
+        return als_kernel.gibbs_call(side, other_factors, other_bias, mu, tau, prior_prec,
+                                     prior_rhs, eps, n_threads=kernel_threads)
+    eps = jnp.pad(eps, ((0, n_chunks * R - side.n_rows), (0, 0))).reshape(n_chunks, R, D)
 
     def draw(args):
         P, rhs, eps = args
@@ -154,11 +180,10 @@ def sample_side(key, side: SideLayout, other_factors, other_bias, mu, tau, prior
         G, h, _, sq = chunk_stats(side, other_factors, other_bias, mu, c, window, with_sse)
         P = prior_prec[None] + tau * G
         rhs = prior_rhs[None] + tau * h
-        eps = jax.random.normal(jax.random.fold_in(key, c), (R, D), dtype)
         if solver == "rowwise":
-            x = lax.map(draw, (P, rhs, eps))
+            x = lax.map(draw, (P, rhs, eps[c]))
         elif solver == "vmap":
-            x = jax.vmap(draw)((P, rhs, eps))
+            x = jax.vmap(draw)((P, rhs, eps[c]))
         else:
             raise ValueError(f"solver must be 'rowwise' or 'vmap', got {solver!r}")
         sse = jnp.zeros((), dtype)
@@ -169,7 +194,6 @@ def sample_side(key, side: SideLayout, other_factors, other_bias, mu, tau, prior
             sse = q
         return x, sse
 
-    n_chunks = side.chunk_lo.shape[0]
     x, sse = lax.map(per_chunk, jnp.arange(n_chunks))
     x = x.reshape(n_chunks * R, D)[: side.n_rows]
     return x[:, :k], x[:, k], jnp.sum(sse)
@@ -206,22 +230,50 @@ def gibbs_init(params: Params, layout: Layout, *, tau: float = 1.0, mean: float 
     return GibbsState(params, jnp.asarray(tau, dtype), sse, zero, eye, zero, eye)
 
 
-def host_gammas(rng: np.random.Generator, layout: Layout, rank: int,
-                hyper: GibbsHyper = GibbsHyper(), n_eff: float | None = None):
-    """One sweep's Gamma draws on the host, for :func:`gibbs_sweep`'s ``gammas``.
+class SweepDraws(NamedTuple):
+    """One sweep's random numbers, drawn on the host (:func:`host_draws`).
 
-    ``(g, chi2_users [D], chi2_items [D])``: g ~ Gamma(a0 + ½ Σ w, 1) (then
-    τ = g / (b0 + ½ SSE)) and the Bartlett χ²(ν0 + N − j) draws of each side.
-    Drawing them here keeps ``jax.random.gamma`` out of the compiled sweep. ``n_eff``:
-    Σ w if known (else read from the layout, a device-to-host copy).
+    Attributes:
+        gamma: g ~ Gamma(a0 + ½ Σ w, 1) (then τ = g / (b0 + ½ SSE)) [].
+        chi2_users, chi2_items: the Bartlett χ²(ν0 + N − j) draws of each side [D].
+        bartlett_users, bartlett_items: standard normals [D, D] (strict lower triangle used).
+        mean_users, mean_items: standard normals for μ_U, μ_V [D].
+        eps_users [n_users, D], eps_items [n_items, D]: standard normals of the row draws.
+    """
+
+    gamma: np.ndarray
+    chi2_users: np.ndarray
+    chi2_items: np.ndarray
+    bartlett_users: np.ndarray
+    bartlett_items: np.ndarray
+    mean_users: np.ndarray
+    mean_items: np.ndarray
+    eps_users: np.ndarray
+    eps_items: np.ndarray
+
+
+def host_draws(rng: np.random.Generator, layout: Layout, rank: int,
+               hyper: GibbsHyper = GibbsHyper(), n_eff: float | None = None,
+               dtype=np.float32) -> SweepDraws:
+    """Every random number of one sweep, from ``rng`` on the host (:class:`SweepDraws`).
+
+    Drawing them here keeps the PRNG out of the compiled sweep (``jax.random`` added
+    ~0.7 s to its compile on ML-100K, ``jax.random.gamma`` ~2 s more), and the XLA and
+    kernel routes draw their rows from the same numbers. ``n_eff``: Σ w if known (else
+    read from the layout, a device-to-host copy). Cost: (n_users + n_items)·(k+1)
+    normals a sweep (ML-100K, k = 10: 0.3 ms).
     """
     d = rank + 1
     nu0 = d if hyper.nu0 is None else hyper.nu0
     if n_eff is None:
         n_eff = float(np.sum(np.asarray(layout.items.weights, np.float64)))
+    dtype = np.dtype(dtype)
+    normal = lambda *shape: rng.standard_normal(shape, dtype=dtype)
     g = rng.gamma(hyper.tau_shape + 0.5 * n_eff)
-    chi = lambda n: rng.chisquare(bartlett_chi2_df(nu0 + n, d))
-    return np.float64(g), chi(layout.n_users), chi(layout.n_items)
+    chi = lambda n: rng.chisquare(bartlett_chi2_df(nu0 + n, d)).astype(dtype)
+    chi_u, chi_v = chi(layout.n_users), chi(layout.n_items)
+    return SweepDraws(np.asarray(g, dtype), chi_u, chi_v, normal(d, d), normal(d, d), normal(d),
+                      normal(d), normal(layout.n_users, d), normal(layout.n_items, d))
 
 
 def rating_scale(ratings) -> float:
@@ -238,25 +290,29 @@ def scaled_w0_inv(hyper: GibbsHyper, rank: int, scale, dtype):
     return jnp.concatenate([jnp.full((rank,), s, dtype), s[None] * s]) / hyper.w0
 
 
-@partial(jax.jit, static_argnames=("hyper", "window", "solver"))
+@partial(jax.jit, static_argnames=("hyper", "window", "solver", "kernel_threads"))
 def gibbs_sweep(state: GibbsState, layout: Layout, key, sweep, *, hyper: GibbsHyper = GibbsHyper(),
-                window: int | None = None, solver: str = "rowwise", gammas=None,
-                scale=1.0) -> GibbsState:
+                window: int | None = None, solver: str = "rowwise", draws: SweepDraws | None = None,
+                scale=1.0, kernel_threads: int = 0) -> GibbsState:
     """One Gibbs sweep: τ, then (μ_U, Λ_U) and (μ_V, Λ_V), then all users, then all items.
 
     Args:
         state: from :func:`gibbs_init` or the previous sweep.
         layout: from :func:`mfjax.solvers.als.sweep.make_layout`.
         key: the chain's base PRNG key; this sweep uses ``fold_in(key, sweep)``,
-            so a chain is reproducible from (key, sweep numbers).
+            so a chain is reproducible from (key, sweep numbers). Unused (may be None)
+            with ``draws``.
         sweep: the sweep number (traced).
         hyper: prior hyperparameters (static).
         window: ratings per Gram window (static); default from the rank.
         solver: "rowwise" (default, safe on jaxlib 0.10 CPU) or "vmap".
-        gammas: optional host draws from :func:`host_gammas` (else drawn here
-            with ``jax.random.gamma``, which costs ~2 s more compile).
+        draws: every random number of the sweep, drawn on the host (:func:`host_draws`;
+            what ``fit`` does): no PRNG is compiled into the sweep. None: drawn here from
+            ``key`` (``jax.random.gamma`` costs ~2 s more compile).
         scale: the ratings' spread s (traced; :func:`rating_scale`): the priors are
             scaled to it (module docstring). 1 gives the unscaled priors.
+        kernel_threads: > 0 draws the rows with the C++ kernel on that many threads
+            (static; the same normals and draws as XLA, up to rounding); 0: XLA.
 
     Returns:
         The next :class:`GibbsState`.
@@ -265,25 +321,29 @@ def gibbs_sweep(state: GibbsState, layout: Layout, key, sweep, *, hyper: GibbsHy
     dtype = p.user_factors.dtype
     if window is None:
         window = default_window(p.rank, itemsize=dtype.itemsize)
-    kt, ku_h, ki_h, ku, ki = jax.random.split(jax.random.fold_in(key, sweep), 5)
-    n_eff = jnp.sum(layout.items.weights.astype(dtype))
-    shape = hyper.tau_shape + 0.5 * n_eff
     scale = jnp.asarray(scale, dtype)
     rate = hyper.tau_rate * scale * scale + 0.5 * jnp.maximum(state.sse, 0)
-    if gammas is None:
-        g, chi_u, chi_v = jax.random.gamma(kt, shape, dtype=dtype), None, None
+    if draws is None:
+        kt, ku_h, ki_h, ku, ki = jax.random.split(jax.random.fold_in(key, sweep), 5)
+        n_eff = jnp.sum(layout.items.weights.astype(dtype))
+        g = jax.random.gamma(kt, hyper.tau_shape + 0.5 * n_eff, dtype=dtype)
+        chi_u = chi_v = normals_u = normals_v = eps_u = eps_v = None
     else:
-        g, chi_u, chi_v = (jnp.asarray(x, dtype) for x in gammas)
+        ku_h = ki_h = ku = ki = None
+        d = jax.tree.map(lambda x: jnp.asarray(x, dtype), draws)
+        g, chi_u, chi_v, eps_u, eps_v = d.gamma, d.chi2_users, d.chi2_items, d.eps_users, d.eps_items
+        normals_u, normals_v = (d.bartlett_users, d.mean_users), (d.bartlett_items, d.mean_items)
     tau = g / rate
     X = jnp.concatenate([p.user_factors, p.user_bias[:, None]], 1)
     Y = jnp.concatenate([p.item_factors, p.item_bias[:, None]], 1)
     w0_inv = scaled_w0_inv(hyper, p.rank, scale, dtype)
-    mu_u, lam_u = sample_normal_wishart(ku_h, X, hyper, chi_u, w0_inv)
-    mu_v, lam_v = sample_normal_wishart(ki_h, Y, hyper, chi_v, w0_inv)
+    mu_u, lam_u = sample_normal_wishart(ku_h, X, hyper, chi_u, w0_inv, normals_u)
+    mu_v, lam_v = sample_normal_wishart(ki_h, Y, hyper, chi_v, w0_inv, normals_v)
+    kw = dict(window=window, solver=solver, kernel_threads=kernel_threads)
     P, bu, _ = sample_side(ku, layout.users, p.item_factors, p.item_bias, p.global_bias, tau,
-                            mu_u, lam_u, window=window, solver=solver, with_sse=False)
+                            mu_u, lam_u, with_sse=False, eps=eps_u, **kw)
     Q, bi, sse = sample_side(ki, layout.items, P, bu, p.global_bias, tau, mu_v, lam_v,
-                              window=window, solver=solver, with_sse=True)
+                              with_sse=True, eps=eps_v, **kw)
     return GibbsState(Params(P, Q, bu, bi, p.global_bias), tau, sse, mu_u, lam_u, mu_v, lam_v)
 
 

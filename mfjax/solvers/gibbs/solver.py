@@ -3,10 +3,11 @@
 Bayesian PMF with biases
 (:func:`mfjax.solvers.gibbs.sampler.gibbs_sweep`); the regularization is learned (Normal-Wishart
 hyperpriors) and there is no ``reg``. A run is ``burn_in + samples``
-sweeps ; the sweep numbered s draws
-its normals from ``fold_in(PRNGKey(seed), s)`` and its few Gamma variates (τ and
-the Bartlett χ²) on the host from ``default_rng([seed, s])``
-(:func:`mfjax.solvers.gibbs.sampler.host_gammas`: ``jax.random.gamma`` would add ~2 s of compile). After burn-in every ``thin``-th sample is kept
+sweeps; the sweep numbered s draws all its random numbers on the host from
+``default_rng([seed, s])`` (:func:`mfjax.solvers.gibbs.sampler.host_draws`: no PRNG is
+compiled into the sweep, and the kernel and XLA routes draw from the same numbers).
+With ``kernel`` resolved to True the rows are drawn by the threaded C++ kernel
+(:func:`mfjax.kernels.als.gibbs_call`). After burn-in every ``thin``-th sample is kept
 in the state (on the device, so a checkpoint holds them and a resumed run ends
 with the same samples). The model is their posterior mean as one rank k·S model,
 
@@ -34,10 +35,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...data import Ratings
+from ...kernels import als as als_kernel
 from ...objectives.explicit import Params
 from ..als.solver import ExactBase, init_params
 from .. import finite, memory
-from .sampler import GibbsState, gibbs_init, gibbs_sweep, host_gammas, rating_scale
+from .sampler import GibbsState, gibbs_init, gibbs_sweep, host_draws, rating_scale
 from .validation import RunningPredictions
 
 __all__ = ["GibbsFitState", "GibbsSolver", "SAMPLE_BUDGET_BYTES", "sample_plan"]
@@ -111,11 +113,11 @@ class GibbsSolver(ExactBase):
         self.facts = {"gibbs_thin": self.thin, "gibbs_kept": n_keep}
         # Early stopping compares posterior means: only from the first kept sample on.
         self.min_epochs = self.burn_in + 1
-        self.key = jax.random.PRNGKey(run.seed)
         self.n_eff = float(len(train))  # Σ w: fit's ratings are unweighted
         r = np.asarray(train.ratings, np.float64)
         self.rating_scale = float(np.max(np.abs(r))) if r.size else 0.0
         self.scale = rating_scale(train.ratings)  # priors scaled to the ratings' spread
+        self.kernel_threads = als_kernel.threads() if spec.kernel else 0
         chain = gibbs_init(init_params(train, spec, run.seed, dtype), self.layout,
                            window=self.window, scale=self.scale)
         z = lambda *s: jnp.zeros((n_keep,) + s, dtype)
@@ -123,10 +125,10 @@ class GibbsSolver(ExactBase):
                              z(train.n_users), z(train.n_items), z(), z())
 
     def step(self, state: GibbsFitState):
-        gammas = host_gammas(np.random.default_rng([self.seed, state.sweep]), self.layout,
-                             self.spec.rank, n_eff=self.n_eff)
-        chain = gibbs_sweep(state.chain, self.layout, self.key, state.sweep, window=self.window,
-                            gammas=gammas, scale=self.scale)
+        draws = host_draws(np.random.default_rng([self.seed, state.sweep]), self.layout,
+                           self.spec.rank, n_eff=self.n_eff, dtype=self.dtype)
+        chain = gibbs_sweep(state.chain, self.layout, None, state.sweep, window=self.window,
+                            draws=draws, scale=self.scale, kernel_threads=self.kernel_threads)
         state = state._replace(chain=chain, sweep=state.sweep + 1)
         finite.check_sweep("gibbs", state.sweep, float(chain.sse), self.layout.users.ratings)
         j = state.sweep - 1 - self.burn_in

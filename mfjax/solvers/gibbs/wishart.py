@@ -41,12 +41,16 @@ def bartlett_chi2_df(df, d: int) -> np.ndarray:
     return np.asarray(df, np.float64) - np.arange(d)
 
 
-def _bartlett(key, df, d, dtype, chi2=None):
-    """A lower-triangular A with A Aᵀ ~ Wishart(I_d, df); ``chi2`` [d]: given χ²(df − j) draws."""
-    kc, kn = jax.random.split(key)
+def _bartlett(key, df, d, dtype, chi2=None, normals=None):
+    """A lower-triangular A with A Aᵀ ~ Wishart(I_d, df); ``chi2`` [d]: given χ²(df − j) draws;
+    ``normals`` [d, d]: given standard normals (their strict lower triangle is used)."""
+    if chi2 is None or normals is None:
+        kc, kn = jax.random.split(key)
     if chi2 is None:
         chi2 = 2.0 * jax.random.gamma(kc, (df - jnp.arange(d, dtype=dtype)) / 2.0, dtype=dtype)
-    A = jnp.tril(jax.random.normal(kn, (d, d), dtype), -1)
+    if normals is None:
+        normals = jax.random.normal(kn, (d, d), dtype)
+    A = jnp.tril(jnp.asarray(normals, dtype), -1)
     return A + jnp.diag(jnp.sqrt(chi2))
 
 
@@ -67,11 +71,13 @@ def sample_wishart(key, scale, df):
     return B @ B.T
 
 
-def sample_normal_wishart(key, X, hyper: GibbsHyper, chi2=None, w0_inv_diag=None):
+def sample_normal_wishart(key, X, hyper: GibbsHyper, chi2=None, w0_inv_diag=None, normals=None):
     """Draw (μ, Λ) from the Normal-Wishart posterior given rows X [N, D].
 
     ``chi2`` [D]: optional χ²(ν* − j) draws for the Bartlett diagonal (ν* = ν0 + N),
     e.g. drawn on the host (:func:`bartlett_chi2_df`); default: drawn here from ``key``.
+    ``normals``: optional ``(bartlett [D, D], mean [D])`` standard normals, likewise
+    (with both given, ``key`` is unused and may be None).
     ``w0_inv_diag`` [D]: W0⁻¹ as a diagonal (traced), replacing ``I / hyper.w0``
     (:func:`mfjax.solvers.gibbs.sampler.scaled_w0_inv` scales it to the ratings).
     Returns (mean [D], precision [D, D]); formulas in :mod:`mfjax.solvers.gibbs.sampler`.
@@ -90,14 +96,15 @@ def sample_normal_wishart(key, X, hyper: GibbsHyper, chi2=None, w0_inv_diag=None
              + (hyper.beta0 * N / beta_n) * jnp.outer(dm, dm))
     W_inv = 0.5 * (W_inv + W_inv.T)
     mu_n = (hyper.beta0 * mu0 + N * xbar) / beta_n
-    kw, kmu = jax.random.split(key)
+    kw, kmu = (None, None) if key is None else jax.random.split(key)
     # W* = W_inv⁻¹ = L⁻ᵀ L⁻¹ with W_inv = L Lᵀ, so M = L⁻ᵀ is a square root of W*.
     L = jnp.linalg.cholesky(W_inv)
-    A = _bartlett(kw, jnp.asarray(nu0 + N, dtype), d, dtype, chi2)
+    A = _bartlett(kw, jnp.asarray(nu0 + N, dtype), d, dtype, chi2,
+                  None if normals is None else normals[0])
     B = jax.scipy.linalg.solve_triangular(L.T, A, lower=False)       # M A
     Lam = B @ B.T
     # μ ~ N(μ*, (β* B Bᵀ)⁻¹): μ* + B⁻ᵀ ε / √β*, and B⁻ᵀ = L A⁻ᵀ.
-    eps = jax.random.normal(kmu, (d,), dtype)
+    eps = jax.random.normal(kmu, (d,), dtype) if normals is None else jnp.asarray(normals[1], dtype)
     v = jax.scipy.linalg.solve_triangular(A.T, eps, lower=False)
     mu = mu_n + (L @ v) / jnp.sqrt(beta_n)
     return mu, 0.5 * (Lam + Lam.T)
