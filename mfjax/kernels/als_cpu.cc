@@ -51,6 +51,69 @@ struct Problem {
 
 // Row u's statistics: A (lower triangle of G_u, row-major [D, D]), h_u, c_u = sum w and
 // s_u = sum w t^2. False (with *bad filled) when an other-side index is out of range.
+// Lanes: the Gram sums of ratings [s, e) taken kLanes ratings at a time, one rating per SIMD
+// lane (acc[pair][lane] += w z_d z_j: element-wise, so the compiler vectorizes it without
+// reordering any sum), the lanes added at the end. For a compile-time rank K <= 32: at
+// k = 10 a half-step took 2.1 ms on one thread with the scalar triangle (ML-100K users).
+constexpr int kLanes = 8;
+
+template <typename T, int K>
+inline void GramLanes(const Problem<T>& P, int64_t s, int64_t e, double* __restrict A,
+                      double* __restrict h, double* c_out, double* sq_out) {
+  constexpr int D = K + 1, W = kLanes, NT = D * (D + 1) / 2;
+  alignas(64) double acc[NT][W];
+  alignas(64) double hl[D][W];
+  alignas(64) double zl[D][W];
+  alignas(64) double wl[W], tl[W], cl[W], sl[W];
+  std::memset(acc, 0, sizeof(acc));
+  std::memset(hl, 0, sizeof(hl));
+  std::memset(cl, 0, sizeof(cl));
+  std::memset(sl, 0, sizeof(sl));
+  for (int64_t p0 = s; p0 < e; p0 += W) {
+    for (int l = 0; l < W; ++l) {
+      const int64_t p = p0 + l;
+      const double w = p < e ? double(P.weights[p]) : 0.0;
+      if (w == 0) {  // padding, zero weights and the tail add exactly nothing
+        wl[l] = tl[l] = 0;
+        for (int d = 0; d < D; ++d) zl[d][l] = 0;
+        continue;
+      }
+      const int64_t o = P.others[p];
+      const T* __restrict q = P.other + o * K;
+      wl[l] = w;
+      tl[l] = double(P.ratings[p]) - P.mu - double(P.other_bias[o]);
+      for (int d = 0; d < K; ++d) zl[d][l] = double(q[d]);
+      zl[K][l] = 1.0;
+    }
+    for (int l = 0; l < W; ++l) {
+      cl[l] += wl[l];
+      sl[l] += wl[l] * tl[l] * tl[l];
+    }
+    int idx = 0;
+    for (int d = 0; d < D; ++d) {
+      alignas(64) double wz[W];
+      for (int l = 0; l < W; ++l) {
+        wz[l] = wl[l] * zl[d][l];
+        hl[d][l] += wz[l] * tl[l];
+      }
+      for (int j = 0; j <= d; ++j, ++idx)
+        for (int l = 0; l < W; ++l) acc[idx][l] += wz[l] * zl[j][l];
+    }
+  }
+  auto sum = [](const double* x) {
+    double r = 0;
+    for (int l = 0; l < W; ++l) r += x[l];
+    return r;
+  };
+  int idx = 0;
+  for (int d = 0; d < D; ++d) {
+    h[d] = sum(hl[d]);
+    for (int j = 0; j <= d; ++j, ++idx) A[d * D + j] = sum(acc[idx]);
+  }
+  *c_out = sum(cl);
+  *sq_out = sum(sl);
+}
+
 template <typename T, int KC>
 inline bool RowStats(const Problem<T>& P, int64_t u, double* __restrict A, double* __restrict h,
                      double* __restrict z, double* c_out, double* sq_out, Bad* bad) {
@@ -63,6 +126,10 @@ inline bool RowStats(const Problem<T>& P, int64_t u, double* __restrict A, doubl
       bad->row = u; bad->pos = p; bad->col = o;
       return false;
     }
+  }
+  if constexpr (KC > 0 && KC <= 32) {
+    GramLanes<T, KC>(P, s, e, A, h, c_out, sq_out);
+    return true;
   }
   std::memset(A, 0, sizeof(double) * D * D);
   std::memset(h, 0, sizeof(double) * D);
@@ -197,7 +264,7 @@ void ByRank(int64_t k, F&& f) {
     f(std::integral_constant<int, KK>());    \
     return;                                  \
   }
-  MF_CASE(8) MF_CASE(10) MF_CASE(16) MF_CASE(20) MF_CASE(32) MF_CASE(64)
+  MF_CASE(8) MF_CASE(10) MF_CASE(12) MF_CASE(16) MF_CASE(20) MF_CASE(32) MF_CASE(64)
 #undef MF_CASE
   f(std::integral_constant<int, 0>());
 }

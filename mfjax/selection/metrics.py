@@ -103,7 +103,8 @@ def score(model, train, test, names, ranking: bool) -> dict:
     for n in names:
         base, k = parse_metric(n)
         if k is None:
-            out.update({m: v for m, v in evaluate(model, test).items() if m in ERROR_NAMES})
+            if n not in out:  # one evaluate call gives every error metric
+                out.update({m: v for m, v in evaluate(model, test).items() if m in ERROR_NAMES})
         else:
             by_k.setdefault(k, []).append(n)
     for k, wanted in by_k.items():

@@ -131,9 +131,9 @@ class BayesianMF(Spec):
     objective: ClassVar[str] = "explicit"
     solver_name: ClassVar[str] = "gibbs"
 
-    rank: int = 10
-    burn_in: int = 20
-    samples: int = 80
+    rank: int = 12
+    burn_in: int = 10
+    samples: int = 90
     init_scale: float = 0.1
     kernel: Any = "auto"
 

@@ -231,7 +231,8 @@ def _loop(solver, state, spec, record, validate, patience, checkpoint_dir, check
             raise FloatingPointError(f"training diverged in epoch {epoch + 1}: the loss is "
                                      f"{metrics['loss']}; {solver.divergence_hint()}{where}")
         row = {"epoch": epoch + 1, **metrics}
-        params = solver.params(state)
+        # Only what reads the model builds it (Gibbs: the average of every kept sample).
+        params = solver.params(state) if validate is not None or callbacks else None
         if validate is not None:
             scores, score = validate(params, state)
             row.update(scores)

@@ -46,9 +46,11 @@ def layout_of(train: Ratings, dtype):
 def init_params(train: Ratings, spec, seed: int, dtype) -> Params:
     """Factors i.i.d. N(0, init_scale²) from (seed, 0) on the host, biases 0, μ the mean."""
     rng = np.random.default_rng([seed, 0])
-    f = lambda n: jnp.asarray(spec.init_scale * rng.standard_normal((n, spec.rank)), dtype)
-    return Params(f(train.n_users), f(train.n_items), jnp.zeros(train.n_users, dtype),
-                  jnp.zeros(train.n_items, dtype), jnp.asarray(float(train.mean), dtype))
+    dtype = np.dtype(dtype)  # cast on the host: no eager device op to compile
+    put = lambda x: jax.device_put(np.asarray(x).astype(dtype))
+    f = lambda n: put(spec.init_scale * rng.standard_normal((n, spec.rank)))
+    return Params(f(train.n_users), f(train.n_items), put(np.zeros(train.n_users)),
+                  put(np.zeros(train.n_items)), put(float(train.mean)))
 
 
 class ExactBase:

@@ -166,13 +166,15 @@ def _side(keys, others, ratings, weights, n_rows, rows_per_chunk, dtype, block):
     po[dest], pr[dest], pw[dest] = others[order], ratings[order], weights[order]
     n_chunks = max(1, -(-n_rows // rows_per_chunk))
     bounds = start[np.minimum(np.arange(n_chunks + 1) * rows_per_chunk, n_rows)]
+    # Cast on the host: a device-side cast would compile one small program per array.
+    put = lambda x, t: jax.device_put(np.asarray(x).astype(np.dtype(t)))
     return SideLayout(
-        keys=jnp.asarray(pk, jnp.int32),
-        others=jnp.asarray(po, jnp.int32),
-        ratings=jnp.asarray(pr, dtype),
-        weights=jnp.asarray(pw, dtype),
-        chunk_lo=jnp.asarray(bounds[:-1], jnp.int32),
-        chunk_hi=jnp.asarray(bounds[1:], jnp.int32),
+        keys=put(pk, np.int32),
+        others=put(po, np.int32),
+        ratings=put(pr, dtype),
+        weights=put(pw, dtype),
+        chunk_lo=put(bounds[:-1], np.int32),
+        chunk_hi=put(bounds[1:], np.int32),
         n_rows=int(n_rows),
         rows_per_chunk=int(rows_per_chunk),
         block=int(block),
@@ -398,23 +400,29 @@ def als_sweep(params: Params, layout: Layout, *, reg: float, bias_reg: float | N
     return Params(P, Q, bu, bi, mu)
 
 
-def squared_error(params: Params, layout: Layout, window: int):
-    """Σ w e² [] at ``params`` over the layout's ratings, chunk by chunk.
+#: Ratings per step of :func:`squared_error` (its gather holds [this, k] numbers).
+ERROR_CHUNK = 1 << 18
 
-    From the item side's statistics with y_i = [q_i; b_i] and t = r − μ − b_u:
-    Σ w (t − zᵀy)² = s − 2 yᵀh + yᵀ G y per item (no [nnz, k] gather is held).
+
+def squared_error(params: Params, layout: Layout):
+    """Σ w e² [] at ``params`` over the layout's ratings (user side), e = r − r̂.
+
+    Steps through :data:`ERROR_CHUNK` ratings at a time, so no [nnz, k] gather is held.
     """
-    side = layout.items
-    R = side.rows_per_chunk
-    k = params.rank
-    Y = jnp.concatenate([params.item_factors, params.item_bias[:, None]], 1)
-    n_chunks = side.chunk_lo.shape[0]
-    Yp = jnp.zeros((n_chunks * R, k + 1), Y.dtype).at[: side.n_rows].set(Y)
+    side = layout.users
+    nnz = side.keys.shape[0]
+    step = min(nnz, ERROR_CHUNK)
+    n_steps = -(-nnz // step)
+    pad = lambda x: jnp.pad(x, (0, n_steps * step - nnz)).reshape(n_steps, step)
+    keys, others, ratings = pad(side.keys), pad(side.others), pad(side.ratings)
+    weights = pad(side.weights)  # padding: weight 0
+    p = params
 
-    def per_chunk(c):
-        G, h, _, sq = chunk_stats(side, params.user_factors, params.user_bias, params.global_bias,
-                                  c, window, True)
-        y = lax.dynamic_slice_in_dim(Yp, c * R, R)
-        return jnp.sum(sq - 2 * jnp.sum(y * h, 1) + jnp.einsum("rd,rde,re->r", y, G, y))
+    def per_step(carry, c):
+        u, i = keys[c], others[c]
+        e = (ratings[c].astype(p.user_factors.dtype) - p.global_bias - p.user_bias[u]
+             - p.item_bias[i] - jnp.sum(p.user_factors[u] * p.item_factors[i], 1))
+        return carry + jnp.sum(weights[c].astype(e.dtype) * e * e), None
 
-    return jnp.sum(lax.map(per_chunk, jnp.arange(n_chunks)))
+    total, _ = lax.scan(per_step, jnp.zeros((), p.user_factors.dtype), jnp.arange(n_steps))
+    return total

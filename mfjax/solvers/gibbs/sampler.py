@@ -200,7 +200,7 @@ def sample_side(key, side: SideLayout, other_factors, other_bias, mu, tau, prior
 
 
 def gibbs_init(params: Params, layout: Layout, *, tau: float = 1.0, mean: float | None = None,
-               window: int | None = None, scale: float = 1.0) -> GibbsState:
+               scale: float = 1.0) -> GibbsState:
     """A chain state starting at ``params`` (e.g. random, or an ALS fit).
 
     μ is set to ``mean`` or, by default, the weighted training mean, and stays
@@ -210,24 +210,27 @@ def gibbs_init(params: Params, layout: Layout, *, tau: float = 1.0, mean: float 
     multiplied by √s (and s), so a random start has the same size relative to the
     ratings whatever their unit.
     """
-    if scale != 1.0:
-        root = float(np.sqrt(scale))
-        params = params._replace(user_factors=params.user_factors * root,
-                                 item_factors=params.item_factors * root,
-                                 user_bias=params.user_bias * scale,
-                                 item_bias=params.item_bias * scale)
     dtype = params.user_factors.dtype
+    if scale != 1.0:  # on the host: eager device ops would each compile a program
+        root = float(np.sqrt(scale))
+        mult = lambda x, c: jax.device_put((np.asarray(x) * c).astype(dtype))
+        params = params._replace(user_factors=mult(params.user_factors, root),
+                                 item_factors=mult(params.item_factors, root),
+                                 user_bias=mult(params.user_bias, scale),
+                                 item_bias=mult(params.item_bias, scale))
     if mean is None:
         w = np.asarray(layout.users.weights, np.float64)
         r = np.asarray(layout.users.ratings, np.float64)
         mean = float(np.sum(w * r) / max(np.sum(w), 1e-300))
-    params = params._replace(global_bias=jnp.asarray(mean, dtype))
-    window = default_window(params.rank, itemsize=dtype.itemsize) if window is None else window
-    sse = jax.jit(squared_error, static_argnames="window")(params, layout, window=window)
+    params = params._replace(global_bias=jax.device_put(np.asarray(mean, dtype)))
+    sse = _squared_error(params, layout)
     d = params.rank + 1
-    eye = jnp.eye(d, dtype=dtype)
-    zero = jnp.zeros((d,), dtype)
+    eye = jax.device_put(np.eye(d, dtype=dtype))
+    zero = jax.device_put(np.zeros((d,), dtype))
     return GibbsState(params, jnp.asarray(tau, dtype), sse, zero, eye, zero, eye)
+
+
+_squared_error = jax.jit(squared_error)
 
 
 class SweepDraws(NamedTuple):

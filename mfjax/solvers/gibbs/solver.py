@@ -119,8 +119,8 @@ class GibbsSolver(ExactBase):
         self.scale = rating_scale(train.ratings)  # priors scaled to the ratings' spread
         self.kernel_threads = als_kernel.threads() if spec.kernel else 0
         chain = gibbs_init(init_params(train, spec, run.seed, dtype), self.layout,
-                           window=self.window, scale=self.scale)
-        z = lambda *s: jnp.zeros((n_keep,) + s, dtype)
+                           scale=self.scale)
+        z = lambda *s: jax.device_put(np.zeros((n_keep,) + s, dtype))  # no program to compile
         return GibbsFitState(chain, 0, 0, z(train.n_users, spec.rank), z(train.n_items, spec.rank),
                              z(train.n_users), z(train.n_items), z(), z())
 
@@ -161,8 +161,9 @@ class GibbsSolver(ExactBase):
         k, S = self.spec.rank, params.rank // self.spec.rank
         keep = S
         if S > 1:
-            zero = np.asarray(jnp.all(params.user_factors.reshape(-1, S, k) == 0, axis=(0, 2))
-                              & jnp.all(params.item_factors.reshape(-1, S, k) == 0, axis=(0, 2)))
+            P, Q = np.asarray(params.user_factors), np.asarray(params.item_factors)
+            zero = (np.all(P.reshape(-1, S, k) == 0, axis=(0, 2))
+                    & np.all(Q.reshape(-1, S, k) == 0, axis=(0, 2)))
             keep = S - int(np.argmin(zero[::-1])) if not zero.all() else S
             params = params._replace(user_factors=params.user_factors[:, :keep * k],
                                      item_factors=params.item_factors[:, :keep * k])
@@ -179,11 +180,12 @@ class GibbsSolver(ExactBase):
         S = params.rank // self.spec.rank
         if state.kept == 0 or S > state.kept or params.rank % self.spec.rank:
             return None
-        if not np.allclose(np.asarray(params.user_bias), np.asarray(state.user_bias[:S].mean(0)),
+        out = {k: np.asarray(getattr(state, k))[:S]
+               for k in ("user_bias", "item_bias", "global_bias", "tau")}
+        if not np.allclose(np.asarray(params.user_bias), out["user_bias"].mean(0),
                            rtol=1e-5, atol=1e-6):
             return None
-        return {k: np.asarray(getattr(state, k)[:S])
-                for k in ("user_bias", "item_bias", "global_bias", "tau")}
+        return out
 
     def divergence_hint(self) -> str:
         return (f"the sampler overflowed: the ratings reach magnitude {self.rating_scale:g}; "
