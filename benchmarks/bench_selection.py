@@ -120,6 +120,10 @@ def bench_grid() -> str:
     res = mfjax.search(train, base, space, validation=val, metric=metric, vectorize=True,
                        progress=False)
     t_vec = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res_auto = mfjax.search(train, base, space, validation=val, metric=metric, progress=False)
+    t_auto = time.perf_counter() - t0
+    auto_route = res_auto.table["route"].iloc[0]
     specs = [dataclasses.replace(base, reg=g, unobserved_weight=w) for g in REGS for w in UNOBSERVED]
     seq = {}
     for label, kw in (("xla", {"kernel": False}), ("default", {})):
@@ -149,6 +153,9 @@ def bench_grid() -> str:
     best = res.table.iloc[0]
     rows = [["mfjax.search, 16 trials vectorized (vmapped XLA CG sweeps)", f"{t_vec:.1f}", "-",
              f"{max(vec_scores):.4f}"],
+            [f"mfjax.search, default vectorize='auto' ({auto_route.split(' (')[0]})",
+             f"{t_auto:.1f}", f"{res_auto.table['fit_s'].sum():.1f}",
+             f"{res_auto.table[metric].max():.4f}"],
             ["16 fit calls, kernel=False (same XLA sweeps)", f"{seq['xla'][0]:.1f}",
              f"{seq['xla'][1]:.1f}", f"{max(seq['xla'][2]):.4f}"],
             ["16 fit calls, defaults (C++ kernel)", f"{seq['default'][0]:.1f}",
@@ -163,7 +170,8 @@ def bench_grid() -> str:
             f"/ {len(val):,} validation. Grid: reg {REGS} x unobserved_weight {UNOBSERVED}, other "
             f"fields ImplicitALS defaults (rank 64, 4 epochs, cg_steps resolved to 3 on CPU).\n\n"
             f"{table}\n\nVectorized / sequential (same route): {t_vec / seq['xla'][0]:.2f}x; "
-            f"vectorized / sequential defaults (kernel): {t_vec / seq['default'][0]:.2f}x. "
+            f"vectorized / sequential defaults (kernel): {t_vec / seq['default'][0]:.2f}x; "
+            f"search defaults / sequential defaults: {t_auto / seq['default'][0]:.2f}x. "
             f"Largest |NDCG@10 difference| vectorized vs kernel=False fits: {diff:.2e}.\n\n"
             f"Best trial: reg={best['reg']}, unobserved_weight={best['unobserved_weight']}, "
             f"NDCG@10 {best[metric]:.4f}; ImplicitALS() defaults: {default:.4f}.\n\n"
