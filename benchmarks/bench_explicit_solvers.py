@@ -11,7 +11,8 @@ import jax
 import numpy as np
 
 import mfjax
-from mfjax.solvers.als.sweep import als_sweep, make_layout
+from mfjax.solvers.als.layout import make_layout
+from mfjax.solvers.als.sweep import als_sweep
 from mfjax.solvers.gibbs.sampler import gibbs_init, gibbs_sweep, host_gammas
 
 sys.path.insert(0, __import__('os').path.dirname(__import__('os').path.abspath(__file__)))

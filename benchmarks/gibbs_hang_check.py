@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import mfjax
-from mfjax.solvers.als.sweep import make_layout
+from mfjax.solvers.als.layout import make_layout
 from mfjax.solvers.gibbs.sampler import gibbs_init, gibbs_sweep
 
 k, S = int(sys.argv[1]), int(sys.argv[2])

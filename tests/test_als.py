@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import mfjax
-from mfjax.solvers.als.sweep import als_half_step, als_sweep, make_layout
+from mfjax.solvers.als.layout import make_layout
+from mfjax.solvers.als.sweep import als_half_step, als_sweep
 from mfjax.objectives.explicit import Params
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import mfjax
+from mfjax.solvers.als import layout as als_layout
 from mfjax.solvers.als import sweep as als
 from mfjax.kernels import als as ak
 from mfjax import kernels
@@ -24,7 +25,7 @@ def problem(n_users=157, n_items=93, n=2500, k=10, seed=0, weights=False):
     u, i = rng.integers(0, n_users - 7, n), rng.integers(0, n_items - 3, n)  # trailing rows empty
     r = rng.integers(1, 6, n).astype(np.float64)
     w = rng.random(n) + 0.5 if weights else None
-    layout = als.make_layout(u, i, r, n_users=n_users, n_items=n_items, weights=w,
+    layout = als_layout.make_layout(u, i, r, n_users=n_users, n_items=n_items, weights=w,
                              dtype=jnp.float64, rows_per_chunk=32)
     P = jnp.asarray(0.3 * rng.standard_normal((n_users, k)))
     Q = jnp.asarray(0.3 * rng.standard_normal((n_items, k)))
@@ -73,7 +74,7 @@ def test_an_out_of_range_index_is_an_error_naming_the_row():
     others = np.asarray(side.others).copy()
     pos = int(np.searchsorted(keys, 42))
     others[pos] = Q.shape[0] + 5
-    bad = als.SideLayout(side.keys, jnp.asarray(others), side.ratings, side.weights,
+    bad = als_layout.SideLayout(side.keys, jnp.asarray(others), side.ratings, side.weights,
                          side.chunk_lo, side.chunk_hi, side.n_rows, side.rows_per_chunk,
                          side.block)
     with pytest.raises(Exception, match=r"row 42 has the out-of-range index 98"):

@@ -10,7 +10,7 @@ import pytest
 import mfjax
 from mfjax.objectives.explicit import Params
 from test_checkpoint import Stop, stop_at
-from mfjax.solvers.gibbs.sampler import predictive_std
+from mfjax.solvers.gibbs.chain import predictive_std
 from mfjax.solvers.gibbs.solver import sample_plan
 
 

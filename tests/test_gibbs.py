@@ -6,16 +6,14 @@ import numpy as np
 import pytest
 
 import mfjax
-from mfjax.solvers.als.sweep import make_layout
+from mfjax.solvers.als.layout import make_layout
 from mfjax.objectives.explicit import Params
+from mfjax.solvers.gibbs.chain import average_params, gibbs_sample, predictive_std
 from mfjax.solvers.gibbs.sampler import (
     GibbsHyper,
     sample_side,
-    average_params,
     gibbs_init,
-    gibbs_sample,
     gibbs_sweep,
-    predictive_std,
     row_conditional,
     sample_normal_wishart,
     sample_wishart)

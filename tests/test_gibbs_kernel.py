@@ -8,7 +8,7 @@ import pytest
 import mfjax
 from mfjax import kernels
 from mfjax.kernels import als as ak
-from mfjax.solvers.als import sweep as als
+from mfjax.solvers.als import layout as als_layout
 from mfjax.solvers.gibbs import sampler
 
 # Only a missing compiler may skip these: a kernel that fails to build or load must fail them.
@@ -26,7 +26,7 @@ def problem(n_users=157, n_items=93, n=2500, k=10, seed=0, weights=False):
     u, i = rng.integers(0, n_users - 7, n), rng.integers(0, n_items - 3, n)  # trailing rows empty
     r = rng.integers(1, 6, n).astype(np.float64)
     w = rng.random(n) + 0.5 if weights else None
-    layout = als.make_layout(u, i, r, n_users=n_users, n_items=n_items, weights=w,
+    layout = als_layout.make_layout(u, i, r, n_users=n_users, n_items=n_items, weights=w,
                              dtype=jnp.float64, rows_per_chunk=32)
     Q = 0.3 * rng.standard_normal((n_items, k))
     bi = 0.1 * rng.standard_normal(n_items)

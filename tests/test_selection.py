@@ -13,7 +13,7 @@ import mfjax
 from mfjax.cli import selection as cli
 from mfjax.selection import metrics, vectorized
 from mfjax.selection.search import trial_model
-from mfjax.solvers.als.sweep import make_layout
+from mfjax.solvers.als.layout import make_layout
 from mfjax.training.config import resolve
 
 pytestmark = pytest.mark.timeout(300)

@@ -3,7 +3,7 @@ CPU (XLA FFI kernels in one library).
 
 :func:`half_step` returns the same ``(factors, bias, resid_sum, sse)`` as
 :func:`mfjax.solvers.als.sweep.als_half_step` (``with_sse=True``) on the same
-:class:`~mfjax.solvers.als.sweep.SideLayout`. Row u solves, with z_i = [q_i; 1] and t = r − μ − b_i,
+:class:`~mfjax.solvers.als.layout.SideLayout`. Row u solves, with z_i = [q_i; 1] and t = r − μ − b_i,
 
     (Σ_{i∈I_u} w z_i z_iᵀ + c_u Λ) [p_u; b_u] = Σ_{i∈I_u} w t z_i,   c_u = Σ w,
 
@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import kernels
-from ..solvers.als.sweep import SideLayout
+from ..solvers.als.layout import SideLayout
 
 __all__ = ["available", "unavailable_reason", "threads", "half_step", "gibbs_call", "call",
            "usable_for"]

@@ -48,6 +48,13 @@ class Objective:
         hyper: the hyperparameter names ``gradient_terms`` reads.
         negatives: True when the loss is over sampled (user, positive, negative) triples,
             so its gradient check needs a negative item per interaction.
+        row_solve: the batched solve of rows against the fixed other side, for fold-in
+            and partial fits (:data:`mfjax.serving.batch_solve.ROW_SOLVES`): ``"ridge"``
+            (the exact ALS row), ``"ials"`` (the exact iALS row), ``"bpr"`` (Newton steps).
+        row_sides: the sides whose rows are independent problems given the other side
+            (BPR's items are not: every item's loss couples through the users' pairs).
+        values: what a value must be: ``"ratings"`` (any real number), ``"strengths"``
+            (interaction strengths ≥ 0) or ``"ones"`` (only which items: all 1).
     """
 
     name: str
@@ -58,6 +65,9 @@ class Objective:
     gradient_terms: Callable
     hyper: tuple
     negatives: bool = False
+    row_solve: str = "ridge"
+    row_sides: tuple = ("users", "items")
+    values: str = "ratings"
 
     @property
     def implicit(self) -> bool:

@@ -176,7 +176,7 @@ def _record():
 
     return Objective(name="bpr", ranking=True, specs={"optax": "BPR"}, default_solver="optax",
                      biases=False, gradient_terms=_gradient_terms, hyper=("reg", "bias_reg"),
-                     negatives=True)
+                     negatives=True, row_solve="bpr", row_sides=("users",), values="ones")
 
 
 #: This objective's record (:class:`mfjax.objectives.Objective`).

@@ -134,7 +134,8 @@ def _record():
     return Objective(name="ials", ranking=True, specs={"als": "ImplicitALS",
                                                        "optax": "ImplicitALS"},
                      default_solver="als", biases=False, gradient_terms=_gradient_terms,
-                     hyper=("alpha", "unobserved_weight", "reg", "nu"))
+                     hyper=("alpha", "unobserved_weight", "reg", "nu"), row_solve="ials",
+                     values="strengths")
 
 
 #: This objective's record (:class:`mfjax.objectives.Objective`).

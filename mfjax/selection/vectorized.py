@@ -7,6 +7,14 @@ in the same shapes and start from the same factors (same seed, rank and
 on a leading axis and runs each sweep of all of them as one ``jax.vmap``-ed
 XLA program: the hyperparameters are [T] arrays, the factor tables [T, n, k].
 
+On the CPU backend the trial axis of a step that factors matrices (the exact iALS
+solves, the ALS half-steps) is a ``lax.map`` rather than a ``vmap``: vmapping turns the
+row factorizations into batched LAPACK calls, and jaxlib 0.10's batched CPU LAPACK
+kernels block their pool thread on tasks of the same pool, so two of them at once (the
+two branches of the pivot retry, which vmap turns into a select) hung a 16-trial
+ML-1M search forever. Trials then run one after another inside the program, each the
+same computation as its own fit.
+
 Routes (:func:`route_of`):
 
 - :class:`mfjax.ImplicitALS` (``solver="als"``): the XLA half-steps of
@@ -34,6 +42,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax import lax
+
 from ..data import Ratings, interactions
 from ..objectives.explicit import Params
 
@@ -60,12 +70,15 @@ def shape_key(spec) -> tuple:
 def route_of(spec) -> tuple[bool, str]:
     """``(vectorized, why)`` for a resolved spec: whether :func:`train_group` takes it."""
     name = type(spec).__name__
+    mapped = ("; its factorizations one trial at a time on a CPU (lax.map)"
+              if jax.default_backend() == "cpu" else "")
     if name == "ImplicitALS" and spec.solver == "als":
         how = f"CG, {spec.cg_steps} steps" if spec.cg_steps else "exact"
         why = f"{VECTOR_ROUTE}, {how} half-steps"
-        return True, why + (" instead of fit's C++ kernel" if spec.kernel else "")
+        return True, why + (" instead of fit's C++ kernel" if spec.kernel else "") + mapped
     if name == "ALS":
-        return True, VECTOR_ROUTE + (" instead of fit's C++ kernel" if spec.kernel else "")
+        return True, (VECTOR_ROUTE + (" instead of fit's C++ kernel" if spec.kernel else "")
+                      + mapped)
     return False, (f"sequential fit: {name}"
                    + (f"(solver={spec.solver!r})" if name == "ImplicitALS" else "")
                    + " has no vectorized route (ImplicitALS(solver='als') and ALS do)")
@@ -136,11 +149,31 @@ def _split(P, Q, bu, bi, mu, losses, n_users, n_items) -> list:
 # ------------------------------------------------------------------ implicit ALS
 
 
+def over_trials(f, in_axes, cpu: bool):
+    """``f`` mapped over the leading trial axis of its arguments (``in_axes`` 0, or None
+    for an argument shared by every trial): ``jax.vmap``, or on the CPU backend a
+    ``lax.map`` (one trial at a time: no batched LAPACK call, module docstring)."""
+    if not cpu:
+        return jax.vmap(f, in_axes=in_axes)
+
+    def mapped(*args):
+        stacked = tuple(a for a, ax in zip(args, in_axes) if ax is not None)
+
+        def one(xs):
+            it = iter(xs)
+            return f(*(next(it) if ax is not None else a for a, ax in zip(args, in_axes)))
+
+        return lax.map(one, stacked)
+
+    return mapped
+
+
 @functools.lru_cache(maxsize=None)
-def _ials_programs(cg_steps: int, chunks: tuple):
+def _ials_programs(cg_steps: int, chunks: tuple, cpu: bool):
     from ..solvers.ials.steps import cpu_jit, half_step_cg, half_step_exact
 
     kw = dict(chunks)
+    exact_trials = over_trials(lambda other, side, hp: exact(other, side, hp), (0, None, 0), cpu)
 
     def exact(other, side, hp):
         return half_step_exact.plain(other, side, **hp, **kw)  # nested: no compiler options
@@ -153,12 +186,12 @@ def _ials_programs(cg_steps: int, chunks: tuple):
             Qp, _, pen = jax.vmap(cg, in_axes=(0, None, 0, 0))(Pp, items, Qp, hp)
             Pp, value, _ = jax.vmap(cg, in_axes=(0, None, 0, 0))(Qp, users, Pp, hp)
         else:
-            Qp, _, pen = jax.vmap(exact, in_axes=(0, None, 0))(Pp, items, hp)
-            Pp, value, _ = jax.vmap(exact, in_axes=(0, None, 0))(Qp, users, hp)
+            Qp, _, pen = exact_trials(Pp, items, hp)
+            Pp, value, _ = exact_trials(Qp, users, hp)
         return Pp, Qp, value + pen
 
     def resolve_users(Qp, users, hp):
-        return jax.vmap(exact, in_axes=(0, None, 0))(Qp, users, hp)[0]
+        return exact_trials(Qp, users, hp)[0]
 
     return cpu_jit(sweep, donate_argnums=(0, 1)), cpu_jit(resolve_users)
 
@@ -188,7 +221,8 @@ def _ials_batch(train: Ratings, batch: list, run) -> list:
     hp = {k: jax.device_put(np.array([hyperparameters(s)[k] for s in batch], dtype))
           for k in _IALS_HP}
     sweep, resolve_users = _ials_programs(int(spec.cg_steps or 0),
-                                          tuple(sorted(ALSSolver.CHUNKS.items())))
+                                          tuple(sorted(ALSSolver.CHUNKS.items())),
+                                          jax.default_backend() == "cpu")
     nnz = int(data.user_items.shape[0])
     losses = []
     for _ in range(spec.epochs):
@@ -204,12 +238,12 @@ def _ials_batch(train: Ratings, batch: list, run) -> list:
 # ------------------------------------------------------------------ explicit ALS
 
 
-@functools.partial(jax.jit, static_argnames=("window",), donate_argnums=(0,))
-def _als_sweeps(params: Params, layout, reg, bias_reg, *, window: int):
+@functools.partial(jax.jit, static_argnames=("window", "cpu"), donate_argnums=(0,))
+def _als_sweeps(params: Params, layout, reg, bias_reg, *, window: int, cpu: bool):
     from ..solvers.als.solver import als_step
 
     one = lambda p, r, b: als_step(p, layout, r, b, window=window)
-    return jax.vmap(one)(params, reg, bias_reg)
+    return over_trials(one, (0, 0, 0), cpu)(params, reg, bias_reg)
 
 
 def _als_batch(train: Ratings, batch: list, run) -> list:
@@ -227,7 +261,8 @@ def _als_batch(train: Ratings, batch: list, run) -> list:
     bias_reg = jnp.asarray([s.reg if s.bias_reg is None else s.bias_reg for s in batch], dtype)
     losses = []
     for _ in range(spec.epochs):
-        params, loss = _als_sweeps(params, layout, reg, bias_reg, window=window)
+        params, loss = _als_sweeps(params, layout, reg, bias_reg, window=window,
+                                   cpu=jax.default_backend() == "cpu")
         losses.append(np.asarray(loss, np.float64))
     return _split(*params, losses, train.n_users, train.n_items)
 

@@ -40,6 +40,7 @@ SIDES = ("users", "items")
 
 
 def _check(model, ratings, side, where):
+    """The model's hyperparameters, once ``ratings`` and ``side`` suit its objective."""
     if side not in SIDES:
         raise ValueError(f"{where}: side must be 'users' or 'items', got {side!r}")
     if not isinstance(ratings, Ratings):
@@ -47,19 +48,21 @@ def _check(model, ratings, side, where):
                         f"got {type(ratings).__name__}")
     if len(ratings) == 0:
         raise ValueError(f"{where}: ratings is empty; pass at least one interaction")
-    hp = hyperparameters(model)
-    if hp["objective"] == "bpr" and side == "items":
-        raise ValueError(f"{where}: BPR models can only re-solve users (the item side of the "
-                         "BPR objective does not split into independent rows); refit instead")
-    if hp["objective"] != "explicit" and (ratings.ratings < 0).any():
+    obj, hp = model.objective, hyperparameters(model)
+    if side not in obj.row_sides:
+        raise ValueError(f"{where}: {obj.name.upper()} models can only re-solve "
+                         f"{' and '.join(obj.row_sides)} (the {side[:-1]} side of the "
+                         f"{obj.name} objective does not split into independent rows); "
+                         "refit instead")
+    if obj.values != "ratings" and (ratings.ratings < 0).any():
         j = int(np.flatnonzero(ratings.ratings < 0)[0])
         raise ValueError(f"{where}: implicit values must be >= 0; ratings.ratings[{j}] = "
                          f"{ratings.ratings[j]}")
-    if hp["objective"] == "bpr" and not np.all(ratings.ratings == 1):
-        raise ValueError(f"{where}: a BPR model uses only which items a user interacted with, "
-                         "but these values are not all 1 (star ratings?); binarize first, "
-                         "e.g. ratings.binarize(4)")
-    if hp["objective"] == "ials" and looks_like_star_ratings(ratings):
+    if obj.values == "ones" and not np.all(ratings.ratings == 1):
+        raise ValueError(f"{where}: a {obj.name.upper()} model uses only which items a user "
+                         "interacted with, but these values are not all 1 (star ratings?); "
+                         "binarize first, e.g. ratings.binarize(4)")
+    if obj.values == "strengths" and looks_like_star_ratings(ratings):
         warnings.warn(f"{where}: " + STAR_RATINGS_WARNING, UserWarning, stacklevel=3)
     if hp["reg"] is None:
         raise ValueError(f"{where}: the model's configuration records no 'reg'")
@@ -67,7 +70,8 @@ def _check(model, ratings, side, where):
 
 
 def solve_rows(model, hp, side, rows, cols, vals, n_rows):
-    """Solved ``(factors [R, k], bias [R])`` for R rows of ``side`` (NumPy).
+    """Solved ``(factors [R, k], bias [R])`` for R rows of ``side`` (NumPy), by the
+    objective's row solve (:data:`mfjax.serving.batch_solve.ROW_SOLVES`).
 
     ``rows`` [n] are local row numbers in [0, R), ``cols`` [n] indices into the
     other side, ``vals`` [n] the ratings (implicit: interaction values).
@@ -75,31 +79,8 @@ def solve_rows(model, hp, side, rows, cols, vals, n_rows):
     p = model.params
     other_f = p.item_factors if side == "users" else p.user_factors
     other_b = p.item_bias if side == "users" else p.user_bias
-    dtype = np.asarray(other_f).dtype
-    if hp["objective"] == "ials":
-        missing = [n for n in ("alpha", "unobserved_weight", "nu") if hp[n] is None]
-        if missing:
-            raise ValueError(f"the model's configuration records no {missing} for iALS")
-        f = batch_solve.ials_rows(other_f, rows, cols, vals, n_rows, alpha=hp["alpha"],
-                                  unobserved_weight=hp["unobserved_weight"], reg=hp["reg"],
-                                  nu=hp["nu"])
-        return _finite_rows(f, hp, vals), np.zeros(n_rows, dtype)
-    if hp["objective"] == "bpr":
-        f = batch_solve.bpr_rows(other_f, other_b, rows, cols, n_rows, reg=hp["reg"])
-        return _finite_rows(f, hp, vals), np.zeros(n_rows, dtype)
-    bias_reg = hp["reg"] if hp["bias_reg"] is None else hp["bias_reg"]
-    return batch_solve.ridge_rows(other_f, other_b, p.global_bias, rows, cols, vals, n_rows,
-                                  reg=hp["reg"], bias_reg=bias_reg)
-
-
-def _finite_rows(f, hp, vals):
-    """``f``, or a ValueError naming the cause when an implicit row solve is not finite."""
-    f = np.asarray(f)
-    if not np.isfinite(f).all():
-        top = float(np.max(vals, initial=0.0)) if vals is not None and np.size(vals) else 1.0
-        raise ValueError(f"the solve gave a non-finite vector (reg={hp['reg']}, largest value "
-                         f"{top:g}); use reg > 0 and smaller values")
-    return f
+    solve = batch_solve.ROW_SOLVES[model.objective.row_solve]
+    return solve(other_f, other_b, p.global_bias, rows, cols, vals, n_rows, hp)
 
 
 def _own_and_other(model, ratings, side, missing, where):
@@ -175,7 +156,7 @@ def partial_fit(model, ratings: Ratings, side: str, *, missing: str = "raise"):
     params = _set_rows(model.params, side, target, len(ids), f, b)
     changes = {ids_name: ids, "params": params,
                "posterior": _posterior(model.posterior, side, target, len(ids), b)}
-    if hp["objective"] == "explicit":
+    if not model.objective.ranking:  # ratings: predictions are clipped to their range
         lo, hi = model.rating_range
         changes["rating_range"] = (min(lo, float(vals.min())), max(hi, float(vals.max())))
     if model.seen_indptr is not None and model.seen_items is not None:
@@ -281,7 +262,7 @@ def fold_in_one(model, raw_item_ids, ratings, reg, bias_reg, missing, where):
                        "to drop their ratings")
     idx, r = idx[~unknown], r[~unknown]
     hp = hyperparameters(model)
-    if hp["objective"] != "explicit":  # ials/bpr: no user bias
+    if model.objective.ranking:  # implicit (iALS, BPR): no user bias
         if r.size and (r < 0).any():
             raise ValueError(f"{where}: implicit values must be >= 0")
         if bias_reg is not None:

@@ -1,7 +1,7 @@
 """Per-sample predictions of a posterior-mean (Gibbs) model, and their spread.
 
 A Gibbs model (``fit(solver="gibbs")``) is one rank k·S model whose factors are
-S samples' factors side by side, each scaled by 1/√S (:func:`mfjax.solvers.gibbs.sampler.average_params`).
+S samples' factors side by side, each scaled by 1/√S (:func:`mfjax.solvers.gibbs.chain.average_params`).
 Block s of the factors (columns s·k … (s+1)·k − 1) therefore gives
 ⟨p_uˢ, q_iˢ⟩ / S, and with the per-sample biases, μ and noise precisions that
 the model keeps (``Model.posterior``) each sample's prediction is recovered:
@@ -78,7 +78,7 @@ def check_posterior(arrays: dict, params: Params, where: str,
     """A model file's ``posterior/<field>`` arrays, checked against ``params``; None if absent.
 
     Beyond shapes, the S samples must be the ones the averaged model was made of
-    (:func:`mfjax.solvers.gibbs.sampler.average_params`): their biases and μ average to
+    (:func:`mfjax.solvers.gibbs.chain.average_params`): their biases and μ average to
     the model's, and, where ``config`` records them, S is the number of samples kept
     and the factor width is S times the per-sample rank. A posterior cut to fewer
     samples would otherwise load and give a wrong ``predict(return_std=True)``.

@@ -1,6 +1,6 @@
 """The exact ALS solver behind ``fit(train, mfjax.ALS(...))``.
 
-It lays the ratings out once (:func:`mfjax.solvers.als.sweep.make_layout`: sorted by user
+It lays the ratings out once (:func:`mfjax.solvers.als.layout.make_layout`: sorted by user
 and by item, each row padded to whole blocks) and takes one jitted sweep per ``fit``
 epoch: exact block-coordinate descent on :func:`mfjax.loss` (users, then items, then μ;
 :func:`mfjax.solvers.als.sweep.als_sweep`), so the objective reported in ``history``
@@ -22,7 +22,8 @@ from ...kernels import als as als_kernel
 from ...objectives.explicit import Params
 from .. import finite, memory
 from ..base import restore_leaves
-from .sweep import als_half_step, default_window, make_layout
+from .layout import make_layout
+from .sweep import als_half_step, default_window
 
 __all__ = ["als_step", "ALSState", "ALSSolver", "ExactBase", "ROWS_PER_CHUNK", "init_params",
            "layout_of", "dtype_of"]
@@ -38,7 +39,7 @@ def dtype_of(run):
 
 
 def layout_of(train: Ratings, dtype):
-    """Both sides' block-padded CSR layout (:func:`mfjax.solvers.als.sweep.make_layout`)."""
+    """Both sides' block-padded CSR layout (:func:`mfjax.solvers.als.layout.make_layout`)."""
     return make_layout(train.users, train.items, train.ratings, n_users=train.n_users,
                        n_items=train.n_items, dtype=dtype, rows_per_chunk=ROWS_PER_CHUNK)
 

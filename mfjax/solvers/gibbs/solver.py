@@ -13,7 +13,7 @@ with the same samples). The model is their posterior mean as one rank k·S model
 
     r̂(u, i) = (1/S) Σ_s r̂_s(u, i) = μ̄ + b̄_u + b̄_i + ⟨[p_u¹ … p_uˢ]/√S, [q_i¹ … q_iˢ]/√S⟩,
 
-(:func:`mfjax.solvers.gibbs.sampler.average_params`, exact), and :meth:`GibbsSolver.posterior`
+(:func:`mfjax.solvers.gibbs.chain.average_params`, exact), and :meth:`GibbsSolver.posterior`
 returns the per-sample biases, μ and noise precisions τ_s [S], with which
 :meth:`mfjax.Model.predict` (``return_std=True``) recovers each sample's
 prediction from block s of the concatenated factors.

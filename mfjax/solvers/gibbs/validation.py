@@ -1,7 +1,7 @@
 """Validation predictions of the Gibbs posterior mean, kept up to date incrementally.
 
 The model after S kept samples is their posterior mean, a rank k·S model
-(:func:`mfjax.solvers.gibbs.sampler.average_params`). Its prediction is linear in the
+(:func:`mfjax.solvers.gibbs.chain.average_params`). Its prediction is linear in the
 samples (the unknown-ID fallbacks of
 :func:`mfjax.objectives.explicit.predict_with_fallback` too)::
 
