@@ -54,10 +54,14 @@ SURPRISE = {
 def run_mfjax(train, test, cold: bool = False, kwargs=None) -> dict:
     import mfjax
 
-    if cold:  # forget mfjax's compiled training programs, so this fit compiles them again
-        mfjax.solvers.minibatch.epoch.cached_epoch.cache_clear()
-        mfjax.solvers.minibatch.optimizers.opt_init.cache_clear()
-        mfjax.solvers.minibatch.ensemble.combine_members.clear_cache()
+    if cold:  # forget every compiled program, so this fit compiles them again
+        import jax
+        from mfjax.solvers.minibatch import ensemble, epoch, optimizers
+
+        jax.clear_caches()
+        epoch.cached_epoch.cache_clear()
+        optimizers.opt_init.cache_clear()
+        ensemble.combine_members.clear_cache()
     t = time.perf_counter()
     model = mfjax.fit(train, progress=False, **(kwargs or {}))
     seconds = time.perf_counter() - t
@@ -65,7 +69,7 @@ def run_mfjax(train, test, cold: bool = False, kwargs=None) -> dict:
     secs = [h["seconds"] for h in model.history]
     compile_s = max(0.0, secs[0] - float(np.median(secs[1:]))) if len(secs) > 1 else 0.0
     return {"rmse": ev["rmse"], "mae": ev["mae"], "fit_s": seconds,
-            "fit_s_no_compile": seconds - compile_s, "config": model.config}
+            "fit_s_no_compile": seconds - compile_s, "spec": repr(model.spec)}
 
 
 def run_surprise(train, test, kwargs) -> dict:
@@ -133,13 +137,7 @@ def main() -> None:
         ("fold",) + tuple(f"{s} RMSE / s" for s in systems),
         [(j + 1, *(f"{per[s][j]['rmse']:.4f} / {per[s][j]['fit_s']:.2f}" for s in systems))
          for j in range(len(folds))])
-    cfg = per["mfjax, fit defaults"][0]["config"]
-    setting = (f"mfjax defaults: solver {cfg['solver']}, rank {cfg['rank']}, "
-               + (f"{cfg['epochs']} sweeps ({cfg['options'] or 'burn_in 20, samples 80'})"
-                  if cfg["solver"] == "gibbs" else
-                  f"as {cfg['ensemble']} averaged members, reg {cfg['reg']}, bias_reg {cfg['bias_reg']}, "
-                  f"{cfg['optimizer']} lr {cfg['learning_rate']}, {cfg['epochs']} epochs, "
-                  f"batch {cfg['batch_size']}, gradient {cfg['gradient']}"))
+    setting = f"mfjax defaults: {per['mfjax, fit defaults'][0]['spec']}"
     verdict = ""
     if "Surprise SVD, tuned" in mean:
         tuned, cold = mean["Surprise SVD, tuned"], mean["mfjax, fit defaults, cold"]

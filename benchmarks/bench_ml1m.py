@@ -45,9 +45,7 @@ def run_mfjax(train, test, kwargs) -> dict:
     model = mfjax.fit(train, progress=False, **kwargs)
     seconds = time.perf_counter() - t
     ev = mfjax.evaluate(model, test)
-    c = model.config
-    setting = (f"solver {c['solver']}, rank {c['rank']}, epochs/sweeps {c['epochs']}, reg {c['reg']}"
-               + (f", options {c['options']}" if c.get("options") else ""))
+    setting = repr(model.spec)  # the resolved spec: every field that applied
     return {"rmse": ev["rmse"], "mae": ev["mae"], "fit_s": seconds, "setting": setting}
 
 

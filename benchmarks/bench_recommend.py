@@ -133,7 +133,7 @@ def main(argv=None):
     import jax
 
     from mfjax import Model
-    from mfjax.serving.recommend import auto_batch_size
+    from mfjax.serving.rows import auto_batch_size
 
     params, indptr, items = make_problem(args.users, args.items, args.rank, args.seen_per_user)
     # Raw IDs as in MovieLens (ints from 1), so the timing includes the ID mapping.

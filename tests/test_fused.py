@@ -150,7 +150,7 @@ def test_switch_off_and_missing_compiler(monkeypatch):
     assert not fused.usable_for(np.float32)
     monkeypatch.delenv("MFJAX_KERNELS")
     assert fused.available() and fused.usable_for(np.float32)
-    monkeypatch.setattr(kernels, "find_compiler", lambda: None)
+    monkeypatch.setattr(kernels.cache, "find_compiler", lambda: None)
     with pytest.raises(RuntimeError, match="no C\\+\\+ compiler"):
         fused.build_kernel()
 

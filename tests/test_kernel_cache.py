@@ -246,7 +246,7 @@ def test_the_cache_key_covers_the_shared_headers(tmp_path, monkeypatch):
         pytest.skip("no C++ compiler")
     src = tmp_path / "k.cc"
     src.write_text('#include "shared.h"\n')
-    monkeypatch.setattr(kernels, "HEADERS", str(tmp_path))
+    monkeypatch.setattr(kernels.cache, "HEADERS", str(tmp_path))
     (tmp_path / "shared.h").write_text("// one\n")
     before = kernels.key(str(src), cxx)
     assert kernels.key(str(src), cxx) == before
@@ -265,7 +265,7 @@ def test_a_read_only_cache_with_a_verified_kernel_is_used_without_a_lock(cache, 
         raise PermissionError(13, "Read-only file system", os.path.join(folder, ".lock"))
         yield
 
-    monkeypatch.setattr(kernels, "_locked", read_only)
+    monkeypatch.setattr(kernels.cache, "locked", read_only)
     assert fused.build_kernel() == path
     os.unlink(path)  # a build does need the lock: the error surfaces
     with pytest.raises(PermissionError, match="Read-only"):

@@ -8,6 +8,7 @@ import pytest
 
 import mfjax
 from mfjax.serving import recommend as rec
+from mfjax.serving import rows as serving_rows
 
 
 @pytest.fixture(scope="module")
@@ -354,7 +355,7 @@ def test_recommend_for_ratings_excludes_rated_items_and_ranks_by_folded_in_score
 
 def test_csr_rows_selects_and_handles_unknown():
     indptr, items = np.array([0, 2, 2, 5]), np.array([7, 8, 1, 2, 3])
-    ptr, sel = rec.csr_rows(indptr, items, np.array([2, -1, 0, 1, 2]))
+    ptr, sel = serving_rows.csr_rows(indptr, items, np.array([2, -1, 0, 1, 2]))
     np.testing.assert_array_equal(ptr, [0, 3, 3, 5, 5, 8])
     np.testing.assert_array_equal(sel, [1, 2, 3, 7, 8, 1, 2, 3])
 

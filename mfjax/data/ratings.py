@@ -33,9 +33,9 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from .columns import as_1d, dedup_keep, int_timestamps, numeric_ratings, warn
+from .columns import as_1d, int_timestamps, numeric_ratings, warn
 from .conventions import binarize_mask, resolve_duplicates
-from .ids import IdSpace, factorize, id_array, id_column, show
+from .ids import IdSpace, factorize, id_array, id_column
 
 __all__ = ["Ratings", "IdSpace"]
 
@@ -344,23 +344,9 @@ class Ratings(IdSpace):
             >>> Ratings.from_arrays([1, 2], [5, 6], [4.0, 0.0]).to_csr().nnz
             2
         """
-        if duplicates not in ("raise", "sum"):
-            raise ValueError(f"to_csr: duplicates must be 'raise' or 'sum', got {duplicates!r}")
-        sp = _scipy_sparse()
-        if duplicates == "raise" and len(self):
-            keep = dedup_keep(self.users, self.items, self.n_items, None)
-            if keep is not None:
-                j = int(np.flatnonzero(~keep)[0])
-                raise ValueError(
-                    f"to_csr: {int((~keep).sum()):,} repeated (user, item) pairs, e.g. "
-                    f"({show(self.user_ids[self.users[j]])!r}, {show(self.item_ids[self.items[j]])!r}); "
-                    f"pass duplicates='sum', or de-duplicate with "
-                    f"Ratings.from_frame(r.to_frame())"
-                )
-        m = sp.csr_matrix((self.ratings, (self.users, self.items)),
-                          shape=(self.n_users, self.n_items), dtype=np.float32)
-        m.sort_indices()
-        return m
+        from .sparse import ratings_to_csr
+
+        return ratings_to_csr(self, duplicates)
 
     @classmethod
     def from_csr(cls, matrix, user_ids=None, item_ids=None) -> "Ratings":
@@ -395,44 +381,6 @@ class Ratings(IdSpace):
             >>> r.to_frame()["user"].tolist(), r.to_frame()["item"].tolist()
             (['ann', 'bob'], [1, 0])
         """
-        sp = _scipy_sparse()
-        if not sp.issparse(matrix):
-            raise TypeError(
-                f"Ratings.from_csr: need a scipy.sparse matrix, got {type(matrix).__name__} "
-                f"(for a dense array, scipy.sparse.csr_matrix(a) stores its non-zeros)"
-            )
-        if matrix.ndim != 2:
-            raise ValueError(f"Ratings.from_csr: matrix must be 2-D, got shape {matrix.shape}")
-        n_rows, n_cols = matrix.shape
-        tables = []
-        for name, ids, n in (("user_ids", user_ids, n_rows), ("item_ids", item_ids, n_cols)):
-            ids = np.arange(n) if ids is None else id_array(ids)
-            if len(ids) != n:
-                raise ValueError(
-                    f"Ratings.from_csr: {name} has {len(ids)} entries but the matrix has "
-                    f"{n} {'rows' if name == 'user_ids' else 'columns'}"
-                )
-            if not pd.Index(ids).is_unique:
-                raise ValueError(f"Ratings.from_csr: {name} repeats an ID")
-            tables.append(ids)
-        coo = sp.coo_matrix(matrix, copy=True)
-        coo.sum_duplicates()  # canonical: row-major, one entry per cell
-        data = np.asarray(coo.data, dtype=np.float64)
-        bad = np.flatnonzero(~np.isfinite(data))
-        if bad.size:
-            j = int(bad[0])
-            raise ValueError(
-                f"Ratings.from_csr: entry ({int(coo.row[j])}, {int(coo.col[j])}) = {data[j]} "
-                f"is not finite ({bad.size} non-finite entries)"
-            )
-        return cls(coo.row.astype(np.int32), coo.col.astype(np.int32),
-                   data.astype(np.float32), None, tables[0], tables[1])
+        from .sparse import ratings_from_csr
 
-
-def _scipy_sparse():
-    """``scipy.sparse``, imported on first use (SciPy is an optional dependency)."""
-    try:
-        import scipy.sparse
-    except ImportError as e:
-        raise ImportError("sparse-matrix conversions need SciPy: pip install 'mfjax[sparse]'") from e
-    return scipy.sparse
+        return ratings_from_csr(cls, matrix, user_ids, item_ids)

@@ -174,7 +174,7 @@ def evaluate_ranking(model: Model, train: Ratings, test: Ratings, *, k: int = 10
         threshold: a test rating ≥ threshold is relevant; ``None``: every test
             interaction is (implicit feedback).
         batch_size: users per chunk (``None``: see
-            :func:`mfjax.serving.recommend.auto_batch_size`).
+            :func:`mfjax.serving.rows.auto_batch_size`).
         vectors: ``{"user_factors": [U, k], "user_bias": [U]}`` for the evaluated
             users in the order of their test-space indices (as
             :func:`evaluate_fold_in` passes them), instead of the model's rows,

@@ -55,16 +55,6 @@ BUILD_TIMEOUT = kernels.BUILD_TIMEOUT
 #: Most threads the kernel uses (each holds a private copy of the other side's table).
 MAX_THREADS = kernels.MAX_THREADS
 
-# The build / verify / load machinery lives in mfjax.kernels (shared with the iALS
-# kernel); these names stay for callers and tests.
-_cpu_tag = kernels._cpu_tag
-_cache_dir = kernels.cache_folder
-_build_timeout = kernels.build_timeout
-_owned_regular = kernels._owned_regular
-_read_verified = kernels.read_verified
-_remove = kernels._remove
-_locked = kernels._locked
-_dlopen_verified = kernels.load
 
 
 def threads() -> int:

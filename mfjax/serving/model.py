@@ -151,7 +151,7 @@ class Model(IdSpace):
                 after ``items``); IDs the model does not know are ignored.
             batch_size: users per chunk; the score block is at most
                 [batch_size, n_candidates] floats. ``None``: at most ~8 MB
-                (:func:`mfjax.serving.recommend.auto_batch_size`).
+                (:func:`mfjax.serving.rows.auto_batch_size`).
 
         Returns:
             ``(raw_item_ids, scores)``, best first. For one user, 1-D arrays of
@@ -166,7 +166,8 @@ class Model(IdSpace):
             ValueError: ``n`` is not a positive integer, ``items`` is empty,
                 or ``exclude_seen`` is asked of a model without a seen index.
         """
-        from .recommend import csr_rows, recommend_indices
+        from .recommend import recommend_indices
+        from .rows import csr_rows
 
         n = check_positive_int(n, "recommend: n")
         scalar = np.ndim(raw_user_ids) == 0

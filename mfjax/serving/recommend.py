@@ -47,7 +47,6 @@ returns their trained vector (up to how well training converged).
 
 from __future__ import annotations
 
-import math
 from functools import partial
 
 import jax
@@ -56,23 +55,17 @@ import numpy as np
 
 from ..objectives.explicit import Params
 from ..plumbing import check_index, power_of_two_at_least
+from .rows import auto_batch_size
 
 __all__ = [
     "scores",
     "top_n",
     "select_top",
     "recommend_indices",
-    "most_popular",
     "similar",
     "fold_in",
-    "csr_rows",
-    "auto_batch_size",
 ]
 
-# Bytes of the [batch, n_items] score block that auto_batch_size stays under:
-# small enough to be reused memory, large enough that per-call overhead does
-# not matter (tuned in benchmarks/bench_recommend.py).
-_SCORE_BLOCK_BYTES = 8 << 20
 # Entries per block in select_top's two-stage selection (tuned likewise).
 _BLOCK = 64
 
@@ -233,53 +226,6 @@ def fold_in(item_factors, item_bias, global_bias, items, ratings, weights=None, 
 # Host-side drivers (NumPy in, NumPy out)
 
 
-def csr_rows(indptr: np.ndarray, indices: np.ndarray,
-             rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Select rows of a CSR structure; a row of -1 selects an empty row.
-
-    Args:
-        indptr: [n_rows + 1].
-        indices: [nnz].
-        rows: row numbers [b], each in [-1, n_rows).
-
-    Returns:
-        ``(indptr [b + 1], indices [nnz'])`` of the selected rows, in order.
-    """
-    rows = np.asarray(rows, np.int64)
-    if len(rows) == len(indptr) - 1 and np.array_equal(rows, np.arange(len(rows))):
-        return np.asarray(indptr, np.int64), indices  # every row in order: no copy
-    start = np.where(rows >= 0, indptr[np.maximum(rows, 0)], 0)
-    count = np.where(rows >= 0, indptr[np.maximum(rows, 0) + 1] - start, 0)
-    out_ptr = np.zeros(len(rows) + 1, np.int64)
-    np.cumsum(count, out=out_ptr[1:])
-    # Position of every selected entry in `indices`: its row's start plus its offset.
-    offsets = np.arange(out_ptr[-1], dtype=np.int64) - np.repeat(out_ptr[:-1], count)
-    return out_ptr, indices[np.repeat(start, count) + offsets]
-
-
-def auto_batch_size(n_users: int, n_items: int, itemsize: int = 4) -> int:
-    """Users per chunk: a power of two whose [batch, n_items] score block is ≤ ~8 MB.
-
-    Small on purpose: on CPU, XLA's scratch memory for a call (about twice the
-    block) is fresh memory from the OS on every call once it passes glibc's
-    32 MB mmap threshold, and the page faults then cost more than the
-    arithmetic (see benchmarks/bench_recommend.py); below it, it is reused.
-    Never more than ``n_users`` rounded up to a power of two, never below 8.
-    """
-    target = max(8, _SCORE_BLOCK_BYTES // max(1, n_items * itemsize))
-    target = 1 << int(math.floor(math.log2(target)))
-    return int(max(1, min(target, 1 << max(0, math.ceil(math.log2(max(n_users, 1)))))))
-
-
-def most_popular(seen_items, n_items: int, n: int, candidates=None) -> np.ndarray:
-    """The n item indices with the most training interactions (ties: lower index first),
-    among ``candidates`` (sorted indices; None: all). ``seen_items`` [nnz] lists every
-    training interaction's item (a model's seen index)."""
-    counts = np.bincount(np.asarray(seen_items), minlength=n_items)
-    cand = np.arange(n_items) if candidates is None else np.asarray(candidates)
-    return cand[np.argsort(-counts[cand], kind="stable")][:n]
-
-
 def recommend_indices(params: Params, users, n: int, *, exclude=None, candidates=None,
                       batch_size: int | None = None, user_factors=None, user_bias=None,
                       cold=None, fallback=None) -> tuple[np.ndarray, np.ndarray]:
@@ -294,7 +240,7 @@ def recommend_indices(params: Params, users, n: int, *, exclude=None, candidates
         exclude: ``(indptr [b + 1], items [nnz])``, a CSR of item indices to
             exclude for each row of ``users`` (e.g. their training items), or None.
         candidates: distinct item indices [m'] to rank among, or None for all items.
-        batch_size: users per chunk; ``None`` = :func:`auto_batch_size`.
+        batch_size: users per chunk; ``None`` = :func:`mfjax.serving.rows.auto_batch_size`.
             Bounds the score block to [batch_size, m'] floats.
         user_factors, user_bias: explicit user vectors [b, k] and [b] (e.g.
             folded-in users) instead of rows of ``params``.
