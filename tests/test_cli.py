@@ -342,6 +342,9 @@ def test_the_parsers_constants_match_the_library():
     assert constants.GRADIENTS == tuple(mfjax.training.GRADIENTS)
     assert constants.MOVIELENS == tuple(mfjax.datasets.VARIANTS)
     assert {k: mfjax.DEFAULTS[k] for k in constants.DEFAULTS} == constants.DEFAULTS
+    for spec, shown in ((mfjax.ALS(), constants.ALS_DEFAULTS),
+                        (mfjax.BayesianMF(), constants.GIBBS_DEFAULTS)):
+        assert {k: getattr(spec, k) for k in shown} == shown
 
 
 def test_pyproject_declares_the_console_command():

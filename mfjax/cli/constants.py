@@ -7,6 +7,9 @@ They mirror library values (``mfjax.training.DEFAULTS``, ``OPTIMIZERS``, ``GRADI
 #: ``mfjax.training.DEFAULTS`` (the Optax solver's defaults) that the parsers show.
 DEFAULTS = {"rank": 128, "reg": 0.1, "bias_reg": 0.01, "optimizer": "adam", "epochs": 25,
             "init_scale": 0.1}
+#: ``mfjax.ALS()`` and ``mfjax.BayesianMF()`` field defaults the parsers show.
+ALS_DEFAULTS = {"rank": 10, "reg": 0.08, "epochs": 6}
+GIBBS_DEFAULTS = {"rank": 12, "burn_in": 10, "samples": 90}
 #: ``sorted(mfjax.training.OPTIMIZERS)``.
 OPTIMIZERS = ("adabelief", "adagrad", "adam", "adamax", "adamw", "lamb", "lion", "momentum",
               "nadam", "nesterov", "radam", "rmsprop", "sgd", "yogi")

@@ -16,7 +16,15 @@ import os
 import sys
 
 from . import HelpFormatter, OneLineParser, UsageError, fraction, non_negative, positive, run_main, seed
-from .constants import DATASETS, DEFAULTS, GRADIENTS, OBJECTIVES, OPTIMIZERS, SOLVERS
+from .constants import (
+    ALS_DEFAULTS,
+    DATASETS,
+    DEFAULTS,
+    GIBBS_DEFAULTS,
+    GRADIENTS,
+    OBJECTIVES,
+    OPTIMIZERS,
+    SOLVERS)
 from .runfiles import RUN_FILES, remove_empty_tree, train_and_report
 
 __all__ = ["DESCRIPTION", "EPILOG", "configure", "build_parser", "execute", "main", "run",
@@ -26,12 +34,12 @@ DESCRIPTION = """Train a matrix-factorization recommender with mfjax.
 
 With no flags: Optax MF (rank 128, Adam, 25 epochs) on MovieLens-100K, 20% holdout:
 test RMSE ~0.903 in about 15 s on 2 CPU cores. mfjax.fit(train) without a model picks
-Bayesian MF by Gibbs at this size (--solver gibbs: RMSE ~0.892, ~70 s)."""
+Bayesian MF by Gibbs at this size (--solver gibbs: RMSE ~0.892, ~9 s)."""
 EPILOG = """examples (2-core CPU; results from runs recorded in benchmarks/RESULTS.md):
   mfjax train
       # ML-100K, defaults: test RMSE ~0.903, MAE ~0.710; precision@10 ~0.055, NDCG@10 ~0.060
   mfjax train --solver gibbs
-      # Bayesian MF by Gibbs (fit()'s default at this size): RMSE ~0.892, ~70 s
+      # Bayesian MF by Gibbs (fit()'s default at this size): RMSE ~0.892, ~9 s
   mfjax train --solver als --rank 10 --reg 0.05 --epochs 10
   mfjax train --patience 3 --epochs 100
       # early stopping on a validation split carved from the training data
@@ -95,11 +103,11 @@ def configure(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
                           "sampling, what mfjax.fit picks by default up to 2M ratings (learns its "
                           "regularization; --burn-in + --samples sweeps)")
     fit.add_argument("--rank", type=positive(int), default=None,
-                     help=f"default: optax {DEFAULTS['rank']}, als and gibbs 10, per objective "
-                          "for ials/bpr")
+                     help=f"default: optax {DEFAULTS['rank']}, als {ALS_DEFAULTS['rank']}, "
+                          f"gibbs {GIBBS_DEFAULTS['rank']}, per objective for ials/bpr")
     fit.add_argument("--reg", type=non_negative, default=None,
-                     help=f"default: optax {DEFAULTS['reg']}, als 0.08 (gibbs: unused), per "
-                          "objective for ials/bpr")
+                     help=f"default: optax {DEFAULTS['reg']}, als {ALS_DEFAULTS['reg']} (gibbs: "
+                          "unused), per objective for ials/bpr")
     fit.add_argument("--bias-reg", type=non_negative, default=None,
                      help="L2 penalty on the biases (optax, als; BPR item biases); "
                           f"default: {DEFAULTS['bias_reg']}")
@@ -110,12 +118,13 @@ def configure(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     fit.add_argument("--schedule", choices=["constant", "cosine", "exponential"], default="constant",
                      help="learning-rate schedule over all steps")
     fit.add_argument("--epochs", type=positive(int), default=None,
-                     help=f"default: optax {DEFAULTS['epochs']}, als 6 (gibbs: --burn-in + "
-                          "--samples), per objective for ials/bpr")
+                     help=f"default: optax {DEFAULTS['epochs']}, als {ALS_DEFAULTS['epochs']} "
+                          "(gibbs: --burn-in + --samples), per objective for ials/bpr")
     fit.add_argument("--burn-in", type=int, default=None,
-                     help="gibbs: sweeps discarded first (default 20)")
+                     help=f"gibbs: sweeps discarded first (default {GIBBS_DEFAULTS['burn_in']})")
     fit.add_argument("--samples", type=positive(int), default=None,
-                     help="gibbs: sweeps averaged after burn-in (default 80)")
+                     help="gibbs: sweeps averaged after burn-in (default "
+                          f"{GIBBS_DEFAULTS['samples']})")
     fit.add_argument("--batch-size", type=positive(int), default=None,
                      help="default: about 1/20 of the ratings, within [1024, 2^22]")
     fit.add_argument("--init-scale", type=positive(float), default=None,
