@@ -212,6 +212,27 @@ def test_gibbs_incremental_validation_matches_the_posterior_mean(explicit):
         assert a == pytest.approx(b, abs=1e-9)
 
 
+@pytest.mark.parametrize("patience", [None, 50])
+def test_gibbs_validation_builds_the_averaged_model_only_when_needed(explicit, monkeypatch,
+                                                                      patience):
+    """Scoring is incremental, so no sweep averages every kept sample (that cost 66% on
+    top of the sweeps on ML-100K); only early stopping keeps (builds) the best model."""
+    from mfjax.solvers.gibbs.solver import GibbsSolver
+
+    train, val = mfjax.split.holdout(explicit, 0.2, seed=0)
+    calls = []
+    original = GibbsSolver.params
+    monkeypatch.setattr(GibbsSolver, "params",
+                        lambda self, state: calls.append(state.sweep) or original(self, state))
+    m = mfjax.fit(train, mfjax.BayesianMF(rank=3, burn_in=2, samples=8), validation=val,
+                  patience=patience, progress=False)
+    assert len(m.history) == 10 and "val_rmse" in m.history[-1]
+    if patience is None:
+        assert calls == [10]  # the returned model only
+    else:  # each improvement snapshots the best model; the RMSE falls most sweeps
+        assert 10 in calls and len(calls) >= 3
+
+
 def test_metric_names():
     assert metrics.parse_metric("recall@20") == ("recall", 20)
     assert metrics.lower_is_better("mae") and not metrics.lower_is_better("ndcg@3")

@@ -231,15 +231,25 @@ def _loop(solver, state, spec, record, validate, patience, checkpoint_dir, check
             raise FloatingPointError(f"training diverged in epoch {epoch + 1}: the loss is "
                                      f"{metrics['loss']}; {solver.divergence_hint()}{where}")
         row = {"epoch": epoch + 1, **metrics}
-        # Only what reads the model builds it (Gibbs: the average of every kept sample).
-        params = solver.params(state) if validate is not None or callbacks else None
+        # Only what reads the model builds it (Gibbs: the average of every kept sample),
+        # once per epoch at most.
+        built = []
+
+        def model_params():
+            if not built:
+                built.append(solver.params(state))
+            return built[0]
+
         if validate is not None:
-            scores, score = validate(params, state)
+            scores, score = validate(model_params, state)
             row.update(scores)
             if epoch + 1 >= solver.min_epochs:
                 if score < best.score:
-                    best = Best(score, epoch + 1, 0, {k: np.array(v) for k, v in
-                                                      distributed.to_host(params)._asdict().items()})
+                    # The best parameters are kept (on the host) only for early stopping.
+                    snapshot = None if patience is None else {
+                        k: np.array(v) for k, v in
+                        distributed.to_host(model_params())._asdict().items()}
+                    best = Best(score, epoch + 1, 0, snapshot)
                 else:
                     best.bad_epochs += 1
         row["seconds"] = time.perf_counter() - t0
@@ -257,11 +267,11 @@ def _loop(solver, state, spec, record, validate, patience, checkpoint_dir, check
         if callbacks:
             # The solvers donate their buffers to the next step: callbacks get a copy
             # they may keep.
-            kept = jax.tree.map(jnp.copy, params)
+            kept = jax.tree.map(jnp.copy, model_params())
             for cb in callbacks:
                 cb(epoch + 1, dict(row), kept)
             del kept
-        del params
+        del built
         if best.stopped:
             break
     if hasattr(bar, "close"):
@@ -280,7 +290,8 @@ def _check_finite(params: Params, solver) -> None:
 
 def _validator(model: Model, train: Ratings, validation: Ratings | None, put: Callable,
                objective, solver=None):
-    """``params -> (metrics, score)`` on ``validation``, or None; lower scores are better.
+    """``(model_params, state) -> (metrics, score)`` on ``validation``, or None; lower scores
+    are better. ``model_params()`` builds the model's parameters (called only if needed).
 
     Explicit ratings: ``val_rmse``/``val_mae`` of clipped predictions, score the
     RMSE. Implicit feedback: ``val_ndcg@10``, ``val_recall@20`` of top-N lists that
@@ -292,8 +303,8 @@ def _validator(model: Model, train: Ratings, validation: Ratings | None, put: Ca
     if objective.ranking:
         from ..evaluation.metrics import evaluate_ranking
 
-        def validate_ranking(params: Params, state=None):
-            m = dataclasses.replace(model, params=params)
+        def validate_ranking(model_params, state=None):
+            m = dataclasses.replace(model, params=model_params())
             a = evaluate_ranking(m, train, validation, k=10, threshold=-math.inf)
             b = evaluate_ranking(m, train, validation, k=20, threshold=-math.inf)
             out = {"val_ndcg@10": a["ndcg@10"], "val_recall@20": b["recall@20"]}
@@ -309,11 +320,11 @@ def _validator(model: Model, train: Ratings, validation: Ratings | None, put: Ca
     # A solver may score its model incrementally (Gibbs: a running posterior mean).
     incremental = getattr(solver, "validation_predictions", None)
 
-    def validate(params: Params, state=None):
+    def validate(model_params, state=None):
         if incremental is not None and state is not None:
             sq, ab = prediction_error_sums(incremental(state, u, i), r, lo, hi)
         else:
-            sq, ab = error_sums(params, u, i, r, lo, hi)
+            sq, ab = error_sums(model_params(), u, i, r, lo, hi)
         rmse = math.sqrt(float(sq) / n)
         return {"val_rmse": rmse, "val_mae": float(ab) / n}, rmse
 
