@@ -31,7 +31,7 @@ fit slowed it by 25-45% on 2 cores: benchmarks/RESULTS.md, "First fit"):
 - :meth:`Kernel.usable_for` (a fit's ``kernel="auto"``) never compiles: a cached,
   verified library is loaded at once; without one the fit runs its XLA route and one
   line on stderr (once per process and kernel) says so and how to build it
-  (``mfjax build-kernels``, which the README's install line runs).
+  (``mfjax build-kernels``).
 - :meth:`Kernel.reason` / ``available()`` (a fit's ``kernel=True``, the direct kernel
   functions, ``mfjax build-kernels``) build when needed, with one line on stderr saying
   what is compiled, why and where to.
