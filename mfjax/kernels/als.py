@@ -46,13 +46,17 @@ _GIBBS_TARGETS = {np.dtype(np.float32): ("mfjax_gibbs_f32", "MfjaxGibbsF32"),
                   np.dtype(np.float64): ("mfjax_gibbs_f64", "MfjaxGibbsF64")}
 
 
+#: The library's name in messages (it holds the ALS half-step and the Gibbs row draws).
+WHAT = "explicit ALS/Gibbs CPU kernel"
+
+
 def build_kernel() -> str:
     """Path of the compiled kernel (:func:`mfjax.kernels.build`)."""
-    return kernels.build(SOURCE, "mfjax_als", what="explicit ALS CPU kernel")
+    return kernels.build(SOURCE, "mfjax_als", what=WHAT)
 
 
 _KERNEL = kernels.Kernel(SOURCE, "mfjax_als", [*_TARGETS.values(), *_GIBBS_TARGETS.values()],
-                        what="explicit ALS CPU kernel", builder=lambda: build_kernel(),
+                        what=WHAT, builder=lambda: build_kernel(),
                         threads_env="MFJAX_ALS_THREADS")
 
 
@@ -119,7 +123,7 @@ def check(dtype) -> None:
     """Raise unless the kernel can run on ``dtype`` factors."""
     reason = unavailable_reason()
     if reason is not None:
-        raise RuntimeError(f"the explicit ALS CPU kernel is not available: {reason}")
+        raise RuntimeError(f"the {WHAT} is not available: {reason}")
     if np.dtype(dtype) not in _TARGETS:
         raise ValueError(f"the ALS kernel takes float32 or float64 factors, got {dtype}")
 

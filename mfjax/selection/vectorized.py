@@ -173,10 +173,11 @@ def _ials_programs(cg_steps: int, chunks: tuple, cpu: bool):
     from ..solvers.ials.steps import cpu_jit, half_step_cg, half_step_exact
 
     kw = dict(chunks)
-    exact_trials = over_trials(lambda other, side, hp: exact(other, side, hp), (0, None, 0), cpu)
 
     def exact(other, side, hp):
         return half_step_exact.plain(other, side, **hp, **kw)  # nested: no compiler options
+
+    exact_trials = over_trials(exact, (0, None, 0), cpu)
 
     def sweep(Pp, Qp, users, items, hp):
         if cg_steps:

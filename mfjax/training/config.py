@@ -337,7 +337,7 @@ def _resolve_spec(spec, train: Ratings, run: Run):
     if isinstance(spec, (specs.ALS, specs.BayesianMF)):
         from ..kernels import als as kernel
 
-        return dataclasses.replace(spec, kernel=_kernel(spec, kernel, run, "explicit ALS"))
+        return dataclasses.replace(spec, kernel=_kernel(spec, kernel, run, "explicit ALS/Gibbs"))
     if isinstance(spec, specs.ImplicitALS):
         if spec.solver == "optax":
             opt = spec.optimizer or "adam"
