@@ -1,13 +1,17 @@
 """mfjax: matrix-factorization recommenders in JAX.
 
-A model is a typed spec (:mod:`mfjax.specs`: :class:`MF`, :class:`ALS`,
-:class:`BayesianMF`, :class:`ImplicitALS`, :class:`BPR`); :func:`fit` trains it and
-returns a :class:`Model`. The packages follow a rating from a file to a served list:
+A model is a typed spec (:class:`MF`, :class:`ALS`, :class:`BayesianMF`,
+:class:`ImplicitALS`, :class:`BPR`, :class:`LogisticMF`), one package each under
+:mod:`mfjax.models` and registered in :data:`mfjax.models.REGISTRY`; :func:`fit` trains
+it and returns a :class:`Model`. The packages follow a rating from a file to a served list:
 
 - :mod:`mfjax.data`: the :class:`Ratings` container, readers, data sets and splits;
 - :mod:`mfjax.objectives`: each loss with its hand-written gradient and its record;
-- :mod:`mfjax.solvers`: how parameters are updated (minibatch/Optax, ALS, Gibbs, iALS,
-  BPR), behind one ``Solver`` seam; :mod:`mfjax.kernels`: their C++ CPU kernels;
+- :mod:`mfjax.models`: one package per model (spec, objective, solver, ``"auto"``
+  resolution, memory estimate, score, row solve) and the registry;
+- :mod:`mfjax.solvers`: the solver engines the model packages build on (minibatch/Optax,
+  ALS, Gibbs, iALS, BPR) behind one ``Solver`` seam; :mod:`mfjax.kernels`: their C++
+  CPU kernels;
 - :mod:`mfjax.training`: ``fit``, the solver-agnostic loop, checkpoints;
 - :mod:`mfjax.serving`: ``Model``, top-N, fold-in, posterior uncertainty;
 - :mod:`mfjax.evaluation`: metrics and gradient checks.
@@ -38,10 +42,14 @@ _LAZY = {
     **{name: (".evaluation.metrics", name) for name in (
         "evaluate", "evaluate_fold_in", "evaluate_ranking")},
     "Model": (".serving.model", "Model"), "load_model": (".serving.model", "load_model"),
-    **{name: (".specs", name) for name in ("MF", "ALS", "BayesianMF", "ImplicitALS", "BPR", "Spec")},
+    "Spec": (".specs", "Spec"), "MF": (".models.mf.spec", "MF"), "ALS": (".models.als.spec", "ALS"),
+    "BayesianMF": (".models.bayesian_mf.spec", "BayesianMF"),
+    "ImplicitALS": (".models.implicit_als.spec", "ImplicitALS"), "BPR": (".models.bpr.spec", "BPR"),
+    "REGISTRY": (".models", "REGISTRY"), "models": (".models", None),
     **{name: (".selection", name) for name in ("cross_validate", "search", "SearchResult")},
-    **{name: (".training", name) for name in (
-        "DEFAULTS", "OPTIMIZERS", "auto_batch_size", "fit", "make_optimizer")},
+    "fit": (".training", "fit"),
+    **{name: (".solvers.minibatch.optimizers", name) for name in ("OPTIMIZERS", "make_optimizer")},
+    **{name: (".models.mf.resolve", name) for name in ("DEFAULTS", "auto_batch_size")},
 }
 
 
@@ -99,7 +107,8 @@ def __dir__():
 __version__ = "0.1.0"
 
 __all__ = [
-    "MF", "ALS", "BayesianMF", "ImplicitALS", "BPR", "Spec", "cross_validate", "search",
+    "MF", "ALS", "BayesianMF", "ImplicitALS", "BPR", "Spec", "REGISTRY", "models",
+    "cross_validate", "search",
     "SearchResult",
     "Params", "init_params", "predict", "loss", "manual_grad", "validate_ratings",
     "distributed", "dense", "gradients", "training", "numerical_grad", "verify_gradients", "GradientReport", "gradcheck",

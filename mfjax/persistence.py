@@ -6,7 +6,7 @@ A model file is an ``.npz`` (written atomically by :func:`mfjax.plumbing.atomic_
 - ``user_ids`` and ``item_ids`` (see "IDs" below);
 - optionally ``seen_indptr`` and ``seen_items`` (a CSR of each user's training items);
 - optionally ``posterior/<field>`` for a Gibbs model's per-sample arrays
-  (:data:`mfjax.serving.posterior.POSTERIOR_FIELDS`: biases [S, n], μ [S], τ [S] > 0, with
+  (:data:`mfjax.models.bayesian_mf.posterior.POSTERIOR_FIELDS`: biases [S, n], μ [S], τ [S] > 0, with
   S dividing the rank);
 - ``meta``: the UTF-8 bytes of a JSON object with ``format`` (``"mfjax-model"``),
   ``version``, ``rating_range``, ``config``, ``history`` and, from version 2, ``ids``.
@@ -41,7 +41,7 @@ import pandas as pd
 
 from .objectives.explicit import Params
 from .plumbing import atomic_savez
-from .serving.posterior import check_posterior
+from . import models
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "read_npz", "write_model", "read_model",
            "encode_ids", "decode_ids"]
@@ -262,14 +262,15 @@ def _decode(meta: dict, arrays: dict, where: str) -> dict:
             raise ValueError(f"{where}: model format version {version} is newer than this mfjax "
                              f"understands ({FORMAT_VERSION}); upgrade mfjax")
         raise ValueError(f"{where}: bad model format version {_short(version)}")
-    missing = [k for k in [f"params/{f}" for f in Params._fields] + ["user_ids", "item_ids"]
+    fields = _params_type(meta.get("config"))._fields
+    missing = [k for k in [f"params/{f}" for f in fields] + ["user_ids", "item_ids"]
                if k not in arrays]
     missing += [k for k in ("rating_range",) + (("ids",) if version >= 2 else ("user_id_kind",
                                                                                 "item_id_kind"))
                 if k not in meta]
     if missing:
         raise ValueError(f"{where}: mfjax model file is missing {', '.join(missing)}")
-    params = _check_params({k: arrays[f"params/{k}"] for k in Params._fields}, where)
+    params = _check_params({k: arrays[f"params/{k}"] for k in fields}, where)
     n_users, n_items = params.user_factors.shape[0], params.item_factors.shape[0]
     out = {"params": params}
     for side, n in (("user", n_users), ("item", n_items)):
@@ -295,10 +296,36 @@ def _decode(meta: dict, arrays: dict, where: str) -> dict:
         raise ValueError(f"{where}: history must be a list of objects")
     out["history"] = history
     out["seen_indptr"], out["seen_items"] = _check_seen(arrays, n_users, n_items, where)
-    posterior = check_posterior(arrays, params, where, out["config"])
+    posterior = _posterior(arrays, params, where, out["config"])
     if posterior is not None:
         out["posterior"] = posterior
     return out
+
+
+def _record(config):
+    """The registry record a config names (None for one written before specs existed)."""
+    name = config.get("model") if isinstance(config, dict) else None
+    return models.REGISTRY.get(name) if isinstance(name, str) else None
+
+
+def _params_type(config):
+    """The parameter pytree class of the model ``config`` records (biased MF's before specs)."""
+    record = _record(config)
+    return Params if record is None else record.params_type
+
+
+def _posterior(arrays: dict, params, where: str, config: dict):
+    """The per-sample arrays of a model whose package keeps them (its ``check_posterior``),
+    validated; a file holding posterior arrays for a model without them is refused."""
+    record = _record(config)
+    if record is None:  # before specs: only Gibbs models stored posterior arrays
+        record = models.record_of(models.spec_of_config(config, where))
+    check = getattr(record.parts, "check_posterior", None)
+    if check is None:
+        if any(k.startswith("posterior/") for k in arrays):
+            raise ValueError(f"{where}: posterior arrays in a {record.name} model, which keeps none")
+        return None
+    return check(arrays, params, where, config)
 
 
 def _check_params(p: dict, where: str) -> Params:
@@ -349,9 +376,7 @@ _CONFIG_FIELDS = {
 def _check_config(config, params: Params, where: str) -> dict:
     if not isinstance(config, dict):
         raise ValueError(f"{where}: config must be an object, got {type(config).__name__}")
-    from .specs import spec_of_config
-
-    spec_of_config(config, where)  # every recorded hyperparameter valid for its model
+    models.spec_of_config(config, where)  # every recorded hyperparameter valid for its model
     for key, rule in _CONFIG_FIELDS.items():
         v = config.get(key)
         if v is None:

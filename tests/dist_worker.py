@@ -88,11 +88,10 @@ IMPLICIT = {
 
 def state_spec(train, spec, mesh, tables):
     """The item table's sharding in the solver state after one step (public solver seam)."""
-    from mfjax.solvers.base import make_solver
     from mfjax.training.config import resolve
 
     spec, run = resolve(train, spec, seed=0, mesh=mesh, table_sharding=tables)
-    solver = make_solver(spec)
+    solver = mfjax.models.record_of(spec).make_solver(spec)
     state, _ = solver.step(solver.init(train, spec, run))
     return str(getattr(state.params.item_factors.sharding, "spec", None))
 

@@ -13,6 +13,7 @@ from mfjax.solvers.minibatch.gradients import blocked_value_and_grad, make_block
 from mfjax import kernels
 from mfjax.kernels import fused
 from mfjax.training import config as C
+from mfjax.models.mf import resolve as R
 from test_core import make_problem
 from test_fast_paths import FAST, members_problem, planted  # noqa: F401 (fixture)
 
@@ -117,31 +118,31 @@ def test_fit_fused_gives_the_manual_trajectory(planted, sort_by, ensemble):
 
 
 def test_auto_takes_fused_on_large_data_and_falls_back_without_it():
-    big = C.AUTO_BLOCKED_MIN_RATINGS
+    big = R.AUTO_BLOCKED_MIN_RATINGS
     hw = C.detect_hardware()
     assert hw.fused_reason is None
-    assert C.resolve_gradient("auto", big - 1, hw) == "autodiff"
-    assert C.resolve_gradient("auto", big, hw) == "fused"
+    assert R.resolve_gradient("auto", big - 1, hw) == "autodiff"
+    assert R.resolve_gradient("auto", big, hw) == "fused"
     no_cxx = C.Hardware("cpu", None, "no C++ compiler found")
-    assert C.resolve_gradient("auto", big, no_cxx) == "blocked"
+    assert R.resolve_gradient("auto", big, no_cxx) == "blocked"
     with pytest.raises(RuntimeError, match="not available here: no C\\+\\+ compiler"):
-        C.resolve_gradient("fused", 10, no_cxx)
+        R.resolve_gradient("fused", 10, no_cxx)
     with pytest.raises(ValueError, match="gradient must be one of"):
-        C.resolve_gradient("fast", 10, hw)
+        R.resolve_gradient("fast", 10, hw)
 
 
 def test_fused_needs_one_cpu_device():
     hw = C.detect_hardware(mfjax.distributed.make_mesh(1, 1))
     with pytest.raises(ValueError, match="single CPU device"):
-        C.resolve_gradient("fused", 10, hw)
-    assert C.resolve_gradient("auto", C.AUTO_BLOCKED_MIN_RATINGS, hw) == "blocked"
+        R.resolve_gradient("fused", 10, hw)
+    assert R.resolve_gradient("auto", R.AUTO_BLOCKED_MIN_RATINGS, hw) == "blocked"
 
 
 def test_fused_sorts_by_the_bigger_side(planted):
     train, _ = planted  # 300 users, 200 items
     hw = C.detect_hardware()
-    assert C.resolve_sort_by("auto", train, 30, "fused", hw) == "users"
-    assert C.resolve_sort_by("items", train, 30, "fused", hw) == "items"
+    assert R.resolve_sort_by("auto", train, 30, "fused", hw) == "users"
+    assert R.resolve_sort_by("items", train, 30, "fused", hw) == "items"
 
 
 def test_switch_off_and_missing_compiler(monkeypatch):

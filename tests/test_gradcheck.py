@@ -9,8 +9,21 @@ import mfjax
 from mfjax import objectives
 from mfjax.objectives import bpr, explicit, ials  # noqa: F401  (patched below)
 
+from mfjax.evaluation.gradcheck import check_gradient_terms
+
 REAL_MANUAL_GRAD = explicit.manual_grad
 from test_core import make_problem
+
+DEFAULT_HYPER = {"reg": 0.0, "bias_reg": None, "alpha": 1.0, "unobserved_weight": 0.1, "nu": 0.5}
+
+
+def check(p, u, i, r, *, objective="explicit", negatives=None, order=2, max_numerical=20_000,
+          **hyper):
+    """check_gradient_terms at a given point, the objective's record by name."""
+    record = mfjax.models.objective_named(objective)
+    full = {k: hyper.get(k, DEFAULT_HYPER[k]) for k in record.hyper}
+    return check_gradient_terms(record, p, u, i, r, negatives, full, order=order,
+                                max_numerical=max_numerical)
 
 
 def test_numerical_grad_on_a_pytree():
@@ -25,7 +38,7 @@ def test_numerical_grad_on_a_pytree():
 @pytest.mark.parametrize("reg", [0.0, 0.25])
 def test_verify_gradients_passes(shape, reg):
     p, u, i, r = make_problem(*shape)
-    report = mfjax.verify_gradients(p, u, i, r, reg=reg, order=2)
+    report = check(p, u, i, r, reg=reg, order=2)
     assert report.ok, str(report)
     assert report.manual_vs_numerical is not None
     assert all(err < 1e-10 for _, err in report.manual_vs_autodiff.values())
@@ -36,7 +49,7 @@ def test_verify_gradients_passes(shape, reg):
 @pytest.mark.slow
 def test_verify_gradients_float32():
     p, u, i, r = make_problem(6, 9, 4, 50, dtype=jnp.float32)
-    report = mfjax.verify_gradients(p, u, i, r, reg=0.1)
+    report = check(p, u, i, r, reg=0.1)
     assert report.ok, str(report)
     assert report.dtype == "float32"
 
@@ -54,7 +67,7 @@ def _missing_bias_reg(p, u, i, r, *, reg=0.0, bias_reg=None):
 def test_verify_gradients_catches_a_broken_manual_grad(monkeypatch, broken):
     p, u, i, r = make_problem(6, 9, 4, 50)
     monkeypatch.setattr(objectives.explicit, "manual_grad", broken)
-    report = mfjax.verify_gradients(p, u, i, r, reg=0.3)
+    report = check(p, u, i, r, reg=0.3)
     assert not report.ok
     assert "FAIL" in str(report)
     assert report.check_grads["manual_grad as VJP, rev, order 1"] is not None
@@ -63,7 +76,7 @@ def test_verify_gradients_catches_a_broken_manual_grad(monkeypatch, broken):
 @pytest.mark.slow
 def test_large_problem_skips_finite_differences():
     p, u, i, r = make_problem(40, 30, 8, 100)
-    report = mfjax.verify_gradients(p, u, i, r, reg=0.1, order=1, max_numerical=100)
+    report = check(p, u, i, r, reg=0.1, order=1, max_numerical=100)
     assert report.ok and report.manual_vs_numerical is None
     assert "skipped" in str(report)
 
@@ -73,7 +86,7 @@ def test_verify_gradients_rejects_out_of_range_indices():
     u = u.copy()
     u[3] = 6
     with pytest.raises(ValueError, match=r"users\[3\] = 6"):
-        mfjax.verify_gradients(p, u, i, r)
+        check(p, u, i, r)
 
 
 def implicit_problem(objective, n_users=7, n_items=9, rank=3, n=40, seed=0):
@@ -88,7 +101,7 @@ def implicit_problem(objective, n_users=7, n_items=9, rank=3, n=40, seed=0):
 @pytest.mark.parametrize("objective", ["ials", "bpr"])
 def test_verify_gradients_passes_on_implicit_objectives(objective):
     p, u, i, v, neg = implicit_problem(objective)
-    report = mfjax.verify_gradients(p, u, i, v, reg=0.2, bias_reg=0.1, objective=objective,
+    report = check(p, u, i, v, reg=0.2, bias_reg=0.1, objective=objective,
                                     negatives=neg, alpha=2.0, unobserved_weight=0.3, nu=0.5)
     assert report.ok, str(report)
     assert report.manual_vs_numerical is not None
@@ -112,11 +125,19 @@ def test_verify_gradients_catches_a_broken_implicit_gradient(monkeypatch, object
     mod = getattr(objectives, module)
     monkeypatch.setattr(mod, name, _drop_first_factor_term(mod, name))
     p, u, i, v, neg = implicit_problem(objective)
-    report = mfjax.verify_gradients(p, u, i, v, reg=0.2, objective=objective, negatives=neg)
+    report = check(p, u, i, v, reg=0.2, objective=objective, negatives=neg)
     assert not report.ok and "FAIL" in str(report)
+
+
+def test_verify_gradients_refuses_what_is_not_a_spec():
+    ratings, _ = mfjax.datasets.synthetic(12, 9, 60, seed=1)
+    with pytest.raises(TypeError, match="not a registered model spec"):
+        mfjax.verify_gradients(object(), ratings)
+    with pytest.raises(ValueError, match="order"):
+        mfjax.verify_gradients(mfjax.ALS(rank=2), ratings, order=3)
 
 
 def test_verify_gradients_bpr_needs_negatives():
     p, u, i, v, _ = implicit_problem("bpr")
     with pytest.raises(ValueError, match="negatives"):
-        mfjax.verify_gradients(p, u, i, v, objective="bpr")
+        check(p, u, i, v, objective="bpr")

@@ -23,10 +23,10 @@ import jax
 jax.config.update("jax_enable_x64", True)
 import numpy as np
 import mfjax
-from mfjax.training import config
+from mfjax.models.mf import resolve as mf_resolve
 from mfjax.kernels import als, fused, ials
 
-config.AUTO_BLOCKED_MIN_RATINGS = 1000  # gradient="auto" leaves jax.grad on this small data
+mf_resolve.AUTO_BLOCKED_MIN_RATINGS = 1000  # gradient="auto" leaves jax.grad on this small data
 on = [fused.available(), als.available(), ials.available()]  # built in the foreground
 rng = np.random.default_rng(3)
 pairs = rng.choice(300 * 200, 6000, replace=False)

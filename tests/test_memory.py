@@ -3,8 +3,15 @@ import numpy as np
 import pytest
 
 import mfjax
-from mfjax.solvers.memory import (KINDS, InsufficientMemoryError, available_bytes, check_memory,
-                                  estimate_bytes)
+from mfjax.solvers.memory import InsufficientMemoryError, available_bytes, check_memory
+
+#: One spec per solver route, from the registry (ImplicitALS also by its Optax check).
+ROUTES = {**{name: r.spec() for name, r in mfjax.models.REGISTRY.items()},
+          "ImplicitALS-optax": mfjax.ImplicitALS(solver="optax")}
+
+
+def estimate(spec, backend="cpu", **shape):
+    return mfjax.models.record_of(spec).memory_bytes(spec, backend=backend, **shape)
 
 
 def small(nonnegative=True):
@@ -40,18 +47,18 @@ def test_available_memory_is_known_here():
     assert free is not None and free > 0 and where
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_estimates_grow_with_the_problem_and_stay_small_for_small_fits(kind):
-    base = dict(n_users=1000, n_items=500, nnz=100_000, rank=16)
-    small_fit = estimate_bytes(kind, **base)
+@pytest.mark.parametrize("route", sorted(ROUTES))
+def test_estimates_grow_with_the_problem_and_stay_small_for_small_fits(route):
+    spec = ROUTES[route]
+    base = dict(n_users=1000, n_items=500, nnz=100_000)
+    small_fit = estimate(spec.replace(rank=16), **base)
     assert 0 < small_fit < 100e6  # ML-100K-sized fits are far below any machine's memory
-    for key in ("n_users", "nnz", "rank"):
-        assert estimate_bytes(kind, **{**base, key: base[key] * 10}) > small_fit
-    with pytest.raises(ValueError, match="kind"):
-        estimate_bytes("nope", **base)
+    for key in ("n_users", "nnz"):
+        assert estimate(spec.replace(rank=16), **{**base, key: base[key] * 10}) > small_fit
+    assert estimate(spec.replace(rank=160), **base) > small_fit
 
 
 def test_estimate_counts_the_row_systems():
     # iALS off the CPU: XLA's chunk of (256 + 32) k x k float32 systems dominates at k = 10^4
-    got = estimate_bytes("ials", n_users=10, n_items=10, nnz=10, rank=10_000, backend="gpu")
+    got = estimate(mfjax.ImplicitALS(rank=10_000), backend="gpu", n_users=10, n_items=10, nnz=10)
     assert got >= 288 * 10_000 ** 2 * 4

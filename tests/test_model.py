@@ -212,7 +212,7 @@ def test_implicit_fold_in_is_finite_at_extremes(implicit_models, objective, reg,
 
 
 def test_implicit_fold_in_non_finite_result_raises(implicit_models, monkeypatch):
-    from mfjax.serving import batch_solve
+    from mfjax.solvers import rows as batch_solve
 
     clicks, models = implicit_models
     monkeypatch.setattr(batch_solve, "ials_rows", lambda *a, **k: np.full((1, 8), np.nan))

@@ -1,10 +1,10 @@
-"""Model.partial_fit_users / partial_fit_items (mfjax.serving.partial_fit, batch_solve)."""
+"""Model.partial_fit_users / partial_fit_items (mfjax.serving.partial_fit, mfjax.solvers.rows)."""
 
 import numpy as np
 import pytest
 
 import mfjax
-from mfjax.serving import batch_solve
+from mfjax.solvers import rows as batch_solve
 from mfjax.serving.partial_fit import partial_fit
 
 

@@ -8,8 +8,13 @@ import optax
 import pytest
 
 import mfjax
-from mfjax.objectives import GIBBS_MAX_RATINGS, default_spec
-from mfjax.specs import SPECS, Recorded, spec_from_dict
+from mfjax.models import SPECS, default_record, spec_from_dict
+from mfjax.models.bayesian_mf import GIBBS_MAX_RATINGS
+from mfjax.specs import Recorded
+
+
+def default_spec(train):
+    return default_record(train).spec()
 
 ALL = [mfjax.MF, mfjax.ALS, mfjax.BayesianMF, mfjax.ImplicitALS, mfjax.BPR]
 

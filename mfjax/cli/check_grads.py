@@ -1,9 +1,9 @@
 """``mfjax check-grads`` (and ``scripts/check_grads.py``): verify mfjax's gradients on this
 machine's JAX backend.
 
-Runs :func:`mfjax.verify_gradients` (hand-written vs autodiff vs finite differences,
-plus ``jax.test_util.check_grads``) on random problems of several shapes for every
-objective (explicit ratings, iALS, BPR), and on a sample of real ratings when
+Runs :func:`mfjax.evaluation.gradcheck.check_gradient_terms` (hand-written vs autodiff vs
+finite differences, plus ``jax.test_util.check_grads``) on random problems of several
+shapes for the objective of every registered model (:mod:`mfjax.models`), and on a sample of real ratings when
 ``--data`` or ``--movielens`` is given. Prints one table per problem, the backend and
 devices, and exits 1 if any check fails. This is how to vet a new accelerator.
 """
@@ -14,13 +14,14 @@ import argparse
 import sys
 
 from . import HelpFormatter, OneLineParser, UsageError, positive_int, run_main, seed
+from .constants import OBJECTIVES
 
 __all__ = ["DESCRIPTION", "EPILOG", "SHAPES", "configure", "build_parser", "execute", "main",
            "random_problem"]
 
-DESCRIPTION = "Verify mfjax's gradients (explicit, iALS, BPR) on this machine's JAX backend."
+DESCRIPTION = "Verify the gradients of every registered model's objective on this machine's JAX backend."
 EPILOG = """examples:
-  mfjax check-grads                  # float64, 4 shapes x 3 objectives: 12 OK
+  mfjax check-grads                  # float64, 4 shapes x every objective: all OK
   mfjax check-grads --objective ials # one objective
   mfjax check-grads --dtype float32  # looser float32 tolerances: all OK
   mfjax check-grads --movielens      # adds 300 ML-100K ratings (cached or fetched)
@@ -47,7 +48,7 @@ def configure(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     ap.add_argument("--sample", type=positive_int, default=300,
                     help="ratings sampled from real data (default: %(default)s)")
     ap.add_argument("--seed", type=seed, default=0)
-    ap.add_argument("--objective", choices=["all", "explicit", "ials", "bpr"], default="all")
+    ap.add_argument("--objective", choices=["all", *OBJECTIVES], default="all")
     ap.add_argument("--shapes", type=positive_int, default=len(SHAPES),
                     help=f"use the first N of the {len(SHAPES)} random shapes")
     return ap
@@ -76,6 +77,8 @@ def random_problem(n_users, n_items, rank, n, seed, dtype):
 
 
 def run(args) -> int:
+    import dataclasses
+
     import jax
     import numpy as np
 
@@ -86,7 +89,10 @@ def run(args) -> int:
     dtype = np.dtype(args.dtype)
     gradcheck = mfjax.evaluation.gradcheck
     print(f"JAX {jax.__version__}, backend {jax.default_backend()}, devices {jax.devices()}")
-    objectives = gradcheck.OBJECTIVES if args.objective == "all" else (args.objective,)
+    from mfjax import models
+
+    names = models.objective_names() if args.objective == "all" else (args.objective,)
+    records = {o: models.records_for(o)[0] for o in names}
     problems = [(f"random {s}", random_problem(*s, args.seed + j, dtype))
                 for j, s in enumerate(SHAPES[:args.shapes])]
     try:
@@ -103,11 +109,18 @@ def run(args) -> int:
 
     failed, n = [], 0
     for name, (p, u, i, r) in problems:
-        for objective in objectives:
-            # ials: the ratings act as interaction values; bpr: a random negative per triple.
+        for objective, record in records.items():
+            # implicit: the ratings act as interaction values; triples: a random negative each.
             neg = np.random.default_rng(args.seed).integers(0, p.n_items, len(u))
-            report = mfjax.verify_gradients(p, u, i, r, reg=args.reg, order=args.order,
-                                            objective=objective, negatives=neg)
+            spec = record.spec()
+            obj = record.objective_record
+            hyper = {k: getattr(spec, k) for k in obj.hyper}
+            hyper.update({k: args.reg for k in ("reg",) if k in hyper})
+            point = getattr(record.parts, "gradient_point", None)
+            q = p if point is None else point(jax.random.PRNGKey(args.seed), p.n_users,
+                                              p.n_items, dataclasses.replace(spec, rank=p.rank),
+                                              dtype)
+            report = gradcheck.check_gradient_terms(obj, q, u, i, r, neg, hyper, order=args.order)
             print(f"\n== {name}, {objective}\n{report}")
             n += 1
             if not report.ok:

@@ -1,15 +1,19 @@
 """Constants the command-line parsers show (choices, defaults) without importing JAX.
 
-They mirror library values (``mfjax.training.DEFAULTS``, ``OPTIMIZERS``, ``GRADIENTS``,
+The model choices come from the model registry (:mod:`mfjax.models`, which loads
+no JAX); the rest mirror library values (``mfjax.DEFAULTS``, ``OPTIMIZERS``, ``GRADIENTS``,
 ``mfjax.datasets.VARIANTS``); ``tests/test_cli.py`` checks that they still agree.
 """
 
-#: ``mfjax.training.DEFAULTS`` (the Optax solver's defaults) that the parsers show.
-DEFAULTS = {"rank": 128, "reg": 0.1, "bias_reg": 0.01, "optimizer": "adam", "epochs": 25,
-            "init_scale": 0.1}
-#: ``mfjax.ALS()`` and ``mfjax.BayesianMF()`` field defaults the parsers show.
-ALS_DEFAULTS = {"rank": 10, "reg": 0.08, "epochs": 6}
-GIBBS_DEFAULTS = {"rank": 12, "burn_in": 10, "samples": 90}
+from ..models import REGISTRY, objective_names, records_for, solver_names
+
+#: ``mfjax.DEFAULTS`` (the Optax solver's defaults) that the parsers show.
+DEFAULTS = records_for("explicit", "optax")[0].cli_defaults
+#: Field defaults the parsers show, by solver name of the explicit models
+#: (the registry's ``cli_defaults``; ``tests/test_cli.py`` checks them against the specs).
+SOLVER_DEFAULTS = {s: r.cli_defaults for r in records_for("explicit") for s in r.solvers}
+ALS_DEFAULTS = SOLVER_DEFAULTS["als"]
+GIBBS_DEFAULTS = SOLVER_DEFAULTS["gibbs"]
 #: ``sorted(mfjax.training.OPTIMIZERS)``.
 OPTIMIZERS = ("adabelief", "adagrad", "adam", "adamax", "adamw", "lamb", "lion", "momentum",
               "nadam", "nesterov", "radam", "rmsprop", "sgd", "yogi")
@@ -19,6 +23,9 @@ GRADIENTS = ("auto", "fused", "blocked", "autodiff", "manual")
 MOVIELENS = ("100k", "1m", "10m", "20m", "25m", "32m", "latest-small")
 #: ``--dataset`` choices.
 DATASETS = [f"movielens-{v}" for v in MOVIELENS] + ["synthetic"]
-#: Explicit solvers (``fit(solver=...)``) and objectives (``fit(objective=...)``).
-SOLVERS = ("optax", "als", "gibbs")
-OBJECTIVES = ("explicit", "ials", "bpr")
+#: Explicit solvers (``fit(solver=...)``) and objectives (``fit(objective=...)``), from the
+#: model registry.
+SOLVERS = solver_names("explicit")
+OBJECTIVES = objective_names()
+#: Spec class names (``--model``), from the model registry.
+SPEC_NAMES = tuple(REGISTRY)

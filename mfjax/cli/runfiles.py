@@ -59,25 +59,25 @@ def make_schedule(args, spec, n_steps):
 
 def check_gradients(args, train) -> bool:
     """``--check-grads``: verify the gradients of the objective being trained (explicit
-    loss, iALS or BPR) at a random point on 300 sampled training ratings; print the report."""
+    loss, iALS, BPR, ...) at a random rank-4 point on 300 sampled training ratings, with
+    the hyperparameters the flags give (else the objective's model defaults); print the
+    report."""
+    import dataclasses
+
     import numpy as np
 
     import mfjax
-    from mfjax import objectives
+    from mfjax import models
 
-    params, u, i, r = mfjax.evaluation.gradcheck.sample_problem(train, 300, seed=args.seed)
-    objective = args.objective
-    record = objectives.get(objective)
-    default = record.spec_class("optax" if record.default_solver is None else None)()
-    reg = args.reg if args.reg is not None else default.reg
-    bias_reg = args.bias_reg if args.bias_reg is not None else getattr(default, "bias_reg", None)
-    extra = {k: getattr(args, k) for k in ("alpha", "unobserved_weight", "nu")
-             if k in record.hyper and getattr(args, k) is not None}
-    if record.negatives:  # one random negative item per (user, positive item)
-        extra["negatives"] = np.random.default_rng(args.seed).integers(0, params.n_items, len(u))
-    report = mfjax.verify_gradients(params, u, i, r, reg=reg, bias_reg=bias_reg,
-                                    objective=objective, **extra)
-    print(f"gradient check of the {objective} objective:\n{report}")
+    record = models.records_for(args.objective)[0]
+    fields = {k: getattr(args, k) for k in ("reg", "bias_reg", "alpha", "unobserved_weight", "nu")
+              if k in record.spec.field_names() and getattr(args, k, None) is not None}
+    spec = dataclasses.replace(record.spec(), rank=4, **fields)
+    if "ensemble" in spec.field_names():
+        spec = dataclasses.replace(spec, ensemble=1)
+    take = np.random.default_rng(args.seed).choice(len(train), min(300, len(train)), replace=False)
+    report = mfjax.verify_gradients(spec, train.subset(np.sort(take)), seed=args.seed)
+    print(f"gradient check of the {args.objective} objective:\n{report}")
     return report.ok
 
 
@@ -91,14 +91,15 @@ def spec_from_flags(args, fit_set):
     """The spec the flags ask for: ``--objective``/``--solver`` pick its class, every other
     flag given sets its field; a flag the spec does not have is refused, naming it."""
     import mfjax
-    from mfjax import objectives
+    from mfjax import models
 
-    record = objectives.get(args.objective)
-    by_solver = record.default_solver is None  # explicit: --solver picks the spec
+    found = models.records_for(args.objective)
+    by_solver = len(found) > 1  # several models of one objective: --solver picks the spec
     if args.solver is not None and not by_solver:
         raise UsageError(f"--solver is for --objective explicit (--objective {args.objective} "
-                         f"trains {record.spec_class().__name__})")
-    cls = record.spec_class(args.solver or "optax") if by_solver else record.spec_class()
+                         f"trains {found[0].name})")
+    cls = (models.records_for(args.objective, args.solver or "optax")[0] if by_solver
+           else found[0]).spec
     given = {f: getattr(args, f) for f in SPEC_FLAGS if getattr(args, f) is not None}
     refused = [f for f in given if f not in cls.field_names()]
     if args.schedule != "constant" and "schedule" not in cls.field_names():

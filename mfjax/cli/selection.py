@@ -16,11 +16,11 @@ import json
 import sys
 
 from . import UsageError, run_main
+from .constants import SPEC_NAMES
 
 __all__ = ["main", "build_parser", "add_cv_arguments", "add_search_arguments", "run_cv",
            "run_search", "parse_value"]
 
-SPEC_NAMES = ("MF", "ALS", "BayesianMF", "ImplicitALS", "BPR")
 
 
 def parse_value(text: str):
@@ -93,7 +93,7 @@ def _data_and_model(a):
     import numpy as np
 
     import mfjax
-    from mfjax import specs
+    from mfjax import models
 
     r = mfjax.load_ratings(a.ratings)
     if a.binarize is not None:
@@ -102,9 +102,9 @@ def _data_and_model(a):
                           None, r.user_ids, r.item_ids)
     fields = {k: parse_value(v) for k, v in a.set}
     if a.model is None:
-        model = type(mfjax.objectives.default_spec(r)) if fields else None
+        model = models.default_record(r).spec if fields else None
     else:
-        model = specs.SPECS[a.model]
+        model = models.REGISTRY[a.model].spec
     if fields:
         unknown = [k for k in fields if k not in model.field_names()]
         if unknown:

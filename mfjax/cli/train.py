@@ -233,9 +233,9 @@ def run(args) -> int:
     mesh = parse_mesh(args.mesh, multihost)
     print(f"JAX {jax.__version__} on {jax.default_backend()}: {jax.devices()}"
           f"{'' if not multihost else f' (process {jax.process_index()} of {jax.process_count()})'}")
-    from mfjax import objectives
+    from mfjax import models
 
-    if args.min_rating is not None and not objectives.get(args.objective).ranking:
+    if args.min_rating is not None and not models.objective_named(args.objective).ranking:
         # It turns every kept rating into 1: explicit training would fit a constant.
         raise UsageError("--min-rating binarizes the ratings for --objective ials or bpr; "
                          "it does not apply to --objective explicit")

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-__all__ = ["ImplicitData", "build_implicit_data"]
+__all__ = ["ImplicitData", "build_implicit_data", "radix_order", "seen_index"]
 
 
 class ImplicitData(NamedTuple):
@@ -98,3 +98,38 @@ def build_implicit_data(users, items, values=None, *, n_users: int, n_items: int
     # the (distinct) transposed keys, ~4x faster than a lexsort on ML-1M.
     return ImplicitData(*csr(u, i, vals, n_users, None),
                         *csr(i, u, vals, n_items, np.argsort(i * n_users + u)))
+
+
+def radix_order(*keys: np.ndarray) -> np.ndarray:
+    """The permutation sorting by ``keys[0]``, ties by ``keys[1]``, ... (ints in [0, 2^31)).
+
+    Stable LSD radix sort, 16 bits per pass (NumPy's stable argsort of uint16
+    is a counting sort): for 20M ratings by (user, item) ~3 s, against ~6 s
+    for ``np.lexsort``.
+    """
+    order = None
+    for k in reversed(keys):  # least significant key first
+        for shift in (0, 16):
+            if shift and not (int(k.max(initial=0)) >> 16):
+                break
+            kk = k if order is None else k[order]
+            digit = ((kk >> shift) & 0xFFFF).astype(np.uint16)
+            del kk
+            step = np.argsort(digit, kind="stable")
+            order = step if order is None else order[step]
+    return np.arange(0) if order is None else order
+
+
+def seen_index(train, order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """CSR index of the items each user rated: ``(indptr [n_users + 1], items [nnz])``.
+
+    Args:
+        train: the ratings.
+        order: a permutation sorting ``train`` by (user, item), if one is at hand
+            (the training layout makes one); else it is computed.
+    """
+    if order is None:
+        order = radix_order(train.users, train.items)
+    indptr = np.zeros(train.n_users + 1, np.int64)
+    np.cumsum(np.bincount(train.users, minlength=train.n_users), out=indptr[1:])
+    return indptr, train.items[order].astype(np.int32)

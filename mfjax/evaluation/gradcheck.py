@@ -1,13 +1,12 @@
 """Gradient verification: hand-written vs autodiff vs finite differences.
 
-For each objective (``"explicit"``: :func:`mfjax.loss`; ``"ials"``:
-:func:`mfjax.objectives.ials.loss`; ``"bpr"``: :func:`mfjax.objectives.bpr.bpr_loss`), three
-independent witnesses for its gradient:
+For any registered model's objective (its record's loss/gradient pair:
+:func:`mfjax.loss`, :func:`mfjax.objectives.ials.loss`, :func:`mfjax.objectives.bpr.bpr_loss`,
+the logistic MF likelihood, ...), three independent witnesses for its gradient:
 
 1. ``jax.grad(loss)`` (reverse-mode autodiff);
-2. the hand-derived gradient (:func:`mfjax.manual_grad`,
-   :func:`mfjax.objectives.ials.manual_grad`, :func:`mfjax.objectives.bpr.bpr_manual_grad`),
-   vmapped over ratings, interactions or triples;
+2. the hand-derived gradient (:func:`mfjax.manual_grad`, ...), vmapped over ratings,
+   interactions or triples;
 3. central differences, ``(f(θ + ε e_j) − f(θ − ε e_j)) / 2ε`` for every entry j
    (:func:`numerical_grad`, the seed's ``compute_num_grad`` generalized to
    pytrees).
@@ -28,11 +27,10 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jax.test_util import check_grads
 
-from .. import objectives
-from ..objectives.explicit import Params
 from ..plumbing import validate_ratings
 
-__all__ = ["numerical_grad", "verify_gradients", "GradientReport", "sample_problem", "OBJECTIVES"]
+__all__ = ["numerical_grad", "verify_gradients", "check_gradient_terms", "GradientReport",
+           "sample_problem"]
 
 # Relative tolerances by dtype: (manual vs autodiff, finite differences).
 _TOL = {
@@ -85,23 +83,10 @@ def _with_manual_vjp(f, grad_fn):
     return g
 
 
-#: Objectives :func:`verify_gradients` checks.
-OBJECTIVES = ("explicit", "ials", "bpr")
-
-
-def _objective(objective, users, items, ratings, negatives, reg, bias_reg, alpha,
-               unobserved_weight, nu):
-    """``(loss(params), manual_grad(params))`` closures for one objective (its record's)."""
-    record = objectives.get(objective)
-    hyper = dict(reg=reg, bias_reg=bias_reg, alpha=alpha, unobserved_weight=unobserved_weight,
-                 nu=nu)
-    return record.gradient_terms(users, items, ratings, negatives, hyper)
-
-
-def _field_errors(a: Params, b: Params) -> dict[str, tuple[float, float]]:
-    """Per field: (max |a − b|, max |a − b| / max(max |b|, tiny))."""
+def _field_errors(a, b) -> dict[str, tuple[float, float]]:
+    """Per field of two parameter pytrees: (max |a − b|, max |a − b| / max(max |b|, tiny))."""
     out = {}
-    for name, x, y in zip(Params._fields, a, b):
+    for name, x, y in zip(a._fields, a, b):
         x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
         err = float(np.max(np.abs(x - y))) if x.size else 0.0
         scale = float(np.max(np.abs(y))) if y.size else 0.0
@@ -158,65 +143,106 @@ class GradientReport:
         return "\n".join(lines)
 
 
-def verify_gradients(
-    params: Params,
-    users,
-    items,
-    ratings,
-    *,
-    reg: float = 0.0,
-    bias_reg: float | None = None,
-    order: int = 2,
-    max_numerical: int = 20_000,
-    objective: str = "explicit",
-    negatives=None,
-    alpha: float = 1.0,
-    unobserved_weight: float = 0.1,
-    nu: float = 0.5,
-) -> GradientReport:
-    """Check the hand-written gradient and ``jax.grad(loss)`` against each other and
-    against finite differences, and run ``jax.test_util.check_grads``.
+def verify_gradients(spec, ratings, *, order: int = 2, seed: int = 0,
+                     max_numerical: int = 20_000) -> GradientReport:
+    """Check a registered model's hand-written gradient against ``jax.grad``, finite
+    differences and ``jax.test_util.check_grads``, with the spec's own hyperparameters.
 
-    All checks run in the dtype of ``params`` (float64 needs ``jax_enable_x64``;
-    float32 gets looser tolerances, see ``GradientReport.tol``).
+    The loss is the model's objective (its record's
+    :attr:`~mfjax.objectives.Objective.gradient_terms`) on ``ratings`` (users and items
+    re-indexed to the rows they touch, so finite differences stay cheap) at a random
+    point of rank ``spec.rank`` drawn from ``seed``; a triple loss (BPR) gets one
+    negative item per interaction, drawn from ``seed``. Everything runs in float64 under
+    ``jax_enable_x64`` (tight tolerances), else float32 (looser, ``GradientReport.tol``).
 
     Args:
-        params: the point at which to check.
-        users, items, ratings: the ratings defining the loss [n] (``"ials"``: the
-            interactions and their values; ``"bpr"``: users and positive items,
-            ``ratings`` unused).
-        reg, bias_reg: as in :func:`mfjax.loss` (``"ials"`` uses ``reg`` only).
+        spec: a model spec (``mfjax.ALS(reg=0.1)``); its objective's hyperparameters
+            (``spec.reg``, ``spec.alpha``, ...) define the loss (a model whose spec has
+            none, Bayesian MF, says which through its package's ``gradient_hyperparameters``).
+        ratings: an :class:`mfjax.Ratings` (implicit objectives: the interactions).
         order: the highest derivative order for ``check_grads`` (1 or 2).
-        max_numerical: finite differences run only when the number of
-            parameters is at most this.
-        objective: ``"explicit"``, ``"ials"`` or ``"bpr"``.
-        negatives: ``"bpr"``: the negative item of each triple [n].
-        alpha, unobserved_weight, nu: ``"ials"``'s confidence weight, weight of
-            the unobserved pairs and regularization exponent.
+        seed: seeds the point and the negatives.
+        max_numerical: finite differences run only when the number of parameters is
+            at most this.
 
     Returns:
         A :class:`GradientReport`; ``report.ok`` says whether all passed.
+
+    Raises:
+        TypeError: ``spec`` is not a registered spec or ``ratings`` not a Ratings.
+        ValueError: ``order`` is not 1 or 2, or ``ratings`` is empty.
+    """
+    from .. import models
+    from ..data import Ratings
+
+    record = models.record_of(spec)
+    if not isinstance(ratings, Ratings):
+        raise TypeError(f"verify_gradients: ratings must be an mfjax.Ratings, got "
+                        f"{type(ratings).__name__}")
+    if len(ratings) == 0:
+        raise ValueError("verify_gradients: ratings is empty")
+    if isinstance(order, bool) or order not in (1, 2):
+        raise ValueError(f"verify_gradients: order must be 1 or 2, got {order!r}")
+    objective = record.objective_record
+    dtype = np.dtype(jax.dtypes.canonicalize_dtype(np.float64))
+    _, users = np.unique(ratings.users, return_inverse=True)
+    _, items = np.unique(ratings.items, return_inverse=True)
+    users, items = users.reshape(-1), items.reshape(-1)
+    n_users, n_items = int(users.max()) + 1, int(items.max()) + 1
+    r = np.asarray(ratings.ratings, dtype)
+    point = getattr(record.parts, "gradient_point", None)
+    if point is None:
+        from ..objectives.explicit import init_params
+
+        mu = 0.0 if objective.ranking else float(r.mean())
+        params = init_params(jax.random.PRNGKey(seed), n_users, n_items, spec.rank,
+                             init_scale=0.3, global_bias=mu, dtype=dtype)
+    else:
+        params = point(jax.random.PRNGKey(seed), n_users, n_items, spec, dtype)
+    negatives = None
+    if objective.negatives:
+        negatives = np.random.default_rng(seed).integers(0, n_items, len(users))
+    own = getattr(record.parts, "gradient_hyperparameters", None)
+    hyper = own(spec) if own is not None else {k: getattr(spec, k) for k in objective.hyper}
+    return check_gradient_terms(objective, params, users, items, r, negatives, hyper,
+                                order=order, max_numerical=max_numerical)
+
+
+def check_gradient_terms(objective, params, users, items, ratings, negatives, hyper: dict, *,
+                         order: int = 2, max_numerical: int = 20_000) -> GradientReport:
+    """:func:`verify_gradients` at a given point: the hand-written gradient and
+    ``jax.grad(loss)`` against each other and against finite differences, and
+    ``jax.test_util.check_grads``, in the dtype of ``params``.
+
+    Args:
+        objective: an :class:`mfjax.objectives.Objective` record.
+        params: the point (a parameter pytree with ``user_factors``/``item_factors``).
+        users, items, ratings: the terms of the loss [n] (implicit: interactions and
+            their values; a triple loss: users and positive items).
+        negatives: a triple loss's negative item per term [n], else None.
+        hyper: the objective's hyperparameters by name (``objective.hyper``).
+        order: the highest derivative order for ``check_grads`` (1 or 2).
+        max_numerical: finite differences run only up to this many parameters.
     """
     dtype = np.dtype(params.user_factors.dtype)
     if dtype not in _TOL:
         raise ValueError(f"verify_gradients needs float32 or float64 params, got {dtype}")
-    if objective not in OBJECTIVES:
-        raise ValueError(f"verify_gradients: objective must be one of {OBJECTIVES}, got {objective!r}")
-    if objectives.get(objective).negatives:
+    n_users, n_items = params.user_factors.shape[0], params.item_factors.shape[0]
+    if objective.negatives:
         if negatives is None:
-            raise ValueError("verify_gradients: objective='bpr' needs negatives= (one item per triple)")
+            raise ValueError(f"verify_gradients: objective {objective.name!r} needs negatives= "
+                             "(one item per triple)")
         ratings = np.zeros(len(np.asarray(users)))
-        validate_ratings(users, negatives, ratings, n_users=params.n_users, n_items=params.n_items,
+        validate_ratings(users, negatives, ratings, n_users=n_users, n_items=n_items,
                          where="verify_gradients (negatives)")
         negatives = jnp.asarray(negatives, jnp.int32)
-    validate_ratings(users, items, ratings, n_users=params.n_users, n_items=params.n_items,
+    validate_ratings(users, items, ratings, n_users=n_users, n_items=n_items,
                      where="verify_gradients")
     users = jnp.asarray(users, jnp.int32)
     items = jnp.asarray(items, jnp.int32)
     ratings = jnp.asarray(ratings, dtype)
     tol_exact, tol_num = _TOL[dtype]
-    f, grad_fn = _objective(objective, users, items, ratings, negatives, reg, bias_reg, alpha,
-                            unobserved_weight, nu)
+    f, grad_fn = objective.gradient_terms(users, items, ratings, negatives, hyper)
 
     g_auto = jax.jit(jax.grad(f))(params)
     g_manual = jax.jit(grad_fn)(params)
@@ -249,10 +275,11 @@ def verify_gradients(
         and all(r <= tol_num for d in (m_vs_n, a_vs_n) if d for _, r in d.values())
         and all(v is None for v in checks.values())
     )
+    rank = params.user_factors.shape[1]
     return GradientReport(
         ok=ok,
         dtype=str(dtype),
-        shape=(params.n_users, params.n_items, params.rank, int(users.shape[0])),
+        shape=(n_users, n_items, rank, int(users.shape[0])),
         manual_vs_autodiff=m_vs_a,
         manual_vs_numerical=m_vs_n,
         autodiff_vs_numerical=a_vs_n,

@@ -53,7 +53,7 @@ from ..serving.fallback import cold_users, fallback_indices, ranking_fallback
 from ..serving.partial_fit import solve_rows
 from ..serving.recommend import recommend_indices
 
-__all__ = ["evaluate", "error_sums", "evaluate_ranking", "evaluate_fold_in"]
+__all__ = ["evaluate", "error_sums", "prediction_error_sums", "evaluate_ranking", "evaluate_fold_in"]
 
 
 @jax.jit
@@ -342,3 +342,11 @@ def evaluate_fold_in(model: Model, fold_in: Ratings, test: Ratings, *, k: int = 
                            batch_size=batch_size, vectors=vectors)
     out["n_unknown_users"] = int(np.sum(cold))
     return out
+
+
+@jax.jit
+def prediction_error_sums(predictions, ratings, lo, hi):
+    """``(Σ e², Σ |e|)`` with e = clip(prediction, lo, hi) − r (as
+    :func:`error_sums`, from predictions [n])."""
+    e = jnp.clip(predictions, lo, hi) - ratings.astype(predictions.dtype)
+    return jnp.sum(e * e), jnp.sum(jnp.abs(e))

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import kernels
-from ..solvers.als.layout import SideLayout
+
 
 __all__ = ["available", "unavailable_reason", "threads", "half_step", "gibbs_call", "call",
            "usable_for"]
@@ -68,7 +68,7 @@ threads, unavailable_reason, available = _KERNEL.threads, _KERNEL.reason, _KERNE
 usable_for = functools.partial(_KERNEL.usable_for, _TARGETS)
 
 
-def call(side: SideLayout, other_factors, other_bias, mu, reg, bias_reg, *, n_threads: int):
+def call(side, other_factors, other_bias, mu, reg, bias_reg, *, n_threads: int):
     """The FFI call itself (traceable: use inside ``jit``); see :func:`half_step`."""
     dtype = other_factors.dtype
     n, k = side.n_rows, other_factors.shape[1]
@@ -81,7 +81,7 @@ def call(side: SideLayout, other_factors, other_bias, mu, reg, bias_reg, *, n_th
         threads=np.int64(n_threads))
 
 
-def gibbs_call(side: SideLayout, other_factors, other_bias, mu, tau, prior_prec, prior_rhs, eps,
+def gibbs_call(side, other_factors, other_bias, mu, tau, prior_prec, prior_rhs, eps,
                *, n_threads: int):
     """One Gibbs half-sweep of one side by the kernel (traceable: use inside ``jit``).
 
@@ -128,7 +128,7 @@ def check(dtype) -> None:
         raise ValueError(f"the ALS kernel takes float32 or float64 factors, got {dtype}")
 
 
-def half_step(side: SideLayout, other_factors, other_bias, mu, *, reg, bias_reg):
+def half_step(side, other_factors, other_bias, mu, *, reg, bias_reg):
     """:func:`mfjax.solvers.als.sweep.als_half_step` (``with_sse=True``) by the kernel.
 
     Returns ``(factors [n, k], bias [n], resid_sum [], sse [])``: resid_sum = Σ w (r − r̂)

@@ -35,7 +35,7 @@ import numpy as np
 
 from .. import kernels
 from ..data.interactions import ImplicitData
-from ..solvers.ials.layout import SideLayout
+
 
 __all__ = ["available", "unavailable_reason", "threads", "half_step", "half_step_cg", "solve",
            "solve_users", "solve_items", "usable_for"]
@@ -101,7 +101,7 @@ def _check(other):
         raise ValueError(f"the iALS kernel takes float32 or float64 factors, got {other.dtype}")
 
 
-def half_step(other, side: SideLayout, *, alpha, unobserved_weight, reg, nu):
+def half_step(other, side, *, alpha, unobserved_weight, reg, nu):
     """:func:`mfjax.solvers.ials.steps.half_step_exact` by the kernel: ``(x, value, penalty)``.
 
     Args:
@@ -117,7 +117,7 @@ def half_step(other, side: SideLayout, *, alpha, unobserved_weight, reg, nu):
                  unobserved_weight, reg, nu, n_threads=threads())
 
 
-def half_step_cg(other, side: SideLayout, x0, *, cg_steps: int, alpha, unobserved_weight, reg,
+def half_step_cg(other, side, x0, *, cg_steps: int, alpha, unobserved_weight, reg,
                  nu, with_observed: bool = True):
     """``cg_steps`` conjugate-gradient iterations per row from ``x0``: ``(x, value, penalty)``.
 

@@ -174,9 +174,9 @@ def _gradient_terms(users, items, ratings, negatives, hyper):
 def _record():
     from . import Objective
 
-    return Objective(name="bpr", ranking=True, specs={"optax": "BPR"}, default_solver="optax",
-                     biases=False, gradient_terms=_gradient_terms, hyper=("reg", "bias_reg"),
-                     negatives=True, row_solve="bpr", row_sides=("users",), values="ones")
+    return Objective(name="bpr", ranking=True, biases=False, gradient_terms=_gradient_terms,
+                     hyper=("reg", "bias_reg"), negatives=True, row_sides=("users",),
+                     values="ones")
 
 
 #: This objective's record (:class:`mfjax.objectives.Objective`).

@@ -369,8 +369,7 @@ def _record():
     from . import Objective
 
     return Objective(name="explicit", ranking=False,
-                     specs={"optax": "MF", "als": "ALS", "gibbs": "BayesianMF"},
-                     default_solver=None, biases=True, gradient_terms=_gradient_terms,
+                     biases=True, gradient_terms=_gradient_terms,
                      hyper=("reg", "bias_reg"))
 
 

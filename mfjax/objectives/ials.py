@@ -131,11 +131,8 @@ def _gradient_terms(users, items, ratings, negatives, hyper):
 def _record():
     from . import Objective
 
-    return Objective(name="ials", ranking=True, specs={"als": "ImplicitALS",
-                                                       "optax": "ImplicitALS"},
-                     default_solver="als", biases=False, gradient_terms=_gradient_terms,
-                     hyper=("alpha", "unobserved_weight", "reg", "nu"), row_solve="ials",
-                     values="strengths")
+    return Objective(name="ials", ranking=True, biases=False, gradient_terms=_gradient_terms,
+                     hyper=("alpha", "unobserved_weight", "reg", "nu"), values="strengths")
 
 
 #: This objective's record (:class:`mfjax.objectives.Objective`).

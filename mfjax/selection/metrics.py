@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from .. import objectives, specs
+from .. import models, specs
 
 __all__ = ["ERROR_NAMES", "RANKING_NAMES", "EXPLICIT_THRESHOLD", "default_metrics", "spec_of",
            "is_ranking", "parse_metric", "check_metrics", "lower_is_better", "score"]
@@ -47,7 +47,7 @@ def spec_of(model, train=None, where: str = "model selection"):
 
 def is_ranking(spec) -> bool:
     """Whether ``spec``'s objective ranks (implicit feedback) rather than predicts ratings."""
-    return objectives.get(spec.objective).ranking
+    return models.record_of(spec).objective_record.ranking
 
 
 def default_metrics(spec) -> tuple[str, ...]:

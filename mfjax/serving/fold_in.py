@@ -19,7 +19,7 @@ triple weighing 1/M, so a user with 150k items costs 150k triples, not 4.8M)::
 
 (|I| triples per epoch in training, each with ½ λ ‖p‖²). f is convex; ``steps``
 Newton steps from p = 0 minimise it (H = Σ w σ(x)σ(−x) d dᵀ + λ|I| I, d = q_i − q_j),
-the triples streamed in chunks (:func:`mfjax.serving.batch_solve.bpr_rows`), so memory
+the triples streamed in chunks (:func:`mfjax.solvers.rows.bpr_rows`), so memory
 is O(chunk·k²) whatever |I|.
 Unlike iALS, a training user does not get their trained vector back: ``fit``'s BPR
 stops after a few epochs of SGD-type updates, far from f's minimiser, so its vectors
@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..plumbing import check_index
-from . import batch_solve
+from ..solvers import rows
 
 __all__ = ["ials_fold_in", "bpr_fold_in"]
 
@@ -52,7 +52,7 @@ def ials_fold_in(item_factors, items, values=None, *, alpha, unobserved_weight, 
         p [k] (zeros when ``items`` is empty).
     """
     items = np.asarray(items, np.int64).reshape(-1)
-    p = batch_solve.ials_rows(item_factors, np.zeros(items.shape, np.int64), items, values, 1,
+    p = rows.ials_rows(item_factors, np.zeros(items.shape, np.int64), items, values, 1,
                               alpha=alpha, unobserved_weight=unobserved_weight, reg=reg, nu=nu)
     return jnp.asarray(p[0])
 
@@ -83,6 +83,6 @@ def bpr_fold_in(item_factors, item_bias, items, *, reg, n_neg: int = 32, steps: 
     k = item_factors.shape[1]
     if items.size == 0:
         return jnp.zeros((k,), item_factors.dtype)
-    return jnp.asarray(batch_solve.bpr_rows(item_factors, item_bias, np.zeros(items.size, np.int64),
+    return jnp.asarray(rows.bpr_rows(item_factors, item_bias, np.zeros(items.size, np.int64),
                                             items, 1, reg=float(reg), n_neg=n_neg, steps=steps,
                                             seed=seed)[0])

@@ -13,6 +13,7 @@ import os
 import jax.numpy as jnp
 import numpy as np
 
+from .. import models
 from ..objectives.explicit import Params, predict_with_fallback
 from ..data import IdSpace
 from ..persistence import read_model, read_npz, write_model
@@ -37,7 +38,7 @@ class Model(IdSpace):
         seen_indptr, seen_items: CSR of the training items of each user, used to
             exclude seen items from recommendations.
         posterior: for a Gibbs model (``fit(solver="gibbs")``), the kept samples'
-            biases, μ and noise precisions (:data:`mfjax.serving.posterior.POSTERIOR_FIELDS`,
+            biases, μ and noise precisions (:data:`mfjax.models.bayesian_mf.posterior.POSTERIOR_FIELDS`,
             leading axis S); ``params`` is their posterior mean as one rank k·S
             model. ``None`` otherwise.
     """
@@ -54,17 +55,20 @@ class Model(IdSpace):
 
     @property
     def spec(self):
-        """The spec that trained this model, every default resolved (:mod:`mfjax.specs`)."""
-        from ..specs import spec_of_config
+        """The spec that trained this model, every default resolved (:mod:`mfjax.models`)."""
+        return models.spec_of_config(self.config, "Model.spec")
 
-        return spec_of_config(self.config, "Model.spec")
+    @property
+    def record(self):
+        """The model's :class:`mfjax.models.ModelRecord` (what it is, from its registry entry)."""
+        name = self.config.get("model")
+        return models.record_named(name, "Model") if name is not None else \
+            models.record_of(self.spec)
 
     @property
     def objective(self):
         """The record of the objective it was trained on (:class:`mfjax.objectives.Objective`)."""
-        from .. import objectives
-
-        return objectives.get(self.config.get("objective", "explicit"))
+        return self.record.objective_record
 
     def predict(self, raw_users, raw_items, *, clip: bool = True, return_fallbacks: bool = False,
                 return_std: bool = False):
@@ -85,7 +89,7 @@ class Model(IdSpace):
                 training interactions).
             return_std: also return the posterior predictive standard deviation
                 of each rating, sqrt(var_s r̂_s + mean_s 1/τ_s) over the S Gibbs
-                samples (:func:`mfjax.serving.posterior.predictive_std`); needs a Gibbs
+                samples (:func:`mfjax.models.bayesian_mf.posterior.predictive_std`); needs a Gibbs
                 model (``posterior`` set), else ValueError.
 
         Returns:
@@ -106,11 +110,10 @@ class Model(IdSpace):
             pred = np.clip(pred, *self.rating_range)
         out = float(pred[0]) if scalar else pred
         if return_std:
-            if self.posterior is None:
+            predictive_std = getattr(self.record.parts, "predictive_std", None)
+            if self.posterior is None or predictive_std is None:
                 raise ValueError("predict: return_std=True needs a Gibbs model "
                                  "(fit(solver='gibbs')); this model has no posterior samples")
-            from .posterior import predictive_std
-
             std = predictive_std(self.params, self.posterior, u, i)
             out = (out, float(std[0]) if scalar else std)
         if return_fallbacks:
@@ -311,7 +314,7 @@ class Model(IdSpace):
 
         Bayesian MF models: the same ridge solve against the posterior-mean model (the
         S samples' factors side by side), with ``reg`` (default
-        :data:`mfjax.serving.access.BAYESIAN_FOLD_IN_REG`: Gibbs learned its own regularization): a point
+        :data:`mfjax.models.bayesian_mf.parts.FOLD_IN_REG`: Gibbs learned its own regularization): a point
         estimate, not a posterior draw for the new user.
 
         Args:

@@ -3,7 +3,8 @@
 :func:`partial_fit` is behind :meth:`mfjax.Model.partial_fit_users` and
 :meth:`~mfjax.Model.partial_fit_items`. The rows of the side being fitted that
 appear in ``ratings`` (existing or new IDs) are solved in one batched call of
-:mod:`mfjax.serving.batch_solve`, by the model's objective:
+:mod:`mfjax.solvers.rows`, by the row solve of the model's record (its package's
+``row_solve``; a model without one refuses partial fits):
 
 - explicit (Optax, ALS, Gibbs' posterior mean): the ridge system of the exact
   ALS half-step, for [p_u; b_u] (users) or [q_i; b_i] (items);
@@ -31,7 +32,6 @@ import jax.numpy as jnp
 from ..data import Ratings
 from ..data.conventions import STAR_RATINGS_WARNING, looks_like_star_ratings
 from ..data.ids import show
-from . import batch_solve
 from .access import hyperparameters
 
 __all__ = ["partial_fit", "solve_rows", "fold_in_one"]
@@ -48,6 +48,9 @@ def _check(model, ratings, side, where):
                         f"got {type(ratings).__name__}")
     if len(ratings) == 0:
         raise ValueError(f"{where}: ratings is empty; pass at least one interaction")
+    if model.record.row_solve is None:
+        raise ValueError(f"{where}: {model.record.name} models have no row solve against "
+                         "fixed factors; refit instead")
     obj, hp = model.objective, hyperparameters(model)
     if side not in obj.row_sides:
         raise ValueError(f"{where}: {obj.name.upper()} models can only re-solve "
@@ -64,14 +67,14 @@ def _check(model, ratings, side, where):
                          "binarize first, e.g. ratings.binarize(4)")
     if obj.values == "strengths" and looks_like_star_ratings(ratings):
         warnings.warn(f"{where}: " + STAR_RATINGS_WARNING, UserWarning, stacklevel=3)
-    if hp["reg"] is None:
+    if "reg" in hp and hp["reg"] is None:
         raise ValueError(f"{where}: the model's configuration records no 'reg'")
     return hp
 
 
 def solve_rows(model, hp, side, rows, cols, vals, n_rows):
     """Solved ``(factors [R, k], bias [R])`` for R rows of ``side`` (NumPy), by the
-    objective's row solve (:data:`mfjax.serving.batch_solve.ROW_SOLVES`).
+    row solve of the model's record (:attr:`mfjax.models.ModelRecord.row_solve`).
 
     ``rows`` [n] are local row numbers in [0, R), ``cols`` [n] indices into the
     other side, ``vals`` [n] the ratings (implicit: interaction values).
@@ -79,7 +82,9 @@ def solve_rows(model, hp, side, rows, cols, vals, n_rows):
     p = model.params
     other_f = p.item_factors if side == "users" else p.user_factors
     other_b = p.item_bias if side == "users" else p.user_bias
-    solve = batch_solve.ROW_SOLVES[model.objective.row_solve]
+    solve = model.record.row_solve
+    if solve is None:
+        raise ValueError(f"{model.record.name} models have no row solve; refit instead")
     return solve(other_f, other_b, p.global_bias, rows, cols, vals, n_rows, hp)
 
 

@@ -1,12 +1,13 @@
 """The ``Solver`` seam: what ``fit``'s epoch loop drives.
 
-A solver is one training algorithm for one spec (:mod:`mfjax.specs`). The loop
+A solver is one training algorithm for one spec; a model package (:mod:`mfjax.models`)
+makes it (its record's ``make_solver``). The loop
 (:func:`mfjax.fit`) owns everything around it: argument checks, validation, early
 stopping, checkpoints, callbacks and the progress bar. A solver reads its (resolved)
 spec, never changes it, and only knows how to start, take one epoch (or sweep), and
 say what model it holds now::
 
-    solver = make_solver(spec)
+    solver = record.make_solver(spec)         # the model package's solver
     state = solver.init(train, spec, run)        # data and parameters on the device
     for epoch in range(spec.n_steps):
         state, metrics = solver.step(state)      # metrics["loss"]: objective per rating
@@ -19,7 +20,6 @@ back.
 """
 from __future__ import annotations
 
-import importlib
 from typing import Any, Callable, Protocol, runtime_checkable
 
 import jax
@@ -29,7 +29,7 @@ import numpy as np
 from ..objectives.explicit import Params
 from ..data import Ratings
 
-__all__ = ["Solver", "make_solver", "restore_leaves", "SOLVERS"]
+__all__ = ["Solver", "restore_leaves"]
 
 
 @runtime_checkable
@@ -73,23 +73,6 @@ class Solver(Protocol):
 
     def divergence_hint(self) -> str:
         """What to change when the loss becomes non-finite (names the real cause)."""
-
-
-#: spec class name (and ``solver`` for :class:`mfjax.ImplicitALS`) -> (module, class).
-SOLVERS: dict[tuple[str, str], tuple[str, str]] = {
-    ("MF", "optax"): ("mfjax.solvers.minibatch.solver", "OptaxSolver"),
-    ("ALS", "als"): ("mfjax.solvers.als.solver", "ALSSolver"),
-    ("BayesianMF", "gibbs"): ("mfjax.solvers.gibbs.solver", "GibbsSolver"),
-    ("ImplicitALS", "als"): ("mfjax.solvers.ials.solver", "ALSSolver"),
-    ("ImplicitALS", "optax"): ("mfjax.solvers.ials.solver", "IALSOptaxSolver"),
-    ("BPR", "optax"): ("mfjax.solvers.bpr.solver", "BPRSolver"),
-}
-
-
-def make_solver(spec) -> Solver:
-    """A new solver for ``spec``."""
-    module, name = SOLVERS[(type(spec).__name__, spec.solver)]
-    return getattr(importlib.import_module(module), name)()
 
 
 def restore_leaves(state, leaves: list, put: Callable = jnp.asarray):

@@ -1,23 +1,20 @@
-"""Training: ``fit``, the solver-agnostic epoch loop, and what it is made of.
+"""Training: ``fit``, the model-agnostic epoch loop, and what it is made of.
 
 =================== =========================================================
 module              owns
 =================== =========================================================
 ``loop``            :func:`fit`: validation, early stopping, checkpoints, progress
-``config``          the spec from ``fit``'s arguments, every ``"auto"``, the
-                    :class:`Hardware` decision
+``config``          the spec from ``fit``'s arguments, every ``"auto"`` (asked of
+                    the model's record), the memory check
 ``checkpoint``      atomic checkpoints of any solver's state
 =================== =========================================================
 
-The solvers themselves live in :mod:`mfjax.solvers`; the models they train are the
-specs of :mod:`mfjax.specs`.
+The models (spec, solver, resolution of ``"auto"``) are the packages of
+:mod:`mfjax.models`; this layer asks their records and names none of them.
 """
-from ..solvers.minibatch.optimizers import OPTIMIZERS, make_optimizer
 from .checkpoint import Best, load_checkpoint, save_checkpoint
-from .config import (AUTO_BLOCKED_MIN_RATINGS, DEFAULTS, GRADIENTS, Hardware, Run,
-                     auto_batch_size, detect_hardware, resolve, scatter_add_is_slow, spec_for)
+from .config import Hardware, Run, detect_hardware, resolve, scatter_add_is_slow, spec_for
 from .loop import fit
 
-__all__ = ["fit", "DEFAULTS", "OPTIMIZERS", "GRADIENTS", "AUTO_BLOCKED_MIN_RATINGS",
-           "make_optimizer", "auto_batch_size", "Hardware", "Run", "detect_hardware", "resolve",
-           "spec_for", "scatter_add_is_slow", "Best", "save_checkpoint", "load_checkpoint"]
+__all__ = ["fit", "Hardware", "Run", "detect_hardware", "resolve", "spec_for",
+           "scatter_add_is_slow", "Best", "save_checkpoint", "load_checkpoint"]

@@ -18,20 +18,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import distributed, objectives
+from .. import distributed, models
 from ..data import Ratings
 from ..data.ids import model_indices
-from ..evaluation.metrics import error_sums
-from ..solvers.gibbs.validation import prediction_error_sums
-from ..objectives.explicit import Params
+from ..evaluation.metrics import error_sums, prediction_error_sums
 from ..data.conventions import STAR_RATINGS_WARNING, looks_like_star_ratings
 from ..serving.fallback import fallback_indices
 from ..serving.model import Model
-from ..solvers.base import make_solver
-from ..solvers.minibatch.layout import seen_index
+from ..data.interactions import seen_index
 from ..specs import Recorded
 from .checkpoint import Best, load_checkpoint, save_checkpoint
-from .config import data_fingerprint, resolve, spec_for
+from .config import check_memory_of, data_fingerprint, resolve, spec_for
 
 __all__ = ["fit"]
 
@@ -70,7 +67,7 @@ def fit(
         train: the training ratings or interactions (an :class:`mfjax.Ratings`).
         model: a spec (:class:`mfjax.MF`, :class:`mfjax.ALS`, :class:`mfjax.BayesianMF`,
             :class:`mfjax.ImplicitALS`, :class:`mfjax.BPR`) or spec class. ``None`` picks
-            one from the data alone (:func:`mfjax.objectives.default_spec`: iALS when
+            one from the data alone (:func:`mfjax.models.default_record`: iALS when
             every value is 1, else Bayesian MF up to 2M ratings, else MF).
         validation: data scored after every epoch: RMSE/MAE for ratings
             (``val_rmse``, ``val_mae``), NDCG@10 and recall@20 of top-N lists that
@@ -117,13 +114,15 @@ def fit(
     """
     _check_data(train, validation)
     spec = spec_for(train, model, shorthand)
-    if objectives.get(spec.objective).ranking and looks_like_star_ratings(train):
+    record = models.record_of(spec)
+    if record.objective_record.ranking and looks_like_star_ratings(train):
         warnings.warn(STAR_RATINGS_WARNING, stacklevel=2)
     _check_run(patience, validation, checkpoint_dir, checkpoint_every, resume, callbacks)
     _check_resumable(spec, resume)
     spec, run = resolve(train, spec, seed=seed, mesh=mesh, table_sharding=table_sharding)
-    objective = objectives.get(spec.objective)
-    solver = make_solver(spec)
+    objective = record.objective_record
+    check_memory_of(train, spec, run)  # refuse what cannot fit, with the figure
+    solver = record.make_solver(spec)
     state = solver.init(train, spec, run)
     record = _record(spec, run, train, patience, solver.facts)
     if checkpoint_dir is not None:
@@ -135,7 +134,7 @@ def fit(
     state, history, best = _loop(solver, state, spec, record, validate, patience, checkpoint_dir,
                                  checkpoint_every, resume, progress, callbacks)
     if patience is not None and best.params is not None:
-        params = Params(**{k: jnp.asarray(v) for k, v in best.params.items()})
+        params = record.params_type(**{k: jnp.asarray(v) for k, v in best.params.items()})
         record["best_epoch"] = best.epoch
     else:
         params = solver.params(state)
@@ -279,7 +278,7 @@ def _loop(solver, state, spec, record, validate, patience, checkpoint_dir, check
     return state, history, best
 
 
-def _check_finite(params: Params, solver) -> None:
+def _check_finite(params, solver) -> None:
     """Every returned table finite (on the host: a device check would compile one small
     program per table shape, a third of a second on a CPU's first fit)."""
     for name, table in params._asdict().items():

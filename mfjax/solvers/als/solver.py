@@ -25,7 +25,7 @@ from ..base import restore_leaves
 from .layout import make_layout
 from .sweep import als_half_step, default_window
 
-__all__ = ["als_step", "ALSState", "ALSSolver", "ExactBase", "ROWS_PER_CHUNK", "init_params",
+__all__ = ["sweep_bytes", "als_step", "ALSState", "ALSSolver", "ExactBase", "ROWS_PER_CHUNK", "init_params",
            "layout_of", "dtype_of"]
 
 #: Rows per ``lax.map`` step of a half-sweep (ML-1M rank 10 Gibbs sweep: 0.19-0.38 s at 256,
@@ -128,7 +128,6 @@ class ALSSolver(ExactBase):
     """
 
     def init(self, train: Ratings, spec, run) -> ALSState:
-        memory.check_fit(train, spec, "als")  # refuse what cannot fit, with the figure
         self._setup(train, spec, run)
         self.reg = spec.reg
         self.bias_reg = spec.reg if spec.bias_reg is None else spec.bias_reg
@@ -147,3 +146,13 @@ class ALSSolver(ExactBase):
     def divergence_hint(self) -> str:
         return (f"a row's least-squares system is singular or overflows: use reg > 0 (now "
                 f"{self.reg}) and check the rating magnitudes")
+
+
+def sweep_bytes(rank: int, *, n_users: int, n_items: int, nnz: int, itemsize: int, backend: str,
+                kernel: bool = True) -> int:
+    """Peak bytes of an explicit ALS (or Gibbs) sweep: both tables of n (k+1) z, the row
+    systems (:func:`mfjax.solvers.memory.row_systems_bytes`) and the two CSR layouts."""
+    d = rank + 1
+    return (2 * (n_users + n_items) * d * itemsize
+            + memory.row_systems_bytes(d, itemsize, backend, ROWS_PER_CHUNK, kernel)
+            + memory.layout_bytes(nnz, itemsize))

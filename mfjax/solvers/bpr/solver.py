@@ -39,7 +39,6 @@ from ..minibatch.epoch import host_init
 from ..ials.solver import implicit_values
 from ..minibatch.optimizers import make_optimizer
 from ..base import restore_leaves
-from .. import memory
 
 __all__ = ["BPRState", "BPRSolver", "bpr_epoch", "require_negatives"]
 
@@ -147,7 +146,6 @@ class BPRSolver:
 
     def init(self, train: Ratings, spec, run) -> BPRState:
         """Lay out the interactions, draw the initial factors, compile (or reuse) the epoch."""
-        memory.check_fit(train, spec, "bpr")  # refuse what cannot fit, with the figure
         c = self.spec = spec
         implicit_values(train, "bpr")
         require_negatives(train.users, train.items, train.n_items)

@@ -105,7 +105,6 @@ class GibbsSolver(ExactBase):
     """
 
     def init(self, train: Ratings, spec, run) -> GibbsFitState:
-        memory.check_fit(train, spec, "gibbs")  # refuse what cannot fit, with the figure
         self._setup(train, spec, run)
         self.burn_in, dtype = spec.burn_in, self.dtype
         self.thin, n_keep = sample_plan(spec.samples, train.n_users + train.n_items, spec.rank,

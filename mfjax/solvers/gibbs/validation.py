@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from ...objectives.explicit import Params, predict_with_fallback
 
-__all__ = ["RunningPredictions", "prediction_error_sums"]
+__all__ = ["RunningPredictions"]
 
 
 @jax.jit
@@ -62,11 +62,3 @@ class RunningPredictions:
             self.total = _add_sample(self.total, j, *slots, users, items)
         self.count = state.kept
         return self.total / state.kept
-
-
-@jax.jit
-def prediction_error_sums(predictions, ratings, lo, hi):
-    """``(Σ e², Σ |e|)`` with e = clip(prediction, lo, hi) − r (as
-    :func:`mfjax.evaluation.metrics.error_sums`, from predictions [n])."""
-    e = jnp.clip(predictions, lo, hi) - ratings.astype(predictions.dtype)
-    return jnp.sum(e * e), jnp.sum(jnp.abs(e))

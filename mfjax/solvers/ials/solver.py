@@ -54,7 +54,6 @@ from ..minibatch.epoch import host_init
 from .mesh_solver import MeshALS
 from ..base import restore_leaves
 from ..minibatch.optimizers import make_optimizer
-from .. import memory
 
 __all__ = ["ALSState", "ALSSolver", "IALSOptaxSolver", "implicit_values", "hyperparameters"]
 
@@ -169,7 +168,6 @@ class ALSSolver(_IALSBase):
 
     def init(self, train: Ratings, spec, run) -> ALSState:
         """Lay out the interactions (CSR both ways) and draw the initial factors."""
-        memory.check_fit(train, spec, "ials")  # refuse what cannot fit, with the figure
         self.method = "cg" if spec.cg_steps else "cholesky"
         self.cg_steps = spec.cg_steps
         p = self._setup(train, spec, run)
@@ -264,7 +262,6 @@ class IALSOptaxSolver(_IALSBase):
 
     def init(self, train: Ratings, spec, run) -> ALSState:
         """Lay out the interactions and initialise the factors and the optimizer."""
-        memory.check_fit(train, spec, "ials_optax")  # refuse what cannot fit, with the figure
         p = self._setup(train, spec, run)
         self.opt, d = make_optimizer(spec.optimizer, spec.learning_rate), self.data
         nnz = int(d.user_items.shape[0])

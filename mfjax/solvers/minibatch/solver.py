@@ -29,7 +29,6 @@ from . import ensemble as E
 from . import layout as L
 from .epoch import cached_epoch, host_init, make_epoch, remix
 from .optimizers import make_optimizer, opt_init
-from .. import memory
 from ..base import restore_leaves
 
 __all__ = ["OptaxState", "OptaxSolver"]
@@ -59,7 +58,6 @@ class OptaxSolver:
 
     def init(self, train: Ratings, spec, run) -> OptaxState:
         """Sort and lay out ``train``, draw the initial parameters, compile (or reuse) the epoch."""
-        memory.check_fit(train, spec, "optax")  # refuse what cannot fit, with the figure
         c, hw = spec, run.hardware
         self.spec, self.seed, self.n, self.place = spec, run.seed, len(train), None
         self.n_batches = n_batches = -(-self.n // c.batch_size)

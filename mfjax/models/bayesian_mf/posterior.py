@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..objectives.explicit import Params
+from ...objectives.explicit import Params
 
 __all__ = ["POSTERIOR_FIELDS", "sample_predictions", "predictive_std", "check_posterior",
            "posterior_samples"]

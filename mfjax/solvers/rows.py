@@ -1,5 +1,11 @@
 """Batched row solves against a fixed other side: many users (or items) at once.
 
+The row solves that fold-in and partial fits use; each model package binds its own
+(``row_solve`` in its ``parts``) as ``solve(other_factors [n, k], other_bias [n],
+global_bias, rows, cols, vals, n_rows, hp) -> (factors [R, k], bias [R])`` (NumPy; ``hp``
+from the package's ``row_hyperparameters``). Rows without a bias (iALS, BPR) get bias
+0; a non-finite implicit solve is a ValueError naming ``reg``.
+
 Every function takes the interactions of R rows as flat arrays ``rows`` [n]
 (local row numbers in [0, R)), ``cols`` [n] (indices into the fixed side) and
 ``vals`` [n], and returns the R solved rows; a row without interactions comes
@@ -34,12 +40,13 @@ from jax import lax
 
 from ..data import interactions
 from ..plumbing import power_of_two_at_least
-from ..solvers.als.layout import make_layout
-from ..solvers.als.sweep import als_half_step, default_window, solve_spd
+from .als.layout import make_layout
+from .als.sweep import als_half_step, default_window, solve_spd
 from ..kernels import ials as ials_kernel
-from ..solvers.ials import solve as ia
+from .ials import solve as ia
 
-__all__ = ["ridge_rows", "ials_rows", "bpr_rows", "BPR_MAX_TRIPLES", "ROW_SOLVES"]
+__all__ = ["ridge_rows", "ials_rows", "bpr_rows", "BPR_MAX_TRIPLES", "ridge_row_solve",
+           "ials_row_solve", "bpr_row_solve", "checked_rows"]
 
 #: Per user, negatives per positive are cut so that |I_u| · M ≤ this (at least 1 each).
 BPR_MAX_TRIPLES = 1 << 16
@@ -235,7 +242,7 @@ def bpr_rows(item_factors, item_bias, rows, cols, n_rows, *, reg, n_neg=32, step
     return np.asarray(P)[:n_rows]
 
 
-def _checked(f, hp, vals):
+def checked_rows(f, hp, vals):
     """``f``, or a ValueError naming the cause when an implicit row solve is not finite."""
     f = np.asarray(f)
     if not np.isfinite(f).all():
@@ -245,28 +252,21 @@ def _checked(f, hp, vals):
     return f
 
 
-def _solve_ridge(other_f, other_b, mu, rows, cols, vals, n_rows, hp):
+def ridge_row_solve(other_f, other_b, mu, rows, cols, vals, n_rows, hp):
     bias_reg = hp["reg"] if hp["bias_reg"] is None else hp["bias_reg"]
     return ridge_rows(other_f, other_b, mu, rows, cols, vals, n_rows, reg=hp["reg"],
                       bias_reg=bias_reg)
 
 
-def _solve_ials(other_f, other_b, mu, rows, cols, vals, n_rows, hp):
+def ials_row_solve(other_f, other_b, mu, rows, cols, vals, n_rows, hp):
     missing = [n for n in ("alpha", "unobserved_weight", "nu") if hp[n] is None]
     if missing:
         raise ValueError(f"the model's configuration records no {missing} for iALS")
     f = ials_rows(other_f, rows, cols, vals, n_rows, alpha=hp["alpha"],
                   unobserved_weight=hp["unobserved_weight"], reg=hp["reg"], nu=hp["nu"])
-    return _checked(f, hp, vals), np.zeros(n_rows, np.asarray(other_f).dtype)
+    return checked_rows(f, hp, vals), np.zeros(n_rows, np.asarray(other_f).dtype)
 
 
-def _solve_bpr(other_f, other_b, mu, rows, cols, vals, n_rows, hp):
+def bpr_row_solve(other_f, other_b, mu, rows, cols, vals, n_rows, hp):
     f = bpr_rows(other_f, other_b, rows, cols, n_rows, reg=hp["reg"])
-    return _checked(f, hp, vals), np.zeros(n_rows, np.asarray(other_f).dtype)
-
-
-#: :attr:`mfjax.objectives.Objective.row_solve` -> ``solve(other_factors [n, k],
-#: other_bias [n], global_bias, rows, cols, vals, n_rows, hp) -> (factors [R, k], bias [R])``
-#: (NumPy; ``hp`` from :func:`mfjax.serving.access.hyperparameters`). Rows without a bias
-#: (iALS, BPR) get bias 0; a non-finite implicit solve is a ValueError naming ``reg``.
-ROW_SOLVES = {"ridge": _solve_ridge, "ials": _solve_ials, "bpr": _solve_bpr}
+    return checked_rows(f, hp, vals), np.zeros(n_rows, np.asarray(other_f).dtype)

@@ -1,0 +1,56 @@
+""":class:`~mfjax.ALS` as the shared layers see it (:class:`mfjax.models.ModelRecord`).
+
+Explicit biased MF (:mod:`mfjax.objectives.explicit`) by exact alternating least squares
+(:mod:`mfjax.solvers.als`, with the C++ half-step of :mod:`mfjax.kernels.als`); fold-in
+and partial fits solve the same ridge row as its sweeps; its trials vectorize
+(:mod:`mfjax.models.als.trials`).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from ...objectives import explicit
+from ...objectives.explicit import Params
+from ...solvers.als.solver import sweep_bytes
+from ...solvers.hardware import resolve_kernel
+from ...solvers.rows import ridge_row_solve
+from . import trials
+from .spec import ALS
+
+__all__ = ["SPEC", "OBJECTIVE", "PARAMS", "make_solver", "resolve", "memory_bytes", "row_solve",
+           "row_hyperparameters", "score", "trials", "legacy_spec", "MEMORY_HINT"]
+
+SPEC = ALS
+OBJECTIVE = explicit.OBJECTIVE
+PARAMS = Params
+MEMORY_HINT = "rank"
+score = explicit.predict
+row_solve = ridge_row_solve
+
+
+def make_solver(spec):
+    from ...solvers.als.solver import ALSSolver
+
+    return ALSSolver()
+
+
+def resolve(spec: ALS, train, run) -> ALS:
+    """``kernel``: the C++ half-step on one CPU device when it is built."""
+    from ...kernels import als as kernel
+
+    return dataclasses.replace(spec, kernel=resolve_kernel(spec, kernel, run, "explicit ALS/Gibbs"))
+
+
+def memory_bytes(spec, *, n_users, n_items, nnz, itemsize, backend) -> int:
+    """Both tables, the row systems and the two CSR layouts (:func:`~mfjax.solvers.als.solver.sweep_bytes`)."""
+    return sweep_bytes(spec.rank, n_users=n_users, n_items=n_items, nnz=nnz,
+                              itemsize=itemsize, backend=backend)
+
+
+def row_hyperparameters(spec) -> dict:
+    return {"reg": spec.reg, "bias_reg": spec.reg if spec.bias_reg is None else spec.bias_reg}
+
+
+def legacy_spec(config: dict, solver: str) -> dict:
+    old = {**config, **(config.get("options") or {})}
+    return {k: old[k] for k in ALS.field_names() if old.get(k) is not None}

@@ -1,0 +1,53 @@
+""":class:`~mfjax.BPR` as the shared layers see it (:class:`mfjax.models.ModelRecord`).
+
+Bayesian personalized ranking (:mod:`mfjax.objectives.bpr`) by Optax minibatches of
+sampled triples (:mod:`mfjax.solvers.bpr`). Fold-in and partial fits of users run
+Newton steps on each user's BPR objective with the items fixed (items do not split into
+independent rows).
+"""
+from __future__ import annotations
+
+from ...objectives import bpr, explicit
+from ...objectives.explicit import Params
+from ...solvers.rows import bpr_row_solve
+from .spec import BPR
+
+__all__ = ["SPEC", "OBJECTIVE", "PARAMS", "make_solver", "resolve", "memory_bytes", "row_solve",
+           "row_hyperparameters", "score", "legacy_spec", "MEMORY_HINT"]
+
+SPEC = BPR
+OBJECTIVE = bpr.OBJECTIVE
+PARAMS = Params
+MEMORY_HINT = "rank"
+score = explicit.predict  # b_i + <p_u, q_i>: user and global bias stay 0
+row_solve = bpr_row_solve
+
+
+def make_solver(spec):
+    from ...solvers.bpr.solver import BPRSolver
+
+    return BPRSolver()
+
+
+def resolve(spec: BPR, train, run) -> BPR:
+    """``learning_rate``: :attr:`BPR.DEFAULT_LEARNING_RATE` for a named optimizer."""
+    import dataclasses
+
+    lr = spec.learning_rate
+    if lr is None and isinstance(spec.optimizer, str) and spec.schedule is None:
+        lr = spec.DEFAULT_LEARNING_RATE
+    return dataclasses.replace(spec, learning_rate=lr)
+
+
+def memory_bytes(spec, *, n_users, n_items, nnz, itemsize, backend) -> int:
+    """4 n k z (tables, gradient, two Adam moments) + 3 nnz (8 + z). Computed in float32."""
+    return 4 * (n_users + n_items) * spec.rank * 4 + 3 * nnz * 12
+
+
+def row_hyperparameters(spec) -> dict:
+    return {"reg": spec.reg, "bias_reg": spec.reg if spec.bias_reg is None else spec.bias_reg}
+
+
+def legacy_spec(config: dict, solver: str) -> dict:
+    old = {**config, **(config.get("options") or {})}
+    return {k: old[k] for k in BPR.field_names() if old.get(k) is not None}

@@ -1,0 +1,117 @@
+"""What one model is, as the shared layers see it: a :class:`ModelRecord`.
+
+Each model package (``mfjax/models/<name>/``) holds everything its model is (spec,
+objective, solver, the resolution of its ``"auto"`` fields, its memory estimate, its
+score, its fold-in / partial-fit row solve, its vectorized-trials route) and describes
+itself with one :class:`ModelRecord` in its ``__init__``. The record is light: it names
+the package's modules and loads them on first use, so the command line can list the
+models without importing JAX. The shared layers (``training``, ``serving``,
+``selection``, ``evaluation``, persistence, the CLI) ask the record and never name a
+model, a spec class or an objective.
+
+A model package's ``parts`` module defines:
+
+==================== ======================================================================
+name                 what
+==================== ======================================================================
+``SPEC``             the spec class (a frozen :class:`mfjax.specs.Spec` dataclass)
+``OBJECTIVE``        its :class:`mfjax.objectives.Objective` (loss, gradient, ranking, ...)
+``PARAMS``           the parameter pytree class the solver returns and ``Model`` holds
+``make_solver``      ``(spec) -> Solver`` (:class:`mfjax.solvers.base.Solver`)
+``resolve``          ``(spec, train, run) -> spec``: every ``"auto"`` field decided
+``memory_bytes``     ``(spec, n_users, n_items, nnz, itemsize, backend) -> int``: peak bytes
+``row_solve``        ``(params, side, rows, cols, vals, n_rows, spec) -> (factors, bias)``
+                     or None: the rows of ``side`` solved against the fixed other side
+``score``            ``(params, users, items) -> scores`` (the prediction before clipping)
+``trials``           None, or the vectorized-trials route (``route``, ``trial_bytes``,
+                     ``train_batch``; :mod:`mfjax.selection.vectorized`)
+==================== ======================================================================
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Any
+
+__all__ = ["ModelRecord"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelRecord:
+    """One registered model (:data:`mfjax.models.REGISTRY`).
+
+    Attributes:
+        name: the spec class's name (``"ALS"``), the ``"model"`` entry of saved specs.
+        package: the model's package (``"mfjax.models.als"``).
+        objective: its objective's name (``fit(objective=...)``, configs).
+        solvers: the solver names its spec trains with (``fit(solver=...)``); the first
+            is the spec's default.
+        summary: one line for listings (the CLI's help, the README's table).
+        meshes: whether its solver runs on a device mesh (``fit(mesh=...)``).
+        default_for: ``"ratings"`` or ``"interactions"`` when ``fit(train)`` without a
+            model may pick this record for such data (:func:`mfjax.models.default_record`),
+            else None.
+        data_size_default: among the records a default picks from, this one is picked
+            up to this many ratings (None: no limit; the limited ones are tried first).
+        cli_defaults: field defaults the command line's help shows (checked against
+            the spec by the tests, so ``--help`` needs no JAX).
+    """
+
+    name: str
+    package: str
+    objective: str
+    solvers: tuple
+    summary: str
+    meshes: bool = False
+    default_for: str | None = None
+    data_size_default: int | None = None
+    cli_defaults: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def parts(self) -> Any:
+        """The package's ``parts`` module (imports JAX)."""
+        return importlib.import_module(f"{self.package}.parts")
+
+    @property
+    def spec(self) -> type:
+        """The spec class (``REGISTRY["ALS"].spec is mfjax.ALS``)."""
+        return self.parts.SPEC
+
+    @property
+    def objective_record(self):
+        """The :class:`mfjax.objectives.Objective` of this model."""
+        return self.parts.OBJECTIVE
+
+    @property
+    def params_type(self) -> type:
+        """The parameter pytree class."""
+        return self.parts.PARAMS
+
+    def make_solver(self, spec):
+        """A new solver for ``spec`` (an instance of :attr:`spec`)."""
+        return self.parts.make_solver(spec)
+
+    def resolve(self, spec, train, run):
+        """``spec`` with every ``"auto"`` field decided for ``train`` and ``run``."""
+        return self.parts.resolve(spec, train, run)
+
+    def memory_bytes(self, spec, *, n_users: int, n_items: int, nnz: int, itemsize: int = 4,
+                     backend: str = "cpu") -> int:
+        """Peak bytes of one fit of ``spec`` on data of this shape (no safety factor)."""
+        return int(self.parts.memory_bytes(spec, n_users=n_users, n_items=n_items, nnz=nnz,
+                                           itemsize=itemsize, backend=backend))
+
+    @property
+    def row_solve(self):
+        """The fold-in / partial-fit row solve, or None when the model has none."""
+        return getattr(self.parts, "row_solve", None)
+
+    @property
+    def score(self):
+        """``(params, users, items) -> scores``: the model's prediction formula."""
+        return self.parts.score
+
+    @property
+    def trials(self):
+        """The vectorized-trials route, or None (trials run as sequential fits)."""
+        return getattr(self.parts, "trials", None)
