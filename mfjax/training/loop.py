@@ -114,15 +114,15 @@ def fit(
     """
     _check_data(train, validation)
     spec = spec_for(train, model, shorthand)
-    record = models.record_of(spec)
-    if record.objective_record.ranking and looks_like_star_ratings(train):
+    entry = models.record_of(spec)
+    if entry.objective_record.ranking and looks_like_star_ratings(train):
         warnings.warn(STAR_RATINGS_WARNING, stacklevel=2)
     _check_run(patience, validation, checkpoint_dir, checkpoint_every, resume, callbacks)
     _check_resumable(spec, resume)
     spec, run = resolve(train, spec, seed=seed, mesh=mesh, table_sharding=table_sharding)
-    objective = record.objective_record
+    objective = entry.objective_record
     check_memory_of(train, spec, run)  # refuse what cannot fit, with the figure
-    solver = record.make_solver(spec)
+    solver = entry.make_solver(spec)
     state = solver.init(train, spec, run)
     record = _record(spec, run, train, patience, solver.facts)
     if checkpoint_dir is not None:
@@ -134,7 +134,7 @@ def fit(
     state, history, best = _loop(solver, state, spec, record, validate, patience, checkpoint_dir,
                                  checkpoint_every, resume, progress, callbacks)
     if patience is not None and best.params is not None:
-        params = record.params_type(**{k: jnp.asarray(v) for k, v in best.params.items()})
+        params = entry.params_type(**{k: jnp.asarray(v) for k, v in best.params.items()})
         record["best_epoch"] = best.epoch
     else:
         params = solver.params(state)
