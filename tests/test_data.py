@@ -80,6 +80,8 @@ def test_constructor_does_not_freeze_callers_arrays():
         (dict(users=[0, 1, 1], items=[0, 0]), "lengths differ"),
         (dict(users=[0, 1], items=[0, 0], ratings=[1.0, np.nan]), "not finite"),
         (dict(users=[0, 1], items=[0, 0], ratings=[1.0, 2 + 1j]), "real numbers"),
+        (dict(user_ids=[10, 10]), r"user_ids repeats the ID 10 \(positions 0 and 1\)"),
+        (dict(item_ids=["a", "b", "a"]), r"item_ids repeats the ID 'a' \(positions 0 and 2\)"),
     ],
 )
 def test_constructor_validates(kwargs, match):

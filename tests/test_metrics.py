@@ -109,6 +109,19 @@ def test_k_larger_than_the_candidates_counts_missing_positions_as_misses():
     assert got["coverage"] == pytest.approx(4 / 6)
 
 
+@pytest.mark.parametrize("huge", [10 ** 12, 2 ** 62])
+def test_a_huge_k_costs_the_catalogue_not_k(huge):
+    # The lists hold every candidate at any k >= 6, so each metric equals its k = 60
+    # value, precision rescaled (it divides by k).
+    model, train, test = hand_model(), ratings(TRAIN), ratings(TEST)
+    big = mfjax.evaluate_ranking(model, train, test, k=huge)
+    ref = mfjax.evaluate_ranking(model, train, test, k=60)
+    for name in ("recall", "ndcg", "map", "hit_rate"):
+        assert big[f"{name}@{huge}"] == pytest.approx(ref[f"{name}@60"]), name
+    assert big[f"precision@{huge}"] == pytest.approx(ref["precision@60"] * 60 / huge)
+    assert big["coverage"] == ref["coverage"]
+
+
 def test_no_relevant_user_gives_nan_and_bad_arguments_raise():
     model = hand_model()
     got = mfjax.evaluate_ranking(model, ratings(TRAIN), ratings([("u1", "b", 1.0)]), k=2)

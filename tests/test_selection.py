@@ -164,7 +164,8 @@ def test_search_refuses_before_training(implicit, monkeypatch, space, kw, match)
 
 def test_cross_validate_explicit_defaults_and_given_folds(explicit, capsys):
     df = mfjax.cross_validate(explicit, mfjax.ALS(rank=4, epochs=2), folds=3, seed=1)
-    assert list(df.columns) == ["fold", "rmse", "mae", "fit_s", "test_s"] and len(df) == 3
+    assert list(df.columns) == ["fold", "rmse", "mae", "n_unknown_users", "n_unknown_items",
+                                "fit_s", "test_s"] and len(df) == 3
     assert "Mean" in capsys.readouterr().out
     folds = mfjax.split.kfold(explicit, 3, seed=1)
     again = mfjax.cross_validate(None, mfjax.ALS(rank=4, epochs=2), folds=folds,
@@ -177,13 +178,79 @@ def test_cross_validate_explicit_defaults_and_given_folds(explicit, capsys):
 
 def test_cross_validate_implicit_defaults_and_errors(implicit):
     df = mfjax.cross_validate(implicit, mfjax.ImplicitALS(rank=4, epochs=1), folds=2, progress=False)
-    assert list(df.columns) == ["fold", "ndcg@10", "recall@20", "fit_s", "test_s"]
+    assert list(df.columns) == ["fold", "ndcg@10", "recall@20", "n_unknown_users",
+                                "n_unknown_items", "fit_s", "test_s"]
     with pytest.raises(ValueError, match="ranks items"):
         mfjax.cross_validate(implicit, mfjax.ImplicitALS(), metrics=["rmse"], progress=False)
     with pytest.raises(TypeError, match="folds"):
         mfjax.cross_validate(implicit, folds="five", progress=False)
     with pytest.raises(TypeError, match="Ratings"):
         mfjax.cross_validate(None, folds=3, progress=False)
+
+
+@pytest.mark.parametrize("kind", ["ALS", "ImplicitALS", "BayesianMF"])
+def test_a_non_finite_trial_is_a_nan_row_and_the_search_goes_on(explicit, implicit, kind,
+                                                                 capsys):
+    # Non-finite in float64 (conftest): iALS' row systems overflow at reg=1e308; an
+    # init_scale of 1e300 overflows ALS' normal equations and the Gibbs sampler's sums.
+    data, base, field, bad = {
+        "ALS": (explicit, mfjax.ALS(rank=4, epochs=2), "init_scale", 1e300),
+        "ImplicitALS": (implicit, mfjax.ImplicitALS(rank=4, epochs=2), "reg", 1e308),
+        "BayesianMF": (explicit, mfjax.BayesianMF(rank=4, burn_in=2, samples=2),
+                       "init_scale", 1e300),
+    }[kind]
+    train, val = mfjax.split.per_user(data, 0.2, seed=0)
+    metric = "ndcg@5" if kind == "ImplicitALS" else "rmse"
+    res = mfjax.search(train, base, {field: [0.1, bad, 1.0]}, validation=val, metric=metric,
+                       vectorize=False, progress=False)
+    assert "search: trial 1 " in capsys.readouterr().out  # said as it happens
+    t = res.table
+    assert len(t) == 3 and t[metric].notna().sum() == 2
+    failed = t[t[metric].isna()].iloc[0]
+    assert failed["trial"] == 1 and failed[field] == bad and "non-finite" in failed["error"]
+    assert t["error"][t[metric].notna()].isna().all()
+    assert getattr(res.best, field) in (0.1, 1.0)
+
+
+def test_vectorized_failed_trial_says_why(implicit):
+    train, val = mfjax.split.per_user(implicit, 0.2, seed=0)
+    res = mfjax.search(train, mfjax.ImplicitALS(rank=4, epochs=2), {"reg": [0.1, 1e308]},
+                       validation=val, metric="ndcg@5", vectorize=True, progress=False)
+    failed = res.table.iloc[1]
+    assert res.table["route"].str.startswith("vectorized").all()
+    assert np.isnan(failed["ndcg@5"]) and "non-finite" in failed["error"]
+
+
+def test_a_search_whose_every_metric_is_nan_names_no_best(explicit):
+    train, val = mfjax.split.per_user(explicit, 0.2, seed=0)
+    with pytest.raises(ValueError, match=r"every trial's rmse is NaN.*trial 0: .*non-finite"):
+        mfjax.search(train, mfjax.ALS(rank=4, epochs=1), {"init_scale": [1e300, 1e301]},
+                     validation=val, metric="rmse", vectorize=False, progress=False)
+    # a finite model whose metric is NaN: no validation rating reaches the threshold 4
+    low = val.subset(val.ratings < 4.0)
+    with pytest.raises(ValueError, match=r"every trial's ndcg@5 is NaN.*model is finite"):
+        mfjax.search(train, mfjax.ALS(rank=4, epochs=1), {"reg": [0.1]}, validation=low,
+                     metric="ndcg@5", vectorize=False, progress=False)
+
+
+def test_cross_validate_counts_and_warns_about_unknown_test_ids(explicit):
+    train, test = mfjax.split.per_user(explicit, 0.2, seed=0)
+    foreign = mfjax.Ratings.from_arrays(np.array([f"x{u}" for u in test.users], object),
+                                        test.items, test.ratings)
+    spec = mfjax.ALS(rank=4, epochs=1)
+    with pytest.warns(UserWarning, match=r"fold 2: .*\(100%\) have a user or item without"):
+        df = mfjax.cross_validate(None, spec, folds=[(train, test), (train, foreign)],
+                                  progress=False)
+    assert df["n_unknown_users"].tolist() == [0, len(foreign)]
+    assert df["n_unknown_items"][0] == 0
+
+
+def test_cross_validate_takes_a_trained_model_as_search_does(explicit):
+    trained = mfjax.fit(explicit, mfjax.ALS(rank=4, epochs=1), seed=0, progress=False)
+    folds = mfjax.split.kfold(explicit, 2, seed=0)
+    a = mfjax.cross_validate(None, trained, folds=folds, progress=False)
+    b = mfjax.cross_validate(None, trained.spec, folds=folds, progress=False)
+    np.testing.assert_allclose(a["rmse"], b["rmse"], rtol=1e-12)
 
 
 def test_block_layout_is_bucketed_across_folds(explicit):

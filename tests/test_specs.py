@@ -72,6 +72,27 @@ def test_bad_values_fail_at_construction_naming_the_field(cls, field, bad):
         cls(**{field: bad})
 
 
+def _float_fields(cls):
+    """The fields of ``cls`` that take a real number (they accept 0.5)."""
+    out = []
+    for f in cls.field_names():
+        try:
+            cls(**{f: 0.5})
+        except (TypeError, ValueError):
+            continue
+        out.append(f)
+    return out
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_a_huge_int_in_a_float_field_is_a_value_error_naming_it(cls):
+    fields = _float_fields(cls)
+    assert "init_scale" in fields
+    for f in fields:
+        with pytest.raises(ValueError, match=f"{cls.__name__}: {f} .*finite"):
+            cls(**{f: 10 ** 400})
+
+
 @pytest.mark.parametrize("cls,field,value", [
     (mfjax.BayesianMF, "burn_in", 1.5), (mfjax.BayesianMF, "samples", "3"),
     (mfjax.BayesianMF, "samples", True), (mfjax.ImplicitALS, "cg_steps", 2 ** 63),

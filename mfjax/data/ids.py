@@ -18,12 +18,17 @@ References:
 
 from __future__ import annotations
 
+import weakref
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["IdSpace", "factorize", "id_array", "id_column", "show", "same_ids", "model_indices"]
+__all__ = ["IdSpace", "factorize", "id_array", "id_column", "show", "same_ids", "model_indices",
+           "check_unique"]
+
+#: ID tables already found unique, by ``id()`` (subsets pass their parent's table on).
+_UNIQUE_TABLES: "weakref.WeakValueDictionary[int, np.ndarray]" = weakref.WeakValueDictionary()
 
 
 def show(x):
@@ -43,6 +48,32 @@ def id_array(ids) -> np.ndarray:
     if a.dtype.kind == "U":
         a = a.astype(object)
     return a
+
+
+def check_unique(ids: np.ndarray, name: str) -> None:
+    """Refuse an ID table that holds one raw ID twice (lookups would be ambiguous).
+
+    Args:
+        ids: an ID table [n].
+        name: its name for messages (``"Ratings: user_ids"``).
+
+    Raises:
+        ValueError: naming the first repeated ID and two of its positions.
+    """
+    if _UNIQUE_TABLES.get(id(ids)) is ids:
+        return
+    index = pd.Index(ids)
+    if not index.is_unique:
+        j = int(np.flatnonzero(index.duplicated())[0])
+        first = int(np.flatnonzero(index == index[j])[0])
+        raise ValueError(f"{name} repeats the ID {show(ids[j])!r} (positions {first} and {j}); "
+                         f"each raw ID must appear once in an ID table")
+    remember_unique(ids)
+
+
+def remember_unique(ids: np.ndarray) -> None:
+    """Record ``ids`` as checked by :func:`check_unique` (while it is alive)."""
+    _UNIQUE_TABLES[id(ids)] = ids
 
 
 def _kind(x) -> str:

@@ -35,7 +35,7 @@ import pandas as pd
 
 from .columns import as_1d, int_timestamps, numeric_ratings, warn
 from .conventions import binarize_mask, resolve_duplicates
-from .ids import IdSpace, factorize, id_array, id_column
+from .ids import IdSpace, check_unique, factorize, id_array, id_column, remember_unique
 
 __all__ = ["Ratings", "IdSpace"]
 
@@ -82,6 +82,8 @@ class Ratings(IdSpace):
     def __post_init__(self):
         user_ids = id_array(self.user_ids)
         item_ids = id_array(self.item_ids)
+        check_unique(user_ids, "Ratings: user_ids")
+        check_unique(item_ids, "Ratings: item_ids")
         fields = {
             "users": np.asarray(self.users),
             "items": np.asarray(self.items),
@@ -128,6 +130,8 @@ class Ratings(IdSpace):
             object.__setattr__(self, name, _readonly(a))
         object.__setattr__(self, "user_ids", _readonly(user_ids))
         object.__setattr__(self, "item_ids", _readonly(item_ids))
+        remember_unique(self.user_ids)
+        remember_unique(self.item_ids)
 
     def __len__(self) -> int:
         return len(self.ratings)

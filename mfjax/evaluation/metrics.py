@@ -251,7 +251,10 @@ def evaluate_ranking(model: Model, train: Ratings, test: Ratings, *, k: int = 10
     hits = hits.astype(np.float64)
 
     h = hits.sum(axis=1)
-    discount = 1.0 / np.log2(np.arange(2, k + 2))  # 1 / log2(j + 1), j = 1..k
+    # 1 / log2(j + 1) for j = 1..depth: as deep as a list or an IDCG reaches, not k
+    # (k = 10**9 on a 25-item catalogue must not allocate 10**9 floats).
+    depth = min(k, max(hits.shape[1], int(n_rel.max())))
+    discount = 1.0 / np.log2(np.arange(2, depth + 2))
     dcg = hits @ discount[: hits.shape[1]]
     idcg = np.cumsum(discount)[np.minimum(n_rel, k) - 1]
     precision_at_j = np.cumsum(hits, axis=1) / np.arange(1, hits.shape[1] + 1)

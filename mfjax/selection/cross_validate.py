@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -53,9 +54,10 @@ def cross_validate(ratings, model=None, *, folds=5, metrics=None, seed: int = 0,
     Args:
         ratings: the :class:`mfjax.Ratings` to split (may be None when ``folds`` is an
             iterable of pairs).
-        model: a spec (``mfjax.ALS(rank=32)``), a spec class, or None: the spec
-            ``mfjax.fit(train)`` picks from the data (Bayesian MF for ratings up to 2M,
-            iALS for all-1 interactions).
+        model: a spec (``mfjax.ALS(rank=32)``), a spec class, a trained
+            :class:`mfjax.Model` (its spec is refit on each fold, as :func:`mfjax.search`
+            does), or None: the spec ``mfjax.fit(train)`` picks from the data (Bayesian
+            MF for ratings up to 2M, iALS for all-1 interactions).
         folds: an int k (``mfjax.split.kfold(ratings, k, seed)``) or an iterable of
             ``(train, test)`` Ratings pairs.
         metrics: names :func:`mfjax.evaluate` / :func:`mfjax.evaluate_ranking` produce
@@ -68,8 +70,15 @@ def cross_validate(ratings, model=None, *, folds=5, metrics=None, seed: int = 0,
 
     Returns:
         A DataFrame with one row per fold: ``fold`` (1-based), one column per metric,
-        ``fit_s`` and ``test_s`` (seconds). ``df.attrs["spec"]`` holds the first fold's
-        trained spec's repr.
+        ``n_unknown_users`` and ``n_unknown_items`` (test ratings whose user or item has
+        no training rating in the fold: they are scored by the fallbacks of
+        :meth:`mfjax.Model.predict`/``recommend``), ``fit_s`` and ``test_s`` (seconds).
+        ``df.attrs["spec"]`` holds the first fold's trained spec's repr.
+
+    Warns:
+        UserWarning: for a fold where more than half of the test ratings have an
+            unknown user or item: its metrics then mostly score the fallback, not the
+            model (e.g. folds whose test IDs match nothing in their train part).
 
     Raises:
         TypeError, ValueError: bad ``ratings``, ``folds``, ``model`` or a metric the model
@@ -77,8 +86,12 @@ def cross_validate(ratings, model=None, *, folds=5, metrics=None, seed: int = 0,
     """
     from ..training.loop import fit
 
+    from ..serving.model import Model
+
     pairs = fold_pairs(ratings, folds, seed)
     spec = M.spec_of(model, pairs[0][0], "cross_validate")
+    if isinstance(model, Model):  # refit its spec on every fold, as search does
+        model = spec
     ranking = M.is_ranking(spec)
     names = M.check_metrics(M.default_metrics(spec) if metrics is None else metrics, spec,
                             "cross_validate")
@@ -88,14 +101,33 @@ def cross_validate(ratings, model=None, *, folds=5, metrics=None, seed: int = 0,
         m = fit(train, model, seed=seed, progress=False)
         t1 = time.perf_counter()
         scores = M.score(m, train, test, names, ranking)
-        rows.append({"fold": j + 1, **scores, "fit_s": t1 - t0,
+        unknown = _unknown_counts(m, test, j + 1)
+        rows.append({"fold": j + 1, **scores, **unknown, "fit_s": t1 - t0,
                      "test_s": time.perf_counter() - t1})
         trained = trained or repr(m.spec)
-    df = pd.DataFrame(rows, columns=["fold", *names, "fit_s", "test_s"])
+    df = pd.DataFrame(rows, columns=["fold", *names, "n_unknown_users", "n_unknown_items",
+                                     "fit_s", "test_s"])
     df.attrs["spec"] = trained
     if progress:
         print(summary(df, names, trained))
     return df
+
+
+def _unknown_counts(model, test, fold: int) -> dict:
+    """``{"n_unknown_users", "n_unknown_items"}``: ``test`` ratings whose user (item) takes
+    the fallback; warns when more than half of the ratings have either."""
+    from ..data.ids import model_indices
+    from ..serving.fallback import fallback_indices
+
+    users, items = fallback_indices(model, *model_indices(model, test))
+    either = int(np.sum((users < 0) | (items < 0)))
+    if 2 * either > len(test):
+        warnings.warn(f"cross_validate: fold {fold}: {either} of its {len(test)} test ratings "
+                      f"({either / len(test):.0%}) have a user or item without training "
+                      "ratings in the fold, so its metrics mostly score the fallback "
+                      "predictions, not the model; check that the folds' train and test parts "
+                      "share their IDs", UserWarning, stacklevel=3)
+    return {"n_unknown_users": int(np.sum(users < 0)), "n_unknown_items": int(np.sum(items < 0))}
 
 
 def summary(df: pd.DataFrame, names, title: str = "") -> str:

@@ -32,7 +32,9 @@ class SearchResult:
     Attributes:
         table: one row per trial, best first: the varied fields, the metric,
             ``fit_s`` (the trial's share of its vectorized group's time, or its fit's
-            time), ``route`` and ``trial`` (the order trials were drawn in).
+            time), ``route``, ``trial`` (the order trials were drawn in) and ``error``
+            (None, or why the trial has no model: its training became non-finite; its
+            metric is then NaN and it ranks last).
         best: the best trial's spec (unresolved: as given, with the varied values).
         metric: the metric name; ``lower_is_better`` its direction.
         model: with ``refit=True``, the best spec fit on ``train`` alone (the
@@ -185,6 +187,9 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings, metric: s
         TypeError, ValueError: a bad argument, an unknown field, an empty space, an
             invalid value (the spec's own check), or a metric the model cannot produce,
             all before any training.
+        ValueError: after training, when every trial's metric is NaN (each diverged,
+            or the validation set has no user the metric can score): there is no best
+            trial, and the message gives the trials' reasons.
     """
     from ..training.config import resolve
 
@@ -227,16 +232,21 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings, metric: s
             for j, (params, history) in zip(idx, out):
                 m = None if params is None else trial_model(train, resolved[j][0], run, params,
                                                             history, route)
-                rows[j] = _row(j, values[j], metric, m, train, validation, ranking, share, route)
+                why = None if m is not None else _vectorized_failure(history)
+                rows[j] = _row(j, values[j], metric, m, train, validation, ranking, share, route,
+                               why)
         else:
             for j in idx:
-                m, fit_s = _fit_one(train, specs[j], seed)
-                rows[j] = _row(j, values[j], metric, m, train, validation, ranking, fit_s, route)
+                m, fit_s, why = _fit_one(train, specs[j], seed, j)
+                rows[j] = _row(j, values[j], metric, m, train, validation, ranking, fit_s, route,
+                               why)
                 if bar is not None:
                     bar.update(1)
     if bar is not None:
         bar.close()
     table = pd.DataFrame(rows)
+    if table[metric].isna().all():
+        raise ValueError(_no_best(table, metric))
     key = table[metric].fillna(math.inf if lower else -math.inf)
     table = table.iloc[np.argsort(key.to_numpy() if lower else -key.to_numpy(), kind="stable")]
     table = table.reset_index(drop=True)
@@ -268,21 +278,45 @@ def _bar(n: int, progress: bool):
     return tqdm(total=n, unit="trial", desc="search")
 
 
-def _fit_one(train, spec, seed):
+def _fit_one(train, spec, seed, trial: int):
+    """``(model or None, seconds, why None)``: a fit that became non-finite (gradient
+    divergence, or an ALS/iALS/Gibbs sweep's :class:`~mfjax.solvers.finite.NonFiniteError`)
+    is a failed trial, not the end of the search."""
     from ..training.loop import fit
 
     t0 = time.perf_counter()
+    m = why = None
     try:
         m = fit(train, spec, seed=seed, progress=False)
     except FloatingPointError as e:
-        print(f"search: {spec!r} diverged: {e}")
-        m = None
-    return m, time.perf_counter() - t0
+        why = str(e)
+        print(f"search: trial {trial} {spec!r} diverged (its metric is NaN): {e}")
+    return m, time.perf_counter() - t0, why
 
 
-def _row(j, values, metric, m, train, validation, ranking, fit_s, route) -> dict:
+def _vectorized_failure(history) -> str:
+    """Why a vectorized trial has no model: the first sweep whose loss was not finite."""
+    bad = [h for h in history if not math.isfinite(h["loss"])]
+    first = bad[0] if bad else {"epoch": "?", "loss": math.nan}
+    return (f"the vectorized training's loss became non-finite ({first['loss']}) in sweep "
+            f"{first['epoch']}")
+
+
+def _row(j, values, metric, m, train, validation, ranking, fit_s, route, why) -> dict:
     value = math.nan if m is None else M.score(m, train, validation, (metric,), ranking)[metric]
-    return {**values, metric: value, "fit_s": fit_s, "route": route, "trial": j}
+    return {**values, metric: value, "fit_s": fit_s, "route": route, "trial": j, "error": why}
+
+
+def _no_best(table: pd.DataFrame, metric: str, shown: int = 3) -> str:
+    """The message of a search whose every trial has a NaN metric (a few trials' reasons)."""
+    lines = []
+    for _, row in table.head(shown).iterrows():
+        why = row["error"] or (f"its model is finite but {metric} is NaN on the validation "
+                               "set (no validation user or rating it can score)")
+        lines.append(f"trial {row['trial']}: {why}")
+    more = f"; and {len(table) - shown} more" if len(table) > shown else ""
+    return (f"search: every trial's {metric} is NaN, so there is no best trial: "
+            + "; ".join(lines) + more)
 
 
 def trial_model(train: Ratings, spec, run, params, history, route: str):

@@ -10,18 +10,28 @@ gradient steps: "try a smaller learning_rate") names neither:
   or, for ALS, so large against ``reg`` that the normal equations cannot be solved in it
   (fix: rescale the ratings toward unit size, or raise ``reg``).
 
-:func:`check_sweep` raises a ValueError saying which. (The iALS solver has its own,
-:func:`mfjax.solvers.ials.solve.check_finite`.)
+:func:`check_sweep` raises a :class:`NonFiniteError` (a ValueError) saying which. (The
+iALS solver has its own, :func:`mfjax.solvers.ials.solve.check_finite`, raising the same
+class, so that :func:`mfjax.search` records such a trial as NaN and goes on.)
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_sweep"]
+__all__ = ["check_sweep", "NonFiniteError"]
+
+
+class NonFiniteError(ValueError, FloatingPointError):
+    """A solver's sweep or solve came out NaN or infinite (the message names the cause).
+
+    A ValueError (the hyperparameters or the data are at fault) and a FloatingPointError
+    (what ``fit`` raises when gradient training diverges), so that one ``except
+    FloatingPointError`` catches every diverged fit.
+    """
 
 
 def check_sweep(solver: str, sweep: int, loss: float, ratings, reg: float | None = None) -> None:
-    """Raise ValueError when ``loss`` is not finite.
+    """Raise :class:`NonFiniteError` when ``loss`` is not finite.
 
     Args:
         solver: ``"als"`` or ``"gibbs"`` (for the message).
@@ -38,12 +48,12 @@ def check_sweep(solver: str, sweep: int, loss: float, ratings, reg: float | None
     dtype = np.asarray(ratings).dtype
     head = f"fit(solver={solver!r}): sweep {sweep} gave a non-finite loss ({loss}): "
     if reg is not None and reg == 0:
-        raise ValueError(head + "with reg=0 a user or item with fewer ratings than rank + 1 "
+        raise NonFiniteError(head + "with reg=0 a user or item with fewer ratings than rank + 1 "
                          "(or ratings all 0) has a singular normal system; use reg > 0")
     size = f"ratings from {small:g} to {top:g} in {dtype}"
     if reg is not None:
-        raise ValueError(head + f"the normal equations overflow or are too ill-conditioned "
+        raise NonFiniteError(head + f"the normal equations overflow or are too ill-conditioned "
                          f"({size}, reg={reg:g}); rescale the ratings toward unit size or "
                          "raise reg")
-    raise ValueError(head + f"the sampler's sums overflow or underflow ({size}); rescale "
+    raise NonFiniteError(head + f"the sampler's sums overflow or underflow ({size}); rescale "
                      "the ratings toward unit size")

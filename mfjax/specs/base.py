@@ -65,7 +65,11 @@ def check_number(spec, name, v, *, positive: bool = False, hi: float | None = No
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise TypeError(f"{field_name(spec, name)} must be a real number, got {v!r} "
                         f"({type(v).__name__})")
-    v = float(v)
+    try:
+        v = float(v)
+    except OverflowError:  # an int beyond the float range (10**400)
+        raise ValueError(f"{field_name(spec, name)} must be a finite number, got an integer "
+                         f"of {len(str(abs(int(v))))} digits, beyond the float range") from None
     ok = math.isfinite(v) and (v > 0 if positive else v >= 0) and (hi is None or v <= hi)
     if not ok:
         what = "> 0" if positive else ">= 0"

@@ -41,6 +41,7 @@ from jax import lax
 from ...objectives.explicit import Params
 from ...data.interactions import ImplicitData
 from ...objectives.ials import row_reg
+from ..finite import NonFiniteError
 
 __all__ = [
     "solve_users",
@@ -368,7 +369,8 @@ def als_sweep(params: Params, data: ImplicitData, *, alpha, unobserved_weight, r
 
 
 def check_finite(hp: dict, where: str, **values) -> None:
-    """Raise ValueError naming the cause and the fix when one of ``values`` is not finite.
+    """Raise :class:`~mfjax.solvers.finite.NonFiniteError` (a ValueError) naming the cause
+    and the fix when one of ``values`` is not finite.
 
     Args:
         hp: the solve's ``alpha``, ``unobserved_weight``, ``reg`` (``nu``).
@@ -376,7 +378,7 @@ def check_finite(hp: dict, where: str, **values) -> None:
         **values: arrays (factor tables, loss values) by name.
 
     Raises:
-        ValueError: a value is NaN or infinite. With ``reg = 0`` a row's system
+        NonFiniteError: a value is NaN or infinite. With ``reg = 0`` a row's system
             ``Σ c q qᵀ + α0 QᵀQ`` is singular whenever those terms do not span all
             rank directions (fewer interactions and other-side rows than the rank, or
             ``unobserved_weight = 0``), so the fix is ``reg > 0``; otherwise the
@@ -395,7 +397,7 @@ def check_finite(hp: dict, where: str, **values) -> None:
         cause = (f"the row systems overflow or are too ill-conditioned to solve (confidences "
                  f"1 + alpha * value with alpha={alpha:g} against reg={reg:g})")
         fix = "scale the interaction values or alpha down, or raise reg"
-    raise ValueError(f"fit(objective='ials'): {where} gave non-finite {', '.join(bad)}: "
+    raise NonFiniteError(f"fit(objective='ials'): {where} gave non-finite {', '.join(bad)}: "
                      f"{cause}; {fix}")
 
 
