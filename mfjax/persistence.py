@@ -40,11 +40,12 @@ import numpy as np
 import pandas as pd
 
 from .objectives.explicit import Params
+from .npzfile import read_members
 from .plumbing import atomic_savez
-from .serving.posterior import check_posterior
+from .serving.posterior import POSTERIOR_FIELDS, check_posterior
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "read_npz", "write_model", "read_model",
-           "encode_ids", "decode_ids"]
+           "encode_ids", "decode_ids", "is_model_member"]
 
 FORMAT = "mfjax-model"
 #: Version written by :func:`write_model`; :func:`read_model` reads 1 and 2.
@@ -54,19 +55,21 @@ _NUMERIC_KINDS = "biuf"
 _NP_TAG = "np:"
 
 
-def read_npz(path, kind: str) -> tuple[dict, dict]:
+def read_npz(path, kind: str, allowed=None) -> tuple[dict, dict]:
     """Read an npz written by :func:`~mfjax.plumbing.atomic_savez` with a JSON ``meta`` entry.
 
     Returns ``(meta, arrays)``. A file that is not a readable npz whose
     ``meta`` is a JSON object with ``meta["format"] == kind`` raises ValueError
-    naming the path (a missing file: FileNotFoundError).
+    naming the path (a missing file: FileNotFoundError). Members are read by
+    :func:`mfjax.npzfile.read_members`: sizes checked before inflating, and only
+    those for which ``allowed(name)`` is true (``None``: any; ``meta`` always).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file: {path}")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        arrays = read_members(path, None if allowed is None
+                              else lambda name: name == "meta" or allowed(name))
         raw = arrays.pop("meta")
         if raw.dtype != np.uint8 or raw.ndim != 1:
             raise ValueError(f"meta is a {raw.dtype} array of shape {raw.shape}, not uint8 bytes")
@@ -76,6 +79,8 @@ def read_npz(path, kind: str) -> tuple[dict, dict]:
         if isinstance(e, FileNotFoundError):
             raise
         text = str(e)[:200] if not isinstance(e, RecursionError) else "JSON nested too deeply"
+        if isinstance(e, zipfile.BadZipFile):
+            text = "not an npz archive"
         raise ValueError(f"{path} is not a readable {kind} file ({type(e).__name__}: {text})") from None
     if not isinstance(meta, dict):
         raise ValueError(f"{path} is not a {kind} file (its meta is a JSON {type(meta).__name__}, "
@@ -251,8 +256,15 @@ def read_model(path) -> dict:
             of a newer format version, or not an mfjax model.
     """
     path = os.fspath(path)
-    meta, arrays = read_npz(path, FORMAT)
+    meta, arrays = read_npz(path, FORMAT, is_model_member)
     return _decode(meta, arrays, path)
+
+
+def is_model_member(name: str) -> bool:
+    """Whether ``name`` is an array the model format defines (``meta`` aside)."""
+    return (name in ("user_ids", "item_ids", "seen_indptr", "seen_items")
+            or name.startswith("params/") and name[len("params/"):] in Params._fields
+            or name.startswith("posterior/") and name[len("posterior/"):] in POSTERIOR_FIELDS)
 
 
 def _decode(meta: dict, arrays: dict, where: str) -> dict:
