@@ -40,9 +40,11 @@ import numpy as np
 import pandas as pd
 
 from .objectives.explicit import Params
+from .model_config import check_agreement
 from .npzfile import read_members
 from .plumbing import atomic_savez
 from .serving.posterior import POSTERIOR_FIELDS, check_posterior
+from .specs import spec_of_config
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "read_npz", "write_model", "read_model",
            "encode_ids", "decode_ids", "is_model_member"]
@@ -310,6 +312,7 @@ def _decode(meta: dict, arrays: dict, where: str) -> dict:
     posterior = check_posterior(arrays, params, where, out["config"])
     if posterior is not None:
         out["posterior"] = posterior
+    check_agreement(out["config"], spec_of_config(out["config"], where), params, posterior, where)
     return out
 
 
@@ -346,14 +349,15 @@ def _check_range(rr, where: str) -> tuple[float, float]:
     return float(rr[0]), float(rr[1])
 
 
-#: config fields Model uses or reports, and what each may be (None is always allowed).
+#: config fields Model uses or reports, and what each may be (None is always allowed;
+#: a "name" is a str, or ``{"recorded": str}`` for a custom optax object, see Spec.to_dict).
 _CONFIG_FIELDS = {
     "reg": "number>=0", "bias_reg": "number>=0", "learning_rate": "number>0",
     "init_scale": "number>=0", "padding": "number>=0",
     "rank": "int>0", "epochs": "int>0", "batch_size": "int>0", "ensemble": "int>0",
     "patience": "int>0", "batch_slots": "int>0", "n_ratings": "int>=0", "n_users": "int>=0",
     "n_items": "int>=0", "seed": "int",
-    "optimizer": "str", "schedule": "str", "gradient": "str", "sort_by": "str", "mesh": "str",
+    "optimizer": "name", "schedule": "name", "gradient": "str", "sort_by": "str", "mesh": "str",
     "table_sharding": "str",
 }
 
@@ -361,8 +365,6 @@ _CONFIG_FIELDS = {
 def _check_config(config, params: Params, where: str) -> dict:
     if not isinstance(config, dict):
         raise ValueError(f"{where}: config must be an object, got {type(config).__name__}")
-    from .specs import spec_of_config
-
     spec_of_config(config, where)  # every recorded hyperparameter valid for its model
     for key, rule in _CONFIG_FIELDS.items():
         v = config.get(key)
@@ -371,6 +373,9 @@ def _check_config(config, params: Params, where: str) -> dict:
         kind, _, bound = rule.partition(">")
         if kind == "str":
             ok = isinstance(v, str)
+        elif kind == "name":
+            ok = isinstance(v, str) or (isinstance(v, dict) and set(v) == {"recorded"}
+                                        and isinstance(v["recorded"], str))
         elif kind == "int":
             ok = type(v) is int and (not bound or (v > 0 if bound == "0" else v >= 0))
         else:

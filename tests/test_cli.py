@@ -137,6 +137,20 @@ def test_train_refuses_to_overwrite_a_previous_run_without_overwrite(tmp_path):
     assert (out / "model.npz").read_bytes() != before["model.npz"]
 
 
+def test_train_with_a_schedule_writes_its_model_and_metrics(tmp_path):
+    """--schedule cosine used to train, print its metrics and exit 2 writing nothing."""
+    import mfjax
+
+    out = tmp_path / "run"
+    assert _train_module().main(["--dataset", "synthetic", "--synthetic-size", "50", "40", "600",
+                                 "--epochs", "2", "--rank", "2", "--schedule", "cosine",
+                                 "--out", str(out), "--quiet"]) == 0
+    model = mfjax.load_model(out / "model.npz")
+    assert model.config["optimizer_name"] == "adam-cosine"
+    assert model.config["schedule"] == {"recorded": "adam-cosine (schedule)"}
+    assert json.loads((out / "metrics.json").read_text())["config"]["optimizer_name"] == "adam-cosine"
+
+
 def test_train_unreadable_data_file(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("user,item,rating\n1,2,3\n1,2\n")

@@ -79,9 +79,12 @@ def spec_of_config(config: dict, where: str = "config") -> Spec:
         return spec_from_dict({"model": cls.__name__,
                                **{k: config[k] for k in cls.field_names() if k in config}}, where)
     key = (config.get("objective", "explicit"), config.get("solver", "optax"))
-    cls = _LEGACY.get(key)
+    cls = _LEGACY.get(key) if all(isinstance(k, str) for k in key) else None
     if cls is None:
         raise ValueError(f"{where}: unknown objective/solver {key}")
+    if not isinstance(config.get("options") or {}, dict):
+        raise ValueError(f"{where}: config['options'] must be an object, got "
+                         f"{type(config['options']).__name__}")
     old = {**config, **(config.get("options") or {})}
     fields = {k: old[k] for k in cls.field_names() if old.get(k) is not None}
     if cls is MF:
