@@ -40,11 +40,13 @@ import numpy as np
 import pandas as pd
 
 from .objectives.explicit import Params
+from .model_config import check_agreement
+from .npzfile import read_members
 from .plumbing import atomic_savez
 from . import models
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "read_npz", "write_model", "read_model",
-           "encode_ids", "decode_ids"]
+           "encode_ids", "decode_ids", "is_model_member"]
 
 FORMAT = "mfjax-model"
 #: Version written by :func:`write_model`; :func:`read_model` reads 1 and 2.
@@ -54,19 +56,21 @@ _NUMERIC_KINDS = "biuf"
 _NP_TAG = "np:"
 
 
-def read_npz(path, kind: str) -> tuple[dict, dict]:
+def read_npz(path, kind: str, allowed=None) -> tuple[dict, dict]:
     """Read an npz written by :func:`~mfjax.plumbing.atomic_savez` with a JSON ``meta`` entry.
 
     Returns ``(meta, arrays)``. A file that is not a readable npz whose
     ``meta`` is a JSON object with ``meta["format"] == kind`` raises ValueError
-    naming the path (a missing file: FileNotFoundError).
+    naming the path (a missing file: FileNotFoundError). Members are read by
+    :func:`mfjax.npzfile.read_members`: sizes checked before inflating, and only
+    those for which ``allowed(name)`` is true (``None``: any; ``meta`` always).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file: {path}")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        arrays = read_members(path, None if allowed is None
+                              else lambda name: name == "meta" or allowed(name))
         raw = arrays.pop("meta")
         if raw.dtype != np.uint8 or raw.ndim != 1:
             raise ValueError(f"meta is a {raw.dtype} array of shape {raw.shape}, not uint8 bytes")
@@ -76,6 +80,8 @@ def read_npz(path, kind: str) -> tuple[dict, dict]:
         if isinstance(e, FileNotFoundError):
             raise
         text = str(e)[:200] if not isinstance(e, RecursionError) else "JSON nested too deeply"
+        if isinstance(e, zipfile.BadZipFile):
+            text = "not an npz archive"
         raise ValueError(f"{path} is not a readable {kind} file ({type(e).__name__}: {text})") from None
     if not isinstance(meta, dict):
         raise ValueError(f"{path} is not a {kind} file (its meta is a JSON {type(meta).__name__}, "
@@ -251,8 +257,15 @@ def read_model(path) -> dict:
             of a newer format version, or not an mfjax model.
     """
     path = os.fspath(path)
-    meta, arrays = read_npz(path, FORMAT)
+    meta, arrays = read_npz(path, FORMAT, is_model_member)
     return _decode(meta, arrays, path)
+
+
+def is_model_member(name: str) -> bool:
+    """Whether ``name`` is an array the model format defines (``meta`` aside)."""
+    return (name in ("user_ids", "item_ids", "seen_indptr", "seen_items")
+            or name.startswith("params/") and name[len("params/"):] in _params_fields()
+            or name.startswith("posterior/") and name[len("posterior/"):] in _posterior_fields())
 
 
 def _decode(meta: dict, arrays: dict, where: str) -> dict:
@@ -299,7 +312,19 @@ def _decode(meta: dict, arrays: dict, where: str) -> dict:
     posterior = _posterior(arrays, params, where, out["config"])
     if posterior is not None:
         out["posterior"] = posterior
+    check_agreement(out["config"], models.spec_of_config(out["config"], where), params, posterior,
+                    where)
     return out
+
+
+def _params_fields() -> set:
+    """Every ``params/<field>`` of a registered model's parameter pytree."""
+    return set(Params._fields) | {f for r in models.REGISTRY.values() for f in r.params_type._fields}
+
+
+def _posterior_fields() -> set:
+    """Every ``posterior/<field>`` a registered model keeps (its package's POSTERIOR_FIELDS)."""
+    return {f for r in models.REGISTRY.values() for f in getattr(r.parts, "POSTERIOR_FIELDS", ())}
 
 
 def _record(config):
@@ -361,14 +386,15 @@ def _check_range(rr, where: str) -> tuple[float, float]:
     return float(rr[0]), float(rr[1])
 
 
-#: config fields Model uses or reports, and what each may be (None is always allowed).
+#: config fields Model uses or reports, and what each may be (None is always allowed;
+#: a "name" is a str, or ``{"recorded": str}`` for a custom optax object, see Spec.to_dict).
 _CONFIG_FIELDS = {
     "reg": "number>=0", "bias_reg": "number>=0", "learning_rate": "number>0",
     "init_scale": "number>=0", "padding": "number>=0",
     "rank": "int>0", "epochs": "int>0", "batch_size": "int>0", "ensemble": "int>0",
     "patience": "int>0", "batch_slots": "int>0", "n_ratings": "int>=0", "n_users": "int>=0",
     "n_items": "int>=0", "seed": "int",
-    "optimizer": "str", "schedule": "str", "gradient": "str", "sort_by": "str", "mesh": "str",
+    "optimizer": "name", "schedule": "name", "gradient": "str", "sort_by": "str", "mesh": "str",
     "table_sharding": "str",
 }
 
@@ -384,6 +410,9 @@ def _check_config(config, params: Params, where: str) -> dict:
         kind, _, bound = rule.partition(">")
         if kind == "str":
             ok = isinstance(v, str)
+        elif kind == "name":
+            ok = isinstance(v, str) or (isinstance(v, dict) and set(v) == {"recorded"}
+                                        and isinstance(v["recorded"], str))
         elif kind == "int":
             ok = type(v) is int and (not bound or (v > 0 if bound == "0" else v >= 0))
         else:

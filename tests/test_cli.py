@@ -137,6 +137,45 @@ def test_train_refuses_to_overwrite_a_previous_run_without_overwrite(tmp_path):
     assert (out / "model.npz").read_bytes() != before["model.npz"]
 
 
+def test_train_with_a_schedule_writes_its_model_and_metrics(tmp_path):
+    """--schedule cosine used to train, print its metrics and exit 2 writing nothing."""
+    import mfjax
+
+    out = tmp_path / "run"
+    assert _train_module().main(["--dataset", "synthetic", "--synthetic-size", "50", "40", "600",
+                                 "--epochs", "2", "--rank", "2", "--schedule", "cosine",
+                                 "--out", str(out), "--quiet"]) == 0
+    model = mfjax.load_model(out / "model.npz")
+    assert model.config["optimizer_name"] == "adam-cosine"
+    assert model.config["schedule"] == {"recorded": "adam-cosine (schedule)"}
+    assert json.loads((out / "metrics.json").read_text())["config"]["optimizer_name"] == "adam-cosine"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kernels", ["0", "1"])
+def test_ctrl_c_during_trains_first_compile_exits_130_with_one_line(tmp_path, kernels):
+    """SIGINT at several points of startup and the first compiles: it used to be
+    swallowed by JAX's gc callback (the run went on, exit 0) or end in a SIGSEGV."""
+    import signal
+    import time
+
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "MFJAX_KERNELS": kernels,
+           "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    for delay in (1.0, 2.0, 3.5):
+        out = tmp_path / f"run-{delay}"
+        p = subprocess.Popen([sys.executable, "-m", "mfjax", "train", "--dataset", "synthetic",
+                              "--synthetic-size", "300", "200", "20000", "--epochs", "50",
+                              "--rank", "4", "--out", str(out), "--quiet"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        time.sleep(delay)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 130, (delay, p.returncode, err[-2000:])
+        assert "Traceback" not in err and "Exception ignored" not in err, (delay, err)
+        assert [l for l in err.splitlines() if "interrupted" in l] == ["mfjax train: interrupted"]
+        assert not out.exists() or any(f for _, _, f in os.walk(out))  # no empty folder left
+
+
 def test_train_unreadable_data_file(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("user,item,rating\n1,2,3\n1,2\n")

@@ -352,3 +352,33 @@ def test_a_build_prints_one_line(cache, capfd):
     assert k.available()
     err = capfd.readouterr().err
     assert err.count("mfjax: compiling the test kernel") == 1 and str(os.path.dirname(path)) in err
+
+
+@pytest.mark.parametrize("how", ["garbage", "no hash record"])
+def test_auto_says_a_tampered_cached_kernel_was_refused_not_that_it_was_never_built(cache, capfd,
+                                                                                   how):
+    from mfjax import kernels
+
+    _, path = cache
+    damage(path, how)
+    k = kernels.Kernel(fused.SOURCE, "mfjax_fused", [], what="test kernel")
+    assert k.usable_for([np.dtype(np.float32)], np.float32) is False
+    err = capfd.readouterr().err
+    assert "not compiled on this machine yet" not in err, err
+    assert err.count(f"the cached test kernel {path} was refused because its verification "
+                     "failed") == 1, err
+    assert "mfjax build-kernels" in err
+    with pytest.warns(UserWarning, match="rebuilding the test kernel"):
+        assert k.usable_for([np.dtype(np.float32)], np.float32, build=True) is True
+
+
+def test_mfjax_cache_pointing_at_a_file_is_an_error_naming_the_variable(tmp_path, monkeypatch):
+    from mfjax import kernels
+
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv("MFJAX_CACHE", str(tmp_path / "a-file"))
+    with pytest.raises(OSError, match=f"MFJAX_CACHE={tmp_path / 'a-file'} cannot hold"):
+        kernels.cache_folder()
+    k = kernels.Kernel(fused.SOURCE, "mfjax_fused", [], what="test kernel")
+    with pytest.warns(UserWarning, match="MFJAX_CACHE="):
+        assert k.reason() is not None

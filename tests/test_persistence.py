@@ -202,3 +202,151 @@ def test_tampered_model_files_raise_value_error_naming_the_file(name, good_file,
     np.savez(path, **arrays)  # allow_pickle: the "object" tampering writes a pickled array
     with pytest.raises(ValueError, match="tampered-model.npz"):
         mfjax.load_model(path)
+
+
+# ------------------------------------------------------------- untrusted npz members
+def _add_member(path, name, dtype, shape, chunk=np.zeros(1 << 20, np.uint8)):
+    """Append an npy member ``name`` of ``dtype``/``shape`` holding zeros, deflated."""
+    import zipfile
+
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+              "shape": shape}
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as z, \
+            z.open(name + ".npy", "w", force_zip64=True) as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        for start in range(0, nbytes, chunk.size):
+            f.write(chunk[:min(chunk.size, nbytes - start)].tobytes())
+
+
+@pytest.mark.parametrize("member", ["junk", "params/user_factors"])
+def test_a_small_file_with_a_huge_deflated_member_is_refused_without_inflating_it(member, tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "bomb.npz"
+    make_model(np.array([1, 2, 3, 4], np.int64)).save(path)
+    if member != "junk":  # replace a member the format defines by 128 MB of zeros
+        import zipfile
+
+        with zipfile.ZipFile(path) as z:
+            kept = {i.filename: z.read(i) for i in z.infolist() if i.filename != member + ".npy"}
+        with zipfile.ZipFile(path, "w") as z:
+            for name, data in kept.items():
+                z.writestr(name, data)
+    _add_member(path, member, np.float64, (1 << 24, 1))
+    assert path.stat().st_size < 2 << 20  # 128 MB inflated
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="bomb.npz") as e:
+            mfjax.load_model(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, peak
+    assert member in str(e.value) or "inflate" in str(e.value)
+
+
+def test_a_member_whose_npy_header_disagrees_with_its_size_is_refused(tmp_path):
+    import zipfile
+
+    path = tmp_path / "lying.npz"
+    make_model(np.array([1, 2, 3, 4], np.int64)).save(path)
+    with zipfile.ZipFile(path) as z:
+        kept = {i.filename: z.read(i) for i in z.infolist()}
+    assert b"(4,)" in kept["params/user_bias.npy"]
+    kept["params/user_bias.npy"] = kept["params/user_bias.npy"].replace(b"(4,)", b"(9,)")
+    with zipfile.ZipFile(path, "w") as z:
+        for name, blob in kept.items():
+            z.writestr(name, blob)
+    with pytest.raises(ValueError, match=r"lying.npz.*user_bias.*needs"):
+        mfjax.load_model(path)
+
+
+def test_a_model_recompressed_by_hand_still_loads(tmp_path):
+    model = make_model(np.array([1, 2, 3, 4], np.int64))
+    model.save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as z:
+        np.savez_compressed(tmp_path / "small.npz", **{k: z[k] for k in z.files})
+    assert mfjax.load_model(tmp_path / "small.npz").predict(2, 20) == model.predict(2, 20)
+
+
+@pytest.mark.parametrize("text", ["user,item,rating\n1,2,3\n", "", "\x93NUMPY junk"])
+def test_a_file_that_is_not_an_npz_gets_our_error_not_a_pickle_hint(text, tmp_path):
+    path = tmp_path / "ratings.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match="ratings.csv is not a readable mfjax-model file") as e:
+        mfjax.load_model(path)
+    assert "pickle" not in str(e.value)
+
+
+# ------------------------------------------------- custom optimizers; config agreement
+def _tiny_ratings():
+    return mfjax.datasets.synthetic(30, 20, 300, rank=2, seed=0)[0]
+
+
+@pytest.mark.parametrize("spec, recorded", [
+    (dict(optimizer="sgd", optimizer_name="my-sgd"), {"optimizer": "my-sgd"}),
+    (dict(schedule="cosine", optimizer_name="adam-cosine"), {"schedule": "adam-cosine (schedule)"}),
+])
+def test_a_model_trained_with_a_custom_optimizer_or_schedule_saves_and_loads(spec, recorded,
+                                                                            tmp_path):
+    import optax
+
+    objects = {"sgd": optax.sgd(0.01), "cosine": optax.cosine_decay_schedule(0.01, 10)}
+    spec = {k: objects.get(v, v) for k, v in spec.items()}
+    model = mfjax.fit(_tiny_ratings(), mfjax.MF(rank=2, epochs=1, **spec), progress=False)
+    model.save(tmp_path / "m.npz")
+    loaded = mfjax.load_model(tmp_path / "m.npz")
+    for field, name in recorded.items():
+        assert loaded.config[field] == {"recorded": name}
+        assert getattr(loaded.spec, field) == mfjax.specs.Recorded(name)
+    assert loaded.spec.optimizer_name == spec["optimizer_name"]
+    assert loaded.predict(0, 1) == model.predict(0, 1)
+
+
+def _spec_model(spec, rank=3):
+    model = make_model(np.array([1, 2, 3, 4], np.int64), rank=rank)
+    model.config = {**spec.to_dict(), "objective": spec.objective, "solver": spec.solver}
+    return model
+
+
+def _edited(config, **changes):
+    config = dict(config)
+    for k, v in changes.items():
+        config.pop(k) if v is None else config.__setitem__(k, v)
+    return config
+
+
+CONFIG_EDITS = {  # name: (spec saved, edit of its config, words the error must hold)
+    "iALS edited to the explicit objective": (mfjax.ImplicitALS(rank=3), dict(objective="explicit"),
+                                              "objective"),
+    "iALS without its objective": (mfjax.ImplicitALS(rank=3), dict(objective=None), "objective"),
+    "ALS edited to model BPR": (mfjax.ALS(rank=3), dict(model="BPR"), "BPR"),
+    "ALS edited to model MF": (mfjax.ALS(rank=3), dict(model="MF"), "solver"),
+    "ALS edited to BayesianMF": (mfjax.ALS(rank=3), dict(model="BayesianMF", solver="gibbs"),
+                                 "reg"),
+    "rank 7 on rank-3 arrays": (mfjax.ALS(rank=3), dict(rank=7), "rank"),
+    "a bogus objective": (mfjax.MF(rank=3, ensemble=1), dict(objective="bogus"), "objective"),
+    "a legacy config with a list objective": (mfjax.MF(rank=3, ensemble=1), dict(model=None,
+                                                                      objective=["explicit"]),
+                                              "objective"),
+    "a legacy config with list options": (mfjax.MF(rank=3, ensemble=1), dict(model=None, options=[1]),
+                                          "options"),
+}
+
+
+@pytest.mark.parametrize("name", list(CONFIG_EDITS))
+def test_a_config_that_disagrees_with_itself_or_the_arrays_is_refused_at_load(name, tmp_path):
+    spec, changes, words = CONFIG_EDITS[name]
+    model = _spec_model(spec)
+    model.save(tmp_path / "m.npz")
+    assert mfjax.load_model(tmp_path / "m.npz").spec == spec  # the unedited file loads
+    with np.load(tmp_path / "m.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(bytes(arrays["meta"]))
+    meta["config"] = _edited(meta["config"], **changes)
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    np.savez(tmp_path / "edited-model.npz", **arrays)
+    with pytest.raises(ValueError, match="edited-model.npz") as e:
+        mfjax.load_model(tmp_path / "edited-model.npz")
+    assert words in str(e.value)

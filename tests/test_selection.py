@@ -320,3 +320,59 @@ def test_cli_cv_and_search(explicit, tmp_path, capsys):
     assert "best: ALS(" in capsys.readouterr().out and png.stat().st_size > 0
     assert cli.main(["search", str(path), "--model", "ALS", "--grid", "regg=1",
                      "--metric", "rmse", "--quiet"]) == 2
+
+
+@pytest.fixture
+def ratings_csv(explicit, tmp_path):
+    path = tmp_path / "r.csv"
+    explicit.to_frame().to_csv(path, index=False)
+    return path
+
+
+def _never(*args, **kwargs):
+    raise AssertionError("the command should have refused before training")
+
+
+SEARCH_ARGS = ["--grid", "reg=0.01,0.1", "--metric", "rmse"]
+
+
+@pytest.mark.parametrize("command, args, flag", [
+    ("cv", ["--folds", "2"], "--out"), ("search", SEARCH_ARGS, "--out"),
+    ("search", SEARCH_ARGS, "--plot")])
+def test_cv_and_search_refuse_to_overwrite_files_unasked(ratings_csv, tmp_path, capsys,
+                                                         monkeypatch, command, args, flag):
+    base = [command, str(ratings_csv), "--model", "ALS", "--set", "rank=3", "--set", "epochs=1",
+            *args, "--quiet"]
+    before = ratings_csv.read_bytes()
+    other = tmp_path / ("old.csv" if flag == "--out" else "old.png")
+    other.write_bytes(b"the user's file")
+    monkeypatch.setattr(mfjax, "search", _never)
+    monkeypatch.setattr(mfjax, "cross_validate", _never)
+    for target, words in ((ratings_csv, "is the ratings file"), (other, "--overwrite")):
+        assert cli.main([*base, flag, str(target)]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and words in err, err
+    assert ratings_csv.read_bytes() == before and other.read_bytes() == b"the user's file"
+    assert cli.main([*base, flag, str(ratings_csv), "--overwrite"]) == 2  # never the input
+    monkeypatch.undo()
+    assert cli.main([*base, flag, str(other), "--overwrite"]) == 0
+    assert other.read_bytes() != b"the user's file" and ratings_csv.read_bytes() == before
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--grid", "reg=0.01", "--grid", "reg=0.1"], "--grid reg= is given more than once"),
+    (["--grid", "reg=0.01,0.1", "--set", "rank=2", "--set", "rank=3"],
+     "--set rank= is given more than once"),
+    (["--grid", "rank=2,3", "--set", "rank=3"], "both give rank"),
+    (["--grid", "reg=0.01,0.1", "--plot", "curve.xyz"], "matplotlib cannot write .xyz"),
+    (["--grid", "reg=0.01,0.1", "--plot", "curve"], "without an extension"),
+])
+def test_search_refuses_ambiguous_or_unwritable_arguments_before_searching(
+        ratings_csv, tmp_path, capsys, monkeypatch, extra, words):
+    monkeypatch.setattr(mfjax, "search", _never)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["search", str(ratings_csv), "--model", "ALS", "--metric", "rmse", "--quiet",
+                     *extra]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and words in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"]  # nothing written

@@ -17,14 +17,19 @@ imports neither JAX nor mfjax's numerical modules, so ``--help`` answers at once
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import math
+import os
 import re
+import signal
 import sys
+import threading
 from typing import Callable
 
 __all__ = ["OneLineParser", "UsageError", "positive", "positive_int", "non_negative", "fraction",
-           "seed", "flag_words", "HelpFormatter", "run_main", "build_parser", "main", "COMMANDS"]
+           "seed", "flag_words", "HelpFormatter", "run_main", "build_parser", "main", "COMMANDS",
+           "INTERRUPTED", "interrupt_exits", "on_interrupt"]
 
 #: Subcommand -> (module under mfjax.cli, one-line help).
 COMMANDS = {
@@ -150,6 +155,60 @@ def run_main(prog: str, run: Callable[[], int], errors=(UsageError, OSError, Val
         return 2
 
 
+#: Exit status after Ctrl-C (128 + SIGINT), as a shell reports a command killed by it.
+INTERRUPTED = 130
+
+_CLEANUPS: list = []  # callbacks of the innermost interrupt_exits scope
+
+
+def on_interrupt(callback: Callable[[], None]) -> None:
+    """Have ``callback()`` run if Ctrl-C ends the process inside :func:`interrupt_exits`
+    (e.g. removing the empty folder a run created); a no-op outside one."""
+    _CLEANUPS.append(callback)
+
+
+@contextlib.contextmanager
+def interrupt_exits(prog: str):
+    """Within this block, Ctrl-C (SIGINT) ends the process at once: one line
+    ``<prog>: interrupted`` on stderr and exit status :data:`INTERRUPTED`.
+
+    Python's default raises KeyboardInterrupt wherever the main thread is. In a JAX
+    program that is often inside JAX's garbage-collection callback, where it is
+    printed as "Exception ignored" and training runs on; raised just after an XLA
+    compile, the interpreter's teardown can then crash (SIGSEGV). This handler raises
+    nothing: it runs the :func:`on_interrupt` callbacks and leaves with ``os._exit``.
+    mfjax writes its files atomically, so none is half-written (a temporary left
+    behind is removed by the next write into its folder). Only in the main thread;
+    the previous handler comes back after the block.
+
+    Yields:
+        A dict whose ``"prog"`` the block may change (once the command is known).
+    """
+    scope = {"prog": prog}
+    if threading.current_thread() is not threading.main_thread():
+        yield scope
+        return
+
+    def handler(signum, frame):
+        try:
+            for callback in reversed(_CLEANUPS):
+                with contextlib.suppress(Exception):
+                    callback()
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+            os.write(2, f"{scope['prog']}: interrupted\n".encode())
+        finally:
+            os._exit(INTERRUPTED)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    depth = len(_CLEANUPS)
+    try:
+        yield scope
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        del _CLEANUPS[depth:]
+
+
 def command_module(name: str):
     """The module of subcommand ``name`` (light: it imports JAX only when run)."""
     return importlib.import_module(f".{COMMANDS[name][0]}", __name__)
@@ -180,6 +239,9 @@ def _version() -> str:
 
 
 def main(argv=None) -> int:
-    """``mfjax COMMAND ...`` (the console script and ``python -m mfjax``)."""
-    args = build_parser().parse_args(argv)
-    return command_module(args.command).execute(args, prog=f"mfjax {args.command}")
+    """``mfjax COMMAND ...`` (the console script and ``python -m mfjax``); Ctrl-C exits
+    with status 130 and one line (:func:`interrupt_exits`)."""
+    with interrupt_exits("mfjax") as scope:
+        args = build_parser().parse_args(argv)
+        scope["prog"] = f"mfjax {args.command}"
+        return command_module(args.command).execute(args, prog=f"mfjax {args.command}")

@@ -50,6 +50,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="keep ratings >= THRESHOLD as interactions of value 1 (implicit feedback)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="write the table as CSV here")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out (or --plot) file; without it they are refused")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -89,6 +91,73 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _once(pairs, flag: str) -> dict:
+    """``--flag FIELD=...`` pairs as a dict, refusing a field given twice (never one
+    silently replacing the other)."""
+    out = {}
+    for name, value in pairs:
+        if name in out:
+            raise UsageError(f"{flag} {name}= is given more than once; give it once"
+                             + (" with every value (FIELD=V1,V2,...)" if flag == "--grid" else ""))
+        out[name] = value
+    return out
+
+
+def _check_outputs(a) -> None:
+    """Refuse, before any work, an --out/--plot that would replace a file unasked, the
+    ratings file, or each other, and a --plot format matplotlib cannot write."""
+    import os
+
+    outputs = [(flag, path) for flag, path in (("--out", a.out),
+                                               ("--plot", getattr(a, "plot", None))) if path]
+    for flag, path in outputs:
+        if os.path.isdir(path):
+            raise UsageError(f"{flag} {path} is a folder; give a file name")
+        if os.path.exists(path) and os.path.exists(a.ratings) and os.path.samefile(path, a.ratings):
+            raise UsageError(f"{flag} {path} is the ratings file; write the results elsewhere")
+        if os.path.lexists(path) and not a.overwrite:
+            raise UsageError(f"{flag} {path} already exists; pass --overwrite to replace it")
+    if len(outputs) == 2 and os.path.abspath(outputs[0][1]) == os.path.abspath(outputs[1][1]):
+        raise UsageError(f"--out and --plot are the same file ({a.out}); give two names")
+    if getattr(a, "plot", None):
+        _plot_format(a.plot)
+
+
+def _plot_format(path: str) -> str:
+    """The matplotlib format of ``path``'s extension, or UsageError listing the usable ones."""
+    import os
+
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise UsageError("--plot needs matplotlib: pip install 'mfjax[plot]'") from None
+    ext = os.path.splitext(path)[1].lstrip(".").lower()
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if ext not in formats:
+        what = "." + ext if ext else "a file without an extension"
+        raise UsageError(f"--plot {path}: matplotlib cannot write {what}; use one of "
+                         f"{', '.join('.' + f for f in sorted(formats))}")
+    return ext
+
+
+def _write_outputs(a, table, result=None) -> None:
+    """--out (CSV) and --plot, each written atomically."""
+    from ..plumbing import atomic_write, atomic_write_text
+
+    if a.out:
+        atomic_write_text(a.out, table.to_csv(index=False))
+    if result is not None and a.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig = result.plot()
+        with atomic_write(a.plot) as f:
+            fig.savefig(f, format=_plot_format(a.plot), dpi=110)
+        plt.close(fig)
+
+
 def _data_and_model(a):
     import numpy as np
 
@@ -100,7 +169,7 @@ def _data_and_model(a):
         keep = r.ratings >= a.binarize
         r = mfjax.Ratings(r.users[keep], r.items[keep], np.ones(int(keep.sum()), np.float32),
                           None, r.user_ids, r.item_ids)
-    fields = {k: parse_value(v) for k, v in a.set}
+    fields = {k: parse_value(v) for k, v in _once(a.set, "--set").items()}
     if a.model is None:
         model = models.default_record(r).spec if fields else None
     else:
@@ -118,14 +187,14 @@ def run_cv(a) -> int:
     """Run parsed ``cv`` arguments; returns the exit status."""
     import mfjax
 
+    _check_outputs(a)
     r, model = _data_and_model(a)
     metrics = None if a.metrics is None else [m.strip() for m in a.metrics.split(",") if m.strip()]
     df = mfjax.cross_validate(r, model, folds=a.folds, metrics=metrics, seed=a.seed,
                               progress=not a.quiet)
     if a.quiet:
         print(df.to_string(index=False))
-    if a.out:
-        df.to_csv(a.out, index=False)
+    _write_outputs(a, df)
     return 0
 
 
@@ -135,18 +204,20 @@ def run_search(a) -> int:
 
     if not a.grid:
         raise UsageError("give at least one --grid FIELD=V1,V2,...")
+    grid = _once(a.grid, "--grid")
+    both = sorted(set(grid) & {k for k, _ in a.set})
+    if both:
+        raise UsageError(f"--set {both[0]}= and --grid {both[0]}= both give {both[0]}; keep one")
+    _check_outputs(a)
     r, model = _data_and_model(a)
-    space = {k: [parse_value(x) for x in v.split(",")] for k, v in a.grid}
+    space = {k: [parse_value(x) for x in v.split(",")] for k, v in grid.items()}
     train, val = mfjax.split.per_user(r, a.validation_fraction, seed=a.seed)
     res = mfjax.search(train, model, space, validation=val, metric=a.metric, method=a.method,
                        n_trials=a.n_trials, seed=a.seed, vectorize={"auto": "auto", "yes": True, "no": False}[a.vectorize],
                        progress=not a.quiet)
     print(res.table.to_string(index=False))
     print(f"best: {res.best!r}")
-    if a.out:
-        res.table.to_csv(a.out, index=False)
-    if a.plot:
-        res.plot(a.plot)
+    _write_outputs(a, res.table, res)
     return 0
 
 

@@ -15,7 +15,8 @@ import datetime
 import os
 import sys
 
-from . import HelpFormatter, OneLineParser, UsageError, fraction, non_negative, positive, run_main, seed
+from . import (HelpFormatter, OneLineParser, UsageError, fraction, interrupt_exits, non_negative,
+               on_interrupt, positive, run_main, seed)
 from .constants import (
     ALS_DEFAULTS,
     DATASETS,
@@ -250,6 +251,8 @@ def run(args) -> int:
                          "to continue it or --overwrite to replace it")
     created = not os.path.isdir(out)
     os.makedirs(out, exist_ok=True)
+    if created and lead:  # Ctrl-C, too, leaves no empty folder of its own
+        on_interrupt(lambda: remove_empty_tree(out))
     rc = 1
     try:
         rc = train_and_report(args, out, lead, mesh)
@@ -267,8 +270,9 @@ def execute(args, prog: str = "mfjax train") -> int:
 
 
 def main(argv=None, prog: str = "train.py") -> int:
-    """``scripts/train.py``: parse ``argv`` and train."""
-    return execute(build_parser(prog).parse_args(argv), prog=prog)
+    """``scripts/train.py``: parse ``argv`` and train (Ctrl-C: exit 130, one line)."""
+    with interrupt_exits(prog):
+        return execute(build_parser(prog).parse_args(argv), prog=prog)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ import jax
 from .cache import (
     BUILD_TIMEOUT,
     HEADERS,
+    RefusedKernel,
     build,
     build_timeout,
     cache_folder,
@@ -154,8 +155,11 @@ class Kernel:
         with self._lock:
             if self._result is not _UNSET:
                 return self._result
+            why = f"the {self.what} is {NOT_BUILT}"
             try:
                 path = build(self.source, self.name, what=self.what, cached_only=True)
+            except RefusedKernel as exc:  # a build replaces it, as for NOT_BUILT
+                path, why = None, f"{exc} (`mfjax build-kernels` rebuilds it)"
             except Exception as exc:  # noqa: BLE001 - no compiler, a bad CXX, an unsafe folder
                 return self._finish(None, exc)
             if path is not None:
@@ -163,9 +167,8 @@ class Kernel:
             if not build_now:  # asked again later: another process may have built it
                 if not self._noted:
                     self._noted = True
-                    print(f"mfjax: the {self.what} is {NOT_BUILT}, so this runs the XLA "
-                          f"route instead ({SWITCH}=0 silences this)", file=sys.stderr,
-                          flush=True)
+                    print(f"mfjax: {why}, so this runs the XLA route instead ({SWITCH}=0 "
+                          "silences this)", file=sys.stderr, flush=True)
                 return NOT_BUILT
             try:
                 return self._finish(self.builder(), None)

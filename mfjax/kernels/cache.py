@@ -35,7 +35,7 @@ from ..plumbing import (
 
 __all__ = ["BUILD_TIMEOUT", "HEADERS", "find_compiler", "cpu_tag", "cache_root", "cache_folder",
            "build_timeout", "key", "owned_regular", "read_verified", "remove", "build", "locked",
-           "load"]
+           "load", "RefusedKernel"]
 
 #: Default limit (seconds) of one kernel build; ``$MFJAX_BUILD_TIMEOUT`` overrides it.
 BUILD_TIMEOUT = 600.0
@@ -81,8 +81,19 @@ def cache_root() -> str:
 
 
 def cache_folder() -> str:
-    """The kernel folder, created private (0700, ours, not a symlink): it holds code we load."""
-    return private_dir(os.path.join(cache_root(), "kernels"))
+    """The kernel folder, created private (0700, ours, not a symlink): it holds code we load.
+
+    Raises:
+        OSError: naming ``$MFJAX_CACHE`` when it is set and the folder cannot be made there.
+    """
+    try:
+        return private_dir(os.path.join(cache_root(), "kernels"))
+    except OSError as e:
+        if not os.environ.get("MFJAX_CACHE"):
+            raise
+        raise type(e)(f"MFJAX_CACHE={os.environ['MFJAX_CACHE']} cannot hold the kernel cache "
+                      f"({e.strerror or e}: {e.filename or ''}); point it at a folder of "
+                      "yours, or unset it") from None
 
 
 def build_timeout() -> float:
@@ -160,6 +171,10 @@ def remove(path: str) -> None:
             os.unlink(path)
 
 
+class RefusedKernel(RuntimeError):
+    """A cached library failed verification (``build(cached_only=True)``); a build replaces it."""
+
+
 def build(source: str, name: str, *, what: str | None = None, cxx=_UNSET,
           cached_only: bool = False) -> str | None:
     """Path of ``source`` compiled as ``<name>_<key>.so``, building it if no verified copy is cached.
@@ -181,7 +196,9 @@ def build(source: str, name: str, *, what: str | None = None, cxx=_UNSET,
         name: the library's name prefix.
         what: words for messages (default: ``name``).
         cxx: the compiler (default :func:`find_compiler`; None: raise "no C++ compiler").
-        cached_only: return None instead of building when no verified copy is cached.
+        cached_only: return None instead of building when no copy is cached, and
+            raise :class:`RefusedKernel` (saying why) when the cached copy fails
+            verification.
     """
     what = what or name
     if cxx is _UNSET:
@@ -190,11 +207,14 @@ def build(source: str, name: str, *, what: str | None = None, cxx=_UNSET,
         raise RuntimeError("no C++ compiler found (set $CXX, or install g++)")
     out_dir = cache_folder()
     path = os.path.join(out_dir, f"{name}_{key(source, cxx)}.so")
-    fd, _ = read_verified(path)
+    fd, reason = read_verified(path)
     if fd >= 0:  # no lock needed to use a verified copy (the folder may be read-only)
         os.close(fd)
         return path
     if cached_only:
+        if reason != "not built yet":
+            raise RefusedKernel(f"the cached {what} {path} was refused because its "
+                                f"verification failed ({reason})")
         return None
     with locked(out_dir):
         fd, reason = read_verified(path)

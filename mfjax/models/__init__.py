@@ -141,6 +141,9 @@ def spec_of_config(config: dict, where: str = "config"):
     if not isinstance(objective, str) or not isinstance(solver, str):
         raise ValueError(f"{where}: objective and solver must be strings, got "
                          f"{objective!r} and {solver!r}")
+    if not isinstance(config.get("options") or {}, dict):
+        raise ValueError(f"{where}: config['options'] must be an object, got "
+                         f"{type(config['options']).__name__}")
     for record in records_for(objective, solver):
         legacy = getattr(record.parts, "legacy_spec", None)
         if legacy is not None:

@@ -15,12 +15,12 @@ from ...objectives.explicit import Params
 from ...solvers.hardware import resolve_kernel
 from ...solvers.rows import ridge_row_solve
 from ...solvers.als.solver import sweep_bytes
-from .posterior import check_posterior, predictive_std
+from .posterior import POSTERIOR_FIELDS, check_posterior, predictive_std
 from .spec import BayesianMF
 
 __all__ = ["SPEC", "OBJECTIVE", "PARAMS", "make_solver", "resolve", "memory_bytes", "row_solve",
            "row_hyperparameters", "score", "legacy_spec", "MEMORY_HINT", "FOLD_IN_REG",
-           "check_posterior", "predictive_std", "gradient_hyperparameters"]
+           "check_posterior", "predictive_std", "gradient_hyperparameters", "POSTERIOR_FIELDS"]
 
 SPEC = BayesianMF
 OBJECTIVE = explicit.OBJECTIVE
