@@ -98,7 +98,10 @@ def spec_from_flags(args, fit_set):
     if args.solver is not None and not by_solver:
         raise UsageError(f"--solver is for --objective explicit (--objective {args.objective} "
                          f"trains {record.spec_class().__name__})")
-    cls = record.spec_class(args.solver or "optax") if by_solver else record.spec_class()
+    if by_solver and args.solver is None:  # what mfjax.fit(train) picks for these ratings
+        cls = (mfjax.BayesianMF if len(fit_set) <= objectives.GIBBS_MAX_RATINGS else mfjax.MF)
+    else:
+        cls = record.spec_class(args.solver) if by_solver else record.spec_class()
     given = {f: getattr(args, f) for f in SPEC_FLAGS if getattr(args, f) is not None}
     refused = [f for f in given if f not in cls.field_names()]
     if args.schedule != "constant" and "schedule" not in cls.field_names():
@@ -106,10 +109,14 @@ def spec_from_flags(args, fit_set):
     if refused:
         flags = ", ".join("--" + f.replace("_", "-") for f in refused)
         usable = ", ".join("--" + f.replace("_", "-") for f in cls.field_names() if f in SPEC_FLAGS)
-        what = f"--objective {args.objective}" + (f" --solver {args.solver or 'optax'}"
-                                                   if by_solver else "")
-        raise UsageError(f"{flags} {'does' if len(refused) == 1 else 'do'} not apply to {what} "
-                         f"({cls.__name__}); its flags are {usable}")
+        what = f"--objective {args.objective}" + (f" --solver {args.solver}"
+                                                   if by_solver and args.solver else "")
+        what += f" ({cls.__name__})"
+        if by_solver and args.solver is None:
+            what = (f"the default model ({cls.__name__}, what mfjax.fit picks for "
+                    f"{len(fit_set):,} ratings; --solver optax or als trains another)")
+        raise UsageError(f"{flags} {'does' if len(refused) == 1 else 'do'} not apply to {what}; "
+                         f"its flags are {usable}")
     spec = cls(**given)
     if args.schedule != "constant":
         batch = getattr(spec, "batch_size", None) or mfjax.auto_batch_size(
@@ -141,6 +148,8 @@ def train_and_report(args, out: str, lead: bool, mesh) -> int:
         ratings = mfjax.Ratings(kept.users, kept.items, np.ones(len(kept)), kept.timestamps,
                                 kept.user_ids, kept.item_ids)
     train, test = split_data(args, ratings)
+    if args.objective is None:  # as mfjax.fit(train): ials when every value is 1
+        args.objective = mfjax.objectives.default_spec(train).objective
     print(f"data: {ratings!r}; train {len(train):,}, test {len(test):,} ({args.split})")
     if args.check_grads and not check_gradients(args, train):
         print("error: gradient check failed; not training", file=sys.stderr)
