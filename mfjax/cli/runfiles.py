@@ -4,9 +4,11 @@ fit, evaluate, and write the run's files (``model.npz``, ``metrics.json``,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import re
 import sys
 import time
 
@@ -15,6 +17,7 @@ from . import UsageError
 from .plot import model_summary, plot_curve
 
 __all__ = ["RUN_FILES", "load_data", "split_data", "check_gradients", "fit_model",
+           "star_ratings_notice",
            "train_and_report", "remove_empty_tree", "write_json"]
 
 #: What a run writes into --out; their presence means --out holds a previous run.
@@ -127,12 +130,32 @@ def spec_from_flags(args, fit_set):
     return spec
 
 
+@contextlib.contextmanager
+def star_ratings_notice(ratings, spec, flag: str, prog: str):
+    """Around fits of ``spec`` on ``ratings``: when the spec is implicit and the values
+    look like stars, one line on stderr naming the command's own flag (``--min-rating 4``)
+    instead of the library's Python warning (its source line and ``binarize(4)`` advice)."""
+    import warnings
+
+    from mfjax import data, objectives
+
+    with warnings.catch_warnings():
+        if objectives.get(spec.objective).ranking and data.looks_like_star_ratings(ratings):
+            warnings.filterwarnings("ignore", message=re.escape(data.STAR_RATINGS_WARNING[:60]))
+            print(f"{prog}: warning: these values look like star ratings, but "
+                  f"{type(spec).__name__} reads each as an interaction strength; pass "
+                  f"{flag} 4 to keep ratings >= 4 as interactions of value 1", file=sys.stderr,
+                  flush=True)
+        yield
+
+
 def fit_model(args, fit_set, monitor, common):
     """``mfjax.fit`` of the spec the flags ask for."""
     import mfjax
 
-    return mfjax.fit(fit_set, spec_from_flags(args, fit_set),
-                     table_sharding=args.table_sharding, **common)
+    spec = spec_from_flags(args, fit_set)
+    with star_ratings_notice(fit_set, spec, "--min-rating", "mfjax train"):
+        return mfjax.fit(fit_set, spec, table_sharding=args.table_sharding, **common)
 
 
 def train_and_report(args, out: str, lead: bool, mesh) -> int:
