@@ -414,3 +414,37 @@ def test_every_run_writes_an_honestly_labelled_learning_curve(tmp_path, extra, h
     assert record["history_scored_on"] == heldout
     key = "val_ndcg@10" if "ials" in extra else "val_rmse"
     assert all(key in h for h in record["history"])
+
+
+@pytest.mark.parametrize("command", ["train", "cv", "search", "recommend", "build-kernels"])
+def test_help_says_each_default_once(command):
+    p = run_module(command, "--help", env={"COLUMNS": "1000"})
+    assert p.returncode == 0, p.stderr
+    for line in p.stdout.splitlines():
+        assert line.lower().count("default") <= 1 or "(default: " not in line, line
+        assert "(default: None)" not in line, line
+    assert "in the background" not in p.stdout and "else on first use" not in p.stdout
+
+
+def test_build_kernels_is_described_as_what_the_install_does():
+    p = run_module("--help", env={"COLUMNS": "1000"})
+    line = next(l for l in p.stdout.splitlines() if "compile the C++" in l)
+    assert "on first use" not in line and "install" in line, line
+
+
+def test_train_implicit_on_stars_names_its_own_flag(tmp_path):
+    """The library's UserWarning (source line, `train.binarize(4)`) becomes one line naming
+    --min-rating."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = {(int(u), int(i)): int(r) for u, i, r in zip(rng.integers(0, 60, 1500),
+                                                       rng.integers(0, 40, 1500),
+                                                       rng.integers(1, 6, 1500))}
+    data = tmp_path / "stars.csv"
+    data.write_text("user,item,rating\n" + "".join(f"{u},{i},{r}\n" for (u, i), r in rows.items()))
+    p = run("train.py", "--data", str(data), "--objective", "ials", "--epochs", "1", "--rank", "2",
+            "--out", str(tmp_path / "run"), "--quiet")
+    assert p.returncode == 0, p.stderr
+    assert "pass --min-rating 4" in p.stderr and "binarize(4)" not in p.stderr, p.stderr
+    assert "UserWarning" not in p.stderr and "warnings.warn" not in p.stderr, p.stderr

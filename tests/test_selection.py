@@ -255,3 +255,53 @@ def test_cli_cv_and_search(explicit, tmp_path, capsys):
     assert "best: ALS(" in capsys.readouterr().out and png.stat().st_size > 0
     assert cli.main(["search", str(path), "--model", "ALS", "--grid", "regg=1",
                      "--metric", "rmse", "--quiet"]) == 2
+
+
+@pytest.mark.parametrize("given, key", [("RMSE", "rmse"), ("Mae", "mae"), ("NDCG@5", "ndcg@5")])
+def test_metric_names_in_any_case(explicit, given, key):
+    """Surprise users write 'RMSE'; the results use the lower-case name."""
+    assert metrics.parse_metric(given)[0] == key.split("@")[0]
+    df = mfjax.cross_validate(explicit, mfjax.ALS(rank=2, epochs=1), folds=2, metrics=[given],
+                              progress=False)
+    assert key in df.columns
+
+
+def test_search_with_folds_cross_validates_each_trial(explicit):
+    """search(..., folds=k) as Surprise's GridSearchCV: each trial's mean over k folds."""
+    spec = mfjax.ALS(rank=2, epochs=1)
+    res = mfjax.search(explicit, spec, {"reg": [0.05, 5.0]}, folds=2, metric="RMSE",
+                       progress=False)
+    t = res.table
+    assert res.metric == "rmse" and {"rmse", "rmse_std", "route"} <= set(t.columns)
+    assert (t["route"] == "cross-validated").all()
+    for _, row in t.iterrows():
+        cv = mfjax.cross_validate(explicit, dataclasses.replace(spec, reg=row["reg"]), folds=2,
+                                  metrics=["rmse"], progress=False)
+        assert row["rmse"] == pytest.approx(cv["rmse"].mean(), abs=1e-9)
+    with pytest.raises(TypeError, match="validation=.*or folds=k"):
+        mfjax.search(explicit, spec, {"reg": [0.1]}, metric="rmse", progress=False)
+
+
+def test_cross_validate_says_each_fold_as_it_finishes(explicit, capsys):
+    mfjax.cross_validate(explicit, mfjax.ALS(rank=2, epochs=1), folds=3, progress=True)
+    out = capsys.readouterr().out
+    assert [f"fold {j}/3 of ALS: rmse" in out for j in (1, 2, 3)] == [True] * 3, out
+    mfjax.cross_validate(explicit, mfjax.ALS(rank=2, epochs=1), folds=2, progress=False)
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("word, spec", [("als", "ALS"), ("gibbs", "BayesianMF"),
+                                        ("implicitals", "ImplicitALS"), ("optax", "MF")])
+def test_cli_model_takes_the_train_vocabulary(word, spec):
+    assert cli.model_name(word) == spec
+
+
+def test_cli_search_error_is_one_line_without_a_doubled_prefix(explicit, tmp_path, capsys):
+    path = tmp_path / "r.csv"
+    explicit.to_frame().to_csv(path, index=False)
+    assert cli.main(["search", str(path), "--model", "BayesianMF", "--grid", "reg=0.1,1",
+                     "--metric", "rmse", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mfjax search: error: --grid reg: BayesianMF has no such field"), err
+    assert "search: BayesianMF" not in err and len(err.splitlines()) == 1
+    assert cli.library_words("search: folds is empty") == "folds is empty"
