@@ -29,6 +29,7 @@ from ..serving.fallback import fallback_indices
 from ..serving.model import Model
 from ..solvers.base import make_solver
 from ..solvers.minibatch.layout import seen_index
+from .. import jit_cache
 from ..specs import Recorded
 from .checkpoint import Best, load_checkpoint, save_checkpoint
 from .config import data_fingerprint, resolve, spec_for
@@ -115,6 +116,7 @@ def fit(
         FloatingPointError: the loss or a returned table became non-finite (names the
             epoch and what to change).
     """
+    jit_cache.configure()  # a second process doing the same fit does not recompile
     _check_data(train, validation)
     spec = spec_for(train, model, shorthand)
     if objectives.get(spec.objective).ranking and looks_like_star_ratings(train):
