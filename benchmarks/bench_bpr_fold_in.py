@@ -3,7 +3,7 @@
 Issue #20: the per-user Newton fold-in drew M = 32 negatives per positive and built
 dense per-triple arrays, so one user with 150k interactions (4.8M triples) took 62 s
 and 7 GB. Now M is cut to max(1, ceil(2^16 / |I|)) per user and the triples are
-streamed through the Newton steps in chunks (mfjax.serving.batch_solve.bpr_rows).
+streamed through the Newton steps in chunks (mfjax.solvers.rows.bpr_rows).
 
 Each size runs in a fresh process (peak RSS is per process):
     python benchmarks/bench_bpr_fold_in.py [--record]

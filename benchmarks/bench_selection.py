@@ -123,7 +123,7 @@ def bench_grid() -> str:
     t0 = time.perf_counter()
     res_auto = mfjax.search(train, base, space, validation=val, metric=metric, progress=False)
     t_auto = time.perf_counter() - t0
-    auto_route = res_auto.table["route"].iloc[0]
+    auto_route = res_auto.routes[res_auto.table["route"].iloc[0]]
     specs = [dataclasses.replace(base, reg=g, unobserved_weight=w) for g in REGS for w in UNOBSERVED]
     seq = {}
     for label, kw in (("xla", {"kernel": False}), ("default", {})):

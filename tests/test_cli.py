@@ -19,7 +19,7 @@ def run(script, *args, cwd=None):
 def test_train_end_to_end_on_tiny_synthetic_data(tmp_path):
     out = tmp_path / "run"
     p = run("train.py", "--dataset", "synthetic", "--synthetic-size", "200", "100", "5000",
-            "--epochs", "3", "--rank", "4", "--out", str(out), "--quiet")
+            "--solver", "optax", "--epochs", "3", "--rank", "4", "--out", str(out), "--quiet")
     assert p.returncode == 0, p.stderr
     assert "test RMSE" in p.stdout and "cpu" in p.stdout.lower()
     metrics = json.loads((out / "metrics.json").read_text())
@@ -30,7 +30,8 @@ def test_train_end_to_end_on_tiny_synthetic_data(tmp_path):
     assert (out / "model.npz").stat().st_size > 0
     # --resume continues the same run to more epochs from its checkpoint
     p = run("train.py", "--dataset", "synthetic", "--synthetic-size", "200", "100", "5000",
-            "--epochs", "4", "--rank", "4", "--out", str(out), "--quiet", "--resume")
+            "--solver", "optax", "--epochs", "4", "--rank", "4", "--out", str(out), "--quiet",
+            "--resume")
     assert p.returncode == 0, p.stderr  # a resumed run may extend the epoch count
     metrics2 = json.loads((out / "metrics.json").read_text())
     assert len(metrics2["history"]) == 4
@@ -46,7 +47,11 @@ def test_train_end_to_end_on_tiny_synthetic_data(tmp_path):
         (["--resume"], "--out"),
         # --min-rating binarizes ratings to 1: an explicit fit would learn a constant (RMSE 0)
         (["--dataset", "synthetic", "--synthetic-size", "50", "40", "600", "--epochs", "1",
-          "--min-rating", "4"], "--min-rating"),
+          "--objective", "explicit", "--min-rating", "4"], "--min-rating"),
+        # the default model (BayesianMF at this size) has no optimizer: name the way to one
+        (["--dataset", "synthetic", "--synthetic-size", "50", "40", "600", "--optimizer", "sgd"],
+         "--optimizer does not apply to the default model (BayesianMF, what mfjax.fit picks for "
+         "480 ratings; --solver optax or als trains another)"),
         (["--seed", str(2**63)], "--seed"),  # used to be an OverflowError traceback
         (["--seed", "-1"], "--seed"),
         (["--dataset", "synthetic", "--synthetic-size", "50", "40", "600", "--mesh", "3x1"],
@@ -121,10 +126,27 @@ def test_a_failed_check_grads_run_removes_its_empty_folder(tmp_path, monkeypatch
     assert rc != 0 and not out.exists()
 
 
+@pytest.mark.parametrize("flags, spec", [([], "BayesianMF"), (["--min-rating", "4"], "ImplicitALS"),
+                                         (["--solver", "optax"], "MF")])
+def test_train_without_model_flags_trains_what_fit_picks(tmp_path, flags, spec):
+    """One default: `mfjax train` trains what mfjax.fit(train) picks for the data (Bayesian
+    MF for ratings up to 2M, iALS for interactions); --solver still picks another."""
+    out = tmp_path / "run"
+    size = ["--synthetic-size", "60", "40", "1200", "--rank", "2"]
+    model_flags = {"BayesianMF": ["--burn-in", "1", "--samples", "2"], "ImplicitALS": ["--epochs", "1"],
+                   "MF": ["--epochs", "1"]}[spec]
+    p = run("train.py", "--dataset", "synthetic", *size, *flags, *model_flags, "--out", str(out),
+            "--quiet")
+    assert p.returncode == 0, p.stderr
+    import mfjax
+
+    assert type(mfjax.load_model(str(out / "model.npz")).spec).__name__ == spec
+
+
 def test_train_refuses_to_overwrite_a_previous_run_without_overwrite(tmp_path):
     out = tmp_path / "run"
-    args = ("--dataset", "synthetic", "--synthetic-size", "50", "40", "800", "--epochs", "1",
-            "--rank", "2", "--out", str(out), "--quiet")
+    args = ("--dataset", "synthetic", "--synthetic-size", "50", "40", "800", "--solver", "optax",
+            "--epochs", "1", "--rank", "2", "--out", str(out), "--quiet")
     assert run("train.py", *args).returncode == 0
     before = {n: (out / n).read_bytes() for n in ("model.npz", "metrics.json")}
     p = run("train.py", *args, "--seed", "1")
@@ -292,7 +314,8 @@ def test_train_reports_ranking_metrics(tmp_path, capsys):
     spec.loader.exec_module(module)
     out = tmp_path / "run"
     assert module.main(["--dataset", "synthetic", "--synthetic-size", "100", "60", "3000",
-                        "--epochs", "2", "--rank", "3", "--out", str(out), "--quiet"]) == 0
+                        "--solver", "optax", "--epochs", "2", "--rank", "3", "--out", str(out),
+                        "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "precision@10" in printed and "recall@10" in printed and "ndcg@10" in printed
     test = json.loads((out / "metrics.json").read_text())["test"]
@@ -417,7 +440,8 @@ def test_evaluate_prints_the_models_metrics(saved_model, tmp_path, capsys):
     assert "none.csv" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("extra, heldout", [([], "test"), (["--patience", "2"], "validation"),
+@pytest.mark.parametrize("extra, heldout", [(["--solver", "optax"], "test"),
+                                            (["--solver", "optax", "--patience", "2"], "validation"),
                                             (["--objective", "ials", "--min-rating", "3"], "test")])
 def test_every_run_writes_an_honestly_labelled_learning_curve(tmp_path, extra, heldout):
     out = tmp_path / "run"
@@ -429,3 +453,37 @@ def test_every_run_writes_an_honestly_labelled_learning_curve(tmp_path, extra, h
     assert record["history_scored_on"] == heldout
     key = "val_ndcg@10" if "ials" in extra else "val_rmse"
     assert all(key in h for h in record["history"])
+
+
+@pytest.mark.parametrize("command", ["train", "cv", "search", "recommend", "build-kernels"])
+def test_help_says_each_default_once(command):
+    p = run_module(command, "--help", env={"COLUMNS": "1000"})
+    assert p.returncode == 0, p.stderr
+    for line in p.stdout.splitlines():
+        assert line.lower().count("default") <= 1 or "(default: " not in line, line
+        assert "(default: None)" not in line, line
+    assert "in the background" not in p.stdout and "else on first use" not in p.stdout
+
+
+def test_build_kernels_is_described_as_what_the_install_does():
+    p = run_module("--help", env={"COLUMNS": "1000"})
+    line = next(l for l in p.stdout.splitlines() if "compile the C++" in l)
+    assert "on first use" not in line and "install" in line, line
+
+
+def test_train_implicit_on_stars_names_its_own_flag(tmp_path):
+    """The library's UserWarning (source line, `train.binarize(4)`) becomes one line naming
+    --min-rating."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = {(int(u), int(i)): int(r) for u, i, r in zip(rng.integers(0, 60, 1500),
+                                                       rng.integers(0, 40, 1500),
+                                                       rng.integers(1, 6, 1500))}
+    data = tmp_path / "stars.csv"
+    data.write_text("user,item,rating\n" + "".join(f"{u},{i},{r}\n" for (u, i), r in rows.items()))
+    p = run("train.py", "--data", str(data), "--objective", "ials", "--epochs", "1", "--rank", "2",
+            "--out", str(tmp_path / "run"), "--quiet")
+    assert p.returncode == 0, p.stderr
+    assert "pass --min-rating 4" in p.stderr and "binarize(4)" not in p.stderr, p.stderr
+    assert "UserWarning" not in p.stderr and "warnings.warn" not in p.stderr, p.stderr

@@ -129,6 +129,8 @@ def test_two_processes_match_one_process(tmp_path, objective):
         args += ["--batch-size", "999"]
     if objective != "explicit":
         args += ["--min-rating", "3"]
+    else:  # the Optax MF model (the default is what mfjax.fit picks: Bayesian MF)
+        args += ["--solver", "optax"]
     if objective == "ials":  # CG: the C++ kernel in one process, the sharded XLA solve in two
         args += ["--cg-steps", "2"]
     env = {k: v for k, v in ENV.items() if k != "XLA_FLAGS"}

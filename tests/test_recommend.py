@@ -199,6 +199,16 @@ def test_similar_unknown_raises_key_error(trained):
         model.similar_users(999)
 
 
+@pytest.mark.parametrize("method", ["similar_items", "similar_users"])
+def test_similar_unknown_suggests_nothing_it_does_not_accept(trained, method):
+    """index_items' advice (missing='ignore') is no argument of similar_items."""
+    model, _ = trained
+    with pytest.raises(KeyError) as info:
+        getattr(model, method)(999)
+    text = str(info.value)
+    assert "missing=" not in text and f"{method}: raw_" in text and "999" in text, text
+
+
 def test_similar_zero_vector_has_cosine_zero():
     f = jnp.array([[1.0, 0.0], [0.0, 0.0], [0.6, 0.8]])
     idx, sims = rec.similar(f, jnp.array([0]), n=2)

@@ -115,7 +115,8 @@ def test_search_ranking_metric_is_higher_better_and_sequential_route_said(implic
                        validation=val, metric="ndcg@5", vectorize=False, progress=True)
     assert "sequential fit" in capsys.readouterr().out
     assert res.table["ndcg@5"].is_monotonic_decreasing
-    assert (res.table["route"] == "sequential fit (vectorize=False)").all()
+    assert (res.table["route"] == "sequential").all()  # the words once, not per row
+    assert res.routes == {"sequential": "sequential fit (vectorize=False)"}
 
 
 def test_auto_fits_one_by_one_on_a_cpu(implicit, capsys):
@@ -123,7 +124,8 @@ def test_auto_fits_one_by_one_on_a_cpu(implicit, capsys):
     res = mfjax.search(train, mfjax.ImplicitALS(rank=4, epochs=1), {"reg": [0.01, 0.1]},
                        validation=val, metric="ndcg@5", progress=True)
     assert "vectorize='auto' on a CPU" in capsys.readouterr().out
-    assert res.table["route"].str.startswith("sequential fit").all()
+    assert (res.table["route"] == "sequential").all()
+    assert res.routes["sequential"].startswith("sequential fit")
 
 
 def test_random_search_draws_lists_distributions_and_callables(implicit):
@@ -376,3 +378,53 @@ def test_search_refuses_ambiguous_or_unwritable_arguments_before_searching(
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and words in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"]  # nothing written
+
+
+@pytest.mark.parametrize("given, key", [("RMSE", "rmse"), ("Mae", "mae"), ("NDCG@5", "ndcg@5")])
+def test_metric_names_in_any_case(explicit, given, key):
+    """Surprise users write 'RMSE'; the results use the lower-case name."""
+    assert metrics.parse_metric(given)[0] == key.split("@")[0]
+    df = mfjax.cross_validate(explicit, mfjax.ALS(rank=2, epochs=1), folds=2, metrics=[given],
+                              progress=False)
+    assert key in df.columns
+
+
+def test_search_with_folds_cross_validates_each_trial(explicit):
+    """search(..., folds=k) as Surprise's GridSearchCV: each trial's mean over k folds."""
+    spec = mfjax.ALS(rank=2, epochs=1)
+    res = mfjax.search(explicit, spec, {"reg": [0.05, 5.0]}, folds=2, metric="RMSE",
+                       progress=False)
+    t = res.table
+    assert res.metric == "rmse" and {"rmse", "rmse_std", "route"} <= set(t.columns)
+    assert (t["route"] == "cross-validated").all()
+    for _, row in t.iterrows():
+        cv = mfjax.cross_validate(explicit, dataclasses.replace(spec, reg=row["reg"]), folds=2,
+                                  metrics=["rmse"], progress=False)
+        assert row["rmse"] == pytest.approx(cv["rmse"].mean(), abs=1e-9)
+    with pytest.raises(TypeError, match="validation=.*or folds=k"):
+        mfjax.search(explicit, spec, {"reg": [0.1]}, metric="rmse", progress=False)
+
+
+def test_cross_validate_says_each_fold_as_it_finishes(explicit, capsys):
+    mfjax.cross_validate(explicit, mfjax.ALS(rank=2, epochs=1), folds=3, progress=True)
+    out = capsys.readouterr().out
+    assert [f"fold {j}/3 of ALS: rmse" in out for j in (1, 2, 3)] == [True] * 3, out
+    mfjax.cross_validate(explicit, mfjax.ALS(rank=2, epochs=1), folds=2, progress=False)
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("word, spec", [("als", "ALS"), ("gibbs", "BayesianMF"),
+                                        ("implicitals", "ImplicitALS"), ("optax", "MF")])
+def test_cli_model_takes_the_train_vocabulary(word, spec):
+    assert cli.model_name(word) == spec
+
+
+def test_cli_search_error_is_one_line_without_a_doubled_prefix(explicit, tmp_path, capsys):
+    path = tmp_path / "r.csv"
+    explicit.to_frame().to_csv(path, index=False)
+    assert cli.main(["search", str(path), "--model", "BayesianMF", "--grid", "reg=0.1,1",
+                     "--metric", "rmse", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mfjax search: error: --grid reg: BayesianMF has no such field"), err
+    assert "search: BayesianMF" not in err and len(err.splitlines()) == 1
+    assert cli.library_words("search: folds is empty") == "folds is empty"

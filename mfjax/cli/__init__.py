@@ -37,14 +37,21 @@ COMMANDS = {
     "recommend": ("recommend", "top-N items for a user, or items similar to an item"),
     "evaluate": ("evaluate", "a saved model's accuracy or ranking metrics on a ratings file"),
     "check-grads": ("check_grads", "verify mfjax's gradients on this JAX backend"),
-    "build-kernels": ("build_kernels", "compile the C++ CPU kernels now (else on first use)"),
+    "build-kernels": ("build_kernels", "compile the C++ CPU kernels (the install does; again after a jaxlib upgrade)"),
     "cv": ("cv", "k-fold cross-validation of one spec"),
     "search": ("search", "grid or random hyperparameter search over spec fields"),
 }
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Help that keeps the examples' line breaks and shows each flag's default."""
+    """Help that keeps the examples' line breaks and shows each flag's default, once: not
+    where the help text already names it, nor when it is None (no default)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text.lower() or action.default is None or action.default is False:
+            return text
+        return super()._get_help_string(action)
 
 
 class OneLineParser(argparse.ArgumentParser):

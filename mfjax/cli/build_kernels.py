@@ -3,9 +3,11 @@
 Each kernel (the fused gradient of the Optax solver on large data, the explicit ALS
 half-step, the iALS half-step) is compiled once per machine, compiler and jaxlib into
 the kernel cache (``$MFJAX_CACHE``, else ``$XDG_CACHE_HOME/mfjax`` or
-``~/.cache/mfjax``, then ``/kernels``). Without this command a fit that could use a
-kernel which is not built yet compiles it in the background and runs its XLA route
-meanwhile. Exit status 0 when every kernel is usable, 1 when one failed to build.
+``~/.cache/mfjax``, then ``/kernels``). ``pip install`` builds them too; this command
+builds them again where the install could not (no compiler then) or after a jaxlib
+upgrade, a compiler change or a move to another CPU. A fit never compiles: until they are
+built it runs its XLA route and says so once. Exit status 0 when every kernel is usable,
+1 when one failed to build.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from . import HelpFormatter, OneLineParser, UsageError, run_main
 
 __all__ = ["DESCRIPTION", "KERNELS", "configure", "build_parser", "execute", "main"]
 
-DESCRIPTION = ("Compile mfjax's C++ CPU kernels now (once per machine, compiler and jaxlib; "
-               "about 10-20 s each) instead of in the background of a first fit.")
+DESCRIPTION = ("Compile mfjax's C++ CPU kernels (once per machine, compiler and jaxlib; "
+               "about 15 s each). pip install builds them; run this where it could not, or "
+               "after a jaxlib upgrade. Fits never compile: without them they run the XLA "
+               "routes and say so.")
 #: name -> the wrapper module under mfjax.kernels.
 KERNELS = {"fused": "fused", "als": "als", "ials": "ials"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from . import run_main
-from .selection import add_cv_arguments, run_cv
+from .selection import add_cv_arguments, library_words, run_cv
 
 __all__ = ["DESCRIPTION", "configure", "execute", "main"]
 
@@ -17,7 +17,7 @@ def configure(p):
 
 
 def execute(args, prog: str = "mfjax cv") -> int:
-    return run_main(prog, lambda: run_cv(args))
+    return run_main(prog, lambda: run_cv(args), translate=library_words)
 
 
 def main(argv=None) -> int:

@@ -4,9 +4,11 @@ fit, evaluate, and write the run's files (``model.npz``, ``metrics.json``,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import re
 import sys
 import time
 
@@ -15,6 +17,7 @@ from . import UsageError
 from .plot import model_summary, plot_curve
 
 __all__ = ["RUN_FILES", "load_data", "split_data", "check_gradients", "fit_model",
+           "star_ratings_notice",
            "train_and_report", "remove_empty_tree", "write_json"]
 
 #: What a run writes into --out; their presence means --out holds a previous run.
@@ -98,8 +101,11 @@ def spec_from_flags(args, fit_set):
     if args.solver is not None and not by_solver:
         raise UsageError(f"--solver is for --objective explicit (--objective {args.objective} "
                          f"trains {found[0].name})")
-    cls = (models.records_for(args.objective, args.solver or "optax")[0] if by_solver
-           else found[0]).spec
+    if by_solver and args.solver is None:  # what mfjax.fit(train) picks for these ratings
+        cls = models.pick_record(fit_set, args.objective, None).spec
+    else:
+        cls = (models.records_for(args.objective, args.solver)[0] if by_solver
+               else found[0]).spec
     given = {f: getattr(args, f) for f in SPEC_FLAGS if getattr(args, f) is not None}
     refused = [f for f in given if f not in cls.field_names()]
     if args.schedule != "constant" and "schedule" not in cls.field_names():
@@ -107,10 +113,14 @@ def spec_from_flags(args, fit_set):
     if refused:
         flags = ", ".join("--" + f.replace("_", "-") for f in refused)
         usable = ", ".join("--" + f.replace("_", "-") for f in cls.field_names() if f in SPEC_FLAGS)
-        what = f"--objective {args.objective}" + (f" --solver {args.solver or 'optax'}"
-                                                   if by_solver else "")
-        raise UsageError(f"{flags} {'does' if len(refused) == 1 else 'do'} not apply to {what} "
-                         f"({cls.__name__}); its flags are {usable}")
+        what = f"--objective {args.objective}" + (f" --solver {args.solver}"
+                                                   if by_solver and args.solver else "")
+        what += f" ({cls.__name__})"
+        if by_solver and args.solver is None:
+            what = (f"the default model ({cls.__name__}, what mfjax.fit picks for "
+                    f"{len(fit_set):,} ratings; --solver optax or als trains another)")
+        raise UsageError(f"{flags} {'does' if len(refused) == 1 else 'do'} not apply to {what}; "
+                         f"its flags are {usable}")
     spec = cls(**given)
     if args.schedule != "constant":
         batch = getattr(spec, "batch_size", None) or mfjax.auto_batch_size(
@@ -121,12 +131,32 @@ def spec_from_flags(args, fit_set):
     return spec
 
 
+@contextlib.contextmanager
+def star_ratings_notice(ratings, spec, flag: str, prog: str):
+    """Around fits of ``spec`` on ``ratings``: when the spec is implicit and the values
+    look like stars, one line on stderr naming the command's own flag (``--min-rating 4``)
+    instead of the library's Python warning (its source line and ``binarize(4)`` advice)."""
+    import warnings
+
+    from mfjax import data, models
+
+    with warnings.catch_warnings():
+        if models.record_of(spec).objective_record.ranking and data.looks_like_star_ratings(ratings):
+            warnings.filterwarnings("ignore", message=re.escape(data.STAR_RATINGS_WARNING[:60]))
+            print(f"{prog}: warning: these values look like star ratings, but "
+                  f"{type(spec).__name__} reads each as an interaction strength; pass "
+                  f"{flag} 4 to keep ratings >= 4 as interactions of value 1", file=sys.stderr,
+                  flush=True)
+        yield
+
+
 def fit_model(args, fit_set, monitor, common):
     """``mfjax.fit`` of the spec the flags ask for."""
     import mfjax
 
-    return mfjax.fit(fit_set, spec_from_flags(args, fit_set),
-                     table_sharding=args.table_sharding, **common)
+    spec = spec_from_flags(args, fit_set)
+    with star_ratings_notice(fit_set, spec, "--min-rating", "mfjax train"):
+        return mfjax.fit(fit_set, spec, table_sharding=args.table_sharding, **common)
 
 
 def train_and_report(args, out: str, lead: bool, mesh) -> int:
@@ -142,6 +172,8 @@ def train_and_report(args, out: str, lead: bool, mesh) -> int:
         ratings = mfjax.Ratings(kept.users, kept.items, np.ones(len(kept)), kept.timestamps,
                                 kept.user_ids, kept.item_ids)
     train, test = split_data(args, ratings)
+    if args.objective is None:  # as mfjax.fit(train): ials when every value is 1
+        args.objective = mfjax.models.default_record(train).objective
     print(f"data: {ratings!r}; train {len(train):,}, test {len(test):,} ({args.split})")
     if args.check_grads and not check_gradients(args, train):
         print("error: gradient check failed; not training", file=sys.stderr)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from . import run_main
-from .selection import add_search_arguments, run_search
+from .selection import add_search_arguments, library_words, run_search
 
 __all__ = ["DESCRIPTION", "configure", "execute", "main"]
 
@@ -17,7 +17,7 @@ def configure(p):
 
 
 def execute(args, prog: str = "mfjax search") -> int:
-    return run_main(prog, lambda: run_search(args))
+    return run_main(prog, lambda: run_search(args), translate=library_words)
 
 
 def main(argv=None) -> int:

@@ -17,10 +17,35 @@ import sys
 
 from . import UsageError, run_main
 from .constants import SPEC_NAMES
+from ..models import objective_names, records_for
 
 __all__ = ["main", "build_parser", "add_cv_arguments", "add_search_arguments", "run_cv",
-           "run_search", "parse_value"]
+           "run_search", "parse_value", "model_name", "library_words", "TRAIN_WORDS"]
 
+#: ``mfjax train``'s words for the same models (``--solver`` / ``--objective``), also taken.
+TRAIN_WORDS = {**{s: r.name for r in records_for("explicit") for s in r.solvers},
+               **{o: records_for(o)[0].name for o in objective_names() if o != "explicit"}}
+
+
+def model_name(text: str) -> str:
+    """``--model``: a spec name in any case (``als``, ``ImplicitALS``) or ``mfjax train``'s
+    word for it (``gibbs``, ``ials``, ``optax``); returns the spec's name."""
+    by_lower = {**{n.lower(): n for n in SPEC_NAMES}, **TRAIN_WORDS}
+    name = by_lower.get(text.strip().lower())
+    if name is None:
+        raise argparse.ArgumentTypeError(
+            f"unknown model {text!r}; choose from {', '.join(SPEC_NAMES)} (any case), or "
+            f"mfjax train's {', '.join(TRAIN_WORDS)}")
+    return name
+
+
+def library_words(text: str) -> str:
+    """A library error as the command line says it: without the function's own prefix
+    (``search:``), which ``mfjax search: error:`` already says."""
+    for prefix in ("search: ", "cross_validate: "):
+        if text.startswith(prefix):
+            return text[len(prefix):]
+    return text
 
 
 def parse_value(text: str):
@@ -42,8 +67,9 @@ def _assignment(text: str, what: str) -> tuple[str, str]:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("ratings", help="ratings file (CSV/TSV/MovieLens u.data/ratings.dat; "
                    "read by mfjax.load_ratings)")
-    p.add_argument("--model", choices=SPEC_NAMES, default=None,
-                   help="spec to train (default: what fit(train) picks from the data)")
+    p.add_argument("--model", type=model_name, default=None, metavar="MODEL",
+                   help=f"spec to train: {', '.join(SPEC_NAMES)} (any case) or mfjax train's "
+                   f"{', '.join(TRAIN_WORDS)}; default: what fit(train) picks from the data")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    type=lambda s: _assignment(s, "--set"), help="a fixed spec field (repeatable)")
     p.add_argument("--binarize", type=float, default=None, metavar="THRESHOLD",
@@ -52,7 +78,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="write the table as CSV here")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing --out (or --plot) file; without it they are refused")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress output (per fold or trial); the results still print")
 
 
 def add_cv_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -73,6 +100,9 @@ def add_search_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="the metric to rank trials by (e.g. rmse, ndcg@10)")
     p.add_argument("--method", choices=["grid", "random"], default="grid")
     p.add_argument("--n-trials", type=int, default=None, help="random draws (method random)")
+    p.add_argument("--folds", type=int, default=None, metavar="K",
+                   help="cross-validate each trial on K folds of the file (Surprise's "
+                   "GridSearchCV) instead of one validation split")
     p.add_argument("--validation-fraction", type=float, default=0.2,
                    help="share of each user's ratings held out for validation (default 0.2)")
     p.add_argument("--vectorize", choices=["auto", "yes", "no"], default="auto",
@@ -188,10 +218,14 @@ def run_cv(a) -> int:
     import mfjax
 
     _check_outputs(a)
+    from .runfiles import star_ratings_notice
+
     r, model = _data_and_model(a)
     metrics = None if a.metrics is None else [m.strip() for m in a.metrics.split(",") if m.strip()]
-    df = mfjax.cross_validate(r, model, folds=a.folds, metrics=metrics, seed=a.seed,
-                              progress=not a.quiet)
+    spec = model() if isinstance(model, type) else model or mfjax.models.default_record(r).spec()
+    with star_ratings_notice(r, spec, "--binarize", "mfjax cv"):
+        df = mfjax.cross_validate(r, model, folds=a.folds, metrics=metrics, seed=a.seed,
+                                  progress=not a.quiet)
     if a.quiet:
         print(df.to_string(index=False))
     _write_outputs(a, df)
@@ -202,6 +236,8 @@ def run_search(a) -> int:
     """Run parsed ``search`` arguments; returns the exit status."""
     import mfjax
 
+    from .runfiles import star_ratings_notice
+
     if not a.grid:
         raise UsageError("give at least one --grid FIELD=V1,V2,...")
     grid = _once(a.grid, "--grid")
@@ -211,10 +247,22 @@ def run_search(a) -> int:
     _check_outputs(a)
     r, model = _data_and_model(a)
     space = {k: [parse_value(x) for x in v.split(",")] for k, v in grid.items()}
-    train, val = mfjax.split.per_user(r, a.validation_fraction, seed=a.seed)
-    res = mfjax.search(train, model, space, validation=val, metric=a.metric, method=a.method,
-                       n_trials=a.n_trials, seed=a.seed, vectorize={"auto": "auto", "yes": True, "no": False}[a.vectorize],
-                       progress=not a.quiet)
+    cls = model if isinstance(model, type) else type(
+        model if model is not None else mfjax.models.default_record(r).spec())
+    unknown = [k for k in space if k not in cls.field_names()]
+    if unknown:
+        raise UsageError(f"--grid {', '.join(unknown)}: {cls.__name__} has no such field; its "
+                         f"fields are {', '.join(cls.field_names())}")
+    if a.folds is not None:  # cross-validate each trial on the whole file
+        train, split = r, {"folds": a.folds}
+    else:
+        train, val = mfjax.split.per_user(r, a.validation_fraction, seed=a.seed)
+        split = {"validation": val}
+    with star_ratings_notice(r, cls(), "--binarize", "mfjax search"):
+        res = mfjax.search(train, model, space, metric=a.metric, method=a.method,
+                           n_trials=a.n_trials, seed=a.seed,
+                           vectorize={"auto": "auto", "yes": True, "no": False}[a.vectorize],
+                           progress=not a.quiet, **split)
     print(res.table.to_string(index=False))
     print(f"best: {res.best!r}")
     _write_outputs(a, res.table, res)
@@ -224,7 +272,8 @@ def run_search(a) -> int:
 def main(argv=None) -> int:
     """``mfjax cv ...`` / ``mfjax search ...``; returns the exit status."""
     a = build_parser().parse_args(argv)
-    return run_main(f"mfjax {a.command}", lambda: run_cv(a) if a.command == "cv" else run_search(a))
+    return run_main(f"mfjax {a.command}", lambda: run_cv(a) if a.command == "cv" else run_search(a),
+                    translate=library_words)
 
 
 if __name__ == "__main__":

@@ -88,8 +88,9 @@ def configure(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
                       help="share of the training data held out for --patience")
 
     fit = ap.add_argument_group("model and optimizer (mfjax.fit)")
-    fit.add_argument("--objective", choices=OBJECTIVES, default="explicit",
-                     help="ials/bpr: implicit feedback (rank/reg/epochs default per objective)")
+    fit.add_argument("--objective", choices=OBJECTIVES, default=None,
+                     help="ials/bpr: implicit feedback (rank/reg/epochs default per objective); "
+                          "default: as mfjax.fit, ials when every value is 1, else explicit")
     fit.add_argument("--alpha", type=non_negative, default=None, help="iALS confidence 1 + alpha*v")
     fit.add_argument("--unobserved-weight", type=non_negative, default=None, help="iALS alpha0")
     fit.add_argument("--nu", type=non_negative, default=None, help="iALS regularization exponent")
@@ -99,10 +100,10 @@ def configure(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     fit.add_argument("--min-rating", type=float, default=None,
                      help="implicit objectives: keep ratings >= this as interactions of value 1")
     fit.add_argument("--solver", choices=SOLVERS, default=None,
-                     help="explicit ratings: optax (default): minibatches with --optimizer; "
-                          "als: exact alternating least squares; gibbs: Bayesian MF by Gibbs "
-                          "sampling, what mfjax.fit picks by default up to 2M ratings (learns its "
-                          "regularization; --burn-in + --samples sweeps)")
+                     help="explicit ratings; default: what mfjax.fit picks, gibbs up to 2M "
+                          "ratings, optax above. gibbs: Bayesian MF by Gibbs sampling (learns "
+                          "its regularization; --burn-in + --samples sweeps); optax: minibatches "
+                          "with --optimizer; als: exact alternating least squares")
     fit.add_argument("--rank", type=positive(int), default=None,
                      help=f"default: optax {DEFAULTS['rank']}, als {ALS_DEFAULTS['rank']}, "
                           f"gibbs {GIBBS_DEFAULTS['rank']}, per objective for ials/bpr")
@@ -236,7 +237,8 @@ def run(args) -> int:
           f"{'' if not multihost else f' (process {jax.process_index()} of {jax.process_count()})'}")
     from mfjax import models
 
-    if args.min_rating is not None and not models.objective_named(args.objective).ranking:
+    if (args.min_rating is not None and args.objective is not None
+            and not models.objective_named(args.objective).ranking):
         # It turns every kept rating into 1: explicit training would fit a constant.
         raise UsageError("--min-rating binarizes the ratings for --objective ials or bpr; "
                          "it does not apply to --objective explicit")

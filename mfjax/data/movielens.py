@@ -50,7 +50,7 @@ import pandas as pd
 
 from .. import plumbing
 from . import download as dl
-from . import items
+from . import items, parsed
 from .download import ChecksumError
 from .ratings import Ratings
 from .readers import load_ratings
@@ -179,11 +179,17 @@ def movielens(variant: str = "100k", *, data_home: str | None = None, download: 
         >>> r = movielens("100k", download=False)  # doctest: +SKIP
     """
     kind, path = _fetch(variant, data_home, download, verify)
+    r = parsed.load(path)  # the arrays parsed from this very file before
+    if r is not None:
+        return r
     if kind == "zip":
-        return load_ratings(path, member=VARIANTS[variant].ratings)
-    wheel = WHEELS[variant]
-    r = load_ratings(path, member=wheel.inter, format="inter")
-    return _strip_user_prefix(r, wheel.user_prefix) if wheel.user_prefix else r
+        r = load_ratings(path, member=VARIANTS[variant].ratings)
+    else:
+        wheel = WHEELS[variant]
+        r = load_ratings(path, member=wheel.inter, format="inter")
+        r = _strip_user_prefix(r, wheel.user_prefix) if wheel.user_prefix else r
+    parsed.save(path, r)
+    return r
 
 
 def movielens_items(

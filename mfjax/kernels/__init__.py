@@ -40,6 +40,7 @@ fit slowed it by 25-45% on 2 cores: benchmarks/RESULTS.md, "First fit"):
 from __future__ import annotations
 
 import ctypes
+import glob
 import os
 import sys
 import threading
@@ -155,7 +156,7 @@ class Kernel:
         with self._lock:
             if self._result is not _UNSET:
                 return self._result
-            why = f"the {self.what} is {NOT_BUILT}"
+            why = None
             try:
                 path = build(self.source, self.name, what=self.what, cached_only=True)
             except RefusedKernel as exc:  # a build replaces it, as for NOT_BUILT
@@ -167,6 +168,7 @@ class Kernel:
             if not build_now:  # asked again later: another process may have built it
                 if not self._noted:
                     self._noted = True
+                    why = why or f"the {self.what} is {self._not_built()}"
                     print(f"mfjax: {why}, so this runs the XLA route instead ({SWITCH}=0 "
                           "silences this)", file=sys.stderr, flush=True)
                 return NOT_BUILT
@@ -174,6 +176,19 @@ class Kernel:
                 return self._finish(self.builder(), None)
             except Exception as exc:  # noqa: BLE001
                 return self._finish(None, exc)
+
+    def _not_built(self) -> str:
+        """The notice's words: :data:`NOT_BUILT`, or, when the cache holds this library
+        under another key only (built by the install or ``mfjax build-kernels`` before a
+        jaxlib upgrade, for another compiler or CPU), that it is stale."""
+        try:
+            others = glob.glob(os.path.join(cache_folder(), glob.escape(self.name) + "_*.so"))
+        except (OSError, ValueError):
+            others = []
+        if not others:
+            return NOT_BUILT
+        return ("not compiled for this jaxlib, compiler and CPU yet (the cached build is for "
+                "another; `mfjax build-kernels` compiles it)")
 
     def threads(self) -> int:
         """Threads per call: ``$<threads_env>``, else the usable CPUs (at most

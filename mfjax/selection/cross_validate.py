@@ -66,7 +66,8 @@ def cross_validate(ratings, model=None, *, folds=5, metrics=None, seed: int = 0,
             implicit ones. Ranking metrics of an implicit model count every test
             interaction relevant; of an explicit model, test ratings >= 4.0.
         seed: seeds the folds and every fit.
-        progress: print a Surprise-style table (per fold, mean, std) at the end.
+        progress: one line per fold as it finishes (its scores and times, like
+            Surprise's ``verbose``), then the Surprise-style table (per fold, mean, std).
 
     Returns:
         A DataFrame with one row per fold: ``fold`` (1-based), one column per metric,
@@ -105,6 +106,10 @@ def cross_validate(ratings, model=None, *, folds=5, metrics=None, seed: int = 0,
         rows.append({"fold": j + 1, **scores, **unknown, "fit_s": t1 - t0,
                      "test_s": time.perf_counter() - t1})
         trained = trained or repr(m.spec)
+        if progress:
+            print(f"cross_validate: fold {j + 1}/{len(pairs)} of {type(m.spec).__name__}: "
+                  + ", ".join(f"{n} {scores[n]:.4f}" for n in names)
+                  + f" (fit {t1 - t0:.1f} s)", flush=True)
     df = pd.DataFrame(rows, columns=["fold", *names, "n_unknown_users", "n_unknown_items",
                                      "fit_s", "test_s"])
     df.attrs["spec"] = trained

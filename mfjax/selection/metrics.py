@@ -56,29 +56,32 @@ def default_metrics(spec) -> tuple[str, ...]:
 
 
 def parse_metric(name, where: str = "metric") -> tuple[str, int | None]:
-    """``(base, k)`` of a metric name (``k`` None for rmse/mae).
+    """``(base, k)`` of a metric name in any case (``"RMSE"``, ``"NDCG@10"``; ``k`` None
+    for rmse/mae).
 
     Raises:
         ValueError: naming ``where``, for a name neither evaluate function produces.
     """
+    original, name = name, name.strip().lower() if isinstance(name, str) else name
     if isinstance(name, str) and name in ERROR_NAMES:
         return name, None
     m = re.fullmatch(r"([a-z_]+)@(\d+)", name) if isinstance(name, str) else None
     if m is None or m.group(1) not in RANKING_NAMES or int(m.group(2)) < 1:
-        raise ValueError(f"{where}: unknown metric {name!r}; use 'rmse', 'mae' or NAME@K with "
+        raise ValueError(f"{where}: unknown metric {original!r}; use 'rmse', 'mae' or NAME@K with "
                          f"NAME one of {', '.join(RANKING_NAMES)} and K >= 1 (e.g. 'ndcg@10')")
     return m.group(1), int(m.group(2))
 
 
 def check_metrics(names, spec, where: str) -> tuple[str, ...]:
-    """``names`` checked against what ``spec``'s model can produce (a tuple, no repeats).
+    """``names`` checked against what ``spec``'s model can produce: a tuple of their
+    lower-case forms (the keys of every result), no repeats.
 
     Raises:
         ValueError: an unknown name, an empty list, or rmse/mae for an implicit objective.
     """
     if isinstance(names, str):
         names = (names,)
-    names = tuple(dict.fromkeys(names))
+    names = tuple(dict.fromkeys(n.strip().lower() if isinstance(n, str) else n for n in names))
     if not names:
         raise ValueError(f"{where}: metrics must name at least one metric")
     for n in names:

@@ -5,7 +5,10 @@ training. Trials that share every shape-determining field (:func:`mfjax.selectio
 vectorized.shape_key`) and have a vectorized route (ImplicitALS with ``solver="als"``,
 ALS) are trained together as one vmapped program per group
 (:mod:`mfjax.selection.vectorized`); the others are sequential ``fit`` calls. Each
-row of the result's table says which (``route``), and the search prints it.
+row of the result's table says which (``route``: ``vectorized`` or ``sequential``; the
+search prints each group's full route once, kept in ``SearchResult.routes``). With
+``folds=k`` instead of ``validation=``, each trial is cross-validated
+(:func:`mfjax.cross_validate`; Surprise's ``GridSearchCV``) and scored by its mean.
 """
 from __future__ import annotations
 
@@ -32,13 +35,15 @@ class SearchResult:
     Attributes:
         table: one row per trial, best first: the varied fields, the metric,
             ``fit_s`` (the trial's share of its vectorized group's time, or its fit's
-            time), ``route``, ``trial`` (the order trials were drawn in) and ``error``
-            (None, or why the trial has no model: its training became non-finite; its
-            metric is then NaN and it ranks last).
+            time), ``route`` (``vectorized``, ``sequential`` or ``cross-validated``),
+            ``trial`` (the order trials were drawn in) and ``error`` (None, or why the
+            trial has no model: its training became non-finite; its metric is then NaN
+            and it ranks last); with ``folds``, also ``<metric>_std`` over the folds.
         best: the best trial's spec (unresolved: as given, with the varied values).
         metric: the metric name; ``lower_is_better`` its direction.
         model: with ``refit=True``, the best spec fit on ``train`` alone (the
             validation set is not merged in); else None.
+        routes: each ``route`` label -> what it ran, in words (said once, not per row).
     """
 
     table: pd.DataFrame
@@ -47,6 +52,7 @@ class SearchResult:
     lower_is_better: bool
     fields: tuple
     model: Any = None
+    routes: dict = dataclasses.field(default_factory=dict)
 
     def plot(self, path=None):
         """The metric against each varied field (one panel per field; matplotlib).
@@ -150,10 +156,12 @@ def _plain(x):
     return x.item() if scalar else x
 
 
-def search(train: Ratings, model, space: dict, *, validation: Ratings, metric: str,
-           method: str = "grid", n_trials: int | None = None, seed: int = 0,
-           refit: bool = False, vectorize="auto", progress: bool = True) -> SearchResult:
-    """Train one model per point of ``space`` and rank them by ``metric`` on ``validation``.
+def search(train: Ratings, model, space: dict, *, validation: Ratings | None = None,
+           metric: str, method: str = "grid", n_trials: int | None = None, seed: int = 0,
+           refit: bool = False, vectorize="auto", progress: bool = True,
+           folds: int | None = None) -> SearchResult:
+    """Train one model per point of ``space`` and rank them by ``metric`` on ``validation``
+    (or by its mean over ``folds`` cross-validation folds of ``train``).
 
     Args:
         train: the training :class:`mfjax.Ratings`.
@@ -164,7 +172,7 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings, metric: s
             ``.rvs(random_state=rng)`` (``scipy.stats.loguniform(1e-3, 1)``) or
             callables ``rng -> value``.
         validation: the held-out :class:`mfjax.Ratings` the metric is computed on.
-        metric: a name :func:`mfjax.evaluate`/:func:`mfjax.evaluate_ranking` produces
+        metric: a name (any case: ``"RMSE"`` is ``"rmse"``) :func:`mfjax.evaluate`/:func:`mfjax.evaluate_ranking` produces
             (see :mod:`mfjax.selection.metrics`); rmse/mae lower is better, ranking
             metrics higher.
         method: ``"grid"`` or ``"random"``.
@@ -179,6 +187,9 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings, metric: s
             XLA 137 s, sequential XLA 104 s, sequential C++ kernel 20 s;
             ``benchmarks/RESULTS.md``). The route of every trial is in the table.
         progress: a tqdm bar over trials and one line per group saying its route.
+        folds: instead of ``validation``, k: each trial is :func:`mfjax.cross_validate`-d
+            on ``mfjax.split.kfold(train, k, seed)`` (k sequential fits per trial) and
+            ranked by the mean of ``metric``, as Surprise's ``GridSearchCV`` does.
 
     Returns:
         A :class:`SearchResult`.
@@ -195,7 +206,12 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings, metric: s
 
     if not isinstance(vectorize, bool) and vectorize != "auto":
         raise TypeError(f"search: vectorize must be True, False or 'auto', got {vectorize!r}")
-    for name, data in (("train", train), ("validation", validation)):
+    if (validation is None) == (folds is None):
+        raise TypeError("search: give validation= (a held-out mfjax.Ratings) or folds=k "
+                        "(cross-validate each trial), " + ("not both" if folds is not None
+                                                            else "got neither"))
+    for name, data in (("train", train),) + ((("validation", validation),) if folds is None
+                                             else ()):
         if not isinstance(data, Ratings):
             raise TypeError(f"search: {name} must be an mfjax.Ratings, got {type(data).__name__}")
         if len(data) == 0:
@@ -203,7 +219,7 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings, metric: s
     base = M.spec_of(model, train, "search")
     if not isinstance(metric, str):
         raise TypeError(f"search: metric must be one metric name, got {metric!r}")
-    M.check_metrics((metric,), base, "search")
+    metric = M.check_metrics((metric,), base, "search")[0]
     ranking, lower = M.is_ranking(base), M.lower_is_better(metric)
     values = expand_space(base, space, method, n_trials, seed)
     specs = []
@@ -217,7 +233,9 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings, metric: s
     groups: dict[tuple, list[int]] = {}
     for j, (spec, _) in enumerate(resolved):
         groups.setdefault(V.shape_key(spec), []).append(j)
-    routes = [_route(resolved[idx[0]][0], run, vectorize) for idx in groups.values()]
+    routes = [(False, f"{folds}-fold cross-validation, {folds} sequential fits per trial")
+              if folds is not None else _route(resolved[idx[0]][0], run, vectorize)
+              for idx in groups.values()]
     if progress:  # said before the bar starts, so the lines stay readable
         for idx, (_, route) in zip(groups.values(), routes):
             print(f"search: {len(idx)} trial(s) of {type(specs[idx[0]]).__name__}: {route}")
@@ -233,13 +251,18 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings, metric: s
                 m = None if params is None else trial_model(train, resolved[j][0], run, params,
                                                             history, route)
                 why = None if m is not None else _vectorized_failure(history)
-                rows[j] = _row(j, values[j], metric, m, train, validation, ranking, share, route,
-                               why)
+                rows[j] = _row(j, values[j], metric, m, train, validation, ranking, share,
+                               _label(vec, None), why)
+        elif folds is not None:
+            for j in idx:
+                rows[j] = _cv_row(j, values[j], metric, train, specs[j], folds, seed)
+                if bar is not None:
+                    bar.update(1)
         else:
             for j in idx:
                 m, fit_s, why = _fit_one(train, specs[j], seed, j)
-                rows[j] = _row(j, values[j], metric, m, train, validation, ranking, fit_s, route,
-                               why)
+                rows[j] = _row(j, values[j], metric, m, train, validation, ranking, fit_s,
+                               _label(vec, None), why)
                 if bar is not None:
                     bar.update(1)
     if bar is not None:
@@ -251,7 +274,13 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings, metric: s
     table = table.iloc[np.argsort(key.to_numpy() if lower else -key.to_numpy(), kind="stable")]
     table = table.reset_index(drop=True)
     best = specs[int(table["trial"].iloc[0])]
-    result = SearchResult(table, best, metric, lower, tuple(space))
+    said: dict[str, list[str]] = {}
+    for vec, route in routes:
+        said.setdefault(_label(vec, folds), [])
+        if route not in said[_label(vec, folds)]:
+            said[_label(vec, folds)].append(route)
+    result = SearchResult(table, best, metric, lower, tuple(space),
+                          routes={k: "; ".join(v) for k, v in said.items()})
     if refit:
         from ..training.loop import fit
 
@@ -302,6 +331,12 @@ def _vectorized_failure(history) -> str:
             f"{first['epoch']}")
 
 
+def _label(vectorized: bool, folds) -> str:
+    """A trial's ``route`` in the table (the words are in ``SearchResult.routes``)."""
+    return "cross-validated" if folds is not None else (
+        "vectorized" if vectorized else "sequential")
+
+
 def _row(j, values, metric, m, train, validation, ranking, fit_s, route, why) -> dict:
     value = math.nan if m is None else M.score(m, train, validation, (metric,), ranking)[metric]
     return {**values, metric: value, "fit_s": fit_s, "route": route, "trial": j, "error": why}
@@ -317,6 +352,21 @@ def _no_best(table: pd.DataFrame, metric: str, shown: int = 3) -> str:
     more = f"; and {len(table) - shown} more" if len(table) > shown else ""
     return (f"search: every trial's {metric} is NaN, so there is no best trial: "
             + "; ".join(lines) + more)
+
+
+def _cv_row(j, values, metric, train, spec, folds, seed) -> dict:
+    """One trial cross-validated: the mean and std of ``metric`` over the folds."""
+    from .cross_validate import cross_validate
+
+    try:
+        df = cross_validate(train, spec, folds=folds, metrics=(metric,), seed=seed,
+                            progress=False)
+        mean, std, fit_s = df[metric].mean(), df[metric].std(ddof=0), df["fit_s"].sum()
+    except FloatingPointError as e:
+        print(f"search: {spec!r} diverged: {e}")
+        mean = std = fit_s = math.nan
+    return {**values, metric: mean, f"{metric}_std": std, "fit_s": fit_s, "error": None,
+            "route": "cross-validated", "trial": j}
 
 
 def trial_model(train: Ratings, spec, run, params, history, route: str):

@@ -22,6 +22,9 @@ def raw_index(model, side, raw, where, name, missing="raise"):
     lookup = model.index_users if side == "user" else model.index_items
     try:
         return lookup(raw, missing=missing)
+    except KeyError as e:  # its "pass missing='ignore'" is advice for index_*, not for `where`
+        text = str(e.args[0] if e.args else e).split("; pass missing=")[0]
+        raise KeyError(f"{where}: {name}: {text}") from None
     except TypeError as e:
         raise TypeError(f"{where}: {name} must be raw {side} IDs (a hashable scalar or a "
                         f"1-D list), got {type(raw).__name__} ({e})") from None

@@ -16,6 +16,7 @@ import numpy as np
 from .. import models
 from ..objectives.explicit import Params, predict_with_fallback
 from ..data import IdSpace
+from .. import jit_cache
 from ..persistence import read_model, read_npz, write_model
 from ..plumbing import check_positive_int
 from .lists import candidate_items, ranked_ids, raw_index, similar_rows
@@ -402,6 +403,7 @@ def load_model(path) -> Model:
         ValueError: naming ``path``, if the file is corrupt, truncated, tampered
             with or not an mfjax model.
     """
+    jit_cache.configure()  # a serving process compiles its fold-in and top-N once
     return Model(**read_model(_check_path(path, "load_model")))
 
 

@@ -81,7 +81,7 @@ def check_memory(estimate: int, where: str, hint: str = "reduce rank") -> None:
     """Raise :class:`InsufficientMemoryError` when ``estimate`` bytes exceed what is available.
 
     Args:
-        estimate: bytes needed (:func:`estimate_bytes`).
+        estimate: bytes needed (a model record's ``memory_bytes``).
         where: the caller, for the message (e.g. ``"fit(solver='als')"``).
         hint: what to reduce.
     """

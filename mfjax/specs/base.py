@@ -97,7 +97,7 @@ class Spec:
     """Base of every model spec (see the module docstring).
 
     Class attributes:
-        objective: the objective's name (:data:`mfjax.objectives.OBJECTIVES`).
+        objective: the objective's name (:func:`mfjax.models.objective_names`).
         solver: the solver's name.
     """
 

@@ -26,6 +26,7 @@ from ..data.conventions import STAR_RATINGS_WARNING, looks_like_star_ratings
 from ..serving.fallback import fallback_indices
 from ..serving.model import Model
 from ..data.interactions import seen_index
+from .. import jit_cache
 from ..specs import Recorded
 from .checkpoint import Best, load_checkpoint, save_checkpoint
 from .config import check_memory_of, data_fingerprint, resolve, spec_for
@@ -112,6 +113,7 @@ def fit(
         FloatingPointError: the loss or a returned table became non-finite (names the
             epoch and what to change).
     """
+    jit_cache.configure()  # a second process doing the same fit does not recompile
     _check_data(train, validation)
     spec = spec_for(train, model, shorthand)
     entry = models.record_of(spec)
