@@ -165,7 +165,7 @@ def test_train_with_a_schedule_writes_its_model_and_metrics(tmp_path):
 
     out = tmp_path / "run"
     assert _train_module().main(["--dataset", "synthetic", "--synthetic-size", "50", "40", "600",
-                                 "--epochs", "2", "--rank", "2", "--schedule", "cosine",
+                                 "--solver", "optax", "--epochs", "2", "--rank", "2", "--schedule", "cosine",
                                  "--out", str(out), "--quiet"]) == 0
     model = mfjax.load_model(out / "model.npz")
     assert model.config["optimizer_name"] == "adam-cosine"

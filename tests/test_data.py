@@ -154,8 +154,8 @@ def test_index_users_and_items():
     np.testing.assert_array_equal(r.index_items(np.array(["b", "a"])), [1, 0])
     with pytest.raises(KeyError, match="unknown user ID 99"):
         r.index_users([10, 99])
-    with pytest.raises(KeyError, match="unknown user ID '10'"):
-        r.index_users("10")  # exact type: a string is not the int 10
+    with pytest.raises(TypeError, match="user ID '10' has type str.*integers: pass 10"):
+        r.index_users("10")  # the string '10' is not the int 10, and is refused, not unknown
     with pytest.raises(KeyError, match="unknown item ID 'z'"):
         r.index_items("z")
     np.testing.assert_array_equal(r.index_users([10, 99, 30], missing="ignore"), [0, -1, 2])

@@ -218,3 +218,25 @@ def test_implicit_fold_in_non_finite_result_raises(implicit_models, monkeypatch)
     monkeypatch.setattr(batch_solve, "ials_rows", lambda *a, **k: np.full((1, 8), np.nan))
     with pytest.raises(ValueError, match="non-finite"):
         models["ials"].fold_in(clicks.item_ids[:5], None)
+
+
+@pytest.mark.timeout(120)
+def test_an_id_of_the_wrong_type_is_refused_not_served_as_unknown():
+    """predict('196', '242') on integer IDs used to return the global mean (#30 item 5)."""
+    ratings, _ = mfjax.datasets.synthetic(30, 20, 400, seed=0)
+    model = mfjax.fit(ratings, mfjax.ALS(rank=2, epochs=1), progress=False)
+    u, i = int(ratings.user_ids[0]), int(ratings.item_ids[0])
+    assert np.isfinite(model.predict(u, i))
+    for call in (lambda: model.predict(str(u), str(i)), lambda: model.recommend(str(u), 3),
+                 lambda: model.predict([u, str(u)], [i, i]),
+                 lambda: model.similar_items(str(i))):
+        with pytest.raises(TypeError, match=rf"'{u}' has type str.*integers: pass {u}|"
+                                            rf"'{i}' has type str.*integers: pass {i}"):
+            call()
+    named = mfjax.Ratings(ratings.users, ratings.items, ratings.ratings, None,
+                          np.array([str(x) for x in ratings.user_ids], object), ratings.item_ids)
+    m2 = mfjax.fit(named, mfjax.ALS(rank=2, epochs=1), progress=False)
+    with pytest.raises(TypeError, match=f"user ID {u} has type int.*strings: pass '{u}'"):
+        m2.recommend(u, 3)
+    assert m2.recommend("nobody", 3)[0].shape == (3,)  # an unknown ID of the right type: fallback
+    assert model.recommend("nobody", 3)[0].shape == (3,)  # matches no ID either way: unknown

@@ -235,6 +235,7 @@ def _lookup(index: pd.Index, raw, missing: str, what: str):
         keys = keys.ravel()
     else:
         shape = None
+    _check_id_types(index, keys, what)
     try:
         idx = index.get_indexer(keys)
     except TypeError:
@@ -251,3 +252,33 @@ def _lookup(index: pd.Index, raw, missing: str, what: str):
     if shape is not None:
         idx = idx.reshape(shape)
     return idx[0] if scalar else idx
+
+
+def _as_table_kind(key, number_table: bool):
+    """``key`` read as an ID of the table's other kind (a digit string as an int for an
+    integer table, a number as its text for a string table), or None when it is not one."""
+    if number_table and isinstance(key, str):
+        text = key.strip()
+        return int(text) if text.lstrip("-").isdigit() else None
+    if not number_table and isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return str(key)
+    return None
+
+
+def _check_id_types(index: pd.Index, keys: np.ndarray, what: str) -> None:
+    """Refuse a key of the other kind than the table's IDs that, so read, is one of them
+    (``'196'`` against integer IDs holding 196, ``5`` against string IDs holding ``'5'``):
+    matching is by type, so it was served as an unknown ID, a silent fallback answer.
+    A key of the other kind that matches nothing either way stays an unknown ID."""
+    kind = index.inferred_type
+    number_table = kind == "integer"
+    if not (number_table or kind == "string") or keys.size == 0:
+        return
+    if number_table and keys.dtype.kind in "iub" or not number_table and keys.dtype.kind in "US":
+        return  # every key of the table's kind
+    for key in keys.tolist():
+        other = _as_table_kind(key, number_table)
+        if other is not None and other in index:
+            want = "integers" if number_table else "strings"
+            raise TypeError(f"{what} ID {key!r} has type {type(key).__name__}, but the {what} "
+                            f"IDs here are {want}: pass {other!r}")

@@ -358,6 +358,7 @@ def _cv_row(j, values, metric, train, spec, folds, seed) -> dict:
     """One trial cross-validated: the mean and std of ``metric`` over the folds."""
     from .cross_validate import cross_validate
 
+    why = None
     try:
         df = cross_validate(train, spec, folds=folds, metrics=(metric,), seed=seed,
                             progress=False)
@@ -365,7 +366,8 @@ def _cv_row(j, values, metric, train, spec, folds, seed) -> dict:
     except FloatingPointError as e:
         print(f"search: {spec!r} diverged: {e}")
         mean = std = fit_s = math.nan
-    return {**values, metric: mean, f"{metric}_std": std, "fit_s": fit_s, "error": None,
+        why = str(e)
+    return {**values, metric: mean, f"{metric}_std": std, "fit_s": fit_s, "error": why,
             "route": "cross-validated", "trial": j}
 
 
