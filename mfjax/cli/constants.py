@@ -14,10 +14,10 @@ DEFAULTS = records_for("explicit", "optax")[0].cli_defaults
 SOLVER_DEFAULTS = {s: r.cli_defaults for r in records_for("explicit") for s in r.solvers}
 ALS_DEFAULTS = SOLVER_DEFAULTS["als"]
 GIBBS_DEFAULTS = SOLVER_DEFAULTS["gibbs"]
-#: ``sorted(mfjax.training.OPTIMIZERS)``.
+#: ``sorted(mfjax.OPTIMIZERS)``.
 OPTIMIZERS = ("adabelief", "adagrad", "adam", "adamax", "adamw", "lamb", "lion", "momentum",
               "nadam", "nesterov", "radam", "rmsprop", "sgd", "yogi")
-#: ``mfjax.training.GRADIENTS``.
+#: ``mfjax.models.mf.resolve.GRADIENTS``.
 GRADIENTS = ("auto", "fused", "blocked", "autodiff", "manual")
 #: ``mfjax.datasets.VARIANTS``.
 MOVIELENS = ("100k", "1m", "10m", "20m", "25m", "32m", "latest-small")

@@ -52,7 +52,7 @@ def make_schedule(args, spec, n_steps):
     """``--schedule`` over ``n_steps`` minibatches, from the spec's optimizer and rate."""
     import optax
 
-    from ..training import OPTIMIZERS
+    from ..solvers.minibatch.optimizers import OPTIMIZERS
 
     lr = spec.learning_rate or OPTIMIZERS[spec.optimizer][1]
     if args.schedule == "cosine":
