@@ -63,7 +63,9 @@ def test_mixed_type_ids_are_rejected():
 def test_homogeneous_ids_still_work_and_lookups_agree():
     r = Ratings.from_arrays(["1", "2", "a"], [1, 2, 3], [1, 2, 3])
     assert r.user_ids.tolist() == ["1", "2", "a"]
-    assert r.index_users("1") == 0 and r.index_users(1, missing="ignore") == -1
+    assert r.index_users("1") == 0 and r.index_users(3, missing="ignore") == -1
+    with pytest.raises(TypeError, match="pass '1'"):  # the int 1 names the ID '1': refused
+        r.index_users(1, missing="ignore")
     r = Ratings.from_arrays(np.array([3, 1], dtype=object), [1, 2], [1, 2])
     assert r.index_users(1) == 0
 
