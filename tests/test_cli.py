@@ -186,7 +186,7 @@ def test_ctrl_c_during_trains_first_compile_exits_130_with_one_line(tmp_path, ke
     for delay in (1.0, 2.0, 3.5):
         out = tmp_path / f"run-{delay}"
         p = subprocess.Popen([sys.executable, "-m", "mfjax", "train", "--dataset", "synthetic",
-                              "--synthetic-size", "300", "200", "20000", "--epochs", "50",
+                              "--synthetic-size", "300", "200", "20000", "--solver", "optax", "--epochs", "50",
                               "--rank", "4", "--out", str(out), "--quiet"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         time.sleep(delay)
