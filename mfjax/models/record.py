@@ -33,7 +33,7 @@ import dataclasses
 import importlib
 from typing import Any
 
-__all__ = ["ModelRecord"]
+__all__ = ["ModelRecord", "legacy_fields"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,3 +115,10 @@ class ModelRecord:
     def trials(self):
         """The vectorized-trials route, or None (trials run as sequential fits)."""
         return getattr(self.parts, "trials", None)
+
+
+def legacy_fields(config: dict, spec_class) -> dict:
+    """The fields of ``spec_class`` a config written before specs existed records (flat,
+    or under ``options``), None values left out (a package's ``legacy_spec`` starts here)."""
+    old = {**config, **(config.get("options") or {})}
+    return {k: old[k] for k in spec_class.field_names() if old.get(k) is not None}

@@ -46,7 +46,7 @@ from ..kernels import ials as ials_kernel
 from .ials import solve as ia
 
 __all__ = ["ridge_rows", "ials_rows", "bpr_rows", "BPR_MAX_TRIPLES", "ridge_row_solve",
-           "ials_row_solve", "bpr_row_solve", "checked_rows"]
+           "ials_row_solve", "bpr_row_solve", "checked_rows", "ridge_hyperparameters"]
 
 #: Per user, negatives per positive are cut so that |I_u| · M ≤ this (at least 1 each).
 BPR_MAX_TRIPLES = 1 << 16
@@ -270,3 +270,9 @@ def ials_row_solve(other_f, other_b, mu, rows, cols, vals, n_rows, hp):
 def bpr_row_solve(other_f, other_b, mu, rows, cols, vals, n_rows, hp):
     f = bpr_rows(other_f, other_b, rows, cols, n_rows, reg=hp["reg"])
     return checked_rows(f, hp, vals), np.zeros(n_rows, np.asarray(other_f).dtype)
+
+
+def ridge_hyperparameters(spec) -> dict:
+    """λ, λ_b of a spec with ``reg``/``bias_reg`` (``bias_reg`` None: λ, as in training),
+    the ``hp`` of :func:`ridge_row_solve` and :func:`bpr_row_solve`."""
+    return {"reg": spec.reg, "bias_reg": spec.reg if spec.bias_reg is None else spec.bias_reg}

@@ -13,8 +13,9 @@ from ...objectives import explicit
 from ...objectives.explicit import Params
 from ...solvers.als.solver import sweep_bytes
 from ...solvers.hardware import resolve_kernel
-from ...solvers.rows import ridge_row_solve
+from ...solvers.rows import ridge_row_solve, ridge_hyperparameters
 from . import trials
+from ..record import legacy_fields
 from .spec import ALS
 
 __all__ = ["SPEC", "OBJECTIVE", "PARAMS", "make_solver", "resolve", "memory_bytes", "row_solve",
@@ -25,6 +26,7 @@ OBJECTIVE = explicit.OBJECTIVE
 PARAMS = Params
 MEMORY_HINT = "rank"
 score = explicit.predict
+row_hyperparameters = ridge_hyperparameters
 row_solve = ridge_row_solve
 
 
@@ -47,10 +49,5 @@ def memory_bytes(spec, *, n_users, n_items, nnz, itemsize, backend) -> int:
                               itemsize=itemsize, backend=backend)
 
 
-def row_hyperparameters(spec) -> dict:
-    return {"reg": spec.reg, "bias_reg": spec.reg if spec.bias_reg is None else spec.bias_reg}
-
-
 def legacy_spec(config: dict, solver: str) -> dict:
-    old = {**config, **(config.get("options") or {})}
-    return {k: old[k] for k in ALS.field_names() if old.get(k) is not None}
+    return legacy_fields(config, ALS)

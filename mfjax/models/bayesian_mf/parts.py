@@ -16,6 +16,7 @@ from ...solvers.hardware import resolve_kernel
 from ...solvers.rows import ridge_row_solve
 from ...solvers.als.solver import sweep_bytes
 from .posterior import POSTERIOR_FIELDS, check_posterior, predictive_std
+from ..record import legacy_fields
 from .spec import BayesianMF
 
 __all__ = ["SPEC", "OBJECTIVE", "PARAMS", "make_solver", "resolve", "memory_bytes", "row_solve",
@@ -69,5 +70,4 @@ def gradient_hyperparameters(spec) -> dict:
 
 
 def legacy_spec(config: dict, solver: str) -> dict:
-    old = {**config, **(config.get("options") or {})}
-    return {k: old[k] for k in BayesianMF.field_names() if old.get(k) is not None}
+    return legacy_fields(config, BayesianMF)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from ...objectives import bpr, explicit
 from ...objectives.explicit import Params
-from ...solvers.rows import bpr_row_solve
+from ...solvers.rows import bpr_row_solve, ridge_hyperparameters
+from ..record import legacy_fields
 from .spec import BPR
 
 __all__ = ["SPEC", "OBJECTIVE", "PARAMS", "make_solver", "resolve", "memory_bytes", "row_solve",
@@ -20,6 +21,7 @@ OBJECTIVE = bpr.OBJECTIVE
 PARAMS = Params
 MEMORY_HINT = "rank"
 score = explicit.predict  # b_i + <p_u, q_i>: user and global bias stay 0
+row_hyperparameters = ridge_hyperparameters
 row_solve = bpr_row_solve
 
 
@@ -44,10 +46,5 @@ def memory_bytes(spec, *, n_users, n_items, nnz, itemsize, backend) -> int:
     return 4 * (n_users + n_items) * spec.rank * 4 + 3 * nnz * 12
 
 
-def row_hyperparameters(spec) -> dict:
-    return {"reg": spec.reg, "bias_reg": spec.reg if spec.bias_reg is None else spec.bias_reg}
-
-
 def legacy_spec(config: dict, solver: str) -> dict:
-    old = {**config, **(config.get("options") or {})}
-    return {k: old[k] for k in BPR.field_names() if old.get(k) is not None}
+    return legacy_fields(config, BPR)

@@ -15,6 +15,7 @@ from ...solvers import memory
 from ...solvers.hardware import resolve_kernel
 from ...solvers.rows import ials_row_solve
 from . import trials
+from ..record import legacy_fields
 from .spec import ImplicitALS
 
 __all__ = ["SPEC", "OBJECTIVE", "PARAMS", "make_solver", "resolve", "memory_bytes", "row_solve",
@@ -76,7 +77,7 @@ def row_hyperparameters(spec) -> dict:
 
 def legacy_spec(config: dict, solver: str) -> dict:
     old = {**config, **(config.get("options") or {})}
-    fields = {k: old[k] for k in ImplicitALS.field_names() if old.get(k) is not None}
+    fields = legacy_fields(config, ImplicitALS)
     fields["solver"] = solver
     fields.pop("optimizer", None), fields.pop("learning_rate", None)
     if solver == "als":

@@ -9,8 +9,9 @@ from __future__ import annotations
 from ...objectives import explicit
 from ...objectives.explicit import Params
 from ...solvers import memory
-from ...solvers.rows import ridge_row_solve
+from ...solvers.rows import ridge_row_solve, ridge_hyperparameters
 from .resolve import resolve
+from ..record import legacy_fields
 from .spec import MF
 
 __all__ = ["SPEC", "OBJECTIVE", "PARAMS", "make_solver", "resolve", "memory_bytes", "row_solve",
@@ -22,6 +23,7 @@ PARAMS = Params
 #: What to reduce when the memory estimate refuses a fit.
 MEMORY_HINT = "rank or ensemble"
 score = explicit.predict
+row_hyperparameters = ridge_hyperparameters
 row_solve = ridge_row_solve
 
 
@@ -39,17 +41,12 @@ def memory_bytes(spec, *, n_users, n_items, nnz, itemsize, backend) -> int:
     return 4 * n * (spec.rank + 1) * z * members + memory.layout_bytes(nnz, z)
 
 
-def row_hyperparameters(spec) -> dict:
-    """The ridge row's λ, λ_b (``bias_reg`` None: λ, as in training)."""
-    return {"reg": spec.reg, "bias_reg": spec.reg if spec.bias_reg is None else spec.bias_reg}
-
-
 def legacy_spec(config: dict, solver: str) -> dict:
     """The spec fields of a config written before specs existed."""
     from ...solvers.minibatch.optimizers import OPTIMIZERS
 
     old = {**config, **(config.get("options") or {})}
-    fields = {k: old[k] for k in MF.field_names() if old.get(k) is not None}
+    fields = legacy_fields(config, MF)
     fields["ensemble"] = old.get("ensemble", "auto")
     for k in ("optimizer", "schedule"):
         if k in fields:
