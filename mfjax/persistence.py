@@ -389,7 +389,7 @@ def _check_range(rr, where: str) -> tuple[float, float]:
 #: config fields Model uses or reports, and what each may be (None is always allowed;
 #: a "name" is a str, or ``{"recorded": str}`` for a custom optax object, see Spec.to_dict).
 _CONFIG_FIELDS = {
-    "reg": "number>=0", "bias_reg": "number>=0", "learning_rate": "number>0",
+    "reg": "number>=0", "bias_reg": "number>=0", "fold_in_reg": "number>=0", "learning_rate": "number>0",
     "init_scale": "number>=0", "padding": "number>=0",
     "rank": "int>0", "epochs": "int>0", "batch_size": "int>0", "ensemble": "int>0",
     "patience": "int>0", "batch_slots": "int>0", "n_ratings": "int>=0", "n_users": "int>=0",

@@ -23,6 +23,8 @@ name                 what
 ``row_solve``        ``(params, side, rows, cols, vals, n_rows, spec) -> (factors, bias)``
                      or None: the rows of ``side`` solved against the fixed other side
 ``score``            ``(params, users, items) -> scores`` (the prediction before clipping)
+``calibrate_rows``   optional ``(model, hp) -> hp``: the row solve's hyperparameters fitted
+                     to the trained model (BPR: the λ that gives back its users)
 ``trials``           None, or the vectorized-trials route (``route``, ``trial_bytes``,
                      ``train_batch``; :mod:`mfjax.selection.vectorized`)
 ==================== ======================================================================

@@ -19,8 +19,13 @@ def objective_of(model) -> str:
 def hyperparameters(model) -> dict:
     """The hyperparameters the model's row solve needs (fold-in, partial fits), from
     ``model.spec`` by its package's ``row_hyperparameters``, plus ``"objective"`` and
-    ``"solver"``; ``{}`` of them when the model has no row solve."""
+    ``"solver"``; ``{}`` of them when the model has no row solve. A package whose
+    training does not minimise its row objective adjusts them to the trained model
+    by its optional ``calibrate_rows(model, hp) -> hp`` (BPR's fold-in λ)."""
     spec, parts = model.spec, model.record.parts
     rows = getattr(parts, "row_hyperparameters", None)
-    return {"objective": model.objective.name, "solver": spec.solver,
-            **({} if rows is None else rows(spec))}
+    hp = {} if rows is None else rows(spec)
+    calibrate = getattr(parts, "calibrate_rows", None)
+    if calibrate is not None and hp:
+        hp = calibrate(model, hp)
+    return {"objective": model.objective.name, "solver": spec.solver, **hp}

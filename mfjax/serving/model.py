@@ -205,8 +205,10 @@ class Model(IdSpace):
         item parameter fixed: the exact row solve for ALS and iALS (a training
         user re-solved from its own rows gets its trained vector back, up to
         how converged training was), the ridge solve of :meth:`fold_in` for
-        Optax and Gibbs (posterior mean) models, converged Newton steps for BPR
-        (:mod:`mfjax.serving.partial_fit`). New IDs are appended to
+        Optax and Gibbs (posterior mean) models, converged Newton steps for BPR at
+        the fold-in λ that gives back the trained users
+        (:func:`mfjax.solvers.rows.bpr_fold_in_reg`, computed on the first call and
+        kept in ``config["fold_in_reg"]``; :mod:`mfjax.serving.partial_fit`). New IDs are appended to
         ``user_ids`` (explicit models: with their solved bias).
 
         ``ratings`` must hold each user's **full** history, not just what is
@@ -311,7 +313,8 @@ class Model(IdSpace):
         are interaction values (``None``: all 1), b = 0, and p is the closed-form
         iALS row solve against the fixed items (exactly the trained vector for a
         training user's own interactions) or a few Newton steps on the user's BPR
-        objective (:mod:`mfjax.serving.fold_in`).
+        objective (:mod:`mfjax.serving.fold_in`) at λ = ``config["fold_in_reg"]``
+        (see :meth:`partial_fit_users`) unless ``reg`` is given.
 
         Bayesian MF models: the same ridge solve against the posterior-mean model (the
         S samples' factors side by side), with ``reg`` (default

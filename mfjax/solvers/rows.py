@@ -45,7 +45,8 @@ from .als.sweep import als_half_step, default_window, solve_spd
 from ..kernels import ials as ials_kernel
 from .ials import solve as ia
 
-__all__ = ["ridge_rows", "ials_rows", "bpr_rows", "BPR_MAX_TRIPLES", "ridge_row_solve",
+__all__ = ["ridge_rows", "ials_rows", "bpr_rows", "bpr_fold_in_reg", "BPR_REG_MULTIPLES",
+           "BPR_MAX_TRIPLES", "ridge_row_solve",
            "ials_row_solve", "bpr_row_solve", "checked_rows", "ridge_hyperparameters"]
 
 #: Per user, negatives per positive are cut so that |I_u| · M ≤ this (at least 1 each).
@@ -212,7 +213,8 @@ def _hash_draw(seed, a, b, c, n) -> np.ndarray:
 def bpr_rows(item_factors, item_bias, rows, cols, n_rows, *, reg, n_neg=32, steps=8, seed=0):
     """BPR user rows [R, k] (module docstring, :mod:`mfjax.serving.fold_in`), NumPy.
 
-    λ_r = reg · |I_r| (the per-triple penalty of training, one epoch's |I_r| triples).
+    λ_r = reg · |I_r| (the per-triple penalty of training, one epoch's |I_r| triples);
+    ``reg`` a number or one per row [R].
     """
     n_items = item_factors.shape[0]
     t_row, t_pos, t_neg, t_w, count = bpr_triples(rows, cols, n_rows, n_items, n_neg=n_neg,
@@ -236,10 +238,58 @@ def bpr_rows(item_factors, item_bias, rows, cols, n_rows, *, reg, n_neg=32, step
         out[dest] = a
         arrays.append(jnp.asarray(out))
     lam = np.zeros(r_pad, dtype)
-    lam[:n_rows] = reg * count
+    lam[:n_rows] = np.asarray(reg, dtype) * count
     P = _bpr_newton(jnp.asarray(item_factors), jnp.asarray(item_bias), *arrays, jnp.asarray(lam),
                     steps=steps, block=L, blocks=_BLOCKS)
     return np.asarray(P)[:n_rows]
+
+
+#: The multiples of the spec's ``reg`` that :func:`bpr_fold_in_reg` tries.
+BPR_REG_MULTIPLES = tuple(2.0 ** e for e in range(13))
+
+
+def bpr_fold_in_reg(item_factors, item_bias, user_factors, indptr, items, reg, *,
+                    n_sample: int = 48, seed: int = 0) -> float:
+    """The fold-in λ under which BPR's row solve gives back the trained user vectors.
+
+    Minibatch training stops long before each user's row objective is minimised
+    (Adam's few steps keep ‖p_u‖ small), so the converged Newton solve at the
+    training ``reg`` re-solves an unchanged history into a vector several times
+    longer (issue #30: norms ×10, NDCG@10 −23%). This picks the λ = m · ``reg`` that
+    best reproduces training: up to ``n_sample`` seeded training users with
+    interactions are solved at every m in :data:`BPR_REG_MULTIPLES` in one batched
+    call (rows are independent), and m minimises ``‖P_m − P‖_F`` over them, refined
+    by a parabola in log m through the squared errors of the best grid point and its
+    neighbours.
+
+    Args:
+        item_factors, item_bias: the trained item side [n_items, k], [n_items].
+        user_factors: the trained users [n_users, k].
+        indptr, items: the training interactions, CSR by user (the model's seen index).
+        reg: the spec's ``reg`` (λ per triple).
+
+    Returns:
+        λ for :func:`bpr_rows`; ``reg`` when no sampled user has a nonzero vector.
+    """
+    count = np.diff(np.asarray(indptr))
+    users = np.flatnonzero((count > 0) & (np.linalg.norm(user_factors, axis=1) > 0))
+    if users.size == 0 or reg == 0:
+        return float(reg)
+    rng = np.random.default_rng(seed)
+    users = np.sort(rng.choice(users, min(n_sample, users.size), replace=False))
+    rows = np.repeat(np.arange(users.size), count[users])
+    cols = np.concatenate([items[indptr[u]:indptr[u + 1]] for u in users])
+    M, S = len(BPR_REG_MULTIPLES), users.size
+    all_rows = (np.arange(M)[:, None] * S + rows[None, :]).reshape(-1)
+    regs = np.repeat(np.asarray(BPR_REG_MULTIPLES) * reg, S)
+    P = bpr_rows(item_factors, item_bias, all_rows, np.tile(cols, M), M * S, reg=regs)
+    target = np.asarray(user_factors)[users]
+    err = np.linalg.norm((P.reshape(M, S, -1) - target[None]).reshape(M, -1), axis=1)
+    j = int(np.clip(np.argmin(err), 1, M - 2))
+    x = np.log(np.asarray(BPR_REG_MULTIPLES[j - 1:j + 2]))
+    a, b, _ = np.polyfit(x, err[j - 1:j + 2] ** 2, 2)
+    best = -b / (2 * a) if a > 0 else x[int(np.argmin(err[j - 1:j + 2]))]
+    return float(reg * np.exp(np.clip(best, x[0], x[2])))
 
 
 def checked_rows(f, hp, vals):
