@@ -419,3 +419,20 @@ def test_recommend_indices_rejects_out_of_range_indices_before_jit(trained, kwar
     model, _ = trained
     with pytest.raises(ValueError, match=match):
         rec.recommend_indices(model.params, n=3, **kwargs)
+
+
+def test_one_user_and_a_batch_score_bit_for_bit_alike():
+    # #30 "Also": near-tied scores (~1e-6) ordered differently one by one than in a
+    # batch, because a one-row product rounds differently; every chunk now has >= 8 rows.
+    r, _ = mfjax.datasets.synthetic(60, 1500, 12000, rank=4, noise=0.3, seed=1)
+    m = mfjax.fit(r, mfjax.ALS(rank=64, epochs=2), progress=False)
+    ids = m.user_ids[:12]
+    I, S = m.recommend(ids, 20)
+    for bs in (1, 3, 16):
+        I2, S2 = m.recommend(ids, 20, batch_size=bs)
+        np.testing.assert_array_equal(S2, S)
+        np.testing.assert_array_equal(I2, I)
+    for j, u in enumerate(ids):
+        i1, s1 = m.recommend(u, 20)
+        np.testing.assert_array_equal(s1, S[j])
+        np.testing.assert_array_equal(i1, I[j])

@@ -57,6 +57,9 @@ from ..objectives.explicit import Params
 from ..plumbing import check_index, power_of_two_at_least
 from .rows import auto_batch_size
 
+#: Users per score chunk are a multiple of this (see :func:`recommend_indices`).
+_MIN_CHUNK = 8
+
 __all__ = [
     "scores",
     "top_n",
@@ -241,7 +244,8 @@ def recommend_indices(params: Params, users, n: int, *, exclude=None, candidates
             exclude for each row of ``users`` (e.g. their training items), or None.
         candidates: distinct item indices [m'] to rank among, or None for all items.
         batch_size: users per chunk; ``None`` = :func:`mfjax.serving.rows.auto_batch_size`.
-            Bounds the score block to [batch_size, m'] floats.
+            Bounds the score block to [batch_size, m'] floats (rounded up to a multiple
+            of 8 users, so that a user's scores do not depend on the batch).
         user_factors, user_bias: explicit user vectors [b, k] and [b] (e.g.
             folded-in users) instead of rows of ``params``.
         cold: bool [b], rows without training interactions
@@ -329,7 +333,10 @@ def recommend_indices(params: Params, users, n: int, *, exclude=None, candidates
             cols = cols[keep]
 
     chunk = int(batch_size or auto_batch_size(b, m, np.dtype(dtype).itemsize))
-    chunk = min(chunk, power_of_two_at_least(b))
+    # Chunks of at least, and a multiple of, _MIN_CHUNK rows: one user's scores then
+    # come from the same matrix product as in any batch (a 1-row product takes a
+    # matrix-vector route whose sums round differently), so near-ties order alike.
+    chunk = -(-min(chunk, power_of_two_at_least(b)) // _MIN_CHUNK) * _MIN_CHUNK
     starts = np.arange(0, b, chunk)
     # One padded length for every chunk's exclusion list: one compilation per call.
     if exclude is not None:
