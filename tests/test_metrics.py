@@ -166,3 +166,68 @@ def test_k_smaller_than_the_relevant_set():
                 "map@1": 1.0,
                 "hit_rate@1": 1.0, "coverage": 1 / 6, "n_users": 1, "n_skipped": 0,
                 "n_unknown_users": 0})
+
+
+def _implicit_split(seed=2):
+    r, _ = mfjax.datasets.synthetic(80, 60, 2500, rank=3, noise=0.3, seed=seed)
+    r = mfjax.Ratings(r.users, r.items, np.ones(len(r), np.float32), None, r.user_ids,
+                      r.item_ids)
+    train, test = mfjax.split.per_user(r, 0.3, seed=0)
+    model = mfjax.fit(train, mfjax.ImplicitALS(rank=4, epochs=3), progress=False)
+    return model, train, test
+
+
+def _brute_auc(model, train, test, candidates):
+    """LightFM's AUC by its definition: every (positive, negative) pair compared."""
+    S = np.asarray(model.params.user_factors) @ np.asarray(model.params.item_factors).T
+    aucs = []
+    for u in np.unique(test.users):
+        seen = set(train.items[train.users == u])
+        listed = [i for i in candidates if i not in seen]
+        pos = set(test.items[test.users == u])
+        P, N = [i for i in listed if i in pos], [i for i in listed if i not in pos]
+        if P and N:
+            aucs.append(np.mean([[S[u, p] > S[u, n] for n in N] for p in P]))
+    return np.mean(aucs)
+
+
+@pytest.mark.parametrize("n_candidates", [None, 30])
+def test_auc_is_the_share_of_positive_negative_pairs_in_order(n_candidates):
+    model, train, test = _implicit_split()
+    cands = np.arange(model.n_items if n_candidates is None else n_candidates)
+    kw = {} if n_candidates is None else {"candidates": model.item_ids[cands]}
+    got = mfjax.evaluate_ranking(model, train, test, k=5, threshold=None, auc=True, **kw)
+    assert got["auc"] == pytest.approx(_brute_auc(model, train, test, cands), abs=1e-12)
+    assert 0.55 < got["auc"] < 1
+
+
+def test_candidates_restrict_the_lists_and_the_relevant_items():
+    model, train, test = _implicit_split()
+    cands = model.item_ids[10:25]
+    got = mfjax.evaluate_ranking(model, train, test, k=5, threshold=None, candidates=cands)
+    # The same numbers as a per-user loop over recommend(items=cands).
+    rel = {}
+    for u, i in zip(test.users, test.items):
+        if 10 <= i < 25:
+            rel.setdefault(u, set()).add(i)
+    hits = []
+    for u, items in rel.items():
+        ids, _ = model.recommend(model.user_ids[u], 5, items=cands)
+        listed = set(model.index_items(ids[ids != None]) if ids.dtype == object else
+                     model.index_items(ids))
+        hits.append(len(listed & items) / min(5, len(items)))
+    assert got["n_users"] == len(rel)
+    assert got["recall@5"] == pytest.approx(np.mean(hits))
+    assert got["coverage"] <= 1 and got["n_skipped"] == len(np.unique(test.users)) - len(rel)
+    with pytest.raises(KeyError, match="candidate item 99999"):
+        mfjax.evaluate_ranking(model, train, test, candidates=[99999], threshold=None)
+    with pytest.raises(ValueError, match="candidates repeat"):
+        mfjax.evaluate_ranking(model, train, test, candidates=cands[[0, 0]], threshold=None)
+
+
+def test_auc_is_a_selection_metric():
+    model, train, test = _implicit_split()
+    cv = mfjax.cross_validate(train, mfjax.ImplicitALS(rank=4, epochs=2), folds=2,
+                              metrics=("AUC", "ndcg@5"), progress=False)
+    assert "auc" in cv.columns
+    assert ((cv["auc"] > 0.5) & (cv["auc"] <= 1)).all()

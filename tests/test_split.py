@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import mfjax
 from mfjax import split
 from mfjax.data import Ratings
 
@@ -155,3 +156,27 @@ def test_newer_splits_name_bad_arguments(call, match):
 def test_newer_splits_accept_integral_floats_as_before():
     assert len(split.leave_k_out(make(), k=2.0)[1]) == len(split.leave_k_out(make(), k=2)[1])
     assert len(split.users(make(), 5.0)[0]) == len(split.users(make(), 5)[0])
+
+
+@pytest.mark.parametrize("kind", ["cold_items", "cold_users"])
+def test_cold_splits_move_every_interaction_of_the_drawn_side(kind):
+    r, _ = mfjax.datasets.synthetic(50, 40, 800, seed=0)
+    train, test = getattr(mfjax.split, kind)(r, 0.25, seed=1)
+    side = "items" if kind == "cold_items" else "users"
+    cold = np.unique(getattr(test, side))
+    n_active = len(np.unique(getattr(r, side)))
+    assert len(cold) == round(0.25 * n_active)
+    assert not np.isin(getattr(train, side), cold).any()  # cold: no training interaction
+    assert len(train) + len(test) == len(r)
+    assert np.isin(getattr(r, side), cold).sum() == len(test)  # all of theirs in test
+    again = getattr(mfjax.split, kind)(r, 0.25, seed=1)[1]
+    np.testing.assert_array_equal(np.unique(getattr(again, side)), cold)
+    other = getattr(mfjax.split, kind)(r, 0.25, seed=2)[1]
+    assert not np.array_equal(np.unique(getattr(other, side)), cold)
+
+
+@pytest.mark.parametrize("fraction", [0, 1, 1.5, "0.2", None])
+def test_cold_items_refuses_bad_fractions(fraction):
+    r, _ = mfjax.datasets.synthetic(20, 10, 100, seed=0)
+    with pytest.raises(ValueError, match="cold_items: fraction"):
+        mfjax.split.cold_items(r, fraction)

@@ -26,7 +26,8 @@ import numpy as np
 
 from .ratings import Ratings
 
-__all__ = ["holdout", "kfold", "per_user", "temporal", "leave_k_out", "users"]
+__all__ = ["holdout", "kfold", "per_user", "temporal", "leave_k_out", "users", "cold_items",
+           "cold_users"]
 
 
 def _check_ratings(r, where: str) -> None:
@@ -269,3 +270,45 @@ def users(r: Ratings, n_test_users: int, fold_in_fraction: float = 0.8,
     in_fold[order[np.arange(n) - starts[u_sorted] < n_fold[u_sorted]]] = True
     is_held = held[r.users]
     return r.subset(~is_held), r.subset(is_held & in_fold), r.subset(is_held & ~in_fold)
+
+
+def cold_items(r: Ratings, fraction: float = 0.2, seed: int = 0) -> tuple[Ratings, Ratings]:
+    """Cold-start items: a seeded share of the items leaves training entirely.
+
+    ``round(fraction · n)`` of the n items with interactions (at least 1, at most
+    n − 1) are drawn at random; every interaction of theirs goes to test, every other
+    one to train. The model never sees a cold item's interactions, only (with
+    ``features=``) its metadata; rank the test users within the cold items with
+    ``evaluate_ranking(..., candidates=np.unique(test.item_ids[test.items]))``.
+
+    Args:
+        r: the interactions.
+        fraction: share of the items (with interactions) made cold, in (0, 1).
+        seed: seed of the draw.
+
+    Returns:
+        ``(train, test)``: disjoint, together ``r``; test holds exactly the cold items'
+        interactions.
+    """
+    return _cold(r, fraction, seed, "cold_items", r.items, r.n_items)
+
+
+def cold_users(r: Ratings, fraction: float = 0.2, seed: int = 0) -> tuple[Ratings, Ratings]:
+    """Cold-start users: as :func:`cold_items` with users (their features known, none
+    of their interactions)."""
+    return _cold(r, fraction, seed, "cold_users", r.users, r.n_users)
+
+
+def _cold(r, fraction, seed, where, side, n):
+    _check_ratings(r, where)
+    f = _check_fraction(fraction, where, "fraction")
+    seed = _check_seed(seed, where)
+    active = np.flatnonzero(np.bincount(side, minlength=n))
+    if len(active) < 2:
+        raise ValueError(f"{where}: needs at least 2 {where[5:]} with interactions, got "
+                         f"{len(active)}")
+    n_cold = min(max(1, int(round(f * len(active)))), len(active) - 1)
+    cold = np.zeros(n, bool)
+    cold[np.random.default_rng(seed).choice(active, n_cold, replace=False)] = True
+    test = cold[side]
+    return r.subset(~test), r.subset(test)

@@ -24,8 +24,13 @@ recall; mfjax does not report that quantity, which a perfect list of k < |Rel_u|
 items cannot push to 1.) Precision always divides by k (even if fewer than k
 candidates remain), NDCG uses binary gains, and AP@k normalizes by
 min(k, |Rel_u|), as in ``ml_metrics.apk`` and RecBole's MAP@k. ``coverage`` is a
-catalogue measure: the share of the model's items that appear in at least one
-evaluated user's top-k list.
+catalogue measure: the share of the model's items (of the candidates, when given)
+that appear in at least one evaluated user's top-k list. ``auc`` (on request) is the
+ROC AUC of each user's full ranking (:mod:`mfjax.evaluation.auc`).
+
+``candidates`` restricts every list to a set of items (cold-start tests rank within
+the cold items, :func:`mfjax.split.cold_items`); Rel_u is then the relevant items
+among the candidates.
 
 Users without training interactions (unknown IDs, or IDs without rows in the
 model's training data) get the lists :meth:`mfjax.Model.recommend` serves them
@@ -45,13 +50,14 @@ import jax.numpy as jnp
 
 from ..objectives.explicit import Params, predict_with_fallback
 from ..data import Ratings
-from ..data.ids import model_indices, same_ids
+from ..data.ids import model_indices, same_ids, show
 from ..serving.model import Model
 from ..plumbing import check_positive_int
 from ..serving.access import hyperparameters
 from ..serving.fallback import cold_users, fallback_indices, ranking_fallback
 from ..serving.partial_fit import solve_rows
 from ..serving.recommend import recommend_indices
+from .auc import rank_auc
 
 __all__ = ["evaluate", "error_sums", "prediction_error_sums", "evaluate_ranking", "evaluate_fold_in"]
 
@@ -141,7 +147,7 @@ def evaluate(model: Model, test: Ratings, *, batch_size: int = 1 << 20) -> dict:
 
 def evaluate_ranking(model: Model, train: Ratings, test: Ratings, *, k: int = 10,
                      threshold: float | None = 4.0, batch_size: int | None = None,
-                     vectors: dict | None = None) -> dict:
+                     vectors: dict | None = None, candidates=None, auc: bool = False) -> dict:
     """Precision, recall, NDCG, MAP and hit rate at k, and catalogue coverage.
 
     Definitions are in the module docstring. The top-k lists of all evaluated
@@ -179,10 +185,13 @@ def evaluate_ranking(model: Model, train: Ratings, test: Ratings, *, k: int = 10
             users in the order of their test-space indices (as
             :func:`evaluate_fold_in` passes them), instead of the model's rows,
             optionally with ``"cold"`` [U] (bool): users that take the fallback.
+        candidates: raw item IDs to rank within (each known to the model, distinct),
+            or None for every item.
+        auc: also compute ``"auc"`` (a full ranking of the candidates per user).
 
     Returns:
         ``{"precision@k", "recall@k", "ndcg@k", "map@k", "hit_rate@k",
-        "coverage", "n_users", "n_skipped", "n_unknown_users"}`` with the
+        "coverage", "n_users", "n_skipped", "n_unknown_users"}`` (and ``"auc"``) with the
         actual k in the names (e.g. ``"ndcg@10"``). With no evaluable user the
         metrics are NaN and ``n_users`` is 0.
 
@@ -204,15 +213,22 @@ def evaluate_ranking(model: Model, train: Ratings, test: Ratings, *, k: int = 10
     _check_threshold(threshold, "evaluate_ranking")
     if threshold is not None and threshold == -math.inf:
         threshold = None
+    if not isinstance(auc, (bool, np.bool_)):
+        raise ValueError(f"evaluate_ranking: auc must be True or False, got {auc!r}")
+    cand = None if candidates is None else _candidates(model, candidates)
 
     # Evaluated users, as test-space user indices, and their position 0..U-1.
     relevant = np.ones(len(test), bool) if threshold is None else test.ratings >= threshold
+    if cand is not None:  # relevance within the candidates only
+        relevant &= np.isin(_items_to_model(model, test)[test.items], cand)
     test_users = np.unique(test.users)
     users = np.unique(test.users[relevant])
     n_eval, n_skipped = len(users), len(test_users) - len(users)
     pos_of_test_user = np.full(test.n_users, -1, np.int64)
     pos_of_test_user[users] = np.arange(n_eval)
     names = [f"{m}@{k}" for m in ("precision", "recall", "ndcg", "map", "hit_rate")]
+    if auc:
+        names.append("auc")
     if n_eval == 0:
         return {**dict.fromkeys(names, math.nan), "coverage": math.nan, "n_users": 0,
                 "n_skipped": n_skipped, "n_unknown_users": 0}
@@ -243,9 +259,15 @@ def evaluate_ranking(model: Model, train: Ratings, test: Ratings, *, k: int = 10
     cold = vectors.pop("cold", None)
     if cold is None:
         cold = cold_users(model, model_users) if not vectors else np.zeros(n_eval, bool)
-    top, _ = recommend_indices(model.params, model_users, k, exclude=(indptr, ti[order]),
-                               batch_size=batch_size, cold=cold,
-                               fallback=ranking_fallback(model), **vectors)
+    def ranked(n, rows=slice(None)):
+        sub = {name: v[rows] for name, v in vectors.items()}
+        lo, hi = rows.start or 0, rows.stop if rows.stop is not None else n_eval
+        exclude = (indptr[lo:hi + 1] - indptr[lo], ti[order][indptr[lo]:indptr[hi]])
+        return recommend_indices(model.params, model_users[rows], n, exclude=exclude,
+                                 batch_size=batch_size, cold=cold[rows], candidates=cand,
+                                 fallback=ranking_fallback(model), **sub)[0]
+
+    top = ranked(k)
     rows = np.arange(n_eval, dtype=np.int64)[:, None]
     hits = (top >= 0) & np.isin(rows * n_items + top, rel_keys)  # [U, k'], k' = min(k, n_items)
     hits = hits.astype(np.float64)
@@ -261,13 +283,33 @@ def evaluate_ranking(model: Model, train: Ratings, test: Ratings, *, k: int = 10
     ap = (precision_at_j * hits).sum(axis=1) / np.minimum(n_rel, k)
     listed = np.unique(top[top >= 0])
     values = [h / k, h / np.minimum(n_rel, k), dcg / idcg, ap, (h > 0).astype(np.float64)]
+    result = {name: float(np.mean(v)) for name, v in zip(names, values)}
+    if auc:
+        m = n_items if cand is None else len(cand)
+        result["auc"] = rank_auc(lambda s, e: ranked(m, slice(s, e)), n_eval, m, rel_keys,
+                                 n_items)
     return {
-        **{name: float(np.mean(v)) for name, v in zip(names, values)},
-        "coverage": len(listed) / n_items,
+        **result,
+        "coverage": len(listed) / (n_items if cand is None else len(cand)),
         "n_users": int(n_eval),
         "n_skipped": int(n_skipped),
         "n_unknown_users": int(np.sum(cold)),
     }
+
+
+def _candidates(model: Model, raw) -> np.ndarray:
+    """Model item indices of the raw candidate IDs; every one known, no repeats."""
+    raw = np.asarray(raw, dtype=object) if isinstance(raw, str) else np.asarray(raw)
+    if raw.ndim != 1 or raw.size == 0:
+        raise ValueError(f"evaluate_ranking: candidates must be a non-empty 1-D list of item "
+                         f"IDs, got shape {raw.shape}")
+    idx = np.asarray(model.index_items(raw, missing="ignore"), np.int64).reshape(-1)
+    if (idx < 0).any():
+        raise KeyError(f"evaluate_ranking: candidate item {show(raw[np.argmax(idx < 0)])!r} is not "
+                       "known to the model")
+    if len(np.unique(idx)) != len(idx):
+        raise ValueError("evaluate_ranking: candidates repeat an item ID")
+    return idx
 
 
 def _to_model(index, model_ids, raw, local, local_ids) -> np.ndarray:
@@ -325,6 +367,8 @@ def evaluate_fold_in(model: Model, fold_in: Ratings, test: Ratings, *, k: int = 
         raise ValueError("evaluate_fold_in: the test set is empty")
     _check_threshold(threshold, "evaluate_fold_in")
     relevant = np.ones(len(test), bool) if threshold is None else test.ratings >= threshold
+    if cand is not None:  # relevance within the candidates only
+        relevant &= np.isin(_items_to_model(model, test)[test.items], cand)
     users = np.unique(test.users[relevant])  # the evaluated users, in evaluate_ranking's order
     raw_users = test.user_ids[users]
     # Every evaluated user's fold-in rows, solved in one batched call.

@@ -18,13 +18,15 @@ import re
 
 from .. import models, specs
 
-__all__ = ["ERROR_NAMES", "RANKING_NAMES", "EXPLICIT_THRESHOLD", "default_metrics", "spec_of",
+__all__ = ["ERROR_NAMES", "RANKING_NAMES", "WHOLE_RANKING_NAMES", "EXPLICIT_THRESHOLD", "default_metrics", "spec_of",
            "is_ranking", "parse_metric", "check_metrics", "lower_is_better", "score"]
 
 #: Error metrics of explicit models (:func:`mfjax.evaluate`).
 ERROR_NAMES = ("rmse", "mae")
 #: Ranking metrics (``name@K``) of :func:`mfjax.evaluate_ranking`.
 RANKING_NAMES = ("precision", "recall", "ndcg", "map", "hit_rate")
+#: Ranking metrics without a K (:func:`mfjax.evaluate_ranking`'s ``auc=True``).
+WHOLE_RANKING_NAMES = ("auc",)
 #: Relevance threshold of ranking metrics for explicit models.
 EXPLICIT_THRESHOLD = 4.0
 
@@ -56,18 +58,19 @@ def default_metrics(spec) -> tuple[str, ...]:
 
 
 def parse_metric(name, where: str = "metric") -> tuple[str, int | None]:
-    """``(base, k)`` of a metric name in any case (``"RMSE"``, ``"NDCG@10"``; ``k`` None
-    for rmse/mae).
+    """``(base, k)`` of a metric name in any case (``"RMSE"``, ``"NDCG@10"``, ``"AUC"``;
+    ``k`` None for rmse/mae/auc).
 
     Raises:
         ValueError: naming ``where``, for a name neither evaluate function produces.
     """
     original, name = name, name.strip().lower() if isinstance(name, str) else name
-    if isinstance(name, str) and name in ERROR_NAMES:
+    if isinstance(name, str) and name in ERROR_NAMES + WHOLE_RANKING_NAMES:
         return name, None
     m = re.fullmatch(r"([a-z_]+)@(\d+)", name) if isinstance(name, str) else None
     if m is None or m.group(1) not in RANKING_NAMES or int(m.group(2)) < 1:
-        raise ValueError(f"{where}: unknown metric {original!r}; use 'rmse', 'mae' or NAME@K with "
+        raise ValueError(f"{where}: unknown metric {original!r}; use 'rmse', 'mae', 'auc' or "
+                         f"NAME@K with "
                          f"NAME one of {', '.join(RANKING_NAMES)} and K >= 1 (e.g. 'ndcg@10')")
     return m.group(1), int(m.group(2))
 
@@ -102,18 +105,21 @@ def score(model, train, test, names, ranking: bool) -> dict:
     """``{name: value}`` for ``names`` on ``test`` (one evaluate_ranking call per K)."""
     from ..evaluation.metrics import evaluate, evaluate_ranking
 
-    out, by_k = {}, {}
+    out, by_k, auc = {}, {}, False
     for n in names:
         base, k = parse_metric(n)
-        if k is None:
+        if base in WHOLE_RANKING_NAMES:
+            by_k.setdefault(1, [])
+            auc = True
+        elif k is None:
             if n not in out:  # one evaluate call gives every error metric
                 out.update({m: v for m, v in evaluate(model, test).items() if m in ERROR_NAMES})
         else:
             by_k.setdefault(k, []).append(n)
-    for k, wanted in by_k.items():
-        r = evaluate_ranking(model, train, test, k=k,
+    for j, (k, wanted) in enumerate(by_k.items()):
+        r = evaluate_ranking(model, train, test, k=k, auc=auc and j == 0,
                              threshold=None if ranking else EXPLICIT_THRESHOLD)
-        out.update({n: float(r[n]) for n in wanted})
+        out.update({n: float(r[n]) for n in wanted + (["auc"] if auc and j == 0 else [])})
     return {n: float(out[n]) for n in names}
 
 
