@@ -428,3 +428,27 @@ def test_cli_search_error_is_one_line_without_a_doubled_prefix(explicit, tmp_pat
     assert err.startswith("mfjax search: error: --grid reg: BayesianMF has no such field"), err
     assert "search: BayesianMF" not in err and len(err.splitlines()) == 1
     assert cli.library_words("search: folds is empty") == "folds is empty"
+
+
+def test_search_with_fold_in_scores_held_out_users_folded_in(implicit):
+    # Strong generalization (#28 item 5): validation users are not in train; each trial
+    # folds them in before ranking, exactly as evaluate_fold_in does.
+    train, fold, test = mfjax.split.users(implicit, 30, seed=0)
+    res = mfjax.search(train, mfjax.ImplicitALS(rank=4, epochs=3), {"reg": [0.01, 3.0]},
+                       validation=test, fold_in=fold, metric="ndcg@10", progress=False)
+    for _, row in res.table.iterrows():
+        m = mfjax.fit(train, mfjax.ImplicitALS(rank=4, epochs=3, reg=row["reg"]), seed=0,
+                      progress=False)
+        want = mfjax.evaluate_fold_in(m, fold, test, k=10)["ndcg@10"]
+        assert row["ndcg@10"] == pytest.approx(want, rel=1e-6)
+    # Without the fold-in, the same users are unknown: the popular list, another number.
+    plain = mfjax.search(train, mfjax.ImplicitALS(rank=4, epochs=3), {"reg": [0.01]},
+                         validation=test, metric="ndcg@10", progress=False)
+    assert plain.table["ndcg@10"][0] != pytest.approx(res.table.set_index("reg")
+                                                       .loc[0.01, "ndcg@10"])
+    with pytest.raises(ValueError, match="with fold_in=, metric must be a NAME@K"):
+        mfjax.search(train, mfjax.ImplicitALS(rank=4), {"reg": [0.1]}, validation=test,
+                     fold_in=fold, metric="auc", progress=False)
+    with pytest.raises(TypeError, match="fold_in= goes with validation="):
+        mfjax.search(train, mfjax.ImplicitALS(rank=4), {"reg": [0.1]}, folds=2,
+                     fold_in=fold, metric="ndcg@10", progress=False)

@@ -367,8 +367,6 @@ def evaluate_fold_in(model: Model, fold_in: Ratings, test: Ratings, *, k: int = 
         raise ValueError("evaluate_fold_in: the test set is empty")
     _check_threshold(threshold, "evaluate_fold_in")
     relevant = np.ones(len(test), bool) if threshold is None else test.ratings >= threshold
-    if cand is not None:  # relevance within the candidates only
-        relevant &= np.isin(_items_to_model(model, test)[test.items], cand)
     users = np.unique(test.users[relevant])  # the evaluated users, in evaluate_ranking's order
     raw_users = test.user_ids[users]
     # Every evaluated user's fold-in rows, solved in one batched call.

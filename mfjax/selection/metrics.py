@@ -101,9 +101,11 @@ def lower_is_better(name: str) -> bool:
     return parse_metric(name)[0] in ERROR_NAMES
 
 
-def score(model, train, test, names, ranking: bool) -> dict:
-    """``{name: value}`` for ``names`` on ``test`` (one evaluate_ranking call per K)."""
-    from ..evaluation.metrics import evaluate, evaluate_ranking
+def score(model, train, test, names, ranking: bool, fold_in=None) -> dict:
+    """``{name: value}`` for ``names`` on ``test`` (one evaluate_ranking call per K);
+    with ``fold_in``, ``test``'s users are folded in from it first
+    (:func:`mfjax.evaluate_fold_in`, ranking metrics but auc only)."""
+    from ..evaluation.metrics import evaluate, evaluate_fold_in, evaluate_ranking
 
     out, by_k, auc = {}, {}, False
     for n in names:
@@ -117,8 +119,10 @@ def score(model, train, test, names, ranking: bool) -> dict:
         else:
             by_k.setdefault(k, []).append(n)
     for j, (k, wanted) in enumerate(by_k.items()):
-        r = evaluate_ranking(model, train, test, k=k, auc=auc and j == 0,
-                             threshold=None if ranking else EXPLICIT_THRESHOLD)
+        threshold = None if ranking else EXPLICIT_THRESHOLD
+        r = (evaluate_ranking(model, train, test, k=k, auc=auc and j == 0, threshold=threshold)
+             if fold_in is None else evaluate_fold_in(model, fold_in, test, k=k,
+                                                      threshold=threshold))
         out.update({n: float(r[n]) for n in wanted + (["auc"] if auc and j == 0 else [])})
     return {n: float(out[n]) for n in names}
 

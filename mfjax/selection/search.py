@@ -159,7 +159,7 @@ def _plain(x):
 def search(train: Ratings, model, space: dict, *, validation: Ratings | None = None,
            metric: str, method: str = "grid", n_trials: int | None = None, seed: int = 0,
            refit: bool = False, vectorize="auto", progress: bool = True,
-           folds: int | None = None) -> SearchResult:
+           folds: int | None = None, fold_in: Ratings | None = None) -> SearchResult:
     """Train one model per point of ``space`` and rank them by ``metric`` on ``validation``
     (or by its mean over ``folds`` cross-validation folds of ``train``).
 
@@ -190,6 +190,9 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings | None = N
         folds: instead of ``validation``, k: each trial is :func:`mfjax.cross_validate`-d
             on ``mfjax.split.kfold(train, k, seed)`` (k sequential fits per trial) and
             ranked by the mean of ``metric``, as Surprise's ``GridSearchCV`` does.
+        fold_in: strong generalization: ``validation`` holds users the model never saw,
+            folded in from their interactions here before the metric is computed
+            (:func:`mfjax.evaluate_fold_in`; :func:`mfjax.split.users`' parts).
 
     Returns:
         A :class:`SearchResult`.
@@ -210,8 +213,11 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings | None = N
         raise TypeError("search: give validation= (a held-out mfjax.Ratings) or folds=k "
                         "(cross-validate each trial), " + ("not both" if folds is not None
                                                             else "got neither"))
+    if fold_in is not None and folds is not None:
+        raise TypeError("search: fold_in= goes with validation=, not folds=")
     for name, data in (("train", train),) + ((("validation", validation),) if folds is None
-                                             else ()):
+                                             else ()) + ((("fold_in", fold_in),) if fold_in
+                                                         is not None else ()):
         if not isinstance(data, Ratings):
             raise TypeError(f"search: {name} must be an mfjax.Ratings, got {type(data).__name__}")
         if len(data) == 0:
@@ -220,6 +226,9 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings | None = N
     if not isinstance(metric, str):
         raise TypeError(f"search: metric must be one metric name, got {metric!r}")
     metric = M.check_metrics((metric,), base, "search")[0]
+    if fold_in is not None and M.parse_metric(metric)[1] is None:
+        raise ValueError(f"search: with fold_in=, metric must be a NAME@K ranking metric, "
+                         f"got {metric!r}")
     ranking, lower = M.is_ranking(base), M.lower_is_better(metric)
     values = expand_space(base, space, method, n_trials, seed)
     specs = []
@@ -252,7 +261,7 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings | None = N
                                                             history, route)
                 why = None if m is not None else _vectorized_failure(history)
                 rows[j] = _row(j, values[j], metric, m, train, validation, ranking, share,
-                               _label(vec, None), why)
+                               _label(vec, None), why, fold_in)
         elif folds is not None:
             for j in idx:
                 rows[j] = _cv_row(j, values[j], metric, train, specs[j], folds, seed)
@@ -262,7 +271,7 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings | None = N
             for j in idx:
                 m, fit_s, why = _fit_one(train, specs[j], seed, j)
                 rows[j] = _row(j, values[j], metric, m, train, validation, ranking, fit_s,
-                               _label(vec, None), why)
+                               _label(vec, None), why, fold_in)
                 if bar is not None:
                     bar.update(1)
     if bar is not None:
@@ -337,8 +346,10 @@ def _label(vectorized: bool, folds) -> str:
         "vectorized" if vectorized else "sequential")
 
 
-def _row(j, values, metric, m, train, validation, ranking, fit_s, route, why) -> dict:
-    value = math.nan if m is None else M.score(m, train, validation, (metric,), ranking)[metric]
+def _row(j, values, metric, m, train, validation, ranking, fit_s, route, why,
+         fold_in=None) -> dict:
+    value = (math.nan if m is None
+             else M.score(m, train, validation, (metric,), ranking, fold_in)[metric])
     return {**values, metric: value, "fit_s": fit_s, "route": route, "trial": j, "error": why}
 
 
