@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from functools import cached_property
 
 import numpy as np
@@ -204,6 +205,37 @@ class Features:
             raise ValueError(f"Features.table: side must be 'users' or 'items', got {side!r}")
         return getattr(self, key)
 
+    def check_against(self, user_ids, item_ids, where: str = "fit") -> None:
+        """Refuse features whose IDs cannot be the ratings' (so no row would ever be found).
+
+        Some IDs on either side may lack features, and the features may hold IDs the
+        ratings lack; but a table that shares no ID with the ratings' ID table, or holds
+        IDs of the other kind (``"1"`` for 1), is a mistake (e.g. ``"1m_1"`` vs ``1``).
+
+        Args:
+            user_ids, item_ids: the ratings' ID tables [n_users], [n_items].
+            where: the caller, for messages.
+
+        Raises:
+            TypeError: IDs of the other kind that name table IDs.
+            ValueError: a side whose features share no ID with the ratings.
+        """
+        for side, ids in (("users", user_ids), ("items", item_ids)):
+            t = getattr(self, side)
+            if t is None or len(ids) == 0:
+                continue
+            try:
+                found = t.positions(ids) >= 0
+            except TypeError as e:
+                raise TypeError(f"{where}: the {side[:-1]} features' IDs and the ratings' "
+                                f"differ in type: {e}") from None
+            if not found.any():
+                raise ValueError(
+                    f"{where}: none of the {len(ids)} {side[:-1]} IDs of the ratings has "
+                    f"features (the {t.n_rows} feature rows have IDs such as "
+                    f"{show(t.ids[0])!r}, the ratings {show(ids[0])!r}); the ID columns "
+                    "must hold the same raw IDs")
+
     @classmethod
     def from_frames(cls, users=None, items=None, *, user_id: str = "user_id",
                     item_id: str = "item_id", multi_valued=None, categorical=None) -> "Features":
@@ -286,6 +318,15 @@ class Features:
             for k in ("column_names", "group_names"):
                 out[f"{side}/{k}"] = _unicode(getattr(t, k), f"{side}/{k}")
         return out
+
+    def fingerprint(self) -> str:
+        """SHA-256 of :meth:`to_arrays` (names, dtypes, shapes and bytes), for checkpoints."""
+        h = hashlib.sha256()
+        for k, a in sorted(self.to_arrays().items()):
+            a = np.ascontiguousarray(a)
+            h.update(f"{k}:{a.dtype.str}{a.shape}".encode())
+            h.update(a.tobytes())
+        return h.hexdigest()
 
     @classmethod
     def from_arrays(cls, arrays: dict) -> "Features":
