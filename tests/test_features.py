@@ -279,6 +279,15 @@ def test_the_solver_reads_run_features_and_the_model_keeps_and_saves_them(
     np.testing.assert_array_equal(back.predict([10, 50], ["x", "w"]), m.predict([10, 50], ["x", "w"]))
 
 
+def test_resuming_a_checkpoint_with_other_features_is_refused(ratings, takes_features, tmp_path):
+    kw = dict(checkpoint_dir=tmp_path, progress=False)
+    mfjax.fit(ratings, mfjax.MF(epochs=1), features=build(), **kw)
+    mfjax.fit(ratings, mfjax.MF(epochs=2), features=build(), resume=True, **kw)  # same: fine
+    with pytest.raises(ValueError, match="features_sha256"):
+        mfjax.fit(ratings, mfjax.MF(epochs=3), features=build(categorical=["stars"]),
+                  resume=True, **kw)
+
+
 def test_a_file_with_features_for_a_model_that_takes_none_is_refused(ratings, monkeypatch,
                                                                      tmp_path):
     record = models.REGISTRY["MF"]
