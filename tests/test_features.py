@@ -389,7 +389,7 @@ def test_cli_train_refuses_feature_files_for_a_model_that_takes_none(tmp_path, c
 
 def _args(tmp_path, **kw):
     base = dict(user_features=None, item_features=None, user_id_col="user_id",
-                item_id_col="item_id", multi_valued=[], categorical=[])
+                item_id_col="item_id", multi_valued=None, categorical=None)
     return argparse.Namespace(**{**base, **kw})
 
 

@@ -57,7 +57,7 @@ def load_features(args):
                              "give one of those files")
         return None
     multi = {}
-    for text in args.multi_valued:
+    for text in args.multi_valued or ():
         col, sep, value = text.partition("=")
         if not sep or not col or not value:
             raise UsageError(f"--multi-valued {text}: expected COL=SEP, e.g. genres='|'")

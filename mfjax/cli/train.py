@@ -94,14 +94,14 @@ def configure(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
                       help="a CSV (.tsv: tab-separated) of user attributes, one row per user "
                            "ID; text columns one-hot, numbers standardised")
     side.add_argument("--item-features", metavar="PATH", help="the same for items")
-    side.add_argument("--user-id-col", default="user_id",
+    side.add_argument("--user-id-col", default="user_id", metavar="COL",
                       help="the user ID column of --user-features")
-    side.add_argument("--item-id-col", default="item_id",
+    side.add_argument("--item-id-col", default="item_id", metavar="COL",
                       help="the item ID column of --item-features")
-    side.add_argument("--multi-valued", action="append", default=[], metavar="COL=SEP",
+    side.add_argument("--multi-valued", action="append", default=None, metavar="COL=SEP",
                       help="a column of several values split on SEP (multi-hot, each of n "
                            "values 1/n), e.g. genres='|'; repeatable")
-    side.add_argument("--categorical", action="append", default=[], metavar="COL",
+    side.add_argument("--categorical", action="append", default=None, metavar="COL",
                       help="a numeric column to one-hot instead of standardise; repeatable")
 
     fit = ap.add_argument_group("model and optimizer (mfjax.fit)")
