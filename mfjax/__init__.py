@@ -5,7 +5,8 @@ A model is a typed spec (:class:`MF`, :class:`ALS`, :class:`BayesianMF`,
 :mod:`mfjax.models` and registered in :data:`mfjax.models.REGISTRY`; :func:`fit` trains
 it and returns a :class:`Model`. The packages follow a rating from a file to a served list:
 
-- :mod:`mfjax.data`: the :class:`Ratings` container, readers, data sets and splits;
+- :mod:`mfjax.data`: the :class:`Ratings` container, readers, data sets and splits, and
+  :class:`Features` (user and item side information, ``fit(..., features=F)``);
 - :mod:`mfjax.objectives`: each loss with its hand-written gradient and its record;
 - :mod:`mfjax.models`: one package per model (spec, objective, solver, ``"auto"``
   resolution, memory estimate, score, row solve) and the registry;
@@ -36,7 +37,8 @@ _LAZY = {
     **{name: (".objectives.explicit", name) for name in (
         "Params", "init_params", "loss", "manual_grad", "predict")},
     "validate_ratings": (".plumbing", "validate_ratings"),
-    "Ratings": (".data", "Ratings"), "load_ratings": (".data", "load_ratings"),
+    "Ratings": (".data", "Ratings"), "Features": (".data", "Features"),
+    "FeatureTable": (".data", "FeatureTable"), "load_ratings": (".data", "load_ratings"),
     **{name: (".evaluation.gradcheck", name) for name in (
         "GradientReport", "numerical_grad", "verify_gradients")},
     **{name: (".evaluation.metrics", name) for name in (
@@ -112,7 +114,7 @@ __all__ = [
     "SearchResult",
     "Params", "init_params", "predict", "loss", "manual_grad", "validate_ratings",
     "distributed", "dense", "gradients", "training", "numerical_grad", "verify_gradients", "GradientReport", "gradcheck",
-    "Ratings", "load_ratings", "datasets", "split",
+    "Ratings", "Features", "FeatureTable", "load_ratings", "datasets", "split",
     "fit", "make_optimizer", "auto_batch_size", "DEFAULTS", "OPTIMIZERS",
     "Model", "load_model", "evaluate", "evaluate_ranking", "evaluate_fold_in",
     "als", "gibbs", "implicit", "implicit_als", "implicit_bpr",

@@ -8,6 +8,9 @@ A model file is an ``.npz`` (written atomically by :func:`mfjax.plumbing.atomic_
 - optionally ``posterior/<field>`` for a Gibbs model's per-sample arrays
   (:data:`mfjax.models.bayesian_mf.posterior.POSTERIOR_FIELDS`: biases [S, n], μ [S], τ [S] > 0, with
   S dividing the rank);
+- optionally ``features/<key>`` for a features model's side information
+  (:meth:`mfjax.Features.to_arrays`: CSR arrays, unicode names and IDs, no objects);
+  refused in the file of a model whose record takes no features;
 - ``meta``: the UTF-8 bytes of a JSON object with ``format`` (``"mfjax-model"``),
   ``version``, ``rating_range``, ``config``, ``history`` and, from version 2, ``ids``.
 
@@ -39,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from .data.features import Features, array_names as feature_array_names
 from .objectives.explicit import Params
 from .model_config import check_agreement
 from .npzfile import read_members
@@ -228,6 +232,12 @@ def write_model(path, model) -> None:
                                                       f"{where}: {side}_ids")
     for k, v in (getattr(model, "posterior", None) or {}).items():
         arrays[f"posterior/{k}"] = np.asarray(v)
+    features = getattr(model, "features", None)
+    if features is not None:
+        try:
+            arrays.update({f"features/{k}": v for k, v in features.to_arrays().items()})
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
     if model.seen_indptr is not None or model.seen_items is not None:
         arrays["seen_indptr"] = np.asarray(model.seen_indptr)
         arrays["seen_items"] = np.asarray(model.seen_items)
@@ -265,7 +275,8 @@ def is_model_member(name: str) -> bool:
     """Whether ``name`` is an array the model format defines (``meta`` aside)."""
     return (name in ("user_ids", "item_ids", "seen_indptr", "seen_items")
             or name.startswith("params/") and name[len("params/"):] in _params_fields()
-            or name.startswith("posterior/") and name[len("posterior/"):] in _posterior_fields())
+            or name.startswith("posterior/") and name[len("posterior/"):] in _posterior_fields()
+            or name.startswith("features/") and name[len("features/"):] in feature_array_names())
 
 
 def _decode(meta: dict, arrays: dict, where: str) -> dict:
@@ -312,6 +323,9 @@ def _decode(meta: dict, arrays: dict, where: str) -> dict:
     posterior = _posterior(arrays, params, where, out["config"])
     if posterior is not None:
         out["posterior"] = posterior
+    features = _features(arrays, where, out["config"])
+    if features is not None:
+        out["features"] = features
     check_agreement(out["config"], models.spec_of_config(out["config"], where), params, posterior,
                     where)
     return out
@@ -351,6 +365,22 @@ def _posterior(arrays: dict, params, where: str, config: dict):
             raise ValueError(f"{where}: posterior arrays in a {record.name} model, which keeps none")
         return None
     return check(arrays, params, where, config)
+
+
+def _features(arrays: dict, where: str, config: dict):
+    """The side information of a features model (``features/`` arrays), validated, or None;
+    refused in the file of a model whose record takes none."""
+    stored = {k[len("features/"):]: v for k, v in arrays.items() if k.startswith("features/")}
+    if not stored:
+        return None
+    record = _record(config)
+    if record is None or not record.features:
+        name = record.name if record is not None else "pre-spec"
+        raise ValueError(f"{where}: features arrays in a {name} model, which takes no features")
+    try:
+        return Features.from_arrays(stored)
+    except ValueError as e:
+        raise ValueError(f"{where}: features: {e}") from None
 
 
 def _check_params(p: dict, where: str) -> Params:

@@ -16,7 +16,7 @@ from ..plumbing import atomic_write_text
 from . import UsageError
 from .plot import model_summary, plot_curve
 
-__all__ = ["RUN_FILES", "load_data", "split_data", "check_gradients", "fit_model",
+__all__ = ["RUN_FILES", "load_data", "load_features", "split_data", "check_gradients", "fit_model",
            "star_ratings_notice",
            "train_and_report", "remove_empty_tree", "write_json"]
 
@@ -36,6 +36,46 @@ def load_data(args):
         return mfjax.datasets.synthetic(n_users, n_items, n, noise=args.synthetic_noise,
                                         seed=args.seed)[0]
     return mfjax.datasets.movielens(args.dataset.removeprefix("movielens-"))
+
+
+def load_features(args):
+    """``--user-features``/``--item-features`` as an :class:`mfjax.Features`, or None.
+
+    Raises:
+        UsageError: a bad ``--multi-valued`` (not COL=SEP), a file pandas cannot read, or
+            features mfjax.Features refuses (the message names the flag and column).
+    """
+    import pandas as pd
+
+    import mfjax
+
+    paths = {"users": args.user_features, "items": args.item_features}
+    if not any(paths.values()):
+        if args.multi_valued or args.categorical:
+            flag = "--multi-valued" if args.multi_valued else "--categorical"
+            raise UsageError(f"{flag} describes a column of --user-features or --item-features; "
+                             "give one of those files")
+        return None
+    multi = {}
+    for text in args.multi_valued or ():
+        col, sep, value = text.partition("=")
+        if not sep or not col or not value:
+            raise UsageError(f"--multi-valued {text}: expected COL=SEP, e.g. genres='|'")
+        multi[col] = value
+    frames = {}
+    for side, path in paths.items():
+        if path:
+            flag = f"--{side[:-1]}-features"
+            try:
+                frames[side] = pd.read_csv(path, sep="\t" if path.endswith(".tsv") else ",")
+            except (OSError, ValueError, pd.errors.ParserError) as e:
+                raise UsageError(f"{flag} {path}: cannot read it as a CSV ({e})") from None
+    try:
+        return mfjax.Features.from_frames(**frames, user_id=args.user_id_col,
+                                          item_id=args.item_id_col, multi_valued=multi or None,
+                                          categorical=args.categorical or None)
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"--user-features/--item-features: {e}") from None
 
 
 def split_data(args, ratings):
@@ -154,9 +194,18 @@ def fit_model(args, fit_set, monitor, common):
     """``mfjax.fit`` of the spec the flags ask for."""
     import mfjax
 
+    from mfjax import models
+
     spec = spec_from_flags(args, fit_set)
+    record = models.record_of(spec)
+    if (args.user_features or args.item_features) and not record.features:
+        raise UsageError(f"--user-features/--item-features: {record.name} does not use side "
+                         "information, so the features would be ignored; drop the flags or "
+                         "train a model that takes features")
+    features = load_features(args)
     with star_ratings_notice(fit_set, spec, "--min-rating", "mfjax train"):
-        return mfjax.fit(fit_set, spec, table_sharding=args.table_sharding, **common)
+        return mfjax.fit(fit_set, spec, table_sharding=args.table_sharding, features=features,
+                         **common)
 
 
 def train_and_report(args, out: str, lead: bool, mesh) -> int:

@@ -49,6 +49,8 @@ EPILOG = """examples (2-core CPU; results from runs recorded in benchmarks/RESUL
   mfjax train --objective ials --dataset movielens-1m --min-rating 4
       # implicit feedback (ratings >= 4 as interactions): NDCG@10 ~0.319, recall@20 ~0.343 (hits / min(20, |relevant|))
   mfjax train --objective bpr --dataset movielens-1m --min-rating 4   # NDCG@10 ~0.245
+  mfjax train --user-features users.csv --item-features items.csv --multi-valued genres='|'
+      # side information, for a model that takes features (others refuse the flags)
   mfjax train --check-grads --platform gpu
   mfjax train --mesh auto        # data-parallel over every local device
   # two hosts (one line on each; process 0 writes the outputs):
@@ -86,6 +88,21 @@ def configure(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
                       help="share of the ratings (per user for per-user) held out for testing")
     data.add_argument("--val-fraction", type=fraction, default=0.1,
                       help="share of the training data held out for --patience")
+
+    side = ap.add_argument_group("side information (mfjax.Features; models that take features)")
+    side.add_argument("--user-features", metavar="PATH",
+                      help="a CSV (.tsv: tab-separated) of user attributes, one row per user "
+                           "ID; text columns one-hot, numbers standardised")
+    side.add_argument("--item-features", metavar="PATH", help="the same for items")
+    side.add_argument("--user-id-col", default="user_id", metavar="COL",
+                      help="the user ID column of --user-features")
+    side.add_argument("--item-id-col", default="item_id", metavar="COL",
+                      help="the item ID column of --item-features")
+    side.add_argument("--multi-valued", action="append", default=None, metavar="COL=SEP",
+                      help="a column of several values split on SEP (multi-hot, each of n "
+                           "values 1/n), e.g. genres='|'; repeatable")
+    side.add_argument("--categorical", action="append", default=None, metavar="COL",
+                      help="a numeric column to one-hot instead of standardise; repeatable")
 
     fit = ap.add_argument_group("model and optimizer (mfjax.fit)")
     fit.add_argument("--objective", choices=OBJECTIVES, default=None,

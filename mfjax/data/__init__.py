@@ -11,6 +11,8 @@ Modules, one concept each:
   sources, gathered in :mod:`~mfjax.data.datasets` (``mfjax.datasets``), with
   :mod:`~mfjax.data.download` for verified downloads and
   :mod:`~mfjax.data.items` for MovieLens title/genre files;
+- :mod:`~mfjax.data.features`: :class:`Features`, user and item side information keyed
+  by raw ID (with :mod:`~mfjax.data.feature_frames` for encoding DataFrames);
 - :mod:`~mfjax.data.split`: train/test splits (``mfjax.split``);
 - :mod:`~mfjax.data.conventions`: star ratings vs. interactions
   (:func:`looks_like_star_ratings`, ``Ratings.binarize``) and repeated pairs
@@ -24,9 +26,10 @@ Example:
 
 from . import datasets, split
 from .ids import IdSpace
+from .features import Features, FeatureTable
 from .conventions import STAR_RATINGS_WARNING, looks_like_star_ratings
 from .ratings import Ratings
 from .readers import FORMATS, load_ratings
 
-__all__ = ["Ratings", "IdSpace", "load_ratings", "FORMATS", "datasets", "split",
+__all__ = ["Ratings", "IdSpace", "Features", "FeatureTable", "load_ratings", "FORMATS", "datasets", "split",
            "looks_like_star_ratings", "STAR_RATINGS_WARNING"]

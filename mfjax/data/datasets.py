@@ -1,4 +1,5 @@
-"""Datasets, one namespace over the sources: MovieLens (:mod:`mfjax.data.movielens`) and synthetic.
+"""Datasets, one namespace over the sources: MovieLens (:mod:`mfjax.data.movielens`, its side
+information in :mod:`mfjax.data.movielens_features`) and synthetic.
 
 This is what ``mfjax.datasets`` exposes. It only re-exports; to replace a
 seam in tests, patch the module that defines it (e.g.
@@ -23,9 +24,10 @@ from .movielens import (
     data_home,
     movielens,
     movielens_items)
+from .movielens_features import movielens_feature_frames, movielens_features
 from .synthetic import planted_params, synthetic
 
 __all__ = [
-    "movielens", "movielens_items", "synthetic", "planted_params", "data_home", "VARIANTS",
+    "movielens", "movielens_items", "movielens_features", "movielens_feature_frames", "synthetic", "planted_params", "data_home", "VARIANTS",
     "CHECKSUMS", "WHEELS", "GROUPLENS_URL", "Variant", "Wheel", "ChecksumError", "DatasetUnavailable",
 ]

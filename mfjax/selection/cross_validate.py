@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from .. import models
 from ..data import Ratings
 from . import metrics as M
 
@@ -48,7 +49,7 @@ def fold_pairs(ratings, folds, seed: int, where: str = "cross_validate") -> list
 
 
 def cross_validate(ratings, model=None, *, folds=5, metrics=None, seed: int = 0,
-                   progress: bool = True) -> pd.DataFrame:
+                   progress: bool = True, features=None) -> pd.DataFrame:
     """Fit ``model`` on each fold's train part and score it on the fold's test part.
 
     Args:
@@ -68,6 +69,10 @@ def cross_validate(ratings, model=None, *, folds=5, metrics=None, seed: int = 0,
         seed: seeds the folds and every fit.
         progress: one line per fold as it finishes (its scores and times, like
             Surprise's ``verbose``), then the Surprise-style table (per fold, mean, std).
+        features: side information (:class:`mfjax.Features`) passed to every fold's
+            ``fit`` (the same object each time; each fold's model is scored with it).
+            None with a trained ``model`` that has features: that model's. Refused,
+            before any training, for a model that takes none.
 
     Returns:
         A DataFrame with one row per fold: ``fold`` (1-based), one column per metric,
@@ -91,15 +96,17 @@ def cross_validate(ratings, model=None, *, folds=5, metrics=None, seed: int = 0,
 
     pairs = fold_pairs(ratings, folds, seed)
     spec = M.spec_of(model, pairs[0][0], "cross_validate")
-    if isinstance(model, Model):  # refit its spec on every fold, as search does
+    if isinstance(model, Model):  # refit its spec (and its features) on every fold, as search does
+        features = model.features if features is None else features
         model = spec
+    models.record_of(spec).check_features(features, "cross_validate")
     ranking = M.is_ranking(spec)
     names = M.check_metrics(M.default_metrics(spec) if metrics is None else metrics, spec,
                             "cross_validate")
     rows, trained = [], None
     for j, (train, test) in enumerate(pairs):
         t0 = time.perf_counter()
-        m = fit(train, model, seed=seed, progress=False)
+        m = fit(train, model, seed=seed, progress=False, features=features)
         t1 = time.perf_counter()
         scores = M.score(m, train, test, names, ranking)
         unknown = _unknown_counts(m, test, j + 1)

@@ -159,7 +159,8 @@ def _plain(x):
 def search(train: Ratings, model, space: dict, *, validation: Ratings | None = None,
            metric: str, method: str = "grid", n_trials: int | None = None, seed: int = 0,
            refit: bool = False, vectorize="auto", progress: bool = True,
-           folds: int | None = None, fold_in: Ratings | None = None) -> SearchResult:
+           folds: int | None = None, fold_in: Ratings | None = None,
+           features=None) -> SearchResult:
     """Train one model per point of ``space`` and rank them by ``metric`` on ``validation``
     (or by its mean over ``folds`` cross-validation folds of ``train``).
 
@@ -193,6 +194,10 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings | None = N
         fold_in: strong generalization: ``validation`` holds users the model never saw,
             folded in from their interactions here before the metric is computed
             (:func:`mfjax.evaluate_fold_in`; :func:`mfjax.split.users`' parts).
+        features: side information (:class:`mfjax.Features`) passed to every trial's
+            ``fit`` (and each fold's, and the refit), the same object each time; trials
+            then run as sequential fits (the vectorized routes read no features).
+            Refused, before any training, for a model that takes none.
 
     Returns:
         A :class:`SearchResult`.
@@ -237,13 +242,14 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings | None = N
             specs.append(dataclasses.replace(base, **v))
         except (TypeError, ValueError) as e:
             raise ValueError(f"search: trial {j} {v}: {e}") from None
-    resolved = [resolve(train, s, seed=seed) for s in specs]
+    resolved = [resolve(train, s, seed=seed, features=features, where="search") for s in specs]
     run = resolved[0][1]
     groups: dict[tuple, list[int]] = {}
     for j, (spec, _) in enumerate(resolved):
         groups.setdefault(V.shape_key(spec), []).append(j)
     routes = [(False, f"{folds}-fold cross-validation, {folds} sequential fits per trial")
-              if folds is not None else _route(resolved[idx[0]][0], run, vectorize)
+              if folds is not None else _route(resolved[idx[0]][0], run,
+                                               False if features is not None else vectorize)
               for idx in groups.values()]
     if progress:  # said before the bar starts, so the lines stay readable
         for idx, (_, route) in zip(groups.values(), routes):
@@ -264,12 +270,12 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings | None = N
                                _label(vec, None), why, fold_in)
         elif folds is not None:
             for j in idx:
-                rows[j] = _cv_row(j, values[j], metric, train, specs[j], folds, seed)
+                rows[j] = _cv_row(j, values[j], metric, train, specs[j], folds, seed, features)
                 if bar is not None:
                     bar.update(1)
         else:
             for j in idx:
-                m, fit_s, why = _fit_one(train, specs[j], seed, j)
+                m, fit_s, why = _fit_one(train, specs[j], seed, j, features)
                 rows[j] = _row(j, values[j], metric, m, train, validation, ranking, fit_s,
                                _label(vec, None), why, fold_in)
                 if bar is not None:
@@ -293,14 +299,15 @@ def search(train: Ratings, model, space: dict, *, validation: Ratings | None = N
     if refit:
         from ..training.loop import fit
 
-        result.model = fit(train, best, seed=seed, progress=False)
+        result.model = fit(train, best, seed=seed, progress=False, features=features)
     return result
 
 
 def _route(spec, run, vectorize) -> tuple[bool, str]:
     """``(vectorized, what runs)`` for one group (see :func:`search`'s ``vectorize``)."""
     if vectorize is False:
-        return False, "sequential fit (vectorize=False)"
+        return False, ("sequential fit (features given)" if run.features is not None
+                       else "sequential fit (vectorize=False)")
     vec, why = V.route_of(spec)
     if vec and vectorize == "auto" and run.hardware.backend == "cpu":
         return False, ("sequential fit (vectorize='auto' on a CPU: sequential fits measured "
@@ -316,7 +323,7 @@ def _bar(n: int, progress: bool):
     return tqdm(total=n, unit="trial", desc="search")
 
 
-def _fit_one(train, spec, seed, trial: int):
+def _fit_one(train, spec, seed, trial: int, features=None):
     """``(model or None, seconds, why None)``: a fit that became non-finite (gradient
     divergence, or an ALS/iALS/Gibbs sweep's :class:`~mfjax.solvers.finite.NonFiniteError`)
     is a failed trial, not the end of the search."""
@@ -325,7 +332,7 @@ def _fit_one(train, spec, seed, trial: int):
     t0 = time.perf_counter()
     m = why = None
     try:
-        m = fit(train, spec, seed=seed, progress=False)
+        m = fit(train, spec, seed=seed, progress=False, features=features)
     except FloatingPointError as e:
         why = str(e)
         print(f"search: trial {trial} {spec!r} diverged (its metric is NaN): {e}")
@@ -365,14 +372,14 @@ def _no_best(table: pd.DataFrame, metric: str, shown: int = 3) -> str:
             + "; ".join(lines) + more)
 
 
-def _cv_row(j, values, metric, train, spec, folds, seed) -> dict:
+def _cv_row(j, values, metric, train, spec, folds, seed, features=None) -> dict:
     """One trial cross-validated: the mean and std of ``metric`` over the folds."""
     from .cross_validate import cross_validate
 
     why = None
     try:
         df = cross_validate(train, spec, folds=folds, metrics=(metric,), seed=seed,
-                            progress=False)
+                            progress=False, features=features)
         mean, std, fit_s = df[metric].mean(), df[metric].std(ddof=0), df["fit_s"].sum()
     except FloatingPointError as e:
         print(f"search: {spec!r} diverged: {e}")

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import models
 from ..objectives.explicit import Params, predict_with_fallback
-from ..data import IdSpace
+from ..data import Features, IdSpace
 from .. import jit_cache
 from ..persistence import read_model, read_npz, write_model
 from ..plumbing import check_positive_int
@@ -42,6 +42,9 @@ class Model(IdSpace):
             biases, μ and noise precisions (:data:`mfjax.models.bayesian_mf.posterior.POSTERIOR_FIELDS`,
             leading axis S); ``params`` is their posterior mean as one rank k·S
             model. ``None`` otherwise.
+        features: the :class:`mfjax.Features` it was trained with
+            (``fit(..., features=F)``, models whose record takes features), saved and
+            loaded with it; ``None`` otherwise.
     """
 
     params: Params
@@ -53,6 +56,7 @@ class Model(IdSpace):
     seen_indptr: np.ndarray | None = None
     seen_items: np.ndarray | None = None
     posterior: dict | None = None
+    features: Features | None = None
 
     @property
     def spec(self):
@@ -72,7 +76,7 @@ class Model(IdSpace):
         return self.record.objective_record
 
     def predict(self, raw_users, raw_items, *, clip: bool = True, return_fallbacks: bool = False,
-                return_std: bool = False):
+                return_std: bool = False, features: Features | None = None):
         """Predicted ratings for pairs of raw IDs.
 
         A known pair gets ``μ + b_u + b_i + <p_u, q_i>``. Users and items without
@@ -92,6 +96,12 @@ class Model(IdSpace):
                 of each rating, sqrt(var_s r̂_s + mean_s 1/τ_s) over the S Gibbs
                 samples (:func:`mfjax.models.bayesian_mf.posterior.predictive_std`); needs a Gibbs
                 model (``posterior`` set), else ValueError.
+            features: side information to score with instead of the model's own
+                (``model.features``), e.g. with rows for users that arrived after
+                training; only for a model that takes features (else ValueError). A
+                features model scores through its package's ``score_features``
+                (:mod:`mfjax.serving.features`), so an ID with features but no training
+                ratings is predicted from its features, not by the fallback.
 
         Returns:
             Predictions as a NumPy array (a float for scalar input), then the
@@ -106,7 +116,10 @@ class Model(IdSpace):
         from .fallback import fallback_indices
 
         u, i = fallback_indices(self, u, i)
-        pred = self._predict_indices(u, i)
+        from .features import feature_scores
+
+        pred = feature_scores(self, features, raw_users, raw_items, u, i, "predict")
+        pred = self._predict_indices(u, i) if pred is None else pred
         if clip and not self.objective.ranking:  # implicit scores are not ratings: never clipped
             pred = np.clip(pred, *self.rating_range)
         out = float(pred[0]) if scalar else pred

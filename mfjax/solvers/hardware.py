@@ -101,12 +101,15 @@ class Run:
         hardware: the :class:`Hardware` decided once.
         table_sharding: ``"replicated"`` or ``"sharded"`` (minibatch solvers on a mesh).
         dtype: the factors' dtype (float64 under ``jax_enable_x64``, else float32).
+        features: the :class:`mfjax.Features` of ``fit(..., features=F)``, or None; only
+            a model whose record takes features (``ModelRecord.features``) gets one.
     """
 
     seed: int
     hardware: Hardware
     table_sharding: str = "replicated"
     dtype: Any = np.float32
+    features: Any = None
 
     @property
     def mesh(self):

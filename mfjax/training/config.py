@@ -109,15 +109,25 @@ def _check_seed(seed) -> int:
     return int(seed)
 
 
-def resolve(train: Ratings, spec, *, seed, mesh=None, table_sharding="auto"):
+def resolve(train: Ratings, spec, *, seed, mesh=None, table_sharding="auto", features=None,
+            where: str = "fit"):
     """``(resolved spec, Run)`` for ``fit``: every ``"auto"`` decided by the model's record.
 
+    Args:
+        features: ``fit``'s ``features`` (an :class:`mfjax.Features` or None), checked
+            against the model (:meth:`mfjax.models.ModelRecord.check_features`) and the
+            ratings' IDs (:meth:`mfjax.Features.check_against`), then kept in the Run.
+
     Raises:
-        TypeError, ValueError: naming the bad argument; RuntimeError: a kernel asked
-        for with ``kernel=True`` cannot run here.
+        TypeError, ValueError: naming the bad argument (features for a model that takes
+        none: naming the model); RuntimeError: a kernel asked for with ``kernel=True``
+        cannot run here.
     """
     seed = _check_seed(seed)
     record = models.record_of(spec)
+    record.check_features(features, where)
+    if features is not None:
+        features.check_against(train.user_ids, train.item_ids, where)
     if table_sharding not in ("auto", "replicated", "sharded"):
         raise ValueError(f"fit: table_sharding must be 'auto', 'replicated' or 'sharded', "
                          f"got {table_sharding!r}")
@@ -131,7 +141,8 @@ def resolve(train: Ratings, spec, *, seed, mesh=None, table_sharding="auto"):
         shard = table_sharding == "sharded" or (table_sharding == "auto"
                                                 and hw.mesh.shape[distributed.MODEL] > 1)
         sharding = "sharded" if shard else "replicated"
-    run = Run(seed, hw, sharding, np.float64 if jax.config.jax_enable_x64 else np.float32)
+    run = Run(seed, hw, sharding, np.float64 if jax.config.jax_enable_x64 else np.float32,
+              features)
     return record.resolve(spec, train, run), run
 
 

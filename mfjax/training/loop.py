@@ -48,6 +48,7 @@ def fit(
     callbacks: Sequence[Callable] = (),
     mesh=None,
     table_sharding: str = "auto",
+    features=None,
     **shorthand,
 ) -> Model:
     """Train the model ``model`` (a spec) on ``train``.
@@ -95,6 +96,12 @@ def fit(
             on one device.
         table_sharding: ``"replicated"``, ``"sharded"`` (rows split over ``model``) or
             ``"auto"`` (sharded when the model axis is larger than 1); minibatch solvers.
+        features: side information, an :class:`mfjax.Features` keyed by the raw IDs of
+            ``train`` (some IDs may lack features, the features may hold IDs without
+            ratings). Only models whose record takes features
+            (:attr:`mfjax.models.ModelRecord.features`) accept it; their solver reads it
+            as ``run.features``, and the model keeps it (``model.features``, saved with
+            it). Any other model refuses it with a ValueError naming the model.
         **shorthand: ``objective=`` (``"explicit"``, ``"ials"``, ``"bpr"``) and
             ``solver=`` (``"optax"``, ``"als"``, ``"gibbs"``) pick the spec class when
             ``model`` is None; every other keyword is a field of the spec
@@ -121,7 +128,8 @@ def fit(
         warnings.warn(STAR_RATINGS_WARNING, stacklevel=2)
     _check_run(patience, validation, checkpoint_dir, checkpoint_every, resume, callbacks)
     _check_resumable(spec, resume)
-    spec, run = resolve(train, spec, seed=seed, mesh=mesh, table_sharding=table_sharding)
+    spec, run = resolve(train, spec, seed=seed, mesh=mesh, table_sharding=table_sharding,
+                        features=features)
     objective = entry.objective_record
     check_memory_of(train, spec, run)  # refuse what cannot fit, with the figure
     solver = entry.make_solver(spec)
@@ -129,9 +137,11 @@ def fit(
     record = _record(spec, run, train, patience, solver.facts)
     if checkpoint_dir is not None:
         record["data_sha256"] = data_fingerprint(train)
+        if features is not None:  # a resumed run must read the same side information
+            record["features_sha256"] = features.fingerprint()
     indptr, seen = solver.seen if solver.seen is not None else seen_index(train)
     result = Model(None, train.user_ids, train.item_ids, train.rating_range, record, [],
-                   indptr, seen)
+                   indptr, seen, features=features)
     validate = _validator(result, train, validation, solver.put, objective, solver)
     state, history, best = _loop(solver, state, spec, record, validate, patience, checkpoint_dir,
                                  checkpoint_every, resume, progress, callbacks)
