@@ -163,7 +163,8 @@ def test_build_is_cached_and_atomic(tmp_path, monkeypatch):
     mtime = (tmp_path / "kernels").stat().st_mtime_ns
     assert fused.build_kernel() == path  # cached: same file, no rebuild
     name = path.rsplit("/", 1)[1]
-    assert sorted(p.name for p in (tmp_path / "kernels").iterdir()) == [".lock", name, name + ".sha256"]
+    assert sorted(p.name for p in (tmp_path / "kernels").iterdir()) == [".lock-mfjax_fused", name,
+                                                                     name + ".sha256"]
     assert (tmp_path / "kernels").stat().st_mtime_ns == mtime
 
 

@@ -261,8 +261,8 @@ def test_a_read_only_cache_with_a_verified_kernel_is_used_without_a_lock(cache, 
     _, path = cache
 
     @contextlib.contextmanager
-    def read_only(folder):
-        raise PermissionError(13, "Read-only file system", os.path.join(folder, ".lock"))
+    def read_only(folder, name):
+        raise PermissionError(13, "Read-only file system", os.path.join(folder, f".lock-{name}"))
         yield
 
     monkeypatch.setattr(kernels.cache, "locked", read_only)

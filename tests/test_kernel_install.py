@@ -100,3 +100,17 @@ def test_setup_py_build_runs_the_kernel_build(fake, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert compiles(fake) == 3, out.stderr[-2000:]
     assert "3 of 3 C++ kernel libraries ready" in out.stderr
+
+
+def test_build_all_compiles_side_by_side_on_two_cores(fake, monkeypatch, tmp_path):
+    # Each fake compile marks itself running and waits (up to 5 s) to see another one
+    # running; with one compiler at a time none ever does.
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    wait = tmp_path / "fakecxx"
+    wait.write_text(FAKE_CXX.replace("echo compiled", f"""touch {tmp_path}/running.$$
+i=0; while [ $(ls {tmp_path} | grep -c '^running') -lt 2 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+[ $i -lt 50 ] && echo overlapped >> "$FAKECXX_LOG"
+sleep 0.3; rm -f {tmp_path}/running.$$
+echo compiled"""))
+    assert install.build_all() == 3
+    assert "overlapped" in fake.read_text()

@@ -216,7 +216,7 @@ def build(source: str, name: str, *, what: str | None = None, cxx=_UNSET,
             raise RefusedKernel(f"the cached {what} {path} was refused because its "
                                 f"verification failed ({reason})")
         return None
-    with locked(out_dir):
+    with locked(out_dir, name):
         fd, reason = read_verified(path)
         if fd >= 0:
             os.close(fd)
@@ -238,13 +238,15 @@ def _announce(what: str, out_dir: str) -> None:
 
 
 @contextlib.contextmanager
-def locked(folder: str):
+def locked(folder: str, name: str):
+    """An exclusive lock on building library ``name`` in ``folder`` (one lock file per
+    library, so the install builds the libraries side by side)."""
     try:
         import fcntl
     except ImportError:  # not POSIX: no lock; concurrent builds still publish atomically
         yield
         return
-    fd = os.open(os.path.join(folder, ".lock"), os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
+    fd = os.open(os.path.join(folder, f".lock-{name}"), os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
                  0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+import concurrent.futures
 import time
 
 from . import cache, switched_off
@@ -57,15 +58,23 @@ def build_all(stream=None) -> int:
               f"{_XLA}", file=stream, flush=True)
         return 0
     here = os.path.dirname(os.path.abspath(__file__))
-    ready, t0 = 0, time.perf_counter()
-    for source, name, what in LIBRARIES:
+    t0 = time.perf_counter()
+
+    def one(library) -> bool:
+        source, name, what = library
         try:
             cache.build(os.path.join(here, source), name, what=what, cxx=cxx)
-            ready += 1
+            return True
         except Exception as exc:  # noqa: BLE001 - the install goes on; the fit says what runs
             first = (str(exc).splitlines() or [type(exc).__name__])[0]
             print(f"mfjax: the {what} was not built ({first}); its fits run the XLA route",
                   file=stream, flush=True)
+            return False
+
+    # One compiler process per core: the libraries are independent (distinct cache names).
+    workers = max(1, min(len(LIBRARIES), os.cpu_count() or 1))
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        ready = sum(pool.map(one, LIBRARIES))
     print(f"mfjax: {ready} of {len(LIBRARIES)} C++ kernel libraries ready in "
           f"{cache.cache_folder()} ({time.perf_counter() - t0:.0f} s)", file=stream, flush=True)
     return ready
