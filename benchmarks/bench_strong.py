@@ -208,7 +208,7 @@ def main():
         res = mfjax.search(train, mfjax.ImplicitALS(), MFJAX_GRID, validation=vt, fold_in=vf,
                            metric="ndcg@100", refit=True, progress=False)
         tune_s = time.perf_counter() - t0
-        best_fields = {f: res.table.iloc[0][f] for f in MFJAX_GRID}
+        best_fields = {f: res.table.iloc[0][f].item() for f in MFJAX_GRID}
         top, sec = timed(lambda: mfjax_top(res.model, tf, tu))
         row(f"mfjax ImplicitALS {best_fields} (search on validation, "
             f"{len(res.table)} trials, {tune_s:.0f} s)", metrics(top, tu, tt), sec,
