@@ -124,18 +124,24 @@ def check_posterior(arrays: dict, params: Params, where: str,
             "user_prior_mean": (S, D), "user_prior_prec": (S, D, D),
             "item_prior_mean": (S, D), "item_prior_prec": (S, D, D)}
     dtype = np.asarray(params.global_bias).dtype
-    for k in SAMPLE_FIELDS + tuple(priors):
+    _check_shapes(got, SAMPLE_FIELDS, want, dtype, where)
+    if S < 1 or width % S or not (got["tau"] > 0).all():
+        raise ValueError(f"{where}: posterior holds {S} samples for rank {width} (S must "
+                         "divide it) and τ must be > 0")
+    _check_same_samples(got, params, S, config, where)  # before the priors: names truncation
+    _check_shapes(got, priors, want, dtype, where)
+    for k in ("user_prior_prec", "item_prior_prec") if priors else ():
+        _check_precisions(got[k], f"{where}: posterior/{k}")
+    return got
+
+
+def _check_shapes(got: dict, fields, want: dict, dtype, where: str) -> None:
+    """Each of ``fields`` finite, of ``dtype`` and of shape ``want[field]``, else ValueError."""
+    for k in fields:
         a = got[k]
         if a.shape != want[k] or a.dtype != dtype or not np.isfinite(a).all():
             raise ValueError(f"{where}: posterior/{k} must be finite {dtype} of shape {want[k]}, "
                              f"got {a.dtype} {a.shape}")
-        if k == "tau" and (S < 1 or width % S or not (a > 0).all()):
-            raise ValueError(f"{where}: posterior holds {S} samples for rank {width} (S must "
-                             "divide it) and τ must be > 0")
-    for k in ("user_prior_prec", "item_prior_prec") if priors else ():
-        _check_precisions(got[k], f"{where}: posterior/{k}")
-    _check_same_samples(got, params, S, config, where)
-    return got
 
 
 def _check_precisions(prec: np.ndarray, where: str) -> None:
