@@ -51,8 +51,9 @@ from .gibbs.sampler import sample_side
 from ..kernels import ials as ials_kernel
 from .ials import solve as ia
 
-__all__ = ["ridge_rows", "posterior_mean_rows", "ials_rows", "bpr_rows", "BPR_MAX_TRIPLES", "ridge_row_solve",
-           "ials_row_solve", "bpr_row_solve", "checked_rows", "ridge_hyperparameters"]
+__all__ = ["ridge_rows", "posterior_mean_rows", "ials_rows", "bpr_rows", "BPR_MAX_TRIPLES",
+           "ridge_row_solve", "ials_row_solve", "bpr_row_solve", "checked_rows",
+           "ridge_hyperparameters"]
 
 #: Per user, negatives per positive are cut so that |I_u| · M ≤ this (at least 1 each).
 BPR_MAX_TRIPLES = 1 << 16
