@@ -7,7 +7,9 @@ A model file is an ``.npz`` (written atomically by :func:`mfjax.plumbing.atomic_
 - optionally ``seen_indptr`` and ``seen_items`` (a CSR of each user's training items);
 - optionally ``posterior/<field>`` for a Gibbs model's per-sample arrays
   (:data:`mfjax.models.bayesian_mf.posterior.POSTERIOR_FIELDS`: biases [S, n], μ [S], τ [S] > 0, with
-  S dividing the rank);
+  S dividing the rank, and each sample's row priors, means [S, D] and symmetric positive
+  definite precisions [S, D, D] per side, D = rank + 1; files written before the priors
+  were kept lack those four and still load);
 - optionally ``features/<key>`` for a features model's side information
   (:meth:`mfjax.Features.to_arrays`: CSR arrays, unicode names and IDs, no objects);
   refused in the file of a model whose record takes no features;

@@ -350,3 +350,101 @@ def test_a_config_that_disagrees_with_itself_or_the_arrays_is_refused_at_load(na
     with pytest.raises(ValueError, match="edited-model.npz") as e:
         mfjax.load_model(tmp_path / "edited-model.npz")
     assert words in str(e.value)
+
+
+# --------------------------------------------- Gibbs posteriors: the samples' row priors
+PRIORS = ("user_prior_mean", "user_prior_prec", "item_prior_mean", "item_prior_prec")
+
+
+@pytest.fixture(scope="module")
+def gibbs():
+    r = mfjax.datasets.synthetic(60, 40, 1500, rank=3, noise=0.3, seed=4)[0]
+    return mfjax.fit(r, mfjax.BayesianMF(rank=2, burn_in=3, samples=3), progress=False), r
+
+
+def _members(path):
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _same_model(a, b):
+    for x, y in zip(a.params, b.params):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    assert sorted(a.posterior) == sorted(b.posterior)
+    for k in a.posterior:
+        np.testing.assert_array_equal(a.posterior[k], b.posterior[k])
+
+
+@pytest.mark.parametrize("side", ["users", "items"])
+def test_gibbs_partial_fit_after_save_and_load_equals_partial_fit_without(gibbs, side, tmp_path):
+    model, r = gibbs
+    model.save(tmp_path / "g.npz")
+    back = mfjax.load_model(tmp_path / "g.npz")
+    assert set(PRIORS) <= set(back.posterior)
+    hist = r.subset(r.users < 20) if side == "users" else r.subset(r.items < 10)
+    _same_model(getattr(back, f"partial_fit_{side}")(hist),
+                getattr(model, f"partial_fit_{side}")(hist))
+
+
+def test_an_old_gibbs_file_without_priors_loads_and_refreshes_with_the_ridge(gibbs, tmp_path):
+    from mfjax.models.bayesian_mf.parts import FOLD_IN_REG
+
+    model, r = gibbs
+    model.save(tmp_path / "g.npz")
+    arrays = _members(tmp_path / "g.npz")
+    for k in PRIORS:  # as written before the priors were kept
+        del arrays[f"posterior/{k}"]
+    np.savez(tmp_path / "old.npz", **arrays)
+    old = mfjax.load_model(tmp_path / "old.npz")
+    assert not set(PRIORS) & set(old.posterior)
+    hist = r.subset(r.users < 20)
+    with pytest.warns(UserWarning, match="ridge.*no prior hyperparameters") as caught:
+        out = old.partial_fit_users(hist)
+    assert len(caught) == 1  # one warning for the call, not one per row
+    mine = hist.users == 7
+    p, b = model.fold_in(hist.item_ids[hist.items[mine]], hist.ratings[mine], reg=FOLD_IN_REG,
+                         bias_reg=FOLD_IN_REG)  # the ridge, as documented
+    np.testing.assert_allclose(np.asarray(out.params.user_factors)[7], p, rtol=1e-6, atol=1e-9)
+    assert float(out.params.user_bias[7]) == pytest.approx(b, abs=1e-9)
+    np.testing.assert_array_equal(out.posterior["user_bias"][:, 7], b)  # b in every sample
+    with pytest.warns(UserWarning, match="no prior hyperparameters"):
+        old.fold_in(hist.item_ids[hist.items[mine]], hist.ratings[mine])
+    with pytest.warns(UserWarning, match="no prior hyperparameters"):
+        old.partial_fit_items(r.subset(r.items < 5))
+
+
+def _indefinite(a):
+    a = a.copy()
+    a[0] = -a[0]
+    return a
+
+
+def _asymmetric(a):
+    a = a.copy()
+    a[0, 0, 1] += 1.0
+    return a
+
+
+PRIOR_EDITS = {  # name: (member, edit, words the error must hold)
+    "one prior left out": ("posterior/item_prior_prec", None, "all or none"),
+    "an indefinite precision": ("posterior/user_prior_prec", _indefinite, "positive definite"),
+    "an asymmetric precision": ("posterior/item_prior_prec", _asymmetric, "symmetric"),
+    "a prior mean of the wrong width": ("posterior/user_prior_mean", lambda a: a[:, :-1],
+                                        "shape"),
+    "a NaN prior mean": ("posterior/item_prior_mean", lambda a: a * np.nan, "finite"),
+}
+
+
+@pytest.mark.parametrize("name", list(PRIOR_EDITS))
+def test_tampered_gibbs_priors_are_refused_at_load(gibbs, name, tmp_path):
+    member, edit, words = PRIOR_EDITS[name]
+    gibbs[0].save(tmp_path / "g.npz")
+    arrays = _members(tmp_path / "g.npz")
+    if edit is None:
+        del arrays[member]
+    else:
+        arrays[member] = edit(arrays[member])
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match="bad.npz") as e:
+        mfjax.load_model(tmp_path / "bad.npz")
+    assert words in str(e.value)

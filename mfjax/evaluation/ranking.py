@@ -256,8 +256,9 @@ def evaluate_fold_in(model: Model, fold_in: Ratings, test: Ratings, *, k: int = 
 
     The users of ``test`` are folded in from their interactions in ``fold_in``,
     all in one batched solve (:meth:`mfjax.Model.partial_fit_users`' solve: the
-    iALS row solve, BPR Newton steps or the explicit ridge solve, by the model's
-    objective; items the model does not know are dropped), their top-k list ranks every model item except their fold-in
+    iALS row solve, BPR Newton steps, the explicit ridge solve or Bayesian MF's
+    per-sample posterior means, by the model's record; items the model does not know
+    are dropped), their top-k list ranks every model item except their fold-in
     items, and the metrics are those of :func:`evaluate_ranking` (same names,
     same definitions), against their ``test`` interactions. Made for
     :func:`mfjax.split.users`' ``(train, fold_in, test)``.
@@ -293,8 +294,8 @@ def evaluate_fold_in(model: Model, fold_in: Ratings, test: Ratings, *, k: int = 
     factors = np.zeros((n_eval, model.params.rank), dtype)
     bias = np.zeros(n_eval, dtype)
     if keep.any():
-        factors, bias = solve_rows(model, hyperparameters(model), "users", pos[keep],
-                                   cols[keep], fold_in.ratings[keep], n_eval)
+        factors, bias, _ = solve_rows(model, hyperparameters(model), "users", pos[keep],
+                                      cols[keep], fold_in.ratings[keep], n_eval)
     cold = np.bincount(pos[keep], minlength=n_eval) == 0
     vectors = {"user_factors": jnp.asarray(factors, dtype), "user_bias": jnp.asarray(bias, dtype),
                "cold": cold}

@@ -11,30 +11,37 @@ model, a spec class or an objective.
 
 A model package's ``parts`` module defines:
 
-==================== ======================================================================
-name                 what
-==================== ======================================================================
-``SPEC``             the spec class (a frozen :class:`mfjax.specs.Spec` dataclass)
-``OBJECTIVE``        its :class:`mfjax.objectives.Objective` (loss, gradient, ranking, ...)
-``PARAMS``           the parameter pytree class the solver returns and ``Model`` holds
-``make_solver``      ``(spec) -> Solver`` (:class:`mfjax.solvers.base.Solver`)
-``resolve``          ``(spec, train, run) -> spec``: every ``"auto"`` field decided
-``memory_bytes``     ``(spec, n_users, n_items, nnz, itemsize, backend) -> int``: peak bytes
-``row_solve``        ``(params, side, rows, cols, vals, n_rows, spec) -> (factors, bias)``
-                     or None: the rows of ``side`` solved against the fixed other side
-``score``            ``(params, users, items) -> scores`` (the prediction before clipping)
-``calibrate_rows``   optional ``(model, hp) -> hp``: the row solve's hyperparameters fitted
-                     to the trained model (BPR: the λ that gives back its users)
-``trials``           None, or the vectorized-trials route (``route``, ``trial_bytes``,
-                     ``train_batch``; :mod:`mfjax.selection.vectorized`)
-``score_features``   optional, models whose record has ``features=True``:
-                     ``(model, features, raw_users, raw_items, users, items) -> scores``
-                     [n] (unclipped, float64) for pairs of raw IDs [n], ``users``/``items``
-                     the model's rows after the fallback (-1: no training rows), so an ID
-                     with features but no ratings is scored from its features
-                     (:mod:`mfjax.serving.features`); without it such IDs take ``score``'s
-                     ID fallbacks
-==================== ======================================================================
+======================== ======================================================================
+name                     what
+======================== ======================================================================
+``SPEC``                 the spec class (a frozen :class:`mfjax.specs.Spec` dataclass)
+``OBJECTIVE``            its :class:`mfjax.objectives.Objective` (loss, gradient, ranking, ...)
+``PARAMS``               the parameter pytree class the solver returns and ``Model`` holds
+``make_solver``          ``(spec) -> Solver`` (:class:`mfjax.solvers.base.Solver`)
+``resolve``              ``(spec, train, run) -> spec``: every ``"auto"`` field decided
+``memory_bytes``         ``(spec, n_users, n_items, nnz, itemsize, backend) -> int``: peak bytes
+``row_solve``            ``(other_factors, other_bias, global_bias, rows, cols, vals, n_rows, hp)
+                         -> (factors, bias)`` or None: R rows solved against the fixed other side
+                         (``hp``: the package's ``row_hyperparameters(spec)``)
+``posterior_row_solve``  optional: ``(params, posterior, side, rows, cols, vals, n_rows, hp) ->
+                         (factors, bias, sample_bias)``: the partial-fit and fold-in row solve of a
+                         model that keeps per-sample arrays (``Model.posterior``), used instead of
+                         ``row_solve`` when defined (fold-in with an explicit ``reg=``/``bias_reg=``
+                         keeps ``row_solve``); ``sample_bias`` [S, R]: the solved rows' per-sample
+                         biases for ``Model.posterior``, or None (each sample gets ``bias``)
+``score``                ``(params, users, items) -> scores`` (the prediction before clipping)
+``trials``               None, or the vectorized-trials route (``route``, ``trial_bytes``,
+                         ``train_batch``; :mod:`mfjax.selection.vectorized`)
+``calibrate_rows``       optional ``(model, hp) -> hp``: the row solve's hyperparameters fitted
+                         to the trained model (BPR: the λ that gives back its users)
+``score_features``       optional, models whose record has ``features=True``:
+                         ``(model, features, raw_users, raw_items, users, items) -> scores``
+                         [n] (unclipped, float64) for pairs of raw IDs [n], ``users``/``items``
+                         the model's rows after the fallback (-1: no training rows), so an ID
+                         with features but no ratings is scored from its features
+                         (:mod:`mfjax.serving.features`); without it such IDs take ``score``'s
+                         ID fallbacks
+======================== ======================================================================
 
 A model that reads side information (:class:`mfjax.Features`) says so with
 ``features=True``: ``fit(train, spec, features=F)`` hands ``F`` to its solver as
@@ -123,6 +130,11 @@ class ModelRecord:
     def row_solve(self):
         """The fold-in / partial-fit row solve, or None when the model has none."""
         return getattr(self.parts, "row_solve", None)
+
+    @property
+    def posterior_row_solve(self):
+        """The row solve that reads ``Model.posterior`` (Bayesian MF), or None."""
+        return getattr(self.parts, "posterior_row_solve", None)
 
     @property
     def score(self):

@@ -39,7 +39,7 @@ class Model(IdSpace):
         seen_indptr, seen_items: CSR of the training items of each user, used to
             exclude seen items from recommendations.
         posterior: for a Gibbs model (``fit(solver="gibbs")``), the kept samples'
-            biases, μ and noise precisions (:data:`mfjax.models.bayesian_mf.posterior.POSTERIOR_FIELDS`,
+            biases, μ, noise precisions and row priors (:data:`mfjax.models.bayesian_mf.posterior.POSTERIOR_FIELDS`,
             leading axis S); ``params`` is their posterior mean as one rank k·S
             model. ``None`` otherwise.
         features: the :class:`mfjax.Features` it was trained with
@@ -329,15 +329,20 @@ class Model(IdSpace):
         objective (:mod:`mfjax.serving.fold_in`) at λ = ``config["fold_in_reg"]``
         (see :meth:`partial_fit_users`) unless ``reg`` is given.
 
-        Bayesian MF models: the same ridge solve against the posterior-mean model (the
-        S samples' factors side by side), with ``reg`` (default
-        :data:`mfjax.models.bayesian_mf.parts.FOLD_IN_REG`: Gibbs learned its own regularization): a point
-        estimate, not a posterior draw for the new user.
+        Bayesian MF models, ``reg`` and ``bias_reg`` left out: per kept sample s, the
+        mean of the user's conditional posterior given that sample's items and priors,
+        ``[p; b]ˢ = (Λ_Uˢ + τ_s Σ_i a_i a_iᵀ)⁻¹ (Λ_Uˢ μ_Uˢ + τ_s Σ_i a_i y_i)`` with
+        ``a_i = [q_iˢ; 1]``, ``y_i = r_i − μ_s − b_iˢ``; ``p`` holds the pˢ/√S side by
+        side, ``b`` is their bˢ's mean (:mod:`mfjax.models.bayesian_mf.refresh`). Given
+        ``reg`` or ``bias_reg`` (the other defaulting to
+        :data:`mfjax.models.bayesian_mf.parts.FOLD_IN_REG`), and, with a warning, for a
+        file saved without the samples' priors: the ridge above on the posterior mean.
 
         Args:
             raw_item_ids: raw IDs of the rated items [n_u] (repeats count twice).
             ratings: the ratings [n_u], finite.
             reg: λ; ``None`` = the model's training value (``model.spec.reg``).
+                Bayesian MF: given, the ridge; ``None``, the posterior means (above).
             bias_reg: λ_b; ``None`` = the model's training value
                 (``model.spec.bias_reg``, which if itself None means λ, as in ``fit``).
             missing: ``"raise"``: an item ID the model does not know raises

@@ -6,8 +6,13 @@ appear in ``ratings`` (existing or new IDs) are solved in one batched call of
 :mod:`mfjax.solvers.rows`, by the row solve of the model's record (its package's
 ``row_solve``; a model without one refuses partial fits):
 
-- explicit (Optax, ALS, Gibbs' posterior mean): the ridge system of the exact
-  ALS half-step, for [p_u; b_u] (users) or [q_i; b_i] (items);
+- explicit (Optax, ALS): the ridge system of the exact ALS half-step, for
+  [p_u; b_u] (users) or [q_i; b_i] (items);
+- Bayesian MF (Gibbs): per kept sample, the row's conditional posterior mean given
+  that sample's other side and hyperparameters (the record's ``posterior_row_solve``,
+  :mod:`mfjax.models.bayesian_mf.refresh`), placed back in the model's concatenated
+  layout; a model without the samples' prior hyperparameters (saved before they
+  were kept) gets the ridge row of its posterior mean, with a warning;
 - iALS: the exact iALS half-step (Cholesky);
 - BPR: converged Newton steps on the user's BPR objective (users only).
 
@@ -18,7 +23,8 @@ excludes. Every other row of the model is copied bit for bit; new IDs are
 appended after the existing ones in the order of ``ratings``' ID table. An explicit model's
 ``rating_range`` (the clipping range of predictions) widens to cover the new
 ratings. Gibbs models keep their per-sample arrays: a solved row's per-sample
-bias is its point estimate in every sample.
+biases are its per-sample solutions (the ridge's point estimate in every sample
+when the model has no prior hyperparameters).
 """
 
 from __future__ import annotations
@@ -72,20 +78,27 @@ def _check(model, ratings, side, where):
     return hp
 
 
-def solve_rows(model, hp, side, rows, cols, vals, n_rows):
-    """Solved ``(factors [R, k], bias [R])`` for R rows of ``side`` (NumPy), by the
-    row solve of the model's record (:attr:`mfjax.models.ModelRecord.row_solve`).
+def solve_rows(model, hp, side, rows, cols, vals, n_rows, *, posterior: bool = True):
+    """Solved ``(factors [R, k], bias [R], sample_bias [S, R] or None)`` for R rows of
+    ``side`` (NumPy), by the row solve of the model's record: its
+    :attr:`~mfjax.models.ModelRecord.posterior_row_solve` where it has one and
+    ``posterior`` is true, else :attr:`~mfjax.models.ModelRecord.row_solve`
+    (``sample_bias`` None).
 
     ``rows`` [n] are local row numbers in [0, R), ``cols`` [n] indices into the
     other side, ``vals`` [n] the ratings (implicit: interaction values).
     """
     p = model.params
+    bayes = model.record.posterior_row_solve
+    if posterior and bayes is not None:
+        return bayes(p, model.posterior, side, rows, cols, vals, n_rows, hp)
     other_f = p.item_factors if side == "users" else p.user_factors
     other_b = p.item_bias if side == "users" else p.user_bias
     solve = model.record.row_solve
     if solve is None:
         raise ValueError(f"{model.record.name} models have no row solve; refit instead")
-    return solve(other_f, other_b, p.global_bias, rows, cols, vals, n_rows, hp)
+    f, b = solve(other_f, other_b, p.global_bias, rows, cols, vals, n_rows, hp)
+    return f, b, None
 
 
 def _own_and_other(model, ratings, side, missing, where):
@@ -141,7 +154,7 @@ def partial_fit(model, ratings: Ratings, side: str, *, missing: str = "raise"):
     if missing not in ("raise", "ignore"):
         raise ValueError(f"{where}: missing must be 'raise' or 'ignore', got {missing!r}")
     raw, own_idx, local, other_idx, vals = _own_and_other(model, ratings, side, missing, where)
-    f, b = solve_rows(model, hp, side, local, other_idx, vals, len(raw))
+    f, b, sample_b = solve_rows(model, hp, side, local, other_idx, vals, len(raw))
     new = own_idx < 0
     ids_name = "user_ids" if side == "users" else "item_ids"
     old_ids = np.asarray(getattr(model, ids_name))
@@ -160,7 +173,8 @@ def partial_fit(model, ratings: Ratings, side: str, *, missing: str = "raise"):
     target = np.where(new, n_old + np.cumsum(new) - 1, own_idx)
     params = _set_rows(model.params, side, target, len(ids), f, b)
     changes = {ids_name: ids, "params": params,
-               "posterior": _posterior(model.posterior, side, target, len(ids), b)}
+               "posterior": _posterior(model.posterior, side, target, len(ids),
+                                       b if sample_b is None else sample_b)}
     if not model.objective.ranking:  # ratings: predictions are clipped to their range
         lo, hi = model.rating_range
         changes["rating_range"] = (min(lo, float(vals.min())), max(hi, float(vals.max())))
@@ -186,15 +200,16 @@ def _set_rows(params, side, target, n_total, f, b):
 
 
 def _posterior(posterior, side, target, n_total, b):
-    """Gibbs per-sample biases of the solved rows: the point estimate b in every sample
-    (their predictive spread is then that of the fixed side only)."""
+    """Gibbs per-sample biases with the solved rows' ``b`` [S, R] put in, or, for a point
+    estimate b [R], b in every sample (their spread is then that of the fixed side only)."""
     if posterior is None:
         return None
     key = "user_bias" if side == "users" else "item_bias"
     s_b = np.asarray(posterior[key])  # [S, n]
     grown = np.concatenate([s_b, np.zeros((s_b.shape[0], n_total - s_b.shape[1]), s_b.dtype)],
                            axis=1)
-    grown[:, target] = np.asarray(b, s_b.dtype)[None, :]
+    b = np.asarray(b, s_b.dtype)
+    grown[:, target] = b if b.ndim == 2 else b[None, :]
     return {**posterior, key: grown}
 
 
@@ -276,8 +291,12 @@ def fold_in_one(model, raw_item_ids, ratings, reg, bias_reg, missing, where):
         hp["reg"] = _check_reg("reg", hp["reg"] if reg is None else reg, where)
     else:
         hp["reg"], hp["bias_reg"] = _fold_in_regs(model, reg, bias_reg, where)
+    # An explicit reg= or bias_reg= asks for the ridge, also where the record has a
+    # posterior row solve (Bayesian MF).
+    posterior = reg is None and bias_reg is None
     try:
-        p, b = solve_rows(model, hp, "users", np.zeros(len(idx), np.int64), idx, r, 1)
+        p, b, _ = solve_rows(model, hp, "users", np.zeros(len(idx), np.int64), idx, r, 1,
+                             posterior=posterior)
     except ValueError as e:
         raise ValueError(f"{where}: {e} ({len(idx)} ratings)") from None
     return jnp.asarray(p[0]), float(b[0]), idx

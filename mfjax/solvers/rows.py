@@ -18,6 +18,11 @@ serve any batch.
   ``(Σ_j z_j z_jᵀ + n Λ) x = Σ_j (r_j − μ − b_j) z_j`` with z_j = [g_j; 1] and
   Λ = diag(λ, …, λ, λ_b): exactly the exact-ALS half-step
   (:func:`mfjax.solvers.als.sweep.als_half_step`, reused here).
+- :func:`posterior_mean_rows`: Bayesian MF (Gibbs) rows, per kept sample s the mean of
+  the row's conditional posterior given that sample's other side and hyperparameters,
+  ``(Λˢ + τ_s Σ_j z_j z_jᵀ) x = Λˢ mˢ + τ_s Σ_j (r_j − μ_s − b_jˢ) z_j`` with
+  z_j = [g_jˢ; 1]: the sampler's own draw (:func:`mfjax.solvers.gibbs.sampler.sample_side`)
+  with its standard normals set to zero.
 - :func:`ials_rows`: the exact iALS half-step
   ``(Σ_j c_j g_j g_jᵀ + α0 GᵀG + λ (n + α0 N)^ν I) f = Σ_j c_j g_j``, c_j = 1 + α v_j
   (:func:`mfjax.solvers.ials.solve.solve_users`, Cholesky; on a CPU backend by the
@@ -42,12 +47,13 @@ from ..data import interactions
 from ..plumbing import power_of_two_at_least
 from .als.layout import make_layout
 from .als.sweep import als_half_step, default_window, solve_spd
+from .gibbs.sampler import sample_side
 from ..kernels import ials as ials_kernel
 from .ials import solve as ia
 
-__all__ = ["ridge_rows", "ials_rows", "bpr_rows", "bpr_fold_in_reg", "BPR_REG_MULTIPLES",
-           "BPR_MAX_TRIPLES", "ridge_row_solve",
-           "ials_row_solve", "bpr_row_solve", "checked_rows", "ridge_hyperparameters"]
+__all__ = ["ridge_rows", "posterior_mean_rows", "ials_rows", "bpr_rows", "bpr_fold_in_reg",
+           "BPR_REG_MULTIPLES", "BPR_MAX_TRIPLES", "ridge_row_solve", "ials_row_solve",
+           "bpr_row_solve", "checked_rows", "ridge_hyperparameters"]
 
 #: Per user, negatives per positive are cut so that |I_u| · M ≤ this (at least 1 each).
 BPR_MAX_TRIPLES = 1 << 16
@@ -94,6 +100,60 @@ def ridge_rows(other_factors, other_bias, global_bias, rows, cols, vals, n_rows,
     if not (np.isfinite(f).all() and np.isfinite(b).all()):
         raise ValueError(f"the ridge systems are singular (reg={reg}, bias_reg={bias_reg}); "
                          "use reg > 0")
+    return f, b
+
+
+@partial(jax.jit, static_argnames=("window",))
+def _posterior_means(side, other_factors, other_bias, mu, tau, prior_mean, prior_prec, *,
+                     window):
+    zeros = jnp.zeros((side.n_rows, other_factors.shape[2] + 1), other_factors.dtype)
+
+    def one(sample):  # the draw with ε = 0 is the conditional mean m = P⁻¹ rhs
+        F, b, m, t, pm, pp = sample
+        f, bias, _ = sample_side(None, side, F, b, m, t, pm, pp, window=window,
+                                 solver="rowwise", with_sse=False, eps=zeros)
+        return f, bias
+
+    return lax.map(one, (other_factors, other_bias, mu, tau, prior_mean, prior_prec))
+
+
+def posterior_mean_rows(other_factors, other_bias, global_bias, tau, prior_mean, prior_prec,
+                        rows, cols, vals, n_rows):
+    """Per-sample conditional posterior means of R rows (module docstring), NumPy.
+
+    For each of S samples, row x = [f; b] (D = k+1) given the sample's other side
+    (g_jˢ, b_jˢ), μ_s, τ_s and its row prior N(mˢ, (Λˢ)⁻¹) has the Gaussian conditional
+    of :mod:`mfjax.solvers.gibbs.sampler`, whose mean is returned:
+
+        xˢ = (Λˢ + τ_s Σ_j z_j z_jᵀ)⁻¹ (Λˢ mˢ + τ_s Σ_j (r_j − μ_s − b_jˢ) z_j),  z_j = [g_jˢ; 1].
+
+    Args:
+        other_factors: the other side's factors of each sample [S, n_other, k].
+        other_bias: its biases [S, n_other].
+        global_bias, tau: μ_s, τ_s [S].
+        prior_mean, prior_prec: this side's mˢ [S, D] and Λˢ [S, D, D].
+        rows, cols, vals, n_rows: the interactions, as in :func:`ridge_rows`.
+
+    Returns:
+        ``(factors [S, R, k], bias [S, R])``; a row without interactions comes back 0 (as
+        in every row solve here: it scores like an unknown ID), not its prior mean.
+
+    Raises:
+        ValueError: a solved row is not finite.
+    """
+    dtype = np.asarray(other_factors).dtype
+    rated = np.bincount(np.asarray(rows, np.int64), minlength=n_rows)[:n_rows] > 0
+    rows, cols, vals, w, r_pad = _pad_rows(rows, cols, vals, n_rows)
+    layout = make_layout(rows, cols, vals, n_users=r_pad, n_items=other_factors.shape[1],
+                         weights=w, dtype=dtype)
+    window = default_window(other_factors.shape[2], itemsize=np.dtype(dtype).itemsize)
+    args = (other_factors, other_bias, global_bias, tau, prior_mean, prior_prec)
+    f, b = _posterior_means(layout.users, *(jnp.asarray(a, dtype) for a in args), window=window)
+    f = np.where(rated[None, :, None], np.asarray(f)[:, :n_rows], 0)
+    b = np.where(rated[None], np.asarray(b)[:, :n_rows], 0)
+    if not (np.isfinite(f).all() and np.isfinite(b).all()):
+        raise ValueError("the per-sample posterior means are not finite (singular prior "
+                         "precision or overflowing ratings)")
     return f, b
 
 

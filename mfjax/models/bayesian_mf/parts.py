@@ -2,9 +2,13 @@
 
 Bayesian PMF with biases by Gibbs sampling (:mod:`mfjax.solvers.gibbs`); the model is
 the posterior mean of the kept samples, one rank k·S biased MF
-(:mod:`mfjax.objectives.explicit`). Fold-in and partial fits solve the ridge row of that
-mean with λ = λ_b = :data:`FOLD_IN_REG` (the sampler learned its regularization, the
-spec has no ``reg``).
+(:mod:`mfjax.objectives.explicit`). Partial fits and fold-in (without ``reg=``/``bias_reg=``)
+re-solve a row per kept sample as its conditional posterior mean given that sample's other
+side and hyperparameters (:func:`posterior_row_solve`, :mod:`mfjax.models.bayesian_mf.refresh`).
+``row_solve`` is the ridge row of the averaged model with λ = λ_b = :data:`FOLD_IN_REG` (the
+sampler learned its regularization, the spec has no ``reg``): what ``fold_in`` with an
+explicit ``reg=`` or ``bias_reg=`` solves, and what a model saved without the samples'
+prior hyperparameters is refreshed with (with a warning).
 """
 from __future__ import annotations
 
@@ -16,18 +20,20 @@ from ...solvers.hardware import resolve_kernel
 from ...solvers.rows import ridge_row_solve
 from ...solvers.als.solver import sweep_bytes
 from .posterior import POSTERIOR_FIELDS, check_posterior, predictive_std
+from .refresh import posterior_row_solve
 from ..record import legacy_fields
 from .spec import BayesianMF
 
 __all__ = ["SPEC", "OBJECTIVE", "PARAMS", "make_solver", "resolve", "memory_bytes", "row_solve",
-           "row_hyperparameters", "score", "legacy_spec", "MEMORY_HINT", "FOLD_IN_REG",
+           "row_hyperparameters", "posterior_row_solve", "score", "legacy_spec", "MEMORY_HINT", "FOLD_IN_REG",
            "check_posterior", "predictive_std", "gradient_hyperparameters", "POSTERIOR_FIELDS"]
 
 SPEC = BayesianMF
 OBJECTIVE = explicit.OBJECTIVE
 PARAMS = Params
 MEMORY_HINT = "rank or samples"
-#: λ (and λ_b) of the ridge fold-in of a Bayesian MF model (MF's default ``reg``).
+#: λ (and λ_b) of the ridge row solve of a Bayesian MF model (MF's default ``reg``): fold-in
+#: with an explicit ``reg=``/``bias_reg=`` left out, and refreshes of models without priors.
 FOLD_IN_REG = 0.1
 score = explicit.predict
 row_solve = ridge_row_solve

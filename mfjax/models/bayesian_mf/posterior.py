@@ -15,6 +15,12 @@ The predictive standard deviation of a new rating is
 (the posterior spread of the mean rating plus the observation noise; population
 variance over the S samples). An unknown user or item (index −1) drops that
 side's bias and the factor term, as :meth:`mfjax.Model.predict` does.
+
+The posterior also keeps each sample's prior hyperparameters (:data:`PRIOR_FIELDS`: the
+Normal-Wishart draws μ_U, Λ_U, μ_V, Λ_V of the sweep that drew the sample, over rows
+[p; b] of D = k+1 numbers), with which a partial fit re-solves a row per sample
+(:mod:`mfjax.models.bayesian_mf.refresh`). Files saved before they were kept hold only
+:data:`SAMPLE_FIELDS`; they load, and refresh with the ridge.
 """
 from __future__ import annotations
 
@@ -22,11 +28,21 @@ import numpy as np
 
 from ...objectives.explicit import Params
 
-__all__ = ["POSTERIOR_FIELDS", "sample_predictions", "predictive_std", "check_posterior",
-           "posterior_samples"]
+__all__ = ["POSTERIOR_FIELDS", "SAMPLE_FIELDS", "PRIOR_FIELDS", "has_priors",
+           "sample_predictions", "predictive_std", "check_posterior", "posterior_samples"]
 
-#: The arrays of ``Model.posterior``: per-sample biases [S, n], μ [S] and noise precisions τ [S].
-POSTERIOR_FIELDS = ("user_bias", "item_bias", "global_bias", "tau")
+#: Arrays every ``Model.posterior`` holds: per-sample biases [S, n], μ [S], noise precisions τ [S].
+SAMPLE_FIELDS = ("user_bias", "item_bias", "global_bias", "tau")
+#: Each sample's row priors: means μ_U, μ_V [S, D] and precisions Λ_U, Λ_V [S, D, D], D = k+1
+#: (all four or none: files saved before they were kept have none).
+PRIOR_FIELDS = ("user_prior_mean", "user_prior_prec", "item_prior_mean", "item_prior_prec")
+#: Every array ``Model.posterior`` may hold (``posterior/<field>`` in a model file).
+POSTERIOR_FIELDS = SAMPLE_FIELDS + PRIOR_FIELDS
+
+
+def has_priors(posterior: dict | None) -> bool:
+    """Whether ``posterior`` holds the samples' prior hyperparameters (:data:`PRIOR_FIELDS`)."""
+    return posterior is not None and all(k in posterior for k in PRIOR_FIELDS)
 
 
 def sample_predictions(params: Params, posterior: dict, users, items) -> np.ndarray:
@@ -77,38 +93,67 @@ def check_posterior(arrays: dict, params: Params, where: str,
                     config: dict | None = None) -> dict | None:
     """A model file's ``posterior/<field>`` arrays, checked against ``params``; None if absent.
 
-    Beyond shapes, the S samples must be the ones the averaged model was made of
-    (:func:`mfjax.solvers.gibbs.chain.average_params`): their biases and μ average to
-    the model's, and, where ``config`` records them, S is the number of samples kept
-    and the factor width is S times the per-sample rank. A posterior cut to fewer
-    samples would otherwise load and give a wrong ``predict(return_std=True)``.
+    The file holds :data:`SAMPLE_FIELDS`, and :data:`PRIOR_FIELDS` (all four) unless it
+    was saved before they were kept. Beyond shapes, the S samples must be the ones the
+    averaged model was made of (:func:`mfjax.solvers.gibbs.chain.average_params`): their
+    biases and μ average to the model's, and, where ``config`` records them, S is the
+    number of samples kept and the factor width is S times the per-sample rank. A
+    posterior cut to fewer samples would otherwise load and give a wrong
+    ``predict(return_std=True)``. The prior precisions must be symmetric positive definite.
 
     Raises:
         ValueError: naming ``where``, if a field is missing or extra, of the wrong shape,
-            dtype or not finite, τ ≤ 0, the sample count S does not divide the rank, or
-            the samples are not the model's (above).
+            dtype or not finite, τ ≤ 0, the sample count S does not divide the rank, a
+            prior precision is not symmetric positive definite, or the samples are not
+            the model's (above).
     """
     got = {k: arrays[f"posterior/{k}"] for k in POSTERIOR_FIELDS if f"posterior/{k}" in arrays}
     extra = sorted(k for k in arrays if k.startswith("posterior/") and k[10:] not in POSTERIOR_FIELDS)
     if not got and not extra:
         return None
-    if extra or len(got) != len(POSTERIOR_FIELDS):
+    priors = [k for k in PRIOR_FIELDS if k in got]
+    if extra or any(k not in got for k in SAMPLE_FIELDS) or len(priors) not in (0, 4):
         raise ValueError(f"{where}: posterior arrays must be exactly "
-                         f"{', '.join('posterior/' + k for k in POSTERIOR_FIELDS)}")
+                         f"{', '.join('posterior/' + k for k in SAMPLE_FIELDS)}, and all or "
+                         f"none of {', '.join('posterior/' + k for k in PRIOR_FIELDS)}")
     S = got["tau"].shape[0] if got["tau"].ndim == 1 else 0
     n_users, n_items = params.user_factors.shape[0], params.item_factors.shape[0]
-    want = {"user_bias": (S, n_users), "item_bias": (S, n_items), "global_bias": (S,), "tau": (S,)}
+    width = params.user_factors.shape[1]
+    D = width // max(S, 1) + 1
+    want = {"user_bias": (S, n_users), "item_bias": (S, n_items), "global_bias": (S,), "tau": (S,),
+            "user_prior_mean": (S, D), "user_prior_prec": (S, D, D),
+            "item_prior_mean": (S, D), "item_prior_prec": (S, D, D)}
     dtype = np.asarray(params.global_bias).dtype
-    for k, shape in want.items():
-        a = got[k]
-        if a.shape != shape or a.dtype != dtype or not np.isfinite(a).all():
-            raise ValueError(f"{where}: posterior/{k} must be finite {dtype} of shape {shape}, "
-                             f"got {a.dtype} {a.shape}")
-    if S < 1 or params.user_factors.shape[1] % S or not (got["tau"] > 0).all():
-        raise ValueError(f"{where}: posterior holds {S} samples for rank "
-                         f"{params.user_factors.shape[1]} (S must divide it) and τ must be > 0")
-    _check_same_samples(got, params, S, config, where)
+    _check_shapes(got, SAMPLE_FIELDS, want, dtype, where)
+    if S < 1 or width % S or not (got["tau"] > 0).all():
+        raise ValueError(f"{where}: posterior holds {S} samples for rank {width} (S must "
+                         "divide it) and τ must be > 0")
+    _check_same_samples(got, params, S, config, where)  # before the priors: names truncation
+    _check_shapes(got, priors, want, dtype, where)
+    for k in ("user_prior_prec", "item_prior_prec") if priors else ():
+        _check_precisions(got[k], f"{where}: posterior/{k}")
     return got
+
+
+def _check_shapes(got: dict, fields, want: dict, dtype, where: str) -> None:
+    """Each of ``fields`` finite, of ``dtype`` and of shape ``want[field]``, else ValueError."""
+    for k in fields:
+        a = got[k]
+        if a.shape != want[k] or a.dtype != dtype or not np.isfinite(a).all():
+            raise ValueError(f"{where}: posterior/{k} must be finite {dtype} of shape {want[k]}, "
+                             f"got {a.dtype} {a.shape}")
+
+
+def _check_precisions(prec: np.ndarray, where: str) -> None:
+    """Each [D, D] matrix of ``prec`` [S, D, D] symmetric positive definite, else ValueError."""
+    a = np.asarray(prec, np.float64)
+    scale = 1.0 + float(np.max(np.abs(a), initial=0.0))
+    try:
+        if np.max(np.abs(a - np.swapaxes(a, 1, 2)), initial=0.0) > 1e-5 * scale:
+            raise np.linalg.LinAlgError("not symmetric")
+        np.linalg.cholesky(a)
+    except np.linalg.LinAlgError:
+        raise ValueError(f"{where}: a prior precision is not symmetric positive definite") from None
 
 
 def _check_same_samples(got: dict, params: Params, S: int, config, where: str) -> None:

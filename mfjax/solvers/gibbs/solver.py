@@ -16,7 +16,10 @@ with the same samples). The model is their posterior mean as one rank k·S model
 (:func:`mfjax.solvers.gibbs.chain.average_params`, exact), and :meth:`GibbsSolver.posterior`
 returns the per-sample biases, μ and noise precisions τ_s [S], with which
 :meth:`mfjax.Model.predict` (``return_std=True``) recovers each sample's
-prediction from block s of the concatenated factors.
+prediction from block s of the concatenated factors, and each sample's prior
+hyperparameters (μ_U, Λ_U, μ_V, Λ_V of the sweep that drew it: [S, D], [S, D, D]
+per side, D = k+1), with which a partial fit re-solves a row as its per-sample
+conditional posterior mean (:func:`mfjax.solvers.rows.posterior_mean_rows`).
 
 Memory bound. Kept samples cost S·(n_users + n_items)·(k+1) numbers (ML-20M,
 k = 64, float32: 43 MB a sample; 100 samples would be 4.3 GB, and the returned
@@ -42,7 +45,7 @@ from .. import finite, memory
 from .sampler import GibbsState, gibbs_init, gibbs_sweep, host_draws, rating_scale
 from .validation import RunningPredictions
 
-__all__ = ["GibbsFitState", "GibbsSolver", "SAMPLE_BUDGET_BYTES", "sample_plan"]
+__all__ = ["GibbsFitState", "GibbsSolver", "KEPT_FIELDS", "SAMPLE_BUDGET_BYTES", "sample_plan"]
 
 #: Device memory allowed for the kept Gibbs samples (and so for the returned model).
 SAMPLE_BUDGET_BYTES = 1 << 30
@@ -57,6 +60,8 @@ class GibbsFitState(NamedTuple):
         kept: samples kept so far.
         user_factors, item_factors: kept samples' factors [S, n, k] (zeros beyond ``kept``).
         user_bias, item_bias: [S, n]; global_bias, tau: [S].
+        user_prior_mean, item_prior_mean: μ_U, μ_V of each kept sample's sweep [S, D].
+        user_prior_prec, item_prior_prec: Λ_U, Λ_V likewise [S, D, D] (D = k+1).
     """
 
     chain: GibbsState
@@ -68,13 +73,22 @@ class GibbsFitState(NamedTuple):
     item_bias: jax.Array
     global_bias: jax.Array
     tau: jax.Array
+    user_prior_mean: jax.Array
+    user_prior_prec: jax.Array
+    item_prior_mean: jax.Array
+    item_prior_prec: jax.Array
+
+
+#: The kept per-sample arrays of :class:`GibbsFitState` (after chain, sweep, kept), in order.
+KEPT_FIELDS = GibbsFitState._fields[3:]
 
 
 @partial(jax.jit, donate_argnums=0)
 def _keep(slots: tuple, chain: GibbsState, j):
     """Write the chain's sample into slot j of the kept arrays (updated in place)."""
     p = chain.params
-    new = (p.user_factors, p.item_factors, p.user_bias, p.item_bias, p.global_bias, chain.tau)
+    new = (p.user_factors, p.item_factors, p.user_bias, p.item_bias, p.global_bias, chain.tau,
+           chain.user_mean, chain.user_prec, chain.item_mean, chain.item_prec)
     return tuple(jax.lax.dynamic_update_index_in_dim(a, x, j, 0) for a, x in zip(slots, new))
 
 
@@ -120,8 +134,10 @@ class GibbsSolver(ExactBase):
         chain = gibbs_init(init_params(train, spec, run.seed, dtype), self.layout,
                            scale=self.scale)
         z = lambda *s: jax.device_put(np.zeros((n_keep,) + s, dtype))  # no program to compile
+        d = spec.rank + 1
         return GibbsFitState(chain, 0, 0, z(train.n_users, spec.rank), z(train.n_items, spec.rank),
-                             z(train.n_users), z(train.n_items), z(), z())
+                             z(train.n_users), z(train.n_items), z(), z(), z(d), z(d, d), z(d),
+                             z(d, d))
 
     def step(self, state: GibbsFitState):
         draws = host_draws(np.random.default_rng([self.seed, state.sweep]), self.layout,
@@ -132,8 +148,8 @@ class GibbsSolver(ExactBase):
         finite.check_sweep("gibbs", state.sweep, float(chain.sse), self.layout.users.ratings)
         j = state.sweep - 1 - self.burn_in
         if j >= 0 and j % self.thin == 0 and state.kept < state.tau.shape[0]:
-            arrays = _keep(tuple(state[3:]), chain, state.kept)
-            state = state._replace(kept=state.kept + 1, **dict(zip(GibbsFitState._fields[3:], arrays)))
+            arrays = _keep(tuple(getattr(state, f) for f in KEPT_FIELDS), chain, state.kept)
+            state = state._replace(kept=state.kept + 1, **dict(zip(KEPT_FIELDS, arrays)))
         return state, {"loss": 0.5 * float(chain.sse) / self.n, "tau": float(chain.tau)}
 
     def params(self, state: GibbsFitState) -> Params:
@@ -172,15 +188,16 @@ class GibbsSolver(ExactBase):
     def posterior(self, state: GibbsFitState, params: Params) -> dict | None:
         """The per-sample arrays behind ``params`` (for ``Model.predict(return_std=True)``).
 
-        ``{"user_bias" [S, n_users], "item_bias" [S, n_items], "global_bias" [S], "tau" [S]}``
+        ``{"user_bias" [S, n_users], "item_bias" [S, n_items], "global_bias" [S], "tau" [S],
+        "user_prior_mean" [S, D], "user_prior_prec" [S, D, D], "item_prior_mean",
+        "item_prior_prec"}`` (:data:`mfjax.models.bayesian_mf.posterior.POSTERIOR_FIELDS`)
         with S = rank(params) / k, as host arrays; None when ``params`` is not an
         average of kept samples (e.g. early stopping picked a burn-in sweep).
         """
         S = params.rank // self.spec.rank
         if state.kept == 0 or S > state.kept or params.rank % self.spec.rank:
             return None
-        out = {k: np.asarray(getattr(state, k))[:S]
-               for k in ("user_bias", "item_bias", "global_bias", "tau")}
+        out = {k: np.asarray(getattr(state, k))[:S] for k in KEPT_FIELDS[2:]}
         if not np.allclose(np.asarray(params.user_bias), out["user_bias"].mean(0),
                            rtol=1e-5, atol=1e-6):
             return None
