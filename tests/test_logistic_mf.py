@@ -76,3 +76,14 @@ def test_train_decreases_loss_and_ranks_planted_positives():
     assert losses[-1] < 0.7 * losses[0] and np.all(np.diff(losses[-50:]) < 0)
     s = np.asarray(score(params))
     assert s[liked].mean() > s[~liked].mean() + 1.0
+
+
+def test_fold_in_returns_the_row_minimiser():
+    from mfjax.models.logistic_mf.fold_in import fold_in_rows
+
+    params, conf = _problem(3)
+    p, b = fold_in_rows(params.item_factors, params.item_bias, conf, reg=0.5, bias_reg=0.5)
+    folded = params._replace(user_factors=p, user_bias=b)
+    g = manual_grad(folded, conf, reg=0.5, bias_reg=0.5)
+    np.testing.assert_allclose(g.user_factors, 0.0, atol=1e-9)
+    np.testing.assert_allclose(g.user_bias, 0.0, atol=1e-9)
