@@ -47,6 +47,7 @@ _LAZY = {
     "Spec": (".specs", "Spec"), "MF": (".models.mf.spec", "MF"), "ALS": (".models.als.spec", "ALS"),
     "BayesianMF": (".models.bayesian_mf.spec", "BayesianMF"),
     "ImplicitALS": (".models.implicit_als.spec", "ImplicitALS"), "BPR": (".models.bpr.spec", "BPR"),
+    "LogisticMF": (".models.logistic_mf.spec", "LogisticMF"),
     "REGISTRY": (".models", "REGISTRY"), "models": (".models", None),
     **{name: (".selection", name) for name in ("cross_validate", "search", "SearchResult")},
     "fit": (".training", "fit"),
@@ -109,7 +110,7 @@ def __dir__():
 __version__ = "0.1.0"
 
 __all__ = [
-    "MF", "ALS", "BayesianMF", "ImplicitALS", "BPR", "Spec", "REGISTRY", "models",
+    "MF", "ALS", "BayesianMF", "ImplicitALS", "BPR", "LogisticMF", "Spec", "REGISTRY", "models",
     "cross_validate", "search",
     "SearchResult",
     "Params", "init_params", "predict", "loss", "manual_grad", "validate_ratings",

@@ -25,6 +25,7 @@ PACKAGES = (
     "bayesian_mf",
     "implicit_als",
     "bpr",
+    "logistic_mf",
 )
 
 #: Spec class name -> :class:`ModelRecord`.
