@@ -15,9 +15,11 @@ of the pairs without interaction, σ(x)σ(−x), replaced by its bound ¼:
     H̃_u = ¼ G + Σ_(i∈I_u) [(1 + c_ui) σ(x_ui) σ(−x_ui) − ¼] f_i f_iᵀ + Λ,   G = Σ_i f_i f_iᵀ
 
 (H̃_u ⪰ ∇²_u on the pairs without interaction, exact on the interactions, positive
-definite; a product H̃_u v costs O(k² + |I_u| k), so no row system is formed). The
-dense part, X = Z Fᵀ [n_rows, n_other] and σ(X) F, is two matrix products per
-half-step: O(n_users n_items k) time and O(n_users n_items) memory. A sweep (one
+definite; a product H̃_u v costs O(k² + |I_u| k), so no row system is formed; the
+interactions sit in fixed-width :class:`Chunks`, so these products are dense einsums
+plus a segment sum over a row's few chunks). The dense part, X = Z Fᵀ [n_rows, n_other]
+and σ(X) F, is two matrix products per half-step, O(n_users n_items k) time, computed by
+blocks of :data:`BLOCK` rows (:func:`dense_terms`: O(BLOCK n_other) memory). A sweep (one
 ``fit`` epoch) solves the items, then the users, in one jitted program (compiled once
 per shape and ``cg_steps``; α, λ, λ_b are traced, so a search over them reuses it);
 the data go to the device once, in :meth:`LogisticMFSolver.init`. The history's
