@@ -43,6 +43,8 @@ def resolve(spec: ImplicitALS, train, run) -> ImplicitALS:
     """``solver="optax"``: the optimizer (Adam) and its default rate. ``solver="als"``:
     ``cg_steps`` (3 on a CPU backend, exact elsewhere) and ``kernel`` (the C++
     half-steps on one CPU device when they are built)."""
+    if run.features is not None:
+        return _resolve_features(spec, run)
     if spec.solver == "optax":
         from ...solvers.minibatch.optimizers import OPTIMIZERS
 
@@ -55,6 +57,20 @@ def resolve(spec: ImplicitALS, train, run) -> ImplicitALS:
     if steps is None:
         steps = min(DEFAULT_CG_STEPS_CPU, spec.rank) if run.hardware.backend == "cpu" else 0
     return dataclasses.replace(spec, cg_steps=steps, kernel=resolve_kernel(spec, kernel, run, "iALS"))
+
+
+def _resolve_features(spec, run) -> ImplicitALS:
+    """With ``features=``: the XLA half-steps (the C++ kernel takes no prior term), so
+    ``kernel="auto"`` is False and ``kernel=True`` is refused; ``solver="optax"`` too."""
+    if spec.solver == "optax" or spec.kernel is True:
+        what = "solver='optax'" if spec.solver == "optax" else "kernel=True"
+        raise ValueError(f"fit: ImplicitALS({what}) does not take features= (the feature "
+                         "prior runs on the XLA ALS half-steps: solver='als', kernel='auto' "
+                         "or False)")
+    steps = spec.cg_steps
+    if steps is None:
+        steps = min(DEFAULT_CG_STEPS_CPU, spec.rank) if run.hardware.backend == "cpu" else 0
+    return dataclasses.replace(spec, cg_steps=steps, kernel=False)
 
 
 def memory_bytes(spec, *, n_users, n_items, nnz, itemsize, backend) -> int:
