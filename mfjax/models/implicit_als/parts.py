@@ -15,11 +15,12 @@ from ...solvers import memory
 from ...solvers.hardware import resolve_kernel
 from ...solvers.rows import ials_row_solve
 from . import trials
+from .features import feature_vectors, score_features
 from ..record import legacy_fields
 from .spec import ImplicitALS
 
 __all__ = ["SPEC", "OBJECTIVE", "PARAMS", "make_solver", "resolve", "memory_bytes", "row_solve",
-           "row_hyperparameters", "score", "trials", "legacy_spec", "MEMORY_HINT",
+           "row_hyperparameters", "score", "score_features", "feature_rows", "trials", "legacy_spec", "MEMORY_HINT",
            "DEFAULT_CG_STEPS_CPU"]
 
 SPEC = ImplicitALS
@@ -31,6 +32,11 @@ MEMORY_HINT = "rank"
 DEFAULT_CG_STEPS_CPU = 3
 score = explicit.predict  # <p_u, q_i>: the biases stay 0
 row_solve = ials_row_solve
+
+
+def feature_rows(model, features, side: str, raw_ids):
+    """Vectors [n, k] of new IDs from their features (``W^T f``; 0 without a row)."""
+    return feature_vectors(model, features, side, raw_ids)[0]
 
 
 def make_solver(spec):
