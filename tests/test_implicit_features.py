@@ -190,6 +190,8 @@ def test_partial_fit_refusals(cold_fit):
     other = mfjax.Features.from_csr(items=(np.array([10_001]), np.ones((1, D + 1))))
     with pytest.raises(ValueError, match="columns"):
         model.partial_fit_items(features=other)
+    with pytest.raises(ValueError, match="trained on"):
+        model.predict(model.user_ids[0], 10_001, features=other)
     with pytest.raises(ValueError, match="ratings is None"):
         model.partial_fit_items()
     with pytest.raises(ValueError, match="no user table"):
