@@ -34,6 +34,7 @@ import dataclasses
 import hashlib
 
 import numpy as np
+import pandas as pd
 
 from . import feature_frames
 from .feature_tables import FeatureTable, table_from_matrix
@@ -105,6 +106,49 @@ class Features:
                     f"features (the {t.n_rows} feature rows have IDs such as "
                     f"{show(t.ids[0])!r}, the ratings {show(ids[0])!r}); the ID columns "
                     "must hold the same raw IDs")
+
+    def with_ids(self, ratings):
+        """``ratings`` with the IDs that have features but no entry in its ID tables
+        appended to them (no interactions), in the order of the feature tables.
+
+        Its interactions and indices are unchanged (the new IDs come after the old
+        ones), so a model trained on the result has a row for every feature-only ID:
+        a model whose record has ``feature_ids=True`` (:class:`mfjax.models.ModelRecord`)
+        is trained on this at ``fit`` and serves such IDs like any other.
+
+        Args:
+            ratings: an :class:`mfjax.Ratings` (checked with :meth:`check_against`).
+
+        Returns:
+            An :class:`mfjax.Ratings` (``ratings`` itself when nothing is added).
+        """
+        tables = {}
+        for side, ids in (("users", ratings.user_ids), ("items", ratings.item_ids)):
+            t = getattr(self, side)
+            if t is None:
+                tables[side] = ids
+                continue
+            extra = np.asarray(t.ids)[~pd.Index(t.ids).isin(pd.Index(ids))]
+            tables[side] = ids if extra.size == 0 else _joined(ids, extra)
+        if tables["users"] is ratings.user_ids and tables["items"] is ratings.item_ids:
+            return ratings
+        return type(ratings)(ratings.users, ratings.items, ratings.ratings, ratings.timestamps,
+                             tables["users"], tables["items"])
+
+    def merged(self, other: "Features") -> "Features":
+        """These features with ``other``'s rows added (an ID in both takes ``other``'s row).
+
+        Raises:
+            TypeError: ``other`` is not a Features.
+            ValueError: a side whose tables have different columns.
+        """
+        if not isinstance(other, Features):
+            raise TypeError(f"Features.merged: need an mfjax.Features, got {type(other).__name__}")
+        out = {}
+        for side in _SIDES:
+            a, b = getattr(self, side), getattr(other, side)
+            out[side] = a if b is None else b if a is None else _merged_tables(a, b, side)
+        return Features(**out)
 
     @classmethod
     def from_frames(cls, users=None, items=None, *, user_id: str = "user_id",
@@ -236,6 +280,27 @@ class Features:
 
     def __repr__(self) -> str:
         return f"Features(users={self.users!r}, items={self.items!r})"
+
+
+def _merged_tables(a: FeatureTable, b: FeatureTable, side: str) -> FeatureTable:
+    """The rows of ``a`` whose IDs ``b`` lacks, then ``b``'s (same columns required)."""
+    if a.column_names != b.column_names:
+        raise ValueError(f"Features.merged: the {side[:-1]} tables have different columns "
+                         f"({a.n_columns} vs {b.n_columns}; encode both with the same columns)")
+    keep = a.ids[~pd.Index(a.ids).isin(pd.Index(b.ids))]
+    ids = _joined(keep, b.ids)
+    ptr_a, idx_a, val_a, _ = a.rows_for(keep)
+    ptr = np.concatenate([ptr_a, ptr_a[-1] + b.indptr[1:]])
+    return FeatureTable(ids, ptr, np.concatenate([idx_a, b.indices]),
+                        np.concatenate([val_a, b.values]), a.column_names, a.groups,
+                        a.group_names)
+
+
+def _joined(ids: np.ndarray, extra: np.ndarray) -> np.ndarray:
+    """``ids`` then ``extra`` as one ID table (integers stay integers, else object)."""
+    ints = ids.dtype.kind in "iu" and extra.dtype.kind in "iu"
+    dtype = np.result_type(ids.dtype, extra.dtype) if ints else object
+    return np.concatenate([ids.astype(dtype), extra.astype(dtype)])
 
 
 def array_names() -> tuple:

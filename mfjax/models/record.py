@@ -41,6 +41,9 @@ name                     what
                          with features but no ratings is scored from its features
                          (:mod:`mfjax.serving.features`); without it such IDs take ``score``'s
                          ID fallbacks
+``feature_rows``         optional, records with ``feature_ids=True``: ``(model, features, side,
+                         raw_ids) -> vectors [n, k]`` for new IDs known only from features
+                         (``partial_fit_items(features=F)``, :mod:`mfjax.serving.feature_rows`)
 ======================== ======================================================================
 
 A model that reads side information (:class:`mfjax.Features`) says so with
@@ -79,6 +82,12 @@ class ModelRecord:
             the spec by the tests, so ``--help`` needs no JAX).
         features: whether the model reads side information (``fit(..., features=F)``,
             :class:`mfjax.Features`); False: ``features=`` is refused, naming the model.
+        feature_ids: a features model that serves IDs known only from features as rows
+            of its tables: ``fit`` appends the feature-only IDs of F to the training
+            data's ID tables (:meth:`mfjax.Features.with_ids`; rows with no
+            interactions) before the solver sees it, so the model's ``user_ids`` /
+            ``item_ids`` include them and recommend / similar_items / evaluation treat
+            them like any other ID.
     """
 
     name: str
@@ -91,6 +100,7 @@ class ModelRecord:
     data_size_default: int | None = None
     cli_defaults: dict = dataclasses.field(default_factory=dict)
     features: bool = False
+    feature_ids: bool = False
 
     @property
     def parts(self) -> Any:

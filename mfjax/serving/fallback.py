@@ -17,6 +17,10 @@ so evaluation scores exactly the lists ``recommend`` serves. Models without a
 seen index (not made by ``fit``) only know unknown IDs as cold; their implicit
 fallback is not available (popularity needs the training interactions) and
 they rank cold users by ``μ + b_i``.
+
+A model whose record has ``feature_ids`` (:class:`mfjax.models.ModelRecord`) holds
+a row for each ID of its features (the feature-only ones from their features): a row
+that has features in ``model.features`` is not cold, so it is served by its own row.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ def cold_users(model, users) -> np.ndarray:
     if model.seen_indptr is not None:
         rows = np.asarray(model.seen_indptr, np.int64)
         count = np.diff(rows)[np.maximum(users, 0)]
-        cold |= count == 0
+        cold |= (count == 0) & ~_feature_rows(model, "users", users)
     return cold
 
 
@@ -47,8 +51,20 @@ def cold_items(model, items) -> np.ndarray:
     items = np.asarray(items, np.int64)
     cold = items < 0
     if model.seen_items is not None:
-        cold |= _counts(model.seen_items, model.n_items)[np.maximum(items, 0)] == 0
+        cold |= ((_counts(model.seen_items, model.n_items)[np.maximum(items, 0)] == 0)
+                 & ~_feature_rows(model, "items", items))
     return cold
+
+
+def _feature_rows(model, side: str, rows) -> np.ndarray:
+    """bool [b]: the rows (≥ 0) whose IDs have features, for a model that serves
+    feature-only IDs by their rows (record ``feature_ids``); all False otherwise."""
+    rows = np.asarray(rows, np.int64)
+    table = None if model.features is None else model.features.table(side)
+    if table is None or not model.record.feature_ids:
+        return np.zeros(rows.shape, bool)
+    ids = model.user_ids if side == "users" else model.item_ids
+    return (rows >= 0) & (table.positions(ids[np.maximum(rows, 0)]) >= 0)
 
 
 def fallback_indices(model, users, items) -> tuple[np.ndarray, np.ndarray]:

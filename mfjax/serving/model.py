@@ -210,7 +210,8 @@ class Model(IdSpace):
             val[cold] = np.where(np.isneginf(val[cold]), -np.inf, 0.0)
         return ranked_ids(self, idx, val, scalar)
 
-    def partial_fit_users(self, ratings, *, missing: str = "raise") -> "Model":
+    def partial_fit_users(self, ratings=None, *, missing: str = "raise",
+                        features: Features | None = None) -> "Model":
         """A new model with the users of ``ratings`` solved against the fixed items.
 
         Each user that has rows in ``ratings`` (an :class:`mfjax.Ratings` with raw
@@ -250,9 +251,10 @@ class Model(IdSpace):
         """
         from .partial_fit import partial_fit
 
-        return partial_fit(self, ratings, "users", missing=missing)
+        return partial_fit(self, ratings, "users", missing=missing, features=features)
 
-    def partial_fit_items(self, ratings, *, missing: str = "raise") -> "Model":
+    def partial_fit_items(self, ratings=None, *, missing: str = "raise",
+                        features: Features | None = None) -> "Model":
         """A new model with the items of ``ratings`` solved against the fixed users.
 
         As :meth:`partial_fit_users` with the sides swapped: explicit models
@@ -264,7 +266,7 @@ class Model(IdSpace):
         """
         from .partial_fit import partial_fit
 
-        return partial_fit(self, ratings, "items", missing=missing)
+        return partial_fit(self, ratings, "items", missing=missing, features=features)
 
     def recommend_for_ratings(self, raw_item_ids, ratings, n: int = 10, *, items=None,
                               reg: float | None = None, bias_reg: float | None = None,

@@ -135,7 +135,8 @@ def _own_and_other(model, ratings, side, missing, where):
     return raw, own_idx, local.reshape(-1), other_idx, vals
 
 
-def partial_fit(model, ratings: Ratings, side: str, *, missing: str = "raise"):
+def partial_fit(model, ratings: Ratings | None, side: str, *, missing: str = "raise",
+                features=None):
     """A new Model with the ``side`` rows of ``ratings`` solved (module docstring).
 
     Args:
@@ -145,11 +146,24 @@ def partial_fit(model, ratings: Ratings, side: str, *, missing: str = "raise"):
         side: ``"users"`` or ``"items"``.
         missing: ``"raise"``: an unknown other-side ID raises KeyError;
             ``"ignore"``: its rows are dropped.
+        features: an :class:`mfjax.Features` or None: its new IDs of ``side`` without
+            rows in ``ratings`` are added from their features
+            (:func:`mfjax.serving.feature_rows.add_feature_rows`; models that serve
+            feature-only IDs); ``ratings`` may then be None.
 
     Returns:
         The updated :class:`mfjax.Model`.
     """
     where = f"partial_fit_{side}" if side in SIDES else "partial_fit"
+    if features is not None and side in SIDES:
+        from .feature_rows import add_feature_rows
+
+        model = add_feature_rows(model, features, side, ratings, where)
+        if ratings is None:
+            return model
+    if ratings is None:
+        raise ValueError(f"{where}: ratings is None; pass ratings, or features= with the "
+                         "new IDs' features")
     hp = _check(model, ratings, side, where)
     if missing not in ("raise", "ignore"):
         raise ValueError(f"{where}: missing must be 'raise' or 'ignore', got {missing!r}")

@@ -130,6 +130,8 @@ def fit(
     _check_resumable(spec, resume)
     spec, run = resolve(train, spec, seed=seed, mesh=mesh, table_sharding=table_sharding,
                         features=features)
+    if features is not None and entry.feature_ids:  # feature-only IDs become rows
+        train = features.with_ids(train)
     objective = entry.objective_record
     check_memory_of(train, spec, run)  # refuse what cannot fit, with the figure
     solver = entry.make_solver(spec)

@@ -15,11 +15,12 @@ from ...solvers import memory
 from ...solvers.hardware import resolve_kernel
 from ...solvers.rows import ials_row_solve
 from . import trials
+from .features import feature_vectors, score_features
 from ..record import legacy_fields
 from .spec import ImplicitALS
 
 __all__ = ["SPEC", "OBJECTIVE", "PARAMS", "make_solver", "resolve", "memory_bytes", "row_solve",
-           "row_hyperparameters", "score", "trials", "legacy_spec", "MEMORY_HINT",
+           "row_hyperparameters", "score", "score_features", "feature_rows", "trials", "legacy_spec", "MEMORY_HINT",
            "DEFAULT_CG_STEPS_CPU"]
 
 SPEC = ImplicitALS
@@ -33,6 +34,11 @@ score = explicit.predict  # <p_u, q_i>: the biases stay 0
 row_solve = ials_row_solve
 
 
+def feature_rows(model, features, side: str, raw_ids):
+    """Vectors [n, k] of new IDs from their features (``W^T f``; 0 without a row)."""
+    return feature_vectors(model, features, side, raw_ids)[0]
+
+
 def make_solver(spec):
     from ...solvers.ials.solver import ALSSolver, IALSOptaxSolver
 
@@ -43,6 +49,8 @@ def resolve(spec: ImplicitALS, train, run) -> ImplicitALS:
     """``solver="optax"``: the optimizer (Adam) and its default rate. ``solver="als"``:
     ``cg_steps`` (3 on a CPU backend, exact elsewhere) and ``kernel`` (the C++
     half-steps on one CPU device when they are built)."""
+    if run.features is not None:
+        return _resolve_features(spec, run)
     if spec.solver == "optax":
         from ...solvers.minibatch.optimizers import OPTIMIZERS
 
@@ -55,6 +63,20 @@ def resolve(spec: ImplicitALS, train, run) -> ImplicitALS:
     if steps is None:
         steps = min(DEFAULT_CG_STEPS_CPU, spec.rank) if run.hardware.backend == "cpu" else 0
     return dataclasses.replace(spec, cg_steps=steps, kernel=resolve_kernel(spec, kernel, run, "iALS"))
+
+
+def _resolve_features(spec, run) -> ImplicitALS:
+    """With ``features=``: the XLA half-steps (the C++ kernel takes no prior term), so
+    ``kernel="auto"`` is False and ``kernel=True`` is refused; ``solver="optax"`` too."""
+    if spec.solver == "optax" or spec.kernel is True:
+        what = "solver='optax'" if spec.solver == "optax" else "kernel=True"
+        raise ValueError(f"fit: ImplicitALS({what}) does not take features= (the feature "
+                         "prior runs on the XLA ALS half-steps: solver='als', kernel='auto' "
+                         "or False)")
+    steps = spec.cg_steps
+    if steps is None:
+        steps = min(DEFAULT_CG_STEPS_CPU, spec.rank) if run.hardware.backend == "cpu" else 0
+    return dataclasses.replace(spec, cg_steps=steps, kernel=False)
 
 
 def memory_bytes(spec, *, n_users, n_items, nnz, itemsize, backend) -> int:

@@ -39,6 +39,10 @@ class ImplicitALS(Spec):
         optimizer: ``solver="optax"`` only: a name in :data:`mfjax.OPTIMIZERS` (``None``:
             ``"adam"``).
         learning_rate: ``solver="optax"`` only (``None``: the optimizer's default).
+        feature_reg: λ_A, the ridge of the feature maps A, B of ``fit(...,
+            features=F)`` (:mod:`mfjax.solvers.ials.priors`: each row's vector has a
+            prior centred on A f_u / B g_i, the maps re-solved by ridge regression each
+            sweep); unused without features.
     """
 
     objective: ClassVar[str] = "ials"
@@ -55,6 +59,7 @@ class ImplicitALS(Spec):
     solver: str = "als"  # type: ignore[assignment]
     optimizer: Any = None
     learning_rate: float | None = None
+    feature_reg: float = 1.0
 
     CHECKS: ClassVar[dict] = {
         "rank": rank_check, "reg": non_negative, "alpha": non_negative,
@@ -64,7 +69,7 @@ class ImplicitALS(Spec):
         "init_scale": positive, "kernel": kernel_check,
         "solver": lambda s, n, v: check_choice(s, n, v, ("als", "optax")),
         "optimizer": lambda s, n, v: None if v is None else check_optimizer(s, v),
-        "learning_rate": positive_or_none,
+        "learning_rate": positive_or_none, "feature_reg": non_negative,
     }
 
     def _check_all(self):

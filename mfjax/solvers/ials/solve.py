@@ -60,7 +60,7 @@ METHODS = ("cholesky", "cg")
 
 def cholesky_rows(other, indptr, rows, cols, vals, *, alpha, unobserved_weight, reg, nu,
                   chunk_rows, chunk_nnz, block, with_loss=False, n_other=None, n_live=None,
-                  rowwise=False):
+                  rowwise=False, prior=None):
     """Exact row solves by batched Cholesky: x [n, k] for the rows of ``indptr`` [n + 1].
 
     ``other`` [n_other, k] is the fixed side; ``cols``/``vals`` [nnz] the other-side
@@ -89,6 +89,10 @@ def cholesky_rows(other, indptr, rows, cols, vals, *, alpha, unobserved_weight, 
     and ``n_live`` (traced) makes only the first ``ceil(n_live / R)`` chunks run
     (rows past them come back 0): with both, one executable serves any row counts
     up to the padded shapes (:func:`half_step_exact`).
+
+    ``prior`` [n, k] (or None: 0) is each row's prior mean m (a feature map's A f):
+    the right-hand side gains ``λ λ̃ m``, so x minimises the row's loss plus
+    ``λ λ̃ ‖x − m‖²`` instead of ``λ λ̃ ‖x‖²`` (rows without interactions stay 0).
     """
     del rows  # the row of each position is implied by indptr
     n, nnz = indptr.shape[0] - 1, cols.shape[0]
@@ -106,6 +110,8 @@ def cholesky_rows(other, indptr, rows, cols, vals, *, alpha, unobserved_weight, 
     base = unobserved_weight * (other.T @ other)  # α0 G [k, k]
     eye = jnp.eye(k, dtype=dtype)
     lanes = jnp.arange(L, dtype=indptr.dtype)
+    prior_p = None if prior is None else jnp.concatenate(
+        [prior.astype(dtype), jnp.zeros((n_chunks * R - n, k), dtype)])
 
     def chunk(r0):
         ptr = lax.dynamic_slice(indptr_p, (r0,), (R + 1,))
@@ -144,7 +150,9 @@ def cholesky_rows(other, indptr, rows, cols, vals, *, alpha, unobserved_weight, 
         A = jnp.where(empty[:, None, None], eye[None], A)  # keep the factorization finite
         # A is symmetric by construction and LAPACK reads only its lower triangle, so
         # skip jnp.linalg.cholesky's symmetrization pass over [R, k, k] (~3 % of a sweep).
-        x = _solve_rows(A, b, rowwise, (reg > 0) | (unobserved_weight > 0))
+        rhs = b if prior_p is None else b + lam[:, None] * lax.dynamic_slice(
+            prior_p, (r0, jnp.zeros_like(r0)), (R, k))
+        x = _solve_rows(A, rhs, rowwise, (reg > 0) | (unobserved_weight > 0))
         x = jnp.where(empty[:, None], 0.0, x)
         if not with_loss:
             return x
@@ -216,10 +224,11 @@ def _solve_rows(A, b, rowwise, regularized=True):
 
 
 def cg_rows(other, indptr, rows, cols, vals, x0, *, alpha, unobserved_weight, reg, nu, steps,
-            chunk_rows, chunk_nnz, n_other=None):
+            chunk_rows, chunk_nnz, n_other=None, prior=None):
     """``steps`` conjugate-gradient iterations per row from x0 [n, k].
 
-    Arguments as in :func:`cholesky_rows`, plus ``rows`` [nnz], the row of each position.
+    Arguments as in :func:`cholesky_rows` (``prior`` included: ``λ λ̃ m`` joins the
+    right-hand side), plus ``rows`` [nnz], the row of each position.
 
     Rows go in chunks of R = ``chunk_rows`` (``lax.map``); each matvec
     ``α0 G x + Σ_i c q (qᵀ x) + λ λ̃ x`` walks the chunk's interactions
@@ -240,6 +249,8 @@ def cg_rows(other, indptr, rows, cols, vals, x0, *, alpha, unobserved_weight, re
     cols_p = jnp.concatenate([cols, jnp.zeros((C,), cols.dtype)])
     conf_p = jnp.concatenate([1.0 + alpha * vals.astype(dtype), jnp.zeros((C,), dtype)])
     x0_p = jnp.concatenate([x0.astype(dtype), jnp.zeros((n_chunks * R - n, k), dtype)])
+    prior_p = None if prior is None else jnp.concatenate(
+        [prior.astype(dtype), jnp.zeros((n_chunks * R - n, k), dtype)])
 
     def chunk(r0):
         ptr = lax.dynamic_slice(indptr_p, (r0,), (R + 1,))
@@ -268,6 +279,8 @@ def cg_rows(other, indptr, rows, cols, vals, x0, *, alpha, unobserved_weight, re
             return x @ G + observed(x) + lam[:, None] * x
 
         b = observed(None)
+        if prior_p is not None:
+            b = b + lam[:, None] * lax.dynamic_slice(prior_p, (r0, jnp.zeros_like(r0)), (R, k))
         x = jnp.where((counts == 0)[:, None], 0.0, lax.dynamic_slice(x0_p, (r0, jnp.zeros_like(r0)), (R, k)))
         r = b - matvec(x)
         rs = jnp.sum(r * r, axis=1)

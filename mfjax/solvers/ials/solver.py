@@ -48,6 +48,7 @@ from ...solvers.ials import layout as ials_layout
 from . import solve as ia
 from ...kernels import ials as ik
 from . import steps as st
+from .priors import Priors
 from ...objectives.explicit import Params
 from ...data import Ratings
 from ..minibatch.epoch import host_init
@@ -183,11 +184,41 @@ class ALSSolver(_IALSBase):
             self.sides = ials_layout.shared_layouts(self.data)
             self.n_pad = int(self.sides[0].indptr.shape[0]) - 1
         self.facts["als_method"] = self.method
+        self.priors = self._priors(train, spec, run)
         self._padded = None  # (P, P zero-padded, Q, Q zero-padded) of the last step
         self._exact = False  # whether the state's users are exact for its items
         return ALSState(p, (), 0)
 
-    def _half_step(self, other, side, x0, with_observed=True):
+    def _priors(self, train, spec, run):
+        """The feature priors of ``fit(..., features=F)`` (:mod:`mfjax.solvers.ials.priors`),
+        or None. They run on the one-device XLA half-steps only (resolve turns the
+        kernel off); a multi-device mesh is refused rather than dropping them."""
+        if run.features is None:
+            return None
+        if self.on_mesh is not None:
+            raise ValueError("fit: ImplicitALS with features= runs on one device; the mesh "
+                             "half-steps take no feature prior (pass mesh=None)")
+        if self.use_kernel:
+            raise ValueError("fit: ImplicitALS with features= needs kernel=False (the C++ "
+                             "half-step takes no prior term)")
+        self.facts["feature_prior"] = "XLA half-steps with the prior term, ridge maps on the host"
+        d = self.data
+        return Priors(run.features, train.user_ids, train.item_ids, np.diff(d.user_indptr),
+                      np.diff(d.item_indptr), spec.feature_reg)
+
+    def _prior(self, side: str, X):
+        """The padded prior means of ``side`` from its table X, or None without features."""
+        if self.priors is None:
+            return None
+        return _pad_rows(self.priors.means(side, X).astype(np.asarray(X).dtype), self.n_pad)
+
+    def _half_step(self, other, side, x0, with_observed=True, prior=None):
+        if prior is not None:
+            if self.method == "cg":
+                return st.half_step_cg(other, side, x0, cg_steps=self.cg_steps, **self.hp,
+                                       chunk_rows=self.CHUNKS["chunk_rows"],
+                                       chunk_nnz=self.CHUNKS["chunk_nnz"], prior=prior)
+            return st.half_step_exact(other, side, **self.hp, **self.CHUNKS, prior=prior)
         if self.method == "cg":
             if self.use_kernel:
                 return ik.half_step_cg(other, side, x0, cg_steps=self.cg_steps, **self.hp,
@@ -211,8 +242,10 @@ class ALSSolver(_IALSBase):
             if self.method == "cg":  # the warm start of the item half-step
                 Qp = last[3] if last is not None and last[2] is Q else _pad_rows(Q, self.n_pad)
             users, items = self.sides
-            Qp, _, penalty_items = self._half_step(Pp, items, Qp, with_observed=False)
-            Pp, value_users, _ = self._half_step(Qp, users, Pp)
+            prior_items, prior_users = self._prior("items", Q), self._prior("users", P)
+            Qp, _, penalty_items = self._half_step(Pp, items, Qp, with_observed=False,
+                                                   prior=prior_items)
+            Pp, value_users, _ = self._half_step(Qp, users, Pp, prior=prior_users)
             P, Q = _rows(Pp, self.data.n_users), _rows(Qp, self.data.n_items)
             self._padded = (P, Pp, Q, Qp)
             params = state.params._replace(user_factors=P, item_factors=Q)
@@ -229,8 +262,15 @@ class ALSSolver(_IALSBase):
         return restore_leaves(state, leaves, put)
 
     def finalize(self, state, params: Params) -> Params:
-        """:meth:`_finalize`'s factors, checked finite (:func:`~mfjax.solvers.ials.solve.checked_factors`)."""
-        return ia.checked_factors(self._finalize(state, params), self.hp)
+        """:meth:`_finalize`'s factors, checked finite (:func:`~mfjax.solvers.ials.solve.checked_factors`);
+        with features, the feature-only rows then get their prior means
+        (:meth:`mfjax.solvers.ials.priors.Priors.filled`)."""
+        params = ia.checked_factors(self._finalize(state, params), self.hp)
+        if self.priors is None:
+            return params
+        P, Q = np.asarray(params.user_factors), np.asarray(params.item_factors)
+        return params._replace(user_factors=jnp.asarray(self.priors.filled("users", P)),
+                               item_factors=jnp.asarray(self.priors.filled("items", Q)))
 
     def _finalize(self, state, params: Params) -> Params:
         """Unchanged after an exact sweep (its user half-step is already exact; ``fit``
@@ -243,6 +283,12 @@ class ALSSolver(_IALSBase):
             return jax.tree.map(jnp.asarray, distributed.to_host(params))
         if self._exact:
             return params
+        if self.priors is not None:  # the exact user re-solve keeps the prior term
+            P = params.user_factors
+            Pp, _, _ = st.half_step_exact(_pad_rows(params.item_factors, self.n_pad),
+                                          self.sides[0], **self.hp, **self.CHUNKS,
+                                          prior=self._prior("users", P))
+            return params._replace(user_factors=_rows(Pp, self.data.n_users))
         if self.use_kernel:
             return params._replace(user_factors=ik.solve_users(params.item_factors, self.data,
                                                                **self.hp))

@@ -52,7 +52,7 @@ def cpu_jit(fun, **kw):
 
 @functools.partial(cpu_jit, static_argnames=("chunk_rows", "chunk_nnz", "block"))
 def half_step_exact(other, side: SideLayout, *, alpha, unobserved_weight, reg, nu,
-                    chunk_rows: int = 256, chunk_nnz: int = 2048, block: int = 32):
+                    chunk_rows: int = 256, chunk_nnz: int = 2048, block: int = 32, prior=None):
     """One exact (Cholesky) half-step on padded shapes; the same executable for both sides.
 
     Args:
@@ -60,10 +60,13 @@ def half_step_exact(other, side: SideLayout, *, alpha, unobserved_weight, reg, n
         side: this side's :class:`mfjax.solvers.ials.layout.SideLayout` (from :func:`mfjax.solvers.ials.layout.shared_layouts`).
         alpha, unobserved_weight, reg, nu: as in :func:`loss` (traced).
         chunk_rows, chunk_nnz, block: as in :func:`solve_users`.
+        prior: None, or the rows' prior means m [n_pad, k] (feature-aware iALS,
+            :mod:`mfjax.solvers.ials.priors`): the penalty becomes ``λ λ̃ ‖x − m‖²``
+            (m must be 0 on rows without interactions, which stay 0).
 
     Returns:
         ``(x, value, penalty)``: x [n_pad, k] the exact minimiser for this side's rows
-        (padding rows 0); ``penalty = λ Σ λ̃ ‖x‖²`` over this side; ``value`` this side's
+        (padding rows 0); ``penalty = λ Σ λ̃ ‖x − m‖²`` over this side (m = 0 without a prior); ``value`` this side's
         observed sum at x (see :func:`cholesky_rows`) + ``α0 <xᵀx, otherᵀother>`` +
         ``penalty``. After the item half-step Q then the user half-step P,
         ``L(P, Q) = value_users + penalty_items``.
@@ -73,9 +76,9 @@ def half_step_exact(other, side: SideLayout, *, alpha, unobserved_weight, reg, n
     kw = dict(alpha=alpha, unobserved_weight=unobserved_weight, reg=reg, nu=nu)
     x, observed = cholesky_rows(other, side.indptr, None, side.cols, side.vals, block=block,
                                 chunk_rows=chunk_rows, chunk_nnz=chunk_nnz, with_loss=True,
-                                n_other=n_other, n_live=side.n_rows, **kw)
+                                n_other=n_other, n_live=side.n_rows, prior=prior, **kw)
     lam = row_reg(jnp.diff(side.indptr).astype(dtype), n_other, unobserved_weight, nu)
-    penalty = reg * jnp.sum(lam * jnp.sum(x * x, axis=1))
+    penalty = reg * jnp.sum(lam * _sq_dist(x, prior))
     value = observed + unobserved_weight * jnp.sum((x.T @ x) * (other.T @ other)) + penalty
     return x, value, penalty
 
@@ -91,7 +94,7 @@ def observed_sum(x, other, indptr, rows, cols, vals, alpha):
 
 @functools.partial(cpu_jit, static_argnames=("cg_steps", "chunk_rows", "chunk_nnz"))
 def half_step_cg(other, side: SideLayout, x0, *, cg_steps: int, alpha, unobserved_weight, reg,
-                 nu, chunk_rows: int = 256, chunk_nnz: int = 2048):
+                 nu, chunk_rows: int = 256, chunk_nnz: int = 2048, prior=None):
     """``cg_steps`` warm-started CG iterations per row (:func:`cg_rows`) on padded shapes.
 
     Args:
@@ -99,6 +102,7 @@ def half_step_cg(other, side: SideLayout, x0, *, cg_steps: int, alpha, unobserve
         x0: this side's current factors [n_pad, k] (zero-padded), the warm start.
         cg_steps: CG iterations per row.
         alpha, unobserved_weight, reg, nu, chunk_rows, chunk_nnz: as in :func:`solve_users`.
+        prior: as in :func:`half_step_exact`.
 
     Returns:
         ``(x, value, penalty)`` as :func:`half_step_exact` defines them, at the CG
@@ -109,9 +113,15 @@ def half_step_cg(other, side: SideLayout, x0, *, cg_steps: int, alpha, unobserve
     rows = jnp.searchsorted(side.indptr, jnp.arange(side.cols.shape[0]), side="right") - 1
     x = cg_rows(other, side.indptr, rows, side.cols, side.vals, x0, alpha=alpha,
                 unobserved_weight=unobserved_weight, reg=reg, nu=nu, steps=cg_steps,
-                chunk_rows=chunk_rows, chunk_nnz=chunk_nnz, n_other=n_other)
+                chunk_rows=chunk_rows, chunk_nnz=chunk_nnz, n_other=n_other, prior=prior)
     observed = observed_sum(x, other, side.indptr, rows, side.cols, side.vals, alpha)
     lam = row_reg(jnp.diff(side.indptr).astype(dtype), n_other, unobserved_weight, nu)
-    penalty = reg * jnp.sum(lam * jnp.sum(x * x, axis=1))
+    penalty = reg * jnp.sum(lam * _sq_dist(x, prior))
     value = observed + unobserved_weight * jnp.sum((x.T @ x) * (other.T @ other)) + penalty
     return x, value, penalty
+
+
+def _sq_dist(x, prior):
+    """‖x − m‖² per row [n] (m = 0 when ``prior`` is None)."""
+    d = x if prior is None else x - prior
+    return jnp.sum(d * d, axis=1)

@@ -1,0 +1,83 @@
+"""Adding IDs known only from features to a model: ``partial_fit_items(features=F)``.
+
+For a model whose record has ``feature_ids`` (:class:`mfjax.models.ModelRecord`), the
+IDs of ``F``'s table of one side that the model lacks, and that have no interactions in
+the call's ``ratings``, are appended to its ID table with the vectors its package's
+``feature_rows(model, features, side, raw_ids) -> [n, k]`` gives them (iALS: the prior
+mean ``B g_i`` / ``A f_u`` of :mod:`mfjax.models.implicit_als.features`), bias 0 and no
+seen interactions; ``model.features`` becomes ``model.features.merged(F)`` (an ID in
+both takes ``F``'s row), so the rows are served, saved and loaded like any other.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+import numpy as np
+
+from ..data.features import Features
+
+__all__ = ["add_feature_rows"]
+
+
+def add_feature_rows(model, features, side: str, ratings, where: str):
+    """The model with ``features``' new IDs of ``side`` appended (module docstring).
+
+    Args:
+        model: a trained :class:`mfjax.Model`.
+        features: an :class:`mfjax.Features` with a table for ``side``.
+        side: ``"users"`` or ``"items"``.
+        ratings: the call's :class:`mfjax.Ratings` or None; its IDs of ``side`` are
+            left to the row solve.
+        where: the caller, for messages.
+
+    Raises:
+        TypeError: ``features`` is not a Features.
+        ValueError: the model does not serve feature-only IDs, or ``features`` has no
+            table for ``side``.
+    """
+    model.record.check_features(features, where)
+    hook = getattr(model.record.parts, "feature_rows", None)
+    if not model.record.feature_ids or hook is None:
+        raise ValueError(f"{where}: {model.record.name} models do not serve IDs known only "
+                         "from features; pass ratings instead")
+    table = features.table(side)
+    if table is None:
+        raise ValueError(f"{where}: features has no {side[:-1]} table (pass "
+                         f"Features.from_frames({side}=...))")
+    old = np.asarray(model.user_ids if side == "users" else model.item_ids)
+    taken = set(old.tolist())
+    if ratings is not None:
+        own = ratings.user_ids[ratings.users] if side == "users" else ratings.item_ids[ratings.items]
+        taken |= set(np.asarray(own).tolist())
+    new = np.asarray([x for x in table.ids.tolist() if x not in taken], dtype=table.ids.dtype)
+    merged = features if model.features is None else model.features.merged(features)
+    if new.size == 0:
+        return dataclasses.replace(model, features=merged)
+    vectors = np.asarray(hook(model, features, side, new))
+    return _appended(model, side, new, vectors, merged, where)
+
+
+def _appended(model, side, new, vectors, merged: Features, where):
+    """The model with rows ``vectors`` [n, k] appended for the raw IDs ``new`` [n]."""
+    users = side == "users"
+    old = np.asarray(model.user_ids if users else model.item_ids)
+    if (old.dtype.kind in "iu") != (new.dtype.kind in "iu"):
+        raise TypeError(f"{where}: the model's {side[:-1]} IDs are "
+                        f"{'integers' if old.dtype.kind in 'iu' else 'not integers'}; the "
+                        f"features' are {new.dtype}")
+    dtype = old.dtype if old.dtype.kind in "iu" else object
+    ids = np.concatenate([old.astype(dtype), new.astype(dtype)])
+    p = model.params
+    f, b = (p.user_factors, p.user_bias) if users else (p.item_factors, p.item_bias)
+    f = jnp.asarray(np.concatenate([np.asarray(f), vectors.astype(np.asarray(f).dtype)]))
+    b = jnp.asarray(np.concatenate([np.asarray(b), np.zeros(len(new), np.asarray(b).dtype)]))
+    params = p._replace(user_factors=f, user_bias=b) if users else \
+        p._replace(item_factors=f, item_bias=b)
+    changes = {"user_ids" if users else "item_ids": ids, "params": params, "features": merged}
+    if users and model.seen_indptr is not None:
+        ptr = np.asarray(model.seen_indptr, np.int64)
+        changes["seen_indptr"] = np.concatenate([ptr, np.full(len(new), ptr[-1], np.int64)])
+    if model.posterior is not None:
+        raise ValueError(f"{where}: a model with posterior samples cannot take feature rows")
+    return dataclasses.replace(model, **changes)
