@@ -123,11 +123,16 @@ class GibbsSolver(ExactBase):
         return GibbsFitState(chain, 0, 0, z(train.n_users, spec.rank), z(train.n_items, spec.rank),
                              z(train.n_users), z(train.n_items), z(), z())
 
-    def step(self, state: GibbsFitState):
+    def sweep_chain(self, state: GibbsFitState):
+        """The chain after one more sweep (a subclass samples another model here; its
+        chain has ``params``, ``tau`` and ``sse`` like :class:`GibbsState`)."""
         draws = host_draws(np.random.default_rng([self.seed, state.sweep]), self.layout,
                            self.spec.rank, n_eff=self.n_eff, dtype=self.dtype)
-        chain = gibbs_sweep(state.chain, self.layout, None, state.sweep, window=self.window,
-                            draws=draws, scale=self.scale, kernel_threads=self.kernel_threads)
+        return gibbs_sweep(state.chain, self.layout, None, state.sweep, window=self.window,
+                           draws=draws, scale=self.scale, kernel_threads=self.kernel_threads)
+
+    def step(self, state: GibbsFitState):
+        chain = self.sweep_chain(state)
         state = state._replace(chain=chain, sweep=state.sweep + 1)
         finite.check_sweep("gibbs", state.sweep, float(chain.sse), self.layout.users.ratings)
         j = state.sweep - 1 - self.burn_in
