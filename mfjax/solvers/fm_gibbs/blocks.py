@@ -34,7 +34,7 @@ import scipy.sparse as sp
 __all__ = ["SideBlocks", "side_blocks", "implicit_block", "attribute_block", "CHUNK", "WINDOW"]
 
 #: Columns per chunk of the coefficient draws.
-CHUNK = 32
+CHUNK = 128
 #: CSC entries per window of a chunk pass.
 WINDOW = 4096
 
@@ -42,7 +42,7 @@ WINDOW = 4096
 @partial(jax.tree_util.register_dataclass,
          data_fields=["rows", "cols", "vals", "c_rows", "c_local", "c_vals", "chunk_lo",
                       "chunk_hi", "basis", "spectrum", "chunk_group", "column_mask",
-                      "column_group"],
+                      "column_group", "columns"],
          meta_fields=["n_rows", "n_groups", "chunk", "window"])
 @dataclasses.dataclass(frozen=True)
 class SideBlocks:
@@ -58,6 +58,7 @@ class SideBlocks:
         chunk_group: int32 [n_chunks], the feature group of each chunk.
         column_mask: [D] 1 for a real column, 0 for padding.
         column_group: int32 [D], the group of each column.
+        columns: int32 [m], the padded column of each input column (blocks' order).
         n_rows: users (or items); n_groups: feature groups; chunk, window: as above.
     """
 
@@ -74,6 +75,7 @@ class SideBlocks:
     chunk_group: jax.Array
     column_mask: jax.Array
     column_group: jax.Array
+    columns: jax.Array
     n_rows: int
     n_groups: int
     chunk: int = CHUNK
@@ -158,7 +160,7 @@ def side_blocks(blocks: list, n_rows: int, dtype, *, chunk: int = CHUNK,
         chunk_lo=put(Xp.indptr[:-1:chunk], np.int32), chunk_hi=put(Xp.indptr[chunk::chunk], np.int32),
         basis=put(basis, dtype), spectrum=put(spectrum, dtype),
         chunk_group=put(column_group[::chunk], np.int32), column_mask=put(mask, dtype),
-        column_group=put(column_group, np.int32), n_rows=int(n_rows), n_groups=n_groups,
+        column_group=put(column_group, np.int32), columns=put(new_col, np.int32), n_rows=int(n_rows), n_groups=n_groups,
         chunk=int(chunk), window=int(window))
 
 

@@ -80,6 +80,7 @@ class FMChain(NamedTuple):
         params: current sample (global_bias w0 fixed).
         tau, sse: noise precision, Σ e² at ``params``.
         user_coef, item_coef: B_U [D_U, K], B_I [D_I, K] (D = 0 without features).
+        user_rows, item_rows: m = X B [n, K], the rows' feature terms ([0, K] without).
         user_mean, user_prec, item_mean, item_prec: the ID priors' μ, λ [K].
         user_group_mean, user_group_prec: [G_U, K] ([0, K] without features); items alike.
     """
@@ -89,6 +90,8 @@ class FMChain(NamedTuple):
     sse: jax.Array
     user_coef: jax.Array
     item_coef: jax.Array
+    user_rows: jax.Array
+    item_rows: jax.Array
     user_mean: jax.Array
     user_prec: jax.Array
     item_mean: jax.Array
@@ -196,23 +199,29 @@ def chunk_draw(U, s, rhs_data, coef_c, prec, group_mean, group_prec, eps):
     return U @ ((U.T @ rhs) / h + eps / jnp.sqrt(h))
 
 
-def draw_coefficients(blocks: SideBlocks, theta, mean, prec, coef, group_mean, group_prec, eps):
+def draw_coefficients(blocks: SideBlocks, theta, mean, prec, coef, m, group_mean, group_prec,
+                      eps):
     """B | θ, chunk after chunk (one Gibbs pass over the chunks; module docstring).
 
     Args:
         theta [n_rows, K]; mean, prec: the ID prior's μ, λ [K]; coef: B [D, K];
-        group_mean, group_prec [G, K]; eps [D, K] standard normals.
+        m: X B [n_rows, K] at the current B; group_mean, group_prec [G, K];
+        eps [D, K] standard normals.
 
     Returns:
-        The new B [D, K] (padding columns 0).
+        ``(B [D, K], m [n_rows, K])`` at the new B (padding columns 0); m = θ − μ − F
+        from the cached residuals, so it costs no extra pass over X.
     """
-    C, K = blocks.chunk, theta.shape[1]
-    F = theta - mean[None] - row_features(blocks, coef)
+    C = blocks.chunk
+    F = theta - mean[None] - m
+
+    K = theta.shape[1]
 
     def per_chunk(c, carry):
         F, coef = carry
         xtf = _windows(blocks, c, lambda acc, r, l, v: acc + jax.ops.segment_sum(
-            v[:, None] * F[r], l, num_segments=C), jnp.zeros((C, K), F.dtype))
+            v[:, None] * F[r], l, num_segments=C, indices_are_sorted=True),
+            jnp.zeros((C, K), F.dtype))
         old = lax.dynamic_slice_in_dim(coef, c * C, C)
         g = blocks.chunk_group[c]
         new = chunk_draw(blocks.basis[c], blocks.spectrum[c], xtf, old, prec, group_mean[g],
@@ -222,8 +231,8 @@ def draw_coefficients(blocks: SideBlocks, theta, mean, prec, coef, group_mean, g
         F = _windows(blocks, c, lambda acc, r, l, v: acc.at[r].add(-v[:, None] * delta[l]), F)
         return F, lax.dynamic_update_slice_in_dim(coef, new, c * C, 0)
 
-    _, coef = lax.fori_loop(0, blocks.chunk_lo.shape[0], per_chunk, (F, coef))
-    return coef
+    F, coef = lax.fori_loop(0, blocks.chunk_lo.shape[0], per_chunk, (F, coef))
+    return coef, theta - mean[None] - F
 
 
 def shifted_side(side: SideLayout, m, other_factors) -> SideLayout:
@@ -236,31 +245,29 @@ def shifted_side(side: SideLayout, m, other_factors) -> SideLayout:
     return dataclasses.replace(side, ratings=side.ratings.astype(m.dtype) - adj)
 
 
-def _draw_side(side, blocks, theta, coef, gmean, gprec, other_F, other_b, mu, tau,
+def _draw_side(side, blocks, theta, coef, m, gmean, gprec, other_F, other_b, mu, tau,
                gamma, normal, g_gamma, g_normal, coef_eps, eps, *, hyper, window, kernel_threads,
                with_sse):
-    """One side's half-sweep: (μ, λ), group priors, B, then the rows. Returns
-    (θ [n, K], B, μ, λ, group μ, group λ, sse)."""
+    """One side's half-sweep: (μ, λ), group priors, B, then the rows (m = X B carried in
+    the chain). Returns (θ [n, K], B, m, μ, λ, group μ, group λ, sse)."""
     n, K = theta.shape
     one = jnp.ones((n,), theta.dtype)
     zero = jnp.zeros((n,), jnp.int32)
-    if blocks is None:
-        m = jnp.zeros_like(theta)
-    else:
-        m = row_features(blocks, coef)
-    mean, prec = normal_gamma(theta - m, zero, one, 1, gamma[None], normal[None], hyper)
+    resid = theta if blocks is None else theta - m
+    mean, prec = normal_gamma(resid, zero, one, 1, gamma[None], normal[None], hyper)
     mean, prec = mean[0], prec[0]
     if blocks is not None:
         gmean, gprec = normal_gamma(coef, blocks.column_group, blocks.column_mask,
                                     blocks.n_groups, g_gamma, g_normal, hyper)
-        coef = draw_coefficients(blocks, theta, mean, prec, coef, gmean, gprec, coef_eps)
-        m = row_features(blocks, coef)
+        coef, m = draw_coefficients(blocks, theta, mean, prec, coef, m, gmean, gprec, coef_eps)
         side = shifted_side(side, m, other_F)
     F, b, sse = sample_side(None, side, other_F, other_b, mu, tau, mean, jnp.diag(prec),
                             window=window, solver="rowwise", with_sse=with_sse,
                             kernel_threads=kernel_threads, eps=eps)
-    theta = jnp.concatenate([F, b[:, None]], 1) + m
-    return theta, coef, mean, prec, gmean, gprec, sse
+    theta = jnp.concatenate([F, b[:, None]], 1)
+    if blocks is not None:
+        theta = theta + m
+    return theta, coef, m, mean, prec, gmean, gprec, sse
 
 
 @partial(jax.jit, static_argnames=("hyper", "window", "kernel_threads"))
@@ -276,30 +283,35 @@ def fm_sweep(chain: FMChain, layout: Layout, user_blocks: SideBlocks | None,
     kw = dict(hyper=hyper, window=window, kernel_threads=kernel_threads)
     th_u = jnp.concatenate([p.user_factors, p.user_bias[:, None]], 1)
     th_i = jnp.concatenate([p.item_factors, p.item_bias[:, None]], 1)
-    th_u, cu, mu_u, lu, gmu_u, glu, _ = _draw_side(
-        layout.users, user_blocks, th_u, chain.user_coef, chain.user_group_mean,
+    th_u, cu, mr_u, mu_u, lu, gmu_u, glu, _ = _draw_side(
+        layout.users, user_blocks, th_u, chain.user_coef, chain.user_rows, chain.user_group_mean,
         chain.user_group_prec, p.item_factors, p.item_bias, p.global_bias, tau, d.gamma_users,
         d.normal_users, d.group_gamma_users, d.group_normal_users, d.coef_users, d.eps_users,
         with_sse=False, **kw)
     k = p.rank
-    th_i, ci, mu_i, li, gmu_i, gli, sse = _draw_side(
-        layout.items, item_blocks, th_i, chain.item_coef, chain.item_group_mean,
+    th_i, ci, mr_i, mu_i, li, gmu_i, gli, sse = _draw_side(
+        layout.items, item_blocks, th_i, chain.item_coef, chain.item_rows, chain.item_group_mean,
         chain.item_group_prec, th_u[:, :k], th_u[:, k], p.global_bias, tau, d.gamma_items,
         d.normal_items, d.group_gamma_items, d.group_normal_items, d.coef_items, d.eps_items,
         with_sse=True, **kw)
     params = Params(th_u[:, :k], th_i[:, :k], th_u[:, k], th_i[:, k], p.global_bias)
-    return FMChain(params, tau, sse, cu, ci, mu_u, lu, mu_i, li, gmu_u, glu, gmu_i, gli)
+    return FMChain(params, tau, sse, cu, ci, mr_u, mr_i, mu_u, lu, mu_i, li, gmu_u, glu, gmu_i,
+                   gli)
 
 
 def fm_init(params: Params, sse, user_blocks: SideBlocks | None,
             item_blocks: SideBlocks | None) -> FMChain:
-    """A chain at ``params`` (θ) with B = 0, μ = 0, λ = 1, τ = 1 (host arrays placed)."""
+    """A chain at ``params`` (θ) with B = 0 (so m = 0), μ = 0, λ = 1, τ = 1 (host arrays
+    placed)."""
     dtype = np.dtype(params.user_factors.dtype)
     K = params.rank + 1
     put = lambda *s, v=0.0: jax.device_put(np.full(s, v, dtype))
     D = lambda b: 0 if b is None else b.n_columns
     G = lambda b: 0 if b is None else b.n_groups
+    rows = lambda b, n: put(0 if b is None else n, K)
     return FMChain(params, put(v=1.0), sse, put(D(user_blocks), K), put(D(item_blocks), K),
+                   rows(user_blocks, params.user_factors.shape[0]),
+                   rows(item_blocks, params.item_factors.shape[0]),
                    put(K), put(K, v=1.0), put(K), put(K, v=1.0),
                    put(G(user_blocks), K), put(G(user_blocks), K, v=1.0),
                    put(G(item_blocks), K), put(G(item_blocks), K, v=1.0))
