@@ -15,9 +15,9 @@ import mfjax
 from mfjax.solvers.als.layout import make_layout
 from mfjax.solvers.fm_gibbs import blocks as fmb
 from mfjax.solvers.fm_gibbs.fm import block_predict, block_rows, fm_predict, fm_predict_pairwise
-from mfjax.solvers.fm_gibbs.sampler import (FMHyper, chunk_draw, draw_coefficients, row_features,
-                                            shifted_side)
-from mfjax.solvers.gibbs.sampler import row_conditional
+from mfjax.kernels import als as als_kernel
+from mfjax.solvers.fm_gibbs.sampler import chunk_draw, draw_coefficients, row_features
+from mfjax.solvers.gibbs.sampler import sample_side
 
 
 class Table(NamedTuple):
@@ -175,9 +175,13 @@ def test_one_chunk_pass_matches_brute_force_mean():
     np.testing.assert_allclose(rows, np.asarray(row_features(blocks, coef)), rtol=1e-9, atol=1e-12)
 
 
-def test_row_conditional_with_feature_prior_matches_brute_force():
-    """θ_u | B, items: the ID draw on shifted ratings plus m_u equals the Gaussian
-    conditional of the written-out log posterior."""
+@pytest.mark.parametrize("kernel", [False, True])
+def test_row_conditional_with_feature_prior_matches_brute_force(kernel):
+    """θ_u | B, items: the row draw with the per-row prior mean μ + m_u (XLA, and the C++
+    kernel) against the Gaussian conditional of the written-out log posterior: mean
+    (zero noise) and covariance (the draw's linear map of the noise)."""
+    if kernel and als_kernel.unavailable_reason():
+        pytest.skip(als_kernel.unavailable_reason())
     rng = np.random.default_rng(5)
     nu, ni, k, n = 4, 5, 2, 15
     u, i = rng.integers(0, nu, n).astype(np.int32), rng.integers(0, ni, n).astype(np.int32)
@@ -186,9 +190,16 @@ def test_row_conditional_with_feature_prior_matches_brute_force():
     m = rng.normal(size=(nu, k + 1))
     mean, prec, tau, w0 = rng.normal(size=k + 1), rng.uniform(0.5, 2, k + 1), 1.7, 3.0
     layout = make_layout(u, i, r, n_users=nu, n_items=ni, dtype=jnp.float64, rows_per_chunk=2)
-    side = shifted_side(layout.users, jnp.asarray(m), jnp.asarray(Q))
-    vm, P = row_conditional(side, jnp.asarray(Q), jnp.asarray(bi), w0, tau, jnp.asarray(mean),
-                            jnp.diag(jnp.asarray(prec)))
+
+    def draw(eps):
+        F, b, _ = sample_side(None, layout.users, jnp.asarray(Q), jnp.asarray(bi), w0, tau,
+                              jnp.asarray(mean[None] + m), jnp.diag(jnp.asarray(prec)),
+                              window=64, solver="rowwise", with_sse=False,
+                              kernel_threads=2 if kernel else 0, eps=jnp.asarray(eps))
+        return np.concatenate([np.asarray(F), np.asarray(b)[:, None]], 1)
+
+    got = draw(np.zeros((nu, k + 1)))
+    maps = [draw(np.eye(k + 1)[[j] * nu]) - got for j in range(k + 1)]   # [nu, D] each
     for user in range(nu):
         def logp(th):
             e = r[u == user] - w0 - bi[i[u == user]] - Q[i[u == user]] @ th[:k] - th[k]
@@ -196,8 +207,9 @@ def test_row_conditional_with_feature_prior_matches_brute_force():
             return -0.5 * tau * jnp.sum(e * e) - 0.5 * jnp.sum(prec * d * d)
         H = -np.asarray(jax.hessian(logp)(jnp.zeros(k + 1)))
         want = np.linalg.solve(H, np.asarray(jax.grad(logp)(jnp.zeros(k + 1))))
-        np.testing.assert_allclose(np.asarray(P)[user], H, rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(np.asarray(vm)[user] + m[user], want, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(got[user], want, rtol=1e-9, atol=1e-12)
+        M = np.stack([mp[user] for mp in maps], 1)
+        np.testing.assert_allclose(M @ M.T, np.linalg.inv(H), rtol=1e-9, atol=1e-12)
 
 
 def planted(seed=0, n_users=300, n_items=120, k=3, n=7000, sigma=0.3):

@@ -33,9 +33,9 @@ Blocking (Macau, Simm et al. 2015): θ and B are sampled, not v. Conditionals:
   drawn as B_cd = U (Uᵀ H m / h + ε / √h), h = λ_d s + α_gd, ε ~ N(0, I); F is then
   updated by the chunk's change (myFM's residual caching, per chunk of columns).
 * θ_u | B: N(m_u, P_u⁻¹) with P_u = Λ_U + τ Σ_i z_i z_iᵀ, z_i = [q_i; 1],
-  m_u = P_u⁻¹ (Λ_U (μ_U + B_Uᵀ x_u) + τ Σ_i (r − w0 − b_i) z_i), drawn as
-  v_u = θ_u − B_Uᵀx_u from Bayesian PMF's row draw on the ratings shifted by
-  ⟨B_Uᵀ x_u, z_i⟩ (:func:`mfjax.solvers.gibbs.sampler.sample_side`). Items alike.
+  m_u = P_u⁻¹ (Λ_U (μ_U + B_Uᵀ x_u) + τ Σ_i (r − w0 − b_i) z_i): Bayesian PMF's row
+  draw with a prior mean per row (:func:`mfjax.solvers.gibbs.sampler.sample_side`, or
+  its C++ kernel), so no per-rating array is formed. Items alike.
 
 A sweep: τ, then the users' (μ, λ), group priors, B_U, rows; then the items'. w0
 is fixed at the training mean. Every random number comes from the host
@@ -43,7 +43,6 @@ is fixed at the training mean. Every random number comes from the host
 """
 from __future__ import annotations
 
-import dataclasses
 from functools import partial
 from typing import NamedTuple
 
@@ -53,12 +52,12 @@ import numpy as np
 from jax import lax
 
 from ...objectives.explicit import Params
-from ..als.layout import Layout, SideLayout
+from ..als.layout import Layout
 from ..gibbs.sampler import sample_side
 from .blocks import SideBlocks
 
 __all__ = ["FMHyper", "FMChain", "FMDraws", "normal_gamma", "row_features", "chunk_draw",
-           "draw_coefficients", "shifted_side", "fm_sweep", "fm_draws", "fm_init"]
+           "draw_coefficients", "fm_sweep", "fm_draws", "fm_init"]
 
 
 class FMHyper(NamedTuple):
@@ -235,16 +234,6 @@ def draw_coefficients(blocks: SideBlocks, theta, mean, prec, coef, m, group_mean
     return coef, theta - mean[None] - F
 
 
-def shifted_side(side: SideLayout, m, other_factors) -> SideLayout:
-    """``side`` with each rating r replaced by r − ⟨m_row, [other; 1]⟩ (m [n_rows, K]):
-    the ratings the ID residual v = θ − m sees."""
-    k = other_factors.shape[1]
-    z = other_factors[side.others]
-    mr = m[side.keys]
-    adj = jnp.sum(mr[:, :k] * z, 1) + mr[:, k]
-    return dataclasses.replace(side, ratings=side.ratings.astype(m.dtype) - adj)
-
-
 def _draw_side(side, blocks, theta, coef, m, gmean, gprec, other_F, other_b, mu, tau,
                gamma, normal, g_gamma, g_normal, coef_eps, eps, *, hyper, window, kernel_threads,
                with_sse):
@@ -256,18 +245,16 @@ def _draw_side(side, blocks, theta, coef, m, gmean, gprec, other_F, other_b, mu,
     resid = theta if blocks is None else theta - m
     mean, prec = normal_gamma(resid, zero, one, 1, gamma[None], normal[None], hyper)
     mean, prec = mean[0], prec[0]
+    prior = mean
     if blocks is not None:
         gmean, gprec = normal_gamma(coef, blocks.column_group, blocks.column_mask,
                                     blocks.n_groups, g_gamma, g_normal, hyper)
         coef, m = draw_coefficients(blocks, theta, mean, prec, coef, m, gmean, gprec, coef_eps)
-        side = shifted_side(side, m, other_F)
-    F, b, sse = sample_side(None, side, other_F, other_b, mu, tau, mean, jnp.diag(prec),
+        prior = mean[None] + m                      # θ_u ~ N(μ + B_Uᵀx_u, Λ⁻¹) a priori
+    F, b, sse = sample_side(None, side, other_F, other_b, mu, tau, prior, jnp.diag(prec),
                             window=window, solver="rowwise", with_sse=with_sse,
                             kernel_threads=kernel_threads, eps=eps)
-    theta = jnp.concatenate([F, b[:, None]], 1)
-    if blocks is not None:
-        theta = theta + m
-    return theta, coef, m, mean, prec, gmean, gprec, sse
+    return jnp.concatenate([F, b[:, None]], 1), coef, m, mean, prec, gmean, gprec, sse
 
 
 @partial(jax.jit, static_argnames=("hyper", "window", "kernel_threads"))
