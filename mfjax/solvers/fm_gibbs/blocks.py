@@ -36,7 +36,7 @@ __all__ = ["SideBlocks", "side_blocks", "implicit_block", "attribute_block", "CH
 #: Columns per chunk of the coefficient draws.
 CHUNK = 128
 #: CSC entries per window of a chunk pass.
-WINDOW = 4096
+WINDOW = 16384
 
 
 @partial(jax.tree_util.register_dataclass,
