@@ -169,7 +169,7 @@ def row_features(blocks: SideBlocks, coef):
 
 def _windows(blocks: SideBlocks, c, body, init):
     """Fold ``body(acc, rows, local, vals)`` over chunk c's CSC entries, ``window`` at a time
-    (entries past the chunk have value 0)."""
+    (entries past the chunk have value 0 and the last local column, so ``local`` is sorted)."""
     lo, hi, W = blocks.chunk_lo[c], blocks.chunk_hi[c], blocks.window
     nnz = blocks.c_rows.shape[0]
 
@@ -178,7 +178,8 @@ def _windows(blocks: SideBlocks, c, body, init):
         live = pos < hi
         pos = jnp.minimum(pos, nnz - 1)
         vals = jnp.where(live, blocks.c_vals[pos], 0)
-        return body(acc, blocks.c_rows[pos], blocks.c_local[pos], vals)
+        local = jnp.where(live, blocks.c_local[pos], blocks.chunk - 1)   # stays sorted
+        return body(acc, blocks.c_rows[pos], local, vals)
 
     return lax.fori_loop(0, (hi - lo + W - 1) // W, step, init)
 
@@ -211,10 +212,8 @@ def draw_coefficients(blocks: SideBlocks, theta, mean, prec, coef, m, group_mean
         ``(B [D, K], m [n_rows, K])`` at the new B (padding columns 0); m = θ − μ − F
         from the cached residuals, so it costs no extra pass over X.
     """
-    C = blocks.chunk
+    C, K = blocks.chunk, theta.shape[1]
     F = theta - mean[None] - m
-
-    K = theta.shape[1]
 
     def per_chunk(c, carry):
         F, coef = carry
