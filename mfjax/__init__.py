@@ -1,6 +1,6 @@
 """mfjax: matrix-factorization recommenders in JAX.
 
-A model is a typed spec (:class:`MF`, :class:`ALS`, :class:`BayesianMF`,
+A model is a typed spec (:class:`MF`, :class:`ALS`, :class:`BayesianMF`, :class:`BayesianFM`,
 :class:`ImplicitALS`, :class:`BPR`, :class:`LogisticMF`), one package each under
 :mod:`mfjax.models` and registered in :data:`mfjax.models.REGISTRY`; :func:`fit` trains
 it and returns a :class:`Model`. The packages follow a rating from a file to a served list:
@@ -46,6 +46,7 @@ _LAZY = {
     "Model": (".serving.model", "Model"), "load_model": (".serving.model", "load_model"),
     "Spec": (".specs", "Spec"), "MF": (".models.mf.spec", "MF"), "ALS": (".models.als.spec", "ALS"),
     "BayesianMF": (".models.bayesian_mf.spec", "BayesianMF"),
+    "BayesianFM": (".models.bayesian_fm.spec", "BayesianFM"),
     "ImplicitALS": (".models.implicit_als.spec", "ImplicitALS"), "BPR": (".models.bpr.spec", "BPR"),
     "LogisticMF": (".models.logistic_mf.spec", "LogisticMF"),
     "REGISTRY": (".models", "REGISTRY"), "models": (".models", None),
@@ -110,7 +111,8 @@ def __dir__():
 __version__ = "0.1.0"
 
 __all__ = [
-    "MF", "ALS", "BayesianMF", "ImplicitALS", "BPR", "LogisticMF", "Spec", "REGISTRY", "models",
+    "MF", "ALS", "BayesianMF", "BayesianFM", "ImplicitALS", "BPR", "LogisticMF", "Spec",
+    "REGISTRY", "models",
     "cross_validate", "search",
     "SearchResult",
     "Params", "init_params", "predict", "loss", "manual_grad", "validate_ratings",

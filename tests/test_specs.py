@@ -16,7 +16,8 @@ from mfjax.specs import Recorded
 def default_spec(train):
     return default_record(train).spec()
 
-ALL = [mfjax.MF, mfjax.ALS, mfjax.BayesianMF, mfjax.ImplicitALS, mfjax.BPR, mfjax.LogisticMF]
+ALL = [mfjax.MF, mfjax.ALS, mfjax.BayesianMF, mfjax.BayesianFM, mfjax.ImplicitALS, mfjax.BPR,
+       mfjax.LogisticMF]
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +63,8 @@ def test_every_spec_validates_its_common_fields_naming_them(cls, field, bad, err
     (mfjax.MF, "ensemble", 3), (mfjax.MF, "batch_size", 0), (mfjax.MF, "learning_rate", 0.0),
     (mfjax.ALS, "reg", -0.1), (mfjax.ALS, "kernel", "yes"), (mfjax.ALS, "epochs", -1),
     (mfjax.BayesianMF, "burn_in", -1), (mfjax.BayesianMF, "samples", 0),
+    (mfjax.BayesianFM, "implicit_features", 1), (mfjax.BayesianFM, "rank", 0),
+    (mfjax.BayesianFM, "kernel", "yes"),
     (mfjax.ImplicitALS, "alpha", -5.0), (mfjax.ImplicitALS, "nu", 50.0),
     (mfjax.ImplicitALS, "unobserved_weight", -1.0), (mfjax.ImplicitALS, "cg_steps", -2),
     (mfjax.ImplicitALS, "cg_steps", 65), (mfjax.ImplicitALS, "solver", "gibbs"),

@@ -11,7 +11,11 @@ from ..models import REGISTRY, objective_names, records_for, solver_names
 DEFAULTS = records_for("explicit", "optax")[0].cli_defaults
 #: Field defaults the parsers show, by solver name of the explicit models
 #: (the registry's ``cli_defaults``; ``tests/test_cli.py`` checks them against the specs).
-SOLVER_DEFAULTS = {s: r.cli_defaults for r in records_for("explicit") for s in r.solvers}
+SOLVER_DEFAULTS: dict = {}
+for _r in records_for("explicit"):  # a solver's first record (the one --solver trains)
+    for _s in _r.solvers:
+        SOLVER_DEFAULTS.setdefault(_s, _r.cli_defaults)
+del _r, _s
 ALS_DEFAULTS = SOLVER_DEFAULTS["als"]
 GIBBS_DEFAULTS = SOLVER_DEFAULTS["gibbs"]
 #: ``sorted(mfjax.OPTIMIZERS)``.

@@ -88,6 +88,7 @@ def gibbs_call(side, other_factors, other_bias, mu, tau, prior_prec, prior_rhs, 
     Row u draws x_u = [p_u; b_u] ~ N(m_u, M_u⁻¹) with z_i = [q_i; 1], t = r − μ − b_i,
 
         M_u = Λ + τ Σ_{i∈I_u} w z_i z_iᵀ = L_u L_uᵀ,   m_u = M_u⁻¹ (Λ μ₀ + τ Σ w t z_i),
+        (Λ μ₀ per row when ``prior_rhs`` is [n, D]),
         x_u = m_u + L_u⁻ᵀ ε_u,
 
     the draw of :func:`mfjax.solvers.gibbs.sampler.sample_side` given the same ε.
@@ -96,7 +97,8 @@ def gibbs_call(side, other_factors, other_bias, mu, tau, prior_prec, prior_rhs, 
         side: one side's layout (rows sorted by key).
         other_factors [n_other, k], other_bias [n_other]: the other side's current rows.
         mu: the global mean []; tau: the noise precision [].
-        prior_prec: Λ [D, D]; prior_rhs: Λ μ₀ [D] (D = k + 1).
+        prior_prec: Λ [D, D]; prior_rhs: Λ μ₀ [D] (D = k + 1), or one per row [n, D]
+            (a prior mean per row: Λ m_u).
         eps: the standard normals [n_rows, D].
 
     Returns:

@@ -219,11 +219,13 @@ void Rows(const Problem<T>& P, int64_t lo, int64_t hi, T* x, T* bias, double* re
 
 // Gibbs: the row's conditional N(m_u, M_u^-1), M_u = Lambda + tau G_u, m_u = M_u^-1 (Lambda mu +
 // tau h_u), drawn as m_u + L_u^-T eps_u (M_u = L_u L_u^T); rows without ratings draw from the
-// prior. prec: Lambda [D, D] (row-major, symmetric); prior_rhs: Lambda mu [D]; eps: [n, D].
+// prior. prec: Lambda [D, D] (row-major, symmetric); prior_rhs: Lambda mu [D], or one per row
+// [n, D] (rhs_stride D: a prior mean per row, e.g. a feature prior); eps: [n, D].
 template <typename T>
 struct Prior {
   const T *prec, *prior_rhs, *eps;
   double tau;
+  int64_t rhs_stride;
 };
 
 template <typename T, int KC>
@@ -243,7 +245,8 @@ void GibbsRows(const Problem<T>& P, const Prior<T>& G, int64_t lo, int64_t hi, T
     for (int64_t i = 0; i < D; ++i)
       for (int64_t j = 0; j <= i; ++j) L[i * D + j] = double(G.prec[i * D + j]) + G.tau * A[i * D + j];
     mfjax::CholeskyFactor(L, D, y);
-    for (int64_t i = 0; i < D; ++i) y[i] = double(G.prior_rhs[i]) + G.tau * h[i];
+    const T* __restrict pr = G.prior_rhs + u * G.rhs_stride;
+    for (int64_t i = 0; i < D; ++i) y[i] = double(pr[i]) + G.tau * h[i];
     mfjax::CholeskySolve(L, D, y);  // y = m_u
     const T* __restrict e = G.eps + u * D;
     for (int64_t i = D - 1; i >= 0; --i) {  // L^T v = eps: row i of L is column i of L^T
@@ -361,7 +364,7 @@ ffi::Error Impl(ffi::Buffer<ffi::S32> keys, ffi::Buffer<ffi::S32> others, ffi::B
   return ffi::Error::Success();
 }
 
-// hp = (mu, tau); prec [D, D]; prior_rhs [D]; eps [n, D]; x [n, k], bias [n], sse [].
+// hp = (mu, tau); prec [D, D]; prior_rhs [D] or [n, D]; eps [n, D]; x [n, k], bias [n], sse [].
 template <ffi::DataType DT>
 ffi::Error GibbsImpl(ffi::Buffer<ffi::S32> keys, ffi::Buffer<ffi::S32> others,
                      ffi::Buffer<DT> ratings, ffi::Buffer<DT> weights, ffi::Buffer<DT> other,
@@ -374,14 +377,16 @@ ffi::Error GibbsImpl(ffi::Buffer<ffi::S32> keys, ffi::Buffer<ffi::S32> others,
     return ffi::Error::InvalidArgument("mfjax_gibbs: inconsistent shapes");
   const int64_t n = x->dimensions()[0], k = x->dimensions()[1], D = k + 1;
   if (other.dimensions()[1] != k || bias->element_count() != n ||
-      prec.element_count() != D * D || prior_rhs.element_count() != D ||
+      prec.element_count() != D * D ||
+      (prior_rhs.element_count() != D && prior_rhs.element_count() != n * D) ||
       eps.element_count() != n * D)
     return ffi::Error::InvalidArgument("mfjax_gibbs: inconsistent shapes");
   Problem<T> P;
   P.mu = double(hp.typed_data()[0]);
   P.reg = P.bias_reg = 0;
+  const int64_t stride = prior_rhs.element_count() == n * D ? D : 0;
   Prior<T> G{prec.typed_data(), prior_rhs.typed_data(), eps.typed_data(),
-             double(hp.typed_data()[1])};
+             double(hp.typed_data()[1]), stride};
   T* xp = x->typed_data();
   T* bp = bias->typed_data();
   double sr = 0, ss = 0;

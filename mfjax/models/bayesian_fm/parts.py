@@ -1,0 +1,74 @@
+""":class:`~mfjax.BayesianFM` as the shared layers see it (:class:`mfjax.models.ModelRecord`).
+
+Trained by the block Gibbs sampler of :mod:`mfjax.solvers.fm_gibbs`. A sample's rows
+θ_u = v_u + B_Uᵀx_u already hold the feature and implicit-block terms, so the model is
+the posterior mean of the kept samples as one rank k·S biased MF
+(:mod:`mfjax.objectives.explicit`), with the per-sample biases, μ and τ kept like
+Bayesian MF's (the same ``posterior/*`` arrays and ``predict(return_std=True)``).
+Fold-in and partial fits solve the ridge row of that mean against the fixed other
+side (λ = λ_b = :data:`FOLD_IN_REG`); they use the new rows' ratings, not their
+features (serving from features is #27 item 4).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from ...objectives import explicit
+from ...objectives.explicit import Params
+from ...solvers.hardware import resolve_kernel
+from ...solvers.rows import ridge_row_solve
+from ..bayesian_mf.posterior import POSTERIOR_FIELDS, check_posterior, predictive_std
+from .spec import BayesianFM
+
+__all__ = ["SPEC", "OBJECTIVE", "PARAMS", "make_solver", "resolve", "memory_bytes", "row_solve",
+           "row_hyperparameters", "score", "MEMORY_HINT", "FOLD_IN_REG",
+           "check_posterior", "predictive_std", "gradient_hyperparameters", "POSTERIOR_FIELDS"]
+
+SPEC = BayesianFM
+OBJECTIVE = explicit.OBJECTIVE
+PARAMS = Params
+MEMORY_HINT = "rank or samples"
+#: λ (and λ_b) of the ridge fold-in of the posterior-mean model (MF's default ``reg``).
+FOLD_IN_REG = 0.1
+score = explicit.predict
+row_solve = ridge_row_solve
+
+
+def make_solver(spec):
+    from ...solvers.fm_gibbs.solver import BayesianFMSolver
+
+    return BayesianFMSolver()
+
+
+def resolve(spec: BayesianFM, train, run) -> BayesianFM:
+    """``kernel``: Bayesian MF's C++ row draws on one CPU device when the kernel is built."""
+    from ...kernels import als as kernel
+
+    return dataclasses.replace(spec, kernel=resolve_kernel(spec, kernel, run, "explicit ALS/Gibbs"))
+
+
+def memory_bytes(spec, *, n_users, n_items, nnz, itemsize, backend) -> int:
+    """Peak bytes: the ratings' two sorted layouts (about 4 numbers a rating each), the
+    implicit blocks in both orders (3 numbers per entry, nnz entries per side, twice),
+    the row draws' Gram windows, the regression residuals and per-rating shifts
+    (n·K each), and the kept samples with their average (S n K, capped at the sample
+    budget, twice); K = k + 1, n = users + items. The user and item attribute blocks
+    are not counted (their nnz is not known here; a few per row)."""
+    from ...solvers.gibbs.solver import SAMPLE_BUDGET_BYTES
+
+    K, n = spec.rank + 1, n_users + n_items
+    layout = 2 * 4 * nnz * itemsize
+    blocks = (12 * nnz * itemsize) if spec.implicit_features else 0
+    work = (4 * n * K + 2 * nnz) * itemsize + (32 << 20)
+    kept = spec.samples * n * K * itemsize
+    return layout + blocks + work + 2 * min(kept, SAMPLE_BUDGET_BYTES)
+
+
+def row_hyperparameters(spec) -> dict:
+    return {"reg": FOLD_IN_REG, "bias_reg": FOLD_IN_REG}
+
+
+def gradient_hyperparameters(spec) -> dict:
+    """The explicit loss :func:`mfjax.verify_gradients` checks: the negative log posterior
+    of the rows at fixed priors, λ = λ_b = :data:`FOLD_IN_REG`."""
+    return {"reg": FOLD_IN_REG, "bias_reg": FOLD_IN_REG}

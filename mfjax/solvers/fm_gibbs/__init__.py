@@ -1,0 +1,1 @@
+"""mfjax.solvers.fm_gibbs: the Bayesian factorization machine's Gibbs sampler."""

@@ -1,0 +1,108 @@
+"""The solver behind ``fit(train, mfjax.BayesianFM(...), features=F)``.
+
+A :class:`mfjax.solvers.gibbs.solver.GibbsSolver` whose chain is the factorization
+machine of :mod:`mfjax.solvers.fm_gibbs.sampler`: it keeps, averages and returns the
+samples the same way (every ``thin``-th after burn-in; the model is their posterior
+mean as one rank k·S biased MF, with the per-sample biases and τ for
+``predict(return_std=True)``). A sample's θ rows already hold the feature terms
+(θ_u = v_u + B_Uᵀx_u), so the returned model scores the training users and items
+without the features.
+
+The relation blocks are built in :meth:`BayesianFMSolver.init` from ``run.features``
+(``Features.users`` / ``.items``, FeatureTables read with ``rows_for`` in the order of
+the training IDs) and, with ``spec.implicit_features``, from the training ratings only.
+"""
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from ...data import Ratings
+from ...kernels import als as als_kernel
+from ..als.layout import squared_error
+from ..als.solver import init_params
+from ..gibbs.solver import GibbsFitState, GibbsSolver, sample_plan
+from .blocks import attribute_block, implicit_block, side_blocks
+from .sampler import FMHyper, fm_draws, fm_init, fm_sweep
+
+__all__ = ["BayesianFMSolver", "feature_blocks", "group_shapes"]
+
+_squared_error = jax.jit(squared_error)
+
+
+def feature_blocks(train: Ratings, features, implicit: bool, dtype):
+    """``(user_blocks, item_blocks, group_names)``: each side's relation blocks
+    (:func:`mfjax.solvers.fm_gibbs.blocks.side_blocks`, None when it has no column) and
+    the names of their groups (``"user:age"``, ``"item:implicit"``, ...).
+
+    Args:
+        train: the training ratings (the implicit blocks come from them only).
+        features: None, or an object with ``users`` / ``items`` FeatureTables (or None).
+        implicit: add the "flipped SVD++" blocks.
+    """
+    out, names = [], {}
+    for side, ids, n, n_other, rows, others in (
+            ("user", train.user_ids, train.n_users, train.n_items, train.users, train.items),
+            ("item", train.item_ids, train.n_items, train.n_users, train.items, train.users)):
+        table = None if features is None else getattr(features, side + "s", None)
+        blocks, labels = [], []
+        if table is not None and table.n_columns:
+            X, groups, gnames = attribute_block(table, ids)
+            blocks.append((X, groups))
+            labels += [f"{side}:{g}" for g in gnames]
+        if implicit:
+            blocks.append((implicit_block(rows, others, n, n_other),
+                           np.full(n_other, len(labels), np.int64)))
+            labels.append(f"{side}:implicit")
+        out.append(side_blocks(blocks, n, dtype))
+        names[side] = labels
+    return out[0], out[1], names
+
+
+def group_shapes(blocks) -> tuple:
+    """``(sizes [G], D)`` of one side's blocks for :func:`~mfjax.solvers.fm_gibbs.sampler.fm_draws`."""
+    return ((np.zeros(0, np.int64), 0) if blocks is None
+            else (blocks.group_sizes(), blocks.n_columns))
+
+
+class BayesianFMSolver(GibbsSolver):
+    """``BayesianFM``'s Gibbs solver (module docstring). ``history[j]`` has ``loss`` =
+    ½ Σ e²/n of sample j+1 and ``tau``."""
+
+    def init(self, train: Ratings, spec, run) -> GibbsFitState:
+        self._setup(train, spec, run)
+        self.burn_in, dtype = spec.burn_in, self.dtype
+        self.thin, n_keep = sample_plan(spec.samples, train.n_users + train.n_items, spec.rank,
+                                        dtype.itemsize)
+        self.min_epochs = self.burn_in + 1
+        self.n_eff = float(len(train))
+        r = np.asarray(train.ratings, np.float64)
+        self.rating_scale = float(np.max(np.abs(r))) if r.size else 0.0
+        self.kernel_threads = als_kernel.threads() if spec.kernel else 0
+        self.hyper = FMHyper()
+        self.user_blocks, self.item_blocks, names = feature_blocks(
+            train, getattr(run, "features", None), spec.implicit_features, dtype)
+        self.groups = (group_shapes(self.user_blocks), group_shapes(self.item_blocks))
+        self.facts = {"gibbs_thin": self.thin, "gibbs_kept": n_keep,
+                      "fm_groups": names["user"] + names["item"]}
+        params = init_params(train, spec, run.seed, dtype)
+        chain = fm_init(params, _squared_error(params, self.layout), self.user_blocks,
+                        self.item_blocks)
+        z = lambda *s: jax.device_put(np.zeros((n_keep,) + s, dtype))
+        return GibbsFitState(chain, 0, 0, z(train.n_users, spec.rank), z(train.n_items, spec.rank),
+                             z(train.n_users), z(train.n_items), z(), z())
+
+    def kept_values(self, chain) -> tuple:
+        """The parameters and τ: a row's prior mean here depends on its features, so no
+        one (μ, Λ) per side is kept (fold-in is the ridge row, :mod:`mfjax.models.bayesian_fm`)."""
+        p = chain.params
+        return (p.user_factors, p.item_factors, p.user_bias, p.item_bias, p.global_bias,
+                chain.tau)
+
+    def sweep_chain(self, state: GibbsFitState):
+        p = state.chain.params
+        draws = fm_draws(np.random.default_rng([self.seed, state.sweep]), self.n,
+                         p.user_factors.shape[0], p.item_factors.shape[0], self.spec.rank + 1,
+                         *self.groups, self.hyper, self.dtype)
+        return fm_sweep(state.chain, self.layout, self.user_blocks, self.item_blocks, draws,
+                        hyper=self.hyper, window=self.window, kernel_threads=self.kernel_threads)
