@@ -346,7 +346,7 @@ def test_flag_words_rewords_keywords():
     assert flag_words("reg=0.1 stays", flags) == "reg=0.1 stays"  # not a flag of this command
 
 
-@pytest.mark.parametrize("objective", ["ials", "bpr"])
+@pytest.mark.parametrize("objective", [pytest.param("ials", marks=pytest.mark.slow), "bpr"])
 def test_check_grads_verifies_the_objective_being_trained(tmp_path, monkeypatch, objective):
     """train --check-grads --objective ials/bpr used to check the explicit loss."""
     import dataclasses

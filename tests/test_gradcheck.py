@@ -34,7 +34,11 @@ def test_numerical_grad_on_a_pytree():
     np.testing.assert_allclose(g["b"], [[-2.0, 1.0]], atol=1e-8)
 
 
-@pytest.mark.parametrize("shape", [(6, 9, 4, 50), (3, 3, 1, 1), (5, 4, 2, 30)])
+# Each shape compiles its own order-2 programs (~20-35 s): one in the default run, the
+# others in the slow run.
+@pytest.mark.parametrize("shape", [pytest.param((6, 9, 4, 50), marks=pytest.mark.slow),
+                                   (3, 3, 1, 1),
+                                   pytest.param((5, 4, 2, 30), marks=pytest.mark.slow)])
 @pytest.mark.parametrize("reg", [0.0, 0.25])
 def test_verify_gradients_passes(shape, reg):
     p, u, i, r = make_problem(*shape)
@@ -98,6 +102,9 @@ def implicit_problem(objective, n_users=7, n_items=9, rank=3, n=40, seed=0):
     return p, u, i, values, neg
 
 
+# Order 2 on the implicit objectives (17-40 s of compile each); the default run checks
+# them at order 1 in tests/test_contract.py.
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", ["ials", "bpr"])
 def test_verify_gradients_passes_on_implicit_objectives(objective):
     p, u, i, v, neg = implicit_problem(objective)

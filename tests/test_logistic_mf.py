@@ -57,6 +57,7 @@ def test_manual_grad_matches_central_differences():
             assert abs(fd - float(np.asarray(getattr(g, name)).ravel()[j])) < 1e-6, (name, j)
 
 
+@pytest.mark.slow  # 27 s of order-2 compile; order 1 runs by default in tests/test_contract.py
 def test_check_grads_orders_1_2():
     params, users, items, conf = _problem(2)
     check_grads(lambda p: loss(p, users, items, conf, reg=0.2, bias_reg=0.05), (params,),
