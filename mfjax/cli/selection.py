@@ -22,9 +22,14 @@ from ..models import objective_names, records_for
 __all__ = ["main", "build_parser", "add_cv_arguments", "add_search_arguments", "run_cv",
            "run_search", "parse_value", "model_name", "library_words", "TRAIN_WORDS"]
 
-#: ``mfjax train``'s words for the same models (``--solver`` / ``--objective``), also taken.
-TRAIN_WORDS = {**{s: r.name for r in records_for("explicit") for s in r.solvers},
-               **{o: records_for(o)[0].name for o in objective_names() if o != "explicit"}}
+#: ``mfjax train``'s words for the same models (``--solver`` / ``--objective``), also taken;
+#: a solver word names the first record that trains with it, as ``mfjax train --solver``
+#: picks (``gibbs``: BayesianMF, not BayesianFM).
+TRAIN_WORDS = {}
+for _record in records_for("explicit"):
+    for _solver in _record.solvers:
+        TRAIN_WORDS.setdefault(_solver, _record.name)
+TRAIN_WORDS.update({o: records_for(o)[0].name for o in objective_names() if o != "explicit"})
 
 
 def model_name(text: str) -> str:
