@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+import mfjax
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -209,8 +211,10 @@ def test_train_unreadable_data_file(tmp_path):
 def test_check_grads_script_passes():
     p = run("check_grads.py", "--order", "1", "--shapes", "2")
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "6 passed, 0 failed" in p.stdout and "backend cpu" in p.stdout  # 2 shapes x 3 objectives
-    assert all(f", {o}\n" in p.stdout for o in ("explicit", "ials", "bpr"))
+    objectives = mfjax.models.objective_names()
+    assert {"explicit", "ials", "bpr", "logistic"} <= set(objectives), objectives
+    assert f"{2 * len(objectives)} passed, 0 failed" in p.stdout and "backend cpu" in p.stdout
+    assert all(f", {o}\n" in p.stdout for o in objectives)
 
 
 # --------------------------------------------------------------- scripts/recommend.py
