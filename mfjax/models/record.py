@@ -16,7 +16,11 @@ name                     what
 ======================== ======================================================================
 ``SPEC``                 the spec class (a frozen :class:`mfjax.specs.Spec` dataclass)
 ``OBJECTIVE``            its :class:`mfjax.objectives.Objective` (loss, gradient, ranking, ...)
-``PARAMS``               the parameter pytree class the solver returns and ``Model`` holds
+``PARAMS``               the parameter pytree class the solver returns and ``Model`` holds: a
+                         NamedTuple of arrays whose ``_fields`` are what files and checkpoints
+                         store, with ``n_users``/``n_items`` and a ``from_arrays(arrays, where)``
+                         classmethod that validates stored arrays (errors name ``where`` and the
+                         field; :class:`mfjax.objectives.explicit.Params`)
 ``make_solver``          ``(spec) -> Solver`` (:class:`mfjax.solvers.base.Solver`)
 ``resolve``              ``(spec, train, run) -> spec``: every ``"auto"`` field decided
 ``memory_bytes``         ``(spec, n_users, n_items, nnz, itemsize, backend) -> int``: peak bytes

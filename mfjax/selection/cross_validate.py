@@ -2,7 +2,7 @@
 
 Folds of one data set compile once: every solver pads its device layout to bucketed
 shapes (the ALS/Gibbs block layout, :func:`mfjax.solvers.als.layout.make_layout`; the
-iALS layout, :func:`mfjax.solvers.ials.layout.shared_layouts`), and the folds of
+iALS layout, :func:`mfjax.models.implicit_als.layout.shared_layouts`), and the folds of
 :func:`mfjax.split.kfold` share the ID tables, so fold 2 onwards reuses fold 1's
 compiled sweep (``benchmarks/RESULTS.md``, ``bench_selection.py``).
 """

@@ -1,7 +1,7 @@
 """:class:`~mfjax.BPR` as the shared layers see it (:class:`mfjax.models.ModelRecord`).
 
-Bayesian personalized ranking (:mod:`mfjax.objectives.bpr`) by Optax minibatches of
-sampled triples (:mod:`mfjax.solvers.bpr`). Fold-in and partial fits of users run
+Bayesian personalized ranking (:mod:`mfjax.models.bpr.objective`) by Optax minibatches of
+sampled triples (:mod:`mfjax.models.bpr`). Fold-in and partial fits of users run
 Newton steps on each user's BPR objective with the items fixed (items do not split into
 independent rows), at the λ that reproduces the trained users (:func:`calibrate_rows`).
 """
@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...objectives import bpr, explicit
+from ...objectives import explicit
+from . import objective as bpr
 from ...objectives.explicit import Params
-from ...solvers.rows import bpr_fold_in_reg, bpr_row_solve, ridge_hyperparameters
+from ...solvers.rows import ridge_hyperparameters
+from .fold_in import bpr_fold_in_reg, bpr_row_solve
 from ..record import legacy_fields
 from .spec import BPR
 
@@ -28,7 +30,7 @@ row_solve = bpr_row_solve
 
 
 def calibrate_rows(model, hp: dict) -> dict:
-    """``hp`` with ``reg`` the fold-in λ of :func:`mfjax.solvers.rows.bpr_fold_in_reg`.
+    """``hp`` with ``reg`` the fold-in λ of :func:`mfjax.models.bpr.fold_in.bpr_fold_in_reg`.
 
     Computed from the model's training users and seen index on the first fold-in or
     partial fit, then kept in ``model.config["fold_in_reg"]`` (saved with the model).
@@ -51,7 +53,7 @@ def calibrate_rows(model, hp: dict) -> dict:
 
 
 def make_solver(spec):
-    from ...solvers.bpr.solver import BPRSolver
+    from .solver import BPRSolver
 
     return BPRSolver()
 

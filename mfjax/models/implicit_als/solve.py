@@ -1,4 +1,4 @@
-"""Exact and conjugate-gradient ALS half-steps for the iALS objective of :mod:`mfjax.objectives.ials`.
+"""Exact and conjugate-gradient ALS half-steps for the iALS objective of :mod:`mfjax.models.implicit_als.objective`.
 
 Exact ALS half-step (users; items are symmetric). L is quadratic in p_u with
 Q fixed; ∂L/∂p_u = 0 gives, after dividing by 2::
@@ -40,8 +40,8 @@ from jax import lax
 
 from ...objectives.explicit import Params
 from ...data.interactions import ImplicitData
-from ...objectives.ials import row_reg
-from ..finite import NonFiniteError
+from .objective import row_reg
+from ...solvers.finite import NonFiniteError
 
 __all__ = [
     "solve_users",
