@@ -121,7 +121,7 @@ def half_step_cg(other, side, x0, *, cg_steps: int, alpha, unobserved_weight, re
                  nu, with_observed: bool = True):
     """``cg_steps`` conjugate-gradient iterations per row from ``x0``: ``(x, value, penalty)``.
 
-    Each row runs the recurrences of :func:`mfjax.models.implicit_als.solve.cg_rows` on the system
+    Each row runs the recurrences of :func:`mfjax.models.implicit_als.row_solves.cg_rows` on the system
     above with the matvec ``α0 G v + λ λ̃_u v + Σ_i c_ui q_i (q_iᵀ v)`` (no k×k matrix
     per row: O(|I_u| k) per step instead of the exact solve's O(|I_u| k²)). ``value``
     and ``penalty`` are :func:`half_step`'s at the returned x, the observed part summed

@@ -24,7 +24,7 @@ from .record import ModelRecord
 __all__ = ["ModelRecord", "REGISTRY", "PACKAGES", "record_of", "record_named", "records_for",
            "by_size", "holds_interactions", "default_record", "pick_record",
            "objective_named", "objective_names", "solver_names", "spec_from_dict",
-           "spec_of_config", "params_type_of", "SPECS"]
+           "spec_of_config", "params_type_of", "check_features", "SPECS"]
 
 #: The registered model packages, in listing order (one line per model).
 PACKAGES = (
@@ -172,6 +172,31 @@ def params_type_of(config) -> type:
 
         return Params
     return record.params_type
+
+
+def check_features(record: ModelRecord, features, where: str = "fit") -> None:
+    """Refuse ``features`` (not None) of the wrong type, or for ``record``'s model when it
+    takes none.
+
+    Raises:
+        TypeError: ``features`` is not an :class:`mfjax.Features`.
+        ValueError: naming the model, when it does not read features.
+    """
+    if features is None:
+        return
+    from ..data.features import Features
+
+    if not isinstance(features, Features):
+        raise TypeError(f"{where}: features must be an mfjax.Features (e.g. "
+                        f"mfjax.Features.from_frames(users, items)), got "
+                        f"{type(features).__name__}")
+    if not record.features:
+        takers = [r.name for r in REGISTRY.values() if r.features]
+        which = (f"models that do: {', '.join(takers)}" if takers else
+                 "no registered model takes features yet")
+        raise ValueError(f"{where}: {record.name} does not use side information, so "
+                         f"features= would be ignored; drop it or train a model that "
+                         f"reads features ({which})")
 
 
 def by_size(records: list, n_ratings: int) -> ModelRecord:

@@ -99,7 +99,7 @@ def cross_validate(ratings, model=None, *, folds=5, metrics=None, seed: int = 0,
     if isinstance(model, Model):  # refit its spec (and its features) on every fold, as search does
         features = model.features if features is None else features
         model = spec
-    models.record_of(spec).check_features(features, "cross_validate")
+    models.check_features(models.record_of(spec), features, "cross_validate")
     ranking = M.is_ranking(spec)
     names = M.check_metrics(M.default_metrics(spec) if metrics is None else metrics, spec,
                             "cross_validate")

@@ -15,6 +15,7 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 
+from .. import models
 from ..data.features import Features
 
 __all__ = ["add_feature_rows"]
@@ -36,7 +37,7 @@ def add_feature_rows(model, features, side: str, ratings, where: str):
         ValueError: the model does not serve feature-only IDs, or ``features`` has no
             table for ``side``.
     """
-    model.record.check_features(features, where)
+    models.check_features(model.record, features, where)
     hook = getattr(model.record.parts, "feature_rows", None)
     if not model.record.feature_ids or hook is None:
         raise ValueError(f"{where}: {model.record.name} models do not serve IDs known only "

@@ -7,7 +7,7 @@ An ALS half-step solves each row of one side independently (module docstring of
 
 so the rows are split over all D devices of the ``data x model`` mesh (both axes,
 flattened) and each device solves its own with the single-device code
-(:func:`mfjax.models.implicit_als.solve.cholesky_rows` / :func:`~mfjax.models.implicit_als.solve.cg_rows`). Row r
+(:func:`mfjax.models.implicit_als.row_solves.cholesky_rows` / :func:`~mfjax.models.implicit_als.row_solves.cg_rows`). Row r
 goes to device ``r mod D`` (round-robin, so rows sorted by ID or popularity spread
 their interactions evenly), at local slot ``r div D``. Each device then needs:
 
@@ -39,7 +39,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from ...distributed import DATA, MODEL, put_global
 from ...data.interactions import ImplicitData
 from .objective import row_reg
-from .solve import METHODS, cg_rows, cholesky_rows
+from .row_solves import cg_rows, cholesky_rows
+from .solve import METHODS
 from .steps import observed_sum
 
 __all__ = ["MeshSide", "mesh_layouts", "mesh_half_step", "to_natural", "from_natural"]
@@ -138,7 +139,7 @@ def _half_step(mesh: Mesh, method: str, cg_steps: int, chunk_rows: int, chunk_nn
     """The jitted sharded half-step for one mesh and static configuration."""
     rows_spec = P(AXES)
     # CPU devices factor row by row: concurrent batched LAPACK calls deadlock in jaxlib
-    # 0.10 (see mfjax.models.implicit_als.solve.cholesky_rows).
+    # 0.10 (see mfjax.models.implicit_als.row_solves.cholesky_rows).
     rowwise = mesh.devices.flat[0].platform == "cpu"
 
     def body(other_shard, x0, indptr, rows, cols, vals, n_live, n_other, hp):

@@ -14,7 +14,7 @@ row solves keep their closed form with one extra right-hand-side term,
 
     (Yᵀ C_u Y + α0 YᵀY + λ λ̃_u I) x_u = Yᵀ C_u p_u + λ λ̃_u A f_u
 
-(:func:`mfjax.models.implicit_als.solve.cholesky_rows`' ``prior``). With the rows fixed each
+(:func:`mfjax.models.implicit_als.row_solves.cholesky_rows`' ``prior``). With the rows fixed each
 map is a ridge regression over the rows that have interactions (and features),
 
     Aᵀ = (Fᵀ F + λ_A I)⁻¹ Fᵀ X      (F [n, d], X [n, k]; a [d, d] system, float64),

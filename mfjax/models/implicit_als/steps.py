@@ -8,7 +8,7 @@ the user and the item half-step run the same executable (and a later fit whose s
 fall in the same buckets compiles nothing). Each returns ``(x, value, penalty)``: the
 rows, this side's part of the objective L of :mod:`mfjax.models.implicit_als.objective` at them, and its
 penalty, so a sweep's L needs no extra pass over the interactions. The row solves
-themselves are :func:`mfjax.models.implicit_als.solve.cholesky_rows` / :func:`~mfjax.models.implicit_als.solve.cg_rows`;
+themselves are :func:`mfjax.models.implicit_als.row_solves.cholesky_rows` / :func:`~mfjax.models.implicit_als.row_solves.cg_rows`;
 :mod:`mfjax.kernels.ials` computes the same outputs in C++ on a CPU.
 """
 
@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from .layout import SideLayout
 from .objective import row_reg
-from .solve import cg_rows, cholesky_rows
+from .row_solves import cg_rows, cholesky_rows
 
 __all__ = ["CPU_COMPILER_OPTIONS", "cpu_jit", "half_step_exact", "half_step_cg", "observed_sum"]
 
