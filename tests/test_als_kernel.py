@@ -113,6 +113,7 @@ def test_fit_with_the_kernel_equals_fit_without():
     assert all(x >= y - 1e-12 for x, y in zip(la, la[1:]))  # exact descent
 
 
+@pytest.mark.slow
 def test_switch_off_and_fallback_without_a_compiler(tmp_path):
     code = ("import warnings, numpy as np, mfjax; from mfjax.kernels import als as ak;"
                         "r = np.random.default_rng(0);"

@@ -113,6 +113,7 @@ def log_post_coef(Bflat, X, E, lam, alpha, mu_g):
     return -0.5 * jnp.sum(lam[None] * R * R) - 0.5 * jnp.sum(alpha * (B - mu_g) ** 2)
 
 
+@pytest.mark.slow
 def test_chunk_conditional_matches_brute_force():
     """B_c | rest (one chunk = one group's columns) against the Hessian and gradient of
     the written-out log posterior, in float64: mean and covariance."""
@@ -248,6 +249,7 @@ def run_chain(train, spec, features):
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow
 def test_sampler_recovers_a_planted_model():
     train, table, pairs, truth, sparse = planted()
     spec = mfjax.BayesianFM(rank=3, burn_in=30, samples=60, implicit_features=False, kernel=False)

@@ -18,6 +18,7 @@ def run(script, *args, cwd=None):
                           capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 
 
+@pytest.mark.slow
 def test_train_end_to_end_on_tiny_synthetic_data(tmp_path):
     out = tmp_path / "run"
     p = run("train.py", "--dataset", "synthetic", "--synthetic-size", "200", "100", "5000",
@@ -145,6 +146,7 @@ def test_train_without_model_flags_trains_what_fit_picks(tmp_path, flags, spec):
     assert type(mfjax.load_model(str(out / "model.npz")).spec).__name__ == spec
 
 
+@pytest.mark.slow
 def test_train_refuses_to_overwrite_a_previous_run_without_overwrite(tmp_path):
     out = tmp_path / "run"
     args = ("--dataset", "synthetic", "--synthetic-size", "50", "40", "800", "--solver", "optax",
@@ -351,6 +353,7 @@ def test_flag_words_rewords_keywords():
 
 
 @pytest.mark.parametrize("objective", [pytest.param("ials", marks=pytest.mark.slow), "bpr"])
+@pytest.mark.slow
 def test_check_grads_verifies_the_objective_being_trained(tmp_path, monkeypatch, objective):
     """train --check-grads --objective ials/bpr used to check the explicit loss."""
     import dataclasses

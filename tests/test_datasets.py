@@ -141,7 +141,8 @@ def test_data_home_from_environment(home, monkeypatch):
     assert datasets.data_home() == str(home)
 
 
-@pytest.mark.parametrize("bad", [b"", b"garbage", ML100K_ZIP[:-10]])
+@pytest.mark.parametrize("bad", [b"", b"garbage", ML100K_ZIP[:-10]],
+                         ids=["empty", "garbage", "truncated_zip"])  # the zip holds a timestamp
 def test_mismatching_cache_is_kept_and_not_fetched_over(home, monkeypatch, bad):
     # It may be a file the user placed there (#14): never delete or replace it.
     home.mkdir()

@@ -34,6 +34,7 @@ def gibbs(train, **kw):
 
 # ------------------------------------------------------------------------------ ALS
 @pytest.mark.timeout(120)
+@pytest.mark.slow
 def test_als_loss_never_increases_and_items_are_stationary(small):
     train, _ = small
     reg, bias_reg = 0.05, 0.02

@@ -156,6 +156,7 @@ def test_switch_off_and_missing_compiler(monkeypatch):
         fused.build_kernel()
 
 
+@pytest.mark.slow
 def test_build_is_cached_and_atomic(tmp_path, monkeypatch):
     monkeypatch.setenv("MFJAX_CACHE", str(tmp_path))
     path = fused.build_kernel()

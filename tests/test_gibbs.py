@@ -72,6 +72,7 @@ def test_row_conditional_matches_dense(by, skip_user):
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.slow
 def test_row_draws_have_the_conditional_mean_and_covariance():
     p, u, i, r, m0, prec = tiny(n_users=3, n=10)
     lay = make_layout(u, i, r, n_users=p.n_users, n_items=p.n_items, rows_per_chunk=2)
@@ -95,6 +96,7 @@ def test_row_draws_have_the_conditional_mean_and_covariance():
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("d,df", [(1, 3.0), (3, 5.5), (5, 12.0)])
+@pytest.mark.slow
 def test_wishart_mean_and_variance(d, df):
     rng = np.random.default_rng(d)
     A = rng.normal(size=(d, d))
@@ -109,6 +111,7 @@ def test_wishart_mean_and_variance(d, df):
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.slow
 def test_normal_wishart_posterior_concentrates():
     """Many rows from N(m, C): the sampled (μ, Λ) are near (m, C⁻¹)."""
     rng = np.random.default_rng(0)
@@ -130,6 +133,7 @@ def planted(seed=0):
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.slow
 def test_planted_posterior_mean_reaches_noise_floor():
     (u, i, r), (tu, ti, tr), true = planted()
     lay = make_layout(u, i, r, n_users=300, n_items=200)
@@ -169,6 +173,7 @@ def test_average_params_is_mean_prediction():
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.slow
 def test_same_seed_same_samples():
     (u, i, r), _, _ = planted()
     lay = make_layout(u[:3000], i[:3000], r[:3000], n_users=300, n_items=200)

@@ -71,6 +71,7 @@ def test_row_draws_equal_the_dense_conditional(weights, k):
 
 
 @pytest.mark.parametrize("k", [10, 5])
+@pytest.mark.slow
 def test_kernel_sweep_equals_the_xla_sweep_from_the_same_draws(k):
     layout, _, _, _, _, _ = problem(k=k, weights=True)
     p = mfjax.init_params(jax.random.PRNGKey(0), layout.n_users, layout.n_items, k,
@@ -111,6 +112,7 @@ def test_an_out_of_range_index_is_an_error_naming_the_row():
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.slow
 def test_fit_with_the_kernel_follows_the_same_chain():
     ratings, _ = mfjax.datasets.synthetic(200, 150, 6000, rank=3, noise=0.3, seed=0)
     fits = {on: mfjax.fit(ratings, mfjax.BayesianMF(rank=4, burn_in=3, samples=5, kernel=on),

@@ -76,6 +76,7 @@ def test_check_finite_names_cause_and_fix():
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow
 def test_large_confidences_on_a_2x2_mesh():
     import os
     import subprocess

@@ -173,6 +173,7 @@ def test_half_steps_are_exact_minimisers(shape, hp, solve):
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.slow
 def test_cholesky_chunking_does_not_change_the_solution():
     p, data = make_problem(13, 11, 4, 70, skip_user=5)
     hp = HPARAMS["rendle"]
@@ -191,6 +192,7 @@ def test_cholesky_chunking_does_not_change_the_solution():
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("chunks", [dict(), dict(chunk_rows=2, chunk_nnz=3)], ids=["default", "tiny_chunks"])
 @pytest.mark.parametrize("shape", [SHAPES["plain"], SHAPES["empty_rows"]], ids=["plain", "empty_rows"])
+@pytest.mark.slow
 def test_cg_half_step_matches_cg_rows_and_its_value_is_the_loss(shape, chunks):
     """half_step_cg on the padded layouts: the iterates of solve_users(method="cg") from
     the same start, padding rows 0, L = value_users + penalty_items equals loss(), and
@@ -423,6 +425,7 @@ def test_sample_triples_are_valid():
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.slow
 def test_float32_sweeps_stay_finite_and_descend():
     """The library default dtype: blocked Cholesky and CG in float32 on a larger, skewed problem."""
     rng = np.random.default_rng(5)

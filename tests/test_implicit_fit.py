@@ -154,6 +154,7 @@ def test_ials_unknown_user_gets_the_most_popular_items():
     np.testing.assert_array_equal(ids, r.item_ids[cand[np.argsort(-counts[cand], kind="stable")][:2]])
 
 
+@pytest.mark.slow
 def test_bpr_fold_in_lands_in_the_right_group():
     r = planted(seed=4)
     m = mfjax.fit(r, objective="bpr", rank=8, epochs=60, learning_rate=0.05, progress=False)

@@ -36,6 +36,7 @@ def problem(dtype, n_users=157, n_items=93, n=2500, k=16, seed=0):
 
 
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 2e-4)])
+@pytest.mark.slow
 def test_solves_equal_the_xla_cholesky(dtype, tol):
     data, P, Q = problem(dtype)
     for mine, ref, other in ((ik.solve_users, ia.solve_users, Q), (ik.solve_items, ia.solve_items, P)):
@@ -169,6 +170,7 @@ def test_default_method_on_a_cpu_is_cg_with_or_without_the_kernel():
         assert m.config["als_method"] == "cg" and m.spec.cg_steps == 3
 
 
+@pytest.mark.slow
 def test_switch_off_and_fallback_without_a_compiler(tmp_path):
     code = ("import mfjax, numpy as np; from mfjax.kernels import ials as ik; "
             "print('available', ik.available()); "

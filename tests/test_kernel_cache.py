@@ -227,6 +227,7 @@ def test_a_killed_writer_leaves_a_temporary_that_the_next_write_removes(tmp_path
     assert sorted(os.listdir(tmp_path)) == sorted([fresh.name, "other.bin"])
 
 
+@pytest.mark.slow
 def test_both_kernels_load_in_one_process():
     """dlopen knows a library by its path: loading two kernels through the same reused
     /proc/self/fd/N returned the first one (the iALS symbols were then missing)."""

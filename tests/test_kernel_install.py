@@ -92,6 +92,7 @@ def test_a_cache_built_for_another_compiler_is_named_stale(fake, monkeypatch, ca
     assert compiles(fake) == 3  # nothing compiled by the fit
 
 
+@pytest.mark.slow
 def test_setup_py_build_runs_the_kernel_build(fake, tmp_path):
     """`pip install .` / `-e .` run build_py, which setup.py extends with build_all."""
     out = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib",
@@ -102,6 +103,7 @@ def test_setup_py_build_runs_the_kernel_build(fake, tmp_path):
     assert "3 of 3 C++ kernel libraries ready" in out.stderr
 
 
+@pytest.mark.slow
 def test_build_all_compiles_side_by_side_on_two_cores(fake, monkeypatch, tmp_path):
     # Each fake compile marks itself running and waits (up to 5 s) to see another one
     # running; with one compiler at a time none ever does.

@@ -14,8 +14,10 @@ from mfjax.kernels import fused
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-pytestmark = pytest.mark.skipif(fused.available() is False,
-                                reason="the kernels do not build here")
+# Two fresh processes fitting every kernel route (~20-30 s): the slow run.
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(fused.available() is False,
+                                 reason="the kernels do not build here")]
 
 FITS = r"""
 import json, sys

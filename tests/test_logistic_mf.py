@@ -129,6 +129,7 @@ def test_half_step_solves_its_system_exactly_with_enough_cg_steps():
                                    atol=1e-10)
 
 
+@pytest.mark.slow
 def test_sweep_reports_the_loss_between_its_half_steps_and_descends():
     params, users, items, conf = _problem(5, n_users=9, n_items=6, k=2, repeats=False)
     params = params._replace(global_bias=jnp.zeros(()))

@@ -189,6 +189,7 @@ def _bpr_split():
     return mfjax.split.per_user(r, 0.2, seed=0)
 
 
+@pytest.mark.slow
 def test_bpr_refresh_of_unchanged_histories_gives_back_the_trained_users(tmp_path):
     # #30 item 4: the converged Newton solve at the training reg re-solved unchanged
     # histories into vectors ~15x longer and cost 22% of NDCG@10 here; the calibrated

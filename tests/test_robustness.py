@@ -176,7 +176,8 @@ def test_gzip_file_is_named_as_gzip(tmp_path):
         load_ratings(path)
 
 
-@pytest.mark.parametrize("raw", [_zip_bytes(RATINGS_DAT)[:200], b"PK\x03\x04 not really a zip"])
+@pytest.mark.parametrize("raw", [_zip_bytes(RATINGS_DAT)[:200], b"PK\x03\x04 not really a zip"],
+                         ids=["truncated", "fake"])  # the zip holds a timestamp
 def test_truncated_or_fake_zip_is_named(tmp_path, raw):
     path = tmp_path / "data.zip"
     path.write_bytes(raw)

@@ -61,6 +61,7 @@ def test_same_seed_same_result_other_seed_differs(planted):
     assert not np.allclose(a.params.user_factors, c.params.user_factors)
 
 
+@pytest.mark.slow
 def test_batch_size_not_dividing_the_data_uses_every_rating(planted):
     # With one epoch of plain SGD at a tiny rate, the total update is the full-batch
     # gradient; padding (weight 0) must neither add nor drop ratings.
