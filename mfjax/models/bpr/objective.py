@@ -1,8 +1,10 @@
 """The objective record of :class:`mfjax.BPR`: BPR's (:mod:`mfjax.objectives.bpr`), with WARP's.
 
-The record is :data:`mfjax.objectives.bpr.OBJECTIVE` with one more hyperparameter,
-``loss`` (the spec's field): its gradient terms are BPR's for ``loss="bpr"`` (unchanged)
-and WARP's (:mod:`mfjax.models.bpr.warp`) for ``loss="warp"``, so
+The record is :data:`mfjax.objectives.bpr.OBJECTIVE` whose gradient terms read one
+more, optional hyperparameter, ``loss`` (the spec's field; absent: ``"bpr"``): BPR's
+terms for ``loss="bpr"`` (unchanged) and WARP's (:mod:`mfjax.models.bpr.warp`) for
+``loss="warp"``. :func:`gradient_hyperparameters` (the package's hook for
+:func:`mfjax.verify_gradients`) passes the spec's ``loss``, so
 ``mfjax.verify_gradients(mfjax.BPR(loss="warp"), ratings)`` checks the hand-written WARP
 gradient like every objective's. A gradient check has no sampler, so its WARP triples
 take the negatives it is given and the rank weights of
@@ -15,7 +17,7 @@ import dataclasses
 from ...objectives import bpr
 from .hybrid import default_rank_weights, pair_terms
 
-__all__ = ["OBJECTIVE", "gradient_terms"]
+__all__ = ["OBJECTIVE", "gradient_terms", "gradient_hyperparameters"]
 
 
 def gradient_terms(users, items, ratings, negatives, hyper):
@@ -27,6 +29,10 @@ def gradient_terms(users, items, ratings, negatives, hyper):
                       reg=hyper["reg"], bias_reg=hyper.get("bias_reg"))
 
 
-#: BPR's record, its gradient terms following ``loss``.
-OBJECTIVE = dataclasses.replace(bpr.OBJECTIVE, gradient_terms=gradient_terms,
-                                hyper=bpr.OBJECTIVE.hyper + ("loss",))
+def gradient_hyperparameters(spec) -> dict:
+    """λ, λ_b and the pairwise ``loss`` of a :class:`mfjax.BPR` spec, for the gradient check."""
+    return {"reg": spec.reg, "bias_reg": spec.bias_reg, "loss": spec.loss}
+
+
+#: BPR's record, its gradient terms following ``hyper["loss"]``.
+OBJECTIVE = dataclasses.replace(bpr.OBJECTIVE, gradient_terms=gradient_terms)

@@ -20,12 +20,13 @@ from ...objectives import explicit
 from ...objectives.explicit import Params
 from ...solvers.rows import bpr_fold_in_reg, bpr_row_solve, ridge_hyperparameters
 from ..record import legacy_fields
-from .objective import OBJECTIVE
+from .objective import OBJECTIVE, gradient_hyperparameters
 from .serving import feature_rows, score_features
 from .spec import BPR
 
 __all__ = ["SPEC", "OBJECTIVE", "PARAMS", "make_solver", "resolve", "memory_bytes", "row_solve",
            "row_hyperparameters", "calibrate_rows", "score", "score_features", "feature_rows",
+           "gradient_hyperparameters",
            "legacy_spec", "MEMORY_HINT"]
 
 SPEC = BPR
