@@ -8,7 +8,8 @@ import pytest
 
 import mfjax
 from mfjax.evaluation.gradcheck import check_gradient_terms
-from mfjax.models.bpr.hybrid import HybridParams, hybrid_objective, layout_of
+from mfjax.models.bpr.hybrid import (HybridParams, default_rank_weights, hybrid_objective,
+                                     hybrid_terms, layout_of)
 from mfjax.models.bpr.objective import OBJECTIVE
 
 N_USERS, N_ITEMS, K, D = 200, 120, 6, 8
@@ -42,9 +43,9 @@ def cold():
     return r, G, train, test, F, only, hybrid
 
 
-@pytest.mark.parametrize("loss", [pytest.param("bpr", marks=pytest.mark.slow), "warp"])
-def test_hybrid_gradient_is_the_chain_rule(loss):
-    rng = np.random.default_rng(0)
+def small_problem(seed=0):
+    """A layout with feature-only rows (mask 0), a float64 θ and 30 triples."""
+    rng = np.random.default_rng(seed)
     n_users, n_items, d, k = 5, 8, 4, 3
     G = rng.integers(0, 2, (n_items, d)).astype(float) * rng.uniform(0.5, 1.5, (n_items, d))
     F = mfjax.Features.from_csr(items=(np.arange(n_items), G))
@@ -56,10 +57,34 @@ def test_hybrid_gradient_is_the_chain_rule(loss):
     theta = HybridParams(draw(n_users, k), draw(n_items, k), draw(n_items), draw(du, k),
                          draw(di, k), draw(di))
     users, pos, neg = (rng.integers(0, m, 30) for m in (n_users, n_items, n_items))
+    return layout, theta, users, pos, neg
+
+
+# jax.grad, finite differences and check_grads (10-20 s of compile on the shared CPU):
+# the slow run; the default run compares the chain rule with jax.grad below.
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["bpr", "warp"])
+def test_hybrid_gradient_is_the_chain_rule(loss):
+    layout, theta, users, pos, neg = small_problem()
     report = check_gradient_terms(hybrid_objective(OBJECTIVE, layout, loss), theta, users, pos,
                                   np.zeros(30), neg, {"reg": 0.05, "bias_reg": 0.02}, order=1)
     assert report.ok, str(report)
     assert report.manual_vs_numerical is not None and report.dtype == "float64"
+
+
+@pytest.mark.parametrize("loss", ["bpr", "warp"])
+def test_hybrid_gradient_equals_jax_grad(loss):
+    layout, theta, users, pos, neg = small_problem(1)
+    r = default_rank_weights(len(users))
+    f, g = hybrid_terms(layout, loss, users, pos, neg, r, reg=0.05, bias_reg=0.02)
+    auto, hand = jax.jit(jax.grad(f))(theta), jax.jit(g)(theta)
+    for name, a, b in zip(theta._fields, auto, hand):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-11, atol=1e-11,
+                                   err_msg=name)
+        if name == "user_feature_factors":  # no user features: the inert embedding
+            assert not np.asarray(a).any()
+        else:
+            assert np.abs(np.asarray(a)).max() > 1e-3, name  # every part gets a gradient
 
 
 @pytest.mark.slow
