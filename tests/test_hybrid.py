@@ -10,7 +10,7 @@ import mfjax
 from mfjax.evaluation.gradcheck import check_gradient_terms
 from mfjax.models.bpr.hybrid import (HybridParams, default_rank_weights, hybrid_objective,
                                      hybrid_terms, layout_of)
-from mfjax.models.bpr.objective import OBJECTIVE
+from mfjax.models.bpr.losses import OBJECTIVE
 
 N_USERS, N_ITEMS, K, D = 200, 120, 6, 8
 SPEC = dict(rank=K, epochs=12, batch_size=512, learning_rate=0.05, reg=0.0, bias_reg=0.0)

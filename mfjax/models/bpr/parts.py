@@ -20,7 +20,7 @@ from ...objectives import explicit
 from ...objectives.explicit import Params
 from ...solvers.rows import bpr_fold_in_reg, bpr_row_solve, ridge_hyperparameters
 from ..record import legacy_fields
-from .objective import OBJECTIVE, gradient_hyperparameters
+from .losses import OBJECTIVE, gradient_hyperparameters
 from .serving import feature_rows, score_features
 from .spec import BPR
 

@@ -1,4 +1,4 @@
-"""The objective record of :class:`mfjax.BPR`: BPR's (:mod:`mfjax.objectives.bpr`), with WARP's.
+"""The objective record of :class:`mfjax.BPR`: BPR's and WARP's losses (:mod:`mfjax.models.bpr.objective`, :mod:`mfjax.models.bpr.warp`).
 
 The record is :data:`mfjax.objectives.bpr.OBJECTIVE` whose gradient terms read one
 more, optional hyperparameter, ``loss`` (the spec's field; absent: ``"bpr"``): BPR's
