@@ -3,7 +3,7 @@
 Issue #20: the per-user Newton fold-in drew M = 32 negatives per positive and built
 dense per-triple arrays, so one user with 150k interactions (4.8M triples) took 62 s
 and 7 GB. Now M is cut to max(1, ceil(2^16 / |I|)) per user and the triples are
-streamed through the Newton steps in chunks (mfjax.solvers.rows.bpr_rows).
+streamed through the Newton steps in chunks (mfjax.models.bpr.fold_in.bpr_rows).
 
 Each size runs in a fresh process (peak RSS is per process):
     python benchmarks/bench_bpr_fold_in.py [--record]
@@ -24,7 +24,7 @@ def one(n_items: int, n_pos: int, rank: int) -> dict:
     import jax
     import numpy as np
 
-    from mfjax.serving.fold_in import bpr_fold_in
+    from mfjax.models.bpr.fold_in import bpr_fold_in
 
     rng = np.random.default_rng(0)
     Q = jax.numpy.asarray(rng.standard_normal((n_items, rank)).astype(np.float32) * 0.1)

@@ -46,9 +46,9 @@ import numpy as np
 
 import _common  # noqa: F401  (puts the repository root on sys.path)
 from mfjax import init_params
-from mfjax.objectives import ials as im
+from mfjax.models.implicit_als import objective as im
 from mfjax.data import interactions
-from mfjax.solvers.ials import solve as ia
+from mfjax.models.implicit_als import solve as ia
 
 
 def synthetic(n_users=6040, n_items=3706, nnz=575_000, seed=0):

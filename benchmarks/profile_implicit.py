@@ -19,12 +19,12 @@ import numpy as np
 
 import bench_implicit as B
 import mfjax
-from mfjax.objectives import ials as im
+from mfjax.models.implicit_als import objective as im
 from mfjax.data import interactions
-from mfjax.solvers.ials import layout as ials_layout
-from mfjax.solvers.ials import steps as st
-from mfjax.solvers.ials import solver as tials
-from mfjax.solvers.bpr import solver as tbpr
+from mfjax.models.implicit_als import layout as ials_layout
+from mfjax.models.implicit_als import steps as st
+from mfjax.models.implicit_als import solver as tials
+from mfjax.models.bpr import solver as tbpr
 
 
 def t(f, *a, **k):

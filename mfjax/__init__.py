@@ -32,8 +32,8 @@ _LAZY = {
     "gradcheck": (".evaluation.gradcheck", None),
     "gradients": (".solvers.minibatch.gradients", None), "training": (".training", None),
     "als": (".solvers.als.sweep", None), "gibbs": (".solvers.gibbs.sampler", None),
-    "implicit": (".objectives.ials", None), "implicit_bpr": (".objectives.bpr", None),
-    "implicit_als": (".solvers.ials.solve", None),
+    "implicit": (".models.implicit_als.objective", None), "implicit_bpr": (".models.bpr.objective", None),
+    "implicit_als": (".models.implicit_als.solve", None),
     **{name: (".objectives.explicit", name) for name in (
         "Params", "init_params", "loss", "manual_grad", "predict")},
     "validate_ratings": (".plumbing", "validate_ratings"),

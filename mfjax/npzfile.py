@@ -15,13 +15,17 @@ header (a few hundred bytes each) first, and refuses, before any array is alloca
 """
 from __future__ import annotations
 
+import json
 import math
+import os
 import zipfile
 from typing import Callable
 
 import numpy as np
 
-__all__ = ["read_members", "MAX_INFLATION", "INFLATION_FLOOR"]
+from .plumbing import short_repr
+
+__all__ = ["read_members", "read_npz", "MAX_INFLATION", "INFLATION_FLOOR"]
 
 #: The most the members of an archive may inflate in all, as a multiple of their compressed size.
 MAX_INFLATION = 32
@@ -90,3 +94,38 @@ def _check_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
         raise ValueError(f"member {info.filename[:80]!r}: its npy header ({dtype}, shape "
                          f"{shape}) needs {expected:,} bytes but the archive holds "
                          f"{info.file_size:,}")
+
+
+def read_npz(path, kind: str, allowed=None) -> tuple[dict, dict]:
+    """Read an npz written by :func:`~mfjax.plumbing.atomic_savez` with a JSON ``meta`` entry.
+
+    Returns ``(meta, arrays)``. A file that is not a readable npz whose
+    ``meta`` is a JSON object with ``meta["format"] == kind`` raises ValueError
+    naming the path (a missing file: FileNotFoundError). Members are read by
+    :func:`read_members`: sizes checked before inflating, and only
+    those for which ``allowed(name)`` is true (``None``: any; ``meta`` always).
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such file: {path}")
+    try:
+        arrays = read_members(path, None if allowed is None
+                              else lambda name: name == "meta" or allowed(name))
+        raw = arrays.pop("meta")
+        if raw.dtype != np.uint8 or raw.ndim != 1:
+            raise ValueError(f"meta is a {raw.dtype} array of shape {raw.shape}, not uint8 bytes")
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (zipfile.BadZipFile, OSError, KeyError, ValueError, EOFError, UnicodeDecodeError,
+            RecursionError, MemoryError, AttributeError, TypeError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        text = str(e)[:200] if not isinstance(e, RecursionError) else "JSON nested too deeply"
+        if isinstance(e, zipfile.BadZipFile):
+            text = "not an npz archive"
+        raise ValueError(f"{path} is not a readable {kind} file ({type(e).__name__}: {text})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path} is not a {kind} file (its meta is a JSON {type(meta).__name__}, "
+                         "not an object)")
+    if meta.get("format") != kind:
+        raise ValueError(f"{path} is not a {kind} file (format tag {short_repr(meta.get('format'))})")
+    return meta, arrays

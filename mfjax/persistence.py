@@ -2,11 +2,12 @@
 
 A model file is an ``.npz`` (written atomically by :func:`mfjax.plumbing.atomic_savez`) with
 
-- ``params/<field>`` for each field of :class:`~mfjax.objectives.explicit.Params`;
+- ``params/<field>`` for each field of the model's parameter pytree (its record's
+  ``params_type``, :func:`mfjax.models.params_type_of`; validated by its ``from_arrays``);
 - ``user_ids`` and ``item_ids`` (see "IDs" below);
 - optionally ``seen_indptr`` and ``seen_items`` (a CSR of each user's training items);
 - optionally ``posterior/<field>`` for a Gibbs model's per-sample arrays
-  (:data:`mfjax.models.bayesian_mf.posterior.POSTERIOR_FIELDS`: biases [S, n], μ [S], τ [S] > 0, with
+  (:data:`mfjax.solvers.gibbs.posterior.POSTERIOR_FIELDS`: biases [S, n], μ [S], τ [S] > 0, with
   S dividing the rank, and each sample's row priors, means [S, D] and symmetric positive
   definite precisions [S, D, D] per side, D = rank + 1; files written before the priors
   were kept lack those four and still load);
@@ -38,180 +39,22 @@ from __future__ import annotations
 import json
 import math
 import os
-import zipfile
 
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
 from .data.features import Features, array_names as feature_array_names
-from .objectives.explicit import Params
 from .model_config import check_agreement
-from .npzfile import read_members
-from .plumbing import atomic_savez
+from .model_ids import decode_ids, encode_ids, v1_ids
+from .npzfile import read_npz
+from .plumbing import atomic_savez, short_repr
 from . import models
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "read_npz", "write_model", "read_model",
-           "encode_ids", "decode_ids", "is_model_member"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "write_model", "read_model", "is_model_member"]
 
 FORMAT = "mfjax-model"
 #: Version written by :func:`write_model`; :func:`read_model` reads 1 and 2.
 FORMAT_VERSION = 2
-
-_NUMERIC_KINDS = "biuf"
-_NP_TAG = "np:"
-
-
-def read_npz(path, kind: str, allowed=None) -> tuple[dict, dict]:
-    """Read an npz written by :func:`~mfjax.plumbing.atomic_savez` with a JSON ``meta`` entry.
-
-    Returns ``(meta, arrays)``. A file that is not a readable npz whose
-    ``meta`` is a JSON object with ``meta["format"] == kind`` raises ValueError
-    naming the path (a missing file: FileNotFoundError). Members are read by
-    :func:`mfjax.npzfile.read_members`: sizes checked before inflating, and only
-    those for which ``allowed(name)`` is true (``None``: any; ``meta`` always).
-    """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no such file: {path}")
-    try:
-        arrays = read_members(path, None if allowed is None
-                              else lambda name: name == "meta" or allowed(name))
-        raw = arrays.pop("meta")
-        if raw.dtype != np.uint8 or raw.ndim != 1:
-            raise ValueError(f"meta is a {raw.dtype} array of shape {raw.shape}, not uint8 bytes")
-        meta = json.loads(raw.tobytes().decode("utf-8"))
-    except (zipfile.BadZipFile, OSError, KeyError, ValueError, EOFError, UnicodeDecodeError,
-            RecursionError, MemoryError, AttributeError, TypeError) as e:
-        if isinstance(e, FileNotFoundError):
-            raise
-        text = str(e)[:200] if not isinstance(e, RecursionError) else "JSON nested too deeply"
-        if isinstance(e, zipfile.BadZipFile):
-            text = "not an npz archive"
-        raise ValueError(f"{path} is not a readable {kind} file ({type(e).__name__}: {text})") from None
-    if not isinstance(meta, dict):
-        raise ValueError(f"{path} is not a {kind} file (its meta is a JSON {type(meta).__name__}, "
-                         "not an object)")
-    if meta.get("format") != kind:
-        raise ValueError(f"{path} is not a {kind} file (format tag {_short(meta.get('format'))})")
-    return meta, arrays
-
-
-# ------------------------------------------------------------------------------- IDs
-def encode_ids(ids, what: str) -> tuple[np.ndarray, dict]:
-    """An ID table -> ``(array to store, header)``, exactly reversible by :func:`decode_ids`.
-
-    Raises:
-        ValueError: naming ``what`` and the first ID that cannot be stored exactly
-            (a type other than int, float, bool, str or their NumPy scalars).
-    """
-    ids = np.asarray(ids)
-    if ids.ndim != 1:
-        raise ValueError(f"{what} must be 1-D, got shape {ids.shape}")
-    if ids.dtype.kind in _NUMERIC_KINDS:
-        return ids, {"encoding": "array", "dtype": ids.dtype.str}
-    if ids.dtype.kind == "U":
-        values = [str(x) for x in ids.tolist()]
-    elif ids.dtype.kind == "O":
-        values = [_tag(x, what, j) for j, x in enumerate(ids)]
-    else:
-        raise ValueError(f"{what}: cannot save IDs of dtype {ids.dtype}; use int, uint, float, "
-                         "bool or str IDs")
-    blob = json.dumps(values, ensure_ascii=True, allow_nan=False).encode("ascii")
-    return np.frombuffer(blob, np.uint8), {"encoding": "json", "dtype": ids.dtype.str}
-
-
-def decode_ids(stored: np.ndarray, header) -> np.ndarray:
-    """The ID table :func:`encode_ids` encoded. Raises ValueError if inconsistent."""
-    if not isinstance(header, dict):
-        raise ValueError(f"the ID header is a {type(header).__name__}, not an object")
-    enc, dtype = header.get("encoding"), header.get("dtype")
-    try:
-        dtype = np.dtype(dtype) if isinstance(dtype, str) else None
-    except TypeError:
-        dtype = None
-    if dtype is None:
-        raise ValueError(f"bad ID dtype {_short(header.get('dtype'))}")
-    if enc == "array":
-        if dtype.kind not in _NUMERIC_KINDS or stored.dtype != dtype or stored.ndim != 1:
-            raise ValueError(f"the stored IDs ({stored.dtype}, shape {stored.shape}) do not match "
-                             f"their header (1-D {dtype})")
-        if dtype.kind == "f" and not np.isfinite(stored).all():
-            raise ValueError("the IDs hold NaN or infinity")
-        return stored
-    if enc != "json" or dtype.kind not in "UO":
-        raise ValueError(f"unknown ID encoding {_short(enc)} for dtype {dtype}")
-    if stored.dtype != np.uint8 or stored.ndim != 1:
-        raise ValueError(f"the stored IDs are {stored.dtype} of shape {stored.shape}, not bytes")
-    try:
-        values = json.loads(stored.tobytes().decode("ascii"))
-    except (ValueError, UnicodeDecodeError, RecursionError) as e:
-        raise ValueError(f"the stored IDs are not a JSON list ({type(e).__name__})") from None
-    if not isinstance(values, list):
-        raise ValueError("the stored IDs are not a JSON list")
-    if dtype.kind == "U":
-        if not all(isinstance(x, str) for x in values):
-            raise ValueError("a string ID table holds a non-string")
-        out = np.array(values, dtype=dtype) if values else np.zeros(0, dtype)
-        if [str(x) for x in out.tolist()] != values:
-            raise ValueError(f"the string IDs do not fit dtype {dtype}")
-        return out
-    out = np.empty(len(values), dtype=object)
-    for j, v in enumerate(values):
-        out[j] = _untag(v, j)
-    return out
-
-
-def _tag(x, what, j):
-    """One object-table ID -> a JSON-able ``[tag, value]`` that :func:`_untag` reverses exactly."""
-    if type(x) is str:
-        return ["str", x]
-    if type(x) is bool:
-        return ["bool", x]
-    if type(x) is int:
-        return ["int", str(x)]
-    if type(x) is float:
-        return ["float", x.hex()]
-    if isinstance(x, np.generic) and (x.dtype.kind in _NUMERIC_KINDS or x.dtype.kind == "U"):
-        kind = x.dtype.kind
-        value = (str(x) if kind == "U" else bool(x) if kind == "b" else x.item().hex() if kind == "f"
-                 else str(int(x)))
-        return [_NP_TAG + x.dtype.str, value]
-    raise ValueError(f"{what}[{j}] = {x!r} has type {type(x).__name__}; mfjax saves int, float, "
-                     "bool and str IDs (and NumPy scalars of those) exactly, nothing else")
-
-
-def _untag(v, j):
-    if not (isinstance(v, list) and len(v) == 2 and isinstance(v[0], str)):
-        raise ValueError(f"ID {j} is not a [type, value] pair")
-    tag, value = v
-    try:
-        if tag == "str" and isinstance(value, str):
-            return value
-        if tag == "bool" and isinstance(value, bool):
-            return value
-        if tag == "int" and isinstance(value, str):
-            return int(value)
-        if tag == "float" and isinstance(value, str):
-            return float.fromhex(value)
-        if tag.startswith(_NP_TAG):
-            dtype = np.dtype(tag[len(_NP_TAG):])
-            kind = dtype.kind
-            if kind == "U" and isinstance(value, str):
-                return np.str_(value)
-            if kind == "b" and isinstance(value, bool):
-                return np.bool_(value)
-            if kind in "iu" and isinstance(value, str):
-                n = int(value)
-                info = np.iinfo(dtype)
-                if info.min <= n <= info.max:
-                    return dtype.type(n)
-            if kind == "f" and isinstance(value, str):
-                return dtype.type(float.fromhex(value))
-    except (ValueError, TypeError, OverflowError):
-        pass
-    raise ValueError(f"ID {j} has an unreadable [type, value] pair {_short(v)}")
-
 
 # ------------------------------------------------------------------------ writing
 def write_model(path, model) -> None:
@@ -247,7 +90,7 @@ def write_model(path, model) -> None:
         rating_range = [float(x) for x in model.rating_range]
     except (TypeError, ValueError):
         raise ValueError(f"{where}: rating_range must be two numbers, got "
-                         f"{_short(model.rating_range)}") from None
+                         f"{short_repr(model.rating_range)}") from None
     meta = {"format": FORMAT, "version": FORMAT_VERSION, "rating_range": rating_range,
             "config": model.config, "history": model.history, "ids": ids}
     try:
@@ -287,8 +130,9 @@ def _decode(meta: dict, arrays: dict, where: str) -> dict:
         if type(version) is int and version > FORMAT_VERSION:
             raise ValueError(f"{where}: model format version {version} is newer than this mfjax "
                              f"understands ({FORMAT_VERSION}); upgrade mfjax")
-        raise ValueError(f"{where}: bad model format version {_short(version)}")
-    fields = _params_type(meta.get("config"))._fields
+        raise ValueError(f"{where}: bad model format version {short_repr(version)}")
+    params_type = models.params_type_of(meta.get("config"))
+    fields = params_type._fields
     missing = [k for k in [f"params/{f}" for f in fields] + ["user_ids", "item_ids"]
                if k not in arrays]
     missing += [k for k in ("rating_range",) + (("ids",) if version >= 2 else ("user_id_kind",
@@ -296,13 +140,13 @@ def _decode(meta: dict, arrays: dict, where: str) -> dict:
                 if k not in meta]
     if missing:
         raise ValueError(f"{where}: mfjax model file is missing {', '.join(missing)}")
-    params = _check_params({k: arrays[f"params/{k}"] for k in fields}, where)
-    n_users, n_items = params.user_factors.shape[0], params.item_factors.shape[0]
+    params = params_type.from_arrays({k: arrays[f"params/{k}"] for k in fields}, where)
+    n_users, n_items = params.n_users, params.n_items
     out = {"params": params}
     for side, n in (("user", n_users), ("item", n_items)):
         try:
             if version == 1:
-                ids = _v1_ids(arrays[f"{side}_ids"], meta[f"{side}_id_kind"])
+                ids = v1_ids(arrays[f"{side}_ids"], meta[f"{side}_id_kind"])
             else:
                 headers = meta["ids"]
                 if not isinstance(headers, dict) or side not in headers:
@@ -335,7 +179,8 @@ def _decode(meta: dict, arrays: dict, where: str) -> dict:
 
 def _params_fields() -> set:
     """Every ``params/<field>`` of a registered model's parameter pytree."""
-    return set(Params._fields) | {f for r in models.REGISTRY.values() for f in r.params_type._fields}
+    return (set(models.params_type_of(None)._fields)
+            | {f for r in models.REGISTRY.values() for f in r.params_type._fields})
 
 
 def _posterior_fields() -> set:
@@ -347,12 +192,6 @@ def _record(config):
     """The registry record a config names (None for one written before specs existed)."""
     name = config.get("model") if isinstance(config, dict) else None
     return models.REGISTRY.get(name) if isinstance(name, str) else None
-
-
-def _params_type(config):
-    """The parameter pytree class of the model ``config`` records (biased MF's before specs)."""
-    record = _record(config)
-    return Params if record is None else record.params_type
 
 
 def _posterior(arrays: dict, params, where: str, config: dict):
@@ -385,36 +224,12 @@ def _features(arrays: dict, where: str, config: dict):
         raise ValueError(f"{where}: features: {e}") from None
 
 
-def _check_params(p: dict, where: str) -> Params:
-    dtype = p["global_bias"].dtype
-    if dtype not in (np.float32, np.float64):
-        raise ValueError(f"{where}: params/global_bias has dtype {dtype}; expected float32/float64")
-    for k, a in p.items():
-        if a.dtype != dtype:
-            raise ValueError(f"{where}: params/{k} has dtype {a.dtype}, params/global_bias {dtype}")
-        if not np.isfinite(a).all():
-            raise ValueError(f"{where}: params/{k} holds NaN or infinity")
-    uf, itf = p["user_factors"], p["item_factors"]
-    want = {"user_factors": 2, "item_factors": 2, "user_bias": 1, "item_bias": 1, "global_bias": 0}
-    for k, nd in want.items():
-        if p[k].ndim != nd:
-            raise ValueError(f"{where}: params/{k} must be {nd}-D, got shape {p[k].shape}")
-    if uf.shape[1] != itf.shape[1] or uf.shape[1] < 1:
-        raise ValueError(f"{where}: user_factors {uf.shape} and item_factors {itf.shape} must "
-                         "share a rank >= 1")
-    for side, f in (("user", uf), ("item", itf)):
-        if p[f"{side}_bias"].shape != (f.shape[0],):
-            raise ValueError(f"{where}: params/{side}_bias has shape {p[f'{side}_bias'].shape}; "
-                             f"expected ({f.shape[0]},), one per row of {side}_factors")
-    return Params(**{k: jnp.asarray(v) for k, v in p.items()})
-
-
 def _check_range(rr, where: str) -> tuple[float, float]:
     ok = (isinstance(rr, list) and len(rr) == 2 and all(_is_number(x) for x in rr)
           and all(math.isfinite(x) for x in rr) and rr[0] <= rr[1])
     if not ok:
         raise ValueError(f"{where}: rating_range must be [min, max], finite with min <= max, got "
-                         f"{_short(rr)}")
+                         f"{short_repr(rr)}")
     return float(rr[0]), float(rr[1])
 
 
@@ -431,7 +246,7 @@ _CONFIG_FIELDS = {
 }
 
 
-def _check_config(config, params: Params, where: str) -> dict:
+def _check_config(config, params, where: str) -> dict:
     if not isinstance(config, dict):
         raise ValueError(f"{where}: config must be an object, got {type(config).__name__}")
     models.spec_of_config(config, where)  # every recorded hyperparameter valid for its model
@@ -450,7 +265,7 @@ def _check_config(config, params: Params, where: str) -> dict:
         else:
             ok = _is_number(v) and math.isfinite(v) and (v > 0 if bound == "0" else v >= 0)
         if not ok:
-            raise ValueError(f"{where}: config[{key!r}] = {_short(v)} is not a valid "
+            raise ValueError(f"{where}: config[{key!r}] = {short_repr(v)} is not a valid "
                              f"{rule.replace('>', ' > ').replace('> =', '>=')}")
     return config
 
@@ -474,18 +289,5 @@ def _check_seen(arrays: dict, n_users: int, n_items: int, where: str):
     return indptr, items
 
 
-def _v1_ids(a: np.ndarray, kind) -> np.ndarray:
-    if kind == "int" and a.ndim == 1 and a.dtype.kind in "iu":
-        return a.astype(np.int64)
-    if kind == "str" and a.ndim == 1 and a.dtype.kind == "U":
-        return a.astype(object)
-    raise ValueError(f"version-1 IDs of kind {_short(kind)} stored as {a.dtype} {a.shape}")
-
-
 def _is_number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-def _short(x, n: int = 60) -> str:
-    text = repr(x)
-    return text if len(text) <= n else text[:n] + "..."

@@ -29,7 +29,7 @@ import numpy as np
 
 __all__ = ["validate_ratings", "cache_dir", "private_dir", "atomic_write", "atomic_write_bytes", "atomic_write_text",
            "atomic_savez", "check_index", "check_positive_int", "TMP_PREFIX", "temp_prefix",
-           "clean_stale_temporaries", "STALE_SECONDS", "power_of_two_at_least"]
+           "clean_stale_temporaries", "STALE_SECONDS", "power_of_two_at_least", "bucket", "short_repr"]
 
 #: Prefix of every temporary file this module creates (so stale ones can be recognised).
 TMP_PREFIX = ".tmp-mfjax-"
@@ -236,6 +236,14 @@ def power_of_two_at_least(n: int, minimum: int = 1) -> int:
     the number of compiled shapes (and compilations) small."""
     return 1 << max(0, int(max(n, minimum, 1) - 1).bit_length())
 
+def bucket(n: int, quantum: int = 1) -> int:
+    """``n`` rounded up to a multiple of ``quantum``, then to the next ``m · 2^e`` with
+    8 <= m < 16 (at most 1/8 = 12.5 % above; ``quantum`` a power of two): nearby sizes
+    share a shape, so one compiled program serves both sides and other data sets."""
+    q = -(-max(int(n), 1) // quantum) * quantum
+    step = max(quantum, 1 << max(0, q.bit_length() - 4))
+    return -(-q // step) * step
+
 
 def validate_ratings(users, items, ratings=None, *, n_users: int, n_items: int,
                      where: str = "ratings") -> None:
@@ -275,3 +283,9 @@ def validate_ratings(users, items, ratings=None, *, n_users: int, n_items: int,
             raise ValueError(
                 f"{where}: ratings[{j}] = {r[j]} is not finite ({bad.size} non-finite entries)"
             )
+
+
+def short_repr(x, n: int = 60) -> str:
+    """``repr(x)``, cut to ``n`` characters (and ``...``) for error messages."""
+    text = repr(x)
+    return text if len(text) <= n else text[:n] + "..."

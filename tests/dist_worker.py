@@ -115,9 +115,9 @@ def half_steps_on(train):
     import jax
     import jax.numpy as jnp
 
-    from mfjax.objectives import ials as im
+    from mfjax.models.implicit_als import objective as im
     from mfjax.data import interactions
-    from mfjax.solvers.ials import solve as ia, mesh as imm
+    from mfjax.models.implicit_als import solve as ia, mesh as imm
 
     data = interactions.build_implicit_data(train.users, train.items, train.ratings,
                                   n_users=train.n_users, n_items=train.n_items)

@@ -1,4 +1,4 @@
-"""BayesianFM (mfjax.solvers.fm_gibbs): FM identities, relation blocks, conditionals, recovery.
+"""BayesianFM (mfjax.models.bayesian_fm): FM identities, relation blocks, conditionals, recovery.
 
 float64 (tests/conftest.py enables x64).
 """
@@ -13,10 +13,10 @@ import scipy.sparse as sp
 
 import mfjax
 from mfjax.solvers.als.layout import make_layout
-from mfjax.solvers.fm_gibbs import blocks as fmb
-from mfjax.solvers.fm_gibbs.fm import block_predict, block_rows, fm_predict, fm_predict_pairwise
+from mfjax.models.bayesian_fm import blocks as fmb
+from mfjax.models.bayesian_fm.fm import block_predict, block_rows, fm_predict, fm_predict_pairwise
 from mfjax.kernels import als as als_kernel
-from mfjax.solvers.fm_gibbs.sampler import chunk_draw, draw_coefficients, row_features
+from mfjax.models.bayesian_fm.sampler import chunk_draw, draw_coefficients, row_features
 from mfjax.solvers.gibbs.sampler import sample_side
 
 

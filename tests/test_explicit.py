@@ -148,7 +148,7 @@ def test_non_finite_gibbs_sweep_names_the_ratings_size():
 
 @pytest.mark.parametrize("keep", [slice(0, 2), slice(2, 4)])
 def test_truncated_posterior_is_refused_on_load(small, tmp_path, keep):
-    from mfjax.models.bayesian_mf.posterior import check_posterior
+    from mfjax.solvers.gibbs.posterior import check_posterior
 
     m = gibbs(small[0], samples=4)
     m.save(tmp_path / "m.npz")

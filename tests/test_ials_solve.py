@@ -6,7 +6,7 @@ import jax.numpy as jnp
 
 import mfjax
 from mfjax.data import interactions
-from mfjax.solvers.ials import solve as ia
+from mfjax.models.implicit_als import solve as ia
 
 
 def clicks(value=1.0, n_users=60, n_items=40, nnz=600, seed=0):

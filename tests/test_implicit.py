@@ -1,4 +1,4 @@
-"""iALS and BPR math core (mfjax.objectives.ials, mfjax.objectives.bpr), in float64."""
+"""iALS and BPR math core (mfjax.models.implicit_als.objective, mfjax.models.bpr.objective), in float64."""
 
 import jax
 import jax.numpy as jnp
@@ -7,12 +7,13 @@ import pytest
 from jax.test_util import check_grads
 
 import mfjax
-from mfjax.objectives import ials as im
+from mfjax.models.implicit_als import objective as im
 from mfjax.data import interactions
-from mfjax.solvers.ials import layout as ials_layout
-from mfjax.solvers.ials import solve as ia
-from mfjax.solvers.ials import steps as st
-from mfjax.objectives import bpr as bpr
+from mfjax.models.implicit_als import layout as ials_layout
+from mfjax.plumbing import bucket
+from mfjax.models.implicit_als import solve as ia
+from mfjax.models.implicit_als import steps as st
+from mfjax.models.bpr import objective as bpr
 from mfjax.objectives.explicit import Params
 from mfjax.evaluation.gradcheck import numerical_grad
 
@@ -218,10 +219,10 @@ def test_cg_half_step_matches_cg_rows_and_its_value_is_the_loss(shape, chunks):
 
 
 def test_bucket_rounds_up_to_few_shapes():
-    assert [ials_layout.bucket(n) for n in (1, 7, 8, 15, 16, 17, 460256)] == [1, 7, 8, 15, 16, 18, 491520]
-    assert ials_layout.bucket(6040, 256) == 6144 and ials_layout.bucket(3706, 256) == 3840
+    assert [bucket(n) for n in (1, 7, 8, 15, 16, 17, 460256)] == [1, 7, 8, 15, 16, 18, 491520]
+    assert bucket(6040, 256) == 6144 and bucket(3706, 256) == 3840
     for n in range(1, 3000, 7):
-        b = ials_layout.bucket(n, 4)
+        b = bucket(n, 4)
         assert n <= b <= max(n * 1.125 + 4, 8) and b % 4 == 0
 
 

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 from scipy.optimize import minimize
 
 import mfjax
-from mfjax.solvers.ials.solve import cg_rows, cholesky_rows
+from mfjax.models.implicit_als.row_solves import cg_rows, cholesky_rows
 
 N_USERS, N_ITEMS, K, D = 240, 160, 6, 8
 

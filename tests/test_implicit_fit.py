@@ -4,9 +4,9 @@ import pytest
 
 import mfjax
 from mfjax import split
-from mfjax.objectives.bpr import sample_negatives  # noqa: F401  (public name used by the solver)
+from mfjax.models.bpr.objective import sample_negatives  # noqa: F401  (public name used by the solver)
 from mfjax.evaluation.metrics import evaluate_fold_in, evaluate_ranking
-from mfjax.solvers.bpr.solver import bpr_epoch
+from mfjax.models.bpr.solver import bpr_epoch
 from mfjax.solvers.minibatch.optimizers import make_optimizer
 
 
@@ -164,7 +164,7 @@ def test_bpr_fold_in_lands_in_the_right_group():
 @pytest.mark.parametrize("seed", [0, 1])
 def test_bpr_epoch_negatives_are_never_positives(seed):
     r = planted(seed=seed)
-    from mfjax.objectives import ials as im
+    from mfjax.models.implicit_als import objective as im
     from mfjax.data import interactions
     from mfjax.solvers.minibatch.epoch import host_init
 
@@ -295,7 +295,7 @@ def test_evaluate_fold_in_on_held_out_users():
 def test_bpr_fold_in_refuses_out_of_range_items(bad):
     """An item index outside [0, n_items) must raise, not be clamped by the jitted gathers
     (item 20 of 20 used to give exactly item 19's answer)."""
-    from mfjax.serving.fold_in import bpr_fold_in
+    from mfjax.models.bpr.fold_in import bpr_fold_in
 
     rng = np.random.default_rng(0)
     Q, b = rng.standard_normal((20, 4)).astype(np.float32), np.zeros(20, np.float32)
@@ -327,6 +327,6 @@ def test_bpr_users_with_every_item_get_weight_zero():
     m = mfjax.fit(r, objective="bpr", rank=2, epochs=3, batch_size=8, progress=False)
     assert np.isfinite(np.asarray(m.params.user_factors)).all()
     assert all(h["loss"] > 0 for h in m.history)
-    from mfjax.solvers.bpr.solver import require_negatives
+    from mfjax.models.bpr.solver import require_negatives
 
     require_negatives(r.users, r.items, r.n_items)  # some users have negatives: fine

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 import mfjax
-from mfjax.objectives import ials as im
+from mfjax.models.implicit_als import objective as im
 from mfjax.data import interactions
-from mfjax.solvers.ials import layout as ials_layout
-from mfjax.solvers.ials import solve as ia
-from mfjax.solvers.ials import steps as st
+from mfjax.models.implicit_als import layout as ials_layout
+from mfjax.models.implicit_als import solve as ia
+from mfjax.models.implicit_als import steps as st
 from mfjax.kernels import ials as ik
 from mfjax import kernels
-from mfjax.solvers.ials import solver as ials
+from mfjax.models.implicit_als import solver as ials
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Only a missing compiler may skip these: a kernel that fails to build or load must fail them.

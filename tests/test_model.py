@@ -212,10 +212,10 @@ def test_implicit_fold_in_is_finite_at_extremes(implicit_models, objective, reg,
 
 
 def test_implicit_fold_in_non_finite_result_raises(implicit_models, monkeypatch):
-    from mfjax.solvers import rows as batch_solve
+    from mfjax.models.implicit_als import fold_in as ials_fold_in
 
     clicks, models = implicit_models
-    monkeypatch.setattr(batch_solve, "ials_rows", lambda *a, **k: np.full((1, 8), np.nan))
+    monkeypatch.setattr(ials_fold_in, "ials_rows", lambda *a, **k: np.full((1, 8), np.nan))
     with pytest.raises(ValueError, match="non-finite"):
         models["ials"].fold_in(clicks.item_ids[:5], None)
 

@@ -7,7 +7,7 @@ import pytest
 
 import mfjax
 from mfjax.models.bayesian_mf.parts import FOLD_IN_REG
-from mfjax.solvers import rows as batch_solve
+from mfjax.models.bpr import fold_in as bpr_fold
 from mfjax.serving.partial_fit import partial_fit
 
 
@@ -156,12 +156,12 @@ def test_bpr_batched_users_match_one_user_fold_in(ials):
 def test_bpr_triples_are_bounded_for_long_histories():
     # One user with 150k positives among 200k items: 150k triples (M cut to 1), not 4.8M.
     pos = np.arange(150_000)
-    t_row, t_pos, t_neg, t_w, count = batch_solve.bpr_triples(
+    t_row, t_pos, t_neg, t_w, count = bpr_fold.bpr_triples(
         np.zeros(len(pos), np.int64), pos, 1, 200_000, n_neg=32, seed=0)
     assert len(t_row) == 150_000 and count[0] == 150_000
     assert (t_neg >= 150_000).all() and np.allclose(t_w, 1.0)
     # A short history keeps all 32 negatives per positive, each weighing 1/32.
-    t_row, _, t_neg, t_w, _ = batch_solve.bpr_triples(np.zeros(3, np.int64), np.array([0, 1, 2]),
+    t_row, _, t_neg, t_w, _ = bpr_fold.bpr_triples(np.zeros(3, np.int64), np.array([0, 1, 2]),
                                                       1, 50, n_neg=32, seed=0)
     assert len(t_row) == 96 and np.allclose(t_w, 1 / 32) and not np.isin(t_neg, [0, 1, 2]).any()
 
@@ -216,9 +216,9 @@ def test_bpr_fold_in_reg_recovers_the_reg_that_made_the_users():
     tr, _ = _bpr_split()
     m = mfjax.fit(tr, mfjax.BPR(rank=8, epochs=4, batch_size=1024), seed=0, progress=False)
     Q, b = np.asarray(m.params.item_factors), np.asarray(m.params.item_bias)
-    P = batch_solve.bpr_rows(Q, b, tr.users, tr.items, tr.n_users, reg=16 * m.spec.reg)
+    P = bpr_fold.bpr_rows(Q, b, tr.users, tr.items, tr.n_users, reg=16 * m.spec.reg)
     indptr, items = m.seen_indptr, m.seen_items
-    got = batch_solve.bpr_fold_in_reg(Q, b, P, indptr, items, m.spec.reg, n_sample=32)
+    got = bpr_fold.bpr_fold_in_reg(Q, b, P, indptr, items, m.spec.reg, n_sample=32)
     assert got == pytest.approx(16 * m.spec.reg, rel=0.2)
 
 

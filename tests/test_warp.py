@@ -10,7 +10,7 @@ import mfjax
 from mfjax.evaluation.gradcheck import check_gradient_terms
 from mfjax.models.bpr.losses import OBJECTIVE
 from mfjax.models.bpr.warp import rank_weight, warp_loss, warp_manual_grad, warp_negatives
-from mfjax.objectives.bpr import sample_negatives
+from mfjax.models.bpr.objective import sample_negatives
 from mfjax.objectives.explicit import Params, init_params
 
 

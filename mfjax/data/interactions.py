@@ -12,7 +12,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-__all__ = ["ImplicitData", "build_implicit_data", "radix_order", "seen_index"]
+__all__ = ["ImplicitData", "build_implicit_data", "radix_order", "seen_index", "implicit_values"]
 
 
 class ImplicitData(NamedTuple):
@@ -56,7 +56,7 @@ class ImplicitData(NamedTuple):
 
 def build_implicit_data(users, items, values=None, *, n_users: int, n_items: int,
                         dtype=np.float32) -> ImplicitData:
-    """Host-side layout of interactions for :func:`mfjax.solvers.ials.solve.solve_users`/``solve_items``.
+    """Host-side layout of interactions for :func:`mfjax.models.implicit_als.solve.solve_users`/``solve_items``.
 
     Args:
         users, items: indices [n] in [0, n_users) and [0, n_items).
@@ -133,3 +133,14 @@ def seen_index(train, order: np.ndarray | None = None) -> tuple[np.ndarray, np.n
     indptr = np.zeros(train.n_users + 1, np.int64)
     np.cumsum(np.bincount(train.users, minlength=train.n_users), out=indptr[1:])
     return indptr, train.items[order].astype(np.int32)
+
+
+def implicit_values(train, where: str) -> np.ndarray:
+    """The interaction values v [n] of ``train`` (a :class:`mfjax.Ratings`: its ratings); they
+    must be finite and >= 0 (``where``: the objective that reads them, for the error)."""
+    v = np.asarray(train.ratings, np.float64)
+    if not np.isfinite(v).all() or (v < 0).any():
+        what = "set the confidence 1 + alpha * value and" if where == "ials" else "(counts)"
+        raise ValueError(f"fit(objective={where!r}): interaction values {what} must be finite "
+                         "and >= 0")
+    return v

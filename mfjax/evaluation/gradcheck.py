@@ -1,7 +1,7 @@
 """Gradient verification: hand-written vs autodiff vs finite differences.
 
 For any registered model's objective (its record's loss/gradient pair:
-:func:`mfjax.loss`, :func:`mfjax.objectives.ials.loss`, :func:`mfjax.objectives.bpr.bpr_loss`,
+:func:`mfjax.loss`, :func:`mfjax.models.implicit_als.objective.loss`, :func:`mfjax.models.bpr.objective.bpr_loss`,
 the logistic MF likelihood, ...), three independent witnesses for its gradient:
 
 1. ``jax.grad(loss)`` (reverse-mode autodiff);

@@ -1,9 +1,9 @@
 """The iALS exact half-step as one threaded C++ call on the CPU (an XLA FFI kernel).
 
 :func:`half_step` returns the same ``(x, value, penalty)`` as
-:func:`mfjax.solvers.ials.steps.half_step_exact` on the same :class:`~mfjax.solvers.ials.layout.SideLayout`;
+:func:`mfjax.models.implicit_als.steps.half_step_exact` on the same :class:`~mfjax.models.implicit_als.layout.SideLayout`;
 :func:`solve_users` / :func:`solve_items` the same factors as the Cholesky
-:func:`mfjax.solvers.ials.solve.solve_users` / :func:`~mfjax.solvers.ials.solve.solve_items`. Row u solves
+:func:`mfjax.models.implicit_als.solve.solve_users` / :func:`~mfjax.models.implicit_als.solve.solve_items`. Row u solves
 
     (α0 G + λ λ̃_u I + Σ_{i∈I_u} c_ui q_i q_iᵀ) p_u = Σ_{i∈I_u} c_ui q_i,
     G = QᵀQ,   λ̃_u = (|I_u| + α0 n_other)^ν,   c = 1 + α v
@@ -102,12 +102,12 @@ def _check(other):
 
 
 def half_step(other, side, *, alpha, unobserved_weight, reg, nu):
-    """:func:`mfjax.solvers.ials.steps.half_step_exact` by the kernel: ``(x, value, penalty)``.
+    """:func:`mfjax.models.implicit_als.steps.half_step_exact` by the kernel: ``(x, value, penalty)``.
 
     Args:
         other: the other side's factors [n_pad_other, k] (rows past ``side.n_other`` zero).
-        side: this side's :class:`~mfjax.solvers.ials.layout.SideLayout`.
-        alpha, unobserved_weight, reg, nu: as in :func:`mfjax.objectives.ials.loss`.
+        side: this side's :class:`~mfjax.models.implicit_als.layout.SideLayout`.
+        alpha, unobserved_weight, reg, nu: as in :func:`mfjax.models.implicit_als.objective.loss`.
 
     Raises:
         RuntimeError: the kernel is not available (see :func:`unavailable_reason`).
@@ -121,7 +121,7 @@ def half_step_cg(other, side, x0, *, cg_steps: int, alpha, unobserved_weight, re
                  nu, with_observed: bool = True):
     """``cg_steps`` conjugate-gradient iterations per row from ``x0``: ``(x, value, penalty)``.
 
-    Each row runs the recurrences of :func:`mfjax.solvers.ials.solve.cg_rows` on the system
+    Each row runs the recurrences of :func:`mfjax.models.implicit_als.row_solves.cg_rows` on the system
     above with the matvec ``α0 G v + λ λ̃_u v + Σ_i c_ui q_i (q_iᵀ v)`` (no k×k matrix
     per row: O(|I_u| k) per step instead of the exact solve's O(|I_u| k²)). ``value``
     and ``penalty`` are :func:`half_step`'s at the returned x, the observed part summed
@@ -129,10 +129,10 @@ def half_step_cg(other, side, x0, *, cg_steps: int, alpha, unobserved_weight, re
 
     Args:
         other: the other side's factors [n_pad_other, k] (rows past ``side.n_other`` zero).
-        side: this side's :class:`~mfjax.solvers.ials.layout.SideLayout`.
+        side: this side's :class:`~mfjax.models.implicit_als.layout.SideLayout`.
         x0: the warm start [n_pad, k] (this side's current factors, zero-padded).
         cg_steps: CG iterations per row (0 returns x0 on rows with interactions).
-        alpha, unobserved_weight, reg, nu: as in :func:`mfjax.objectives.ials.loss`.
+        alpha, unobserved_weight, reg, nu: as in :func:`mfjax.models.implicit_als.objective.loss`.
         with_observed: False skips the pass for the observed part (then ``value`` lacks
             it): a sweep needs only the item side's ``penalty``.
     """
@@ -151,12 +151,12 @@ def solve(other, indptr, cols, vals, *, alpha, unobserved_weight, reg, nu) -> ja
 
 
 def solve_users(item_factors, data: ImplicitData, *, alpha, unobserved_weight, reg, nu):
-    """:func:`mfjax.solvers.ials.solve.solve_users` (Cholesky) by the kernel."""
+    """:func:`mfjax.models.implicit_als.solve.solve_users` (Cholesky) by the kernel."""
     return solve(item_factors, data.user_indptr, data.user_items, data.user_values, alpha=alpha,
                  unobserved_weight=unobserved_weight, reg=reg, nu=nu)
 
 
 def solve_items(user_factors, data: ImplicitData, *, alpha, unobserved_weight, reg, nu):
-    """:func:`mfjax.solvers.ials.solve.solve_items` (Cholesky) by the kernel."""
+    """:func:`mfjax.models.implicit_als.solve.solve_items` (Cholesky) by the kernel."""
     return solve(user_factors, data.item_indptr, data.item_users, data.item_values, alpha=alpha,
                  unobserved_weight=unobserved_weight, reg=reg, nu=nu)

@@ -6,6 +6,14 @@ classes by name, the solvers, the objectives, the row solves, the CLI's choices)
 derived from it; adding a model is one package under ``mfjax/models/`` plus its line in
 :data:`PACKAGES`. Importing this module does not import JAX (the records load their
 package's ``parts`` on first use).
+
+Layering: the shared layers (``training``, ``serving``, ``selection``, ``evaluation``,
+persistence, the CLI) import the model packages; a model package imports the shared
+engines below it (:mod:`mfjax.solvers`, :mod:`mfjax.objectives`) and
+:mod:`mfjax.kernels` / :mod:`mfjax.data`, never another model package and never a
+shared layer above it. An engine one model uses lives in its package; one several
+models use lives in :mod:`mfjax.solvers` or :mod:`mfjax.objectives` (the rule and the
+table are in :mod:`mfjax.solvers`).
 """
 from __future__ import annotations
 
@@ -16,7 +24,7 @@ from .record import ModelRecord
 __all__ = ["ModelRecord", "REGISTRY", "PACKAGES", "record_of", "record_named", "records_for",
            "by_size", "holds_interactions", "default_record", "pick_record",
            "objective_named", "objective_names", "solver_names", "spec_from_dict",
-           "spec_of_config", "SPECS"]
+           "spec_of_config", "params_type_of", "check_features", "SPECS"]
 
 #: The registered model packages, in listing order (one line per model).
 PACKAGES = (
@@ -151,6 +159,44 @@ def spec_of_config(config: dict, where: str = "config"):
         if legacy is not None:
             return spec_from_dict({"model": record.name, **legacy(config, solver)}, where)
     raise ValueError(f"{where}: unknown objective/solver {(objective, solver)}")
+
+
+def params_type_of(config) -> type:
+    """The parameter pytree class of the model ``config`` records (its record's
+    :attr:`~ModelRecord.params_type`); a config that names no registered model (written
+    before specs existed): the biased-MF :class:`mfjax.objectives.explicit.Params`."""
+    name = config.get("model") if isinstance(config, dict) else None
+    record = REGISTRY.get(name) if isinstance(name, str) else None
+    if record is None:
+        from ..objectives.explicit import Params
+
+        return Params
+    return record.params_type
+
+
+def check_features(record: ModelRecord, features, where: str = "fit") -> None:
+    """Refuse ``features`` (not None) of the wrong type, or for ``record``'s model when it
+    takes none.
+
+    Raises:
+        TypeError: ``features`` is not an :class:`mfjax.Features`.
+        ValueError: naming the model, when it does not read features.
+    """
+    if features is None:
+        return
+    from ..data.features import Features
+
+    if not isinstance(features, Features):
+        raise TypeError(f"{where}: features must be an mfjax.Features (e.g. "
+                        f"mfjax.Features.from_frames(users, items)), got "
+                        f"{type(features).__name__}")
+    if not record.features:
+        takers = [r.name for r in REGISTRY.values() if r.features]
+        which = (f"models that do: {', '.join(takers)}" if takers else
+                 "no registered model takes features yet")
+        raise ValueError(f"{where}: {record.name} does not use side information, so "
+                         f"features= would be ignored; drop it or train a model that "
+                         f"reads features ({which})")
 
 
 def by_size(records: list, n_ratings: int) -> ModelRecord:

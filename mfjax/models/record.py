@@ -16,7 +16,11 @@ name                     what
 ======================== ======================================================================
 ``SPEC``                 the spec class (a frozen :class:`mfjax.specs.Spec` dataclass)
 ``OBJECTIVE``            its :class:`mfjax.objectives.Objective` (loss, gradient, ranking, ...)
-``PARAMS``               the parameter pytree class the solver returns and ``Model`` holds
+``PARAMS``               the parameter pytree class the solver returns and ``Model`` holds: a
+                         NamedTuple of arrays whose ``_fields`` are what files and checkpoints
+                         store, with ``n_users``/``n_items`` and a ``from_arrays(arrays, where)``
+                         classmethod that validates stored arrays (errors name ``where`` and the
+                         field; :class:`mfjax.objectives.explicit.Params`)
 ``make_solver``          ``(spec) -> Solver`` (:class:`mfjax.solvers.base.Solver`)
 ``resolve``              ``(spec, train, run) -> spec``: every ``"auto"`` field decided
 ``memory_bytes``         ``(spec, n_users, n_items, nnz, itemsize, backend) -> int``: peak bytes
@@ -51,7 +55,7 @@ A model that reads side information (:class:`mfjax.Features`) says so with
 ``features=True``: ``fit(train, spec, features=F)`` hands ``F`` to its solver as
 ``run.features`` (:class:`mfjax.solvers.hardware.Run`), the trained
 :class:`mfjax.Model` keeps and saves it, and every other model refuses ``features=``
-(:meth:`ModelRecord.check_features`) rather than ignore it.
+(:func:`mfjax.models.check_features`) rather than ignore it.
 """
 from __future__ import annotations
 
@@ -156,31 +160,6 @@ class ModelRecord:
     def score_features(self):
         """The features model's scoring of raw-ID pairs (``parts.score_features``), or None."""
         return getattr(self.parts, "score_features", None) if self.features else None
-
-    def check_features(self, features, where: str = "fit") -> None:
-        """Refuse ``features`` (not None) for a model that takes none, or of the wrong type.
-
-        Raises:
-            TypeError: ``features`` is not an :class:`mfjax.Features`.
-            ValueError: naming the model, when it does not read features.
-        """
-        if features is None:
-            return
-        from ..data.features import Features
-
-        if not isinstance(features, Features):
-            raise TypeError(f"{where}: features must be an mfjax.Features (e.g. "
-                            f"mfjax.Features.from_frames(users, items)), got "
-                            f"{type(features).__name__}")
-        if not self.features:
-            from . import REGISTRY
-
-            takers = [r.name for r in REGISTRY.values() if r.features]
-            which = (f"models that do: {', '.join(takers)}" if takers else
-                     "no registered model takes features yet")
-            raise ValueError(f"{where}: {self.name} does not use side information, so "
-                             f"features= would be ignored; drop it or train a model that "
-                             f"reads features ({which})")
 
     @property
     def trials(self):

@@ -9,13 +9,17 @@ its loss/gradient pair for :func:`mfjax.verify_gradients`. A model package
 models (explicit biased MF: ``MF``, ``ALS``, ``BayesianMF``), and a model may bring its
 own (``mfjax.models.logistic_mf``).
 
-=============== ============================== ======================================
-module          loss                           record
-=============== ============================== ======================================
-``explicit``    squared error of biased MF     ``explicit.OBJECTIVE``: ratings (RMSE)
-``ials``        weighted implicit ALS          ``ials.OBJECTIVE``: rankings
-``bpr``         Bayesian personalized ranking  ``bpr.OBJECTIVE``: rankings
-=============== ============================== ======================================
+=========================================== ============================== =====================
+module                                      loss                           record
+=========================================== ============================== =====================
+:mod:`mfjax.objectives.explicit`            squared error of biased MF     ratings (RMSE)
+:mod:`mfjax.models.implicit_als.objective`  weighted implicit ALS          rankings
+:mod:`mfjax.models.bpr.objective`           Bayesian personalized ranking  rankings
+:mod:`mfjax.models.logistic_mf.objective`   logistic MF                    rankings
+=========================================== ============================== =====================
+
+Only objectives several models share live in this package (``explicit``: MF, ALS,
+BayesianMF, BayesianFM); a model's own objective lives in its package.
 """
 from __future__ import annotations
 

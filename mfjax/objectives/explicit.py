@@ -34,10 +34,10 @@ squared norm throughout.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
+
+from .params import Params
 
 
 __all__ = [
@@ -48,42 +48,6 @@ __all__ = [
     "loss",
     "manual_grad",
 ]
-
-
-class Params(NamedTuple):
-    """Parameters of a biased MF model (a pytree).
-
-    Attributes:
-        user_factors: ``p`` [n_users, k].
-        item_factors: ``q`` [n_items, k].
-        user_bias: ``b_u`` [n_users].
-        item_bias: ``b_i`` [n_items].
-        global_bias: ``μ`` [] (a scalar array).
-
-    K independent models of the same tables ("members", as ``fit``'s
-    ``ensemble`` trains) can share one Params with a member axis after the
-    row axis: factors [n, K, k], biases [n, K], global bias [K]. :func:`loss`,
-    :func:`manual_grad` and :func:`blocked_value_and_grad` then treat each
-    member as its own model and sum the members' objectives.
-    """
-
-    user_factors: jax.Array
-    item_factors: jax.Array
-    user_bias: jax.Array
-    item_bias: jax.Array
-    global_bias: jax.Array
-
-    @property
-    def n_users(self) -> int:
-        return self.user_factors.shape[0]
-
-    @property
-    def n_items(self) -> int:
-        return self.item_factors.shape[0]
-
-    @property
-    def rank(self) -> int:
-        return self.user_factors.shape[1]
 
 
 def init_params(

@@ -2,7 +2,7 @@
 
 Folds of one data set compile once: every solver pads its device layout to bucketed
 shapes (the ALS/Gibbs block layout, :func:`mfjax.solvers.als.layout.make_layout`; the
-iALS layout, :func:`mfjax.solvers.ials.layout.shared_layouts`), and the folds of
+iALS layout, :func:`mfjax.models.implicit_als.layout.shared_layouts`), and the folds of
 :func:`mfjax.split.kfold` share the ID tables, so fold 2 onwards reuses fold 1's
 compiled sweep (``benchmarks/RESULTS.md``, ``bench_selection.py``).
 """
@@ -99,7 +99,7 @@ def cross_validate(ratings, model=None, *, folds=5, metrics=None, seed: int = 0,
     if isinstance(model, Model):  # refit its spec (and its features) on every fold, as search does
         features = model.features if features is None else features
         model = spec
-    models.record_of(spec).check_features(features, "cross_validate")
+    models.check_features(models.record_of(spec), features, "cross_validate")
     ranking = M.is_ranking(spec)
     names = M.check_metrics(M.default_metrics(spec) if metrics is None else metrics, spec,
                             "cross_validate")

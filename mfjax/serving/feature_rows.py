@@ -5,8 +5,9 @@ IDs of ``F``'s table of one side that the model lacks, and that have no interact
 the call's ``ratings``, are appended to its ID table with the vectors its package's
 ``feature_rows(model, features, side, raw_ids) -> [n, k]`` gives them (iALS: the prior
 mean ``B g_i`` / ``A f_u`` of :mod:`mfjax.models.implicit_als.features`), bias 0 (or
-the biases [n] when the hook returns ``(vectors, biases)``) and no seen interactions; ``model.features`` becomes ``model.features.merged(F)`` (an ID in
-both takes ``F``'s row), so the rows are served, saved and loaded like any other.
+the biases [n] when the hook returns ``(vectors, biases)``) and no seen interactions;
+``model.features`` becomes ``model.features.merged(F)`` (an ID in both takes ``F``'s
+row), so the rows are served, saved and loaded like any other.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 
+from .. import models
 from ..data.features import Features
 
 __all__ = ["add_feature_rows"]
@@ -36,7 +38,7 @@ def add_feature_rows(model, features, side: str, ratings, where: str):
         ValueError: the model does not serve feature-only IDs, or ``features`` has no
             table for ``side``.
     """
-    model.record.check_features(features, where)
+    models.check_features(model.record, features, where)
     hook = getattr(model.record.parts, "feature_rows", None)
     if not model.record.feature_ids or hook is None:
         raise ValueError(f"{where}: {model.record.name} models do not serve IDs known only "

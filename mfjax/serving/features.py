@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import models
+
 __all__ = ["features_for", "feature_scores"]
 
 
@@ -26,7 +28,7 @@ def features_for(model, features, where: str):
     """
     if features is None:
         return model.features
-    model.record.check_features(features, where)
+    models.check_features(model.record, features, where)
     return features
 
 

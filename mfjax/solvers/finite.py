@@ -11,7 +11,7 @@ gradient steps: "try a smaller learning_rate") names neither:
   (fix: rescale the ratings toward unit size, or raise ``reg``).
 
 :func:`check_sweep` raises a :class:`NonFiniteError` (a ValueError) saying which. (The
-iALS solver has its own, :func:`mfjax.solvers.ials.solve.check_finite`, raising the same
+iALS solver has its own, :func:`mfjax.models.implicit_als.solve.check_finite`, raising the same
 class, so that :func:`mfjax.search` records such a trial as NaN and goes on.)
 """
 from __future__ import annotations

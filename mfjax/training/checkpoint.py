@@ -16,8 +16,8 @@ import math
 
 import numpy as np
 
-from ..objectives.explicit import Params
-from ..serving.model import read_npz
+from .. import models
+from ..npzfile import read_npz
 from ..plumbing import atomic_savez
 
 __all__ = ["CHECKPOINT", "FREE_KEYS", "Best", "save_checkpoint", "load_checkpoint"]
@@ -101,8 +101,9 @@ def load_checkpoint(path, record: dict) -> tuple[list, int, list, Best]:
     b = meta.get("best", {})
     if not isinstance(b, dict):
         raise ValueError(f"{path}: checkpoint best is not an object")
-    best_params = ({k: arrays[f"best/{k}"] for k in Params._fields}
-                   if f"best/{Params._fields[0]}" in arrays else None)
+    fields = models.params_type_of(record)._fields
+    best_params = ({k: arrays[f"best/{k}"] for k in fields}
+                   if f"best/{fields[0]}" in arrays else None)
     for v in (best_params or {}).values():
         if not np.isfinite(v).all():
             raise ValueError(f"{path}: the checkpoint's best parameters hold NaN or infinity")

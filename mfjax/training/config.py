@@ -115,7 +115,7 @@ def resolve(train: Ratings, spec, *, seed, mesh=None, table_sharding="auto", fea
 
     Args:
         features: ``fit``'s ``features`` (an :class:`mfjax.Features` or None), checked
-            against the model (:meth:`mfjax.models.ModelRecord.check_features`) and the
+            against the model (:func:`mfjax.models.check_features`) and the
             ratings' IDs (:meth:`mfjax.Features.check_against`), then kept in the Run.
 
     Raises:
@@ -125,7 +125,7 @@ def resolve(train: Ratings, spec, *, seed, mesh=None, table_sharding="auto", fea
     """
     seed = _check_seed(seed)
     record = models.record_of(spec)
-    record.check_features(features, where)
+    models.check_features(record, features, where)
     if features is not None:
         features.check_against(train.user_ids, train.item_ids, where)
     if table_sharding not in ("auto", "replicated", "sharded"):

@@ -31,7 +31,7 @@ row_solve = ridge_row_solve
 
 
 def make_solver(spec):
-    from ...solvers.als.solver import ALSSolver
+    from .solver import ALSSolver
 
     return ALSSolver()
 

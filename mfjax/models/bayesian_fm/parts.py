@@ -1,6 +1,6 @@
 """:class:`~mfjax.BayesianFM` as the shared layers see it (:class:`mfjax.models.ModelRecord`).
 
-Trained by the block Gibbs sampler of :mod:`mfjax.solvers.fm_gibbs`. A sample's rows
+Trained by the block Gibbs sampler of :mod:`mfjax.models.bayesian_fm`. A sample's rows
 θ_u = v_u + B_Uᵀx_u already hold the feature and implicit-block terms, so the model is
 the posterior mean of the kept samples as one rank k·S biased MF
 (:mod:`mfjax.objectives.explicit`), with the per-sample biases, μ and τ kept like
@@ -17,7 +17,7 @@ from ...objectives import explicit
 from ...objectives.explicit import Params
 from ...solvers.hardware import resolve_kernel
 from ...solvers.rows import ridge_row_solve
-from ..bayesian_mf.posterior import POSTERIOR_FIELDS, check_posterior, predictive_std
+from ...solvers.gibbs.posterior import POSTERIOR_FIELDS, check_posterior, predictive_std
 from .spec import BayesianFM
 
 __all__ = ["SPEC", "OBJECTIVE", "PARAMS", "make_solver", "resolve", "memory_bytes", "row_solve",
@@ -35,7 +35,7 @@ row_solve = ridge_row_solve
 
 
 def make_solver(spec):
-    from ...solvers.fm_gibbs.solver import BayesianFMSolver
+    from .solver import BayesianFMSolver
 
     return BayesianFMSolver()
 

@@ -27,7 +27,7 @@ class BayesianFM(Spec):
     item features | implicit blocks], evaluated by relation blocks (each distinct user
     and item row once per sweep). With only the one-hots it is biased Bayesian MF with
     grouped (per-dimension Normal-Gamma) priors. Model, priors and conditionals:
-    :mod:`mfjax.solvers.fm_gibbs.sampler`.
+    :mod:`mfjax.models.bayesian_fm.sampler`.
 
     Features come from ``fit(train, spec, features=F)`` (a :class:`mfjax.Features`);
     every feature group gets its own prior.

@@ -19,7 +19,7 @@ from ...objectives.explicit import Params
 from ...solvers.hardware import resolve_kernel
 from ...solvers.rows import ridge_row_solve
 from ...solvers.als.solver import sweep_bytes
-from .posterior import POSTERIOR_FIELDS, check_posterior, predictive_std
+from ...solvers.gibbs.posterior import POSTERIOR_FIELDS, check_posterior, predictive_std
 from .refresh import posterior_row_solve
 from ..record import legacy_fields
 from .spec import BayesianMF

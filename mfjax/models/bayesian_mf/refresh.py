@@ -1,6 +1,6 @@
 """Fold-in and partial fits of a Bayesian MF model: per-sample conditional posterior means.
 
-A Gibbs model is S kept samples side by side (:mod:`mfjax.models.bayesian_mf.posterior`):
+A Gibbs model is S kept samples side by side (:mod:`mfjax.solvers.gibbs.posterior`):
 block s of a factor row, times √S, is sample s's p_uˢ, and ``Model.posterior`` holds each
 sample's biases, μ_s, τ_s and the row priors of the sweep that drew it. A row is
 re-solved (users shown; items alike with the sides swapped) as, for every sample s, the
@@ -30,7 +30,7 @@ import warnings
 import numpy as np
 
 from ...solvers.rows import posterior_mean_rows, ridge_row_solve
-from .posterior import has_priors
+from ...solvers.gibbs.posterior import has_priors
 
 __all__ = ["posterior_row_solve", "NO_PRIORS_WARNING"]
 
@@ -43,7 +43,7 @@ def posterior_row_solve(params, posterior, side, rows, cols, vals, n_rows, hp):
 
     Args:
         params: the model's :class:`~mfjax.Params` (the S samples side by side).
-        posterior: ``Model.posterior`` (:data:`mfjax.models.bayesian_mf.posterior.POSTERIOR_FIELDS`),
+        posterior: ``Model.posterior`` (:data:`mfjax.solvers.gibbs.posterior.POSTERIOR_FIELDS`),
             or None.
         side: ``"users"`` or ``"items"``.
         rows, cols, vals, n_rows: the interactions, as in :func:`mfjax.solvers.rows.ridge_rows`.

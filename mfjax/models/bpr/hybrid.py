@@ -11,7 +11,7 @@ E [d, k], β [d]:
 with the identity mask m_r = 1 when row r has no features, or has interactions and
 ``identity_features=True``; else 0 (a row known only from features, and every row with
 features in the "features only" variant, is its features alone). The pairwise
-objective L(V, b) of :mod:`mfjax.objectives.bpr` or :mod:`mfjax.models.bpr.warp` is
+objective L(V, b) of :mod:`mfjax.models.bpr.objective` or :mod:`mfjax.models.bpr.warp` is
 unchanged, now a function of θ through (V, b); by the chain rule
 
     ∂e = m ⊙ ∂V,   ∂c = m ⊙ ∂b,   ∂E = Gᵀ ∂V,   ∂β = Gᵀ ∂b
@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ...objectives.bpr import bpr_loss, bpr_manual_grad
+from .objective import bpr_loss, bpr_manual_grad
 from ...objectives.explicit import Params
 from .warp import warp_loss, warp_manual_grad
 
@@ -147,7 +147,7 @@ def pull_back(g: Params, theta: HybridParams, layout: Layout) -> HybridParams:
 
 def pair_terms(loss: str, users, pos, neg, rank_weights, *, reg, bias_reg, weights=None):
     """``(loss(params), grad(params))`` of the pairwise objective on composed tables:
-    BPR's (:mod:`mfjax.objectives.bpr`) or WARP's (:mod:`mfjax.models.bpr.warp`)."""
+    BPR's (:mod:`mfjax.models.bpr.objective`) or WARP's (:mod:`mfjax.models.bpr.warp`)."""
     kw = dict(reg=reg, bias_reg=bias_reg, weights=weights)
     if loss == "bpr":
         return (lambda p: bpr_loss(p, users, pos, neg, **kw),

@@ -1,6 +1,6 @@
 """The solver of :class:`mfjax.BPR` with WARP or with features (:mod:`mfjax.models.bpr.hybrid`).
 
-Plain BPR (``loss="bpr"``, no ``features=``) keeps :class:`mfjax.solvers.bpr.solver.BPRSolver`
+Plain BPR (``loss="bpr"``, no ``features=``) keeps :class:`mfjax.models.bpr.solver.BPRSolver`
 unchanged; :func:`make_solver` hands the other cases to :class:`HybridSolver`. Its epoch
 is BPR's (every interaction once, in the order of ``fold_in(key(seed), epoch)``, one
 jitted ``lax.scan`` over minibatches of ``batch_size``), with two changes:
@@ -26,9 +26,9 @@ import numpy as np
 import optax
 
 from ...data import interactions
-from ...objectives.bpr import sample_negatives
-from ...solvers.bpr.solver import BPRSolver, BPRState, require_negatives
-from ...solvers.ials.solver import implicit_values
+from .objective import sample_negatives
+from .solver import BPRSolver, BPRState, require_negatives
+from ...data.interactions import implicit_values
 from ...solvers.minibatch.epoch import host_init
 from ...solvers.minibatch.optimizers import make_optimizer
 from .hybrid import Layout, SideLayout, compose, init_hybrid, layout_of, pair_terms, pull_back
@@ -77,7 +77,7 @@ def hybrid_epoch(opt, n_items: int, batch_size: int, reg: float, bias_reg: float
 
     Args:
         opt: an ``optax.GradientTransformation``.
-        n_items, batch_size, reg, bias_reg: as :func:`mfjax.solvers.bpr.solver.bpr_epoch`.
+        n_items, batch_size, reg, bias_reg: as :func:`mfjax.models.bpr.solver.bpr_epoch`.
         loss: ``"bpr"`` or ``"warp"``; max_sampled: M (WARP).
         theta, opt_state: :class:`mfjax.models.bpr.hybrid.HybridParams` and its optimizer state.
         key, epoch: the run's key and the epochs done (traced).

@@ -1,6 +1,6 @@
 """The objective record of :class:`mfjax.BPR`: BPR's and WARP's losses (:mod:`mfjax.models.bpr.objective`, :mod:`mfjax.models.bpr.warp`).
 
-The record is :data:`mfjax.objectives.bpr.OBJECTIVE` whose gradient terms read one
+The record is :data:`mfjax.models.bpr.objective.OBJECTIVE` whose gradient terms read one
 more, optional hyperparameter, ``loss`` (the spec's field; absent: ``"bpr"``): BPR's
 terms for ``loss="bpr"`` (unchanged) and WARP's (:mod:`mfjax.models.bpr.warp`) for
 ``loss="warp"``. :func:`gradient_hyperparameters` (the package's hook for
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ...objectives import bpr
+from . import objective as bpr
 from .hybrid import default_rank_weights, pair_terms
 
 __all__ = ["OBJECTIVE", "gradient_terms", "gradient_hyperparameters"]

@@ -1,7 +1,7 @@
 """:class:`~mfjax.BPR` as the shared layers see it (:class:`mfjax.models.ModelRecord`).
 
-Bayesian personalized ranking (:mod:`mfjax.objectives.bpr`) by Optax minibatches of
-sampled triples (:mod:`mfjax.solvers.bpr`). Fold-in and partial fits of users run
+Bayesian personalized ranking (:mod:`mfjax.models.bpr.objective`) by Optax minibatches of
+sampled triples (:mod:`mfjax.models.bpr`). Fold-in and partial fits of users run
 Newton steps on each user's BPR objective with the items fixed (items do not split into
 independent rows), at the λ that reproduces the trained users (:func:`calibrate_rows`).
 
@@ -18,7 +18,8 @@ import numpy as np
 
 from ...objectives import explicit
 from ...objectives.explicit import Params
-from ...solvers.rows import bpr_fold_in_reg, bpr_row_solve, ridge_hyperparameters
+from ...solvers.rows import ridge_hyperparameters
+from .fold_in import bpr_fold_in_reg, bpr_row_solve
 from ..record import legacy_fields
 from .losses import OBJECTIVE, gradient_hyperparameters
 from .serving import feature_rows, score_features
@@ -38,7 +39,7 @@ row_solve = bpr_row_solve
 
 
 def calibrate_rows(model, hp: dict) -> dict:
-    """``hp`` with ``reg`` the fold-in λ of :func:`mfjax.solvers.rows.bpr_fold_in_reg`.
+    """``hp`` with ``reg`` the fold-in λ of :func:`mfjax.models.bpr.fold_in.bpr_fold_in_reg`.
 
     Computed from the model's training users and seen index on the first fold-in or
     partial fit, then kept in ``model.config["fold_in_reg"]`` (saved with the model).

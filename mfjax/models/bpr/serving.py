@@ -19,9 +19,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...solvers.ials.priors import ridge_map
+__all__ = ["least_squares_map", "pure_rows", "feature_map", "feature_vectors", "feature_rows", "score_features"]
 
-__all__ = ["pure_rows", "feature_map", "feature_vectors", "feature_rows", "score_features"]
+
+def least_squares_map(G: np.ndarray, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """W [d, m] = argmin_W Σ_{r ∈ rows} ‖x_r − Wᵀ g_r‖², of minimum norm (``lstsq``), in
+    float64; G [n, d], X [n, m], rows bool [n]. Zeros when no row is selected."""
+    if not rows.any():
+        return np.zeros((G.shape[1], X.shape[1]))
+    return np.linalg.lstsq(G[rows], np.asarray(X, np.float64)[rows], rcond=None)[0]
 
 
 def _active(model, side: str) -> np.ndarray:
@@ -58,7 +64,7 @@ def feature_map(model, side: str) -> np.ndarray | None:
     rows = pure_rows(model, side, known)
     if not rows.any():
         rows = known
-    return ridge_map(G, np.concatenate([V, b[:, None]], axis=1), rows, 0.0)
+    return least_squares_map(G, np.concatenate([V, b[:, None]], axis=1), rows)
 
 
 def feature_vectors(model, features, side: str, raw_ids):

@@ -17,7 +17,7 @@ __all__ = ["BPR", "LOSSES", "check_bool"]
 class BPR(Spec):
     """Bayesian personalized ranking by Optax minibatches of sampled triples.
 
-    Per triple (u, i, j), j drawn uniformly from u's unseen items (:mod:`mfjax.objectives.bpr`):
+    Per triple (u, i, j), j drawn uniformly from u's unseen items (:mod:`mfjax.models.bpr.objective`):
 
         ℓ = −log σ(b_i − b_j + <p_u, q_i − q_j>) + ½ λ (‖p_u‖² + ‖q_i‖² + ‖q_j‖²)
             + ½ λ_b (b_i² + b_j²).

@@ -19,7 +19,7 @@ x_uij = <p_u, q_i − q_j> + b_i − b_j,
                         + ½ λ_b (b_i² + b_j²) ]
 
 (w: 0 for padding and skipped positives). With g = −r·1[x < 1] = ∂(r max(0, 1 − x))/∂x
-one triple's gradient has BPR's form (:mod:`mfjax.objectives.bpr`)::
+one triple's gradient has BPR's form (:mod:`mfjax.models.bpr.objective`)::
 
     ∂p_u = w (g (q_i − q_j) + λ p_u)
     ∂q_i = w (g p_u + λ q_i)          ∂b_i = w (g + λ_b b_i)
@@ -33,7 +33,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ...objectives.bpr import sample_negatives
+from .objective import sample_negatives
 from ...objectives.explicit import Params
 
 __all__ = ["rank_weight", "warp_negatives", "warp_loss", "warp_manual_grad"]

@@ -2,13 +2,13 @@
 
 A model trained with ``fit(train, ImplicitALS(...), features=F)`` holds a row for every
 ID of ``F`` (the feature-only ones were appended at fit and got their prior mean,
-:mod:`mfjax.solvers.ials.priors`). An ID that arrives later with features (a new film,
+:mod:`mfjax.models.implicit_als.priors`). An ID that arrives later with features (a new film,
 a new user with a profile) gets the same treatment here, ``x_u = A f_u`` /
 ``y_i = B g_i``, with the maps the model's own tables imply:
 
     Wᵀ = (F_sᵀ F_s + λ_A I)⁻¹ F_sᵀ X_s,   s = the rows with interactions and features,
 
-(:func:`mfjax.solvers.ials.priors.ridge_map` on ``model.features``; the same maps as
+(:func:`mfjax.models.implicit_als.priors.ridge_map` on ``model.features``; the same maps as
 the fit's last sweep, up to the CG finalisation's user re-solve). New feature rows must
 have the columns of the training features (same names, same order).
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...solvers.ials.priors import feature_matrix, maps_of
+from .priors import feature_matrix, maps_of
 
 __all__ = ["feature_map", "feature_vectors", "score_features"]
 

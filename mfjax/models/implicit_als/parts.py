@@ -1,7 +1,7 @@
 """:class:`~mfjax.ImplicitALS` as the shared layers see it (:class:`mfjax.models.ModelRecord`).
 
-iALS (:mod:`mfjax.objectives.ials`) by alternating exact or conjugate-gradient row
-solves (:mod:`mfjax.solvers.ials`, with the C++ half-steps of :mod:`mfjax.kernels.ials`),
+iALS (:mod:`mfjax.models.implicit_als.objective`) by alternating exact or conjugate-gradient row
+solves (:mod:`mfjax.models.implicit_als.solver`, with the C++ half-steps of :mod:`mfjax.kernels.ials`),
 or by full-batch Optax steps (``solver="optax"``, a check). Fold-in and partial fits
 solve the exact iALS row; its ALS trials vectorize (:mod:`mfjax.models.implicit_als.trials`).
 """
@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from ...objectives import explicit, ials
+from ...objectives import explicit
+from . import objective as ials
 from ...objectives.explicit import Params
 from ...solvers import memory
 from ...solvers.hardware import resolve_kernel
-from ...solvers.rows import ials_row_solve
+from .fold_in import ials_row_solve
 from . import trials
 from .features import feature_vectors, score_features
 from ..record import legacy_fields
@@ -40,7 +41,7 @@ def feature_rows(model, features, side: str, raw_ids):
 
 
 def make_solver(spec):
-    from ...solvers.ials.solver import ALSSolver, IALSOptaxSolver
+    from .solver import ALSSolver, IALSOptaxSolver
 
     return IALSOptaxSolver() if spec.solver == "optax" else ALSSolver()
 
@@ -83,7 +84,7 @@ def memory_bytes(spec, *, n_users, n_items, nnz, itemsize, backend) -> int:
     """ALS: both tables and their padded copies, 4 n k z, + the row systems (the C++
     kernel's per thread on a CPU, else XLA's chunk of 256 + 32 rows) + the layouts.
     Optax: 4 n k z + 3 nnz (8 + z). Computed in float32."""
-    from ...solvers.ials.solver import ALSSolver
+    from .solver import ALSSolver
 
     n, k, z = n_users + n_items, spec.rank, 4
     if spec.solver == "optax":

@@ -15,7 +15,7 @@ __all__ = ["ImplicitALS"]
 class ImplicitALS(Spec):
     """iALS: implicit-feedback MF by weighted alternating least squares.
 
-    Minimises (:mod:`mfjax.objectives.ials`), with confidence ``c = 1 + alpha·v``,
+    Minimises (:mod:`mfjax.models.implicit_als.objective`), with confidence ``c = 1 + alpha·v``,
 
         L = Σ_(u,i)∈S c_ui (1 − <p_u, q_i>)² + α0 Σ_u Σ_i <p_u, q_i>²
             + λ [Σ_u λ̃_u ‖p_u‖² + Σ_i λ̃_i ‖q_i‖²],   λ̃_u = (|I_u| + α0 n_items)^ν.
@@ -40,7 +40,7 @@ class ImplicitALS(Spec):
             ``"adam"``).
         learning_rate: ``solver="optax"`` only (``None``: the optimizer's default).
         feature_reg: λ_A, the ridge of the feature maps A, B of ``fit(...,
-            features=F)`` (:mod:`mfjax.solvers.ials.priors`: each row's vector has a
+            features=F)`` (:mod:`mfjax.models.implicit_als.priors`: each row's vector has a
             prior centred on A f_u / B g_i, the maps re-solved by ridge regression each
             sweep); unused without features.
     """

@@ -1,9 +1,9 @@
 """Vectorized trials of :class:`~mfjax.ImplicitALS` (``solver="als"``): T trials that
 differ only in ``alpha``, ``unobserved_weight``, ``reg``, ``nu`` as one program.
 
-The XLA half-steps of :mod:`mfjax.solvers.ials.steps` on the shared padded layout, exact
-(``cg_steps=0``: :func:`~mfjax.solvers.ials.steps.half_step_exact`) or CG
-(:func:`~mfjax.solvers.ials.steps.half_step_cg`, then one exact user re-solve), the same
+The XLA half-steps of :mod:`mfjax.models.implicit_als.steps` on the shared padded layout, exact
+(``cg_steps=0``: :func:`~mfjax.models.implicit_als.steps.half_step_exact`) or CG
+(:func:`~mfjax.models.implicit_als.steps.half_step_cg`, then one exact user re-solve), the same
 sweeps as ``fit`` with ``kernel=False``. Where ``fit`` would use the C++ kernel
 (``kernel`` resolved True) the vectorized trial runs XLA instead and ``route`` says so;
 the outputs agree to float tolerance.
@@ -43,7 +43,7 @@ def trial_bytes(spec, train: Ratings, itemsize: int) -> int:
 
 @functools.lru_cache(maxsize=None)
 def _ials_programs(cg_steps: int, chunks: tuple, cpu: bool):
-    from ...solvers.ials.steps import cpu_jit, half_step_cg, half_step_exact
+    from .steps import cpu_jit, half_step_cg, half_step_exact
 
     kw = dict(chunks)
 
@@ -72,8 +72,9 @@ def _ials_programs(cg_steps: int, chunks: tuple, cpu: bool):
 
 def train_batch(train: Ratings, batch: list, run) -> list:
     """T ImplicitALS trials (one :func:`shape_key`) as the ALS solver's sweeps, vmapped."""
-    from ...solvers.ials.layout import shared_layouts
-    from ...solvers.ials.solver import ALSSolver, hyperparameters, implicit_values
+    from .layout import shared_layouts
+    from ...data.interactions import implicit_values
+    from .solver import ALSSolver, hyperparameters
     from ...solvers.minibatch.epoch import host_init
 
     spec, T = batch[0], len(batch)

@@ -39,7 +39,7 @@ import numpy as np
 from ...data import Ratings, interactions
 from ...objectives.explicit import Params
 from ...solvers.base import restore_leaves
-from ...solvers.ials.solver import implicit_values
+from ...data.interactions import implicit_values
 from ...solvers.minibatch.epoch import host_init
 
 __all__ = ["LogisticMFState", "LogisticMFSolver", "Chunks", "chunks", "half_step", "sweep",

@@ -18,7 +18,7 @@ import numpy as np
 from jax import lax
 
 from ...objectives.explicit import Params
-from ..ials.layout import bucket
+from ...plumbing import bucket
 
 __all__ = ["SideLayout", "Layout", "make_layout", "squared_error", "ERROR_CHUNK"]
 

@@ -1,17 +1,17 @@
-"""The exact ALS solver behind ``fit(train, mfjax.ALS(...))``.
+"""The exact ALS sweep engine, shared by ``mfjax.ALS`` and the Gibbs samplers.
 
 It lays the ratings out once (:func:`mfjax.solvers.als.layout.make_layout`: sorted by user
-and by item, each row padded to whole blocks) and takes one jitted sweep per ``fit``
-epoch: exact block-coordinate descent on :func:`mfjax.loss` (users, then items, then μ;
-:func:`mfjax.solvers.als.sweep.als_sweep`), so the objective reported in ``history``
-never increases. The state is ``ALSState(params, sweep)``. With ``kernel`` resolved to
-True both half-steps run the threaded C++ kernel (:mod:`mfjax.kernels.als`, the same
-outputs).
+and by item, each row padded to whole blocks): :class:`ExactBase` (the layout and window
+every exact solver sets up), :func:`init_params`, :func:`als_step` (one exact
+block-coordinate descent sweep on :func:`mfjax.loss`: users, then items, then μ;
+:func:`mfjax.solvers.als.sweep.als_sweep`, with ``kernel_threads`` the threaded C++ kernel of
+:mod:`mfjax.kernels.als`, the same outputs) and :func:`sweep_bytes`. The ALS solver itself
+is :class:`mfjax.models.als.solver.ALSSolver`; :class:`mfjax.solvers.gibbs.solver.GibbsSolver`
+builds on :class:`ExactBase` too.
 """
 from __future__ import annotations
 
 from functools import partial
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,12 +20,12 @@ import numpy as np
 from ...data import Ratings
 from ...kernels import als as als_kernel
 from ...objectives.explicit import Params
-from .. import finite, memory
+from .. import memory
 from ..base import restore_leaves
 from .layout import make_layout
 from .sweep import als_half_step, default_window
 
-__all__ = ["sweep_bytes", "als_step", "ALSState", "ALSSolver", "ExactBase", "ROWS_PER_CHUNK", "init_params",
+__all__ = ["sweep_bytes", "als_step", "ExactBase", "ROWS_PER_CHUNK", "init_params",
            "layout_of", "dtype_of"]
 
 #: Rows per ``lax.map`` step of a half-sweep (ML-1M rank 10 Gibbs sweep: 0.19-0.38 s at 256,
@@ -112,40 +112,6 @@ def als_step(p: Params, layout, reg, bias_reg, *, window: int, kernel_threads: i
 
     loss = 0.5 * (sse + pen(layout.users, P, bu) + pen(layout.items, Q, bi)) / total_w
     return Params(P, Q, bu, bi, p.global_bias + delta), loss
-
-
-class ALSState(NamedTuple):
-    """``params``: the current model; ``sweep``: sweeps done."""
-
-    params: Params
-    sweep: int
-
-
-class ALSSolver(ExactBase):
-    """:class:`mfjax.ALS`: one exact ALS sweep per epoch (see the module docstring).
-
-    ``history[j]["loss"]`` is :func:`mfjax.loss` per rating after sweep j+1, non-increasing.
-    """
-
-    def init(self, train: Ratings, spec, run) -> ALSState:
-        self._setup(train, spec, run)
-        self.reg = spec.reg
-        self.bias_reg = spec.reg if spec.bias_reg is None else spec.bias_reg
-        self.kernel_threads = als_kernel.threads() if spec.kernel else 0
-        return ALSState(init_params(train, spec, run.seed, self.dtype), 0)
-
-    def step(self, state: ALSState):
-        p, loss = als_step(state.params, self.layout, self.reg, self.bias_reg, window=self.window,
-                           kernel_threads=self.kernel_threads)
-        finite.check_sweep("als", state.sweep + 1, float(loss), self.layout.users.ratings, self.reg)
-        return ALSState(p, state.sweep + 1), {"loss": float(loss)}
-
-    def params(self, state: ALSState) -> Params:
-        return state.params
-
-    def divergence_hint(self) -> str:
-        return (f"a row's least-squares system is singular or overflows: use reg > 0 (now "
-                f"{self.reg}) and check the rating magnitudes")
 
 
 def sweep_bytes(rank: int, *, n_users: int, n_items: int, nnz: int, itemsize: int, backend: str,

@@ -202,7 +202,7 @@ class GibbsSolver(ExactBase):
 
         ``{"user_bias" [S, n_users], "item_bias" [S, n_items], "global_bias" [S], "tau" [S],
         "user_prior_mean" [S, D], "user_prior_prec" [S, D, D], "item_prior_mean",
-        "item_prior_prec"}`` (:data:`mfjax.models.bayesian_mf.posterior.POSTERIOR_FIELDS`)
+        "item_prior_prec"}`` (:data:`mfjax.solvers.gibbs.posterior.POSTERIOR_FIELDS`)
         with S = rank(params) / k, as host arrays; None when ``params`` is not an
         average of kept samples (e.g. early stopping picked a burn-in sweep).
         """

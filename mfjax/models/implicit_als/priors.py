@@ -1,7 +1,7 @@
 """Feature priors of iALS: each row's vector is centred on a linear map of its features.
 
 Feature-aware iALS (``fit(train, mfjax.ImplicitALS(...), features=F)``) adds to the
-iALS objective L of :mod:`mfjax.objectives.ials` a Gaussian prior per row, with the
+iALS objective L of :mod:`mfjax.models.implicit_als.objective` a Gaussian prior per row, with the
 maps A [k, d_u] and B [k, d_i] of the user and item features:
 
     L_F = Σ c_ui (1 − <x_u, y_i>)² + α0 Σ_u Σ_i <x_u, y_i>²
@@ -14,7 +14,7 @@ row solves keep their closed form with one extra right-hand-side term,
 
     (Yᵀ C_u Y + α0 YᵀY + λ λ̃_u I) x_u = Yᵀ C_u p_u + λ λ̃_u A f_u
 
-(:func:`mfjax.solvers.ials.solve.cholesky_rows`' ``prior``). With the rows fixed each
+(:func:`mfjax.models.implicit_als.row_solves.cholesky_rows`' ``prior``). With the rows fixed each
 map is a ridge regression over the rows that have interactions (and features),
 
     Aᵀ = (Fᵀ F + λ_A I)⁻¹ Fᵀ X      (F [n, d], X [n, k]; a [d, d] system, float64),

@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from .explicit import Params
+from ...objectives.explicit import Params
 
 __all__ = ["bpr_loss", "bpr_manual_grad", "sample_negatives", "sample_triples"]
 
@@ -172,7 +172,7 @@ def _gradient_terms(users, items, ratings, negatives, hyper):
 
 
 def _record():
-    from . import Objective
+    from ...objectives import Objective
 
     return Objective(name="bpr", ranking=True, biases=False, gradient_terms=_gradient_terms,
                      hyper=("reg", "bias_reg"), negatives=True, row_sides=("users",),

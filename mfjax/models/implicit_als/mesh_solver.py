@@ -1,6 +1,6 @@
 """iALS ALS sweeps on a device mesh: ``fit(objective="ials", solver="als", mesh=...)``.
 
-Each half-step is :func:`mfjax.solvers.ials.mesh.mesh_half_step`: the rows being solved
+Each half-step is :func:`mfjax.models.implicit_als.mesh.mesh_half_step`: the rows being solved
 are split over every device of the mesh (both axes), each device gathers the other
 side's whole table and solves its rows with the one-device code. The solver state
 holds the tables in row order, replicated, so validation, callbacks and checkpoints
@@ -23,7 +23,7 @@ __all__ = ["MeshALS"]
 
 
 class MeshALS:
-    """The ALS sweep of :class:`mfjax.solvers.ials.solver.ALSSolver` on a mesh.
+    """The ALS sweep of :class:`mfjax.models.implicit_als.solver.ALSSolver` on a mesh.
 
     Args:
         data: the interactions.

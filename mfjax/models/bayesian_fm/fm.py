@@ -15,7 +15,7 @@ and the prediction splits into per-row terms and one cross term:
 
 so each distinct user and item row is computed once and gathered per rating
 (:func:`block_predict`). c_u, the pairs inside one side, depends on the row only: the
-sampler (:mod:`mfjax.solvers.fm_gibbs.sampler`) leaves those pairs out
+sampler (:mod:`mfjax.models.bayesian_fm.sampler`) leaves those pairs out
 (``within=False`` here) and the row's free bias b_u plays their part.
 """
 from __future__ import annotations

@@ -12,7 +12,7 @@ Layout of one side (:class:`SideBlocks`, a pytree):
 * the columns are ordered by feature group, and every group is padded with empty
   columns to whole chunks of ``chunk`` columns, so each chunk lies in one group
   (its prior precision is one number per factor dimension; see
-  :mod:`mfjax.solvers.fm_gibbs.sampler`);
+  :mod:`mfjax.models.bayesian_fm.sampler`);
 * X by rows (COO sorted by row) for m = X B [n_rows, K], the rows' feature vectors;
 * X by columns (CSC sorted by padded column): chunk c's entries are the contiguous
   slice ``[chunk_lo[c], chunk_hi[c])``, read in windows of ``window`` entries;

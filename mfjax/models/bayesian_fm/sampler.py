@@ -1,7 +1,7 @@
 """Bayesian factorization machine over relation blocks, by block Gibbs sampling.
 
 Model. A rating (u, i, r) with the feature rows x_u [D_U], x_i [D_I]
-(:mod:`mfjax.solvers.fm_gibbs.blocks`) and K = k + 1 (factors, then the bias):
+(:mod:`mfjax.models.bayesian_fm.blocks`) and K = k + 1 (factors, then the bias):
 
     r ~ N(w0 + b_u + b_i + ⟨p_u, q_i⟩, 1/τ),    θ_u = [p_u; b_u],  θ_i = [q_i; b_i],
     θ_u = v_u + B_Uᵀ x_u,    θ_i = v_i + B_Iᵀ x_i,
@@ -10,7 +10,7 @@ i.e. the FM y = w0 + Σ_j w_j x_j + Σ_{j<l} ⟨v_j, v_l⟩ x_j x_l on the desig
 [e_u | x_u | e_i | x_i] whose pairs are the user-side × item-side ones (the rows
 of B_U, B_I are the features' [v_j; w_j]; v_u, v_i the ID one-hots'). The pairs
 inside one side would only add a per-row constant, which the row's own bias b_u
-already is (:func:`mfjax.solvers.fm_gibbs.fm.block_predict`). Without features it
+already is (:func:`mfjax.models.bayesian_fm.fm.block_predict`). Without features it
 is biased Bayesian PMF with a diagonal (per-dimension) prior.
 
 Priors (grouped, as in myFM; per dimension d = 0..k):
@@ -52,8 +52,8 @@ import numpy as np
 from jax import lax
 
 from ...objectives.explicit import Params
-from ..als.layout import Layout
-from ..gibbs.sampler import sample_side
+from ...solvers.als.layout import Layout
+from ...solvers.gibbs.sampler import sample_side
 from .blocks import SideBlocks
 
 __all__ = ["FMHyper", "FMChain", "FMDraws", "normal_gamma", "row_features", "chunk_draw",

@@ -1,7 +1,7 @@
 """The solver behind ``fit(train, mfjax.BayesianFM(...), features=F)``.
 
 A :class:`mfjax.solvers.gibbs.solver.GibbsSolver` whose chain is the factorization
-machine of :mod:`mfjax.solvers.fm_gibbs.sampler`: it keeps, averages and returns the
+machine of :mod:`mfjax.models.bayesian_fm.sampler`: it keeps, averages and returns the
 samples the same way (every ``thin``-th after burn-in; the model is their posterior
 mean as one rank k·S biased MF, with the per-sample biases and τ for
 ``predict(return_std=True)``). A sample's θ rows already hold the feature terms
@@ -19,9 +19,9 @@ import numpy as np
 
 from ...data import Ratings
 from ...kernels import als as als_kernel
-from ..als.layout import squared_error
-from ..als.solver import init_params
-from ..gibbs.solver import GibbsFitState, GibbsSolver, sample_plan
+from ...solvers.als.layout import squared_error
+from ...solvers.als.solver import init_params
+from ...solvers.gibbs.solver import GibbsFitState, GibbsSolver, sample_plan
 from .blocks import attribute_block, implicit_block, side_blocks
 from .sampler import FMHyper, fm_draws, fm_init, fm_sweep
 
@@ -32,7 +32,7 @@ _squared_error = jax.jit(squared_error)
 
 def feature_blocks(train: Ratings, features, implicit: bool, dtype):
     """``(user_blocks, item_blocks, group_names)``: each side's relation blocks
-    (:func:`mfjax.solvers.fm_gibbs.blocks.side_blocks`, None when it has no column) and
+    (:func:`mfjax.models.bayesian_fm.blocks.side_blocks`, None when it has no column) and
     the names of their groups (``"user:age"``, ``"item:implicit"``, ...).
 
     Args:
@@ -60,7 +60,7 @@ def feature_blocks(train: Ratings, features, implicit: bool, dtype):
 
 
 def group_shapes(blocks) -> tuple:
-    """``(sizes [G], D)`` of one side's blocks for :func:`~mfjax.solvers.fm_gibbs.sampler.fm_draws`."""
+    """``(sizes [G], D)`` of one side's blocks for :func:`~mfjax.models.bayesian_fm.sampler.fm_draws`."""
     return ((np.zeros(0, np.int64), 0) if blocks is None
             else (blocks.group_sizes(), blocks.n_columns))
 

@@ -31,7 +31,7 @@ per-interaction part for one interaction, vmaps it and ``segment_sum``-s it
 into rows; no gradient flows through the counts in λ̃.
 
 The exact ALS half-steps that minimise L one side at a time are in
-:mod:`mfjax.solvers.ials.solve`.
+:mod:`mfjax.models.implicit_als.solve`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from .explicit import Params
+from ...objectives.explicit import Params
 
 __all__ = ["loss", "manual_grad", "row_reg"]
 
@@ -129,7 +129,7 @@ def _gradient_terms(users, items, ratings, negatives, hyper):
 
 
 def _record():
-    from . import Objective
+    from ...objectives import Objective
 
     return Objective(name="ials", ranking=True, biases=False, gradient_terms=_gradient_terms,
                      hyper=("alpha", "unobserved_weight", "reg", "nu"), values="strengths")

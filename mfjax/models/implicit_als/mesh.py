@@ -1,13 +1,13 @@
 """iALS ALS half-steps split by rows over every device of a mesh (``fit(objective="ials", mesh=)``).
 
 An ALS half-step solves each row of one side independently (module docstring of
-:mod:`mfjax.solvers.ials.solve`)::
+:mod:`mfjax.models.implicit_als.solve`)::
 
     (Σ_{i∈I_u} c_ui q_i q_iᵀ + α0 QᵀQ + λ λ̃_u I) p_u = Σ_{i∈I_u} c_ui q_i
 
 so the rows are split over all D devices of the ``data x model`` mesh (both axes,
 flattened) and each device solves its own with the single-device code
-(:func:`mfjax.solvers.ials.solve.cholesky_rows` / :func:`~mfjax.solvers.ials.solve.cg_rows`). Row r
+(:func:`mfjax.models.implicit_als.row_solves.cholesky_rows` / :func:`~mfjax.models.implicit_als.row_solves.cg_rows`). Row r
 goes to device ``r mod D`` (round-robin, so rows sorted by ID or popularity spread
 their interactions evenly), at local slot ``r div D``. Each device then needs:
 
@@ -38,8 +38,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from ...distributed import DATA, MODEL, put_global
 from ...data.interactions import ImplicitData
-from ...objectives.ials import row_reg
-from .solve import METHODS, cg_rows, cholesky_rows
+from .objective import row_reg
+from .row_solves import cg_rows, cholesky_rows
+from .solve import METHODS
 from .steps import observed_sum
 
 __all__ = ["MeshSide", "mesh_layouts", "mesh_half_step", "to_natural", "from_natural"]
@@ -138,7 +139,7 @@ def _half_step(mesh: Mesh, method: str, cg_steps: int, chunk_rows: int, chunk_nn
     """The jitted sharded half-step for one mesh and static configuration."""
     rows_spec = P(AXES)
     # CPU devices factor row by row: concurrent batched LAPACK calls deadlock in jaxlib
-    # 0.10 (see mfjax.solvers.ials.solve.cholesky_rows).
+    # 0.10 (see mfjax.models.implicit_als.row_solves.cholesky_rows).
     rowwise = mesh.devices.flat[0].platform == "cpu"
 
     def body(other_shard, x0, indptr, rows, cols, vals, n_live, n_other, hp):
@@ -179,13 +180,13 @@ def mesh_half_step(other, side: MeshSide, mesh: Mesh, *, alpha, unobserved_weigh
         other: the other side's factors in device-major layout [D · R_other, k], row-sharded.
         side: this side's :class:`MeshSide` (from :func:`mesh_layouts`).
         mesh: the mesh ``side`` was placed on.
-        alpha, unobserved_weight, reg, nu: as in :func:`mfjax.objectives.ials.loss`.
+        alpha, unobserved_weight, reg, nu: as in :func:`mfjax.models.implicit_als.objective.loss`.
         method: ``"cholesky"`` (exact) or ``"cg"`` (``cg_steps`` conjugate-gradient
             steps from ``x0``, this side's current factors in device-major layout).
-        chunk_rows, chunk_nnz, block: as in :func:`mfjax.solvers.ials.solve.solve_users`.
+        chunk_rows, chunk_nnz, block: as in :func:`mfjax.models.implicit_als.solve.solve_users`.
 
     Returns:
-        ``(x, value, penalty)`` as :func:`mfjax.solvers.ials.steps.half_step_exact` returns
+        ``(x, value, penalty)`` as :func:`mfjax.models.implicit_als.steps.half_step_exact` returns
         them, x in device-major layout [D · R, k] (padding slots 0).
     """
     if method not in METHODS:

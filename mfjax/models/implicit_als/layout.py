@@ -2,7 +2,7 @@
 
 :func:`shared_layouts` pads the user and the item view of an
 :class:`~mfjax.data.interactions.ImplicitData` to common bucketed shapes
-(:func:`bucket`), so both half-steps (and later fits of similar size) run one
+(:func:`mfjax.plumbing.bucket`), so both half-steps (and later fits of similar size) run one
 compiled program; the true row counts travel as traced values.
 """
 
@@ -14,8 +14,9 @@ import jax
 import numpy as np
 
 from ...data.interactions import ImplicitData
+from ...plumbing import bucket
 
-__all__ = ["SideLayout", "bucket", "shared_layouts"]
+__all__ = ["SideLayout", "shared_layouts"]
 
 
 class SideLayout(NamedTuple):
@@ -36,17 +37,10 @@ class SideLayout(NamedTuple):
     n_other: jax.Array
 
 
-def bucket(n: int, quantum: int = 1) -> int:
-    """``n`` rounded up to a multiple of ``quantum``, then to the next ``m · 2^e`` with
-    8 <= m < 16 (at most 1/8 = 12.5 % above; ``quantum`` a power of two): nearby sizes
-    share a shape, so one compiled program serves both sides and other data sets."""
-    q = -(-max(int(n), 1) // quantum) * quantum
-    step = max(quantum, 1 << max(0, q.bit_length() - 4))
-    return -(-q // step) * step
 
 
 def shared_layouts(data: ImplicitData, *, chunk_rows: int = 256) -> tuple[SideLayout, SideLayout]:
-    """(users, items) views of ``data`` padded to ONE set of shapes for :func:`mfjax.solvers.ials.steps.half_step_exact`.
+    """(users, items) views of ``data`` padded to ONE set of shapes for :func:`mfjax.models.implicit_als.steps.half_step_exact`.
 
     Rows are padded to ``bucket(max(n_users, n_items), chunk_rows)`` and the positions to
     ``bucket(nnz)``, so the user and the item half-step (and any other data set whose

@@ -2,7 +2,7 @@
 
 Each training row (u, i, v) is an interaction; v sets its confidence
 ``c_ui = 1 + α v`` (repeated pairs are merged, values summed). The objective is
-:func:`mfjax.objectives.ials.loss`::
+:func:`mfjax.models.implicit_als.objective.loss`::
 
     L = Σ_(u,i)∈S c_ui (1 − <p_u, q_i>)² + α0 Σ_u Σ_i <p_u, q_i>²
         + λ [Σ_u λ̃_u ‖p_u‖² + Σ_i λ̃_i ‖q_i‖²],   λ̃_u = (|I_u| + α0 n_items)^ν
@@ -14,18 +14,18 @@ is L / |S|, from the half-steps' own sums (no extra pass over the interactions).
   users. ``cg_steps=0`` solves each row exactly (Cholesky), ``cg_steps=n`` by n
   warm-started conjugate-gradient steps (O(|I_u| k) per step instead of O(|I_u| k²)).
   Both half-steps run ONE compiled program on zero-padded, bucketed shapes
-  (:func:`mfjax.solvers.ials.layout.shared_layouts`; the true row counts are traced
+  (:func:`mfjax.models.implicit_als.layout.shared_layouts`; the true row counts are traced
   values), or with ``kernel`` the threaded C++ kernel (:mod:`mfjax.kernels.ials`, the
   same outputs). The returned model always has ``P = argmin_P L(P, Q)`` (exact sweeps
   end with an exact user half-step; after CG sweeps the users are re-solved exactly
   once), so :meth:`mfjax.Model.fold_in` of a training user with their own
   interactions gives back their vector.
 - ``solver="optax"`` (:class:`IALSOptaxSolver`): the same L by full-batch gradient
-  (:func:`mfjax.objectives.ials.manual_grad`) and the spec's optimizer, ``STEPS``
+  (:func:`mfjax.models.implicit_als.objective.manual_grad`) and the spec's optimizer, ``STEPS``
   updates per epoch; slow, for checking the ALS solver.
 
 On a mesh of several devices ALS splits each half-step's rows over every device
-(:class:`mfjax.solvers.ials.mesh_solver.MeshALS`, no C++ kernel) and keeps the tables
+(:class:`mfjax.models.implicit_als.mesh_solver.MeshALS`, no C++ kernel) and keeps the tables
 replicated between sweeps (``table_sharding`` does not apply; a one-device mesh runs
 the one-device path); the Optax solver spreads the interactions over the ``data`` axis
 and places the tables as ``table_sharding`` asks. Both match one device to float
@@ -42,31 +42,24 @@ import numpy as np
 import optax
 
 from ... import distributed
-from ...objectives import ials as im
+from . import objective as im
 from ...data import interactions
-from ...solvers.ials import layout as ials_layout
+from ...data.interactions import implicit_values
+from . import layout as ials_layout
 from . import solve as ia
 from ...kernels import ials as ik
 from . import steps as st
 from .priors import Priors
 from ...objectives.explicit import Params
 from ...data import Ratings
-from ..minibatch.epoch import host_init
+from ...solvers.minibatch.epoch import host_init
 from .mesh_solver import MeshALS
-from ..base import restore_leaves
-from ..minibatch.optimizers import make_optimizer
+from ...solvers.base import restore_leaves
+from ...solvers.minibatch.optimizers import make_optimizer
 
-__all__ = ["ALSState", "ALSSolver", "IALSOptaxSolver", "implicit_values", "hyperparameters"]
+__all__ = ["ALSState", "ALSSolver", "IALSOptaxSolver", "hyperparameters"]
 
 
-def implicit_values(train: Ratings, where: str) -> np.ndarray:
-    """The interaction values v [n] of ``train`` (its ratings); they must be finite and >= 0."""
-    v = np.asarray(train.ratings, np.float64)
-    if not np.isfinite(v).all() or (v < 0).any():
-        what = "set the confidence 1 + alpha * value and" if where == "ials" else "(counts)"
-        raise ValueError(f"fit(objective={where!r}): interaction values {what} must be finite "
-                         "and >= 0")
-    return v
 
 
 def hyperparameters(spec) -> dict:
@@ -156,9 +149,9 @@ class ALSSolver(_IALSBase):
     """:class:`mfjax.ImplicitALS` with ``solver="als"``: one ALS sweep per step, items then users.
 
     The resolved spec decides the route: ``cg_steps=0`` solves both half-steps exactly
-    (Cholesky) through ONE compiled program (:func:`mfjax.solvers.ials.steps.half_step_exact`,
+    (Cholesky) through ONE compiled program (:func:`mfjax.models.implicit_als.steps.half_step_exact`,
     on padded shapes shared by the two sides); ``cg_steps=n`` takes n warm-started
-    conjugate-gradient steps per row (:func:`mfjax.solvers.ials.steps.half_step_cg`) and
+    conjugate-gradient steps per row (:func:`mfjax.models.implicit_als.steps.half_step_cg`) and
     re-solves the users exactly once at the end. ``kernel=True`` runs either by the
     threaded C++ kernel (:mod:`mfjax.kernels.ials`, the same outputs).
     """
@@ -190,7 +183,7 @@ class ALSSolver(_IALSBase):
         return ALSState(p, (), 0)
 
     def _priors(self, train, spec, run):
-        """The feature priors of ``fit(..., features=F)`` (:mod:`mfjax.solvers.ials.priors`),
+        """The feature priors of ``fit(..., features=F)`` (:mod:`mfjax.models.implicit_als.priors`),
         or None. They run on the one-device XLA half-steps only (resolve turns the
         kernel off); a multi-device mesh is refused rather than dropping them."""
         if run.features is None:
@@ -262,9 +255,9 @@ class ALSSolver(_IALSBase):
         return restore_leaves(state, leaves, put)
 
     def finalize(self, state, params: Params) -> Params:
-        """:meth:`_finalize`'s factors, checked finite (:func:`~mfjax.solvers.ials.solve.checked_factors`);
+        """:meth:`_finalize`'s factors, checked finite (:func:`~mfjax.models.implicit_als.solve.checked_factors`);
         with features, the feature-only rows then get their prior means
-        (:meth:`mfjax.solvers.ials.priors.Priors.filled`)."""
+        (:meth:`mfjax.models.implicit_als.priors.Priors.filled`)."""
         params = ia.checked_factors(self._finalize(state, params), self.hp)
         if self.priors is None:
             return params

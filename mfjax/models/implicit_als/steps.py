@@ -3,12 +3,12 @@
 :func:`half_step_exact` (Cholesky) and :func:`half_step_cg` (warm-started conjugate
 gradient) solve every row of one side, users or items, given the other side's factors.
 Both sides' CSR views are zero-padded to one set of bucketed shapes
-(:func:`mfjax.solvers.ials.layout.shared_layouts`) and the true row counts are traced values, so
+(:func:`mfjax.models.implicit_als.layout.shared_layouts`) and the true row counts are traced values, so
 the user and the item half-step run the same executable (and a later fit whose sizes
 fall in the same buckets compiles nothing). Each returns ``(x, value, penalty)``: the
-rows, this side's part of the objective L of :mod:`mfjax.objectives.ials` at them, and its
+rows, this side's part of the objective L of :mod:`mfjax.models.implicit_als.objective` at them, and its
 penalty, so a sweep's L needs no extra pass over the interactions. The row solves
-themselves are :func:`mfjax.solvers.ials.solve.cholesky_rows` / :func:`~mfjax.solvers.ials.solve.cg_rows`;
+themselves are :func:`mfjax.models.implicit_als.row_solves.cholesky_rows` / :func:`~mfjax.models.implicit_als.row_solves.cg_rows`;
 :mod:`mfjax.kernels.ials` computes the same outputs in C++ on a CPU.
 """
 
@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 
 from .layout import SideLayout
-from ...objectives.ials import row_reg
-from .solve import cg_rows, cholesky_rows
+from .objective import row_reg
+from .row_solves import cg_rows, cholesky_rows
 
 __all__ = ["CPU_COMPILER_OPTIONS", "cpu_jit", "half_step_exact", "half_step_cg", "observed_sum"]
 
@@ -57,11 +57,11 @@ def half_step_exact(other, side: SideLayout, *, alpha, unobserved_weight, reg, n
 
     Args:
         other: the other side's factors [n_pad, k], rows past ``side.n_other`` zero.
-        side: this side's :class:`mfjax.solvers.ials.layout.SideLayout` (from :func:`mfjax.solvers.ials.layout.shared_layouts`).
+        side: this side's :class:`mfjax.models.implicit_als.layout.SideLayout` (from :func:`mfjax.models.implicit_als.layout.shared_layouts`).
         alpha, unobserved_weight, reg, nu: as in :func:`loss` (traced).
         chunk_rows, chunk_nnz, block: as in :func:`solve_users`.
         prior: None, or the rows' prior means m [n_pad, k] (feature-aware iALS,
-            :mod:`mfjax.solvers.ials.priors`): the penalty becomes ``λ λ̃ ‖x − m‖²``
+            :mod:`mfjax.models.implicit_als.priors`): the penalty becomes ``λ λ̃ ‖x − m‖²``
             (m must be 0 on rows without interactions, which stay 0).
 
     Returns:

@@ -2,12 +2,12 @@
 
 Each epoch visits every training interaction (u, i) once, in an order drawn from
 ``jax.random.fold_in(key(seed), epoch)``, pairs it with a negative j drawn
-uniformly from u's unseen items (:func:`mfjax.objectives.bpr.sample_negatives`,
+uniformly from u's unseen items (:func:`mfjax.models.bpr.objective.sample_negatives`,
 exact: j is never one of u's training items) and applies ``fit``'s optimizer to
 each minibatch of ``batch_size`` triples. The whole epoch, sampling included, is
 one jitted program (a ``lax.scan`` over minibatches); it is compiled once per
 (shape, optimizer) and reused across fits. The minibatch objective is the mean
-over its triples of :func:`mfjax.objectives.bpr.bpr_loss`'s terms::
+over its triples of :func:`mfjax.models.bpr.objective.bpr_loss`'s terms::
 
     ℓ(u, i, j) = −log σ(b_i − b_j + <p_u, q_i − q_j>)
                  + ½ λ (‖p_u‖² + ‖q_i‖² + ‖q_j‖²) + ½ λ_b (b_i² + b_j²)
@@ -34,11 +34,11 @@ from ... import distributed
 from ...data import interactions
 from ...objectives.explicit import Params
 from ...data import Ratings
-from ...objectives.bpr import bpr_manual_grad, sample_negatives
-from ..minibatch.epoch import host_init
-from ..ials.solver import implicit_values
-from ..minibatch.optimizers import make_optimizer
-from ..base import restore_leaves
+from .objective import bpr_manual_grad, sample_negatives
+from ...solvers.minibatch.epoch import host_init
+from ...data.interactions import implicit_values
+from ...solvers.minibatch.optimizers import make_optimizer
+from ...solvers.base import restore_leaves
 
 __all__ = ["BPRState", "BPRSolver", "bpr_epoch", "require_negatives"]
 
@@ -48,7 +48,7 @@ def require_negatives(users, items, n_items: int) -> None:
 
     Only users with at least one interaction make triples; users of the ID table
     without any neither count for nor against. A user who has every item (but not all
-    users) is fine: their triples get weight 0 (:func:`mfjax.objectives.bpr.sample_negatives`).
+    users) is fine: their triples get weight 0 (:func:`mfjax.models.bpr.objective.sample_negatives`).
 
     Args:
         users, items: the interactions' row indices [n] (repeats allowed).

@@ -1,1 +1,0 @@
-"""mfjax.solvers.fm_gibbs: the Bayesian factorization machine's Gibbs sampler."""

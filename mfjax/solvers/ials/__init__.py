@@ -1,1 +1,0 @@
-"""mfjax.solvers.ials."""
