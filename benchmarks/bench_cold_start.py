@@ -1,4 +1,5 @@
-"""Cold-start items on MovieLens-1M: feature-aware iALS against random and a genre profile.
+"""Cold-start items on MovieLens-1M: feature-aware iALS and BPR/WARP with features against
+random, a genre profile and LightFM.
 
 Protocol (issue #28): ML-1M ratings >= 4 are interactions (value 1). A seeded 20 % of
 the items with interactions are made cold with ``mfjax.split.cold_items(r, 0.2,
@@ -13,13 +14,24 @@ features: decade (one-hot) and genres (multi-hot, 1/n each) from
 Rows: random scores; the user genre profile (a user's summed genre vectors over their
 training items, scored by the dot product with each cold item's genres); mfjax
 ``ImplicitALS`` with ``features=`` (the cold items' vectors are ``B g_i``, the ridge
-map of the warm item vectors). The mfjax row is cross-checked against
-``mfjax.evaluate_ranking(..., candidates=cold, auc=True)``.
+map of the warm item vectors); mfjax ``BPR`` with ``features=`` (LightFM-style feature
+embeddings, ``loss="bpr"`` or ``"warp"``, with identity features or features only; the
+cold items' vectors are their feature sums). Each mfjax row is cross-checked against
+``mfjax.evaluate_ranking(..., candidates=cold, auc=True)``. The BPR/WARP rows' "fit s"
+is the first of :data:`REPEATS` fits in the process (compiling, or reading mfjax's
+persistent compilation cache) / the median of the others (compiled); LightFM's is the
+median of its :data:`REPEATS` fits.
 
-LightFM (the issue's reference; not installed here) builds from its 1.17 sdist only
-after patching one line of its ``setup.py`` (``__builtins__.__LIGHTFM_SETUP__`` →
-``import builtins; builtins.__LIGHTFM_SETUP__``) and ``pip install
---no-build-isolation``; that recipe stays here, never in the project's dependencies.
+LightFM (the issue's reference) builds from its 1.17 sdist only after patching one line
+of its ``setup.py`` (``__builtins__.__LIGHTFM_SETUP__`` → ``import builtins;
+builtins.__LIGHTFM_SETUP__``) and ``pip install --no-build-isolation``; that recipe
+stays here, never in the project's dependencies. ``pip download lightfm==1.17
+--no-binary :all: --no-deps`` itself runs the unpatched setup.py; without ``wheel``
+installed, ``pip install --target DIR wheel`` and ``PYTHONPATH=DIR pip download ...
+--no-use-pep517`` fetch the sdist. Installed with ``--target``, it is found through
+``PYTHONPATH``; its rows (WARP, 30 epochs, its other defaults: 10 components, Adagrad,
+learning rate 0.05, ``max_sampled=10``, 2 threads; cold items as empty columns of the
+interaction matrix) appear when ``import lightfm`` works.
 
 ``--warm`` adds the warm-items check on the per-user holdout of
 ``bench_implicit.py`` (iALS with item features against iALS without: Recall@20,
@@ -48,6 +60,26 @@ CONFIGS = {
     "iALS+features, defaults (rank 64, 4 sweeps, CG 3)": dict(),
     "iALS+features, alpha=3 (chosen on validation)": dict(alpha=3.0),
 }
+#: BPR/WARP with item features. The WARP settings (rank 32, 4 epochs, batch 16384,
+#: learning rate 0.03, max_sampled 20) were chosen on the same validation split
+#: (benchmarks/tune_cold_bpr.py: 15 settings of loss, identity, rank, epochs, batch,
+#: learning rate, reg, max_sampled), for NDCG@20 at a fit time under a third of
+#: LightFM's; the test's cold items were not looked at.
+FAST = dict(rank=32, epochs=4, batch_size=16384, learning_rate=0.03)
+BPR_CONFIGS = {
+    "BPR+features, identity + features (defaults)": dict(),
+    "BPR+features, features only (defaults)": dict(identity_features=False),
+    "WARP+features, identity + features (chosen on validation)":
+        dict(loss="warp", max_sampled=20, **FAST),
+    "WARP+features, features only (chosen on validation)":
+        dict(loss="warp", identity_features=False, max_sampled=20, **FAST),
+    "WARP+features, features only (rank 64, 8 epochs)": dict(loss="warp",
+                                                            identity_features=False),
+}
+#: Fits per BPR/WARP and LightFM row (the machine is shared: medians).
+REPEATS = 3
+#: LightFM's epochs (its fit times in issue #28, 31-35 s, suggest about this many).
+LIGHTFM_EPOCHS = 30
 
 
 def cold_metrics(S: np.ndarray, rel: np.ndarray) -> dict:
@@ -89,9 +121,12 @@ def genre_profile(train, F, users, cold):
 
 
 def mfjax_scores(model, users, cold):
+    """b_i + <p_u, q_i> [users, cold] (the item bias is 0 for iALS, learned for BPR)."""
     P = np.asarray(model.params.user_factors, np.float64)[model.index_users(users)]
-    Q = np.asarray(model.params.item_factors, np.float64)[model.index_items(cold)]
-    return P @ Q.T
+    rows = model.index_items(cold)
+    Q = np.asarray(model.params.item_factors, np.float64)[rows]
+    b = np.asarray(model.params.item_bias, np.float64)[rows]
+    return P @ Q.T + b[None, :]
 
 
 def cold_rows(train, test, F, cold, users, rel):
@@ -114,6 +149,48 @@ def cold_rows(train, test, F, cold, users, rel):
     m = mfjax.fit(train, mfjax.ImplicitALS(), progress=False)
     rows.append(("mfjax iALS without features (cold rows 0)",
                  cold_metrics(mfjax_scores(m, users, cold), rel), None))
+    return rows + bpr_rows(train, test, F, cold, users, rel) + lightfm_rows(train, F, cold,
+                                                                          users, rel)
+
+
+def bpr_rows(train, test, F, cold, users, rel):
+    """The BPR / WARP with features rows; fit s: "first / median of the others" (the
+    later fits reuse the compiled epoch)."""
+    rows = []
+    for name, kw in BPR_CONFIGS.items():
+        secs = []
+        for _ in range(REPEATS):
+            t = time.perf_counter()
+            m = mfjax.fit(train, mfjax.BPR(**kw), features=F, progress=False)
+            secs.append(time.perf_counter() - t)
+        res = cold_metrics(mfjax_scores(m, users, cold), rel)
+        check = mfjax.evaluate_ranking(m, train, test, k=K, threshold=None, candidates=cold,
+                                       auc=True)
+        res["check"] = (round(check[f"ndcg@{K}"], 4), round(check["auc"], 4))
+        rows.append((f"mfjax {name}", res, f"{secs[0]:.1f} / {np.median(secs[1:]):.1f}"))
+        print(name, res, secs, flush=True)
+    return rows
+
+
+def lightfm_rows(train, F, cold, users, rel):
+    """LightFM WARP, identity + features and features only (none when not installed)."""
+    try:
+        import lightfm  # noqa: F401
+    except ImportError:
+        print("LightFM is not installed: no LightFM rows", flush=True)
+        return []
+    from lightfm_rows import fit_lightfm
+
+    rows = []
+    for name, identity in (("identity + features", True), ("features only", False)):
+        secs = []
+        for _ in range(REPEATS):
+            scores, sec = fit_lightfm(train, F, identity, epochs=LIGHTFM_EPOCHS)
+            secs.append(sec)
+        sec = float(np.median(secs))
+        res = cold_metrics(scores(users, cold), rel)
+        rows.append((f"LightFM 1.17 WARP, {name} ({LIGHTFM_EPOCHS} epochs)", res, sec))
+        print("LightFM", name, res, f"{sec:.1f} s", flush=True)
     return rows
 
 
@@ -144,14 +221,16 @@ def main():
     rows = cold_rows(train, test, F, cold, users, rel)
     table = _common.markdown_table(
         ["model", "NDCG@20", "AUC", "fit s", "evaluate_ranking check"],
-        [[n, f"{x['NDCG@20']:.3f}", f"{x['AUC']:.3f}", "" if s is None else f"{s:.1f}",
+        [[n, f"{x['NDCG@20']:.3f}", f"{x['AUC']:.3f}",
+          "" if s is None else s if isinstance(s, str) else f"{s:.1f}",
           str(x.get("check", ""))] for n, x, s in rows])
     body = (f"ML-1M ratings >= 4; cold_items(0.2, seed={SEED}): {len(cold)} cold items, "
             f"{len(users)} test users, {len(train):,} train interactions. Item features: "
             f"decade + genres ({F.items.n_columns} columns).\n\n{table}\n\n"
-            "LightFM reference, quoted from issue #28 (NOT this run, not this machine, not "
-            "this seed; LightFM is not installed here): WARP identity + features 0.133 / "
-            "0.692 (31 s fit), WARP features only 0.203 / 0.777 (35 s fit).\n")
+            "LightFM reference quoted from issue #28 (NOT this run, not this machine, not "
+            "this seed): WARP identity + features 0.133 / 0.692 (31 s fit), WARP features "
+            "only 0.203 / 0.777 (35 s fit). The LightFM rows above (when present) are this "
+            "run's.\n")
     if a.warm:
         wr = warm_rows(F)
         wt = _common.markdown_table(["model", "P@10", "Recall@20", "NDCG@10", "fit s", "s/sweep"],
@@ -162,7 +241,8 @@ def main():
     print(body)
     if not a.no_record:
         _common.append_results("Cold-start items, ML-1M (bench_cold_start.py)",
-                               _common.command_line("bench_cold_start.py"), body)
+                               _common.command_line("bench_cold_start.py"), body,
+                               extra_versions=("lightfm",))
 
 
 if __name__ == "__main__":

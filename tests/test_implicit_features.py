@@ -197,5 +197,5 @@ def test_partial_fit_refusals(cold_fit):
     with pytest.raises(ValueError, match="no user table"):
         model.partial_fit_users(features=item_features(np.ones((3, D))))
     with pytest.raises(ValueError, match="does not use side information"):
-        mfjax.fit(planted(5)[0], mfjax.BPR(rank=4, epochs=1),
+        mfjax.fit(planted(5)[0], mfjax.LogisticMF(rank=4, epochs=1),
                   features=item_features(np.ones((N_ITEMS, D))), progress=False)

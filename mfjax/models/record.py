@@ -46,7 +46,8 @@ name                     what
                          (:mod:`mfjax.serving.features`); without it such IDs take ``score``'s
                          ID fallbacks
 ``feature_rows``         optional, records with ``feature_ids=True``: ``(model, features, side,
-                         raw_ids) -> vectors [n, k]`` for new IDs known only from features
+                         raw_ids) -> vectors [n, k]`` (or ``(vectors, biases [n])``; without
+                         biases the new rows' bias is 0) for new IDs known only from features
                          (``partial_fit_items(features=F)``, :mod:`mfjax.serving.feature_rows`)
 ======================== ======================================================================
 

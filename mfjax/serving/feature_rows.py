@@ -4,9 +4,10 @@ For a model whose record has ``feature_ids`` (:class:`mfjax.models.ModelRecord`)
 IDs of ``F``'s table of one side that the model lacks, and that have no interactions in
 the call's ``ratings``, are appended to its ID table with the vectors its package's
 ``feature_rows(model, features, side, raw_ids) -> [n, k]`` gives them (iALS: the prior
-mean ``B g_i`` / ``A f_u`` of :mod:`mfjax.models.implicit_als.features`), bias 0 and no
-seen interactions; ``model.features`` becomes ``model.features.merged(F)`` (an ID in
-both takes ``F``'s row), so the rows are served, saved and loaded like any other.
+mean ``B g_i`` / ``A f_u`` of :mod:`mfjax.models.implicit_als.features`), bias 0 (or
+the biases [n] when the hook returns ``(vectors, biases)``) and no seen interactions;
+``model.features`` becomes ``model.features.merged(F)`` (an ID in both takes ``F``'s
+row), so the rows are served, saved and loaded like any other.
 """
 from __future__ import annotations
 
@@ -55,12 +56,13 @@ def add_feature_rows(model, features, side: str, ratings, where: str):
     merged = features if model.features is None else model.features.merged(features)
     if new.size == 0:
         return dataclasses.replace(model, features=merged)
-    vectors = np.asarray(hook(model, features, side, new))
-    return _appended(model, side, new, vectors, merged, where)
+    out = hook(model, features, side, new)
+    vectors, biases = out if isinstance(out, tuple) else (out, np.zeros(len(new)))
+    return _appended(model, side, new, np.asarray(vectors), merged, where, np.asarray(biases))
 
 
-def _appended(model, side, new, vectors, merged: Features, where):
-    """The model with rows ``vectors`` [n, k] appended for the raw IDs ``new`` [n]."""
+def _appended(model, side, new, vectors, merged: Features, where, biases):
+    """The model with rows ``vectors`` [n, k] and biases [n] appended for the raw IDs ``new`` [n]."""
     users = side == "users"
     old = np.asarray(model.user_ids if users else model.item_ids)
     if (old.dtype.kind in "iu") != (new.dtype.kind in "iu"):
@@ -72,7 +74,7 @@ def _appended(model, side, new, vectors, merged: Features, where):
     p = model.params
     f, b = (p.user_factors, p.user_bias) if users else (p.item_factors, p.item_bias)
     f = jnp.asarray(np.concatenate([np.asarray(f), vectors.astype(np.asarray(f).dtype)]))
-    b = jnp.asarray(np.concatenate([np.asarray(b), np.zeros(len(new), np.asarray(b).dtype)]))
+    b = jnp.asarray(np.concatenate([np.asarray(b), biases.astype(np.asarray(b).dtype)]))
     params = p._replace(user_factors=f, user_bias=b) if users else \
         p._replace(item_factors=f, item_bias=b)
     changes = {"user_ids" if users else "item_ids": ids, "params": params, "features": merged}
