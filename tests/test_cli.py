@@ -198,7 +198,9 @@ def test_ctrl_c_during_trains_first_compile_exits_130_with_one_line(tmp_path, ke
         _, err = p.communicate(timeout=120)
         assert p.returncode == 130, (delay, p.returncode, err[-2000:])
         assert "Traceback" not in err and "Exception ignored" not in err, (delay, err)
-        assert [l for l in err.splitlines() if "interrupted" in l] == ["mfjax train: interrupted"]
+        # one line; "mfjax:" when the signal lands before the subcommand is parsed (a loaded machine)
+        lines = [l for l in err.splitlines() if "interrupted" in l]
+        assert lines in (["mfjax train: interrupted"], ["mfjax: interrupted"]), (delay, err)
         assert not out.exists() or any(f for _, _, f in os.walk(out))  # no empty folder left
 
 

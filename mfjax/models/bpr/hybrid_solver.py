@@ -58,6 +58,29 @@ class _Dispatch:
         self.seen, self.facts = self.inner.seen, self.inner.facts
         return state
 
+    # The Solver protocol's methods, spelled out so that ``solver.step`` may be looked up
+    # before ``init`` has picked (``solver.step(solver.init(...))``); they forward at call time.
+    def step(self, state):
+        return self.inner.step(state)
+
+    def params(self, state):
+        return self.inner.params(state)
+
+    def put(self, x):
+        return self.inner.put(x)
+
+    def restore(self, state, leaves):
+        return self.inner.restore(state, leaves)
+
+    def finalize(self, state, params):
+        return self.inner.finalize(state, params)
+
+    def posterior(self, state, params):
+        return self.inner.posterior(state, params)
+
+    def divergence_hint(self):
+        return "" if self.inner is None else self.inner.divergence_hint()
+
     def __getattr__(self, name):
         if name == "inner" or self.__dict__.get("inner") is None:
             raise AttributeError(name)
