@@ -124,7 +124,7 @@ def jax_block(tree):
 
 def design_blocks(train, users: Table | None, items: Table | None, implicit: bool):
     """myFM's relation blocks [one-hot | attributes | implicit] per side, and group shapes."""
-    from mfjax.models.bayesian_fm.blocks import implicit_block
+    from mfjax.solvers.fm_blocks import implicit_block
 
     out = []
     for side, n, n_other, ids, rows, others, table in (
