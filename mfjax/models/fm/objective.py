@@ -42,7 +42,7 @@ from ...objectives.explicit import Params
 from ...solvers.fm_blocks import implicit_block
 
 __all__ = ["FMParams", "SideRows", "Layout", "side_rows", "implicit_layout", "compose", "loss",
-           "manual_grad", "composed_error_grad", "OBJECTIVE"]
+           "manual_grad", "value_and_manual_grad", "composed_error_grad", "OBJECTIVE"]
 
 
 class FMParams(NamedTuple):
@@ -150,20 +150,30 @@ def loss(theta: FMParams, layout: Layout, users, items, ratings, *, reg: float,
     p = compose(theta, layout)
     e = (p.global_bias + p.user_bias[users] + p.item_bias[items]
          + jnp.sum(p.user_factors[users] * p.item_factors[items], axis=1) - ratings)
-    nu, ni, fu, fi = jax.lax.stop_gradient(_counts(theta, layout, users, items, w))
-    sq = lambda t: jnp.sum(t * t, axis=tuple(range(1, t.ndim)))
-    pen = (reg * (nu @ sq(theta.user_factors) + ni @ sq(theta.item_factors)
-                  + fu @ sq(theta.user_feature_factors) + fi @ sq(theta.item_feature_factors))
-           + lb * (nu @ sq(theta.user_bias) + ni @ sq(theta.item_bias)
-                   + fu @ sq(theta.user_feature_weights) + fi @ sq(theta.item_feature_weights)))
-    return 0.5 * (jnp.sum(w * e * e) + pen)
+    counts = jax.lax.stop_gradient(_counts(theta, layout, users, items, w))
+    return 0.5 * (jnp.sum(w * e * e) + _penalty(theta, counts, reg, lb))
+
+
+def _penalty(t: FMParams, counts, reg, lb):
+    """λ [Σ n_u ‖v_u‖² + Σ n_f ‖V_f‖²] + λ_b [Σ n_u b_u² + Σ n_f w_f²], both sides."""
+    nu, ni, fu, fi = counts
+    sq = lambda x: jnp.sum(x * x, axis=tuple(range(1, x.ndim)))
+    return (reg * (nu @ sq(t.user_factors) + ni @ sq(t.item_factors)
+                   + fu @ sq(t.user_feature_factors) + fi @ sq(t.item_feature_factors))
+            + lb * (nu @ sq(t.user_bias) + ni @ sq(t.item_bias)
+                    + fu @ sq(t.user_feature_weights) + fi @ sq(t.item_feature_weights)))
 
 
 def composed_error_grad(p: Params, users, items, ratings, w):
     """(∂P, ∂Q, ∂c_u, ∂c_i, ∂μ) of ½ Σ ω e² at the composed tables ``p`` (by hand)."""
-    P, Q = p.user_factors, p.item_factors
     we = w * (p.global_bias + p.user_bias[users] + p.item_bias[items]
-              + jnp.sum(P[users] * Q[items], axis=1) - ratings)
+              + jnp.sum(p.user_factors[users] * p.item_factors[items], axis=1) - ratings)
+    return _error_grad(p, users, items, we)
+
+
+def _error_grad(p: Params, users, items, we):
+    """The composed-table gradients of ½ Σ ω e² from the weighted residuals ωe [n]."""
+    P, Q = p.user_factors, p.item_factors
     return (_segment(we[:, None] * Q[items], users, P.shape[0]),
             _segment(we[:, None] * P[users], items, Q.shape[0]),
             _segment(we, users, P.shape[0]), _segment(we, items, Q.shape[0]), jnp.sum(we))
@@ -179,13 +189,24 @@ def manual_grad(theta: FMParams, layout: Layout, users, items, ratings, *, reg: 
                 bias_reg: float | None = None, weights=None) -> FMParams:
     """∂L/∂θ by hand (module docstring: the composed gradients pulled back through X),
     shaped like ``theta``; no autodiff."""
+    return value_and_manual_grad(theta, layout, users, items, ratings, reg=reg,
+                                 bias_reg=bias_reg, weights=weights)[1]
+
+
+def value_and_manual_grad(theta: FMParams, layout: Layout, users, items, ratings, *,
+                          reg: float, bias_reg: float | None = None, weights=None):
+    """``(L, ∂L/∂θ)``: :func:`loss` and :func:`manual_grad` from one composition and one
+    residual per rating (what a training step runs)."""
     lb = reg if bias_reg is None else bias_reg
     w = _weights(weights, ratings)
-    dP, dQ, dcu, dci, dmu = composed_error_grad(compose(theta, layout), users, items, ratings, w)
+    p = compose(theta, layout)
+    e = (p.global_bias + p.user_bias[users] + p.item_bias[items]
+         + jnp.sum(p.user_factors[users] * p.item_factors[items], axis=1) - ratings)
+    dP, dQ, dcu, dci, dmu = _error_grad(p, users, items, w * e)
     nu, ni, fu, fi = _counts(theta, layout, users, items, w)
     mu, mi = layout.users.mask, layout.items.mask
     t = theta
-    return FMParams(
+    grad = FMParams(
         user_factors=mu[:, None] * dP + reg * nu[:, None] * t.user_factors,
         item_factors=mi[:, None] * dQ + reg * ni[:, None] * t.item_factors,
         user_bias=mu * dcu + lb * nu * t.user_bias,
@@ -199,6 +220,7 @@ def manual_grad(theta: FMParams, layout: Layout, users, items, ratings, *, reg: 
                               + lb * fu * t.user_feature_weights),
         item_feature_weights=(_pull(dci, layout.items, t.item_feature_weights.shape[0])
                               + lb * fi * t.item_feature_weights))
+    return 0.5 * (jnp.sum(w * e * e) + _penalty(t, (nu, ni, fu, fi), reg, lb)), grad
 
 
 def gradient_terms(users, items, ratings, negatives, hyper):

@@ -35,7 +35,7 @@ from ...solvers.base import restore_leaves
 from ...solvers.fm_blocks import attribute_block, implicit_block
 from ...solvers.minibatch.epoch import host_init
 from ...solvers.minibatch.optimizers import make_optimizer
-from .objective import FMParams, Layout, compose, loss, manual_grad, side_rows
+from .objective import FMParams, Layout, compose, side_rows, value_and_manual_grad
 
 __all__ = ["FMState", "FMSolver", "feature_layout", "fm_epoch"]
 
@@ -98,8 +98,7 @@ def fm_epoch(opt, batch_size: int, reg: float, bias_reg, theta, opt_state, layou
         j = jnp.maximum(idx, 0)
         b = (users[j], items[j], ratings[j])
         w = real.astype(ratings.dtype)
-        value = loss(theta, layout, *b, weights=w, **kw)
-        g = manual_grad(theta, layout, *b, weights=w, **kw)
+        value, g = value_and_manual_grad(theta, layout, *b, weights=w, **kw)
         updates, opt_state = opt.update(g, opt_state, theta)
         return (optax.apply_updates(theta, updates), opt_state), value
 
@@ -126,6 +125,10 @@ def init_theta(train: Ratings, spec, seed: int, d_users: int, d_items: int, dtyp
     cast = lambda x: np.asarray(x).astype(dtype)
     return FMParams(*(cast(x) for x in base), draw(d_users), draw(d_items),
                     np.zeros(d_users, dtype), np.zeros(d_items, dtype))
+
+
+#: :func:`mfjax.models.fm.objective.compose`, compiled (one program, not one per operation).
+compose_jit = jax.jit(compose)
 
 
 class FMSolver:
@@ -198,7 +201,7 @@ class FMSolver:
 
     def params(self, state: FMState):
         """The composed tables as a biased-MF :class:`mfjax.Params` (what the model serves)."""
-        return compose(state.params, self.layout)
+        return compose_jit(state.params, self.layout)
 
     def restore(self, state: FMState, leaves: list) -> FMState:
         return restore_leaves(state, leaves, self.put)
