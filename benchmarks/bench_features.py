@@ -157,6 +157,25 @@ def run_myfm(train, test, users, items, implicit, args):
     return rmse(np.clip(pred, 1, 5), test), fit_s
 
 
+def as_features(users: Table, items: Table):
+    """The benchmark's tables as an :class:`mfjax.Features` (same columns and groups)."""
+    side = lambda t: (t.ids, t.X, [f"c{j}" for j in range(t.n_columns)],
+                      [t.group_names[g] for g in t.groups])
+    return mfjax.Features.from_csr(users=side(users), items=side(items))
+
+
+def run_fm(train, test, features, implicit, args):
+    """mfjax.FM (Optax minibatches) by ``mfjax.fit(train, FM(...), features=F)``."""
+    spec = mfjax.FM(rank=args.rank, epochs=args.fm_epochs, reg=args.fm_reg,
+                    learning_rate=args.fm_lr, batch_size=args.fm_batch,
+                    implicit_features=implicit)
+    t0 = time.perf_counter()
+    model = mfjax.fit(train, spec, features=features, progress=False)
+    fit_s = time.perf_counter() - t0
+    pred = model.predict(test.user_ids[test.users], test.item_ids[test.items], clip=False)
+    return rmse(np.clip(pred, 1, 5), test), fit_s
+
+
 def run_bmf(train, test, args):
     """mfjax.BayesianMF (Normal-Wishart, ID rows only) by ``mfjax.fit``, for the ``ids`` row."""
     spec = mfjax.BayesianMF(rank=args.rank, burn_in=args.burn_in, samples=args.sweeps - args.burn_in)
@@ -188,7 +207,11 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--configs", default="ids,attrs,all")
     p.add_argument("--systems", default="mfjax,myfm,bmf",
-                   help="mfjax (BayesianFM), myfm, bmf (BayesianMF, ids only)")
+                   help="mfjax (BayesianFM), myfm, bmf (BayesianMF, ids only), fm (mfjax.FM)")
+    p.add_argument("--fm-epochs", type=int, default=30, help="mfjax.FM's epochs")
+    p.add_argument("--fm-reg", type=float, default=0.05, help="mfjax.FM's reg")
+    p.add_argument("--fm-lr", type=float, default=None, help="mfjax.FM's learning_rate")
+    p.add_argument("--fm-batch", type=int, default=None, help="mfjax.FM's batch_size")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     ratings = mfjax.datasets.movielens("1m")
@@ -208,6 +231,9 @@ def main(argv=None):
             elif system == "myfm":
                 runs.append((args.sweeps, run_myfm(train, test, users if attrs else None,
                                                    items if attrs else None, implicit, args)))
+            elif system == "fm":
+                runs.append((args.fm_epochs, run_fm(train, test, as_features(users, items)
+                                                    if attrs else None, implicit, args)))
             elif system == "bmf":
                 if config == "ids":
                     runs.append((args.sweeps, run_bmf(train, test, args)))

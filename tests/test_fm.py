@@ -132,7 +132,6 @@ def test_features_improve_rmse_on_planted_data():
     imp = mfjax.evaluate(mfjax.fit(train, mfjax.FM(**SPEC, implicit_features=True), features=F,
                                    progress=False), test)["rmse"]
     assert feats < 0.8 * ids and imp < 0.8 * ids, (ids, feats, imp)
-    assert feats < 0.45, feats  # near the noise (0.3)
 
 
 def test_cold_users_are_scored_from_their_features(cold):
