@@ -15,6 +15,9 @@ Each has its own feature group prior (myFM ``group_shapes``; BayesianFM groups).
     PYTHONPATH=. python benchmarks/bench_features.py --sweeps 200 --burn-in 20 --rank 32 \\
         --configs ids,attrs,all --out /tmp/bench_features.jsonl
 
+``--systems fm`` adds mfjax.FM (Optax minibatches, ``--fm-epochs/--fm-reg/--fm-lr``) on
+the same tables through ``fit(features=mfjax.Features)``; its rows record epochs.
+
 Times are wall seconds of the fit (mfjax: building the relation blocks, compiling and
 sampling; myFM: its ``fit`` on prebuilt relation blocks), then the test predictions.
 """
@@ -240,9 +243,10 @@ def main(argv=None):
             else:
                 raise SystemExit(f"unknown system {system!r}")
             for n, (err, secs) in runs:
+                steps = (dict(epochs=n, reg=args.fm_reg, learning_rate=args.fm_lr)
+                         if system == "fm" else dict(sweeps=n, burn_in=args.burn_in))
                 emit(args, dict(config=config, system=system, rmse=round(err, 4),
-                                fit_s=round(secs, 1), sweeps=n, burn_in=args.burn_in,
-                                rank=args.rank, seed=args.seed,
+                                fit_s=round(secs, 1), **steps, rank=args.rank, seed=args.seed,
                                 load=[round(x, 2) for x in os.getloadavg()]))
 
 
