@@ -225,13 +225,16 @@ def value_and_manual_grad(theta: FMParams, layout: Layout, users, items, ratings
 
 def gradient_terms(users, items, ratings, negatives, hyper):
     """``(L(θ), ∂L/∂θ by hand)`` for :func:`mfjax.verify_gradients`, on the implicit-feedback
-    layout of the checked ratings (:func:`implicit_layout`)."""
-    n_users, n_items = int(np.max(np.asarray(users))) + 1, int(np.max(np.asarray(items))) + 1
-    layout = jax.tree.map(jnp.asarray, implicit_layout(users, items, n_users, n_items,
-                                                       np.asarray(ratings).dtype))
+    layout of the checked ratings (:func:`implicit_layout`, sized by θ's tables)."""
+    dtype = np.asarray(ratings).dtype
     kw = dict(reg=hyper["reg"], bias_reg=hyper.get("bias_reg"))
-    return (lambda th: loss(th, layout, users, items, ratings, **kw),
-            lambda th: manual_grad(th, layout, users, items, ratings, **kw))
+
+    def layout_for(th):
+        shape = (th.user_factors.shape[0], th.item_factors.shape[0])
+        return jax.tree.map(jnp.asarray, implicit_layout(users, items, *shape, dtype))
+
+    return (lambda th: loss(th, layout_for(th), users, items, ratings, **kw),
+            lambda th: manual_grad(th, layout_for(th), users, items, ratings, **kw))
 
 
 def _record():
