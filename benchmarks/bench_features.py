@@ -15,6 +15,9 @@ Each has its own feature group prior (myFM ``group_shapes``; BayesianFM groups).
     PYTHONPATH=. python benchmarks/bench_features.py --sweeps 200 --burn-in 20 --rank 32 \\
         --configs ids,attrs,all --out /tmp/bench_features.jsonl
 
+``--systems fm`` adds mfjax.FM (Optax minibatches, ``--fm-epochs/--fm-reg/--fm-lr``) on
+the same tables through ``fit(features=mfjax.Features)``; its rows record epochs.
+
 Times are wall seconds of the fit (mfjax: building the relation blocks, compiling and
 sampling; myFM: its ``fit`` on prebuilt relation blocks), then the test predictions.
 """
@@ -124,7 +127,7 @@ def jax_block(tree):
 
 def design_blocks(train, users: Table | None, items: Table | None, implicit: bool):
     """myFM's relation blocks [one-hot | attributes | implicit] per side, and group shapes."""
-    from mfjax.models.bayesian_fm.blocks import implicit_block
+    from mfjax.solvers.fm_blocks import implicit_block
 
     out = []
     for side, n, n_other, ids, rows, others, table in (
@@ -154,6 +157,25 @@ def run_myfm(train, test, users, items, implicit, args):
               group_shapes=[int(s) for s in su + si])
     fit_s = time.perf_counter() - t0
     pred = model.predict(None, rel(test.users, test.items))
+    return rmse(np.clip(pred, 1, 5), test), fit_s
+
+
+def as_features(users: Table, items: Table):
+    """The benchmark's tables as an :class:`mfjax.Features` (same columns and groups)."""
+    side = lambda t: (t.ids, t.X, [f"c{j}" for j in range(t.n_columns)],
+                      [t.group_names[g] for g in t.groups])
+    return mfjax.Features.from_csr(users=side(users), items=side(items))
+
+
+def run_fm(train, test, features, implicit, args):
+    """mfjax.FM (Optax minibatches) by ``mfjax.fit(train, FM(...), features=F)``."""
+    spec = mfjax.FM(rank=args.rank, epochs=args.fm_epochs, reg=args.fm_reg,
+                    learning_rate=args.fm_lr, batch_size=args.fm_batch,
+                    implicit_features=implicit)
+    t0 = time.perf_counter()
+    model = mfjax.fit(train, spec, features=features, progress=False)
+    fit_s = time.perf_counter() - t0
+    pred = model.predict(test.user_ids[test.users], test.item_ids[test.items], clip=False)
     return rmse(np.clip(pred, 1, 5), test), fit_s
 
 
@@ -188,7 +210,11 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--configs", default="ids,attrs,all")
     p.add_argument("--systems", default="mfjax,myfm,bmf",
-                   help="mfjax (BayesianFM), myfm, bmf (BayesianMF, ids only)")
+                   help="mfjax (BayesianFM), myfm, bmf (BayesianMF, ids only), fm (mfjax.FM)")
+    p.add_argument("--fm-epochs", type=int, default=30, help="mfjax.FM's epochs")
+    p.add_argument("--fm-reg", type=float, default=0.05, help="mfjax.FM's reg")
+    p.add_argument("--fm-lr", type=float, default=None, help="mfjax.FM's learning_rate")
+    p.add_argument("--fm-batch", type=int, default=None, help="mfjax.FM's batch_size")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     ratings = mfjax.datasets.movielens("1m")
@@ -208,15 +234,19 @@ def main(argv=None):
             elif system == "myfm":
                 runs.append((args.sweeps, run_myfm(train, test, users if attrs else None,
                                                    items if attrs else None, implicit, args)))
+            elif system == "fm":
+                runs.append((args.fm_epochs, run_fm(train, test, as_features(users, items)
+                                                    if attrs else None, implicit, args)))
             elif system == "bmf":
                 if config == "ids":
                     runs.append((args.sweeps, run_bmf(train, test, args)))
             else:
                 raise SystemExit(f"unknown system {system!r}")
             for n, (err, secs) in runs:
+                steps = (dict(epochs=n, reg=args.fm_reg, learning_rate=args.fm_lr)
+                         if system == "fm" else dict(sweeps=n, burn_in=args.burn_in))
                 emit(args, dict(config=config, system=system, rmse=round(err, 4),
-                                fit_s=round(secs, 1), sweeps=n, burn_in=args.burn_in,
-                                rank=args.rank, seed=args.seed,
+                                fit_s=round(secs, 1), **steps, rank=args.rank, seed=args.seed,
                                 load=[round(x, 2) for x in os.getloadavg()]))
 
 

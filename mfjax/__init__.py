@@ -1,6 +1,6 @@
 """mfjax: matrix-factorization recommenders in JAX.
 
-A model is a typed spec (:class:`MF`, :class:`ALS`, :class:`BayesianMF`, :class:`BayesianFM`,
+A model is a typed spec (:class:`MF`, :class:`ALS`, :class:`BayesianMF`, :class:`BayesianFM`, :class:`FM`,
 :class:`ImplicitALS`, :class:`BPR`, :class:`LogisticMF`), one package each under
 :mod:`mfjax.models` and registered in :data:`mfjax.models.REGISTRY`; :func:`fit` trains
 it and returns a :class:`Model`. The packages follow a rating from a file to a served list:
@@ -46,7 +46,7 @@ _LAZY = {
     "Model": (".serving.model", "Model"), "load_model": (".serving.model", "load_model"),
     "Spec": (".specs", "Spec"), "MF": (".models.mf.spec", "MF"), "ALS": (".models.als.spec", "ALS"),
     "BayesianMF": (".models.bayesian_mf.spec", "BayesianMF"),
-    "BayesianFM": (".models.bayesian_fm.spec", "BayesianFM"),
+    "BayesianFM": (".models.bayesian_fm.spec", "BayesianFM"), "FM": (".models.fm.spec", "FM"),
     "ImplicitALS": (".models.implicit_als.spec", "ImplicitALS"), "BPR": (".models.bpr.spec", "BPR"),
     "LogisticMF": (".models.logistic_mf.spec", "LogisticMF"),
     "REGISTRY": (".models", "REGISTRY"), "models": (".models", None),
@@ -111,7 +111,7 @@ def __dir__():
 __version__ = "0.1.0"
 
 __all__ = [
-    "MF", "ALS", "BayesianMF", "BayesianFM", "ImplicitALS", "BPR", "LogisticMF", "Spec",
+    "MF", "ALS", "BayesianMF", "BayesianFM", "FM", "ImplicitALS", "BPR", "LogisticMF", "Spec",
     "REGISTRY", "models",
     "cross_validate", "search",
     "SearchResult",

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 import mfjax
 from mfjax.solvers.als.layout import make_layout
-from mfjax.models.bayesian_fm import blocks as fmb
+from mfjax.solvers import fm_blocks as fmb
 from mfjax.models.bayesian_fm.fm import block_predict, block_rows, fm_predict, fm_predict_pairwise
 from mfjax.kernels import als as als_kernel
 from mfjax.models.bayesian_fm.sampler import chunk_draw, draw_coefficients, row_features

@@ -16,7 +16,7 @@ from mfjax.specs import Recorded
 def default_spec(train):
     return default_record(train).spec()
 
-ALL = [mfjax.MF, mfjax.ALS, mfjax.BayesianMF, mfjax.BayesianFM, mfjax.ImplicitALS, mfjax.BPR,
+ALL = [mfjax.MF, mfjax.ALS, mfjax.BayesianMF, mfjax.BayesianFM, mfjax.FM, mfjax.ImplicitALS, mfjax.BPR,
        mfjax.LogisticMF]
 
 

@@ -32,6 +32,7 @@ PACKAGES = (
     "als",
     "bayesian_mf",
     "bayesian_fm",
+    "fm",
     "implicit_als",
     "bpr",
     "logistic_mf",

@@ -16,6 +16,7 @@ module                                      loss                           recor
 :mod:`mfjax.models.implicit_als.objective`  weighted implicit ALS          rankings
 :mod:`mfjax.models.bpr.objective`           Bayesian personalized ranking  rankings
 :mod:`mfjax.models.logistic_mf.objective`   logistic MF                    rankings
+:mod:`mfjax.models.fm.objective`            squared error of an FM         ratings (RMSE)
 =========================================== ============================== =====================
 
 Only objectives several models share live in this package (``explicit``: MF, ALS,

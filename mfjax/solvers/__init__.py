@@ -26,6 +26,8 @@ module                       shared by
                              sampler extends; ``gibbs/posterior`` the kept samples both use
 ``rows``                     the ridge and posterior-mean row solves (MF, ALS, BayesianMF,
                              BayesianFM), :func:`rows.checked_rows`
+``fm_blocks``                the relation blocks of a factorization machine (attribute and
+                             implicit-feedback rows): BayesianFM's sampler layout, FM
 ``base``, ``hardware``,      the solver protocol, the run's hardware, memory estimates,
 ``memory``, ``finite``,      divergence checks, the vectorized-trials helpers
 ``trials``

@@ -54,7 +54,7 @@ from jax import lax
 from ...objectives.explicit import Params
 from ...solvers.als.layout import Layout
 from ...solvers.gibbs.sampler import sample_side
-from .blocks import SideBlocks
+from ...solvers.fm_blocks import SideBlocks
 
 __all__ = ["FMHyper", "FMChain", "FMDraws", "normal_gamma", "row_features", "chunk_draw",
            "draw_coefficients", "fm_sweep", "fm_draws", "fm_init"]

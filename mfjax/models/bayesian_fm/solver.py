@@ -22,7 +22,7 @@ from ...kernels import als as als_kernel
 from ...solvers.als.layout import squared_error
 from ...solvers.als.solver import init_params
 from ...solvers.gibbs.solver import GibbsFitState, GibbsSolver, sample_plan
-from .blocks import attribute_block, implicit_block, side_blocks
+from ...solvers.fm_blocks import attribute_block, implicit_block, side_blocks
 from .sampler import FMHyper, fm_draws, fm_init, fm_sweep
 
 __all__ = ["BayesianFMSolver", "feature_blocks", "group_shapes"]
