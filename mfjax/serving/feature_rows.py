@@ -5,7 +5,10 @@ IDs of ``F``'s table of one side that the model lacks, and that have no interact
 the call's ``ratings``, are appended to its ID table with the vectors its package's
 ``feature_rows(model, features, side, raw_ids) -> [n, k]`` gives them (iALS: the prior
 mean ``B g_i`` / ``A f_u`` of :mod:`mfjax.models.implicit_als.features`), bias 0 (or
-the biases [n] when the hook returns ``(vectors, biases)``) and no seen interactions;
+the biases [n] when the hook returns ``(vectors, biases)``) and no seen interactions.
+A model with per-sample arrays (``Model.posterior``, Gibbs) needs the hook to return
+``(vectors, biases, sample_biases [S, n])``: the new rows' per-sample biases are put
+in the posterior's ``user_bias`` / ``item_bias`` [S, n_rows];
 ``model.features`` becomes ``model.features.merged(F)`` (an ID in both takes ``F``'s
 row), so the rows are served, saved and loaded like any other.
 """
@@ -57,11 +60,28 @@ def add_feature_rows(model, features, side: str, ratings, where: str):
     if new.size == 0:
         return dataclasses.replace(model, features=merged)
     out = hook(model, features, side, new)
-    vectors, biases = out if isinstance(out, tuple) else (out, np.zeros(len(new)))
-    return _appended(model, side, new, np.asarray(vectors), merged, where, np.asarray(biases))
+    out = out if isinstance(out, tuple) else (out, np.zeros(len(new)))
+    vectors, biases = out[:2]
+    sample_biases = out[2] if len(out) > 2 else None
+    return _appended(model, side, new, np.asarray(vectors), merged, where, np.asarray(biases),
+                     sample_biases)
 
 
-def _appended(model, side, new, vectors, merged: Features, where, biases):
+def _grown_posterior(posterior, side: str, sample_biases, n_new: int, where: str):
+    """``posterior`` with the new rows' per-sample biases [S, n_new] appended to its
+    ``user_bias`` / ``item_bias`` [S, n_rows] (None stays None)."""
+    if posterior is None:
+        return None
+    key = "user_bias" if side == "users" else "item_bias"
+    old = np.asarray(posterior[key])
+    sb = None if sample_biases is None else np.asarray(sample_biases, old.dtype)
+    if sb is None or sb.shape != (old.shape[0], n_new):
+        raise ValueError(f"{where}: a model with posterior samples needs per-sample biases "
+                         f"[{old.shape[0]}, {n_new}] for its feature rows")
+    return {**posterior, key: np.concatenate([old, sb], axis=1)}
+
+
+def _appended(model, side, new, vectors, merged: Features, where, biases, sample_biases=None):
     """The model with rows ``vectors`` [n, k] and biases [n] appended for the raw IDs ``new`` [n]."""
     users = side == "users"
     old = np.asarray(model.user_ids if users else model.item_ids)
@@ -81,6 +101,5 @@ def _appended(model, side, new, vectors, merged: Features, where, biases):
     if users and model.seen_indptr is not None:
         ptr = np.asarray(model.seen_indptr, np.int64)
         changes["seen_indptr"] = np.concatenate([ptr, np.full(len(new), ptr[-1], np.int64)])
-    if model.posterior is not None:
-        raise ValueError(f"{where}: a model with posterior samples cannot take feature rows")
+    changes["posterior"] = _grown_posterior(model.posterior, side, sample_biases, len(new), where)
     return dataclasses.replace(model, **changes)

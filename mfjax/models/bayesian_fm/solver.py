@@ -11,6 +11,15 @@ without the features.
 The relation blocks are built in :meth:`BayesianFMSolver.init` from ``run.features``
 (``Features.users`` / ``.items``, FeatureTables read with ``rows_for`` in the order of
 the training IDs) and, with ``spec.implicit_features``, from the training ratings only.
+
+Serving from features (:mod:`mfjax.models.bayesian_fm.serving`): for each kept sample s
+and each side with an attribute table, the solver also keeps the ID prior's mean and
+precisions μˢ, λˢ [K] and the attribute columns' coefficients Bˢ [m, K] (the table's
+m columns in its order; the implicit columns are left out: a row without ratings has
+none), as ``Model.posterior`` fields (:data:`mfjax.models.bayesian_fm.posterior.FEATURE_FIELDS`).
+A row of the training tables without ratings (an ID known only from features, which
+``fit`` appends: the record's ``feature_ids``) gets its exact posterior mean
+E[θˢ] = μˢ + Bˢᵀx in every sample instead of the average of its prior draws.
 """
 from __future__ import annotations
 
@@ -24,8 +33,9 @@ from ...solvers.als.solver import init_params
 from ...solvers.gibbs.solver import GibbsFitState, GibbsSolver, sample_plan
 from .blocks import attribute_block, implicit_block, side_blocks
 from .sampler import FMHyper, fm_draws, fm_init, fm_sweep
+from .serving import compose_rows, feature_theta_rows
 
-__all__ = ["BayesianFMSolver", "feature_blocks", "group_shapes"]
+__all__ = ["BayesianFMSolver", "feature_blocks", "group_shapes", "attribute_columns"]
 
 _squared_error = jax.jit(squared_error)
 
@@ -59,6 +69,24 @@ def feature_blocks(train: Ratings, features, implicit: bool, dtype):
     return out[0], out[1], names
 
 
+def attribute_columns(train: Ratings, features, blocks) -> dict:
+    """Per side with an attribute table: ``(columns [m], (cold rows [c], X [c, m] csr))``:
+    the padded columns of the table's m columns in its order, and the training rows
+    without ratings that have features, with their attribute rows."""
+    out = {}
+    for side, blk, ids, rows, n in (("user", blocks[0], train.user_ids, train.users, train.n_users),
+                                    ("item", blocks[1], train.item_ids, train.items, train.n_items)):
+        table = None if features is None else getattr(features, side + "s", None)
+        if table is None or not table.n_columns or blk is None:
+            continue
+        X, _, _ = attribute_block(table, ids)
+        _, _, _, known = table.rows_for(ids)
+        cold = np.flatnonzero((np.bincount(np.asarray(rows), minlength=n)[:n] == 0)
+                              & np.asarray(known, bool))
+        out[side] = (np.asarray(blk.columns)[:table.n_columns], (cold, X[cold]))
+    return out
+
+
 def group_shapes(blocks) -> tuple:
     """``(sizes [G], D)`` of one side's blocks for :func:`~mfjax.models.bayesian_fm.sampler.fm_draws`."""
     return ((np.zeros(0, np.int64), 0) if blocks is None
@@ -83,6 +111,9 @@ class BayesianFMSolver(GibbsSolver):
         self.user_blocks, self.item_blocks, names = feature_blocks(
             train, getattr(run, "features", None), spec.implicit_features, dtype)
         self.groups = (group_shapes(self.user_blocks), group_shapes(self.item_blocks))
+        self.attributes = attribute_columns(train, getattr(run, "features", None),
+                                            (self.user_blocks, self.item_blocks))
+        self.feature_kept = {side: [] for side in self.attributes}
         self.facts = {"gibbs_thin": self.thin, "gibbs_kept": n_keep,
                       "fm_groups": names["user"] + names["item"]}
         params = init_params(train, spec, run.seed, dtype)
@@ -98,6 +129,66 @@ class BayesianFMSolver(GibbsSolver):
         p = chain.params
         return (p.user_factors, p.item_factors, p.user_bias, p.item_bias, p.global_bias,
                 chain.tau)
+
+    def step(self, state: GibbsFitState):
+        """One sweep (:meth:`GibbsSolver.step`); a kept sample also keeps its feature maps."""
+        kept = state.kept
+        state, info = super().step(state)
+        if state.kept > kept:
+            c = state.chain
+            for side, (cols, _) in self.attributes.items():
+                mean, prec, coef = ((c.user_mean, c.user_prec, c.user_coef) if side == "user"
+                                    else (c.item_mean, c.item_prec, c.item_coef))
+                self.feature_kept[side].append((np.asarray(mean), np.asarray(prec),
+                                                np.asarray(coef)[cols]))
+        return state, info
+
+    def finalize(self, state, params):
+        """:meth:`GibbsSolver.finalize`, then the rows without ratings that have features
+        take their exact posterior mean (module docstring)."""
+        params = super().finalize(state, params)
+        S = params.rank // self.spec.rank
+        self.cold_rows = {}
+        if state.kept == 0:
+            return params
+        for side, (_, (rows, X)) in self.attributes.items():
+            if len(rows) == 0 or len(self.feature_kept[side]) < S:
+                continue
+            maps = self.maps(side, S)
+            theta = feature_theta_rows(X, maps[f"{side}_feature_mean"],
+                                       maps[f"{side}_feature_coef"])
+            vec, bias, sample_bias = compose_rows(theta, self.spec.rank)
+            self.cold_rows[side] = (rows, sample_bias)
+            f, b = ("user_factors", "user_bias") if side == "user" else ("item_factors",
+                                                                           "item_bias")
+            dt = np.asarray(getattr(params, f)).dtype
+            params = params._replace(**{
+                f: jax.numpy.asarray(getattr(params, f)).at[rows].set(vec.astype(dt)),
+                b: jax.numpy.asarray(getattr(params, b)).at[rows].set(bias.astype(dt))})
+        return params
+
+    def maps(self, side: str, S: int) -> dict:
+        """The first S kept samples' feature maps of ``side`` (``"user"``/``"item"``)."""
+        mean, prec, coef = (np.stack(a) for a in zip(*self.feature_kept[side][:S]))
+        return {f"{side}_feature_mean": mean, f"{side}_feature_prec": prec,
+                f"{side}_feature_coef": coef}
+
+    def posterior(self, state: GibbsFitState, params) -> dict | None:
+        """:meth:`GibbsSolver.posterior` with the sides' feature maps and the cold rows'
+        per-sample biases (module docstring)."""
+        S = params.rank // self.spec.rank
+        for side, (rows, sample_bias) in getattr(self, "cold_rows", {}).items():
+            key = f"{side}_bias"
+            arr = np.asarray(getattr(state, key)).copy()
+            arr[:S, rows] = sample_bias
+            state = state._replace(**{key: arr})
+        out = super().posterior(state, params)
+        if out is None:
+            return None
+        for side in self.attributes:
+            if len(self.feature_kept[side]) >= S:
+                out.update(self.maps(side, S))
+        return out
 
     def sweep_chain(self, state: GibbsFitState):
         p = state.chain.params
