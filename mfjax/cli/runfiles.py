@@ -138,10 +138,13 @@ def spec_from_flags(args, fit_set):
 
     found = models.records_for(args.objective)
     by_solver = len(found) > 1  # several models of one objective: --solver picks the spec
-    if args.solver is not None and not by_solver:
+    pick = _features_record(args, found) if by_solver else None
+    if pick is not None:
+        cls, by_solver = pick.spec, False
+    elif args.solver is not None and not by_solver:
         raise UsageError(f"--solver is for --objective explicit (--objective {args.objective} "
                          f"trains {found[0].name})")
-    if by_solver and args.solver is None:  # what mfjax.fit(train) picks for these ratings
+    elif by_solver and args.solver is None:  # what mfjax.fit(train) picks for these ratings
         cls = models.pick_record(fit_set, args.objective, None).spec
     else:
         cls = (models.records_for(args.objective, args.solver)[0] if by_solver
@@ -169,6 +172,17 @@ def spec_from_flags(args, fit_set):
         spec = spec.replace(schedule=make_schedule(args, spec, n_steps), learning_rate=None,
                             optimizer_name=f"{spec.optimizer}-{args.schedule}")
     return spec
+
+
+def _features_record(args, found: list):
+    """With ``--user-features``/``--item-features``, the first of the records ``found``
+    (of ``--objective``) that reads features and trains with ``--solver`` when given;
+    None without feature files or such a record (then a model that takes no features
+    is refused by name, :func:`fit_model`)."""
+    if not (args.user_features or args.item_features):
+        return None
+    return next((r for r in found if r.features
+                 and (args.solver is None or args.solver in r.solvers)), None)
 
 
 @contextlib.contextmanager
