@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["compose_rows", "feature_theta_rows", "side_maps", "feature_vectors",
+__all__ = ["compose_rows", "feature_theta_rows", "side_maps", "feature_terms", "feature_vectors",
            "feature_rows", "score_features"]
 
 
@@ -51,7 +51,7 @@ def side_maps(model, side: str):
     if f"{key}_feature_coef" not in post or model.features is None \
             or model.features.table(side) is None:
         return None
-    return post[f"{key}_feature_mean"], post[f"{key}_feature_coef"]
+    return post[f"{key}_row_mean"], post[f"{key}_feature_coef"]
 
 
 def _check_columns(model, table, side: str) -> None:
@@ -69,29 +69,48 @@ def _check_columns(model, table, side: str) -> None:
                      "the training columns (Features.from_frames on the same categories)")
 
 
-def feature_vectors(model, features, side: str, raw_ids):
-    """``(vectors [n, k·S], biases [n], sample_biases [S, n], known [n])`` float64 of raw
-    IDs from ``features``' table of ``side`` (0 and False for an ID without a row there,
-    or when the model keeps no feature maps of that side).
+def feature_terms(model, features, side: str, raw_ids) -> tuple[np.ndarray, np.ndarray]:
+    """``(Bˢᵀx [S, n, K], known [n])`` float64 of raw IDs from ``features``' table of
+    ``side`` (zeros and False for an ID without a row there, or when the model keeps no
+    coefficients of that side).
 
     Raises:
         ValueError: the table's columns are not the training features' columns.
     """
     raw_ids = np.asarray(raw_ids)
-    n, width = len(raw_ids), int(np.asarray(model.params.user_factors).shape[1])
+    n = len(raw_ids)
     maps = side_maps(model, side)
     table = None if features is None else features.table(side)
     if maps is None or table is None:
         S = int(np.shape((model.posterior or {}).get("tau", np.zeros(1)))[0])
-        return np.zeros((n, width)), np.zeros(n), np.zeros((S, n)), np.zeros(n, bool)
+        K = int(np.asarray(model.params.user_factors).shape[1]) // max(S, 1) + 1
+        return np.zeros((S, n, K)), np.zeros(n, bool)
     _check_columns(model, table, side)
     indptr, indices, values, known = table.rows_for(raw_ids)
     X = sp.csr_matrix((np.asarray(values, np.float64), np.asarray(indices), np.asarray(indptr)),
                       shape=(n, table.n_columns))
-    mean, coef = maps
-    k = width // np.shape(coef)[0]
-    vec, bias, sample_bias = compose_rows(feature_theta_rows(X, mean, coef), k)
-    return vec, bias, sample_bias, np.asarray(known, bool)
+    coef = maps[1]
+    return feature_theta_rows(X, np.zeros((coef.shape[0], coef.shape[2])), coef), \
+        np.asarray(known, bool)
+
+
+def feature_vectors(model, features, side: str, raw_ids):
+    """``(vectors [n, k·S], biases [n], sample_biases [S, n], known [n])`` float64 of raw
+    IDs from their features, E[θˢ] = μˢ + Bˢᵀx composed (:func:`compose_rows`); 0 and
+    False for an ID without features (or a model that keeps no maps of ``side``).
+
+    Raises:
+        ValueError: the table's columns are not the training features' columns.
+    """
+    terms, known = feature_terms(model, features, side, raw_ids)
+    S, n, K = terms.shape
+    maps = side_maps(model, side)
+    if maps is None or not known.any():
+        width = int(np.asarray(model.params.user_factors).shape[1])
+        return np.zeros((n, width)), np.zeros(n), np.zeros((S, n)), known
+    theta = np.where(known[None, :, None], terms + np.asarray(maps[0], np.float64)[:, None], 0.0)
+    vec, bias, sample_bias = compose_rows(theta, K - 1)
+    return vec, bias, sample_bias, known
 
 
 def feature_rows(model, features, side: str, raw_ids):

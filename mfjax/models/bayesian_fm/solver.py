@@ -13,10 +13,10 @@ The relation blocks are built in :meth:`BayesianFMSolver.init` from ``run.featur
 the training IDs) and, with ``spec.implicit_features``, from the training ratings only.
 
 Serving from features (:mod:`mfjax.models.bayesian_fm.serving`): for each kept sample s
-and each side with an attribute table, the solver also keeps the ID prior's mean and
-precisions μˢ, λˢ [K] and the attribute columns' coefficients Bˢ [m, K] (the table's
-m columns in its order; the implicit columns are left out: a row without ratings has
-none), as ``Model.posterior`` fields (:data:`mfjax.models.bayesian_fm.posterior.FEATURE_FIELDS`).
+the solver also keeps each side's ID prior's mean and precisions μˢ, λˢ [K] and, for a
+side with an attribute table, the attribute columns' coefficients Bˢ [m, K] (the
+table's m columns in its order; the implicit columns are left out: a row without
+ratings has none), as ``Model.posterior`` fields (:data:`mfjax.models.bayesian_fm.posterior.FEATURE_FIELDS`).
 A row of the training tables without ratings (an ID known only from features, which
 ``fit`` appends: the record's ``feature_ids``) gets its exact posterior mean
 E[θˢ] = μˢ + Bˢᵀx in every sample instead of the average of its prior draws.
@@ -113,7 +113,7 @@ class BayesianFMSolver(GibbsSolver):
         self.groups = (group_shapes(self.user_blocks), group_shapes(self.item_blocks))
         self.attributes = attribute_columns(train, getattr(run, "features", None),
                                             (self.user_blocks, self.item_blocks))
-        self.feature_kept = {side: [] for side in self.attributes}
+        self.feature_kept = {"user": [], "item": []}
         self.facts = {"gibbs_thin": self.thin, "gibbs_kept": n_keep,
                       "fm_groups": names["user"] + names["item"]}
         params = init_params(train, spec, run.seed, dtype)
@@ -124,23 +124,25 @@ class BayesianFMSolver(GibbsSolver):
                              z(train.n_users), z(train.n_items), z(), z())
 
     def kept_values(self, chain) -> tuple:
-        """The parameters and τ: a row's prior mean here depends on its features, so no
-        one (μ, Λ) per side is kept (fold-in is the ridge row, :mod:`mfjax.models.bayesian_fm`)."""
+        """The parameters and τ (a row's prior mean here depends on its features: the
+        priors are kept by :meth:`step` as the FM's own posterior fields)."""
         p = chain.params
         return (p.user_factors, p.item_factors, p.user_bias, p.item_bias, p.global_bias,
                 chain.tau)
 
     def step(self, state: GibbsFitState):
-        """One sweep (:meth:`GibbsSolver.step`); a kept sample also keeps its feature maps."""
+        """One sweep (:meth:`GibbsSolver.step`); a kept sample also keeps each side's ID
+        prior (μ, λ) and attribute coefficients (module docstring)."""
         kept = state.kept
         state, info = super().step(state)
         if state.kept > kept:
             c = state.chain
-            for side, (cols, _) in self.attributes.items():
-                mean, prec, coef = ((c.user_mean, c.user_prec, c.user_coef) if side == "user"
-                                    else (c.item_mean, c.item_prec, c.item_coef))
-                self.feature_kept[side].append((np.asarray(mean), np.asarray(prec),
-                                                np.asarray(coef)[cols]))
+            for side, mean, prec, coef in (("user", c.user_mean, c.user_prec, c.user_coef),
+                                           ("item", c.item_mean, c.item_prec, c.item_coef)):
+                cols = self.attributes.get(side, (None,))[0]
+                self.feature_kept[side].append(
+                    (np.asarray(mean), np.asarray(prec),
+                     None if cols is None else np.asarray(coef)[cols]))
         return state, info
 
     def finalize(self, state, params):
@@ -155,7 +157,7 @@ class BayesianFMSolver(GibbsSolver):
             if len(rows) == 0 or len(self.feature_kept[side]) < S:
                 continue
             maps = self.maps(side, S)
-            theta = feature_theta_rows(X, maps[f"{side}_feature_mean"],
+            theta = feature_theta_rows(X, maps[f"{side}_row_mean"],
                                        maps[f"{side}_feature_coef"])
             vec, bias, sample_bias = compose_rows(theta, self.spec.rank)
             self.cold_rows[side] = (rows, sample_bias)
@@ -168,10 +170,13 @@ class BayesianFMSolver(GibbsSolver):
         return params
 
     def maps(self, side: str, S: int) -> dict:
-        """The first S kept samples' feature maps of ``side`` (``"user"``/``"item"``)."""
-        mean, prec, coef = (np.stack(a) for a in zip(*self.feature_kept[side][:S]))
-        return {f"{side}_feature_mean": mean, f"{side}_feature_prec": prec,
-                f"{side}_feature_coef": coef}
+        """The first S kept samples' row priors (and attribute coefficients, for a side
+        with attributes) of ``side`` (``"user"``/``"item"``), as posterior fields."""
+        mean, prec, coef = zip(*self.feature_kept[side][:S])
+        out = {f"{side}_row_mean": np.stack(mean), f"{side}_row_prec": np.stack(prec)}
+        if coef[0] is not None:
+            out[f"{side}_feature_coef"] = np.stack(coef)
+        return out
 
     def posterior(self, state: GibbsFitState, params) -> dict | None:
         """:meth:`GibbsSolver.posterior` with the sides' feature maps and the cold rows'
@@ -185,7 +190,7 @@ class BayesianFMSolver(GibbsSolver):
         out = super().posterior(state, params)
         if out is None:
             return None
-        for side in self.attributes:
+        for side in ("user", "item"):
             if len(self.feature_kept[side]) >= S:
                 out.update(self.maps(side, S))
         return out
