@@ -48,10 +48,15 @@ def side_maps(model, side: str):
     when the model keeps none (trained without that side's attributes, or saved
     before the maps were kept)."""
     post, key = model.posterior or {}, side[:-1]
-    if f"{key}_feature_coef" not in post or model.features is None \
-            or model.features.table(side) is None:
+    table = None if model.features is None else model.features.table(side)
+    if f"{key}_feature_coef" not in post or table is None:
         return None
-    return post[f"{key}_row_mean"], post[f"{key}_feature_coef"]
+    coef = post[f"{key}_feature_coef"]
+    if coef.shape[1] != table.n_columns:
+        raise ValueError(f"BayesianFM: posterior/{key}_feature_coef has {coef.shape[1]} "
+                         f"columns but the model's {key} features {table.n_columns}; the "
+                         "posterior arrays belong to another model")
+    return post[f"{key}_row_mean"], coef
 
 
 def _check_columns(model, table, side: str) -> None:
@@ -62,9 +67,10 @@ def _check_columns(model, table, side: str) -> None:
         return
     unknown = [c for c in got if c not in set(want)]
     lacking = [c for c in want if c not in set(got)]
-    what = (f"unknown columns {unknown[:5]}" if unknown else
-            f"lacks the columns {lacking[:5]}" if lacking else "the columns in another order")
-    raise ValueError(f"BayesianFM: the {side[:-1]} features have {what} (the model was trained "
+    what = "; ".join(x for x in (f"unknown columns {unknown[:5]}" if unknown else "",
+                                 f"lacks the columns {lacking[:5]}" if lacking else "") if x) \
+        or "the training columns in another order"
+    raise ValueError(f"BayesianFM: the new {side[:-1]} features: {what} (the model was trained "
                      f"on {len(want)} columns such as {list(want[:3])}); encode new rows with "
                      "the training columns (Features.from_frames on the same categories)")
 
