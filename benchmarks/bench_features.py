@@ -17,6 +17,19 @@ Each has its own feature group prior (myFM ``group_shapes``; BayesianFM groups).
 
 Times are wall seconds of the fit (mfjax: building the relation blocks, compiling and
 sampling; myFM: its ``fit`` on prebuilt relation blocks), then the test predictions.
+
+``--protocol cold-users`` (#27 item 4): users held out entirely
+(``mfjax.split.cold_users``, a seeded 10% of the users with all their ratings); their
+features but none of their ratings are given. ``mfjax.fit(train, BayesianFM, features=F)``
+with ``mfjax.datasets.movielens_features("1m")`` (user and item attributes) is scored on
+their ratings two ways: F holding every user (the held-out users are rows known only
+from features, ``fit``'s feature rows) and F holding the training users only, the
+held-out ones passed later (``predict(features=F_all)``); against the no-feature
+fallback μ + b_i of the same model (``predict`` without their features) and of
+``BayesianMF``:
+
+    PYTHONPATH=. python benchmarks/bench_features.py --protocol cold-users --sweeps 50 \
+        --burn-in 10 --rank 32 --out /tmp/cold_users.jsonl
 """
 from __future__ import annotations
 
@@ -167,6 +180,55 @@ def run_bmf(train, test, args):
                                       clip=False), 1, 5), test), fit_s
 
 
+def run_cold_users(args) -> None:
+    """The held-out-users protocol (module docstring), one row per model and scoring."""
+    ratings = mfjax.datasets.movielens("1m")
+    train, test = mfjax.split.cold_users(ratings, 0.1, seed=args.seed)
+    f_all = mfjax.datasets.movielens_features("1m")
+    f_train = mfjax.Features(users=mfjax.Features.from_csr(users=_rows_of(
+        f_all.users, train.user_ids)).users, items=f_all.items)
+    emit(args, {"environment": environment(), "protocol": "cold-users", "n_train": len(train),
+                "n_test": len(test), "test_users": int(len(np.unique(test.users)))})
+    users, items = test.user_ids[test.users], test.item_ids[test.items]
+    err = lambda pred: rmse(np.clip(pred, 1, 5), test)
+    spec = mfjax.BayesianFM(rank=args.rank, burn_in=args.burn_in,
+                            samples=args.sweeps - args.burn_in, implicit_features=False)
+    row = dict(sweeps=args.sweeps, burn_in=args.burn_in, rank=args.rank, seed=args.seed)
+    for given, feats in (("all users", f_all), ("training users", f_train)):
+        t0 = time.perf_counter()
+        model = mfjax.fit(train, spec, features=feats, progress=False, seed=args.seed)
+        fit_s = time.perf_counter() - t0
+        scores = {"features": err(model.predict(users, items, features=f_all)),
+                  "fallback mu+b_i": err(_fallback(model, items))}
+        for how, e in scores.items():
+            emit(args, dict(row, system="BayesianFM", features_at_fit=given, scored=how,
+                            rmse=round(e, 4), fit_s=round(fit_s, 1),
+                            load=[round(x, 2) for x in os.getloadavg()]))
+    t0 = time.perf_counter()
+    bmf = mfjax.fit(train, mfjax.BayesianMF(rank=args.rank, burn_in=args.burn_in,
+                                            samples=args.sweeps - args.burn_in), progress=False,
+                    seed=args.seed)
+    emit(args, dict(row, system="BayesianMF", scored="fallback mu+b_i",
+                    rmse=round(err(bmf.predict(users, items)), 4),
+                    fit_s=round(time.perf_counter() - t0, 1),
+                    load=[round(x, 2) for x in os.getloadavg()]))
+
+
+def _rows_of(table, ids):
+    """``(ids, csr, column_names, groups)`` of ``table``'s rows for ``ids`` (from_csr's tuple)."""
+    indptr, indices, values, _ = table.rows_for(ids)
+    X = sp.csr_matrix((values, indices, indptr), shape=(len(ids), table.n_columns))
+    names = np.asarray(table.group_names)[np.asarray(table.groups)]
+    return (np.asarray(ids), X, list(table.column_names), list(names))
+
+
+def _fallback(model, raw_items):
+    """μ + b_i of ``model`` for the items (its ID fallback for a user without rows)."""
+    p = model.params
+    idx = model.index_items(raw_items)
+    return float(p.global_bias) + np.asarray(p.item_bias, np.float64)[idx]
+
+
 def environment() -> dict:
     import jax
     try:
@@ -190,7 +252,11 @@ def main(argv=None):
     p.add_argument("--systems", default="mfjax,myfm,bmf",
                    help="mfjax (BayesianFM), myfm, bmf (BayesianMF, ids only)")
     p.add_argument("--out", default=None)
+    p.add_argument("--protocol", default="split", choices=("split", "cold-users"),
+                   help="split: the random 90/10 split; cold-users: users held out entirely")
     args = p.parse_args(argv)
+    if args.protocol == "cold-users":
+        return run_cold_users(args)
     ratings = mfjax.datasets.movielens("1m")
     train, test = split(ratings, args.seed)
     users, items = movielens_1m_features()

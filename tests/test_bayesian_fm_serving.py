@@ -256,3 +256,22 @@ def test_cli_trains_bayesian_fm_from_feature_files(tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     model = mfjax.load_model(tmp_path / "run" / "model.npz")
     assert model.record.name == "BayesianFM" and model.features is not None
+
+
+@pytest.mark.slow
+def test_rows_without_ratings_or_features_are_set_from_later_features():
+    train, held, users, g = planted(2)
+    full = mfjax.Ratings.from_frame(pd.concat([train, held]))
+    keep = full.users < N_USERS - N_HELD      # the held-out users stay in the ID table
+    fit_set = full.subset(np.flatnonzero(keep))
+    f_train = mfjax.Features.from_frames(users=users[users.user_id < N_USERS - N_HELD])
+    f_all = mfjax.Features.from_frames(users=users)
+    model = mfjax.fit(fit_set, mfjax.BayesianFM(**SPEC), features=f_train, progress=False)
+    assert len(model.user_ids) == N_USERS
+    grown = model.partial_fit_users(None, features=f_all)
+    assert len(grown.user_ids) == N_USERS
+    u, i = held.user.to_numpy(), held.item.to_numpy()
+    np.testing.assert_allclose(grown.predict(u, i, clip=False),
+                               model.predict(u, i, clip=False, features=f_all), atol=1e-5)
+    top = np.asarray(grown.recommend(int(u[0]), 3)[0])
+    assert ((top < N_ITEMS // 2) == (g[u[0]] == 0)).all(), top
