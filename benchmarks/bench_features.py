@@ -185,8 +185,9 @@ def run_cold_users(args) -> None:
     ratings = mfjax.datasets.movielens("1m")
     train, test = mfjax.split.cold_users(ratings, 0.1, seed=args.seed)
     f_all = mfjax.datasets.movielens_features("1m")
+    rated = np.unique(train.user_ids[train.users])    # the training users (with ratings)
     f_train = mfjax.Features(users=mfjax.Features.from_csr(users=_rows_of(
-        f_all.users, train.user_ids)).users, items=f_all.items)
+        f_all.users, rated)).users, items=f_all.items)
     emit(args, {"environment": environment(), "protocol": "cold-users", "n_train": len(train),
                 "n_test": len(test), "test_users": int(len(np.unique(test.users)))})
     users, items = test.user_ids[test.users], test.item_ids[test.items]
@@ -198,11 +199,13 @@ def run_cold_users(args) -> None:
         t0 = time.perf_counter()
         model = mfjax.fit(train, spec, features=feats, progress=False, seed=args.seed)
         fit_s = time.perf_counter() - t0
-        scores = {"features": err(model.predict(users, items, features=f_all)),
-                  "fallback mu+b_i": err(_fallback(model, items))}
-        for how, e in scores.items():
+        preds = {"features": np.clip(model.predict(users, items, features=f_all), 1, 5),
+                 "fallback mu+b_i": np.clip(_fallback(model, items), 1, 5)}
+        lo, hi = _paired_interval(preds["features"], preds["fallback mu+b_i"], test, args.seed)
+        for how, pred in preds.items():
+            extra = {"gain_95ci": [round(lo, 4), round(hi, 4)]} if how == "features" else {}
             emit(args, dict(row, system="BayesianFM", features_at_fit=given, scored=how,
-                            rmse=round(e, 4), fit_s=round(fit_s, 1),
+                            rmse=round(rmse(pred, test), 4), fit_s=round(fit_s, 1), **extra,
                             load=[round(x, 2) for x in os.getloadavg()]))
     t0 = time.perf_counter()
     bmf = mfjax.fit(train, mfjax.BayesianMF(rank=args.rank, burn_in=args.burn_in,
@@ -212,6 +215,21 @@ def run_cold_users(args) -> None:
                     rmse=round(err(bmf.predict(users, items)), 4),
                     fit_s=round(time.perf_counter() - t0, 1),
                     load=[round(x, 2) for x in os.getloadavg()]))
+
+
+def _paired_interval(a, b, test, seed, n_boot: int = 200) -> tuple[float, float]:
+    """95% interval of RMSE(b) − RMSE(a) over the test users, by resampling users
+    (their ratings together) ``n_boot`` times."""
+    users = np.unique(test.users, return_inverse=True)[1]
+    n = users.max() + 1
+    r = np.asarray(test.ratings, np.float64)
+    sa = np.bincount(users, (a - r) ** 2, n)
+    sb = np.bincount(users, (b - r) ** 2, n)
+    cnt = np.bincount(users, minlength=n).astype(float)
+    pick = np.random.default_rng(seed).integers(0, n, (n_boot, n))
+    w = np.stack([np.bincount(p, minlength=n) for p in pick])
+    gain = np.sqrt(w @ sb / (w @ cnt)) - np.sqrt(w @ sa / (w @ cnt))
+    return float(np.quantile(gain, 0.025)), float(np.quantile(gain, 0.975))
 
 
 def _rows_of(table, ids):

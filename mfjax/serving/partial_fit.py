@@ -158,7 +158,7 @@ def partial_fit(model, ratings: Ratings | None, side: str, *, missing: str = "ra
             (:func:`mfjax.serving.feature_rows.add_feature_rows`; models that serve
             feature-only IDs); ``ratings`` may then be None. The rows solved from
             ``ratings`` read these features (else the model's) where the record has a
-            ``feature_row_solve`` (BayesianFM: the prior mean from the row's features).
+            ``feature_row_solve`` (e.g. a prior mean from the row's features).
 
     Returns:
         The updated :class:`mfjax.Model`.
