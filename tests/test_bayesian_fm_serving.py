@@ -275,3 +275,33 @@ def test_rows_without_ratings_or_features_are_set_from_later_features():
                                model.predict(u, i, clip=False, features=f_all), atol=1e-5)
     top = np.asarray(grown.recommend(int(u[0]), 3)[0])
     assert ((top < N_ITEMS // 2) == (g[u[0]] == 0)).all(), top
+
+
+@pytest.mark.slow
+def test_cli_cv_takes_feature_files(tmp_path, capsys):
+    from mfjax.cli import selection
+
+    train, held, users, _ = planted()
+    pd.concat([train, held]).to_csv(tmp_path / "r.csv", index=False)
+    users.to_csv(tmp_path / "users.csv", index=False)
+    rc = selection.main(["cv", str(tmp_path / "r.csv"), "--model", "BayesianFM", "--set",
+                         "rank=2", "--set", "burn_in=3", "--set", "samples=5", "--folds", "2",
+                         "--user-features", str(tmp_path / "users.csv"), "--quiet"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "rmse" in out
+
+
+@pytest.mark.slow
+def test_a_resumed_fit_keeps_the_feature_maps(tmp_path):
+    train, held, users, _ = planted()
+    r = mfjax.Ratings.from_frame(train)
+    f_all = mfjax.Features.from_frames(users=users)
+    spec = mfjax.BayesianFM(**SPEC)
+    first = mfjax.fit(r, spec, features=f_all, checkpoint_dir=tmp_path, progress=False)
+    again = mfjax.fit(r, spec, features=f_all, checkpoint_dir=tmp_path, resume=True,
+                      progress=False)
+    assert sorted(again.posterior) == sorted(first.posterior)
+    for k, v in first.posterior.items():
+        np.testing.assert_array_equal(again.posterior[k], v)
+    u, i = held.user.to_numpy(), held.item.to_numpy()
+    np.testing.assert_array_equal(again.predict(u, i), first.predict(u, i))

@@ -38,6 +38,25 @@ def load_data(args):
     return mfjax.datasets.movielens(args.dataset.removeprefix("movielens-"))
 
 
+def add_feature_arguments(ap) -> None:
+    """The side-information flags (``--user-features`` ... ``--categorical``) on the parser
+    ``ap`` (``mfjax train``, ``cv``, ``search``; read by :func:`load_features`)."""
+    side = ap.add_argument_group("side information (mfjax.Features; models that take features)")
+    side.add_argument("--user-features", metavar="PATH",
+                      help="a CSV (.tsv: tab-separated) of user attributes, one row per user "
+                           "ID; text columns one-hot, numbers standardised")
+    side.add_argument("--item-features", metavar="PATH", help="the same for items")
+    side.add_argument("--user-id-col", default="user_id", metavar="COL",
+                      help="the user ID column of --user-features")
+    side.add_argument("--item-id-col", default="item_id", metavar="COL",
+                      help="the item ID column of --item-features")
+    side.add_argument("--multi-valued", action="append", default=None, metavar="COL=SEP",
+                      help="a column of several values split on SEP (multi-hot, each of n "
+                           "values 1/n), e.g. genres='|'; repeatable")
+    side.add_argument("--categorical", action="append", default=None, metavar="COL",
+                      help="a numeric column to one-hot instead of standardise; repeatable")
+
+
 def load_features(args):
     """``--user-features``/``--item-features`` as an :class:`mfjax.Features`, or None.
 

@@ -13,7 +13,7 @@ The relation blocks are built in :meth:`BayesianFMSolver.init` from ``run.featur
 the training IDs) and, with ``spec.implicit_features``, from the training ratings only.
 
 Serving from features (:mod:`mfjax.models.bayesian_fm.serving`): for each kept sample s
-the solver also keeps each side's ID prior's mean and precisions μˢ, λˢ [K] and, for a
+the solver also keeps (in the kept slots of the state, so checkpoints hold them) each side's ID prior's mean and precisions μˢ, λˢ [K] and, for a
 side with an attribute table, the attribute columns' coefficients Bˢ [m, K] (the
 table's m columns in its order; the implicit columns are left out: a row without
 ratings has none), as ``Model.posterior`` fields (:data:`mfjax.models.bayesian_fm.posterior.FEATURE_FIELDS`).
@@ -113,37 +113,30 @@ class BayesianFMSolver(GibbsSolver):
         self.groups = (group_shapes(self.user_blocks), group_shapes(self.item_blocks))
         self.attributes = attribute_columns(train, getattr(run, "features", None),
                                             (self.user_blocks, self.item_blocks))
-        self.feature_kept = {"user": [], "item": []}
         self.facts = {"gibbs_thin": self.thin, "gibbs_kept": n_keep,
                       "fm_groups": names["user"] + names["item"]}
         params = init_params(train, spec, run.seed, dtype)
         chain = fm_init(params, _squared_error(params, self.layout), self.user_blocks,
                         self.item_blocks)
         z = lambda *s: jax.device_put(np.zeros((n_keep,) + s, dtype))
+        K, m = spec.rank + 1, {s: len(self.attributes.get(s, ((),))[0]) for s in ("user", "item")}
         return GibbsFitState(chain, 0, 0, z(train.n_users, spec.rank), z(train.n_items, spec.rank),
-                             z(train.n_users), z(train.n_items), z(), z())
+                             z(train.n_users), z(train.n_items), z(), z(),
+                             z(K), z(1 + m["user"], K), z(K), z(1 + m["item"], K))
 
     def kept_values(self, chain) -> tuple:
-        """The parameters and τ (a row's prior mean here depends on its features: the
-        priors are kept by :meth:`step` as the FM's own posterior fields)."""
+        """One sample's arrays in the slots of :class:`GibbsFitState` (so checkpoints keep
+        them): the parameters and τ, then per side the ID prior's mean μ [K] in the
+        ``*_prior_mean`` slot and [λ; B of the attribute columns] [1 + m, K] in the
+        ``*_prior_prec`` slot (a row's prior mean here is μ + Bᵀx: no one (μ, Λ) per side
+        as Bayesian MF keeps; :meth:`posterior` gives them their own names)."""
         p = chain.params
+        slot = lambda prec, coef, side: jax.numpy.concatenate(
+            [prec[None], coef[jax.numpy.asarray(self.attributes[side][0])]], 0) \
+            if side in self.attributes else prec[None]
         return (p.user_factors, p.item_factors, p.user_bias, p.item_bias, p.global_bias,
-                chain.tau)
-
-    def step(self, state: GibbsFitState):
-        """One sweep (:meth:`GibbsSolver.step`); a kept sample also keeps each side's ID
-        prior (μ, λ) and attribute coefficients (module docstring)."""
-        kept = state.kept
-        state, info = super().step(state)
-        if state.kept > kept:
-            c = state.chain
-            for side, mean, prec, coef in (("user", c.user_mean, c.user_prec, c.user_coef),
-                                           ("item", c.item_mean, c.item_prec, c.item_coef)):
-                cols = self.attributes.get(side, (None,))[0]
-                self.feature_kept[side].append(
-                    (np.asarray(mean), np.asarray(prec),
-                     None if cols is None else np.asarray(coef)[cols]))
-        return state, info
+                chain.tau, chain.user_mean, slot(chain.user_prec, chain.user_coef, "user"),
+                chain.item_mean, slot(chain.item_prec, chain.item_coef, "item"))
 
     def finalize(self, state, params):
         """:meth:`GibbsSolver.finalize`, then the rows without ratings that have features
@@ -154,9 +147,9 @@ class BayesianFMSolver(GibbsSolver):
         if state.kept == 0:
             return params
         for side, (_, (rows, X)) in self.attributes.items():
-            if len(rows) == 0 or len(self.feature_kept[side]) < S:
+            if len(rows) == 0 or S > state.kept:
                 continue
-            maps = self.maps(side, S)
+            maps = self.maps(state, side, S)
             theta = feature_theta_rows(X, maps[f"{side}_row_mean"],
                                        maps[f"{side}_feature_coef"])
             vec, bias, sample_bias = compose_rows(theta, self.spec.rank)
@@ -169,18 +162,20 @@ class BayesianFMSolver(GibbsSolver):
                 b: jax.numpy.asarray(getattr(params, b)).at[rows].set(bias.astype(dt))})
         return params
 
-    def maps(self, side: str, S: int) -> dict:
+    def maps(self, state: GibbsFitState, side: str, S: int) -> dict:
         """The first S kept samples' row priors (and attribute coefficients, for a side
         with attributes) of ``side`` (``"user"``/``"item"``), as posterior fields."""
-        mean, prec, coef = zip(*self.feature_kept[side][:S])
-        out = {f"{side}_row_mean": np.stack(mean), f"{side}_row_prec": np.stack(prec)}
-        if coef[0] is not None:
-            out[f"{side}_feature_coef"] = np.stack(coef)
+        mean = np.asarray(getattr(state, f"{side}_prior_mean"))[:S]
+        slot = np.asarray(getattr(state, f"{side}_prior_prec"))[:S]
+        out = {f"{side}_row_mean": mean, f"{side}_row_prec": slot[:, 0]}
+        if side in self.attributes:
+            out[f"{side}_feature_coef"] = slot[:, 1:]
         return out
 
     def posterior(self, state: GibbsFitState, params) -> dict | None:
-        """:meth:`GibbsSolver.posterior` with the sides' feature maps and the cold rows'
-        per-sample biases (module docstring)."""
+        """:meth:`GibbsSolver.posterior` with each side's row priors and feature maps
+        under their own names (:mod:`mfjax.models.bayesian_fm.posterior`) and the cold
+        rows' per-sample biases (module docstring)."""
         S = params.rank // self.spec.rank
         for side, (rows, sample_bias) in getattr(self, "cold_rows", {}).items():
             key = f"{side}_bias"
@@ -191,8 +186,8 @@ class BayesianFMSolver(GibbsSolver):
         if out is None:
             return None
         for side in ("user", "item"):
-            if len(self.feature_kept[side]) >= S:
-                out.update(self.maps(side, S))
+            out.pop(f"{side}_prior_mean"), out.pop(f"{side}_prior_prec")
+            out.update(self.maps(state, side, S))
         return out
 
     def sweep_chain(self, state: GibbsFitState):
