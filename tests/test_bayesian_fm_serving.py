@@ -305,3 +305,26 @@ def test_a_resumed_fit_keeps_the_feature_maps(tmp_path):
         np.testing.assert_array_equal(again.posterior[k], v)
     u, i = held.user.to_numpy(), held.item.to_numpy()
     np.testing.assert_array_equal(again.predict(u, i), first.predict(u, i))
+
+
+@pytest.mark.slow
+def test_feature_only_items_are_scored_and_similar_to_their_kind():
+    rng = np.random.default_rng(3)
+    n_users, n_items, n_new = 80, 40, 5
+    kind_i, kind_u = rng.integers(0, 2, n_items), rng.integers(0, 2, n_users)
+    u = np.repeat(np.arange(n_users), 10)
+    i = np.concatenate([rng.choice(n_items - n_new, 10, replace=False) for _ in range(n_users)])
+    r = 3 + np.where(kind_i[i] == kind_u[u], 1.5, -1.5) + 0.3 * rng.normal(size=len(u))
+    ratings = mfjax.Ratings.from_frame(pd.DataFrame({"user": u, "item": i, "rating": r}))
+    items = pd.DataFrame({"item_id": np.arange(n_items), "kind": [f"k{x}" for x in kind_i]})
+    f_train = mfjax.Features.from_frames(items=items[items.item_id < n_items - n_new])
+    f_all = mfjax.Features.from_frames(items=items)
+    model = mfjax.fit(ratings, mfjax.BayesianFM(**SPEC), features=f_train, progress=False)
+    grown = model.partial_fit_items(None, features=f_all)
+    new = np.arange(n_items - n_new, n_items)
+    assert len(grown.item_ids) == n_items
+    np.testing.assert_allclose(grown.predict(np.zeros(n_new, int), new, clip=False),
+                               model.predict(np.zeros(n_new, int), new, clip=False,
+                                             features=f_all), atol=1e-5)
+    similar = np.asarray(grown.similar_items(int(new[0]), 5)[0])
+    assert (kind_i[similar] == kind_i[new[0]]).all(), similar
