@@ -20,6 +20,19 @@ the same tables through ``fit(features=mfjax.Features)``; its rows record epochs
 
 Times are wall seconds of the fit (mfjax: building the relation blocks, compiling and
 sampling; myFM: its ``fit`` on prebuilt relation blocks), then the test predictions.
+
+``--protocol cold-users`` (#27 item 4): users held out entirely
+(``mfjax.split.cold_users``, a seeded 10% of the users with all their ratings); their
+features but none of their ratings are given. ``mfjax.fit(train, BayesianFM, features=F)``
+with ``mfjax.datasets.movielens_features("1m")`` (user and item attributes) is scored on
+their ratings two ways: F holding every user (the held-out users are rows known only
+from features, ``fit``'s feature rows) and F holding the training users only, the
+held-out ones passed later (``predict(features=F_all)``); against the no-feature
+fallback μ + b_i of the same model (``predict`` without their features) and of
+``BayesianMF``:
+
+    PYTHONPATH=. python benchmarks/bench_features.py --protocol cold-users --sweeps 50 \
+        --burn-in 10 --rank 32 --out /tmp/cold_users.jsonl
 """
 from __future__ import annotations
 
@@ -189,6 +202,73 @@ def run_bmf(train, test, args):
                                       clip=False), 1, 5), test), fit_s
 
 
+def run_cold_users(args) -> None:
+    """The held-out-users protocol (module docstring), one row per model and scoring."""
+    ratings = mfjax.datasets.movielens("1m")
+    train, test = mfjax.split.cold_users(ratings, 0.1, seed=args.seed)
+    f_all = mfjax.datasets.movielens_features("1m")
+    rated = np.unique(train.user_ids[train.users])    # the training users (with ratings)
+    f_train = mfjax.Features(users=mfjax.Features.from_csr(users=_rows_of(
+        f_all.users, rated)).users, items=f_all.items)
+    emit(args, {"environment": environment(), "protocol": "cold-users", "n_train": len(train),
+                "n_test": len(test), "test_users": int(len(np.unique(test.users)))})
+    users, items = test.user_ids[test.users], test.item_ids[test.items]
+    err = lambda pred: rmse(np.clip(pred, 1, 5), test)
+    spec = mfjax.BayesianFM(rank=args.rank, burn_in=args.burn_in,
+                            samples=args.sweeps - args.burn_in, implicit_features=False)
+    row = dict(sweeps=args.sweeps, burn_in=args.burn_in, rank=args.rank, seed=args.seed)
+    for given, feats in (("all users", f_all), ("training users", f_train)):
+        t0 = time.perf_counter()
+        model = mfjax.fit(train, spec, features=feats, progress=False, seed=args.seed)
+        fit_s = time.perf_counter() - t0
+        preds = {"features": np.clip(model.predict(users, items, features=f_all), 1, 5),
+                 "fallback mu+b_i": np.clip(_fallback(model, items), 1, 5)}
+        lo, hi = _paired_interval(preds["features"], preds["fallback mu+b_i"], test, args.seed)
+        for how, pred in preds.items():
+            extra = {"gain_95ci": [round(lo, 4), round(hi, 4)]} if how == "features" else {}
+            emit(args, dict(row, system="BayesianFM", features_at_fit=given, scored=how,
+                            rmse=round(rmse(pred, test), 4), fit_s=round(fit_s, 1), **extra,
+                            load=[round(x, 2) for x in os.getloadavg()]))
+    t0 = time.perf_counter()
+    bmf = mfjax.fit(train, mfjax.BayesianMF(rank=args.rank, burn_in=args.burn_in,
+                                            samples=args.sweeps - args.burn_in), progress=False,
+                    seed=args.seed)
+    emit(args, dict(row, system="BayesianMF", scored="fallback mu+b_i",
+                    rmse=round(err(bmf.predict(users, items)), 4),
+                    fit_s=round(time.perf_counter() - t0, 1),
+                    load=[round(x, 2) for x in os.getloadavg()]))
+
+
+def _paired_interval(a, b, test, seed, n_boot: int = 200) -> tuple[float, float]:
+    """95% interval of RMSE(b) − RMSE(a) over the test users, by resampling users
+    (their ratings together) ``n_boot`` times."""
+    users = np.unique(test.users, return_inverse=True)[1]
+    n = users.max() + 1
+    r = np.asarray(test.ratings, np.float64)
+    sa = np.bincount(users, (a - r) ** 2, n)
+    sb = np.bincount(users, (b - r) ** 2, n)
+    cnt = np.bincount(users, minlength=n).astype(float)
+    pick = np.random.default_rng(seed).integers(0, n, (n_boot, n))
+    w = np.stack([np.bincount(p, minlength=n) for p in pick])
+    gain = np.sqrt(w @ sb / (w @ cnt)) - np.sqrt(w @ sa / (w @ cnt))
+    return float(np.quantile(gain, 0.025)), float(np.quantile(gain, 0.975))
+
+
+def _rows_of(table, ids):
+    """``(ids, csr, column_names, groups)`` of ``table``'s rows for ``ids`` (from_csr's tuple)."""
+    indptr, indices, values, _ = table.rows_for(ids)
+    X = sp.csr_matrix((values, indices, indptr), shape=(len(ids), table.n_columns))
+    names = np.asarray(table.group_names)[np.asarray(table.groups)]
+    return (np.asarray(ids), X, list(table.column_names), list(names))
+
+
+def _fallback(model, raw_items):
+    """μ + b_i of ``model`` for the items (its ID fallback for a user without rows)."""
+    p = model.params
+    idx = model.index_items(raw_items)
+    return float(p.global_bias) + np.asarray(p.item_bias, np.float64)[idx]
+
+
 def environment() -> dict:
     import jax
     try:
@@ -216,7 +296,11 @@ def main(argv=None):
     p.add_argument("--fm-lr", type=float, default=None, help="mfjax.FM's learning_rate")
     p.add_argument("--fm-batch", type=int, default=None, help="mfjax.FM's batch_size")
     p.add_argument("--out", default=None)
+    p.add_argument("--protocol", default="split", choices=("split", "cold-users"),
+                   help="split: the random 90/10 split; cold-users: users held out entirely")
     args = p.parse_args(argv)
+    if args.protocol == "cold-users":
+        return run_cold_users(args)
     ratings = mfjax.datasets.movielens("1m")
     train, test = split(ratings, args.seed)
     users, items = movielens_1m_features()

@@ -38,6 +38,25 @@ def load_data(args):
     return mfjax.datasets.movielens(args.dataset.removeprefix("movielens-"))
 
 
+def add_feature_arguments(ap) -> None:
+    """The side-information flags (``--user-features`` ... ``--categorical``) on the parser
+    ``ap`` (``mfjax train``, ``cv``, ``search``; read by :func:`load_features`)."""
+    side = ap.add_argument_group("side information (mfjax.Features; models that take features)")
+    side.add_argument("--user-features", metavar="PATH",
+                      help="a CSV (.tsv: tab-separated) of user attributes, one row per user "
+                           "ID; text columns one-hot, numbers standardised")
+    side.add_argument("--item-features", metavar="PATH", help="the same for items")
+    side.add_argument("--user-id-col", default="user_id", metavar="COL",
+                      help="the user ID column of --user-features")
+    side.add_argument("--item-id-col", default="item_id", metavar="COL",
+                      help="the item ID column of --item-features")
+    side.add_argument("--multi-valued", action="append", default=None, metavar="COL=SEP",
+                      help="a column of several values split on SEP (multi-hot, each of n "
+                           "values 1/n), e.g. genres='|'; repeatable")
+    side.add_argument("--categorical", action="append", default=None, metavar="COL",
+                      help="a numeric column to one-hot instead of standardise; repeatable")
+
+
 def load_features(args):
     """``--user-features``/``--item-features`` as an :class:`mfjax.Features`, or None.
 
@@ -138,10 +157,13 @@ def spec_from_flags(args, fit_set):
 
     found = models.records_for(args.objective)
     by_solver = len(found) > 1  # several models of one objective: --solver picks the spec
-    if args.solver is not None and not by_solver:
+    pick = _features_record(args, found) if by_solver else None
+    if pick is not None:
+        cls, by_solver = pick.spec, False
+    elif args.solver is not None and not by_solver:
         raise UsageError(f"--solver is for --objective explicit (--objective {args.objective} "
                          f"trains {found[0].name})")
-    if by_solver and args.solver is None:  # what mfjax.fit(train) picks for these ratings
+    elif by_solver and args.solver is None:  # what mfjax.fit(train) picks for these ratings
         cls = models.pick_record(fit_set, args.objective, None).spec
     else:
         cls = (models.records_for(args.objective, args.solver)[0] if by_solver
@@ -169,6 +191,17 @@ def spec_from_flags(args, fit_set):
         spec = spec.replace(schedule=make_schedule(args, spec, n_steps), learning_rate=None,
                             optimizer_name=f"{spec.optimizer}-{args.schedule}")
     return spec
+
+
+def _features_record(args, found: list):
+    """With ``--user-features``/``--item-features``, the first of the records ``found``
+    (of ``--objective``) that reads features and trains with ``--solver`` when given;
+    None without feature files or such a record (then a model that takes no features
+    is refused by name, :func:`fit_model`)."""
+    if not (args.user_features or args.item_features):
+        return None
+    return next((r for r in found if r.features
+                 and (args.solver is None or args.solver in r.solvers)), None)
 
 
 @contextlib.contextmanager

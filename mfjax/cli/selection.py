@@ -16,6 +16,7 @@ import json
 import sys
 
 from . import UsageError, run_main
+from .runfiles import add_feature_arguments
 from .constants import SPEC_NAMES
 from ..models import objective_names, records_for
 
@@ -80,6 +81,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--binarize", type=float, default=None, metavar="THRESHOLD",
                    help="keep ratings >= THRESHOLD as interactions of value 1 (implicit feedback)")
     p.add_argument("--seed", type=int, default=0)
+    add_feature_arguments(p)
     p.add_argument("--out", default=None, help="write the table as CSV here")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing --out (or --plot) file; without it they are refused")
@@ -223,14 +225,15 @@ def run_cv(a) -> int:
     import mfjax
 
     _check_outputs(a)
-    from .runfiles import star_ratings_notice
+    from .runfiles import load_features, star_ratings_notice
 
     r, model = _data_and_model(a)
+    features = load_features(a)
     metrics = None if a.metrics is None else [m.strip() for m in a.metrics.split(",") if m.strip()]
     spec = model() if isinstance(model, type) else model or mfjax.models.default_record(r).spec()
     with star_ratings_notice(r, spec, "--binarize", "mfjax cv"):
         df = mfjax.cross_validate(r, model, folds=a.folds, metrics=metrics, seed=a.seed,
-                                  progress=not a.quiet)
+                                  progress=not a.quiet, features=features)
     if a.quiet:
         print(df.to_string(index=False))
     _write_outputs(a, df)
@@ -241,7 +244,7 @@ def run_search(a) -> int:
     """Run parsed ``search`` arguments; returns the exit status."""
     import mfjax
 
-    from .runfiles import star_ratings_notice
+    from .runfiles import load_features, star_ratings_notice
 
     if not a.grid:
         raise UsageError("give at least one --grid FIELD=V1,V2,...")
@@ -267,7 +270,7 @@ def run_search(a) -> int:
         res = mfjax.search(train, model, space, metric=a.metric, method=a.method,
                            n_trials=a.n_trials, seed=a.seed,
                            vectorize={"auto": "auto", "yes": True, "no": False}[a.vectorize],
-                           progress=not a.quiet, **split)
+                           progress=not a.quiet, features=load_features(a), **split)
     print(res.table.to_string(index=False))
     print(f"best: {res.best!r}")
     _write_outputs(a, res.table, res)

@@ -26,7 +26,7 @@ from .constants import (
     OBJECTIVES,
     OPTIMIZERS,
     SOLVERS)
-from .runfiles import RUN_FILES, remove_empty_tree, train_and_report
+from .runfiles import RUN_FILES, add_feature_arguments, remove_empty_tree, train_and_report
 
 __all__ = ["DESCRIPTION", "EPILOG", "configure", "build_parser", "execute", "main", "run",
            "remove_empty_tree", "FLAGS"]
@@ -89,20 +89,7 @@ def configure(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     data.add_argument("--val-fraction", type=fraction, default=0.1,
                       help="share of the training data held out for --patience")
 
-    side = ap.add_argument_group("side information (mfjax.Features; models that take features)")
-    side.add_argument("--user-features", metavar="PATH",
-                      help="a CSV (.tsv: tab-separated) of user attributes, one row per user "
-                           "ID; text columns one-hot, numbers standardised")
-    side.add_argument("--item-features", metavar="PATH", help="the same for items")
-    side.add_argument("--user-id-col", default="user_id", metavar="COL",
-                      help="the user ID column of --user-features")
-    side.add_argument("--item-id-col", default="item_id", metavar="COL",
-                      help="the item ID column of --item-features")
-    side.add_argument("--multi-valued", action="append", default=None, metavar="COL=SEP",
-                      help="a column of several values split on SEP (multi-hot, each of n "
-                           "values 1/n), e.g. genres='|'; repeatable")
-    side.add_argument("--categorical", action="append", default=None, metavar="COL",
-                      help="a numeric column to one-hot instead of standardise; repeatable")
+    add_feature_arguments(ap)
 
     fit = ap.add_argument_group("model and optimizer (mfjax.fit)")
     fit.add_argument("--objective", choices=OBJECTIVES, default=None,

@@ -285,8 +285,13 @@ class Features:
 def _merged_tables(a: FeatureTable, b: FeatureTable, side: str) -> FeatureTable:
     """The rows of ``a`` whose IDs ``b`` lacks, then ``b``'s (same columns required)."""
     if a.column_names != b.column_names:
-        raise ValueError(f"Features.merged: the {side[:-1]} tables have different columns "
-                         f"({a.n_columns} vs {b.n_columns}; encode both with the same columns)")
+        new = [c for c in b.column_names if c not in set(a.column_names)]
+        lack = [c for c in a.column_names if c not in set(b.column_names)]
+        what = "; ".join(x for x in (f"unknown columns {new[:5]}" if new else "",
+                                     f"lacks the columns {lack[:5]}" if lack else "") if x) \
+            or "the same columns in another order"
+        raise ValueError(f"Features.merged: the new {side[:-1]} table has {what} ({b.n_columns} "
+                         f"columns vs {a.n_columns}; encode both with the same columns)")
     keep = a.ids[~pd.Index(a.ids).isin(pd.Index(b.ids))]
     ids = _joined(keep, b.ids)
     ptr_a, idx_a, val_a, _ = a.rows_for(keep)

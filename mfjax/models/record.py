@@ -48,7 +48,15 @@ name                     what
 ``feature_rows``         optional, records with ``feature_ids=True``: ``(model, features, side,
                          raw_ids) -> vectors [n, k]`` (or ``(vectors, biases [n])``; without
                          biases the new rows' bias is 0) for new IDs known only from features
-                         (``partial_fit_items(features=F)``, :mod:`mfjax.serving.feature_rows`)
+                         (``partial_fit_items(features=F)``, :mod:`mfjax.serving.feature_rows`);
+                         a model with ``Model.posterior`` returns ``(vectors, biases,
+                         sample_biases [S, n])``
+``feature_row_solve``    optional, features records: ``(model, features, side, raw_ids, rows,
+                         cols, vals, n_rows, hp) -> (factors, bias, sample_bias)``: the
+                         partial-fit row solve of a model whose rows' prior depends on their
+                         features (``raw_ids`` [R] the solved rows' raw IDs, ``features`` the
+                         call's or the model's), used instead of ``posterior_row_solve`` /
+                         ``row_solve`` when there are features
 ======================== ======================================================================
 
 A model that reads side information (:class:`mfjax.Features`) says so with
@@ -150,6 +158,11 @@ class ModelRecord:
     def posterior_row_solve(self):
         """The row solve that reads ``Model.posterior`` (Bayesian MF), or None."""
         return getattr(self.parts, "posterior_row_solve", None)
+
+    @property
+    def feature_row_solve(self):
+        """The row solve that reads features (``parts.feature_row_solve``), or None."""
+        return getattr(self.parts, "feature_row_solve", None) if self.features else None
 
     @property
     def score(self):

@@ -5,7 +5,13 @@ IDs of ``F``'s table of one side that the model lacks, and that have no interact
 the call's ``ratings``, are appended to its ID table with the vectors its package's
 ``feature_rows(model, features, side, raw_ids) -> [n, k]`` gives them (iALS: the prior
 mean ``B g_i`` / ``A f_u`` of :mod:`mfjax.models.implicit_als.features`), bias 0 (or
-the biases [n] when the hook returns ``(vectors, biases)``) and no seen interactions;
+the biases [n] when the hook returns ``(vectors, biases)``) and no seen interactions.
+A model with per-sample arrays (``Model.posterior``, Gibbs) needs the hook to return
+``(vectors, biases, sample_biases [S, n])``: the new rows' per-sample biases are put
+in the posterior's ``user_bias`` / ``item_bias`` [S, n_rows]. IDs the model has as
+rows without training interactions and without features (an ID table entry with no
+ratings, e.g. a user a split held out) and that ``F`` has get their rows set the same
+way, in place, instead of staying on the fallback;
 ``model.features`` becomes ``model.features.merged(F)`` (an ID in both takes ``F``'s
 row), so the rows are served, saved and loaded like any other.
 """
@@ -49,19 +55,70 @@ def add_feature_rows(model, features, side: str, ratings, where: str):
                          f"Features.from_frames({side}=...))")
     old = np.asarray(model.user_ids if side == "users" else model.item_ids)
     taken = set(old.tolist())
+    rated = set()
     if ratings is not None:
         own = ratings.user_ids[ratings.users] if side == "users" else ratings.item_ids[ratings.items]
-        taken |= set(np.asarray(own).tolist())
+        rated = set(np.asarray(own).tolist())
+        taken |= rated
     new = np.asarray([x for x in table.ids.tolist() if x not in taken], dtype=table.ids.dtype)
     merged = features if model.features is None else model.features.merged(features)
+    model = _idle_rows_set(model, features, side, rated, hook, where)
     if new.size == 0:
         return dataclasses.replace(model, features=merged)
     out = hook(model, features, side, new)
-    vectors, biases = out if isinstance(out, tuple) else (out, np.zeros(len(new)))
-    return _appended(model, side, new, np.asarray(vectors), merged, where, np.asarray(biases))
+    out = out if isinstance(out, tuple) else (out, np.zeros(len(new)))
+    vectors, biases = out[:2]
+    sample_biases = out[2] if len(out) > 2 else None
+    return _appended(model, side, new, np.asarray(vectors), merged, where, np.asarray(biases),
+                     sample_biases)
 
 
-def _appended(model, side, new, vectors, merged: Features, where, biases):
+def _idle_rows_set(model, features, side: str, rated: set, hook, where: str):
+    """The model with its rows that have no training interactions and no features (an
+    ID table entry without ratings, e.g. a held-out user) set from ``features`` where
+    it has them and ``rated`` (the call's own IDs, left to the row solve) lacks them."""
+    from .fallback import cold_items, cold_users
+
+    users = side == "users"
+    ids = np.asarray(model.user_ids if users else model.item_ids)
+    idle = (cold_users if users else cold_items)(model, np.arange(len(ids)))
+    idle &= features.table(side).positions(ids) >= 0
+    idle &= ~np.isin(ids, np.asarray(list(rated), dtype=ids.dtype)) if rated else True
+    at = np.flatnonzero(idle)
+    if at.size == 0:
+        return model
+    out = hook(model, features, side, ids[at])
+    out = out if isinstance(out, tuple) else (out, np.zeros(len(at)))
+    p = model.params
+    f, b = ("user_factors", "user_bias") if users else ("item_factors", "item_bias")
+    vec = jnp.asarray(getattr(p, f)).at[at].set(jnp.asarray(out[0], getattr(p, f).dtype))
+    bias = jnp.asarray(getattr(p, b)).at[at].set(jnp.asarray(out[1], getattr(p, b).dtype))
+    posterior = model.posterior
+    if posterior is not None:
+        if len(out) < 3:
+            raise ValueError(f"{where}: a model with posterior samples needs per-sample biases "
+                             "for its feature rows")
+        sb = np.asarray(posterior[b]).copy()
+        sb[:, at] = np.asarray(out[2], sb.dtype)
+        posterior = {**posterior, b: sb}
+    return dataclasses.replace(model, params=p._replace(**{f: vec, b: bias}), posterior=posterior)
+
+
+def _grown_posterior(posterior, side: str, sample_biases, n_new: int, where: str):
+    """``posterior`` with the new rows' per-sample biases [S, n_new] appended to its
+    ``user_bias`` / ``item_bias`` [S, n_rows] (None stays None)."""
+    if posterior is None:
+        return None
+    key = "user_bias" if side == "users" else "item_bias"
+    old = np.asarray(posterior[key])
+    sb = None if sample_biases is None else np.asarray(sample_biases, old.dtype)
+    if sb is None or sb.shape != (old.shape[0], n_new):
+        raise ValueError(f"{where}: a model with posterior samples needs per-sample biases "
+                         f"[{old.shape[0]}, {n_new}] for its feature rows")
+    return {**posterior, key: np.concatenate([old, sb], axis=1)}
+
+
+def _appended(model, side, new, vectors, merged: Features, where, biases, sample_biases=None):
     """The model with rows ``vectors`` [n, k] and biases [n] appended for the raw IDs ``new`` [n]."""
     users = side == "users"
     old = np.asarray(model.user_ids if users else model.item_ids)
@@ -81,6 +138,5 @@ def _appended(model, side, new, vectors, merged: Features, where, biases):
     if users and model.seen_indptr is not None:
         ptr = np.asarray(model.seen_indptr, np.int64)
         changes["seen_indptr"] = np.concatenate([ptr, np.full(len(new), ptr[-1], np.int64)])
-    if model.posterior is not None:
-        raise ValueError(f"{where}: a model with posterior samples cannot take feature rows")
+    changes["posterior"] = _grown_posterior(model.posterior, side, sample_biases, len(new), where)
     return dataclasses.replace(model, **changes)

@@ -78,7 +78,8 @@ def _check(model, ratings, side, where):
     return hp
 
 
-def solve_rows(model, hp, side, rows, cols, vals, n_rows, *, posterior: bool = True):
+def solve_rows(model, hp, side, rows, cols, vals, n_rows, *, posterior: bool = True,
+               features=None, raw_ids=None):
     """Solved ``(factors [R, k], bias [R], sample_bias [S, R] or None)`` for R rows of
     ``side`` (NumPy), by the row solve of the model's record: its
     :attr:`~mfjax.models.ModelRecord.posterior_row_solve` where it has one and
@@ -86,9 +87,15 @@ def solve_rows(model, hp, side, rows, cols, vals, n_rows, *, posterior: bool = T
     (``sample_bias`` None).
 
     ``rows`` [n] are local row numbers in [0, R), ``cols`` [n] indices into the
-    other side, ``vals`` [n] the ratings (implicit: interaction values).
+    other side, ``vals`` [n] the ratings (implicit: interaction values). With
+    ``features`` (and the rows' raw IDs [R]), a record's
+    :attr:`~mfjax.models.ModelRecord.feature_row_solve` solves instead, its prior
+    reading the rows' features.
     """
     p = model.params
+    by_features = model.record.feature_row_solve
+    if posterior and features is not None and raw_ids is not None and by_features is not None:
+        return by_features(model, features, side, raw_ids, rows, cols, vals, n_rows, hp)
     bayes = model.record.posterior_row_solve
     if posterior and bayes is not None:
         return bayes(p, model.posterior, side, rows, cols, vals, n_rows, hp)
@@ -149,7 +156,9 @@ def partial_fit(model, ratings: Ratings | None, side: str, *, missing: str = "ra
         features: an :class:`mfjax.Features` or None: its new IDs of ``side`` without
             rows in ``ratings`` are added from their features
             (:func:`mfjax.serving.feature_rows.add_feature_rows`; models that serve
-            feature-only IDs); ``ratings`` may then be None.
+            feature-only IDs); ``ratings`` may then be None. The rows solved from
+            ``ratings`` read these features (else the model's) where the record has a
+            ``feature_row_solve`` (e.g. a prior mean from the row's features).
 
     Returns:
         The updated :class:`mfjax.Model`.
@@ -168,7 +177,10 @@ def partial_fit(model, ratings: Ratings | None, side: str, *, missing: str = "ra
     if missing not in ("raise", "ignore"):
         raise ValueError(f"{where}: missing must be 'raise' or 'ignore', got {missing!r}")
     raw, own_idx, local, other_idx, vals = _own_and_other(model, ratings, side, missing, where)
-    f, b, sample_b = solve_rows(model, hp, side, local, other_idx, vals, len(raw))
+    from .features import features_for
+
+    f, b, sample_b = solve_rows(model, hp, side, local, other_idx, vals, len(raw),
+                                features=features_for(model, features, where), raw_ids=raw)
     new = own_idx < 0
     ids_name = "user_ids" if side == "users" else "item_ids"
     old_ids = np.asarray(getattr(model, ids_name))

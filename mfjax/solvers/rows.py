@@ -117,7 +117,8 @@ def posterior_mean_rows(other_factors, other_bias, global_bias, tau, prior_mean,
         other_factors: the other side's factors of each sample [S, n_other, k].
         other_bias: its biases [S, n_other].
         global_bias, tau: μ_s, τ_s [S].
-        prior_mean, prior_prec: this side's mˢ [S, D] and Λˢ [S, D, D].
+        prior_mean, prior_prec: this side's mˢ [S, D] (or [S, R, D]: a prior mean per
+            row, e.g. a feature prior) and Λˢ [S, D, D].
         rows, cols, vals, n_rows: the interactions, as in :func:`ridge_rows`.
 
     Returns:
@@ -133,6 +134,10 @@ def posterior_mean_rows(other_factors, other_bias, global_bias, tau, prior_mean,
     layout = make_layout(rows, cols, vals, n_users=r_pad, n_items=other_factors.shape[1],
                          weights=w, dtype=dtype)
     window = default_window(other_factors.shape[2], itemsize=np.dtype(dtype).itemsize)
+    if np.ndim(prior_mean) == 3:  # per row: padding rows get the prior mean 0
+        pm = np.asarray(prior_mean)
+        prior_mean = np.concatenate([pm, np.zeros((pm.shape[0], r_pad - pm.shape[1],
+                                                   pm.shape[2]), pm.dtype)], axis=1)
     args = (other_factors, other_bias, global_bias, tau, prior_mean, prior_prec)
     f, b = _posterior_means(layout.users, *(jnp.asarray(a, dtype) for a in args), window=window)
     f = np.where(rated[None, :, None], np.asarray(f)[:, :n_rows], 0)

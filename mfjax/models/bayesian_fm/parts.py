@@ -5,9 +5,18 @@ Trained by the block Gibbs sampler of :mod:`mfjax.models.bayesian_fm`. A sample'
 the posterior mean of the kept samples as one rank k·S biased MF
 (:mod:`mfjax.objectives.explicit`), with the per-sample biases, μ and τ kept like
 Bayesian MF's (the same ``posterior/*`` arrays and ``predict(return_std=True)``).
-Fold-in and partial fits solve the ridge row of that mean against the fixed other
-side (λ = λ_b = :data:`FOLD_IN_REG`); they use the new rows' ratings, not their
-features (serving from features is #27 item 4).
+Fold-in and partial fits solve each row per kept sample as its conditional posterior
+mean, with the prior mean μˢ + Bˢᵀx from the row's features when it has them
+(:mod:`mfjax.models.bayesian_fm.refresh`); fold-in with ``reg=`` (and files saved
+before the row priors were kept) solve the ridge row of the posterior mean
+(λ = λ_b = :data:`FOLD_IN_REG`).
+
+IDs with features and no ratings (#27 item 4) are served from the kept samples'
+feature maps (:mod:`mfjax.models.bayesian_fm.serving`): ``fit`` makes them rows (the
+record's ``feature_ids``) holding their exact posterior mean, later ones come in by
+``partial_fit_users/items(features=F)`` (:func:`feature_rows`), and ``predict`` /
+``evaluate`` score raw IDs the model lacks from the features they are given
+(:func:`score_features`).
 """
 from __future__ import annotations
 
@@ -17,12 +26,16 @@ from ...objectives import explicit
 from ...objectives.explicit import Params
 from ...solvers.hardware import resolve_kernel
 from ...solvers.rows import ridge_row_solve
-from ...solvers.gibbs.posterior import POSTERIOR_FIELDS, check_posterior, predictive_std
+from ...solvers.gibbs.posterior import predictive_std
+from .posterior import POSTERIOR_FIELDS, check_posterior
+from .refresh import feature_row_solve, posterior_row_solve
+from .serving import feature_rows, score_features
 from .spec import BayesianFM
 
 __all__ = ["SPEC", "OBJECTIVE", "PARAMS", "make_solver", "resolve", "memory_bytes", "row_solve",
            "row_hyperparameters", "score", "MEMORY_HINT", "FOLD_IN_REG",
-           "check_posterior", "predictive_std", "gradient_hyperparameters", "POSTERIOR_FIELDS"]
+           "check_posterior", "predictive_std", "gradient_hyperparameters", "POSTERIOR_FIELDS",
+           "score_features", "feature_rows", "posterior_row_solve", "feature_row_solve"]
 
 SPEC = BayesianFM
 OBJECTIVE = explicit.OBJECTIVE

@@ -62,7 +62,8 @@ class GibbsFitState(NamedTuple):
         user_bias, item_bias: [S, n]; global_bias, tau: [S].
         user_prior_mean, item_prior_mean: μ_U, μ_V of each kept sample's sweep [S, D].
         user_prior_prec, item_prior_prec: Λ_U, Λ_V likewise [S, D, D] (D = k+1); None for a
-            chain without one row prior per side (:meth:`GibbsSolver.kept_values`).
+            chain without one row prior per side, or a subclass's own per-sample prior
+            arrays of other shapes (:meth:`GibbsSolver.kept_values`; checkpoints keep them).
     """
 
     chain: GibbsState
