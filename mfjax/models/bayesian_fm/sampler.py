@@ -1,7 +1,7 @@
 """Bayesian factorization machine over relation blocks, by block Gibbs sampling.
 
 Model. A rating (u, i, r) with the feature rows x_u [D_U], x_i [D_I]
-(:mod:`mfjax.models.bayesian_fm.blocks`) and K = k + 1 (factors, then the bias):
+(:mod:`mfjax.solvers.fm_blocks`) and K = k + 1 (factors, then the bias):
 
     r ~ N(w0 + b_u + b_i + ⟨p_u, q_i⟩, 1/τ),    θ_u = [p_u; b_u],  θ_i = [q_i; b_i],
     θ_u = v_u + B_Uᵀ x_u,    θ_i = v_i + B_Iᵀ x_i,

@@ -42,7 +42,7 @@ _squared_error = jax.jit(squared_error)
 
 def feature_blocks(train: Ratings, features, implicit: bool, dtype):
     """``(user_blocks, item_blocks, group_names)``: each side's relation blocks
-    (:func:`mfjax.models.bayesian_fm.blocks.side_blocks`, None when it has no column) and
+    (:func:`mfjax.solvers.fm_blocks.side_blocks`, None when it has no column) and
     the names of their groups (``"user:age"``, ``"item:implicit"``, ...).
 
     Args:
