@@ -176,6 +176,7 @@ def test_one_chunk_pass_matches_brute_force_mean():
     np.testing.assert_allclose(rows, np.asarray(row_features(blocks, coef)), rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.slow  # a CLI run or sampler compile per case (~10 s each on 2 cores)
 @pytest.mark.parametrize("kernel", [False, True])
 def test_row_conditional_with_feature_prior_matches_brute_force(kernel):
     """θ_u | B, items: the row draw with the per-row prior mean μ + m_u (XLA, and the C++

@@ -69,6 +69,7 @@ def test_train_bad_input_exits_2_with_one_line(tmp_path, args, match):
     assert "Traceback" not in p.stderr
 
 
+@pytest.mark.slow  # a CLI run or sampler compile per case (~10 s each on 2 cores)
 @pytest.mark.parametrize("existed", [False, True])
 def test_a_failed_run_removes_only_the_empty_folder_it_created(tmp_path, existed):
     out = tmp_path / "run"
@@ -129,6 +130,7 @@ def test_a_failed_check_grads_run_removes_its_empty_folder(tmp_path, monkeypatch
     assert rc != 0 and not out.exists()
 
 
+@pytest.mark.slow  # a CLI run or sampler compile per case (~10 s each on 2 cores)
 @pytest.mark.parametrize("flags, spec", [([], "BayesianMF"), (["--min-rating", "4"], "ImplicitALS"),
                                          (["--solver", "optax"], "MF")])
 def test_train_without_model_flags_trains_what_fit_picks(tmp_path, flags, spec):
@@ -449,6 +451,7 @@ def test_evaluate_prints_the_models_metrics(saved_model, tmp_path, capsys):
     assert "none.csv" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a CLI run or sampler compile per case (~10 s each on 2 cores)
 @pytest.mark.parametrize("extra, heldout", [(["--solver", "optax"], "test"),
                                             (["--solver", "optax", "--patience", "2"], "validation"),
                                             (["--objective", "ials", "--min-rating", "3"], "test")])
