@@ -19,6 +19,8 @@ New feature rows must have the training features' columns (same names and order)
 from __future__ import annotations
 
 import numpy as np
+
+from ...solvers.feature_scores import side_rows
 import scipy.sparse as sp
 
 __all__ = ["compose_rows", "feature_theta_rows", "side_maps", "feature_terms", "feature_vectors",
@@ -130,19 +132,14 @@ def score_features(model, features, raw_users, raw_items, users, items) -> np.nd
     """Scores [n] of raw-ID pairs, μ + b_u + b_i + ⟨p_u, q_i⟩: a row's own vector and bias
     when the model has it (``users``/``items`` ≥ 0), else its features'
     (:func:`feature_vectors`), else 0 (the fallback of ``predict``)."""
-    parts = {}
     p = model.params
-    for side, raw, rows in (("users", raw_users, users), ("items", raw_items, items)):
-        table = np.asarray(p.user_factors if side == "users" else p.item_factors, np.float64)
-        bias = np.asarray(p.user_bias if side == "users" else p.item_bias, np.float64)
-        rows = np.asarray(rows, np.int64)
-        ok = rows >= 0
-        vec = np.where(ok[:, None], table[np.clip(rows, 0, None)], 0.0)
-        b = np.where(ok, bias[np.clip(rows, 0, None)], 0.0)
-        if (~ok).any():
-            v, bb, _, known = feature_vectors(model, features, side, np.asarray(raw, object)[~ok])
-            at = np.flatnonzero(~ok)[known]
-            vec[at], b[at] = v[known], bb[known]
-        parts[side] = (vec, b)
-    (pu, bu), (qi, bi) = parts["users"], parts["items"]
+
+    def of(side):
+        def vectors(raw):
+            v, bb, _, known = feature_vectors(model, features, side, raw)
+            return v, bb, known
+        return vectors
+
+    pu, bu = side_rows(p.user_factors, p.user_bias, users, raw_users, of("users"))
+    qi, bi = side_rows(p.item_factors, p.item_bias, items, raw_items, of("items"))
     return float(p.global_bias) + bu + bi + np.sum(pu * qi, axis=1)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...solvers.feature_scores import side_rows
+
 __all__ = ["least_squares_map", "pure_rows", "feature_map", "feature_vectors", "feature_rows", "score_features"]
 
 
@@ -102,18 +104,9 @@ def score_features(model, features, raw_users, raw_items, users, items) -> np.nd
     """Scores [n] of raw-ID pairs, ``b_i + <v_u, v_i>``: a row's own vector and bias when
     the model has it (``users``/``items`` ≥ 0), else its features' (:func:`feature_vectors`),
     else 0 (no row, no features)."""
-    parts = {}
-    for side, raw, rows in (("users", raw_users, users), ("items", raw_items, items)):
-        p = model.params
-        table = np.asarray(p.user_factors if side == "users" else p.item_factors, np.float64)
-        bias = np.zeros(len(table)) if side == "users" else np.asarray(p.item_bias, np.float64)
-        rows = np.asarray(rows, np.int64)
-        ok = rows >= 0
-        vec = np.where(ok[:, None], table[np.clip(rows, 0, None)], 0.0)
-        b = np.where(ok, bias[np.clip(rows, 0, None)], 0.0)
-        if (~ok).any():
-            v, bb, known = feature_vectors(model, features, side, np.asarray(raw, object)[~ok])
-            at = np.flatnonzero(~ok)[known]
-            vec[at], b[at] = v[known], bb[known]
-        parts[side] = (vec, b)
-    return np.sum(parts["users"][0] * parts["items"][0], axis=1) + parts["items"][1]
+    p = model.params
+    of = lambda side: lambda raw: feature_vectors(model, features, side, raw)
+    pu, _ = side_rows(p.user_factors, np.zeros(p.user_factors.shape[0]), users, raw_users,
+                      of("users"))
+    qi, bi = side_rows(p.item_factors, p.item_bias, items, raw_items, of("items"))
+    return np.sum(pu * qi, axis=1) + bi

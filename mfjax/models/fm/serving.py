@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...solvers.feature_scores import side_rows
+
 __all__ = ["feature_map", "feature_vectors", "feature_rows", "score_features"]
 
 
@@ -83,18 +85,7 @@ def score_features(model, features, raw_users, raw_items, users, items) -> np.nd
     bias when the model has it (``users``/``items`` ≥ 0), else its features'
     (:func:`feature_vectors`), else the ID fallback's zero vector and bias."""
     p = model.params
-    parts = {}
-    for side, raw, rows in (("users", raw_users, users), ("items", raw_items, items)):
-        table = np.asarray(p.user_factors if side == "users" else p.item_factors, np.float64)
-        bias = np.asarray(p.user_bias if side == "users" else p.item_bias, np.float64)
-        rows = np.asarray(rows, np.int64)
-        ok = rows >= 0
-        vec = np.where(ok[:, None], table[np.clip(rows, 0, None)], 0.0)
-        b = np.where(ok, bias[np.clip(rows, 0, None)], 0.0)
-        if (~ok).any():
-            v, bb, known = feature_vectors(model, features, side, np.asarray(raw, object)[~ok])
-            at = np.flatnonzero(~ok)[known]
-            vec[at], b[at] = v[known], bb[known]
-        parts[side] = (vec, b)
-    (P, bu), (Q, bi) = parts["users"], parts["items"]
+    of = lambda side: lambda raw: feature_vectors(model, features, side, raw)
+    P, bu = side_rows(p.user_factors, p.user_bias, users, raw_users, of("users"))
+    Q, bi = side_rows(p.item_factors, p.item_bias, items, raw_items, of("items"))
     return float(np.asarray(p.global_bias)) + bu + bi + np.sum(P * Q, axis=1)
