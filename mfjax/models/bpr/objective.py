@@ -42,7 +42,8 @@ from jax import lax
 
 from ...objectives.explicit import Params
 
-__all__ = ["bpr_loss", "bpr_manual_grad", "sample_negatives", "sample_triples"]
+__all__ = ["bpr_loss", "bpr_manual_grad", "sample_negatives", "sample_triples",
+           "triple_gradient"]
 
 
 def _w(weights, n, dtype):
@@ -92,15 +93,7 @@ def bpr_manual_grad(params: Params, users, pos, neg, *, reg: float = 0.0,
     w = _w(weights, users.shape[0], P.dtype)
     dp, dqi, dqj, dbi, dbj = jax.vmap(_triple_grad, in_axes=(0, 0, 0, 0, 0, 0, None, None))(
         P[users], Q[pos], Q[neg], b[pos], b[neg], w, reg, bias_reg)
-    items = jnp.concatenate([pos, neg])
-    n_items = Q.shape[0]
-    return Params(
-        user_factors=jax.ops.segment_sum(dp, users, num_segments=P.shape[0]),
-        item_factors=jax.ops.segment_sum(jnp.concatenate([dqi, dqj]), items, num_segments=n_items),
-        user_bias=jnp.zeros_like(params.user_bias),
-        item_bias=jax.ops.segment_sum(jnp.concatenate([dbi, dbj]), items, num_segments=n_items),
-        global_bias=jnp.zeros_like(params.global_bias),
-    )
+    return triple_gradient(params, users, pos, neg, dp, dqi, dqj, dbi, dbj)
 
 
 def sample_negatives(key, users, seen_indptr, seen_items, n_items: int):
@@ -181,3 +174,19 @@ def _record():
 
 #: This objective's record (:class:`mfjax.objectives.Objective`).
 OBJECTIVE = _record()
+
+
+def triple_gradient(params: Params, users, pos, neg, dp, dqi, dqj, dbi, dbj) -> Params:
+    """The gradient pytree of a triple loss from its per-triple terms, summed per row:
+    ``dp`` [n, k] onto ``users``, ``dqi``/``dbi`` onto ``pos`` and ``dqj``/``dbj`` onto
+    ``neg`` (each [n, k] / [n]); the user and global biases get zero."""
+    P, Q = params.user_factors, params.item_factors
+    items = jnp.concatenate([pos, neg])
+    n_items = Q.shape[0]
+    return Params(
+        user_factors=jax.ops.segment_sum(dp, users, num_segments=P.shape[0]),
+        item_factors=jax.ops.segment_sum(jnp.concatenate([dqi, dqj]), items, num_segments=n_items),
+        user_bias=jnp.zeros_like(params.user_bias),
+        item_bias=jax.ops.segment_sum(jnp.concatenate([dbi, dbj]), items, num_segments=n_items),
+        global_bias=jnp.zeros_like(params.global_bias),
+    )

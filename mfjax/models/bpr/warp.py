@@ -33,7 +33,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from .objective import sample_negatives
+from .objective import sample_negatives, triple_gradient
 from ...objectives.explicit import Params
 
 __all__ = ["rank_weight", "warp_negatives", "warp_loss", "warp_manual_grad"]
@@ -117,12 +117,4 @@ def warp_manual_grad(params: Params, users, pos, neg, rank_weights, *, reg: floa
     dqi = wc * (g[:, None] * p + reg * qi)
     dqj = wc * (-g[:, None] * p + reg * qj)
     dbi, dbj = w * (g + bias_reg * bi), w * (-g + bias_reg * bj)
-    items = jnp.concatenate([pos, neg])
-    n_items = Q.shape[0]
-    return Params(
-        user_factors=jax.ops.segment_sum(dp, users, num_segments=P.shape[0]),
-        item_factors=jax.ops.segment_sum(jnp.concatenate([dqi, dqj]), items, num_segments=n_items),
-        user_bias=jnp.zeros_like(params.user_bias),
-        item_bias=jax.ops.segment_sum(jnp.concatenate([dbi, dbj]), items, num_segments=n_items),
-        global_bias=jnp.zeros_like(params.global_bias),
-    )
+    return triple_gradient(params, users, pos, neg, dp, dqi, dqj, dbi, dbj)
